@@ -1,0 +1,20 @@
+// Named tensors in host memory: layout checks, hashing, arithmetic.
+export type { HostTensor, NamedTensors } from './named-tensors.js';
+export {
+  sizeOf,
+  hostTensor,
+  cloneNamed,
+  numElements,
+  assertSameLayout,
+  findNonFinite,
+  sha256Named,
+  subtractNamed,
+  addScaledNamed,
+  l2NormNamed,
+} from './named-tensors.js';
+// Streaming tensors in chunks below gRPC's message limit.
+export type { TensorChunkData } from './chunking.js';
+export { chunkTensors, TensorAssembler, ChunkStreamError, DEFAULT_CHUNK_BYTES } from './chunking.js';
+// Randomness as a parameter.
+export type { RandomBytes } from './random.js';
+export { cryptoRandomBytes, seededRandomBytes, uniform01, uniformInt, shuffleInPlace } from './random.js';

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+/** Shared vitest settings: every project's vitest.config.ts re-exports this. */
+export default defineConfig({
+  test: {
+    include: ['src/**/*.test.ts', '*.test.ts', '**/*.test.ts'],
+    exclude: ['**/node_modules/**'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+  },
+});
