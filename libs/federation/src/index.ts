@@ -1,1 +1,23 @@
-export {};
+// Domain types of a federation round.
+export type { TensorLayout, RoundPlan, Task, UpdateHeader, ClientUpdate, RoundSummary, ClientRecord } from './types.js';
+// Typed errors (the transport maps codes to gRPC statuses in one place).
+export type { FederationErrorCode } from './errors.js';
+export { FederationError, RoundAbortedError } from './errors.js';
+// Time and logging as parameters.
+export type { Clock, EventLogger } from './clock.js';
+export { systemClock, silentLogger } from './clock.js';
+// Server optimizers (FedAvg, FedAdam, FedYogi, FedAdagrad; FedProx is FedAvg on the server).
+export type { ServerStrategy, StrategyOptions } from './strategy.js';
+export { createStrategy } from './strategy.js';
+// Aggregation of updates within a round.
+export { WeightedMeanAggregator } from './aggregator.js';
+export type { RoundAggregation, RoundAggregationFactory } from './round-aggregation.js';
+export { weightedFedAvg } from './round-aggregation.js';
+export { validateUpdate, MAX_NUM_EXAMPLES } from './validate-update.js';
+// The coordinator's round loop and the client loop, both transport-agnostic.
+export type { CoordinatorOptions } from './coordinator.js';
+export { FederationCoordinator } from './coordinator.js';
+export type { CoordinatorConnection, LocalTrainer, ClientRunnerOptions } from './client-runner.js';
+export { runClient } from './client-runner.js';
+export { inProcessConnection } from './in-process-connection.js';
+export { Notifier } from './notifier.js';

@@ -1,0 +1,144 @@
+import type { NamedTensors } from '@fedlora/tensor';
+import { sha256Named } from '@fedlora/tensor';
+import type { Clock, EventLogger } from './clock.js';
+import { silentLogger, systemClock } from './clock.js';
+import { FederationError } from './errors.js';
+import type { ClientUpdate, RoundPlan, Task } from './types.js';
+
+/** The client's view of the coordinator; implemented over gRPC and in-process. */
+export interface CoordinatorConnection {
+  register(name: string, numExamples: number): Promise<{ clientId: string }>;
+  getTask(waitMs: number): Promise<Task>;
+  downloadAdapter(round: number): Promise<NamedTensors>;
+  uploadUpdate(update: ClientUpdate): Promise<void>;
+  decline(round: number, reason: string): Promise<void>;
+  heartbeat(round: number): Promise<{ roundOpen: boolean }>;
+  close(): void;
+}
+
+/** What a client contributes: local training on its private data. */
+export interface LocalTrainer {
+  /** Examples this client trains on (sent at registration and as the FedAvg weight). */
+  readonly numExamples: number;
+  /** Decides whether to take part (privacy budget); a refusal tells the coordinator only the reason given. */
+  accept?(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string }>;
+  /** Trains from the global adapter; returns delta = local - global. */
+  train(plan: RoundPlan, global: NamedTensors): Promise<{ delta: NamedTensors; numExamples: number; trainLoss: number; metrics?: Record<string, number> }>;
+}
+
+/** Options of the client loop. */
+export interface ClientRunnerOptions {
+  name: string;
+  connection: CoordinatorConnection;
+  trainer: LocalTrainer;
+  /** Long-poll duration per GetTask call. */
+  pollMs?: number;
+  /** Reconnect backoff: initial and maximum delay; gives up after maxRetries consecutive failures. */
+  backoffMs?: { initial: number; max: number };
+  maxRetries?: number;
+  heartbeatMs?: number;
+  clock?: Clock;
+  logger?: EventLogger;
+  signal?: AbortSignal;
+  /** Called after each round the client trained in (for progress displays). */
+  onRoundTrained?: (info: { round: number; trainLoss: number; numExamples: number }) => void;
+}
+
+/**
+ * The client loop: register, poll for a task, download the global adapter (hash-checked),
+ * train, upload the delta; reconnects with exponential backoff when the coordinator is away.
+ */
+export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrained: number[] }> {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.logger ?? silentLogger;
+  const backoff = opts.backoffMs ?? { initial: 250, max: 10_000 };
+  const maxRetries = opts.maxRetries ?? 30;
+  const conn = opts.connection;
+  const roundsTrained: number[] = [];
+  let registered = false;
+  let failures = 0;
+  let lastAttempt = '';
+
+  while (!opts.signal?.aborted) {
+    try {
+      if (!registered) {
+        await conn.register(opts.name, opts.trainer.numExamples);
+        registered = true;
+        log.info({ event: 'client.registered', client: opts.name });
+      }
+      const task = await conn.getTask(opts.pollMs ?? 5000);
+      failures = 0;
+      if (task.kind === 'finished') {
+        log.info({ event: 'client.finished', client: opts.name, rounds: roundsTrained.length });
+        return { roundsTrained };
+      }
+      if (task.kind === 'wait') {
+        await clock.sleep(Math.min(task.retryAfterMs, 1000), opts.signal);
+        continue;
+      }
+      const plan = task.plan;
+      const key = `${plan.round}:${plan.nonce}`;
+      if (key === lastAttempt) {
+        await clock.sleep(200, opts.signal);
+        continue;
+      }
+      lastAttempt = key;
+      const verdict = (await opts.trainer.accept?.(plan)) ?? { accept: true as const };
+      if (!verdict.accept) {
+        log.warn({ event: 'round.declined', client: opts.name, round: plan.round, reason: verdict.reason });
+        await conn.decline(plan.round, verdict.reason);
+        continue;
+      }
+      const global = await conn.downloadAdapter(plan.round);
+      const got = sha256Named(global);
+      if (got !== plan.adapterSha256) {
+        throw new FederationError('invalid-argument', `downloaded adapter hash ${got.slice(0, 12)}… does not match the plan's ${plan.adapterSha256.slice(0, 12)}…`);
+      }
+      const result = await withHeartbeat(conn, plan.round, opts.heartbeatMs ?? 5000, () => opts.trainer.train(plan, global));
+      await conn.uploadUpdate({
+        header: {
+          clientId: opts.name,
+          round: plan.round,
+          nonce: plan.nonce,
+          numExamples: result.numExamples,
+          trainLoss: result.trainLoss,
+          tensors: [...result.delta].map(([name, t]) => ({ name, shape: [...t.shape] })),
+          metrics: result.metrics ?? {},
+        },
+        delta: result.delta,
+      });
+      roundsTrained.push(plan.round);
+      opts.onRoundTrained?.({ round: plan.round, trainLoss: result.trainLoss, numExamples: result.numExamples });
+      log.info({ event: 'update.sent', client: opts.name, round: plan.round, trainLoss: result.trainLoss });
+    } catch (err) {
+      const code = err instanceof FederationError ? err.code : undefined;
+      if (code === 'unauthenticated') {
+        registered = false; // the coordinator restarted or forgot us: register again
+      } else if (code === 'failed-precondition' || code === 'already-exists') {
+        log.warn({ event: 'round.missed', client: opts.name, reason: (err as Error).message });
+        continue; // the round moved on; ask for the next task
+      } else if (code !== 'unavailable' && code !== undefined) {
+        throw err;
+      } else if (code === undefined && !(err instanceof Error && /ECONNREFUSED|UNAVAILABLE|ECONNRESET/.test(err.message))) {
+        throw err;
+      }
+      failures++;
+      if (failures > maxRetries) throw new FederationError('unavailable', `coordinator unreachable after ${maxRetries} attempts: ${(err as Error).message}`);
+      const delay = Math.min(backoff.max, backoff.initial * 2 ** (failures - 1));
+      log.warn({ event: 'client.reconnecting', client: opts.name, attempt: failures, delayMs: delay });
+      await clock.sleep(delay, opts.signal);
+    }
+  }
+  return { roundsTrained };
+}
+
+async function withHeartbeat<T>(conn: CoordinatorConnection, round: number, everyMs: number, work: () => Promise<T>): Promise<T> {
+  const timer = setInterval(() => {
+    conn.heartbeat(round).catch(() => {});
+  }, everyMs);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}

@@ -1,0 +1,338 @@
+import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
+import { cryptoRandomBytes, sha256Named, shuffleInPlace } from '@fedlora/tensor';
+import type { Clock, EventLogger } from './clock.js';
+import { silentLogger, systemClock } from './clock.js';
+import { FederationError } from './errors.js';
+import { Notifier } from './notifier.js';
+import type { RoundAggregation, RoundAggregationFactory } from './round-aggregation.js';
+import { weightedFedAvg } from './round-aggregation.js';
+import type { ServerStrategy } from './strategy.js';
+import type { ClientRecord, ClientUpdate, RoundPlan, RoundSummary, Task } from './types.js';
+import { validateUpdate } from './validate-update.js';
+
+/** Everything the coordinator needs; the apps build this from the YAML config. */
+export interface CoordinatorOptions {
+  federationId: string;
+  rounds: number;
+  /** A round completes only if at least this many clients reported. */
+  minClients: number;
+  /** Cohort size per round: a count (>= 1) or a fraction (0, 1) of the live clients; all when unset. */
+  clientsPerRound?: number;
+  roundDeadlineMs: number;
+  /** Once minClients have reported, wait at most this long for the rest of the cohort. */
+  waitAfterMinimumMs?: number;
+  /** A round that aborts is retried; after this many attempts of one round the run fails. */
+  maxAttemptsPerRound?: number;
+  /** A client not heard from for this long is not selected for new rounds. */
+  livenessMs?: number;
+  localSteps: number;
+  learningRate: number;
+  batchSize: number;
+  strategy: ServerStrategy;
+  initialAdapter: NamedTensors;
+  /** Resume after this many committed rounds (from the store). */
+  startAfterRound?: number;
+  aggregation?: RoundAggregationFactory;
+  /** Extra plan parameters (privacy, secagg, fedprox mu) for a round. */
+  planExtra?: (round: number) => Record<string, unknown>;
+  /** Awaited after each round ends, before the next starts (persistence, ledger). */
+  onRoundEnd?: (summary: RoundSummary, adapter: NamedTensors | null, plan: RoundPlan) => Promise<void> | void;
+  clock?: Clock;
+  logger?: EventLogger;
+  rng?: RandomBytes;
+}
+
+interface OpenRound {
+  plan: RoundPlan;
+  cohort: Set<string>;
+  reported: Map<string, { numExamples: number; trainLoss: number }>;
+  declined: Map<string, string>;
+  aggregation: RoundAggregation;
+  closed: boolean;
+  startedAt: number;
+  minReachedAt?: number;
+}
+
+type RunState = 'waiting-for-clients' | 'training' | 'finished' | 'failed' | 'stopped';
+
+/**
+ * The federation's round loop, independent of any transport: the gRPC adapter (or an
+ * in-process test) calls register/getTask/getAdapter/submitUpdate/decline/heartbeat.
+ */
+export class FederationCoordinator {
+  private readonly clients = new Map<string, ClientRecord & { token: string }>();
+  private global: NamedTensors;
+  private current: OpenRound | null = null;
+  private state: RunState = 'waiting-for-clients';
+  private readonly changed = new Notifier();
+  private readonly history: RoundSummary[] = [];
+  private readonly clock: Clock;
+  private readonly log: EventLogger;
+  private readonly rng: RandomBytes;
+  private readonly stopController = new AbortController();
+  private completedRounds: number;
+
+  constructor(private readonly opts: CoordinatorOptions) {
+    if (!Number.isInteger(opts.rounds) || opts.rounds < 1) throw new RangeError(`rounds must be an integer >= 1, received ${opts.rounds}`);
+    if (!Number.isInteger(opts.minClients) || opts.minClients < 1) throw new RangeError(`minClients must be an integer >= 1, received ${opts.minClients}`);
+    this.global = opts.initialAdapter;
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.logger ?? silentLogger;
+    this.rng = opts.rng ?? cryptoRandomBytes;
+    this.completedRounds = opts.startAfterRound ?? 0;
+  }
+
+  /** Registers (or re-registers after a reconnect) a client; returns its session token. */
+  register(name: string, numExamples: number): { clientId: string; sessionToken: string } {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
+      throw new FederationError('invalid-argument', `client name must be 1-64 characters of [A-Za-z0-9._-], received ${JSON.stringify(name.slice(0, 80))}`);
+    }
+    const token = Buffer.from(this.rng(24)).toString('base64url');
+    const now = this.clock.now();
+    const existing = this.clients.get(name);
+    this.clients.set(name, { clientId: name, name, numExamples, registeredAt: existing?.registeredAt ?? now, lastSeen: now, token });
+    this.log.info({ event: existing ? 'client.rejoined' : 'client.joined', client: name });
+    this.changed.notify();
+    return { clientId: name, sessionToken: token };
+  }
+
+  /** Checks a client's session token; refreshes its liveness. */
+  authenticate(clientId: string, token: string): ClientRecord {
+    const c = this.clients.get(clientId);
+    if (!c || c.token !== token) throw new FederationError('unauthenticated', 'unknown client or expired session: register again');
+    c.lastSeen = this.clock.now();
+    return c;
+  }
+
+  /** Long-poll: what should this client do now? Waits up to `waitMs` for something to change. */
+  async getTask(clientId: string, token: string, waitMs = 0): Promise<Task> {
+    this.authenticate(clientId, token);
+    const until = this.clock.now() + Math.min(Math.max(waitMs, 0), 60_000);
+    for (;;) {
+      const task = this.taskFor(clientId);
+      if (task.kind !== 'wait' || this.clock.now() >= until) return task;
+      await this.changed.wait(until - this.clock.now(), this.stopController.signal);
+      if (this.stopController.signal.aborted) return { kind: 'wait', retryAfterMs: 1000 };
+    }
+  }
+
+  private taskFor(clientId: string): Task {
+    if (this.state === 'finished') return { kind: 'finished' };
+    const r = this.current;
+    if (r && !r.closed && r.cohort.has(clientId) && !r.reported.has(clientId) && !r.declined.has(clientId)) {
+      return { kind: 'train', plan: r.plan };
+    }
+    return { kind: 'wait', retryAfterMs: 500 };
+  }
+
+  /** The global adapter of the open round, for a client of its cohort. */
+  getAdapter(clientId: string, token: string, round: number): { adapter: NamedTensors; sha256: string } {
+    this.authenticate(clientId, token);
+    const r = this.requireOpenRound(round);
+    if (!r.cohort.has(clientId)) throw new FederationError('permission-denied', `client ${clientId} is not in the cohort of round ${round}`);
+    return { adapter: this.global, sha256: r.plan.adapterSha256 };
+  }
+
+  /** Accepts a complete update for the open round (validated, then added whole). */
+  submitUpdate(clientId: string, token: string, update: ClientUpdate): void {
+    this.authenticate(clientId, token);
+    if (update.header.clientId !== clientId) throw new FederationError('invalid-argument', 'update header names another client');
+    const r = this.requireOpenRound(update.header.round);
+    if (!r.cohort.has(clientId)) throw new FederationError('permission-denied', `client ${clientId} is not in the cohort of round ${r.plan.round}`);
+    if (r.reported.has(clientId)) throw new FederationError('already-exists', `client ${clientId} already reported for round ${r.plan.round}`);
+    validateUpdate(r.plan, update.header, update.delta);
+    r.aggregation.add(clientId, update);
+    r.reported.set(clientId, { numExamples: update.header.numExamples, trainLoss: update.header.trainLoss });
+    if (r.reported.size >= this.opts.minClients && r.minReachedAt === undefined) r.minReachedAt = this.clock.now();
+    this.log.info({ event: 'update.received', round: r.plan.round, client: clientId, numExamples: update.header.numExamples });
+    this.changed.notify();
+  }
+
+  /** A client declines the open round (for example: its privacy budget would be exceeded). */
+  decline(clientId: string, token: string, round: number, reason: string): void {
+    this.authenticate(clientId, token);
+    const r = this.requireOpenRound(round);
+    if (!r.cohort.has(clientId) || r.reported.has(clientId)) return;
+    r.declined.set(clientId, reason.slice(0, 200));
+    this.log.info({ event: 'client.declined', round, client: clientId, reason: reason.slice(0, 200) });
+    this.changed.notify();
+  }
+
+  /** Liveness signal while training; says whether the round is still open. */
+  heartbeat(clientId: string, token: string, round: number): { roundOpen: boolean } {
+    this.authenticate(clientId, token);
+    const r = this.current;
+    return { roundOpen: !!r && !r.closed && r.plan.round === round };
+  }
+
+  private requireOpenRound(round: number): OpenRound {
+    const r = this.current;
+    if (!r || r.plan.round !== round) {
+      throw new FederationError('failed-precondition', `round ${round} is not open${r ? ` (round ${r.plan.round} is)` : ''}`);
+    }
+    if (r.closed) throw new FederationError('failed-precondition', `round ${round} is closed: late results are discarded`);
+    return r;
+  }
+
+  /** Operator view. */
+  status() {
+    const now = this.clock.now();
+    return {
+      federationId: this.opts.federationId,
+      state: this.state,
+      currentRound: this.current?.plan.round ?? this.completedRounds,
+      completedRounds: this.completedRounds,
+      totalRounds: this.opts.rounds,
+      connectedClients: [...this.clients.values()].filter((c) => now - c.lastSeen <= this.liveness).length,
+      rounds: [...this.history],
+    };
+  }
+
+  /** The current global adapter. */
+  get adapter(): NamedTensors {
+    return this.global;
+  }
+
+  /** Every round attempt so far. */
+  get rounds(): readonly RoundSummary[] {
+    return this.history;
+  }
+
+  private get liveness(): number {
+    return this.opts.livenessMs ?? 60_000;
+  }
+
+  /** Stops the loop (shutdown); pending long-polls return. */
+  stop(): void {
+    if (this.state !== 'finished') this.state = 'stopped';
+    this.stopController.abort();
+    this.changed.notify();
+  }
+
+  /** Runs rounds until the configured number is committed. Resolves with the history. */
+  async run(): Promise<RoundSummary[]> {
+    const maxAttempts = this.opts.maxAttemptsPerRound ?? 3;
+    while (this.completedRounds < this.opts.rounds) {
+      const round = this.completedRounds + 1;
+      let done = false;
+      for (let attempt = 1; attempt <= maxAttempts && !done; attempt++) {
+        if (this.stopController.signal.aborted) return this.history;
+        await this.waitForClients();
+        if (this.stopController.signal.aborted) return this.history;
+        done = await this.runRound(round, attempt);
+      }
+      if (!done) {
+        this.state = 'failed';
+        this.log.error({ event: 'federation.failed', round, reason: `round ${round} aborted ${maxAttempts} times` });
+        this.changed.notify();
+        throw new FederationError('unavailable', `round ${round} aborted ${maxAttempts} times; see the round history for reasons`);
+      }
+    }
+    this.state = 'finished';
+    this.log.info({ event: 'federation.finished', rounds: this.completedRounds });
+    this.changed.notify();
+    return this.history;
+  }
+
+  private liveClients(): string[] {
+    const now = this.clock.now();
+    return [...this.clients.values()].filter((c) => now - c.lastSeen <= this.liveness).map((c) => c.clientId).sort();
+  }
+
+  private async waitForClients(): Promise<void> {
+    this.state = 'waiting-for-clients';
+    while (this.liveClients().length < this.opts.minClients && !this.stopController.signal.aborted) {
+      await this.changed.wait(1000, this.stopController.signal);
+    }
+  }
+
+  private selectCohort(): string[] {
+    const live = this.liveClients();
+    const k = this.opts.clientsPerRound;
+    if (k === undefined) return live;
+    const size = k < 1 ? Math.max(this.opts.minClients, Math.ceil(k * live.length)) : Math.min(live.length, Math.floor(k));
+    return shuffleInPlace(live, this.rng).slice(0, size).sort();
+  }
+
+  private async runRound(round: number, attempt: number): Promise<boolean> {
+    const cohort = this.selectCohort();
+    const startedAt = this.clock.now();
+    const plan: RoundPlan = {
+      round,
+      attempt,
+      adapterSha256: sha256Named(this.global),
+      tensors: [...this.global].map(([name, t]) => ({ name, shape: [...t.shape] })),
+      localSteps: this.opts.localSteps,
+      learningRate: this.opts.learningRate,
+      batchSize: this.opts.batchSize,
+      deadlineUnixMs: startedAt + this.opts.roundDeadlineMs,
+      nonce: Buffer.from(this.rng(16)).toString('hex'),
+      extra: this.opts.planExtra?.(round) ?? {},
+    };
+    const r: OpenRound = {
+      plan,
+      cohort: new Set(cohort),
+      reported: new Map(),
+      declined: new Map(),
+      aggregation: (this.opts.aggregation ?? weightedFedAvg)(plan),
+      closed: false,
+      startedAt,
+    };
+    this.current = r;
+    this.state = 'training';
+    this.log.info({ event: 'round.started', round, attempt, cohort: cohort.length });
+    this.changed.notify();
+
+    await this.waitForReports(r);
+    r.closed = true;
+    const dropped = cohort.filter((c) => !r.reported.has(c) && !r.declined.has(c));
+    for (const c of dropped) this.log.warn({ event: 'client.dropped', round, client: c, reason: 'no update before the deadline' });
+
+    const participants = r.reported.size;
+    const numExamples = [...r.reported.values()].reduce((a, b) => a + b.numExamples, 0);
+    const trainLoss = participants ? [...r.reported.values()].reduce((a, b) => a + b.trainLoss * b.numExamples, 0) / numExamples : null;
+    const base = { round, attempt, participants, cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt };
+    let summary: RoundSummary;
+    let newAdapter: NamedTensors | null = null;
+    if (participants < this.opts.minClients) {
+      const reason = `${participants} of ${cohort.length} clients reported, minClients is ${this.opts.minClients}`;
+      summary = { ...base, status: 'aborted', adapterSha256: null, reason, endedAt: this.clock.now(), metrics: {} };
+      this.log.warn({ event: 'round.aborted', round, attempt, reason });
+    } else {
+      try {
+        const { delta, metrics } = r.aggregation.finalize();
+        newAdapter = this.opts.strategy.apply(this.global, delta);
+        summary = { ...base, status: 'completed', adapterSha256: sha256Named(newAdapter), endedAt: this.clock.now(), metrics };
+      } catch (err) {
+        const reason = `aggregation failed: ${err instanceof Error ? err.message : String(err)}`;
+        summary = { ...base, status: 'aborted', adapterSha256: null, reason, endedAt: this.clock.now(), metrics: {} };
+        newAdapter = null;
+        this.log.error({ event: 'round.aborted', round, attempt, reason });
+      }
+    }
+    await this.opts.onRoundEnd?.(summary, newAdapter, plan);
+    this.history.push(summary);
+    if (newAdapter) {
+      this.global = newAdapter;
+      this.completedRounds = round;
+      this.log.info({ event: 'round.completed', round, attempt, participants, trainLoss, adapterSha256: summary.adapterSha256 });
+    }
+    this.current = null;
+    this.changed.notify();
+    return newAdapter !== null;
+  }
+
+  private async waitForReports(r: OpenRound): Promise<void> {
+    const waitAfterMin = this.opts.waitAfterMinimumMs ?? Number.POSITIVE_INFINITY;
+    for (;;) {
+      const now = this.clock.now();
+      const settled = r.reported.size + r.declined.size;
+      if (settled >= r.cohort.size) return;
+      if (now >= r.plan.deadlineUnixMs) return;
+      if (r.minReachedAt !== undefined && now - r.minReachedAt >= waitAfterMin) return;
+      if (this.stopController.signal.aborted) return;
+      const nextWake = Math.min(r.plan.deadlineUnixMs, r.minReachedAt !== undefined ? r.minReachedAt + waitAfterMin : Infinity);
+      await this.changed.wait(Math.max(1, Math.min(nextWake - now, 1000)), this.stopController.signal);
+    }
+  }
+}

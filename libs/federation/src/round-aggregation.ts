@@ -1,0 +1,27 @@
+import type { NamedTensors } from '@fedlora/tensor';
+import { WeightedMeanAggregator } from './aggregator.js';
+import type { ClientUpdate, RoundPlan } from './types.js';
+
+/**
+ * How one round turns the accepted updates into one averaged delta. The default is the
+ * example-weighted FedAvg mean; privacy (central noise) and secure aggregation plug in here
+ * by supplying another factory to the coordinator.
+ */
+export interface RoundAggregation {
+  /** Adds one validated update; called once per accepted client. */
+  add(clientId: string, update: ClientUpdate): void;
+  /** The averaged delta over the added updates, plus metrics to record for the round. */
+  finalize(): { delta: NamedTensors; metrics: Record<string, number> };
+}
+
+/** Creates the aggregation for a round from its plan. */
+export type RoundAggregationFactory = (plan: RoundPlan) => RoundAggregation;
+
+/** Example-weighted FedAvg (McMahan et al. 2017): weights are the clients' example counts. */
+export const weightedFedAvg: RoundAggregationFactory = (plan) => {
+  const agg = new WeightedMeanAggregator(plan.tensors);
+  return {
+    add: (_clientId, update) => agg.add(update.delta, update.header.numExamples),
+    finalize: () => ({ delta: agg.mean(), metrics: { aggregated: agg.size } }),
+  };
+};

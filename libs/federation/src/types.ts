@@ -1,0 +1,74 @@
+import type { NamedTensors } from '@fedlora/tensor';
+
+/** Name and shape of one tensor of the global adapter, as announced in a round plan. */
+export interface TensorLayout {
+  name: string;
+  shape: number[];
+}
+
+/** What the coordinator asks of the cohort in one round. Fixed when the round opens. */
+export interface RoundPlan {
+  round: number;
+  /** Retry counter for this round number (a round that aborted is rerun with attempt + 1). */
+  attempt: number;
+  adapterSha256: string;
+  tensors: TensorLayout[];
+  localSteps: number;
+  learningRate: number;
+  batchSize: number;
+  deadlineUnixMs: number;
+  /** Binds uploads to this round attempt: an upload with another nonce is refused. */
+  nonce: string;
+  /** Strategy, privacy and secure-aggregation parameters (JSON-serialisable). */
+  extra: Record<string, unknown>;
+}
+
+/** The answer to a client asking what to do next. */
+export type Task =
+  | { kind: 'wait'; retryAfterMs: number }
+  | { kind: 'train'; plan: RoundPlan }
+  | { kind: 'finished' };
+
+/** Metadata that precedes a client's update tensors. */
+export interface UpdateHeader {
+  clientId: string;
+  round: number;
+  nonce: string;
+  numExamples: number;
+  trainLoss: number;
+  tensors: TensorLayout[];
+  metrics: Record<string, number>;
+}
+
+/** A client's complete update: delta = local adapter - global adapter. */
+export interface ClientUpdate {
+  header: UpdateHeader;
+  delta: NamedTensors;
+}
+
+/** One row of the coordinator's history, also what `simulate` and `status` report. */
+export interface RoundSummary {
+  round: number;
+  attempt: number;
+  status: 'completed' | 'aborted';
+  participants: number;
+  cohort: number;
+  dropped: string[];
+  declined: string[];
+  trainLoss: number | null;
+  numExamples: number;
+  adapterSha256: string | null;
+  reason?: string;
+  startedAt: number;
+  endedAt: number;
+  metrics: Record<string, number>;
+}
+
+/** A client as the coordinator knows it. */
+export interface ClientRecord {
+  clientId: string;
+  name: string;
+  numExamples: number;
+  registeredAt: number;
+  lastSeen: number;
+}
