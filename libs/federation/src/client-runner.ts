@@ -73,7 +73,8 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
         return { roundsTrained };
       }
       if (task.kind === 'wait') {
-        await clock.sleep(Math.min(task.retryAfterMs, 1000), opts.signal);
+        // GetTask already long-polled; a short pause only guards against a server that answers at once.
+        await clock.sleep(Math.min(task.retryAfterMs, 50), opts.signal);
         continue;
       }
       const plan = task.plan;
