@@ -165,6 +165,11 @@ export class FederationCoordinator {
     return { roundOpen: !!r && !r.closed && r.plan.round === round };
   }
 
+  /** The plan of the open round `round`; throws failed-precondition if it is not open. */
+  openPlan(round: number): RoundPlan {
+    return this.requireOpenRound(round).plan;
+  }
+
   private requireOpenRound(round: number): OpenRound {
     const r = this.current;
     if (!r || r.plan.round !== round) {

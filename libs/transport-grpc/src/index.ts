@@ -1,1 +1,11 @@
-export {};
+// gRPC server front of a FederationCoordinator.
+export type { FederationServerOptions, RunningServer } from './server.js';
+export { startFederationServer } from './server.js';
+// Client connection implementing CoordinatorConnection over gRPC.
+export type { GrpcConnectionOptions } from './client.js';
+export { GrpcConnection } from './client.js';
+// Wire contract loading and the one error translation.
+export { loadFederationPackage, federationService, PROTO_LOADER_OPTIONS } from './proto.js';
+export { toServiceError, fromServiceError } from './status-map.js';
+// Serde (exported for tests and interop tools).
+export * as serde from './serde.js';

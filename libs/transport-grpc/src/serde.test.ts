@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import type { RoundPlan, Task, UpdateHeader } from '@fedlora/federation';
+import { chunkFromProto, chunkToProto, headerFromProto, headerToProto, planFromProto, planToProto, taskFromProto, taskToProto } from './serde.js';
+
+const plan: RoundPlan = {
+  round: 3,
+  attempt: 2,
+  adapterSha256: 'ab'.repeat(32),
+  tensors: [
+    { name: 'a', shape: [2, 3] },
+    { name: 'b', shape: [4] },
+  ],
+  localSteps: 10,
+  learningRate: 0.001,
+  batchSize: 8,
+  deadlineUnixMs: 1_800_000_000_123,
+  nonce: 'n0',
+  extra: { clipNorm: 1.5, mode: 'central' },
+};
+
+describe('serde round-trips', () => {
+  it('plan', () => {
+    expect(planFromProto(planToProto(plan))).toEqual(plan);
+  });
+
+  it('every task kind', () => {
+    const tasks: Task[] = [{ kind: 'wait', retryAfterMs: 250 }, { kind: 'train', plan }, { kind: 'finished' }];
+    for (const t of tasks) expect(taskFromProto(taskToProto(t))).toEqual(t);
+  });
+
+  it('update header with its session token', () => {
+    const h: UpdateHeader = { clientId: 'c1', round: 3, nonce: 'n0', numExamples: 17, trainLoss: 2.5, tensors: plan.tensors, metrics: { evalLoss: 2.1 } };
+    expect(headerFromProto(headerToProto(h, 'tok'))).toEqual({ header: h, sessionToken: 'tok' });
+  });
+
+  it('chunk, copying into an aligned buffer', () => {
+    const data = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]).subarray(1, 5);
+    const back = chunkFromProto(chunkToProto(3, { tensorName: 'a', offset: 4, totalBytes: 24, data }));
+    expect(back).toEqual({ round: 3, tensorName: 'a', offset: 4, totalBytes: 24, data: new Uint8Array([2, 3, 4, 5]) });
+    expect(back.data.byteOffset).toBe(0);
+  });
+});
+
+describe('serde rejects malformed input', () => {
+  it('a plan whose extra JSON is not an object', () => {
+    expect(() => planFromProto({ ...planToProto(plan), extraJson: '[1]' })).toThrow(/plan.extraJson must be a JSON object/);
+  });
+
+  it('a tensor listed twice', () => {
+    const p = planToProto(plan);
+    p.tensors.push({ ...p.tensors[0]! });
+    expect(() => planFromProto(p)).toThrow(/tensor "a" listed twice/);
+  });
+
+  it('a non-float32 dtype', () => {
+    const h = headerToProto({ clientId: 'c', round: 1, nonce: 'n', numExamples: 1, trainLoss: 0, tensors: [{ name: 'x', shape: [1] }], metrics: {} }, 't');
+    h.tensors[0]!.dtype = 'float64';
+    expect(() => headerFromProto(h)).toThrow(/dtype must be float32, received float64/);
+  });
+
+  it('a TRAIN task without a plan', () => {
+    expect(() => taskFromProto({ kind: 'TRAIN', plan: null, retryAfterMs: 0 })).toThrow(/without a plan/);
+  });
+});

@@ -1,0 +1,141 @@
+import type { TensorChunkData } from '@fedlora/tensor';
+import type { RoundPlan, Task, TensorLayout, UpdateHeader } from '@fedlora/federation';
+import { FederationError } from '@fedlora/federation';
+import type { PbGetTaskResponse, PbRoundPlan, PbTensorChunk, PbTensorSpec, PbUpdateHeader } from './wire-types.js';
+
+/** Every toProto/fromProto pair of the wire contract lives here (STYLE.md 2). */
+
+/** Largest number of tensors or dimensions we accept in one message (hostile-input guard). */
+const MAX_TENSORS = 4096;
+const MAX_RANK = 8;
+
+function bad(message: string): FederationError {
+  return new FederationError('invalid-argument', message);
+}
+
+function parseJsonObject(text: string, field: string): Record<string, unknown> {
+  if (!text) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw bad(`${field} is not valid JSON`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad(`${field} must be a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+export function layoutToProto(t: TensorLayout[]): PbTensorSpec[] {
+  return t.map((x) => ({ name: x.name, shape: [...x.shape], dtype: 'float32' }));
+}
+
+export function layoutFromProto(specs: PbTensorSpec[] | undefined, field = 'tensors'): TensorLayout[] {
+  const list = specs ?? [];
+  if (list.length > MAX_TENSORS) throw bad(`${field}: at most ${MAX_TENSORS} tensors, received ${list.length}`);
+  const seen = new Set<string>();
+  return list.map((s, i) => {
+    if (!s.name || s.name.length > 512) throw bad(`${field}[${i}].name must be 1-512 characters`);
+    if (seen.has(s.name)) throw bad(`${field}: tensor "${s.name}" listed twice`);
+    seen.add(s.name);
+    if (s.dtype && s.dtype !== 'float32') throw bad(`${field}[${i}] "${s.name}": dtype must be float32, received ${s.dtype}`);
+    if (s.shape.length > MAX_RANK) throw bad(`${field}[${i}] "${s.name}": rank ${s.shape.length} exceeds ${MAX_RANK}`);
+    return { name: s.name, shape: s.shape.map(Number) };
+  });
+}
+
+export function planToProto(p: RoundPlan): PbRoundPlan {
+  return {
+    round: p.round,
+    adapterSha256: p.adapterSha256,
+    tensors: layoutToProto(p.tensors),
+    localSteps: p.localSteps,
+    learningRate: p.learningRate,
+    batchSize: p.batchSize,
+    deadlineUnixMs: p.deadlineUnixMs,
+    nonce: p.nonce,
+    extraJson: JSON.stringify({ ...p.extra, attempt: p.attempt }),
+  };
+}
+
+export function planFromProto(p: PbRoundPlan): RoundPlan {
+  const extra = parseJsonObject(p.extraJson, 'plan.extraJson');
+  const { attempt, ...rest } = extra;
+  return {
+    round: p.round,
+    attempt: typeof attempt === 'number' ? attempt : 1,
+    adapterSha256: p.adapterSha256,
+    tensors: layoutFromProto(p.tensors, 'plan.tensors'),
+    localSteps: p.localSteps,
+    learningRate: p.learningRate,
+    batchSize: p.batchSize,
+    deadlineUnixMs: p.deadlineUnixMs,
+    nonce: p.nonce,
+    extra: rest,
+  };
+}
+
+export function taskToProto(t: Task): PbGetTaskResponse {
+  switch (t.kind) {
+    case 'wait':
+      return { kind: 'WAIT', plan: null, retryAfterMs: t.retryAfterMs };
+    case 'train':
+      return { kind: 'TRAIN', plan: planToProto(t.plan), retryAfterMs: 0 };
+    case 'finished':
+      return { kind: 'FINISHED', plan: null, retryAfterMs: 0 };
+  }
+}
+
+export function taskFromProto(r: PbGetTaskResponse): Task {
+  switch (r.kind) {
+    case 'WAIT':
+      return { kind: 'wait', retryAfterMs: r.retryAfterMs };
+    case 'TRAIN':
+      if (!r.plan) throw bad('TRAIN task without a plan');
+      return { kind: 'train', plan: planFromProto(r.plan) };
+    case 'FINISHED':
+      return { kind: 'finished' };
+    default:
+      throw bad(`unknown task kind ${String(r.kind)}`);
+  }
+}
+
+export function headerToProto(h: UpdateHeader, sessionToken: string): PbUpdateHeader {
+  return {
+    clientId: h.clientId,
+    sessionToken,
+    round: h.round,
+    nonce: h.nonce,
+    numExamples: h.numExamples,
+    trainLoss: h.trainLoss,
+    tensors: layoutToProto(h.tensors),
+    metricsJson: JSON.stringify(h.metrics),
+  };
+}
+
+export function headerFromProto(h: PbUpdateHeader): { header: UpdateHeader; sessionToken: string } {
+  const metricsRaw = parseJsonObject(h.metricsJson, 'header.metricsJson');
+  const metrics: Record<string, number> = {};
+  for (const [k, v] of Object.entries(metricsRaw)) if (typeof v === 'number' && Number.isFinite(v)) metrics[k] = v;
+  return {
+    sessionToken: h.sessionToken,
+    header: {
+      clientId: h.clientId,
+      round: h.round,
+      nonce: h.nonce,
+      numExamples: h.numExamples,
+      trainLoss: h.trainLoss,
+      tensors: layoutFromProto(h.tensors, 'header.tensors'),
+      metrics,
+    },
+  };
+}
+
+export function chunkToProto(round: number, c: TensorChunkData): PbTensorChunk {
+  return { round, tensorName: c.tensorName, offset: c.offset, totalBytes: c.totalBytes, data: c.data };
+}
+
+export function chunkFromProto(c: PbTensorChunk): TensorChunkData & { round: number } {
+  const data = c.data instanceof Uint8Array ? c.data : new Uint8Array(c.data as ArrayBuffer);
+  // Copy into a 4-byte-aligned buffer of its own: the wire buffer may be shared and unaligned.
+  return { round: c.round, tensorName: c.tensorName, offset: c.offset, totalBytes: c.totalBytes, data: new Uint8Array(data) };
+}

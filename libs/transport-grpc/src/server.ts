@@ -1,0 +1,163 @@
+import * as grpc from '@grpc/grpc-js';
+import type { FederationCoordinator } from '@fedlora/federation';
+import { FederationError } from '@fedlora/federation';
+import type { NamedTensors } from '@fedlora/tensor';
+import { DEFAULT_CHUNK_BYTES, TensorAssembler, chunkTensors } from '@fedlora/tensor';
+import { federationService } from './proto.js';
+import { chunkFromProto, chunkToProto, headerFromProto, taskToProto } from './serde.js';
+import { toServiceError } from './status-map.js';
+import type { PbAuth, PbTensorChunk, PbUploadMessage } from './wire-types.js';
+
+/** Options of the gRPC front of a coordinator. */
+export interface FederationServerOptions {
+  /** host:port; port 0 picks a free one. */
+  address: string;
+  credentials?: grpc.ServerCredentials;
+  chunkBytes?: number;
+  /** Largest message accepted (chunks are 1 MiB by default). */
+  maxReceiveMessageBytes?: number;
+  /** Called for refused requests (audit log / metrics). */
+  onRefused?: (info: { method: string; clientId?: string; code: number; details: string }) => void;
+  /** Called for each RPC with bytes transferred (metrics). */
+  onBytes?: (direction: 'in' | 'out', bytes: number) => void;
+}
+
+/** A running gRPC server; `port` is the bound port. */
+export interface RunningServer {
+  port: number;
+  server: grpc.Server;
+  close(): Promise<void>;
+}
+
+type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => void;
+
+/**
+ * Serves a FederationCoordinator over gRPC: each RPC authenticates the session, delegates to the
+ * transport-agnostic core, and maps errors to statuses in one place. Nothing a client sends can
+ * throw out of a handler.
+ */
+export async function startFederationServer(coordinator: FederationCoordinator, opts: FederationServerOptions): Promise<RunningServer> {
+  const maxRecv = opts.maxReceiveMessageBytes ?? 8 * 1024 * 1024;
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': maxRecv,
+    'grpc.max_send_message_length': 8 * 1024 * 1024,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+
+  const fail = (method: string, err: unknown, clientId?: string): Partial<grpc.ServiceError> => {
+    const se = toServiceError(err);
+    opts.onRefused?.({ method, clientId, code: se.code ?? grpc.status.UNKNOWN, details: se.details ?? '' });
+    return se;
+  };
+
+  const unary =
+    <Req, Res>(method: string, fn: (req: Req) => Promise<Res> | Res): Unary<Req, Res> =>
+    (call, cb) => {
+      Promise.resolve()
+        .then(() => fn(call.request))
+        .then(
+          (res) => cb(null, res),
+          (err) => cb(fail(method, err, (call.request as Partial<PbAuth>)?.clientId)),
+        );
+    };
+
+  server.addService(federationService(), {
+    Register: unary('Register', (req: { clientName: string; federationId: string; numExamples: number }) => {
+      const federationId = coordinator.status().federationId;
+      if (req.federationId && req.federationId !== federationId) {
+        throw new FederationError('permission-denied', `this coordinator serves federation "${federationId}", not "${req.federationId}"`);
+      }
+      const r = coordinator.register(req.clientName, req.numExamples);
+      return { clientId: r.clientId, sessionToken: r.sessionToken, federationId };
+    }),
+    GetTask: unary('GetTask', async (req: PbAuth & { waitMs: number }) => taskToProto(await coordinator.getTask(req.clientId, req.sessionToken, req.waitMs))),
+    Decline: unary('Decline', (req: PbAuth & { round: number; reason: string }) => {
+      coordinator.decline(req.clientId, req.sessionToken, req.round, req.reason);
+      return {};
+    }),
+    Heartbeat: unary('Heartbeat', (req: PbAuth & { round: number }) => coordinator.heartbeat(req.clientId, req.sessionToken, req.round)),
+    GetStatus: unary('GetStatus', () => {
+      const s = coordinator.status();
+      return {
+        federationId: s.federationId,
+        currentRound: s.currentRound,
+        totalRounds: s.totalRounds,
+        state: s.state,
+        connectedClients: s.connectedClients,
+        roundsJson: JSON.stringify(s.rounds),
+      };
+    }),
+    DownloadAdapter: (call: grpc.ServerWritableStream<PbAuth & { round: number }, PbTensorChunk>) => {
+      void streamAdapter(call).catch((err) => call.destroy(fail('DownloadAdapter', err, call.request.clientId) as Error));
+    },
+    UploadUpdate: (call: grpc.ServerReadableStream<PbUploadMessage, unknown>, cb: grpc.sendUnaryData<{ accepted: boolean; message: string }>) => {
+      receiveUpdate(call).then(
+        (msg) => cb(null, { accepted: true, message: msg }),
+        (err) => cb(fail('UploadUpdate', err)),
+      );
+    },
+  });
+
+  async function streamAdapter(call: grpc.ServerWritableStream<PbAuth & { round: number }, PbTensorChunk>): Promise<void> {
+    const { clientId, sessionToken, round } = call.request;
+    const { adapter } = coordinator.getAdapter(clientId, sessionToken, round);
+    for (const c of chunkTensors(adapter, chunkBytes)) {
+      if (call.cancelled) return;
+      opts.onBytes?.('out', c.data.byteLength);
+      if (!call.write(chunkToProto(round, c))) await new Promise((r) => call.once('drain', r));
+    }
+    call.end();
+  }
+
+  async function receiveUpdate(call: grpc.ServerReadableStream<PbUploadMessage, unknown>): Promise<string> {
+    let header: ReturnType<typeof headerFromProto> | undefined;
+    let asm: TensorAssembler | undefined;
+    for await (const msg of call as AsyncIterable<PbUploadMessage>) {
+      if (msg.header) {
+        if (header) throw new FederationError('invalid-argument', 'upload carries two headers');
+        header = headerFromProto(msg.header);
+        const h = header.header;
+        // Authenticate and check the layout against the open round before allocating anything.
+        coordinator.authenticate(h.clientId, header.sessionToken);
+        const plan = coordinator.openPlan(h.round);
+        const expected = JSON.stringify(plan.tensors);
+        if (JSON.stringify(h.tensors) !== expected) {
+          throw new FederationError('invalid-argument', `update layout does not match the plan of round ${h.round} (tensor names, order and shapes must be the plan's)`);
+        }
+        asm = new TensorAssembler(plan.tensors);
+      } else if (msg.chunk) {
+        if (!asm || !header) throw new FederationError('invalid-argument', 'the first upload message must be the header');
+        const c = chunkFromProto(msg.chunk);
+        if (c.round !== header.header.round) throw new FederationError('invalid-argument', `chunk for round ${c.round} inside an upload for round ${header.header.round}`);
+        opts.onBytes?.('in', c.data.byteLength);
+        asm.add(c);
+      } else {
+        throw new FederationError('invalid-argument', 'empty upload message');
+      }
+    }
+    if (!header || !asm) throw new FederationError('invalid-argument', 'upload ended before its header');
+    const delta: NamedTensors = asm.finish();
+    coordinator.submitUpdate(header.header.clientId, header.sessionToken, { header: header.header, delta });
+    return `update for round ${header.header.round} accepted`;
+  }
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(opts.address, opts.credentials ?? grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+  });
+  return {
+    port,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, 2000);
+        server.tryShutdown(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      }),
+  };
+}

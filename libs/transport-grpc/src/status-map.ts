@@ -1,0 +1,38 @@
+import * as grpc from '@grpc/grpc-js';
+import type { FederationErrorCode } from '@fedlora/federation';
+import { FederationError } from '@fedlora/federation';
+import { ChunkStreamError } from '@fedlora/tensor';
+
+const TO_STATUS: Record<FederationErrorCode, grpc.status> = {
+  unauthenticated: grpc.status.UNAUTHENTICATED,
+  'permission-denied': grpc.status.PERMISSION_DENIED,
+  'invalid-argument': grpc.status.INVALID_ARGUMENT,
+  'failed-precondition': grpc.status.FAILED_PRECONDITION,
+  'already-exists': grpc.status.ALREADY_EXISTS,
+  'resource-exhausted': grpc.status.RESOURCE_EXHAUSTED,
+  unavailable: grpc.status.UNAVAILABLE,
+};
+
+/**
+ * The one place where errors become gRPC statuses. Known errors keep their message (they are
+ * written not to contain secrets); anything unexpected becomes INTERNAL with a generic message,
+ * so stack traces and internal state never reach a client.
+ */
+export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
+  if (err instanceof FederationError) return { code: TO_STATUS[err.code], details: err.message };
+  if (err instanceof ChunkStreamError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+  if (err instanceof RangeError || err instanceof TypeError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+  return { code: grpc.status.INTERNAL, details: 'internal error (see the coordinator log)' };
+}
+
+/** The inverse, on the client: a gRPC error becomes a FederationError with the matching code. */
+export function fromServiceError(err: unknown): Error {
+  const e = err as Partial<grpc.ServiceError>;
+  if (typeof e?.code !== 'number') return err instanceof Error ? err : new Error(String(err));
+  const details = e.details ?? e.message ?? 'unknown error';
+  for (const [code, status] of Object.entries(TO_STATUS)) {
+    if (status === e.code) return new FederationError(code as FederationErrorCode, details);
+  }
+  if (e.code === grpc.status.DEADLINE_EXCEEDED || e.code === grpc.status.CANCELLED) return new FederationError('unavailable', details);
+  return new Error(`coordinator error (${grpc.status[e.code] ?? e.code}): ${details}`);
+}

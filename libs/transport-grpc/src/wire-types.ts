@@ -1,0 +1,57 @@
+/**
+ * The protobuf messages as proto-loader hands them to us (camelCase, longs as numbers, enums as
+ * strings). Only serde.ts turns these into domain types.
+ */
+export interface PbTensorSpec {
+  name: string;
+  shape: number[];
+  dtype: string;
+}
+
+export interface PbRoundPlan {
+  round: number;
+  adapterSha256: string;
+  tensors: PbTensorSpec[];
+  localSteps: number;
+  learningRate: number;
+  batchSize: number;
+  deadlineUnixMs: number;
+  nonce: string;
+  extraJson: string;
+}
+
+export interface PbGetTaskResponse {
+  kind: 'KIND_UNSPECIFIED' | 'WAIT' | 'TRAIN' | 'FINISHED';
+  plan?: PbRoundPlan | null;
+  retryAfterMs: number;
+}
+
+export interface PbTensorChunk {
+  round: number;
+  tensorName: string;
+  offset: number;
+  totalBytes: number;
+  data: Buffer | Uint8Array;
+}
+
+export interface PbUpdateHeader {
+  clientId: string;
+  sessionToken: string;
+  round: number;
+  nonce: string;
+  numExamples: number;
+  trainLoss: number;
+  tensors: PbTensorSpec[];
+  metricsJson: string;
+}
+
+export interface PbUploadMessage {
+  header?: PbUpdateHeader | null;
+  chunk?: PbTensorChunk | null;
+  payload?: 'header' | 'chunk';
+}
+
+export interface PbAuth {
+  clientId: string;
+  sessionToken: string;
+}
