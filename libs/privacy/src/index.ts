@@ -1,1 +1,49 @@
-export {};
+// Secure noise samplers: exact integer arithmetic, randomness passed in (CSPRNG in production).
+/** Exact discrete Gaussian N_Z(0, sigma2) (CKS 2020 Alg. 3), exact Poisson, Skellam, and Gaussian on a fine grid for floats. */
+export {
+  sampleDiscreteGaussian,
+  samplePoisson,
+  sampleSkellam,
+  gaussianOnGrid,
+  addGaussianOnGrid,
+  gridSensitivity,
+  DEFAULT_GRID_FRACTION,
+} from './samplers.js';
+/** Exact Bernoulli / uniform primitives over a RandomBytes source (for other exact samplers). */
+export { ExactRandom, rationalAtLeast } from './exact-bits.js';
+/** Rational number type used by the exact samplers. */
+export type { Rational } from './exact-bits.js';
+
+// Clipping.
+/** L2 clipping of a whole update, and quantile-based adaptive clipping (Andrew et al. 2021). */
+export { clipL2, AdaptiveClipper } from './clipping.js';
+/** Options of AdaptiveClipper. */
+export type { AdaptiveClipperOptions } from './clipping.js';
+
+// Accounting (RDP).
+/** Privacy events and the RDP accountant: compose, epsilon/delta of events, noise calibration. */
+export { composeRdp, eventRdp, validateEvent, epsilonOf, deltaOf, calibrateNoise, MECHANISMS } from './accountant.js';
+/** Event shapes accepted by the accountant. */
+export type {
+  PrivacyEvent,
+  SampledGaussianEvent,
+  GaussianEvent,
+  DiscreteGaussianEvent,
+  SkellamEvent,
+  RdpCurveEvent,
+  CalibrateOptions,
+} from './accountant.js';
+/** RDP -> (epsilon, delta) conversions, `improved` (Balle et al. 2020) by default or `classic` (Mironov 2017). */
+export { rdpToEpsilon, rdpToDelta } from './conversion.js';
+/** Name of an RDP conversion. */
+export type { Conversion } from './conversion.js';
+/** Order presets named after their sources (opacus, dp-accounting, tf-privacy). */
+export { resolveOrders, ORDER_PRESETS, DEFAULT_ORDERS_PRESET } from './orders.js';
+/** Single-mechanism RDP formulas (per order), each citing its paper. */
+export { rdpGaussian, rdpSampledGaussian, rdpPoissonSubsampled, rdpSkellam, rdpDiscreteGaussian } from './rdp-mechanisms.js';
+
+// Budgets.
+/** A data owner's budget: refuses planned releases that would overspend. */
+export { PrivacyBudget, BudgetExceededError } from './budget.js';
+/** Budget options and serialised state. */
+export type { PrivacyBudgetOptions, PrivacyBudgetState } from './budget.js';

@@ -1,0 +1,139 @@
+import type { RandomBytes } from '@fedlora/tensor';
+
+/**
+ * Exact random primitives on integers and rationals, the building blocks of the CKS 2020
+ * samplers. Nothing here touches a floating-point random number: every decision is a
+ * comparison between a uniform integer and an integer threshold, so the output distribution
+ * is exactly the one written in the doc comment (Mironov 2012 shows why float noise leaks).
+ */
+
+/** A non-negative rational number p/q held as BigInts (q > 0). */
+export interface Rational {
+  num: bigint;
+  den: bigint;
+}
+
+/** Denominator used to turn a float parameter into an exact rational: 2^20. */
+export const RATIONAL_DENOMINATOR = 1n << 20n;
+
+/**
+ * The rational `ceil(x * 2^20) / 2^20` >= x. Rounding *up* is deliberate: a sampler run with a
+ * variance slightly above the accounted one gives at least the accounted privacy.
+ */
+export function rationalAtLeast(x: number, what = 'value'): Rational {
+  if (typeof x !== 'number' || !Number.isFinite(x) || x < 0) {
+    throw new RangeError(`${what} must be a finite number >= 0, received ${String(x)}`);
+  }
+  const scaled = x * Number(RATIONAL_DENOMINATOR);
+  if (scaled > Number.MAX_SAFE_INTEGER) {
+    // Large values: integer part is exact enough (relative error < 2^-33), round the integer up.
+    return { num: BigInt(Math.ceil(x)), den: 1n };
+  }
+  return reduce({ num: BigInt(Math.ceil(scaled)), den: RATIONAL_DENOMINATOR });
+}
+
+function gcd(a: bigint, b: bigint): bigint {
+  while (b !== 0n) [a, b] = [b, a % b];
+  return a;
+}
+
+function reduce(r: Rational): Rational {
+  const g = gcd(r.num, r.den);
+  return g > 1n ? { num: r.num / g, den: r.den / g } : r;
+}
+
+/** floor(sqrt(n)) for a non-negative BigInt (Newton's method). */
+export function isqrt(n: bigint): bigint {
+  if (n < 0n) throw new RangeError(`isqrt needs n >= 0, received ${n}`);
+  if (n < 2n) return n;
+  let x = BigInt(Math.floor(Math.sqrt(Number(n))));
+  while (x * x > n) x = (x + n / x) >> 1n;
+  while ((x + 1n) * (x + 1n) <= n) x += 1n;
+  return x;
+}
+
+const SAFE_LIMIT = 2n ** 48n;
+const TWO48 = 2 ** 48;
+
+/**
+ * Buffered reader over a RandomBytes source with exact uniform integers. Buffering keeps the
+ * per-sample cost low (the source is called once per 4 KiB) without changing the stream.
+ */
+export class ExactRandom {
+  private buf: Uint8Array = new Uint8Array(0);
+  private pos = 0;
+
+  constructor(private readonly rng: RandomBytes) {
+    if (typeof rng !== 'function') throw new TypeError(`rng must be a RandomBytes function, received ${typeof rng}`);
+  }
+
+  private byte(): number {
+    if (this.pos >= this.buf.length) {
+      this.buf = this.rng(4096);
+      this.pos = 0;
+    }
+    return this.buf[this.pos++]!;
+  }
+
+  /** Uniform integer with 48 random bits. */
+  private bits48(): number {
+    let x = 0;
+    for (let i = 0; i < 6; i++) x = x * 256 + this.byte();
+    return x;
+  }
+
+  /** One fair coin. */
+  bit(): boolean {
+    return (this.byte() & 1) === 1;
+  }
+
+  /** Uniform integer in [0, n) for 1 <= n <= 2^48, by rejection (no modulo bias). */
+  below(n: number): number {
+    const limit = Math.floor(TWO48 / n) * n;
+    for (;;) {
+      const x = this.bits48();
+      if (x < limit) return x % n;
+    }
+  }
+
+  /** Uniform BigInt in [0, n) for n >= 1, by rejection on the bit length of n. */
+  belowBig(n: bigint): bigint {
+    if (n <= SAFE_LIMIT) return BigInt(this.below(Number(n)));
+    const bits = n.toString(2).length;
+    const bytes = Math.ceil(bits / 8);
+    const mask = (1n << BigInt(bits)) - 1n;
+    for (;;) {
+      let x = 0n;
+      for (let i = 0; i < bytes; i++) x = (x << 8n) | BigInt(this.byte());
+      x &= mask;
+      if (x < n) return x;
+    }
+  }
+
+  /** Bernoulli(num/den), exact; num <= den. */
+  bernoulli(num: bigint, den: bigint): boolean {
+    if (num <= 0n) return false;
+    if (num >= den) return true;
+    if (den <= SAFE_LIMIT) return this.below(Number(den)) < Number(num);
+    return this.belowBig(den) < num;
+  }
+
+  /**
+   * Bernoulli(exp(-num/den)), exact: Canonne, Kamath, Steinke 2020, "The Discrete Gaussian for
+   * Differential Privacy", Algorithm 1 (von Neumann's trick for gamma in [0,1]; for gamma > 1 a
+   * product of floor(gamma) Bernoulli(exp(-1)) and one Bernoulli(exp(-(gamma - floor gamma)))).
+   */
+  bernoulliExp(num: bigint, den: bigint): boolean {
+    while (num > den) {
+      if (!this.bernoulliExpAtMostOne(1n, 1n)) return false;
+      num -= den;
+    }
+    return this.bernoulliExpAtMostOne(num, den);
+  }
+
+  private bernoulliExpAtMostOne(num: bigint, den: bigint): boolean {
+    let k = 1n;
+    while (this.bernoulli(num, den * k)) k += 1n;
+    return k % 2n === 1n;
+  }
+}

@@ -1,0 +1,161 @@
+import type { RandomBytes } from '@fedlora/tensor';
+import { ExactRandom, isqrt, rationalAtLeast, type Rational } from './exact-bits.js';
+
+/**
+ * Privacy noise samplers. All of them are exact in integer arithmetic: they consume uniform
+ * random bits from a CSPRNG passed in by the caller and never form a floating-point random
+ * number (Mironov 2012, "On significance of the least significant bits for differential
+ * privacy"). Float parameters (a variance, a Poisson rate) are first turned into a rational
+ * rounded *up* to a multiple of 2^-20 (see `rationalAtLeast`), so the noise actually drawn is
+ * at least the noise accounted for.
+ */
+
+function checkCount(n: number): void {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be an integer >= 0, received ${n}`);
+}
+
+function checkPositive(x: number, what: string): void {
+  if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) {
+    throw new RangeError(`${what} must be a finite number > 0, received ${String(x)}`);
+  }
+}
+
+/**
+ * One draw of the discrete Gaussian N_Z(0, sigma^2) with rational sigma^2 = a/b:
+ * Canonne, Kamath, Steinke 2020, Algorithm 3 (discrete Laplace proposal with scale
+ * t = floor(sigma) + 1, Algorithm 2, accepted with probability exp(-(|Z| - sigma^2/t)^2 / (2 sigma^2))).
+ */
+export function discreteGaussianOnce(sigma2: Rational, t: bigint, r: ExactRandom): bigint {
+  const { num: a, den: b } = sigma2;
+  for (;;) {
+    // Discrete Laplace with scale t (CKS Algorithm 2, s = 1).
+    const u = r.belowBig(t);
+    if (!r.bernoulliExp(u, t)) continue;
+    let v = 0n;
+    while (r.bernoulliExp(1n, 1n)) v += 1n;
+    const x = u + t * v;
+    const negative = r.bit();
+    if (negative && x === 0n) continue;
+    // gamma = (|Z| - sigma^2/t)^2 / (2 sigma^2) = (x t b - a)^2 / (2 a b t^2)
+    const diff = x * t * b - a;
+    if (r.bernoulliExp(diff * diff, 2n * a * b * t * t)) return negative ? -x : x;
+  }
+}
+
+/**
+ * n independent draws of the discrete Gaussian N_Z(0, sigma2) (variance parameter sigma2; the
+ * actual variance is slightly below sigma2, CKS 2020 Corollary 9). Exact: CKS 2020 Algorithm 3.
+ * sigma2 is rounded up to a multiple of 2^-20 before sampling.
+ */
+export function sampleDiscreteGaussian(sigma2: number, n: number, rng: RandomBytes): Int32Array {
+  checkPositive(sigma2, 'sigma2');
+  checkCount(n);
+  const s2 = rationalAtLeast(sigma2, 'sigma2');
+  const t = isqrt(s2.num / s2.den) + 1n;
+  const r = new ExactRandom(rng);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Number(discreteGaussianOnce(s2, t, r));
+  return out;
+}
+
+/**
+ * Poisson(lambda) for rational lambda = a/b <= 1, exactly: propose K ~ Geometric(1/2) on
+ * {0, 1, ...} (fair coins) and accept with probability (2 lambda)^K / (2 K!) <= 1; the accepted
+ * K has probability proportional to lambda^K / K!, i.e. it is Poisson(lambda). Acceptance rate
+ * e^lambda / 4 (>= 1/4).
+ */
+function poissonAtMostOne(a: bigint, b: bigint, r: ExactRandom): number {
+  if (a === 0n) return 0;
+  for (;;) {
+    let k = 0;
+    while (r.bit()) k++;
+    let num = 1n;
+    let den = 2n;
+    for (let i = 1; i <= k; i++) {
+      num *= 2n * a;
+      den *= b * BigInt(i);
+    }
+    if (r.bernoulli(num, den)) return k;
+  }
+}
+
+/**
+ * One exact Poisson(a/b) draw: the sum of floor(a/b) exact Poisson(1) draws and one exact
+ * Poisson(frac) draw (Poisson laws add). Cost grows linearly with the rate.
+ */
+export function poissonOnce(rate: Rational, r: ExactRandom): number {
+  const whole = rate.num / rate.den;
+  const frac = rate.num - whole * rate.den;
+  let total = poissonAtMostOne(frac, rate.den, r);
+  for (let i = 0n; i < whole; i++) total += poissonAtMostOne(1n, 1n, r);
+  return total;
+}
+
+/** n independent exact Poisson(mu) draws (mu rounded up to a multiple of 2^-20). */
+export function samplePoisson(mu: number, n: number, rng: RandomBytes): Int32Array {
+  checkCount(n);
+  const rate = rationalAtLeast(mu, 'mu');
+  const r = new ExactRandom(rng);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = poissonOnce(rate, r);
+  return out;
+}
+
+/**
+ * n independent symmetric Skellam draws Poisson(mu) - Poisson(mu) (mean 0, variance 2 mu),
+ * each Poisson exact: the noise of the Skellam mechanism, Agarwal, Kairouz, Liu 2021,
+ * "The Skellam Mechanism for Differentially Private Federated Learning", Definition 3.1.
+ * Sums of independent Skellams are Skellam, so n clients adding Sk(mu/n) give Sk(mu).
+ * Cost is linear in mu (exactness has a price): prefer the discrete Gaussian for very large mu.
+ */
+export function sampleSkellam(mu: number, n: number, rng: RandomBytes): Int32Array {
+  checkCount(n);
+  const rate = rationalAtLeast(mu, 'mu');
+  const r = new ExactRandom(rng);
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = poissonOnce(rate, r) - poissonOnce(rate, r);
+  return out;
+}
+
+/** Default grid step of `gaussianOnGrid` relative to sigma: sigma * 2^-16. */
+export const DEFAULT_GRID_FRACTION = 2 ** -16;
+
+/**
+ * Gaussian noise for float values, sampled exactly: `gridStep * N_Z(0, (sigma/gridStep)^2)`, a
+ * discrete Gaussian on the grid gridStep*Z (CKS 2020, Algorithm 3, scaled). Named "Gaussian on a
+ * grid" everywhere it is used. The value the noise is added to must itself lie on the grid
+ * (use `addGaussianOnGrid`), otherwise the output reveals the value modulo the grid step;
+ * rounding to the grid adds up to sqrt(d)*gridStep to the L2 sensitivity (`gridSensitivity`).
+ */
+export function gaussianOnGrid(sigma: number, n: number, rng: RandomBytes, gridStep = sigma * DEFAULT_GRID_FRACTION): Float64Array {
+  checkPositive(sigma, 'sigma');
+  checkPositive(gridStep, 'gridStep');
+  checkCount(n);
+  const ratio = sigma / gridStep;
+  const s2 = rationalAtLeast(ratio * ratio, '(sigma/gridStep)^2');
+  const t = isqrt(s2.num / s2.den) + 1n;
+  const r = new ExactRandom(rng);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = Number(discreteGaussianOnce(s2, t, r)) * gridStep;
+  return out;
+}
+
+/**
+ * Rounds every value to the nearest multiple of gridStep and adds `gaussianOnGrid` noise, so the
+ * result lies on the grid (no leakage through the low bits). Returns a new Float64Array.
+ */
+export function addGaussianOnGrid(
+  values: ArrayLike<number>,
+  sigma: number,
+  rng: RandomBytes,
+  gridStep = sigma * DEFAULT_GRID_FRACTION,
+): Float64Array {
+  const noise = gaussianOnGrid(sigma, values.length, rng, gridStep);
+  for (let i = 0; i < noise.length; i++) noise[i] = (Math.round(values[i]! / gridStep) + Math.round(noise[i]! / gridStep)) * gridStep;
+  return noise;
+}
+
+/** L2 sensitivity after rounding d coordinates to the grid: l2 + sqrt(d) * gridStep (each side moves <= step/2 per coordinate). */
+export function gridSensitivity(l2: number, dimension: number, gridStep: number): number {
+  return l2 + Math.sqrt(dimension) * gridStep;
+}
