@@ -1,1 +1,41 @@
-export {};
+// Errors: every rejection names the failed check.
+export type { SecAggCheck } from './errors.js';
+/** Typed protocol error with the name of the failed check. */
+export { SecAggError } from './errors.js';
+
+// Shamir secret sharing over GF(2^521 - 1).
+export type { ShamirShare } from './shamir.js';
+/** Split a secret into t-of-n shares / recombine them. */
+export { shamirSplit, shamirCombine, SHAMIR_PRIME } from './shamir.js';
+
+// Key agreement, derivation, signatures, share encryption.
+export type { X25519KeyPair, AdvertisedKeys } from './key-agreement.js';
+/** X25519, HKDF, session id, Ed25519 and box helpers used by the protocol. */
+export { generateX25519, x25519Agree, hkdf, computeSessionId, sign, verify, boxSeal, boxOpen } from './key-agreement.js';
+
+// Mask expansion (AES-256-CTR) in Z_(2^32).
+export type { MaskTerm } from './mask-prg.js';
+/** Add/subtract PRG masks into a Uint32Array; raw keystream baseline for benchmarks. */
+export { addMask, addMasks, expandMask, rawKeystream, PRG_BLOCK_WORDS } from './mask-prg.js';
+
+// SecAgg+ graph and parameters.
+export type { Neighbourhoods } from './harary-graph.js';
+/** Random k-regular Harary graph over a cohort (k >= n-1: complete graph). */
+export { hararyNeighbours } from './harary-graph.js';
+export type { SecAggParams, SecAggParamsInput } from './params.js';
+/** Choose neighbourhood size k and threshold t (Bell et al. 2020 conditions, exact tails). */
+export { chooseSecAggParams, binomialUpperTail } from './params.js';
+
+// Distributed-DP encoding.
+/** Randomized Hadamard rotation and its inverse. */
+export { rotate, unrotate, fwht, paddedDimension } from './hadamard.js';
+export type { EncodingParams, EncodingParamsInput, EncodeOptions } from './encoding.js';
+/** Clip -> rotate -> scale -> conditional rounding -> noise -> wrap, and the server inverse. */
+export {
+  chooseEncodingParams,
+  encodeUpdate,
+  decodeAverage,
+  clipL2,
+  conditionalStochasticRound,
+  conditionalRoundingBound2,
+} from './encoding.js';

@@ -1,0 +1,88 @@
+import nacl from 'tweetnacl';
+import { describe, expect, it } from 'vitest';
+import { seededRandomBytes } from '@fedlora/tensor';
+import { SecAggError } from './errors.js';
+import {
+  boxOpen,
+  boxSeal,
+  computeSessionId,
+  generateX25519,
+  hkdf,
+  sign,
+  verify,
+  x25519Agree,
+} from './key-agreement.js';
+
+describe('key agreement', () => {
+  it('agrees on the same secret from both sides, equal to nacl.scalarMult', () => {
+    const rng = seededRandomBytes('ka');
+    const a = generateX25519(rng);
+    const b = generateX25519(rng);
+    const ab = x25519Agree(a.secretKey, b.publicKey);
+    expect(x25519Agree(b.secretKey, a.publicKey)).toEqual(ab);
+    expect(ab).toEqual(nacl.scalarMult(a.secretKey, b.publicKey));
+  });
+
+  it('matches the RFC 7748 Sec. 6.1 test vector', () => {
+    const hex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
+    const aliceSk = hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a');
+    const bobPk = hex('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
+    expect(Buffer.from(x25519Agree(aliceSk, bobPk)).toString('hex')).toBe('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742');
+  });
+
+  it('rejects a low-order public key', () => {
+    const rng = seededRandomBytes('ka-low');
+    const a = generateX25519(rng);
+    const e = (() => {
+      try {
+        x25519Agree(a.secretKey, new Uint8Array(32));
+      } catch (err) {
+        return err;
+      }
+    })();
+    expect(e).toBeInstanceOf(SecAggError);
+    expect((e as SecAggError).check).toBe('key');
+  });
+
+  it('derives different keys for different labels and salts (RFC 5869 vector A.1)', () => {
+    const ikm = new Uint8Array(22).fill(0x0b);
+    const salt = new Uint8Array(Buffer.from('000102030405060708090a0b0c', 'hex'));
+    const info = new Uint8Array(Buffer.from('f0f1f2f3f4f5f6f7f8f9', 'hex'));
+    expect(Buffer.from(hkdf(ikm, salt, info, 42)).toString('hex')).toBe(
+      '3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865',
+    );
+    expect(hkdf(ikm, salt, 'a')).not.toEqual(hkdf(ikm, salt, 'b'));
+  });
+
+  it('binds the session id to the round and every key', () => {
+    const rng = seededRandomBytes('session');
+    const keys = [0, 1, 2].map((clientId) => ({ clientId, cPk: rng(32), sPk: rng(32), bCommit: rng(32) }));
+    const s = computeSessionId(7, keys);
+    expect(computeSessionId(7, [...keys].reverse())).toEqual(s);
+    expect(computeSessionId(8, keys)).not.toEqual(s);
+    const tampered = keys.map((k) => ({ ...k }));
+    tampered[1] = { ...tampered[1]!, sPk: rng(32) };
+    expect(computeSessionId(7, tampered)).not.toEqual(s);
+  });
+
+  it('signs and verifies, and refuses a wrong key or message', () => {
+    const id = nacl.sign.keyPair.fromSeed(seededRandomBytes('id')(32));
+    const other = nacl.sign.keyPair.fromSeed(seededRandomBytes('other')(32));
+    const msg = new Uint8Array([1, 2, 3]);
+    const sig = sign(msg, id.secretKey);
+    expect(verify(msg, sig, id.publicKey)).toBe(true);
+    expect(verify(msg, sig, other.publicKey)).toBe(false);
+    expect(verify(new Uint8Array([1, 2, 4]), sig, id.publicKey)).toBe(false);
+    expect(verify(msg, sig.subarray(1), id.publicKey)).toBe(false);
+  });
+
+  it('box round-trips and rejects a tampered ciphertext', () => {
+    const rng = seededRandomBytes('box');
+    const a = generateX25519(rng);
+    const b = generateX25519(rng);
+    const sealed = boxSeal(new Uint8Array([9, 8, 7]), b.publicKey, a.secretKey, rng);
+    expect(boxOpen(sealed, a.publicKey, b.secretKey)).toEqual(new Uint8Array([9, 8, 7]));
+    sealed[sealed.length - 1]! ^= 1;
+    expect(() => boxOpen(sealed, a.publicKey, b.secretKey)).toThrow(/decrypt check failed/);
+  });
+});

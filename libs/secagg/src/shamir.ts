@@ -1,0 +1,138 @@
+import type { RandomBytes } from '@fedlora/tensor';
+
+/**
+ * t-of-n Shamir secret sharing (Shamir 1979, "How to share a secret") over the prime field
+ * GF(p), p = 2^521 - 1 (a Mersenne prime), with BigInt.
+ *
+ * Why a prime field and not byte-wise GF(2^8): GF(2^8) allows at most 255 share holders, and
+ * full SecAgg (k = n - 1) must support cohorts of hundreds; the 521-bit field holds any 64-byte
+ * secret in one field element, so a 32-byte X25519 key or mask seed is one polynomial, and the
+ * cost (t multiplications per share, O(t^2) per reconstruction) is negligible next to mask
+ * expansion for the neighbourhood sizes SecAgg+ uses.
+ */
+
+/** The field modulus 2^521 - 1. */
+export const SHAMIR_PRIME = (1n << 521n) - 1n;
+/** Bytes of one serialized field element (521 bits). */
+export const SHAMIR_ELEMENT_BYTES = 66;
+/** Largest secret, in bytes, that fits in one field element. */
+export const SHAMIR_MAX_SECRET_BYTES = 64;
+
+/** One share: the polynomial evaluated at x (x >= 1). */
+export type ShamirShare = { x: number; y: Uint8Array };
+
+const P = SHAMIR_PRIME;
+
+function mod(a: bigint): bigint {
+  const r = a % P;
+  return r < 0n ? r + P : r;
+}
+
+/** Big-endian bytes -> BigInt. */
+export function bytesToBigInt(bytes: Uint8Array): bigint {
+  let hex = '';
+  for (const b of bytes) hex += b.toString(16).padStart(2, '0');
+  return hex.length === 0 ? 0n : BigInt(`0x${hex}`);
+}
+
+/** BigInt -> big-endian bytes of fixed `length` (RangeError if it does not fit). */
+export function bigIntToBytes(value: bigint, length: number): Uint8Array {
+  if (value < 0n) throw new RangeError(`bigIntToBytes: value must be >= 0, received a negative number`);
+  const hex = value.toString(16);
+  if (hex.length > length * 2) throw new RangeError(`bigIntToBytes: value needs ${Math.ceil(hex.length / 2)} bytes, length is ${length}`);
+  const padded = hex.padStart(length * 2, '0');
+  const out = new Uint8Array(length);
+  for (let i = 0; i < length; i++) out[i] = parseInt(padded.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/** Uniform field element by rejection sampling on 521-bit strings (rejects with prob. 2^-521). */
+function randomElement(rng: RandomBytes): bigint {
+  for (;;) {
+    const b = rng(SHAMIR_ELEMENT_BYTES);
+    b[0]! &= 0x01; // keep 521 bits
+    const v = bytesToBigInt(b);
+    b.fill(0);
+    if (v < P) return v;
+  }
+}
+
+function modPow(base: bigint, exp: bigint): bigint {
+  let result = 1n;
+  let b = mod(base);
+  let e = exp;
+  while (e > 0n) {
+    if (e & 1n) result = (result * b) % P;
+    b = (b * b) % P;
+    e >>= 1n;
+  }
+  return result;
+}
+
+/** Multiplicative inverse by Fermat's little theorem (p is prime). */
+function modInverse(a: bigint): bigint {
+  if (mod(a) === 0n) throw new RangeError('modInverse: zero has no inverse');
+  return modPow(a, P - 2n);
+}
+
+/**
+ * Splits `secret` (<= 64 bytes) into shares at the given x-coordinates (distinct integers
+ * 1..2^32-1) so that any `threshold` of them reconstruct it and fewer reveal nothing
+ * (the polynomial's other t-1 coefficients are uniform).
+ */
+export function shamirSplit(secret: Uint8Array, threshold: number, xs: readonly number[], rng: RandomBytes): ShamirShare[] {
+  if (!(secret instanceof Uint8Array)) throw new TypeError(`shamirSplit: secret must be a Uint8Array, received ${typeof secret}`);
+  if (secret.length > SHAMIR_MAX_SECRET_BYTES) throw new RangeError(`shamirSplit: secret must be <= ${SHAMIR_MAX_SECRET_BYTES} bytes, received ${secret.length}`);
+  if (!Number.isInteger(threshold) || threshold < 1) throw new RangeError(`shamirSplit: threshold must be an integer >= 1, received ${threshold}`);
+  if (xs.length < threshold) throw new RangeError(`shamirSplit: need at least threshold=${threshold} share holders, received ${xs.length}`);
+  assertDistinctXs(xs, 'shamirSplit');
+  const coeffs: bigint[] = [bytesToBigInt(secret)];
+  for (let i = 1; i < threshold; i++) coeffs.push(randomElement(rng));
+  const shares = xs.map((x) => {
+    const bx = BigInt(x);
+    let acc = 0n;
+    for (let i = coeffs.length - 1; i >= 0; i--) acc = (acc * bx + coeffs[i]!) % P; // Horner
+    return { x, y: bigIntToBytes(acc, SHAMIR_ELEMENT_BYTES) };
+  });
+  coeffs.fill(0n);
+  return shares;
+}
+
+/**
+ * Lagrange interpolation at 0 from exactly the given shares (callers pass >= threshold of them;
+ * with fewer, the result is a uniformly random-looking value, not the secret). Returns
+ * `secretLength` bytes; RangeError if the interpolated value does not fit (a sign of too few
+ * or corrupted shares).
+ */
+export function shamirCombine(shares: readonly ShamirShare[], secretLength: number): Uint8Array {
+  if (shares.length === 0) throw new RangeError('shamirCombine: need at least one share, received 0');
+  if (!Number.isInteger(secretLength) || secretLength < 1 || secretLength > SHAMIR_MAX_SECRET_BYTES) {
+    throw new RangeError(`shamirCombine: secretLength must be 1..${SHAMIR_MAX_SECRET_BYTES}, received ${secretLength}`);
+  }
+  assertDistinctXs(shares.map((s) => s.x), 'shamirCombine');
+  let secret = 0n;
+  for (let i = 0; i < shares.length; i++) {
+    const xi = BigInt(shares[i]!.x);
+    let num = 1n;
+    let den = 1n;
+    for (let j = 0; j < shares.length; j++) {
+      if (j === i) continue;
+      const xj = BigInt(shares[j]!.x);
+      num = (num * xj) % P; // (0 - xj) / (xi - xj) = xj / (xj - xi)
+      den = (den * mod(xj - xi)) % P;
+    }
+    const yi = bytesToBigInt(shares[i]!.y);
+    if (yi >= P) throw new RangeError(`shamirCombine: share y-value at x=${shares[i]!.x} is not a field element`);
+    secret = (secret + yi * ((num * modInverse(den)) % P)) % P;
+  }
+  return bigIntToBytes(secret, secretLength);
+}
+
+function assertDistinctXs(xs: readonly number[], fn: string): void {
+  const seen = new Set<number>();
+  for (const x of xs) {
+    if (!Number.isInteger(x) || x < 1 || x >= 2 ** 32) throw new RangeError(`${fn}: x-coordinates must be integers 1..2^32-1, received ${x}`);
+    if (seen.has(x)) throw new RangeError(`${fn}: x-coordinates must be distinct, ${x} repeats`);
+    seen.add(x);
+  }
+}
