@@ -1,1 +1,21 @@
-export {};
+// Native (N-API + OpenBLAS) kernels for the tfjs cpu backend; optional, with a pure-JS fallback.
+/** Status of the native path and how to load it. */
+export type { NativeCpuStatus, LoadOptions, NativeAddon } from './native-binding.js';
+/** Loads the addon once (never throws) and reports `native-openblas`, `native-loops` or `cpu` with a reason. */
+export { loadNativeCpu } from './native-binding.js';
+/** The loaded addon's raw functions, or null. */
+export { nativeAddon } from './native-binding.js';
+/** The tfjs registry functions registerNativeKernels uses (pass the `tf` namespace). */
+export type { KernelRegistry } from './kernel-support.js';
+/** Replaces the cpu backend's hot kernels with native ones; returns the kernel names. */
+export { registerNativeKernels } from './register.js';
+/** Restores the pure-JS kernels. */
+export { unregisterNativeKernels } from './register.js';
+/** Layer normalisation over the last axis, fused when native kernels are registered. */
+export { layerNorm } from './fused-ops.js';
+/** Tanh-approximated GELU (GPT-2's gelu_new), fused when native kernels are registered. */
+export { geluTanh } from './fused-ops.js';
+/** Softmax cross-entropy against int32 labels, without one-hot targets. */
+export { sparseSoftmaxCrossEntropy } from './fused-ops.js';
+/** Kernel names of the fused ops. */
+export { FusedKernelName } from './fused-kernels.js';

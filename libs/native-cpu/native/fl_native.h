@@ -1,0 +1,49 @@
+/* fedlora native CPU kernels: shared declarations.
+ * All tensors are dense row-major float32 buffers owned by the caller (JS TypedArrays). */
+#ifndef FL_NATIVE_H
+#define FL_NATIVE_H
+#include <stdint.h>
+
+#define FL_MAX_DIMS 8
+
+/* ---- BLAS (blas.c): OpenBLAS loaded with dlopen at run time, portable C loops otherwise ---- */
+int fl_blas_load(void);                 /* 1 when a CBLAS library was found */
+const char *fl_blas_name(void);         /* soname of the loaded library or "" */
+void fl_blas_set_threads(int n);
+int fl_blas_get_threads(void);
+/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major. */
+void fl_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+
+/* ---- element-wise (elementwise.c) ---- */
+enum fl_binary_op { FL_ADD = 0, FL_SUB, FL_MUL, FL_DIV, FL_SQDIFF, FL_MAX, FL_MIN, FL_POW };
+enum fl_unary_op {
+  FL_EXP = 0, FL_LOG, FL_TANH, FL_SQRT, FL_RSQRT, FL_SQUARE, FL_NEG, FL_RECIP,
+  FL_SIGMOID, FL_RELU, FL_ABS, FL_GELU_TANH
+};
+/* out[outShape] = a (broadcast) op b (broadcast); shapes right-aligned NumPy style. */
+void fl_binary(int op, const float *a, const int64_t *aShape, int aRank, const float *b,
+               const int64_t *bShape, int bRank, float *out, const int64_t *outShape, int outRank);
+void fl_unary(int op, const float *x, float *out, int64_t n);
+
+/* ---- rows, reductions, layout (rows.c) ---- */
+enum fl_reduce_op { FL_RSUM = 0, FL_RMAX, FL_RMIN, FL_RMEAN, FL_RPROD };
+void fl_softmax_rows(const float *x, float *out, int64_t rows, int64_t cols);
+void fl_reduce_rows(int op, const float *x, float *out, int64_t rows, int64_t cols);
+void fl_reduce_cols(int op, const float *x, float *out, int64_t rows, int64_t cols);
+void fl_transpose(const float *x, const int64_t *shape, int rank, const int64_t *perm, float *out);
+
+/* ---- fused training kernels (fused.c) ---- */
+void fl_layer_norm_fwd(const float *x, const float *gamma, const float *beta, float *y, float *mean,
+                       float *rstd, int64_t rows, int64_t cols, float eps);
+void fl_layer_norm_bwd(const float *dy, const float *x, const float *gamma, const float *mean,
+                       const float *rstd, float *dx, float *dgamma, float *dbeta, int64_t rows,
+                       int64_t cols);
+void fl_gelu_tanh_bwd(const float *dy, const float *x, float *dx, int64_t n);
+/* Sparse softmax cross-entropy: loss[r] = logsumexp(x[r]) - x[r][label[r]]; also stores softmax. */
+void fl_sparse_xent_fwd(const float *logits, const int32_t *labels, float *loss, float *probs,
+                        int64_t rows, int64_t cols);
+/* dlogits[r] = dloss[r] * (probs[r] - onehot(label[r])) */
+void fl_sparse_xent_bwd(const float *probs, const int32_t *labels, const float *dloss,
+                        float *dlogits, int64_t rows, int64_t cols);
+#endif

@@ -1,0 +1,80 @@
+/* Fused training kernels: layer normalisation (Ba, Kiros, Hinton 2016) and sparse softmax
+ * cross-entropy, each one pass over the data instead of the 10-20 broadcasting ops (and their
+ * saved intermediates) that the op-by-op autodiff graph needs. */
+#include <math.h>
+#include <string.h>
+#include "fl_native.h"
+
+/* y = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps), biased variance per row. */
+void fl_layer_norm_fwd(const float *x, const float *gamma, const float *beta, float *y, float *mean,
+                       float *rstd, int64_t rows, int64_t cols, float eps) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols;
+    float *yr = y + r * cols;
+    double s = 0.0;
+    for (int64_t j = 0; j < cols; j++) s += xr[j];
+    const float m = (float)(s / (double)cols);
+    double v = 0.0;
+    for (int64_t j = 0; j < cols; j++) { const float d = xr[j] - m; v += (double)d * d; }
+    const float rs = 1.0f / sqrtf((float)(v / (double)cols) + eps);
+    for (int64_t j = 0; j < cols; j++) yr[j] = (xr[j] - m) * rs * gamma[j] + beta[j];
+    mean[r] = m;
+    rstd[r] = rs;
+  }
+}
+
+/* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma;
+ * dgamma = sum_rows dy * xhat; dbeta = sum_rows dy. dgamma/dbeta may be NULL. */
+void fl_layer_norm_bwd(const float *dy, const float *x, const float *gamma, const float *mean,
+                       const float *rstd, float *dx, float *dgamma, float *dbeta, int64_t rows,
+                       int64_t cols) {
+  if (dgamma) memset(dgamma, 0, sizeof(float) * (size_t)cols);
+  if (dbeta) memset(dbeta, 0, sizeof(float) * (size_t)cols);
+  for (int64_t r = 0; r < rows; r++) {
+    const float *dyr = dy + r * cols, *xr = x + r * cols;
+    float *dxr = dx + r * cols;
+    const float m = mean[r], rs = rstd[r];
+    double sg = 0.0, sgx = 0.0;
+    for (int64_t j = 0; j < cols; j++) {
+      const float xh = (xr[j] - m) * rs;
+      const float gj = dyr[j] * gamma[j];
+      sg += gj;
+      sgx += (double)gj * xh;
+    }
+    const float mg = (float)(sg / (double)cols), mgx = (float)(sgx / (double)cols);
+    for (int64_t j = 0; j < cols; j++) {
+      const float xh = (xr[j] - m) * rs;
+      dxr[j] = rs * (dyr[j] * gamma[j] - mg - xh * mgx);
+    }
+    if (dgamma)
+      for (int64_t j = 0; j < cols; j++) dgamma[j] += dyr[j] * (xr[j] - m) * rs;
+    if (dbeta)
+      for (int64_t j = 0; j < cols; j++) dbeta[j] += dyr[j];
+  }
+}
+
+void fl_sparse_xent_fwd(const float *logits, const int32_t *labels, float *loss, float *probs,
+                        int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = logits + r * cols;
+    float *pr = probs + r * cols;
+    float m = xr[0];
+    for (int64_t j = 1; j < cols; j++) m = xr[j] > m ? xr[j] : m;
+    double s = 0.0;
+    for (int64_t j = 0; j < cols; j++) { pr[j] = expf(xr[j] - m); s += pr[j]; }
+    const float inv = (float)(1.0 / s);
+    for (int64_t j = 0; j < cols; j++) pr[j] *= inv;
+    loss[r] = (float)(log(s) + (double)m - (double)xr[labels[r]]);
+  }
+}
+
+void fl_sparse_xent_bwd(const float *probs, const int32_t *labels, const float *dloss,
+                        float *dlogits, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *pr = probs + r * cols;
+    float *dr = dlogits + r * cols;
+    const float g = dloss[r];
+    for (int64_t j = 0; j < cols; j++) dr[j] = g * pr[j];
+    dr[labels[r]] -= g;
+  }
+}

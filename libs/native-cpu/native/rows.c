@@ -1,0 +1,153 @@
+/* Row-wise kernels: softmax, reductions over inner or outer axes, and transposition.
+ * Reductions accumulate in 8 float lanes so the compiler vectorises them without -ffast-math. */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+#include "fl_native.h"
+
+static float row_sum(const float *x, int64_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int k = 0; k < 8; k++) acc[k] += x[j + k];
+  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; j < n; j++) s += x[j];
+  return s;
+}
+
+static float row_max(const float *x, int64_t n) {
+  float m = x[0];
+  for (int64_t j = 1; j < n; j++) m = (x[j] > m || x[j] != x[j]) ? x[j] : m;
+  return m;
+}
+
+static float row_min(const float *x, int64_t n) {
+  float m = x[0];
+  for (int64_t j = 1; j < n; j++) m = (x[j] < m || x[j] != x[j]) ? x[j] : m;
+  return m;
+}
+
+void fl_softmax_rows(const float *x, float *out, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols;
+    float *o = out + r * cols;
+    const float m = row_max(xr, cols);
+    for (int64_t j = 0; j < cols; j++) o[j] = expf(xr[j] - m);
+    const float inv = 1.0f / row_sum(o, cols);
+    for (int64_t j = 0; j < cols; j++) o[j] *= inv;
+  }
+}
+
+void fl_reduce_rows(int op, const float *x, float *out, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * cols;
+    switch (op) {
+      case FL_RSUM: out[r] = row_sum(xr, cols); break;
+      case FL_RMEAN: out[r] = row_sum(xr, cols) / (float)cols; break;
+      case FL_RMAX: out[r] = row_max(xr, cols); break;
+      case FL_RMIN: out[r] = row_min(xr, cols); break;
+      case FL_RPROD: {
+        float p = 1.0f;
+        for (int64_t j = 0; j < cols; j++) p *= xr[j];
+        out[r] = p;
+        break;
+      }
+      default: break;
+    }
+  }
+}
+
+void fl_reduce_cols(int op, const float *x, float *out, int64_t rows, int64_t cols) {
+  memcpy(out, x, sizeof(float) * (size_t)cols);
+  for (int64_t r = 1; r < rows; r++) {
+    const float *xr = x + r * cols;
+    switch (op) {
+      case FL_RSUM:
+      case FL_RMEAN: for (int64_t j = 0; j < cols; j++) out[j] += xr[j]; break;
+      case FL_RMAX: for (int64_t j = 0; j < cols; j++) out[j] = (xr[j] > out[j] || xr[j] != xr[j]) ? xr[j] : out[j]; break;
+      case FL_RMIN: for (int64_t j = 0; j < cols; j++) out[j] = (xr[j] < out[j] || xr[j] != xr[j]) ? xr[j] : out[j]; break;
+      case FL_RPROD: for (int64_t j = 0; j < cols; j++) out[j] *= xr[j]; break;
+      default: break;
+    }
+  }
+  if (op == FL_RMEAN) {
+    const float inv = 1.0f / (float)rows;
+    for (int64_t j = 0; j < cols; j++) out[j] *= inv;
+  }
+}
+
+/* Batched 2-D transpose [B, R, C] -> [B, C, R] in 32x32 tiles to stay in cache. */
+static void transpose_2d(const float *x, float *out, int64_t batch, int64_t R, int64_t C) {
+  const int64_t T = 32;
+  for (int64_t b = 0; b < batch; b++) {
+    const float *xb = x + b * R * C;
+    float *ob = out + b * R * C;
+    for (int64_t r0 = 0; r0 < R; r0 += T)
+      for (int64_t c0 = 0; c0 < C; c0 += T) {
+        const int64_t r1 = r0 + T < R ? r0 + T : R, c1 = c0 + T < C ? c0 + T : C;
+        for (int64_t r = r0; r < r1; r++)
+          for (int64_t c = c0; c < c1; c++) ob[c * R + r] = xb[r * C + c];
+      }
+  }
+}
+
+void fl_transpose(const float *x, const int64_t *shape, int rank, const int64_t *perm, float *out) {
+  /* Drop unit axes and merge input axes that stay adjacent and in order in the output. */
+  int64_t keep[FL_MAX_DIMS], newIndex[FL_MAX_DIMS];
+  int k = 0;
+  int64_t total = 1;
+  for (int d = 0; d < rank; d++) {
+    total *= shape[d];
+    newIndex[d] = -1;
+    if (shape[d] != 1) { newIndex[d] = k; keep[k++] = d; }
+  }
+  if (total == 0) return;
+  int64_t p[FL_MAX_DIMS]; /* output order over kept input axes (indices into keep) */
+  int pn = 0;
+  for (int d = 0; d < rank; d++)
+    if (newIndex[perm[d]] >= 0) p[pn++] = newIndex[perm[d]];
+  /* Groups: consecutive output axes that are consecutive input axes. */
+  int64_t gStart[FL_MAX_DIMS], gLen[FL_MAX_DIMS];
+  int g = 0;
+  for (int i = 0; i < pn; i++) {
+    if (g > 0 && p[i] == gStart[g - 1] + gLen[g - 1]) { gLen[g - 1]++; continue; }
+    gStart[g] = p[i]; gLen[g] = 1; g++;
+  }
+  if (g <= 1) { memcpy(out, x, sizeof(float) * (size_t)total); return; }
+  /* Collapsed input: axes are groups sorted by their input position. */
+  int64_t gSize[FL_MAX_DIMS];
+  for (int i = 0; i < g; i++) {
+    gSize[i] = 1;
+    for (int j = 0; j < gLen[i]; j++) gSize[i] *= shape[keep[gStart[i] + j]];
+  }
+  int64_t inStride[FL_MAX_DIMS]; /* stride in the input of output group i */
+  for (int i = 0; i < g; i++) {
+    int64_t st = 1;
+    for (int j = 0; j < g; j++)
+      if (gStart[j] > gStart[i]) st *= gSize[j];
+    inStride[i] = st;
+  }
+  /* Batched 2-D swap of the last two groups with the leading ones in order. */
+  int leadingInOrder = 1;
+  for (int i = 0; i + 2 < g; i++)
+    if (!(gStart[i] < gStart[i + 1])) leadingInOrder = 0;
+  if (leadingInOrder && gStart[g - 1] < gStart[g - 2] && (g < 3 || gStart[g - 3] < gStart[g - 1])) {
+    const int64_t R = gSize[g - 1], C = gSize[g - 2];
+    transpose_2d(x, out, total / (R * C), R, C);
+    return;
+  }
+  const int64_t inner = gSize[g - 1], innerStride = inStride[g - 1];
+  int64_t idx[FL_MAX_DIMS] = {0};
+  int64_t off = 0;
+  for (int64_t o = 0; o < total; o += inner) {
+    float *po = out + o;
+    const float *px = x + off;
+    if (innerStride == 1) memcpy(po, px, sizeof(float) * (size_t)inner);
+    else for (int64_t i = 0; i < inner; i++) po[i] = px[i * innerStride];
+    for (int d = g - 2; d >= 0; d--) {
+      idx[d]++; off += inStride[d];
+      if (idx[d] < gSize[d]) break;
+      off -= inStride[d] * gSize[d]; idx[d] = 0;
+    }
+  }
+}

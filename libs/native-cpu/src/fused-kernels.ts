@@ -1,0 +1,93 @@
+/**
+ * Kernels behind the fused ops in fused-ops.ts: layer norm, tanh-GELU and sparse softmax
+ * cross-entropy, forward and backward, registered under fedlora-specific kernel names.
+ */
+import type { TensorInfo } from '@tensorflow/tfjs-core';
+import { UnaryOp, type NativeAddon } from './native-binding.js';
+import { f32, output, sizeOf, type CpuBackendLike, type KernelArgs, type NativeKernel } from './kernel-support.js';
+
+/** Kernel names of the fused ops. */
+export const FusedKernelName = {
+  layerNorm: 'FedloraLayerNorm',
+  layerNormGrad: 'FedloraLayerNormGrad',
+  geluTanh: 'FedloraGeluTanh',
+  geluTanhGrad: 'FedloraGeluTanhGrad',
+  sparseXent: 'FedloraSparseXent',
+  sparseXentGrad: 'FedloraSparseXentGrad',
+} as const;
+
+function need(backend: CpuBackendLike, t: TensorInfo | undefined, name: string): Float32Array {
+  const v = t ? f32(backend, t) : null;
+  if (!v) throw new TypeError(`${name}: expected a float32 tensor on the cpu backend, received ${t?.dtype ?? 'nothing'}`);
+  return v;
+}
+
+function labelsOf(backend: CpuBackendLike, t: TensorInfo | undefined, rows: number): Int32Array {
+  const v = t ? backend.data.get(t.dataId).values : undefined;
+  if (!(v instanceof Int32Array) || t?.dtype !== 'int32') {
+    throw new TypeError(`labels: expected an int32 tensor, received ${t?.dtype ?? 'nothing'}`);
+  }
+  if (v.length !== rows) throw new RangeError(`labels: expected ${rows} labels (one per row), received ${v.length}`);
+  return v;
+}
+
+function rowsCols(shape: number[]): [number, number] {
+  const cols = shape[shape.length - 1] ?? 1;
+  return [cols === 0 ? 0 : sizeOf(shape) / cols, cols];
+}
+
+/** Returns every fused kernel keyed by name. */
+export function fusedKernels(addon: NativeAddon): Record<string, NativeKernel> {
+  return {
+    [FusedKernelName.layerNorm]: ({ inputs, backend, attrs }: KernelArgs) => {
+      const x = inputs['x']!;
+      const [rows, cols] = rowsCols(x.shape);
+      const y = new Float32Array(rows * cols), mean = new Float32Array(rows), rstd = new Float32Array(rows);
+      addon.layerNormFwd(
+        need(backend, x, 'x'), need(backend, inputs['gamma'], 'gamma'), need(backend, inputs['beta'], 'beta'),
+        y, mean, rstd, rows, cols, Number(attrs?.['epsilon'] ?? 1e-5),
+      );
+      const statShape = [...x.shape.slice(0, -1), 1];
+      return [output(backend, x.shape.slice(), y), output(backend, statShape, mean), output(backend, statShape, rstd)];
+    },
+    [FusedKernelName.layerNormGrad]: ({ inputs, backend }: KernelArgs) => {
+      const x = inputs['x']!;
+      const [rows, cols] = rowsCols(x.shape);
+      const dx = new Float32Array(rows * cols), dg = new Float32Array(cols), db = new Float32Array(cols);
+      addon.layerNormBwd(
+        need(backend, inputs['dy'], 'dy'), need(backend, x, 'x'), need(backend, inputs['gamma'], 'gamma'),
+        need(backend, inputs['mean'], 'mean'), need(backend, inputs['rstd'], 'rstd'), dx, dg, db, rows, cols,
+      );
+      return [output(backend, x.shape.slice(), dx), output(backend, [cols], dg), output(backend, [cols], db)];
+    },
+    [FusedKernelName.geluTanh]: ({ inputs, backend }: KernelArgs) => {
+      const x = inputs['x']!;
+      const out = new Float32Array(sizeOf(x.shape));
+      addon.unary(UnaryOp.geluTanh, need(backend, x, 'x'), out);
+      return output(backend, x.shape.slice(), out);
+    },
+    [FusedKernelName.geluTanhGrad]: ({ inputs, backend }: KernelArgs) => {
+      const x = inputs['x']!;
+      const dx = new Float32Array(sizeOf(x.shape));
+      addon.geluTanhBwd(need(backend, inputs['dy'], 'dy'), need(backend, x, 'x'), dx);
+      return output(backend, x.shape.slice(), dx);
+    },
+    [FusedKernelName.sparseXent]: ({ inputs, backend }: KernelArgs) => {
+      const logits = inputs['logits']!;
+      const [rows, cols] = rowsCols(logits.shape);
+      const loss = new Float32Array(rows), probs = new Float32Array(rows * cols);
+      addon.sparseXentFwd(need(backend, logits, 'logits'), labelsOf(backend, inputs['labels'], rows), loss, probs, rows, cols);
+      return [output(backend, logits.shape.slice(0, -1), loss), output(backend, logits.shape.slice(), probs)];
+    },
+    [FusedKernelName.sparseXentGrad]: ({ inputs, backend }: KernelArgs) => {
+      const probs = inputs['probs']!;
+      const [rows, cols] = rowsCols(probs.shape);
+      const dlogits = new Float32Array(rows * cols);
+      addon.sparseXentBwd(
+        need(backend, probs, 'probs'), labelsOf(backend, inputs['labels'], rows), need(backend, inputs['dloss'], 'dloss'),
+        dlogits, rows, cols,
+      );
+      return output(backend, probs.shape.slice(), dlogits);
+    },
+  };
+}

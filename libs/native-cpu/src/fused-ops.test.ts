@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { maxRelativeError, nativeAndPure, nativeSkipReason, seededTensor } from './testing.js';
+import { geluTanh, layerNorm, sparseSoftmaxCrossEntropy } from './fused-ops.js';
+
+const skip = nativeSkipReason();
+if (skip) console.warn(`native fused-op tests skipped: ${skip}`);
+
+describe.skipIf(skip !== null)('fused ops: native kernels vs tfjs composites', () => {
+  it('layerNorm forward and gradients (x, gamma, beta) agree', async () => {
+    const { native, pure } = await nativeAndPure(() => {
+      const x = seededTensor('lnx', [2, 5, 24], -3, 3);
+      const g = seededTensor('lng', [24], 0.5, 1.5) as tf.Tensor1D;
+      const b = seededTensor('lnb', [24]) as tf.Tensor1D;
+      const w = seededTensor('lnw', [2, 5, 24]);
+      const f = (xi: tf.Tensor, gi: tf.Tensor, bi: tf.Tensor) =>
+        tf.sum(tf.mul(layerNorm(xi, gi as tf.Tensor1D, bi as tf.Tensor1D), w));
+      return [layerNorm(x, g, b), ...tf.grads(f)([x, g, b])];
+    });
+    native.forEach((v, i) => expect(maxRelativeError(v, pure[i]!)).toBeLessThan(2e-5));
+  });
+
+  it('geluTanh forward and gradient agree', async () => {
+    const { native, pure } = await nativeAndPure(() => {
+      const x = seededTensor('gx', [4, 33], -5, 5);
+      const w = seededTensor('gw', [4, 33]);
+      return [geluTanh(x), tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(geluTanh(xi), w)))(x)];
+    });
+    native.forEach((v, i) => expect(maxRelativeError(v, pure[i]!)).toBeLessThan(1e-5));
+  });
+
+  it('sparseSoftmaxCrossEntropy equals one-hot cross-entropy, with the same gradient', async () => {
+    const labels = [3, 0, 9, 9, 5, 1];
+    const { native, pure } = await nativeAndPure(() => {
+      const logits = seededTensor('xl', [2, 3, 10], -6, 6);
+      const y = tf.tensor2d([labels.slice(0, 3), labels.slice(3)], [2, 3], 'int32');
+      const w = seededTensor('xw', [2, 3]);
+      const f = (l: tf.Tensor) => tf.sum(tf.mul(sparseSoftmaxCrossEntropy(l, y), w));
+      return [sparseSoftmaxCrossEntropy(logits, y), tf.grad(f)(logits)];
+    });
+    native.forEach((v, i) => expect(maxRelativeError(v, pure[i]!)).toBeLessThan(1e-5));
+  });
+});
+
+describe('fused ops: argument checks', () => {
+  it('layerNorm rejects gamma of the wrong length', () => {
+    expect(() => layerNorm(tf.zeros([2, 4]), tf.ones([3]) as tf.Tensor1D, tf.zeros([4]) as tf.Tensor1D)).toThrow(
+      /gamma and beta must have 4 elements, received 3 and 4/,
+    );
+  });
+
+  it('sparseSoftmaxCrossEntropy rejects float labels', () => {
+    expect(() => sparseSoftmaxCrossEntropy(tf.zeros([2, 4]), tf.zeros([2]))).toThrow(TypeError);
+  });
+
+  it('sparseSoftmaxCrossEntropy rejects a label count that does not match the rows', () => {
+    expect(() => sparseSoftmaxCrossEntropy(tf.zeros([2, 4]), tf.zeros([3], 'int32'))).toThrow(/expected 2 labels/);
+  });
+});

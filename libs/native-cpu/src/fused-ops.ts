@@ -1,0 +1,109 @@
+/**
+ * Fused training ops with hand-written gradients. On the cpu backend with the native kernels
+ * registered each is one native pass forward and one backward; elsewhere (wasm, pure cpu) the same
+ * math is composed from tfjs ops and differentiated by tfjs, so results agree on every backend.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { FusedKernelName } from './fused-kernels.js';
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+
+function nativeFor(kernel: string): boolean {
+  return tf.getBackend() === 'cpu' && tf.getKernel(kernel, 'cpu') !== undefined;
+}
+
+type Forward = (inputs: tf.Tensor[], save: tf.GradSaveFunc) => {
+  value: tf.Tensor;
+  gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];
+};
+
+/** tf.customGrad over `arity` tensor inputs, with the save function passed separately. */
+function customOp(arity: number, forward: Forward): (...inputs: tf.Tensor[]) => tf.Tensor {
+  const f = (...args: (tf.Tensor | tf.GradSaveFunc)[]) =>
+    forward(args.slice(0, arity) as tf.Tensor[], args[arity] as tf.GradSaveFunc);
+  return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]);
+}
+
+function run(kernel: string, inputs: tf.NamedTensorMap, attrs: Record<string, number> = {}): tf.Tensor[] {
+  const out = tf.engine().runKernel(kernel, inputs, attrs) as tf.Tensor | tf.Tensor[];
+  return Array.isArray(out) ? out : [out];
+}
+
+/**
+ * Layer normalisation over the last axis (Ba, Kiros, Hinton 2016, eq. 4):
+ * y = (x - mean) / sqrt(var + epsilon) * gamma + beta, with the biased variance.
+ */
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, epsilon = 1e-5): tf.Tensor {
+  const cols = x.shape[x.shape.length - 1];
+  if (gamma.shape[0] !== cols || beta.shape[0] !== cols) {
+    throw new RangeError(`layerNorm: gamma and beta must have ${cols} elements, received ${gamma.shape[0]} and ${beta.shape[0]}`);
+  }
+  if (!nativeFor(FusedKernelName.layerNorm) || x.dtype !== 'float32') {
+    return tf.tidy(() => {
+      const mean = tf.mean(x, -1, true);
+      const centred = tf.sub(x, mean);
+      const variance = tf.mean(tf.square(centred), -1, true);
+      return tf.add(tf.mul(tf.mul(centred, tf.rsqrt(tf.add(variance, epsilon))), gamma), beta);
+    });
+  }
+  const op = customOp(3, ([xi, g, b], save) => {
+    const [y, mean, rstd] = run(FusedKernelName.layerNorm, { x: xi!, gamma: g!, beta: b! }, { epsilon });
+    save([xi!, g!, mean!, rstd!]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sg, sm, sr] = saved;
+        return run(FusedKernelName.layerNormGrad, { dy, x: sx!, gamma: sg!, mean: sm!, rstd: sr! });
+      },
+    };
+  });
+  return op(x, gamma, beta);
+}
+
+/** GELU, tanh approximation (Hendrycks and Gimpel 2016, sec. 2), as GPT-2's `gelu_new`. */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  if (!nativeFor(FusedKernelName.geluTanh) || x.dtype !== 'float32') {
+    return tf.tidy(() => {
+      const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), GELU_C);
+      return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+    });
+  }
+  const op = customOp(1, ([xi], save) => {
+    save([xi!]);
+    return {
+      value: run(FusedKernelName.geluTanh, { x: xi! })[0]!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => run(FusedKernelName.geluTanhGrad, { dy, x: saved[0]! })[0]!,
+    };
+  });
+  return op(x);
+}
+
+/**
+ * Per-row softmax cross-entropy against integer labels: loss = logsumexp(logits) - logits[label].
+ * Needs no one-hot tensor (for GPT-2's vocabulary that is 100 MB per 512 tokens); the gradient is
+ * softmax(logits) - onehot(label), formed in place. Labels get no gradient.
+ */
+export function sparseSoftmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor): tf.Tensor {
+  const cols = logits.shape[logits.shape.length - 1]!;
+  const rows = logits.size / cols;
+  if (labels.dtype !== 'int32') throw new TypeError(`sparseSoftmaxCrossEntropy: labels must be int32, received ${labels.dtype}`);
+  if (labels.size !== rows) {
+    throw new RangeError(`sparseSoftmaxCrossEntropy: expected ${rows} labels (one per row of logits [${logits.shape}]), received ${labels.size}`);
+  }
+  if (!nativeFor(FusedKernelName.sparseXent) || logits.dtype !== 'float32') {
+    return tf.tidy(() => {
+      const lse = tf.logSumExp(logits, -1);
+      const picked = tf.sum(tf.mul(logits, tf.oneHot(tf.reshape(labels, logits.shape.slice(0, -1)), cols)), -1);
+      return tf.sub(lse, picked);
+    });
+  }
+  const op = customOp(1, ([li], save) => {
+    const [loss, probs] = run(FusedKernelName.sparseXent, { logits: li!, labels });
+    save([probs!]);
+    return {
+      value: loss!,
+      gradFunc: (dloss: tf.Tensor, saved: tf.Tensor[]) => run(FusedKernelName.sparseXentGrad, { probs: saved[0]!, labels, dloss })[0]!,
+    };
+  });
+  return op(logits);
+}

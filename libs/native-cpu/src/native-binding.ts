@@ -1,0 +1,129 @@
+/**
+ * Loading the N-API addon (build/Release/fedlora_native.node) and describing which path is active.
+ *
+ * The addon is optional: `npm ci` builds it with node-gyp when a C compiler is present, and it opens
+ * OpenBLAS with dlopen at run time. Loading never throws; the status says why the fast path is off.
+ */
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+
+/** Functions exported by the C addon (native/addon.c); all buffers are caller-owned. */
+export interface NativeAddon {
+  info(): { blas: string; threads: number };
+  setThreads(n: number): void;
+  matmul(
+    a: Float32Array, b: Float32Array, out: Float32Array, batchShape: number[], aStrides: number[],
+    bStrides: number[], m: number, n: number, k: number, transposeA: boolean, transposeB: boolean,
+  ): void;
+  binary(op: number, a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], out: Float32Array, outShape: number[]): void;
+  unary(op: number, x: Float32Array, out: Float32Array): void;
+  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  reduceRows(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  reduceCols(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  transpose(x: Float32Array, shape: number[], perm: number[], out: Float32Array): void;
+  layerNormFwd(
+    x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array,
+    rstd: Float32Array, rows: number, cols: number, eps: number,
+  ): void;
+  layerNormBwd(
+    dy: Float32Array, x: Float32Array, gamma: Float32Array, mean: Float32Array, rstd: Float32Array,
+    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, rows: number, cols: number,
+  ): void;
+  geluTanhBwd(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
+  sparseXentFwd(logits: Float32Array, labels: Int32Array, loss: Float32Array, probs: Float32Array, rows: number, cols: number): void;
+  sparseXentBwd(probs: Float32Array, labels: Int32Array, dloss: Float32Array, dlogits: Float32Array, rows: number, cols: number): void;
+}
+
+/** Operation codes shared with native/fl_native.h. */
+export const BinaryOp = { add: 0, sub: 1, mul: 2, div: 3, squaredDifference: 4, max: 5, min: 6, pow: 7 } as const;
+export const UnaryOp = {
+  exp: 0, log: 1, tanh: 2, sqrt: 3, rsqrt: 4, square: 5, neg: 6, reciprocal: 7, sigmoid: 8, relu: 9, abs: 10, geluTanh: 11,
+} as const;
+export const ReduceOp = { sum: 0, max: 1, min: 2, mean: 3, prod: 4 } as const;
+
+/** What loadNativeCpu found: `name` is `native-openblas`, `native-loops` (addon without BLAS) or `cpu`. */
+export interface NativeCpuStatus {
+  available: boolean;
+  reason?: string;
+  name: string;
+  blas?: string;
+  threads?: number;
+}
+
+/** Options for loadNativeCpu; defaults read FEDLORA_NUM_THREADS and the core count. */
+export interface LoadOptions {
+  numThreads?: number;
+  env?: Record<string, string | undefined>;
+}
+
+const INSTALL_HINT = 'apt-get install libopenblas0-pthread';
+let cached: { addon: NativeAddon | null; status: NativeCpuStatus } | null = null;
+
+function threadCount(options: LoadOptions): number {
+  if (options.numThreads !== undefined) return options.numThreads;
+  const raw = (options.env ?? process.env)['FEDLORA_NUM_THREADS'];
+  if (raw === undefined || raw === '') return availableParallelism();
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(`FEDLORA_NUM_THREADS: expected a positive integer, received ${JSON.stringify(raw)}`);
+  }
+  return n;
+}
+
+/**
+ * Loads the addon once and sets the BLAS thread count. Never throws: a missing build or BLAS is
+ * reported in `reason` (a bad FEDLORA_NUM_THREADS is too, with the default used instead).
+ */
+export function loadNativeCpu(options: LoadOptions = {}): NativeCpuStatus {
+  if (cached) {
+    if (cached.addon && options.numThreads !== undefined) {
+      cached.addon.setThreads(options.numThreads);
+      cached.status = { ...cached.status, threads: cached.addon.info().threads };
+    }
+    return cached.status;
+  }
+  const require = createRequire(import.meta.url);
+  let addon: NativeAddon;
+  try {
+    addon = require('../build/Release/fedlora_native.node') as NativeAddon;
+  } catch (err) {
+    const why = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    cached = {
+      addon: null,
+      status: {
+        available: false,
+        name: 'cpu',
+        reason: `native addon not built (${why}): install a C compiler (apt-get install build-essential) and ${INSTALL_HINT}, then npm ci`,
+      },
+    };
+    return cached.status;
+  }
+  let threads: number;
+  let threadNote = '';
+  try {
+    threads = threadCount(options);
+  } catch (err) {
+    threads = availableParallelism();
+    threadNote = `${(err as Error).message}; using ${threads}`;
+  }
+  addon.setThreads(threads);
+  const info = addon.info();
+  const status: NativeCpuStatus =
+    info.blas === ''
+      ? {
+          available: true,
+          name: 'native-loops',
+          reason: `libopenblas not found: ${INSTALL_HINT} (matrix products use portable C loops)`,
+          threads: info.threads,
+        }
+      : { available: true, name: 'native-openblas', blas: info.blas, threads: info.threads };
+  if (threadNote) status.reason = status.reason ? `${status.reason}; ${threadNote}` : threadNote;
+  cached = { addon, status };
+  return status;
+}
+
+/** The loaded addon, or null when loadNativeCpu reported it unavailable. */
+export function nativeAddon(): NativeAddon | null {
+  if (!cached) loadNativeCpu();
+  return cached!.addon;
+}

@@ -1,0 +1,60 @@
+/**
+ * Registering the native kernels into the tfjs `cpu` backend in place of its pure-JS kernels, and
+ * restoring them. Each native kernel keeps the original as its fallback for dtypes and shapes it
+ * does not handle, so registering never changes what programs can run, only how fast.
+ */
+import '@tensorflow/tfjs-backend-cpu';
+import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
+import { nativeAddon } from './native-binding.js';
+import { withFallback, type KernelRegistry, type NativeKernel } from './kernel-support.js';
+import { batchMatMulKernel, fusedMatMulKernel } from './matmul-kernels.js';
+import { BINARY_KERNELS, UNARY_KERNELS, binaryKernel, unaryKernel } from './elementwise-kernels.js';
+import { REDUCE_KERNELS, reduceKernel, softmaxKernel } from './reduce-kernels.js';
+import { transposeKernel } from './transpose-kernel.js';
+import { fusedKernels } from './fused-kernels.js';
+import type { NativeAddon } from './native-binding.js';
+
+const BACKEND = 'cpu';
+/** Kernels we replaced, with the configuration that was registered before (undefined: none). */
+const originals = new Map<string, KernelConfig | undefined>();
+
+function nativeTable(addon: NativeAddon): Record<string, NativeKernel> {
+  const table: Record<string, NativeKernel> = {
+    BatchMatMul: batchMatMulKernel(addon),
+    _FusedMatMul: fusedMatMulKernel(addon),
+    Softmax: softmaxKernel(addon),
+    Transpose: transposeKernel(addon),
+  };
+  for (const [name, op] of Object.entries(BINARY_KERNELS)) table[name] = binaryKernel(addon, op);
+  for (const [name, op] of Object.entries(UNARY_KERNELS)) table[name] = unaryKernel(addon, op);
+  for (const [name, [op, attr]] of Object.entries(REDUCE_KERNELS)) table[name] = reduceKernel(addon, op, attr);
+  return { ...table, ...fusedKernels(addon) };
+}
+
+/**
+ * Replaces the cpu backend's kernels with native ones; returns the kernel names replaced (empty
+ * when the addon is unavailable, see loadNativeCpu). Idempotent.
+ */
+export function registerNativeKernels(tf: KernelRegistry): string[] {
+  const addon = nativeAddon();
+  if (!addon) return [];
+  const table = nativeTable(addon);
+  for (const [name, kernel] of Object.entries(table)) {
+    if (!originals.has(name)) originals.set(name, tf.getKernel(name, BACKEND));
+    const fallback: KernelFunc | undefined = originals.get(name)?.kernelFunc;
+    if (tf.getKernel(name, BACKEND)) tf.unregisterKernel(name, BACKEND);
+    tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: withFallback(kernel, fallback, name) });
+  }
+  return Object.keys(table);
+}
+
+/** Restores the kernels that registerNativeKernels replaced; returns their names. */
+export function unregisterNativeKernels(tf: KernelRegistry): string[] {
+  const names = [...originals.keys()];
+  for (const [name, original] of originals) {
+    if (tf.getKernel(name, BACKEND)) tf.unregisterKernel(name, BACKEND);
+    if (original) tf.registerKernel(original);
+  }
+  originals.clear();
+  return names;
+}
