@@ -47,3 +47,21 @@ export { rdpGaussian, rdpSampledGaussian, rdpPoissonSubsampled, rdpSkellam, rdpD
 export { PrivacyBudget, BudgetExceededError } from './budget.js';
 /** Budget options and serialised state. */
 export type { PrivacyBudgetOptions, PrivacyBudgetState } from './budget.js';
+
+// Rounds and the ledger.
+/** Round parameters -> accountant events; refusal of distributed noise without secure aggregation. */
+export { roundEvents, assertDistributedNoiseIsSafe, InsecureDistributedNoiseError } from './round-events.js';
+/** Recorded privacy parameters of a round (central, distributed, or DP-SGD). */
+export type { RoundPrivacyParams, CentralParams, DistributedParams, DpSgdParams } from './round-events.js';
+/** Append-only, hash-chained, Ed25519-signed JSONL privacy ledger. */
+export { Ledger, LedgerCorruptError } from './ledger.js';
+/** Ledger writer identity and accounting settings. */
+export type { LedgerSigner, LedgerSettings } from './ledger.js';
+/** Ledger format helpers: canonical JSON, line hashes, signing keys. */
+export { canonicalJson, lineHash, generateLedgerKey, ledgerKeyFromSeed, GENESIS_HASH, LEDGER_VERSION } from './ledger-format.js';
+/** Ledger entry shapes. */
+export type { LedgerEntry, LedgerRecordInput } from './ledger-format.js';
+/** Verifies chains, signatures and recomputes every epsilon from recorded parameters. */
+export { verifyLedger, verifyLedgerText, verifyLedgerFile } from './ledger-verify.js';
+/** Verification results. */
+export type { LedgerVerification, LedgerProblem, LedgerRoundSummary, VerifyOptions } from './ledger-verify.js';

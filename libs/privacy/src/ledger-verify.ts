@@ -1,0 +1,164 @@
+import { readFileSync } from 'node:fs';
+import { composeRdp, validateEvent, type PrivacyEvent } from './accountant.js';
+import { rdpToEpsilon } from './conversion.js';
+import { canonicalJson, GENESIS_HASH, lineHash, verifyEntrySignature, type LedgerEntry } from './ledger-format.js';
+import { roundEvents } from './round-events.js';
+
+/** One finding of the verifier, naming the entry (seq, or line number when the line cannot be parsed). */
+export interface LedgerProblem {
+  line: number;
+  seq?: number;
+  message: string;
+}
+
+/** Per-round view of a verified ledger (for reports and charts). */
+export interface LedgerRoundSummary {
+  seq: number;
+  round: number;
+  kind: LedgerEntry['kind'];
+  subject?: string;
+  survivors?: number;
+  epsilon: number;
+}
+
+/** Result of verifying one ledger. */
+export interface LedgerVerification {
+  valid: boolean;
+  entries: number;
+  writer?: string;
+  role?: LedgerEntry['role'];
+  publicKey?: string;
+  unit?: LedgerEntry['unit'];
+  delta?: number;
+  budget?: { epsilon: number; delta: number };
+  /** Cumulative epsilon recomputed from the recorded parameters (not read from the file). */
+  epsilon: number;
+  rounds: LedgerRoundSummary[];
+  problems: LedgerProblem[];
+  /** The parsed entries that passed parsing (for callers that continue a ledger). */
+  parsed: LedgerEntry[];
+  /** Hash of the last complete line (GENESIS_HASH for an empty ledger). */
+  lastHash: string;
+  /** Recomputed cumulative RDP after the last entry. */
+  cumulativeRdp: number[];
+}
+
+/** Options of verifyLedger. */
+export interface VerifyOptions {
+  /** writer -> hex Ed25519 public key; when given, a ledger signed by another key is rejected. */
+  trustedKeys?: Record<string, string>;
+}
+
+function close(a: number, b: number): boolean {
+  if (a === b) return true;
+  if (!Number.isFinite(a) || !Number.isFinite(b)) return false;
+  return Math.abs(a - b) <= 1e-9 * Math.max(Math.abs(a), Math.abs(b)) + 1e-12;
+}
+
+/**
+ * Verifies a ledger: every line parses, is complete (a torn last line is reported, never
+ * accepted), carries the next seq and the hash of the previous line, is signed by the ledger's
+ * single writer (and by the trusted key if given), its events follow from its parameters, and its
+ * cumulative RDP and epsilon match what the accountant recomputes from all entries so far.
+ */
+export function verifyLedgerText(text: string, opts: VerifyOptions = {}): LedgerVerification {
+  const problems: LedgerProblem[] = [];
+  const parsed: LedgerEntry[] = [];
+  const rounds: LedgerRoundSummary[] = [];
+  const lines = text.split('\n');
+  const complete = text.endsWith('\n') || text.length === 0;
+  if (lines[lines.length - 1] === '') lines.pop();
+  let prevHash = GENESIS_HASH;
+  let first: LedgerEntry | undefined;
+  let cumulative: number[] = [];
+  let epsilon = 0;
+
+  lines.forEach((line, i) => {
+    const lineNo = i + 1;
+    const isLast = i === lines.length - 1;
+    if (isLast && !complete) {
+      problems.push({ line: lineNo, message: `line ${lineNo}: truncated last line (no newline): an interrupted write, entry not accepted` });
+      return;
+    }
+    let entry: LedgerEntry;
+    try {
+      entry = JSON.parse(line) as LedgerEntry;
+      if (typeof entry !== 'object' || entry === null) throw new Error('not an object');
+    } catch {
+      problems.push({ line: lineNo, message: `line ${lineNo}: not a valid JSON entry (corrupted)` });
+      prevHash = lineHash(line);
+      return;
+    }
+    const seq = entry.seq;
+    const name = `entry ${seq} (line ${lineNo})`;
+    const report = (message: string): void => {
+      problems.push({ line: lineNo, seq, message: `${name}: ${message}` });
+    };
+    if (seq !== i) report(`seq is ${seq}, expected ${i}: an entry is missing, inserted or out of order`);
+    if (entry.prevHash !== prevHash) report('prevHash does not match the previous line: the chain is broken (edited, deleted or reordered entry)');
+    prevHash = lineHash(line);
+    if (!verifyEntrySignature(entry)) report('signature does not verify: the entry was altered or signed by another key');
+    first ??= entry;
+    if (entry.publicKey !== first.publicKey || entry.writer !== first.writer) report(`writer/key differs from the ledger's first entry (${first.writer})`);
+    const trusted = opts.trustedKeys?.[entry.writer];
+    if (opts.trustedKeys && trusted !== entry.publicKey) report(`writer ${entry.writer} is not signed with its trusted key`);
+    if (canonicalJson(entry.orders) !== canonicalJson(first.orders) || entry.delta !== first.delta || entry.conversion !== first.conversion) {
+      report('orders, delta or conversion changed within the ledger');
+    }
+    parsed.push(entry);
+
+    // Recompute the accounting from the recorded parameters.
+    let events: PrivacyEvent[] = [];
+    try {
+      events = (entry.events ?? []).map((e, j) => validateEvent(e, `events[${j}]`));
+      if (entry.kind !== 'round' && events.length > 0) report(`a ${entry.kind} entry must release nothing, but records ${events.length} event(s)`);
+      if (entry.params) {
+        const expected = roundEvents(entry.params);
+        if (canonicalJson(expected) !== canonicalJson(events)) report('mis-accounted: its events do not follow from its recorded parameters');
+      }
+      if (cumulative.length === 0) cumulative = new Array<number>(first.orders.length).fill(0);
+      const add = composeRdp(events, first.orders);
+      cumulative = cumulative.map((r, k) => r + add[k]!);
+      epsilon = rdpToEpsilon(first.orders, cumulative, first.delta, first.conversion).epsilon;
+    } catch (err) {
+      report(`cannot be accounted: ${(err as Error).message}`);
+    }
+    const recorded = entry.cumulativeRdp ?? [];
+    if (recorded.length !== cumulative.length || recorded.some((r, k) => !close(r, cumulative[k]!))) {
+      report('mis-accounted: recorded cumulative RDP differs from the recomputed one');
+    }
+    if (!close(entry.epsilon, epsilon)) report(`mis-accounted: records epsilon ${entry.epsilon}, recomputed ${epsilon}`);
+    if (entry.budget && epsilon > entry.budget.epsilon * (1 + 1e-12)) report(`overspent: epsilon ${epsilon} exceeds the budget ${entry.budget.epsilon}`);
+    const survivors = entry.params && 'survivors' in entry.params ? entry.params.survivors : undefined;
+    rounds.push({ seq, round: entry.round, kind: entry.kind, epsilon, ...(entry.subject ? { subject: entry.subject } : {}), ...(survivors !== undefined ? { survivors } : {}) });
+  });
+
+  const last = parsed[parsed.length - 1];
+  const budget = last?.budget ?? first?.budget;
+  return {
+    valid: problems.length === 0,
+    entries: lines.length,
+    ...(first ? { writer: first.writer, role: first.role, publicKey: first.publicKey, unit: first.unit, delta: first.delta } : {}),
+    ...(budget ? { budget } : {}),
+    epsilon,
+    rounds,
+    problems,
+    parsed,
+    lastHash: prevHash,
+    cumulativeRdp: cumulative,
+  };
+}
+
+/** verifyLedgerText on a file's contents. */
+export function verifyLedgerFile(path: string, opts: VerifyOptions = {}): LedgerVerification {
+  return verifyLedgerText(readFileSync(path, 'utf8'), opts);
+}
+
+/**
+ * Verifies a ledger given as JSONL text (anything starting with "{" or empty) or as a file path.
+ * See verifyLedgerText for what is checked.
+ */
+export function verifyLedger(textOrPath: string, opts: VerifyOptions = {}): LedgerVerification {
+  const t = textOrPath.trimStart();
+  return t === '' || t.startsWith('{') ? verifyLedgerText(textOrPath, opts) : verifyLedgerFile(textOrPath, opts);
+}

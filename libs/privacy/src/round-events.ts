@@ -1,0 +1,109 @@
+import type { PrivacyEvent } from './accountant.js';
+
+/**
+ * The privacy parameters of one DP-FedAvg round (institution level) or one client's local
+ * DP-SGD (record level), exactly as recorded in a ledger entry. `roundEvents` turns them into
+ * accountant events; the auditor re-derives the events from these parameters, so an entry whose
+ * events do not follow from its parameters is flagged as mis-accounted.
+ */
+export type RoundPrivacyParams = CentralParams | DistributedParams | DpSgdParams;
+
+/** Central DP-FedAvg: the coordinator adds N(0, (z C)^2) (on a fine grid) to the sum of clipped updates. */
+export interface CentralParams {
+  mode: 'central';
+  clipNorm: number;
+  noiseMultiplier: number;
+  /** Poisson client-sampling rate (cohort / population); 1 when every institution takes part. */
+  samplingRate: number;
+  /** Number of updates actually summed (recorded; central noise does not depend on it). */
+  survivors: number;
+}
+
+/**
+ * Distributed DP-FedAvg: each survivor adds integer noise with `perClientVariance` (integer
+ * domain, after scaling by `scale`), so the sum of the `survivors` actually summed carries
+ * survivors x perClientVariance. Sensitivities are in the integer domain after rotation, scaling
+ * and rounding (the secure-aggregation encoder supplies them).
+ */
+export interface DistributedParams {
+  mode: 'distributed';
+  noise: 'skellam' | 'discrete_gaussian';
+  clipNorm: number;
+  scale: number;
+  perClientVariance: number;
+  l1Sensitivity: number;
+  l2Sensitivity: number;
+  dimension: number;
+  samplingRate: number;
+  survivors: number;
+  /** True when secure aggregation hid the individual noisy updates. */
+  secureAggregation: boolean;
+}
+
+/** Record-level DP-SGD inside one client: Poisson sampling of examples, per-example clipping, Gaussian noise. */
+export interface DpSgdParams {
+  mode: 'dp-sgd';
+  clipNorm: number;
+  noiseMultiplier: number;
+  samplingRate: number;
+  steps: number;
+}
+
+/** Accountant events implied by a round's parameters (empty when nothing was released). */
+export function roundEvents(p: RoundPrivacyParams): PrivacyEvent[] {
+  switch (p.mode) {
+    case 'central':
+      if (p.survivors === 0) return [];
+      return [{ mechanism: 'sampled_gaussian', noiseMultiplier: p.noiseMultiplier, samplingRate: p.samplingRate, steps: 1 }];
+    case 'distributed':
+      if (p.survivors === 0) return [];
+      if (p.noise === 'skellam') {
+        return [
+          {
+            mechanism: 'skellam',
+            variance: p.survivors * p.perClientVariance,
+            l1Sensitivity: p.l1Sensitivity,
+            l2Sensitivity: p.l2Sensitivity,
+            ...(p.samplingRate < 1 ? { samplingRate: p.samplingRate } : {}),
+            steps: 1,
+          },
+        ];
+      }
+      return [
+        {
+          mechanism: 'discrete_gaussian',
+          sigma: Math.sqrt(p.perClientVariance),
+          l2Sensitivity: p.l2Sensitivity,
+          l1Sensitivity: p.l1Sensitivity,
+          parties: p.survivors,
+          dimension: p.dimension,
+          ...(p.samplingRate < 1 ? { samplingRate: p.samplingRate } : {}),
+          steps: 1,
+        },
+      ];
+    case 'dp-sgd':
+      if (p.steps === 0) return [];
+      return [{ mechanism: 'sampled_gaussian', noiseMultiplier: p.noiseMultiplier, samplingRate: p.samplingRate, steps: p.steps }];
+    default:
+      throw new RangeError(`params.mode must be central, distributed or dp-sgd, received ${JSON.stringify((p as { mode?: unknown }).mode)}`);
+  }
+}
+
+/** Thrown when distributed noise is planned without secure aggregation and not forced. */
+export class InsecureDistributedNoiseError extends Error {
+  override name = 'InsecureDistributedNoiseError';
+}
+
+/**
+ * Refuses distributed noise without secure aggregation unless forced: each client's share of
+ * noise is only a fraction of the total, so an update seen in the clear carries far too little
+ * noise to protect that institution (its own epsilon would be about survivors times larger).
+ */
+export function assertDistributedNoiseIsSafe(opts: { mode: 'central' | 'distributed'; secureAggregation: boolean; force?: boolean }): void {
+  if (opts.mode === 'distributed' && !opts.secureAggregation && !opts.force) {
+    throw new InsecureDistributedNoiseError(
+      'distributed noise requires secure aggregation: without it the coordinator sees each update with only its 1/n share of the noise, ' +
+        'so each institution is far less protected than accounted; enable secure aggregation, use central noise, or force it explicitly',
+    );
+  }
+}
