@@ -1,1 +1,40 @@
-export {};
+// Backend selection (the ladder of DESIGN.md: Tensors).
+export { initBackend, currentBackend, BACKEND_NAMES } from './backend.js';
+export type { BackendName } from './backend.js';
+// Configuration of the supported families (GPT-2, Llama).
+export type { ModelConfig, ModelType } from './config.js';
+export { parseModelConfig } from './config.js';
+// Parameter layout: expected tensors and the linear modules LoRA can adapt.
+export type { LinearModule, ParameterLayout } from './architecture.js';
+export { parameterLayout } from './architecture.js';
+// Tokenizers through @huggingface/tokenizers.
+export type { TextTokenizer } from './tokenizer.js';
+export { loadTokenizer, fromJson as tokenizerFromJson } from './tokenizer.js';
+// Hugging Face model directories: read and write.
+export { CheckpointError, readModelConfig, readModelWeights, writeModelDir } from './checkpoint.js';
+// The causal LM on tfjs and its loss.
+export type { ForwardOptions, LoraRuntime } from './causal-lm.js';
+export { CausalLM } from './causal-lm.js';
+export { crossEntropy, crossEntropySum } from './loss.js';
+// Loading a model directory; the committed base model.
+export { loadModel, DEFAULT_BASE_MODEL_DIR } from './load-model.js';
+// LoRA: config, PEFT names, initialisation, merge.
+export type { LoraConfig } from './lora.js';
+export {
+  defaultLoraConfig,
+  validateLoraConfig,
+  loraTargets,
+  peftName,
+  initLoraAdapter,
+  assertAdapterLayout,
+  loraRuntime,
+  disposeLoraRuntime,
+  mergeLoraAdapter,
+} from './lora.js';
+// PEFT adapter directories.
+export { savePeftAdapter, loadPeftAdapter, peftAdapterConfig, readPeftConfig } from './peft-io.js';
+// Fresh weights for pretraining from scratch.
+export { initWeights } from './init-weights.js';
+// Byte-level BPE vocabulary training (output loads through @huggingface/tokenizers).
+export type { BpeTrainOptions } from './bpe-trainer.js';
+export { trainByteLevelBpe, bytesToUnicode } from './bpe-trainer.js';

@@ -18,3 +18,15 @@ export { chunkTensors, TensorAssembler, ChunkStreamError, DEFAULT_CHUNK_BYTES } 
 // Randomness as a parameter.
 export type { RandomBytes } from './random.js';
 export { cryptoRandomBytes, seededRandomBytes, uniform01, uniformInt, shuffleInPlace } from './random.js';
+// safetensors read/write (F32/F16/BF16 in, upcast to float32).
+export type { SafetensorsDtype, SafetensorsEntry, SafetensorsHeader } from './safetensors.js';
+export {
+  SafetensorsError,
+  readSafetensorsHeader,
+  decodeSafetensorsEntry,
+  parseSafetensors,
+  serializeSafetensors,
+  halfToFloat,
+  floatToHalf,
+  floatToBfloat16,
+} from './safetensors.js';

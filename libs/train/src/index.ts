@@ -1,1 +1,11 @@
-export {};
+// Data: text/JSONL files packed into fixed-length sequences.
+export type { TextFileOptions } from './data.js';
+export { tokenizeToSequences, packTokens, readTextDocuments, splitHeldOut } from './data.js';
+// Learning-rate schedule: linear warmup + cosine decay.
+export { warmupCosine } from './schedule.js';
+// AdamW over tfjs variables.
+export type { AdamWOptions, AdamWState } from './adamw.js';
+export { AdamW } from './adamw.js';
+// Local LoRA training and evaluation.
+export type { StepInfo, TrainOptions, TrainResult, TrainState } from './trainer.js';
+export { trainLocal, evaluate, toTensors } from './trainer.js';

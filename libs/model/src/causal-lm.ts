@@ -1,0 +1,256 @@
+/**
+ * A decoder-only causal language model (GPT-2 or Llama family) on tfjs, with frozen base
+ * weights and optional LoRA adapters applied on the fly: h = x W + b + (alpha / r) * drop(x) A^T B^T
+ * (Hu et al. 2021, eq. 3). Base weights are uploaded once and never copied per step.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { NamedTensors } from '@fedlora/tensor';
+import type { ModelConfig } from './config.js';
+import { parameterLayout, type LinearModule } from './architecture.js';
+import type { TextTokenizer } from './tokenizer.js';
+import {
+  applyRope,
+  causalAttention,
+  causalMask,
+  geluNew,
+  layerNorm,
+  mergeHeads,
+  repeatKv,
+  rmsNorm,
+  ropeTables,
+  silu,
+  splitHeads,
+} from './layers.js';
+
+/** LoRA tensors as the forward pass uses them, keyed by module path. */
+export interface LoraRuntime {
+  /** alpha / r. */
+  scale: number;
+  /** Dropout probability on the LoRA input (training only). */
+  dropout: number;
+  /** A [r, in] and B [out, r], PEFT's layout. */
+  modules: Map<string, { a: tf.Tensor2D; b: tf.Tensor2D }>;
+}
+
+/** Options of one forward pass. */
+export interface ForwardOptions {
+  lora?: LoraRuntime;
+  /** Applies LoRA dropout. */
+  training?: boolean;
+  /** Seed of this pass's dropout masks (tfjs' seeded uniform). */
+  seed?: number;
+  /**
+   * Replaces base parameters (internal layout, see `internalWeights`), e.g. trainable variables
+   * when pretraining; the embedding is then applied as one-hot @ E so it has a gradient on every
+   * backend (wasm lacks UnsortedSegmentSum, the gradient of gather).
+   */
+  params?: Map<string, tf.Tensor>;
+}
+
+/** A loaded causal LM: configuration, tokenizer, frozen weights. */
+export class CausalLM {
+  /** Linear layers in order, with HF paths and shapes. */
+  readonly linears: LinearModule[];
+  private readonly weights: Map<string, tf.Tensor>;
+  private readonly masks = new Map<number, tf.Tensor2D>();
+  private rope?: { cos: tf.Tensor2D; sin: tf.Tensor2D };
+  private disposed = false;
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly tokenizer: TextTokenizer,
+    hfWeights: NamedTensors,
+  ) {
+    this.linears = parameterLayout(config).linears;
+    this.weights = new Map();
+    for (const [name, t] of internalWeights(config, hfWeights)) this.weights.set(name, tf.tensor(t.data, t.shape));
+  }
+
+  /** The base weights in internal layout (kernels [in, out]); read-only by convention. */
+  get parameters(): ReadonlyMap<string, tf.Tensor> {
+    return this.weights;
+  }
+
+  /** Logits [B*T, vocab] for token ids [B, T] (T <= maxPositions). Caller owns the result. */
+  forward(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
+    if (this.disposed) throw new Error('CausalLM.forward: model was disposed');
+    const [b, t] = ids.shape;
+    if (t > this.config.maxPositions) throw new RangeError(`forward: sequence length must be <= ${this.config.maxPositions}, received ${t}`);
+    const mask = this.mask(t);
+    return tf.tidy(() => {
+      const p = (name: string): tf.Tensor => {
+        const v = opts.params?.get(name) ?? this.weights.get(name);
+        if (!v) throw new Error(`CausalLM: no parameter "${name}"`);
+        return v;
+      };
+      let dropCount = 0;
+      const linear = (x: tf.Tensor2D, path: string, bias: boolean): tf.Tensor2D => {
+        let y = tf.matMul(x, p(`${path}.weight`) as tf.Tensor2D);
+        if (bias) y = tf.add(y, p(`${path}.bias`));
+        const l = opts.lora?.modules.get(path);
+        if (l) {
+          let xin = x;
+          if (opts.training && opts.lora!.dropout > 0) {
+            const keep = 1 - opts.lora!.dropout;
+            const u = tf.randomUniform(x.shape, 0, 1, 'float32', (opts.seed ?? 0) * 1009 + dropCount++);
+            xin = tf.mul(x, tf.div(tf.cast(tf.less(u, keep), 'float32'), keep));
+          }
+          const low = tf.matMul(tf.matMul(xin, tf.transpose(l.a)), tf.transpose(l.b));
+          y = tf.add(y, tf.mul(low, opts.lora!.scale));
+        }
+        return y as tf.Tensor2D;
+      };
+      const flat = tf.reshape(ids, [b * t]) as tf.Tensor1D;
+      const embName = this.config.modelType === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight';
+      const emb = p(embName) as tf.Tensor2D;
+      const trainEmb = opts.params?.has(embName) ?? false;
+      let h: tf.Tensor2D = trainEmb
+        ? tf.matMul(tf.oneHot(tf.cast(flat, 'int32'), this.config.vocabSize), emb)
+        : (tf.gather(emb, tf.cast(flat, 'int32')) as tf.Tensor2D);
+      h = this.config.modelType === 'gpt2' ? this.gpt2(h, b, t, p, linear, mask) : this.llama(h, b, t, p, linear, mask);
+      const head = this.config.tieWordEmbeddings
+        ? trainEmb
+          ? tf.transpose(emb)
+          : p('__head_kernel')
+        : p('lm_head.weight');
+      return tf.matMul(h, head as tf.Tensor2D);
+    });
+  }
+
+  private gpt2(
+    x: tf.Tensor2D,
+    b: number,
+    t: number,
+    p: (n: string) => tf.Tensor,
+    linear: (x: tf.Tensor2D, path: string, bias: boolean) => tf.Tensor2D,
+    mask: tf.Tensor2D,
+  ): tf.Tensor2D {
+    const c = this.config;
+    const pos = tf.slice(p('transformer.wpe.weight'), [0, 0], [t, c.hiddenSize]);
+    let h = tf.reshape(tf.add(tf.reshape(x, [b, t, c.hiddenSize]), pos), [b * t, c.hiddenSize]) as tf.Tensor2D;
+    for (let i = 0; i < c.numLayers; i++) {
+      const pre = `transformer.h.${i}`;
+      const a = layerNorm(h, p(`${pre}.ln_1.weight`), p(`${pre}.ln_1.bias`), c.normEps);
+      const qkv = linear(a, `${pre}.attn.c_attn`, true);
+      const [q, k, v] = tf.split(qkv, 3, 1).map((z) => splitHeads(z, b, t, c.numHeads, c.headDim));
+      const att = mergeHeads(causalAttention(q!, k!, v!, mask));
+      h = tf.add(h, linear(att, `${pre}.attn.c_proj`, true));
+      const m = layerNorm(h, p(`${pre}.ln_2.weight`), p(`${pre}.ln_2.bias`), c.normEps);
+      const inner = geluNew(linear(m, `${pre}.mlp.c_fc`, true)) as tf.Tensor2D;
+      h = tf.add(h, linear(inner, `${pre}.mlp.c_proj`, true));
+    }
+    return layerNorm(h, p('transformer.ln_f.weight'), p('transformer.ln_f.bias'), c.normEps);
+  }
+
+  private llama(
+    x: tf.Tensor2D,
+    b: number,
+    t: number,
+    p: (n: string) => tf.Tensor,
+    linear: (x: tf.Tensor2D, path: string, bias: boolean) => tf.Tensor2D,
+    mask: tf.Tensor2D,
+  ): tf.Tensor2D {
+    const c = this.config;
+    const rope = this.ropeTables();
+    const cos = tf.slice(rope.cos, [0, 0], [t, c.headDim]);
+    const sin = tf.slice(rope.sin, [0, 0], [t, c.headDim]);
+    const qBias = c.attentionBias;
+    const oBias = c.attentionBias && c.raw.model_type !== 'qwen2';
+    let h = x;
+    for (let i = 0; i < c.numLayers; i++) {
+      const pre = `model.layers.${i}`;
+      const a = rmsNorm(h, p(`${pre}.input_layernorm.weight`), c.normEps);
+      const q = applyRope(splitHeads(linear(a, `${pre}.self_attn.q_proj`, qBias), b, t, c.numHeads, c.headDim), cos, sin);
+      const k = applyRope(splitHeads(linear(a, `${pre}.self_attn.k_proj`, qBias), b, t, c.numKvHeads, c.headDim), cos, sin);
+      const v = splitHeads(linear(a, `${pre}.self_attn.v_proj`, qBias), b, t, c.numKvHeads, c.headDim);
+      const rep = c.numHeads / c.numKvHeads;
+      const att = mergeHeads(causalAttention(q, repeatKv(k, rep), repeatKv(v, rep), mask));
+      h = tf.add(h, linear(att, `${pre}.self_attn.o_proj`, oBias));
+      const m = rmsNorm(h, p(`${pre}.post_attention_layernorm.weight`), c.normEps);
+      const gated = tf.mul(silu(linear(m, `${pre}.mlp.gate_proj`, false)), linear(m, `${pre}.mlp.up_proj`, false)) as tf.Tensor2D;
+      h = tf.add(h, linear(gated, `${pre}.mlp.down_proj`, false));
+    }
+    return rmsNorm(h, p('model.norm.weight'), c.normEps);
+  }
+
+  private mask(t: number): tf.Tensor2D {
+    let m = this.masks.get(t);
+    if (!m) {
+      m = tf.keep(causalMask(t)); // cached across calls, possibly created inside a caller's tidy
+      this.masks.set(t, m);
+    }
+    return m;
+  }
+
+  private ropeTables(): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+    if (!this.rope) {
+      const r = ropeTables(this.config.maxPositions, this.config.headDim, this.config.ropeTheta);
+      this.rope = { cos: tf.keep(r.cos), sin: tf.keep(r.sin) };
+    }
+    return this.rope;
+  }
+
+  /** Replaces one internal parameter (used by merge/unmerge and pretraining); disposes the old tensor. */
+  setParameter(name: string, value: tf.Tensor): void {
+    const old = this.weights.get(name);
+    if (!old) throw new RangeError(`setParameter: no parameter "${name}"`);
+    if (old.shape.join() !== value.shape.join()) throw new RangeError(`setParameter: "${name}" has shape [${old.shape}], received [${value.shape}]`);
+    old.dispose();
+    this.weights.set(name, tf.keep(value));
+    if (name === 'transformer.wte.weight' || name === 'model.embed_tokens.weight') {
+      if (this.config.tieWordEmbeddings) this.setParameter('__head_kernel', tf.transpose(value));
+    }
+  }
+
+  /** The weights in Hugging Face layout (host copies), e.g. to save the model. */
+  async hostWeights(): Promise<NamedTensors> {
+    const out: NamedTensors = new Map();
+    for (const [name, shape] of parameterLayout(this.config).tensors) {
+      const lin = this.linears.find((l) => `${l.path}.weight` === name);
+      const t = this.weights.get(name)!;
+      const hf = (lin && !lin.fanInFanOut) || name === 'lm_head.weight' ? tf.transpose(t) : t;
+      out.set(name, { shape, data: (await hf.data()) as Float32Array });
+      if (hf !== t) hf.dispose();
+    }
+    return out;
+  }
+
+  /** Frees every tensor the model holds. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const t of this.weights.values()) t.dispose();
+    for (const t of this.masks.values()) t.dispose();
+    this.rope?.cos.dispose();
+    this.rope?.sin.dispose();
+  }
+}
+
+/**
+ * HF-layout host weights to the internal layout: Linear weights [out, in] become kernels [in, out];
+ * a tied model gets `__head_kernel` = E^T so the LM head is a plain matmul.
+ */
+export function internalWeights(config: ModelConfig, hf: NamedTensors): NamedTensors {
+  const layout = parameterLayout(config);
+  const linearByWeight = new Map(layout.linears.map((l) => [`${l.path}.weight`, l]));
+  const out: NamedTensors = new Map();
+  for (const [name, shape] of layout.tensors) {
+    const t = hf.get(name);
+    if (!t) throw new RangeError(`weights lack tensor "${name}"`);
+    const lin = linearByWeight.get(name);
+    out.set(name, lin && !lin.fanInFanOut ? transposeHost(t.data, shape[0]!, shape[1]!) : t);
+  }
+  if (config.tieWordEmbeddings) {
+    const e = out.get(config.modelType === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight')!;
+    out.set('__head_kernel', transposeHost(e.data, config.vocabSize, config.hiddenSize));
+  } else if (out.has('lm_head.weight')) {
+    out.set('lm_head.weight', transposeHost(out.get('lm_head.weight')!.data, config.vocabSize, config.hiddenSize));
+  }
+  return out;
+}
+
+function transposeHost(data: Float32Array, rows: number, cols: number): { shape: number[]; data: Float32Array } {
+  const out = new Float32Array(rows * cols);
+  for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[j * rows + i] = data[i * cols + j]!;
+  return { shape: [cols, rows], data: out };
+}

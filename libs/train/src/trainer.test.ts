@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { defaultLoraConfig, initBackend, initLoraAdapter, type CausalLM } from '@fedlora/model';
+import { cloneNamed, seededRandomBytes, sha256Named } from '@fedlora/tensor';
+import { evaluate, trainLocal } from './trainer.js';
+import { tokenizeToSequences } from './data.js';
+import { SAMPLE_TEXT, tinyGpt2 } from './test-model.js';
+
+let model: CausalLM;
+beforeAll(async () => {
+  await initBackend({ backend: process.env.FEDLORA_BACKEND ?? 'wasm' }); // pinned: the suite must not depend on optional rungs
+  model = tinyGpt2();
+});
+afterAll(() => model.dispose());
+
+describe('trainLocal', () => {
+  it('lowers the loss, returns new tensors and leaves the input adapter untouched', async () => {
+    const lora = defaultLoraConfig(model);
+    const adapter = initLoraAdapter(model, lora, seededRandomBytes(1));
+    const before = sha256Named(adapter);
+    const data = tokenizeToSequences(model, SAMPLE_TEXT.repeat(4), 16);
+    const ev0 = await evaluate(model, lora, adapter, data);
+    const res = await trainLocal(model, lora, adapter, data, { steps: 30, batchSize: 4, learningRate: 1e-2, seed: 3, warmupSteps: 3, gradClipNorm: 1 });
+    expect(sha256Named(adapter)).toBe(before);
+    const ev1 = await evaluate(model, lora, res.adapter, data);
+    expect(ev1.loss).toBeLessThan(ev0.loss - 0.1);
+    expect(res.steps).toBe(30);
+    expect(res.tokens).toBe(30 * 4 * 16);
+    expect(res.trainLoss).toBeGreaterThan(0);
+  });
+
+  it('is deterministic in the seed', async () => {
+    const lora = defaultLoraConfig(model);
+    const adapter = initLoraAdapter(model, lora, seededRandomBytes(2));
+    const data = tokenizeToSequences(model, SAMPLE_TEXT.repeat(3), 16);
+    const opts = { steps: 3, batchSize: 2, learningRate: 1e-2, seed: 'x' };
+    const a = await trainLocal(model, lora, cloneNamed(adapter), data, opts);
+    const b = await trainLocal(model, lora, cloneNamed(adapter), data, opts);
+    expect(sha256Named(a.adapter)).toBe(sha256Named(b.adapter));
+  });
+
+  it('holds tf.memory().numTensors constant from step 1 to step 50', async () => {
+    const lora = { ...defaultLoraConfig(model), dropout: 0.1 };
+    const adapter = initLoraAdapter(model, lora, seededRandomBytes(4));
+    const data = tokenizeToSequences(model, SAMPLE_TEXT.repeat(3), 16);
+    const counts: number[] = [];
+    await trainLocal(model, lora, adapter, data, {
+      steps: 50,
+      batchSize: 2,
+      learningRate: 1e-3,
+      seed: 5,
+      gradClipNorm: 0.5,
+      gradAccumulation: 2,
+      onStep: () => counts.push(tf.memory().numTensors),
+    });
+    expect(counts).toHaveLength(50);
+    expect(counts[49]).toBe(counts[0]);
+  });
+});

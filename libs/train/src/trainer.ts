@@ -1,0 +1,247 @@
+/**
+ * Local LoRA training: the base model stays frozen; only the adapter's A and B matrices are
+ * tfjs variables. Each optimizer step averages the gradients of `gradAccumulation` micro-batches,
+ * clips their global L2 norm, and applies AdamW with linear warmup and cosine decay. Batches are
+ * drawn by a seeded shuffle, so a run is reproducible from (data, seed).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { NamedTensors } from '@fedlora/tensor';
+import { seededRandomBytes, shuffleInPlace, uniformInt } from '@fedlora/tensor';
+import { assertAdapterLayout, crossEntropy, crossEntropySum, loraRuntime, disposeLoraRuntime, type CausalLM, type LoraConfig } from '@fedlora/model';
+import { AdamW, type AdamWState } from './adamw.js';
+import { warmupCosine } from './schedule.js';
+
+/** Progress of one optimizer step. */
+export interface StepInfo {
+  step: number;
+  loss: number;
+  tokensPerSecond: number;
+  learningRate: number;
+  gradNorm: number;
+  evalLoss?: number;
+}
+
+/** Options of `trainLocal`. */
+export interface TrainOptions {
+  steps: number;
+  batchSize: number;
+  learningRate: number;
+  seed: number | string;
+  weightDecay?: number;
+  warmupSteps?: number;
+  /** Clip the global gradient L2 norm to this (0 or undefined: no clipping). */
+  gradClipNorm?: number;
+  /** Micro-batches per optimizer step (default 1). */
+  gradAccumulation?: number;
+  onStep?: (s: StepInfo) => void;
+  /** Held-out sequences for periodic evaluation and early stopping. */
+  evalData?: Int32Array[];
+  /** Evaluate every this many steps (default: steps / 5). */
+  evalEvery?: number;
+  /** Stop after this many evaluations without improvement; the best adapter is returned. */
+  patience?: number;
+  /** Resume from a saved state (adapter + optimizer moments + step). */
+  resume?: TrainState;
+  /** Clock in milliseconds (a parameter, for reproducible tests). */
+  now?: () => number;
+}
+
+/** Everything needed to continue a run where it stopped. */
+export interface TrainState {
+  adapter: NamedTensors;
+  optimizer: AdamWState;
+}
+
+/** Result of `trainLocal`. */
+export interface TrainResult {
+  adapter: NamedTensors;
+  /** Mean loss over the optimizer steps run. */
+  trainLoss: number;
+  /** Distinct training sequences available. */
+  numExamples: number;
+  /** Tokens (targets) processed. */
+  tokens: number;
+  steps: number;
+  bestEvalLoss?: number;
+  stoppedEarly: boolean;
+  state: TrainState;
+}
+
+let runCounter = 0; // tfjs variable names are process-global
+
+/** Trains a LoRA adapter; returns new tensors, leaving `adapter` and the base weights untouched. */
+export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: NamedTensors, data: Int32Array[], opts: TrainOptions): Promise<TrainResult> {
+  validateOptions(opts, data);
+  assertAdapterLayout(model, lora, adapter);
+  const now = opts.now ?? (() => performance.now());
+  const accum = opts.gradAccumulation ?? 1;
+  const start = opts.resume?.adapter ?? adapter;
+  if (opts.resume) assertAdapterLayout(model, lora, opts.resume.adapter, 'resume.adapter');
+  const vars = new Map<string, tf.Variable>();
+  for (const [name, t] of start) vars.set(name, tf.variable(tf.tensor(t.data, t.shape), true, `lora/${name}/${++runCounter}`));
+  const optimizer = new AdamW(vars, { weightDecay: opts.weightDecay ?? 0 }, opts.resume?.optimizer);
+  const firstStep = opts.resume?.optimizer.step ?? 0;
+  const totalSteps = firstStep + opts.steps;
+  const rng = seededRandomBytes(`train:${opts.seed}:${firstStep}`);
+  const seqLen = data[0]!.length - 1;
+  const order: number[] = [];
+  let cursor = 0;
+  const nextBatch = (): Int32Array[] => {
+    const batch: Int32Array[] = [];
+    while (batch.length < opts.batchSize) {
+      if (cursor >= order.length) {
+        order.length = 0;
+        for (let i = 0; i < data.length; i++) order.push(i);
+        shuffleInPlace(order, rng);
+        cursor = 0;
+      }
+      batch.push(data[order[cursor++]!]!);
+    }
+    return batch;
+  };
+  const names = [...vars.keys()];
+  const varList = names.map((n) => vars.get(n)!);
+  let lossSum = 0;
+  let tokens = 0;
+  let stepsRun = 0;
+  let best: { loss: number; adapter: NamedTensors } | undefined;
+  let sinceBest = 0;
+  let stoppedEarly = false;
+  const evalEvery = opts.evalEvery ?? Math.max(1, Math.floor(opts.steps / 5));
+  try {
+    for (let s = firstStep; s < totalSteps; s++) {
+      const t0 = now();
+      const grads = new Map<string, tf.Tensor>();
+      let stepLoss = 0;
+      for (let micro = 0; micro < accum; micro++) {
+        const { inputs, targets } = toTensors(nextBatch(), seqLen);
+        const dropoutSeed = uniformInt(rng, 2 ** 31);
+        const { value, grads: g } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
+          const rt = loraRuntime(model, lora, new Map(names.map((n, i) => [n, xs[i]!])));
+          const logits = model.forward(inputs, { lora: rt, training: true, seed: dropoutSeed });
+          return crossEntropy(logits, targets);
+        })(varList);
+        stepLoss += (await value.data())[0]! / accum;
+        value.dispose();
+        inputs.dispose();
+        targets.dispose();
+        g.forEach((gi, i) => {
+          const prev = grads.get(names[i]!);
+          grads.set(names[i]!, prev ? tf.tidy(() => tf.add(prev, gi)) : gi);
+          if (prev) {
+            prev.dispose();
+            gi.dispose();
+          }
+        });
+      }
+      const gradNorm = await clipAndScale(grads, 1 / accum, opts.gradClipNorm ?? 0);
+      const lr = warmupCosine(s, totalSteps, opts.learningRate, opts.warmupSteps ?? 0);
+      optimizer.apply(grads, lr);
+      for (const g of grads.values()) g.dispose();
+      lossSum += stepLoss;
+      stepsRun++;
+      const stepTokens = accum * opts.batchSize * seqLen;
+      tokens += stepTokens;
+      const info: StepInfo = { step: s + 1, loss: stepLoss, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr, gradNorm };
+      if (opts.evalData && opts.evalData.length > 0 && ((s + 1 - firstStep) % evalEvery === 0 || s + 1 === totalSteps)) {
+        const current = await hostAdapter(vars);
+        const ev = await evaluate(model, lora, current, opts.evalData, { batchSize: opts.batchSize });
+        info.evalLoss = ev.loss;
+        if (!best || ev.loss < best.loss) {
+          best = { loss: ev.loss, adapter: current };
+          sinceBest = 0;
+        } else if (opts.patience !== undefined && ++sinceBest >= opts.patience) {
+          stoppedEarly = true;
+        }
+      }
+      opts.onStep?.(info);
+      if (stoppedEarly) break;
+    }
+    const finalAdapter = stoppedEarly && best ? best.adapter : await hostAdapter(vars);
+    return {
+      adapter: finalAdapter,
+      trainLoss: lossSum / Math.max(1, stepsRun),
+      numExamples: data.length,
+      tokens,
+      steps: stepsRun,
+      bestEvalLoss: best?.loss,
+      stoppedEarly,
+      state: { adapter: await hostAdapter(vars), optimizer: await optimizer.state() },
+    };
+  } finally {
+    optimizer.dispose();
+    for (const v of vars.values()) v.dispose();
+  }
+}
+
+/** Mean next-token loss (nats per token) of the adapted model over `data`, all tokens weighted equally. */
+export async function evaluate(
+  model: CausalLM,
+  lora: LoraConfig | undefined,
+  adapter: NamedTensors | undefined,
+  data: Int32Array[],
+  opts: { batchSize?: number } = {},
+): Promise<{ loss: number; tokens: number }> {
+  if (data.length === 0) throw new RangeError('evaluate: data must hold at least one sequence, received 0');
+  const rt = lora && adapter ? loraRuntime(model, lora, adapter) : undefined;
+  const bs = opts.batchSize ?? 8;
+  let sum = 0;
+  let tokens = 0;
+  try {
+    for (let i = 0; i < data.length; i += bs) {
+      const batch = data.slice(i, i + bs);
+      const seqLen = batch[0]!.length - 1;
+      const { inputs, targets } = toTensors(batch, seqLen);
+      const loss = tf.tidy(() => crossEntropySum(model.forward(inputs, rt ? { lora: rt } : {}), targets));
+      sum += (await loss.data())[0]!;
+      tokens += batch.length * seqLen;
+      tf.dispose([loss, inputs, targets]);
+    }
+  } finally {
+    if (rt) disposeLoraRuntime(rt);
+  }
+  return { loss: sum / tokens, tokens };
+}
+
+/** Inputs [B, T] and flattened targets [B*T] from windows of T + 1 tokens. */
+export function toTensors(batch: Int32Array[], seqLen: number): { inputs: tf.Tensor2D; targets: tf.Tensor1D } {
+  const inp = new Int32Array(batch.length * seqLen);
+  const tgt = new Int32Array(batch.length * seqLen);
+  batch.forEach((s, i) => {
+    if (s.length !== seqLen + 1) throw new RangeError(`every sequence must hold ${seqLen + 1} tokens, sequence ${i} holds ${s.length}`);
+    inp.set(s.subarray(0, seqLen), i * seqLen);
+    tgt.set(s.subarray(1), i * seqLen);
+  });
+  return { inputs: tf.tensor2d(inp, [batch.length, seqLen], 'int32'), targets: tf.tensor1d(tgt, 'int32') };
+}
+
+/** Scales gradients by `scale`, then clips their global L2 norm to `clip` (if > 0); returns the pre-clip norm. */
+async function clipAndScale(grads: Map<string, tf.Tensor>, scale: number, clip: number): Promise<number> {
+  const normT = tf.tidy(() => tf.mul(tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))), scale));
+  const norm = (await normT.data())[0]!;
+  normT.dispose();
+  const factor = clip > 0 && norm > clip ? (scale * clip) / (norm + 1e-6) : scale;
+  if (factor !== 1) {
+    for (const [k, g] of grads) {
+      grads.set(k, tf.mul(g, factor));
+      g.dispose();
+    }
+  }
+  return norm;
+}
+
+async function hostAdapter(vars: Map<string, tf.Variable>): Promise<NamedTensors> {
+  const out: NamedTensors = new Map();
+  for (const [name, v] of vars) out.set(name, { shape: [...v.shape], data: new Float32Array((await v.data()) as Float32Array) });
+  return out;
+}
+
+function validateOptions(o: TrainOptions, data: Int32Array[]): void {
+  if (!Number.isInteger(o.steps) || o.steps < 1) throw new RangeError(`steps must be a positive integer, received ${o.steps}`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new RangeError(`batchSize must be a positive integer, received ${o.batchSize}`);
+  if (!(o.learningRate > 0)) throw new RangeError(`learningRate must be positive, received ${o.learningRate}`);
+  if (o.gradAccumulation !== undefined && (!Number.isInteger(o.gradAccumulation) || o.gradAccumulation < 1)) {
+    throw new RangeError(`gradAccumulation must be a positive integer, received ${o.gradAccumulation}`);
+  }
+  if (data.length === 0) throw new RangeError('data must hold at least one sequence, received 0');
+}
