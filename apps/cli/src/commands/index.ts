@@ -11,6 +11,6 @@ export async function loadCommands(): Promise<CommandModule[]> {
   return Promise.all([
     // import('./coordinator.js'),
     // import('./client.js'),
-    // import('./simulate.js'),
+    import('./simulate.js'),
   ]);
 }

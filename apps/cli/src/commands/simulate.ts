@@ -1,0 +1,66 @@
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { createEventLogger } from '@fedlora/coordinator';
+import type { LogLevel } from '@fedlora/coordinator';
+import { CliError, formatTable, printJson } from '../output.js';
+import { createProgressDisplay } from '../simulate/progress.js';
+import { runSimulation } from '../simulate/run-simulation.js';
+import { intOption, numberOption } from './parse-options.js';
+
+/** `fedlora simulate`: a whole federation on this machine over real gRPC on 127.0.0.1. */
+export function register(program: Command): void {
+  program
+    .command('simulate')
+    .description('Run a federation on this machine: a real coordinator and N real clients over gRPC on 127.0.0.1, each with a different era of the State of the Union addresses')
+    .option('--clients <n>', 'number of clients', intOption('--clients', 1, 64), 3)
+    .option('--rounds <n>', 'federated rounds', intOption('--rounds', 1, 10_000), 3)
+    .option('--local-steps <n>', 'optimizer steps per client per round', intOption('--local-steps', 1, 1_000_000), 15)
+    .option('--batch-size <n>', 'sequences per step', intOption('--batch-size', 1, 4096), 8)
+    .option('--lr <x>', 'client learning rate (AdamW)', numberOption('--lr', 0, 10), 3e-3)
+    .option('--seq-len <n>', 'tokens per training sequence', intOption('--seq-len', 8, 8192), 64)
+    .option('--chars-per-client <n>', 'characters of text per client', intOption('--chars-per-client', 1000, 50_000_000), 60_000)
+    .option('--eval-sequences <n>', 'held-out sequences per client for the eval loss', intOption('--eval-sequences', 1, 100_000), 16)
+    .option('--min-clients <n>', 'a round completes only if this many clients report (default: all)', intOption('--min-clients', 1, 64))
+    .option('--deadline <seconds>', 'round deadline', numberOption('--deadline', 1, 86_400), 600)
+    .addOption(new Option('--strategy <name>', 'server optimizer').choices(['fedavg', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad']).default('fedavg'))
+    .option('--server-lr <x>', 'server learning rate (default 1 for fedavg, 0.01 for adaptive)', numberOption('--server-lr', 0, 100))
+    .option('--lora-r <n>', 'LoRA rank', intOption('--lora-r', 1, 1024))
+    .option('--model <dir>', 'base model directory (Hugging Face layout); default: the bundled tiny model')
+    .option('--backend <name>', 'force a tfjs backend (as FEDLORA_BACKEND): tfjs-node-gpu, tfjs-node, native, wasm, cpu')
+    .option('--silent-clients <n>', 'extra clients that register and never answer (fault injection)', intOption('--silent-clients', 0, 64), 0)
+    .option('--seed <s>', 'seed of the initial adapter and the clients\' batch order', 'fedlora')
+    .addOption(new Option('--log-level <level>', 'JSON log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('warn'))
+    .option('--json', 'print one JSON document on stdout')
+    .action(async (o) => {
+      const progress = o.json ? undefined : createProgressDisplay(o.rounds);
+      const report = await runSimulation({
+        clients: o.clients,
+        rounds: o.rounds,
+        localSteps: o.localSteps,
+        batchSize: o.batchSize,
+        learningRate: o.lr,
+        seqLen: o.seqLen,
+        charsPerClient: o.charsPerClient,
+        evalSequences: o.evalSequences,
+        evalFraction: 0.1,
+        minClients: o.minClients,
+        roundDeadlineMs: o.deadline * 1000,
+        strategy: { name: o.strategy, serverLearningRate: o.serverLr },
+        lora: o.loraR ? { r: o.loraR, alpha: 2 * o.loraR } : undefined,
+        modelDir: o.model,
+        backend: o.backend,
+        seed: o.seed,
+        silentClients: o.silentClients,
+        logger: createEventLogger(o.logLevel as LogLevel, { component: 'simulate' }),
+        onProgress: progress,
+      });
+      if (o.json) return printJson(report);
+      process.stdout.write(
+        `\n${formatTable(
+          ['round', 'status', 'participants', 'trainLoss', 'evalLoss', 'seconds'],
+          report.rounds.map((r) => [r.round, r.status, r.participants, r.trainLoss ?? '-', r.evalLoss ?? '-', (r.durationMs / 1000).toFixed(1)]),
+        )}\n\neval loss ${report.initialEvalLoss.toFixed(4)} before training -> ${report.finalEvalLoss?.toFixed(4) ?? '-'} after ${report.rounds.length} rounds (backend ${report.backend}, ${(report.durationMs / 1000).toFixed(0)} s)\n`,
+      );
+      if (report.finalEvalLoss === null) throw new CliError('no round completed');
+    });
+}

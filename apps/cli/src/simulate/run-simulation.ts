@@ -1,0 +1,167 @@
+import type { CausalLM, LoraConfig } from '@fedlora/model';
+import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel } from '@fedlora/model';
+import type { EventLogger, LocalTrainer, RoundSummary, StrategyOptions } from '@fedlora/federation';
+import { runClient, silentLogger } from '@fedlora/federation';
+import type { NamedTensors } from '@fedlora/tensor';
+import { evaluate, tokenizeToSequences } from '@fedlora/train';
+import { GrpcConnection } from '@fedlora/transport-grpc';
+import { startCoordinatorApp } from '@fedlora/coordinator';
+import { ModelTrainer, splitSequences } from '@fedlora/client';
+import { partitionSotu } from './sotu-partition.js';
+
+/** Settings of a simulated federation on one machine. */
+export interface SimulationOptions {
+  clients: number;
+  rounds: number;
+  localSteps: number;
+  batchSize: number;
+  learningRate: number;
+  seqLen: number;
+  /** Characters of text per client (before the held-out split). */
+  charsPerClient: number;
+  /** Held-out sequences per client used for the eval loss (the rest are dropped for speed). */
+  evalSequences: number;
+  evalFraction: number;
+  minClients?: number;
+  roundDeadlineMs: number;
+  strategy: StrategyOptions;
+  lora?: Partial<LoraConfig>;
+  modelDir?: string;
+  backend?: string;
+  seed: string;
+  /** Clients that register and then never answer (fault injection for tests and demos). */
+  silentClients?: number;
+  logger?: EventLogger;
+  onProgress?: (e: ProgressEvent) => void;
+  /** Test hook: wrap each client's trainer (for example to record the deltas it sends). */
+  wrapTrainer?: (name: string, trainer: LocalTrainer) => LocalTrainer;
+  /** Test hook: called at the end of each round with the previous and new global adapters. */
+  onRoundAdapters?: (round: number, before: NamedTensors, after: NamedTensors | null) => void;
+}
+
+/** Progress notifications for displays. */
+export type ProgressEvent =
+  | { kind: 'ready'; backend: string; clients: Array<{ name: string; era: string; trainSequences: number }> }
+  | { kind: 'step'; client: string; round: number; step: number; steps: number; loss: number; tokensPerSecond: number }
+  | { kind: 'round'; summary: SimulationRound };
+
+/** One round of the report. */
+export interface SimulationRound {
+  round: number;
+  attempt: number;
+  status: RoundSummary['status'];
+  participants: number;
+  dropped: string[];
+  trainLoss: number | null;
+  evalLoss: number | null;
+  durationMs: number;
+}
+
+/** What `fedlora simulate --json` prints. */
+export interface SimulationReport {
+  backend: string;
+  model: string;
+  clients: Array<{ name: string; era: string; trainSequences: number; heldOutSequences: number }>;
+  initialEvalLoss: number;
+  rounds: SimulationRound[];
+  finalEvalLoss: number | null;
+  finalAdapterSha256: string | null;
+  durationMs: number;
+}
+
+/**
+ * Runs a whole federation on this machine: a real coordinator with its gRPC server on
+ * 127.0.0.1 and N real clients dialling it, each with a different era of the State of the Union
+ * addresses and a held-out part of it. Reports, per round, the participants, the mean train loss
+ * and the held-out eval loss of the new global adapter.
+ */
+export async function runSimulation(o: SimulationOptions): Promise<SimulationReport> {
+  const started = performance.now();
+  const backend = await initBackend({ backend: o.backend });
+  const modelDir = o.modelDir ?? DEFAULT_BASE_MODEL_DIR;
+  const model: CausalLM = await loadModel(modelDir);
+  const lora: LoraConfig = { ...defaultLoraConfig(model), ...o.lora };
+  const log = o.logger ?? silentLogger;
+
+  const corpora = partitionSotu(o.clients, o.charsPerClient);
+  const clients = corpora.map((c) => {
+    const { train, heldOut } = splitSequences(tokenizeToSequences(model, c.documents, o.seqLen), o.evalFraction);
+    return { ...c, train, heldOut: heldOut.slice(0, o.evalSequences) };
+  });
+  o.onProgress?.({ kind: 'ready', backend: backend.name, clients: clients.map((c) => ({ name: c.name, era: c.era, trainSequences: c.train.length })) });
+  const allHeldOut = clients.flatMap((c) => c.heldOut);
+  const evalLoss = async (adapter: NamedTensors) => (await evaluate(model, lora, adapter, allHeldOut, { batchSize: 8 })).loss;
+
+  const rounds: SimulationRound[] = [];
+  let initialEvalLoss = Number.NaN;
+  let previous: NamedTensors | undefined;
+  const app = await startCoordinatorApp({
+    federationId: `simulation-${o.seed}`,
+    listen: '127.0.0.1:0',
+    model,
+    lora,
+    rounds: o.rounds,
+    minClients: o.minClients ?? o.clients,
+    roundDeadlineMs: o.roundDeadlineMs,
+    localSteps: o.localSteps,
+    learningRate: o.learningRate,
+    batchSize: o.batchSize,
+    strategy: o.strategy,
+    seed: o.seed,
+    logger: log,
+    onRoundEnd: async (s, adapter) => {
+      o.onRoundAdapters?.(s.round, previous!, adapter);
+      const r: SimulationRound = {
+        round: s.round,
+        attempt: s.attempt,
+        status: s.status,
+        participants: s.participants,
+        dropped: s.dropped,
+        trainLoss: s.trainLoss,
+        evalLoss: adapter ? await evalLoss(adapter) : null,
+        durationMs: Math.round(s.endedAt - s.startedAt),
+      };
+      if (adapter) previous = adapter;
+      rounds.push(r);
+      o.onProgress?.({ kind: 'round', summary: r });
+    },
+  });
+  try {
+    previous = app.coordinator.adapter;
+    initialEvalLoss = await evalLoss(previous);
+    const address = `127.0.0.1:${app.port}`;
+    const silent = Array.from({ length: o.silentClients ?? 0 }, (_, i) => {
+      const conn = new GrpcConnection({ address });
+      return conn.register(`silent-${i + 1}`, 1).then(() => conn);
+    });
+    const silentConns = await Promise.all(silent);
+    const runs = clients.map((c) => {
+      const connection = new GrpcConnection({ address });
+      const base = new ModelTrainer({
+        model,
+        lora,
+        train: c.train,
+        seed: `${o.seed}:${c.name}`,
+        onStep: (round, s) => o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond }),
+      });
+      const trainer = o.wrapTrainer ? o.wrapTrainer(c.name, base) : base;
+      return runClient({ name: c.name, connection, trainer, pollMs: 2000, logger: log }).finally(() => connection.close());
+    });
+    const [history] = await Promise.all([app.done, ...runs]);
+    for (const s of silentConns) s.close();
+    const last = [...history].reverse().find((h) => h.status === 'completed');
+    return {
+      backend: backend.name,
+      model: modelDir,
+      clients: clients.map((c) => ({ name: c.name, era: c.era, trainSequences: c.train.length, heldOutSequences: c.heldOut.length })),
+      initialEvalLoss,
+      rounds,
+      finalEvalLoss: rounds.filter((r) => r.evalLoss !== null).at(-1)?.evalLoss ?? null,
+      finalAdapterSha256: last?.adapterSha256 ?? null,
+      durationMs: Math.round(performance.now() - started),
+    };
+  } finally {
+    await app.close();
+    model.dispose();
+  }
+}

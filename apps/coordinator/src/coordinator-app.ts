@@ -1,0 +1,97 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { CausalLM, LoraConfig } from '@fedlora/model';
+import { initLoraAdapter, savePeftAdapter } from '@fedlora/model';
+import type { CoordinatorOptions, EventLogger, RoundAggregationFactory, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
+import { FederationCoordinator, createStrategy, silentLogger } from '@fedlora/federation';
+import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
+import { cryptoRandomBytes, seededRandomBytes } from '@fedlora/tensor';
+import type { RunningServer } from '@fedlora/transport-grpc';
+import { startFederationServer } from '@fedlora/transport-grpc';
+
+/** Everything a coordinator process needs, already validated (the CLI builds it from YAML or flags). */
+export interface CoordinatorAppOptions {
+  federationId: string;
+  /** host:port to listen on; port 0 picks a free one. */
+  listen: string;
+  credentials?: grpc.ServerCredentials;
+  model: CausalLM;
+  lora: LoraConfig;
+  rounds: number;
+  minClients: number;
+  clientsPerRound?: number;
+  roundDeadlineMs: number;
+  waitAfterMinimumMs?: number;
+  localSteps: number;
+  learningRate: number;
+  batchSize: number;
+  strategy: StrategyOptions;
+  /** Seed of the initial LoRA A matrices (every client starts from the same global adapter). */
+  seed?: string | number;
+  initialAdapter?: NamedTensors;
+  startAfterRound?: number;
+  aggregation?: RoundAggregationFactory;
+  planExtra?: (round: number) => Record<string, unknown>;
+  onRoundEnd?: (summary: RoundSummary, adapter: NamedTensors | null, plan: RoundPlan) => Promise<void> | void;
+  /** Where the final adapter is written in PEFT format when the run finishes. */
+  outputDir?: string;
+  logger?: EventLogger;
+  rng?: RandomBytes;
+}
+
+/** A started coordinator: the gRPC server is listening; `done` settles when the run ends. */
+export interface CoordinatorApp {
+  port: number;
+  coordinator: FederationCoordinator;
+  server: RunningServer;
+  done: Promise<RoundSummary[]>;
+  close(): Promise<void>;
+}
+
+/** Builds the coordinator core, puts the gRPC server in front of it and starts the round loop. */
+export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<CoordinatorApp> {
+  const log = o.logger ?? silentLogger;
+  const initialAdapter = o.initialAdapter ?? initLoraAdapter(o.model, o.lora, o.seed === undefined ? cryptoRandomBytes : seededRandomBytes(`lora-init:${o.seed}`));
+  const opts: CoordinatorOptions = {
+    federationId: o.federationId,
+    rounds: o.rounds,
+    minClients: o.minClients,
+    clientsPerRound: o.clientsPerRound,
+    roundDeadlineMs: o.roundDeadlineMs,
+    waitAfterMinimumMs: o.waitAfterMinimumMs,
+    localSteps: o.localSteps,
+    learningRate: o.learningRate,
+    batchSize: o.batchSize,
+    strategy: createStrategy(o.strategy),
+    initialAdapter,
+    startAfterRound: o.startAfterRound,
+    aggregation: o.aggregation,
+    planExtra: o.planExtra,
+    onRoundEnd: o.onRoundEnd,
+    logger: log,
+    rng: o.rng,
+  };
+  const coordinator = new FederationCoordinator(opts);
+  const server = await startFederationServer(coordinator, {
+    address: o.listen,
+    credentials: o.credentials,
+    onRefused: (r) => log.warn({ event: 'request.refused', method: r.method, client: r.clientId, code: r.code, details: r.details }),
+  });
+  log.info({ event: 'coordinator.listening', port: server.port, federationId: o.federationId });
+  const done = coordinator.run().then(async (history) => {
+    if (o.outputDir && coordinator.status().state === 'finished') {
+      await savePeftAdapter(o.outputDir, o.model, o.lora, coordinator.adapter);
+      log.info({ event: 'adapter.saved', dir: o.outputDir });
+    }
+    return history;
+  });
+  return {
+    port: server.port,
+    coordinator,
+    server,
+    done,
+    close: async () => {
+      coordinator.stop();
+      await server.close();
+    },
+  };
+}
