@@ -1,0 +1,101 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, loadClientConfig, parseClientConfig } from './config.js';
+
+const GOOD = `
+name: inst-1
+federationId: fed-demo
+coordinator: 127.0.0.1:7443
+tls:
+  ca: ../pki/ca.crt
+  cert: ../pki/clients/inst-1.crt
+  key: ../pki/clients/inst-1.key
+identity:
+  secretKeyFile: ../identities/inst-1.key.json
+dataDir: ../data/inst-1
+data:
+  path: ../data/inst-1/train.txt
+privacy:
+  epsilon: 8
+  delta: 1.0e-5
+`;
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+function writeConfig(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fedlora-clcfg-'));
+  dirs.push(dir);
+  const path = join(dir, 'inst-1.yaml');
+  writeFileSync(path, text);
+  return path;
+}
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+const base = (over: Record<string, unknown> = {}) => ({
+  name: 'inst-1',
+  coordinator: 'coord.example.org:7443',
+  insecure: true,
+  identity: { secretKeyFile: 'k.json' },
+  dataDir: 'd',
+  data: { path: 'train.txt' },
+  ...over,
+});
+
+describe('loadClientConfig', () => {
+  it('loads a good file, fills defaults and resolves paths against the file', () => {
+    const path = writeConfig(GOOD);
+    const c = loadClientConfig(path, {});
+    const parent = join(path, '..', '..');
+    expect(c.tls).toEqual({ ca: join(parent, 'pki/ca.crt'), cert: join(parent, 'pki/clients/inst-1.crt'), key: join(parent, 'pki/clients/inst-1.key') });
+    expect(c.data).toEqual({ path: join(parent, 'data/inst-1/train.txt'), format: 'auto', evalFraction: 0.1 });
+    expect(c.privacy).toEqual({ epsilon: 8, delta: 1e-5 });
+    expect(c.reconnect).toEqual({ initialBackoffMs: 500, maxBackoffMs: 30_000, giveUpAfterSeconds: 0 });
+    expect(c.training.backend).toBe('auto');
+  });
+
+  it('names the key path, the expected and the received value', () => {
+    const path = writeConfig(GOOD.replace('epsilon: 8', 'epsilon: lots'));
+    expect(problems(() => loadClientConfig(path, {}))).toEqual(['inst-1.yaml: privacy.epsilon: expected a number > 0, received "lots"']);
+  });
+
+  it('applies environment overrides (FEDLORA_DATA_PATH, FEDLORA_PRIVACY_EPSILON)', () => {
+    const c = loadClientConfig(writeConfig(GOOD), { FEDLORA_DATA_PATH: '/srv/notes.jsonl', FEDLORA_DATA_FORMAT: 'jsonl', FEDLORA_DATA_JSON_FIELD: 'text', FEDLORA_PRIVACY_EPSILON: '2.5' });
+    expect(c.data).toMatchObject({ path: '/srv/notes.jsonl', format: 'jsonl', jsonField: 'text' });
+    expect(c.privacy!.epsilon).toBe(2.5);
+  });
+
+  it('requires TLS unless insecure, and cert with key for mTLS', () => {
+    expect(problems(() => parseClientConfig(base({ insecure: false })))).toEqual(['client config: tls: expected {ca, cert, key} (or insecure: true for local development), received nothing']);
+    expect(problems(() => parseClientConfig(base({ insecure: false, tls: { ca: 'ca.crt', cert: 'c.crt' } })))).toEqual([
+      'client config: tls.key: expected both cert and key (mTLS) or neither, received only one',
+    ]);
+  });
+
+  it('rejects an out-of-range budget, a bad coordinator address and JSONL without a field', () => {
+    const p = problems(() => parseClientConfig(base({ coordinator: 'coord.example.org', privacy: { epsilon: 1, delta: 1 }, data: { path: 'x.jsonl', format: 'jsonl' } })));
+    expect(p).toContain('client config: coordinator: expected host:port of the coordinator (e.g. coord.example.org:7443), received "coord.example.org"');
+    expect(p).toContain('client config: privacy.delta: expected a number in (0, 1), received 1');
+  });
+
+  it('needs a field name for JSONL data', () => {
+    expect(problems(() => parseClientConfig(base({ data: { path: 'x.jsonl', format: 'jsonl' } })))).toEqual([
+      'client config: data.jsonField: expected a field name when data.format is "jsonl", received nothing',
+    ]);
+  });
+
+  it('rejects unknown keys with the list of known ones', () => {
+    const p = problems(() => parseClientConfig(base({ dpSgd: { clipNorm: 1, noiseMultiplier: 1, sigma: 2 } })));
+    expect(p).toEqual(['client config: dpSgd: unknown key "sigma"; expected one of clipNorm, noiseMultiplier']);
+  });
+});

@@ -1,0 +1,128 @@
+/**
+ * The client node's configuration: schema (zod), defaults, and `loadClientConfig`.
+ * `fedlora provision` writes one per institution that validates as is; every key can be
+ * overridden from the environment as `FEDLORA_<SECTION>_<KEY>` (see config-loader.ts), e.g.
+ * FEDLORA_DATA_PATH=/data/notes.jsonl. Relative paths are resolved against the config file's directory.
+ */
+import { z } from 'zod';
+import { ConfigError, loadConfigFile, validateConfig, type PathKeys } from './config-loader.js';
+
+const int = (min: number, max?: number) =>
+  (max === undefined ? z.int().min(min) : z.int().min(min).max(max)).describe(max === undefined ? `an integer >= ${min}` : `an integer in ${min}..${max}`);
+const positive = () => z.number().positive().describe('a number > 0');
+const nonNegative = () => z.number().min(0).describe('a number >= 0');
+const unitOpen = () => z.number().gt(0).lt(1).describe('a number in (0, 1)');
+const unitHalfOpen = () => z.number().min(0).lt(1).describe('a number in [0, 1)');
+const path = () => z.string().min(1).describe('a file system path');
+
+/** `host:port` of the coordinator, with an IPv6 host in brackets. */
+const HostPortSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/)
+  .refine((s) => {
+    const port = Number(s.slice(s.lastIndexOf(':') + 1));
+    return port >= 1 && port <= 65535;
+  })
+  .describe('host:port of the coordinator (e.g. coord.example.org:7443)');
+
+const NameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)
+  .describe('1..64 letters, digits, ".", "_" or "-", starting with a letter or digit');
+
+const TlsSchema = z.strictObject({
+  /** The federation CA that signed the coordinator's certificate. */
+  ca: path(),
+  /** This institution's client certificate and key (mTLS). */
+  cert: path().optional(),
+  key: path().optional(),
+  /** Expected name in the coordinator's certificate when it differs from the host dialled. */
+  serverName: z.string().min(1).optional().describe('a host name'),
+});
+
+const DataSchema = z.strictObject({
+  /** A UTF-8 text file (one document per blank-line-separated block) or JSONL. */
+  path: path(),
+  format: z.enum(['auto', 'text', 'jsonl']).default('auto'),
+  /** For JSONL: the field holding the text. */
+  jsonField: z.string().min(1).optional().describe('a JSON field name'),
+  evalFraction: unitHalfOpen().default(0.1),
+});
+
+/** The privacy budget this institution will not exceed, whatever the coordinator plans. */
+const BudgetSchema = z.strictObject({
+  epsilon: positive(),
+  delta: unitOpen(),
+});
+
+/** Record-level DP-SGD on the client (Abadi et al. 2016). */
+const DpSgdSchema = z.strictObject({
+  clipNorm: positive(),
+  noiseMultiplier: nonNegative(),
+});
+
+/** Local overrides of the coordinator's plan (only ever more conservative ones are honoured by the app). */
+const TrainingSchema = z.strictObject({
+  localSteps: int(1).optional(),
+  batchSize: int(1).optional(),
+  learningRate: positive().optional(),
+  seqLen: int(8, 8192).optional(),
+  proximalMu: nonNegative().optional(),
+  backend: z.enum(['auto', 'wasm', 'cpu', 'native']).default('auto'),
+});
+
+const ReconnectSchema = z
+  .strictObject({
+    initialBackoffMs: int(1).default(500),
+    maxBackoffMs: int(1).default(30_000),
+    /** Give up after this long without reaching the coordinator (0: never). */
+    giveUpAfterSeconds: nonNegative().default(0),
+  })
+  .refine((r) => r.maxBackoffMs >= r.initialBackoffMs, { message: 'expected maxBackoffMs >= initialBackoffMs', path: ['maxBackoffMs'] });
+
+/** The client config file, validated. */
+export const ClientConfigSchema = z
+  .strictObject({
+    name: NameSchema,
+    /** When set, the client refuses a coordinator that serves another federation. */
+    federationId: NameSchema.optional(),
+    coordinator: HostPortSchema,
+    tls: TlsSchema.optional(),
+    /** Plaintext gRPC: local development only (logged as a loud warning). */
+    insecure: z.boolean().default(false).describe('true or false'),
+    identity: z.strictObject({ secretKeyFile: path() }),
+    /** Holds this client's own privacy ledger and cached adapters. */
+    dataDir: path(),
+    data: DataSchema,
+    privacy: BudgetSchema.optional(),
+    dpSgd: DpSgdSchema.optional(),
+    training: TrainingSchema.prefault({}),
+    reconnect: ReconnectSchema.prefault({}),
+    log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') }).prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    if (!c.tls && !c.insecure) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'expected {ca, cert, key} (or insecure: true for local development), received nothing' });
+    if (c.tls && c.insecure) ctx.addIssue({ code: 'custom', path: ['insecure'], message: 'expected false when tls is configured, received true' });
+    if (c.tls && (c.tls.cert === undefined) !== (c.tls.key === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['tls', c.tls.cert === undefined ? 'cert' : 'key'], message: 'expected both cert and key (mTLS) or neither, received only one' });
+    }
+    if (c.data.format === 'jsonl' && !c.data.jsonField) ctx.addIssue({ code: 'custom', path: ['data', 'jsonField'], message: 'expected a field name when data.format is "jsonl", received nothing' });
+  });
+
+/** A validated client config (defaults filled in, paths absolute). */
+export type ClientConfig = z.infer<typeof ClientConfigSchema>;
+
+/** Keys holding paths, resolved against the config file's directory. */
+export const CLIENT_PATH_KEYS: PathKeys = [['tls', 'ca'], ['tls', 'cert'], ['tls', 'key'], ['identity', 'secretKeyFile'], ['dataDir'], ['data', 'path']];
+
+/** Reads, env-overrides and validates a client config file; throws ConfigError listing every problem. */
+export function loadClientConfig(path: string, env: Record<string, string | undefined> = process.env): ClientConfig {
+  return loadConfigFile(path, ClientConfigSchema, env, CLIENT_PATH_KEYS);
+}
+
+/** Validates an in-memory document as if it were a file in `baseDir` (for provisioning and tests). */
+export function parseClientConfig(doc: unknown, options: { label?: string; baseDir?: string; env?: Record<string, string | undefined> } = {}): ClientConfig {
+  return validateConfig(options.label ?? 'client config', doc, ClientConfigSchema, options.env ?? {}, CLIENT_PATH_KEYS, options.baseDir ?? process.cwd());
+}
+
+export { ConfigError };

@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { applyEnvOverrides, envName, leafPaths, schemaAt } from './config-loader.js';
+
+const schema = z.strictObject({
+  dataDir: z.string(),
+  rounds: z.strictObject({ minClients: z.int().default(2), tags: z.array(z.string()).optional() }).prefault({}),
+  name: z.string().optional(),
+});
+
+describe('config loader', () => {
+  it('derives SCREAMING_SNAKE environment names from key paths', () => {
+    expect(leafPaths(schema).map(envName)).toEqual(['FEDLORA_DATA_DIR', 'FEDLORA_ROUNDS_MIN_CLIENTS', 'FEDLORA_ROUNDS_TAGS', 'FEDLORA_NAME']);
+  });
+
+  it('parses override values as YAML scalars except where a string is expected', () => {
+    const { doc, applied } = applyEnvOverrides({ dataDir: '/a' }, schema, { FEDLORA_ROUNDS_MIN_CLIENTS: '3', FEDLORA_NAME: '007', FEDLORA_ROUNDS_TAGS: '[x, y]', OTHER: '1' });
+    expect(doc).toEqual({ dataDir: '/a', rounds: { minClients: 3, tags: ['x', 'y'] }, name: '007' });
+    expect(applied).toEqual(['FEDLORA_ROUNDS_MIN_CLIENTS', 'FEDLORA_ROUNDS_TAGS', 'FEDLORA_NAME']);
+  });
+
+  it('does not modify the document it is given', () => {
+    const original = { dataDir: '/a', rounds: { minClients: 1 } };
+    applyEnvOverrides(original, schema, { FEDLORA_ROUNDS_MIN_CLIENTS: '5' });
+    expect(original.rounds.minClients).toBe(1);
+  });
+
+  it('finds the schema at a key path through wrappers and arrays', () => {
+    expect(schemaAt(schema, ['rounds', 'minClients'])).toBeDefined();
+    expect(schemaAt(schema, ['rounds', 'tags', 0])).toBeDefined();
+    expect(schemaAt(schema, ['nope', 'x'])).toBeUndefined();
+  });
+});

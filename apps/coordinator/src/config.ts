@@ -1,0 +1,176 @@
+/**
+ * The coordinator's configuration: schema (zod), defaults, and `loadCoordinatorConfig`.
+ * `fedlora provision` writes a file that validates as is; every key can be overridden from the
+ * environment as `FEDLORA_<SECTION>_<KEY>` (see config-loader.ts), e.g. FEDLORA_ROUNDS_TOTAL=10.
+ * Relative paths (tls.*, dataDir, identity.secretKeyFile, model.baseModelDir) are resolved
+ * against the directory of the config file.
+ */
+import { z } from 'zod';
+import { ConfigError, loadConfigFile, validateConfig, type PathKeys } from './config-loader.js';
+
+const int = (min: number, max?: number) =>
+  (max === undefined ? z.int().min(min) : z.int().min(min).max(max)).describe(max === undefined ? `an integer >= ${min}` : `an integer in ${min}..${max}`);
+const positive = () => z.number().positive().describe('a number > 0');
+const nonNegative = () => z.number().min(0).describe('a number >= 0');
+const unitOpen = () => z.number().gt(0).lt(1).describe('a number in (0, 1)');
+const unitHalfOpen = () => z.number().min(0).lt(1).describe('a number in [0, 1)');
+const path = () => z.string().min(1).describe('a file system path');
+
+/** `host:port`, with an IPv6 host in brackets; port 0 lets the system pick. */
+export const HostPortSchema = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/)
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535)
+  .describe('host:port (e.g. 127.0.0.1:7443 or [::1]:7443)');
+
+/** A name usable as an identifier, file name and certificate CN. */
+export const NameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)
+  .describe('1..64 letters, digits, ".", "_" or "-", starting with a letter or digit');
+
+/** An Ed25519 public key in base64 (32 bytes). */
+export const PublicKeySchema = z
+  .string()
+  .refine((s) => {
+    const b = Buffer.from(s, 'base64');
+    return b.length === 32 && b.toString('base64') === s;
+  })
+  .describe('an Ed25519 public key (32 bytes, base64)');
+
+const TlsSchema = z.strictObject({
+  ca: path(),
+  cert: path(),
+  key: path(),
+  requireClientCert: z.boolean().default(true).describe('true or false'),
+});
+
+const LoraSchema = z.strictObject({
+  r: int(1, 1024).default(8),
+  alpha: positive().default(16),
+  dropout: unitHalfOpen().default(0),
+  targetModules: z.array(z.string().min(1)).min(1).optional().describe('a non-empty list of module names'),
+});
+
+const ModelSchema = z.strictObject({
+  /** Hugging Face layout directory of the base model; default: the bundled tiny model. */
+  baseModelDir: path().optional(),
+  lora: LoraSchema.prefault({}),
+  /** Seed of the initial LoRA matrices (all clients start from the same adapter). */
+  seed: z.union([z.string(), z.int()]).optional().describe('a string or integer seed'),
+});
+
+const RoundsSchema = z
+  .strictObject({
+    total: int(1, 1_000_000),
+    minClients: int(1).default(2),
+    /** An integer >= 1 is a count; a number in (0, 1] is a fraction of the available clients. */
+    clientsPerRound: z
+      .union([z.int().min(1), z.number().gt(0).max(1)])
+      .optional()
+      .describe('a count (integer >= 1) or a fraction in (0, 1]'),
+    deadlineSeconds: positive().default(600),
+    waitAfterMinimumSeconds: nonNegative().default(0),
+    heartbeatSeconds: positive().default(15),
+    localSteps: int(1).default(10),
+    batchSize: int(1).default(4),
+    learningRate: positive().default(1e-3),
+    seqLen: int(8, 8192).default(64),
+    /** Seed of cohort sampling (recorded for the accountant). */
+    seed: z.union([z.string(), z.int()]).optional().describe('a string or integer seed'),
+  })
+  .refine((r) => r.clientsPerRound === undefined || r.clientsPerRound <= 1 || r.clientsPerRound >= r.minClients, {
+    message: 'expected a count >= minClients (or a fraction), received a count below minClients',
+    path: ['clientsPerRound'],
+  });
+
+const StrategySchema = z.strictObject({
+  name: z.enum(['fedavg', 'fedadam', 'fedyogi', 'fedadagrad', 'fedprox']).default('fedavg'),
+  serverLearningRate: positive().optional(),
+  beta1: unitHalfOpen().optional(),
+  beta2: unitHalfOpen().optional(),
+  tau: positive().optional(),
+  /** FedProx proximal coefficient μ (client side). */
+  proximalMu: nonNegative().optional(),
+});
+
+const PrivacySchema = z
+  .strictObject({
+    mode: z.enum(['none', 'central', 'distributed']).default('none'),
+    clipNorm: positive().optional(),
+    noiseMultiplier: nonNegative().optional(),
+    delta: unitOpen().optional(),
+    adaptiveClipping: z.boolean().default(false).describe('true or false'),
+    /** Stop the run before the federation's epsilon would exceed this. */
+    targetEpsilon: positive().optional(),
+  })
+  .refine((p) => p.mode === 'none' || (p.clipNorm !== undefined && p.noiseMultiplier !== undefined && p.delta !== undefined), {
+    message: 'expected clipNorm, noiseMultiplier and delta to be set for a "central" or "distributed" mode, received a mode without them',
+    path: ['mode'],
+  });
+
+const SecAggSchema = z.strictObject({
+  enabled: z.boolean().default(false).describe('true or false'),
+  /** Shamir threshold t; default chosen from the cohort size. */
+  threshold: int(2).optional(),
+  /** Neighbours per client in the SecAgg+ graph; default: complete graph for small cohorts. */
+  neighbours: int(2).optional(),
+});
+
+const EnrolledClientSchema = z.strictObject({
+  name: NameSchema,
+  publicKey: PublicKeySchema,
+});
+
+/** The coordinator config file, validated. */
+export const CoordinatorConfigSchema = z
+  .strictObject({
+    federationId: NameSchema,
+    listen: HostPortSchema.default('127.0.0.1:7443'),
+    tls: TlsSchema.optional(),
+    /** Plaintext gRPC: local development only (logged as a loud warning). */
+    insecure: z.boolean().default(false).describe('true or false'),
+    dataDir: path(),
+    metrics: z.strictObject({ listen: HostPortSchema }).optional(),
+    model: ModelSchema.prefault({}),
+    rounds: RoundsSchema,
+    strategy: StrategySchema.prefault({}),
+    privacy: PrivacySchema.prefault({}),
+    secagg: SecAggSchema.prefault({}),
+    clients: z.array(EnrolledClientSchema).default([]),
+    identity: z.strictObject({ secretKeyFile: path() }),
+    log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') }).prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    if (!c.tls && !c.insecure) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'expected {ca, cert, key} (or insecure: true for local development), received nothing' });
+    if (c.tls && c.insecure) ctx.addIssue({ code: 'custom', path: ['insecure'], message: 'expected false when tls is configured, received true' });
+    if (c.privacy.mode === 'distributed' && !c.secagg.enabled) {
+      ctx.addIssue({ code: 'custom', path: ['secagg', 'enabled'], message: 'expected true when privacy.mode is "distributed" (noise is split across clients), received false' });
+    }
+    const seen = new Set<string>();
+    c.clients.forEach((cl, i) => {
+      if (seen.has(cl.name)) ctx.addIssue({ code: 'custom', path: ['clients', i, 'name'], message: `expected a unique name, received duplicate ${JSON.stringify(cl.name)}` });
+      seen.add(cl.name);
+    });
+    if (c.clients.length > 0 && c.clients.length < c.rounds.minClients) {
+      ctx.addIssue({ code: 'custom', path: ['rounds', 'minClients'], message: `expected at most the ${c.clients.length} enrolled clients, received ${c.rounds.minClients}` });
+    }
+  });
+
+/** A validated coordinator config (defaults filled in, paths absolute). */
+export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;
+
+/** Keys holding paths, resolved against the config file's directory. */
+export const COORDINATOR_PATH_KEYS: PathKeys = [['tls', 'ca'], ['tls', 'cert'], ['tls', 'key'], ['dataDir'], ['identity', 'secretKeyFile'], ['model', 'baseModelDir']];
+
+/** Reads, env-overrides and validates a coordinator config file; throws ConfigError listing every problem. */
+export function loadCoordinatorConfig(path: string, env: Record<string, string | undefined> = process.env): CoordinatorConfig {
+  return loadConfigFile(path, CoordinatorConfigSchema, env, COORDINATOR_PATH_KEYS);
+}
+
+/** Validates an in-memory document as if it were a file in `baseDir` (for provisioning and tests). */
+export function parseCoordinatorConfig(doc: unknown, options: { label?: string; baseDir?: string; env?: Record<string, string | undefined> } = {}): CoordinatorConfig {
+  return validateConfig(options.label ?? 'coordinator config', doc, CoordinatorConfigSchema, options.env ?? {}, COORDINATOR_PATH_KEYS, options.baseDir ?? process.cwd());
+}
+
+export { ConfigError };
