@@ -9,3 +9,5 @@ export { loadFederationPackage, federationService, PROTO_LOADER_OPTIONS } from '
 export { toServiceError, fromServiceError } from './status-map.js';
 // Serde (exported for tests and interop tools).
 export * as serde from './serde.js';
+// Identities, signed requests, replay protection, TLS credentials and the federation PKI.
+export * from './security/index.js';
