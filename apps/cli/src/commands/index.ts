@@ -12,5 +12,7 @@ export async function loadCommands(): Promise<CommandModule[]> {
     // import('./coordinator.js'),
     // import('./client.js'),
     import('./simulate.js'),
+    import('./privacy.js'),
+    import('./audit.js'),
   ]);
 }
