@@ -18,6 +18,7 @@ export interface CoordinatorAppOptions {
   lora: LoraConfig;
   rounds: number;
   minClients: number;
+  minAvailableClients?: number;
   clientsPerRound?: number;
   roundDeadlineMs: number;
   waitAfterMinimumMs?: number;
@@ -55,6 +56,7 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     federationId: o.federationId,
     rounds: o.rounds,
     minClients: o.minClients,
+    minAvailableClients: o.minAvailableClients,
     clientsPerRound: o.clientsPerRound,
     roundDeadlineMs: o.roundDeadlineMs,
     waitAfterMinimumMs: o.waitAfterMinimumMs,

@@ -16,6 +16,8 @@ export interface CoordinatorOptions {
   rounds: number;
   /** A round completes only if at least this many clients reported. */
   minClients: number;
+  /** A round starts only when this many clients are connected (Flower's min_available_clients); default minClients. */
+  minAvailableClients?: number;
   /** Cohort size per round: a count (>= 1) or a fraction (0, 1) of the live clients; all when unset. */
   clientsPerRound?: number;
   roundDeadlineMs: number;
@@ -246,7 +248,8 @@ export class FederationCoordinator {
 
   private async waitForClients(): Promise<void> {
     this.state = 'waiting-for-clients';
-    while (this.liveClients().length < this.opts.minClients && !this.stopController.signal.aborted) {
+    const needed = Math.max(this.opts.minClients, this.opts.minAvailableClients ?? 0);
+    while (this.liveClients().length < needed && !this.stopController.signal.aborted) {
       await this.changed.wait(1000, this.stopController.signal);
     }
   }

@@ -24,6 +24,8 @@ export interface SimulationOptions {
   evalFraction: number;
   minClients?: number;
   roundDeadlineMs: number;
+  /** Once minClients have reported, close the round after this long even if others have not. */
+  waitAfterMinimumMs?: number;
   strategy: StrategyOptions;
   lora?: Partial<LoraConfig>;
   modelDir?: string;
@@ -78,7 +80,7 @@ export interface SimulationReport {
 export async function runSimulation(o: SimulationOptions): Promise<SimulationReport> {
   const started = performance.now();
   const backend = await initBackend({ backend: o.backend });
-  const modelDir = o.modelDir ?? DEFAULT_BASE_MODEL_DIR;
+  const modelDir = o.modelDir ?? (process.env.FEDLORA_MODEL_DIR || DEFAULT_BASE_MODEL_DIR);
   const model: CausalLM = await loadModel(modelDir);
   const lora: LoraConfig = { ...defaultLoraConfig(model), ...o.lora };
   const log = o.logger ?? silentLogger;
@@ -102,7 +104,9 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     lora,
     rounds: o.rounds,
     minClients: o.minClients ?? o.clients,
+    minAvailableClients: o.clients + (o.silentClients ?? 0),
     roundDeadlineMs: o.roundDeadlineMs,
+    waitAfterMinimumMs: o.waitAfterMinimumMs,
     localSteps: o.localSteps,
     learningRate: o.learningRate,
     batchSize: o.batchSize,
