@@ -39,3 +39,37 @@ export {
   conditionalStochasticRound,
   conditionalRoundingBound2,
 } from './encoding.js';
+
+// Protocol messages (plain data) and their strict serializers.
+export type {
+  Stage,
+  ServerMsg,
+  ClientMsg,
+  RoundConfigMsg,
+  KeyListMsg,
+  ShareDeliveryMsg,
+  SurvivorsMsg,
+  UnmaskRequestMsg,
+  AbortMsg,
+  AdvertiseMsg,
+  ShareKeysMsg,
+  MaskedChunkMsg,
+  ConsistencyMsg,
+  UnmaskSharesMsg,
+  SignedKeys,
+} from './messages.js';
+/** Deterministic serializer / strict parser for every protocol message; stage list. */
+export { encodeMessage, parseMessage, STAGES, CLIENT_MSG_STAGE } from './messages.js';
+/** Wire-format version byte of every message. */
+export { WIRE_VERSION } from './wire.js';
+
+// State machines.
+export type { SecAggClientConfig, ClientReply, ClientStage } from './client.js';
+/** Client state machine for one round; Ed25519 identity generator. */
+export { SecAggClient, generateIdentity, DEFAULT_CHUNK_WORDS } from './client.js';
+export type { SecAggServerConfig, ServerReply, ServerStage, SecAggResult } from './server.js';
+/** Server state machine for one round (running O(d) sum, caller-driven deadlines). */
+export { SecAggServer } from './server.js';
+export type { RunRoundOptions, RunRoundOutcome } from './run-round.js';
+/** In-process driver of a whole round (tests, simulations, benchmarks). */
+export { runSecAggRound } from './run-round.js';

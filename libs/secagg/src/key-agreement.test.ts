@@ -74,6 +74,7 @@ describe('key agreement', () => {
     expect(verify(msg, sig, other.publicKey)).toBe(false);
     expect(verify(new Uint8Array([1, 2, 4]), sig, id.publicKey)).toBe(false);
     expect(verify(msg, sig.subarray(1), id.publicKey)).toBe(false);
+    expect(sig).toEqual(nacl.sign.detached(msg, id.secretKey)); // identical to tweetnacl's deterministic signature
   });
 
   it('box round-trips and rejects a tampered ciphertext', () => {

@@ -1,0 +1,381 @@
+import nacl from 'tweetnacl';
+import type { RandomBytes } from '@fedlora/tensor';
+import { SecAggError, ensure } from './errors.js';
+import { hararyNeighbours, type Neighbourhoods } from './harary-graph.js';
+import { advertiseSigningBytes, bytesEqual, commitSeed, computeSessionId, consistencySigningBytes, verify, x25519Agree } from './key-agreement.js';
+import { addMasks, type MaskTerm } from './mask-prg.js';
+import { pairMaskKey, pairSign, selfMaskKey, shareX } from './masking.js';
+import {
+  CLIENT_MSG_STAGE,
+  encodeMessage,
+  parseMessage,
+  type ClientMsg,
+  type ShareKeysMsg,
+  type SignedKeys,
+  type Stage,
+  type UnmaskSharesMsg,
+} from './messages.js';
+import { shamirCombine, type ShamirShare } from './shamir.js';
+
+/**
+ * The server (coordinator) side of SecAgg+ as an explicit state machine. The caller drives it:
+ * `handle(from, stage, bytes)` accepts one client message (every message is checked against
+ * the current stage, round, session and sender; failures throw SecAggError naming the check and
+ * leave the round untouched), `poll(from)` says what that client should receive next, and
+ * `advance()` closes the current stage, typically at a deadline the caller keeps (no timers or
+ * clocks inside). Masked inputs arrive in chunks and are added into one running sum, so server
+ * memory is O(d) whatever the cohort size. When survivors fall below what reconstruction needs
+ * the round aborts with check 'threshold' and `result()` releases nothing.
+ */
+
+/** Configuration of the server for one round. */
+export type SecAggServerConfig = {
+  round: number;
+  /** Client ids selected for the round. */
+  cohort: readonly number[];
+  /** Ed25519 public keys of the roster (at least every cohort member). */
+  identities: ReadonlyMap<number, Uint8Array>;
+  /** Neighbours per client (k >= n - 1: full SecAgg) and Shamir threshold, e.g. from chooseSecAggParams. */
+  k: number;
+  t: number;
+  /** Words of each (encoded) input vector. */
+  dim: number;
+  rng: RandomBytes;
+  /** Hex of every X25519 public key used in earlier rounds; advertisements reusing one are refused, and this round's are added. */
+  usedKeys?: Set<string>;
+};
+
+/** What a client should get next. */
+export type ServerReply =
+  | { kind: 'message'; stage: Stage; bytes: Uint8Array }
+  | { kind: 'wait' }
+  | { kind: 'excluded' }
+  | { kind: 'finished' }
+  | { kind: 'aborted'; bytes: Uint8Array };
+
+/** The server's stage. */
+export type ServerStage = { name: Stage } | { name: 'finished' } | { name: 'aborted'; error: SecAggError };
+
+/** Output of a finished round: the sum (mod 2^32) of the survivors' inputs, and who they are. */
+export type SecAggResult = { sum: Uint32Array; survivors: number[] };
+
+const sorted = (xs: Iterable<number>) => [...xs].sort((a, b) => a - b);
+
+/** The coordinator's SecAgg+ state machine for one round. */
+export class SecAggServer {
+  private st: ServerStage = { name: 'advertise' };
+  private readonly graph: Neighbourhoods;
+  private readonly cohort: Set<number>;
+  private readonly graphSeed: Uint8Array;
+  private readonly adverts = new Map<number, SignedKeys>();
+  private readonly advertPks = new Set<string>();
+  private session: Uint8Array = new Uint8Array(32);
+  private readonly shareMsgs = new Map<number, ShareKeysMsg>();
+  private readonly received = new Map<number, number>();
+  private sum: Uint32Array | undefined;
+  private readonly consistencySigs = new Map<number, Uint8Array>();
+  private readonly unmaskMsgs = new Map<number, UnmaskSharesMsg>();
+  private u1: number[] = [];
+  private u2: number[] = [];
+  private u3: number[] = [];
+  private u4: number[] = [];
+  private stageMessages = new Map<number, Uint8Array>();
+  private broadcast: Uint8Array | undefined;
+  private output: SecAggResult | undefined;
+
+  constructor(private readonly cfg: SecAggServerConfig) {
+    const n = cfg.cohort.length;
+    if (n < 2) throw new RangeError(`SecAggServer: cohort needs at least 2 clients, received ${n}`);
+    if (!Number.isInteger(cfg.t) || cfg.t < 1 || cfg.t > Math.min(cfg.k, n - 1)) throw new RangeError(`SecAggServer: need 1 <= t <= min(k, n - 1), received t=${cfg.t}, k=${cfg.k}, n=${n}`);
+    if (2 * cfg.t <= Math.min(cfg.k, n - 1)) throw new RangeError(`SecAggServer: t=${cfg.t} must exceed k/2 (clients refuse otherwise)`);
+    if (!Number.isInteger(cfg.dim) || cfg.dim < 1 || cfg.dim > 2 ** 30) throw new RangeError(`SecAggServer: dim must be an integer 1..2^30, received ${cfg.dim}`);
+    for (const id of cfg.cohort) if (!cfg.identities.has(id)) throw new RangeError(`SecAggServer: no identity key for cohort member ${id}`);
+    this.cohort = new Set(cfg.cohort);
+    this.graphSeed = cfg.rng(32);
+    const k = Math.min(cfg.k, n - 1);
+    this.graph = hararyNeighbours(cfg.cohort, k, this.graphSeed);
+    this.broadcast = encodeMessage({ type: 'config', round: cfg.round, cohort: sorted(cfg.cohort), k, t: cfg.t, dim: cfg.dim, graphSeed: this.graphSeed });
+  }
+
+  /** The current stage. */
+  get stage(): ServerStage['name'] {
+    return this.st.name;
+  }
+
+  /** Neighbours of a client in this round's graph. */
+  neighbours(clientId: number): readonly number[] {
+    return this.graph.get(clientId) ?? [];
+  }
+
+  /** Clients expected to answer in the current stage that have not yet (the caller's deadline decides how long to wait). */
+  pending(): number[] {
+    switch (this.st.name) {
+      case 'advertise':
+        return sorted(this.cfg.cohort).filter((u) => !this.adverts.has(u));
+      case 'share':
+        return this.u1.filter((u) => !this.shareMsgs.has(u));
+      case 'collect':
+        return this.u2.filter((u) => this.received.get(u) !== this.cfg.dim);
+      case 'consistency':
+        return this.u3.filter((u) => !this.consistencySigs.has(u));
+      case 'unmask':
+        return this.u4.filter((u) => !this.unmaskMsgs.has(u));
+      default:
+        return [];
+    }
+  }
+
+  /** What client `from` should receive now. */
+  poll(from: number): ServerReply {
+    const st = this.st;
+    if (st.name === 'aborted') return { kind: 'aborted', bytes: this.abortBytes(st.error) };
+    if (st.name === 'finished') return { kind: 'finished' };
+    const eligible = { advertise: [...this.cohort], share: this.u1, collect: this.u2, consistency: this.u3, unmask: this.u4 }[st.name];
+    if (!eligible.includes(from)) return { kind: 'excluded' };
+    if (!this.pending().includes(from) || (st.name === 'collect' && (this.received.get(from) ?? 0) > 0)) return { kind: 'wait' };
+    const bytes = this.broadcast ?? this.stageMessages.get(from)!;
+    return { kind: 'message', stage: st.name, bytes };
+  }
+
+  /** Accepts one client message for `stage`; throws SecAggError naming the failed check. Returns `poll(from)`. */
+  handle(from: number, stage: string, bytes: Uint8Array): ServerReply {
+    const st = this.st;
+    if (st.name === 'aborted') throw new SecAggError('aborted', `round ${this.cfg.round} was aborted (${st.error.check})`);
+    ensure(st.name !== 'finished', 'stage', `round ${this.cfg.round} is finished; expect no messages, but received one for stage ${stage}`);
+    ensure(stage === st.name, 'stage', `expect ${st.name} stage, but receive ${stage} stage`);
+    const m = parseMessage(bytes) as ClientMsg;
+    ensure(m.type in CLIENT_MSG_STAGE, 'format', `client ${from} sent a server message type '${m.type}'`);
+    ensure(CLIENT_MSG_STAGE[m.type] === st.name, 'stage', `expect ${st.name} stage, but receive a '${m.type}' message`);
+    ensure(m.sender === from, 'sender', `message from client ${from} claims sender ${m.sender}`);
+    ensure(m.round === this.cfg.round, 'round', `expected round ${this.cfg.round}, received round ${m.round}`);
+    if (m.type !== 'advertise') ensure(bytesEqual(m.session, this.session), 'session', `message from client ${from} is bound to another session`);
+    switch (m.type) {
+      case 'advertise':
+        this.onAdvertise(m);
+        break;
+      case 'share':
+        this.onShare(m);
+        break;
+      case 'chunk':
+        this.addMaskedChunk(from, m.offset, m.words);
+        break;
+      case 'consistency':
+        this.onConsistency(m.sender, m.sig);
+        break;
+      case 'unmask-shares':
+        this.onUnmaskShares(m);
+        break;
+    }
+    return this.poll(from);
+  }
+
+  /** Adds a slice of client `clientId`'s masked input into the running sum (chunks must arrive in order). */
+  addMaskedChunk(clientId: number, offset: number, words: Uint32Array): void {
+    ensure(this.st.name === 'collect', 'stage', `expect collect stage, but receive a masked chunk in stage ${this.st.name}`);
+    ensure(this.u2.includes(clientId), 'sender', `client ${clientId} did not share keys and cannot upload an input`);
+    const done = this.received.get(clientId) ?? 0;
+    ensure(offset === done, 'chunk', `client ${clientId}'s chunk starts at ${offset}, expected ${done}`);
+    ensure(words.length > 0 && offset + words.length <= this.cfg.dim, 'chunk', `client ${clientId}'s chunk [${offset}, ${offset + words.length}) exceeds dim ${this.cfg.dim}`);
+    const acc = new Int32Array(this.sum!.buffer, 4 * offset, words.length);
+    const w = new Int32Array(words.buffer, words.byteOffset, words.length);
+    for (let i = 0; i < w.length; i++) acc[i] = (acc[i]! + w[i]!) | 0;
+    this.received.set(clientId, offset + words.length);
+  }
+
+  private onAdvertise(m: Extract<ClientMsg, { type: 'advertise' }>): void {
+    ensure(this.cohort.has(m.sender), 'sender', `client ${m.sender} is not in the cohort`);
+    ensure(!this.adverts.has(m.sender), 'duplicate', `client ${m.sender} already advertised keys`);
+    ensure(verify(advertiseSigningBytes(m.round, { clientId: m.sender, cPk: m.cPk, sPk: m.sPk, bCommit: m.bCommit }), m.sig, this.cfg.identities.get(m.sender)!), 'signature', `advertisement of client ${m.sender} is not signed by its identity key for round ${m.round}`);
+    const pks = [m.cPk, m.sPk].map((pk) => Buffer.from(pk).toString('hex'));
+    ensure(pks[0] !== pks[1], 'duplicate', `client ${m.sender} advertised the same key twice`);
+    for (const pk of pks) {
+      ensure(!this.cfg.usedKeys?.has(pk), 'key-reuse', `client ${m.sender} advertised a public key used in an earlier round`);
+      ensure(!this.advertPks.has(pk), 'duplicate', `client ${m.sender} advertised a public key another client uses`);
+    }
+    pks.forEach((pk) => this.advertPks.add(pk));
+    this.adverts.set(m.sender, { clientId: m.sender, cPk: m.cPk, sPk: m.sPk, bCommit: m.bCommit, sig: m.sig });
+  }
+
+  private onShare(m: ShareKeysMsg): void {
+    ensure(this.u1.includes(m.sender), 'sender', `client ${m.sender} did not advertise keys`);
+    ensure(!this.shareMsgs.has(m.sender), 'duplicate', `client ${m.sender} already shared keys`);
+    const expected = this.graph.get(m.sender)!.filter((v) => this.adverts.has(v));
+    const tos = m.shares.map((s) => s.to);
+    ensure(tos.length === expected.length && tos.every((v, i) => v === expected[i]), 'graph', `client ${m.sender} must send one share to each advertised neighbour in ascending order (${expected.length}), received ${tos.length}`);
+    this.shareMsgs.set(m.sender, m);
+  }
+
+  private onConsistency(sender: number, sig: Uint8Array): void {
+    ensure(this.u3.includes(sender), 'sender', `client ${sender} is not a survivor`);
+    ensure(!this.consistencySigs.has(sender), 'duplicate', `client ${sender} already signed the survivor set`);
+    ensure(verify(consistencySigningBytes(this.cfg.round, this.session, this.u3), sig, this.cfg.identities.get(sender)!), 'signature', `consistency signature of client ${sender} does not verify`);
+    this.consistencySigs.set(sender, sig);
+  }
+
+  private onUnmaskShares(m: UnmaskSharesMsg): void {
+    ensure(this.u4.includes(m.sender), 'sender', `client ${m.sender} did not sign the survivor set`);
+    ensure(!this.unmaskMsgs.has(m.sender), 'duplicate', `client ${m.sender} already sent unmask shares`);
+    const alive = new Set(this.u3);
+    const sharedWithSender = new Set(this.graph.get(m.sender)!.filter((u) => this.shareMsgs.has(u)));
+    const seen = new Set<number>();
+    for (const { of } of m.bShares) {
+      ensure(sharedWithSender.has(of) && alive.has(of), 'alive-and-dropped', `client ${m.sender} sent a self-mask share of client ${of}, which is not an alive neighbour`);
+      ensure(!seen.has(of), 'duplicate', `client ${m.sender} sent two shares of client ${of}`);
+      seen.add(of);
+    }
+    for (const { of } of m.sShares) {
+      ensure(sharedWithSender.has(of) && !alive.has(of), 'alive-and-dropped', `client ${m.sender} sent a key share of client ${of}, which is not a dropped neighbour`);
+      ensure(!seen.has(of), 'duplicate', `client ${m.sender} sent two shares of client ${of}`);
+      seen.add(of);
+    }
+    this.unmaskMsgs.set(m.sender, m);
+  }
+
+  /** Closes the current stage and prepares the next (or aborts with check 'threshold'); returns the new stage. */
+  advance(): ServerStage['name'] {
+    const st = this.st;
+    if (st.name === 'aborted' || st.name === 'finished') return st.name;
+    try {
+      switch (st.name) {
+        case 'advertise':
+          this.closeAdvertise();
+          break;
+        case 'share':
+          this.closeShare();
+          break;
+        case 'collect':
+          this.closeCollect();
+          break;
+        case 'consistency':
+          this.closeConsistency();
+          break;
+        case 'unmask':
+          this.closeUnmask();
+          break;
+      }
+    } catch (e) {
+      if (!(e instanceof SecAggError)) throw e;
+      this.abort(e.check, e.message);
+      this.st = { name: 'aborted', error: e };
+    }
+    return this.st.name;
+  }
+
+  /** Aborts the round (e.g. the caller's overall deadline passed); nothing is released afterwards. */
+  abort(check: SecAggError['check'], reason: string): void {
+    this.sum?.fill(0);
+    this.sum = undefined;
+    this.output = undefined;
+    this.st = { name: 'aborted', error: check === 'aborted' ? new SecAggError('aborted', reason) : new SecAggError(check, reason) };
+  }
+
+  /** Why the round aborted, if it did. */
+  get error(): SecAggError | undefined {
+    return this.st.name === 'aborted' ? this.st.error : undefined;
+  }
+
+  /** The unmasked sum and the survivors; throws SecAggError('aborted' | 'stage') unless the round finished. */
+  result(): SecAggResult {
+    const st = this.st;
+    if (st.name === 'aborted') throw new SecAggError('aborted', `round ${this.cfg.round} aborted (${st.error.check}): nothing is released`);
+    ensure(st.name === 'finished' && this.output, 'stage', `round ${this.cfg.round} is in stage ${st.name}, not finished`);
+    return this.output;
+  }
+
+  /** Needs >= t of u's share holders among `holders` for every u in `who`. */
+  private requireHolders(who: readonly number[], holders: ReadonlySet<number>, what: string): void {
+    for (const u of who) {
+      const alive = this.graph.get(u)!.filter((v) => holders.has(v) && this.shareMsgs.has(v)).length;
+      ensure(alive >= this.cfg.t, 'threshold', `client ${u} has ${alive} ${what} neighbours holding its shares, threshold is ${this.cfg.t}`);
+    }
+  }
+
+  private closeAdvertise(): void {
+    this.u1 = sorted(this.adverts.keys());
+    const viable = this.u1.filter((u) => this.graph.get(u)!.filter((v) => this.adverts.has(v)).length >= this.cfg.t);
+    ensure(viable.length >= this.cfg.t, 'threshold', `${viable.length} clients can share keys (need >= ${this.cfg.t})`);
+    for (const pk of this.advertPks) this.cfg.usedKeys?.add(pk);
+    this.session = computeSessionId(this.cfg.round, [...this.adverts.values()]);
+    this.broadcast = encodeMessage({ type: 'keys', round: this.cfg.round, keys: this.u1.map((u) => this.adverts.get(u)!) });
+    this.st = { name: 'share' };
+  }
+
+  private closeShare(): void {
+    this.u2 = sorted(this.shareMsgs.keys());
+    ensure(this.u2.length >= this.cfg.t, 'threshold', `${this.u2.length} clients shared keys (need >= ${this.cfg.t})`);
+    this.broadcast = undefined;
+    this.stageMessages = new Map();
+    const inbox = new Map<number, Array<{ from: number; ct: Uint8Array }>>(this.u2.map((v) => [v, []]));
+    for (const u of this.u2) for (const s of this.shareMsgs.get(u)!.shares) inbox.get(s.to)?.push({ from: u, ct: s.ct });
+    for (const v of this.u2) this.stageMessages.set(v, encodeMessage({ type: 'shares', round: this.cfg.round, session: this.session, shares: inbox.get(v)! }));
+    this.sum = new Uint32Array(this.cfg.dim);
+    this.st = { name: 'collect' };
+  }
+
+  private closeCollect(): void {
+    const partial = this.u2.filter((u) => {
+      const r = this.received.get(u) ?? 0;
+      return r > 0 && r < this.cfg.dim;
+    });
+    ensure(partial.length === 0, 'chunk', `client(s) ${partial.join(', ')} stopped mid-upload; their partial inputs are in the running sum and cannot be removed`);
+    this.u3 = this.u2.filter((u) => this.received.get(u) === this.cfg.dim);
+    ensure(this.u3.length >= this.cfg.t, 'threshold', `${this.u3.length} clients uploaded inputs (need >= ${this.cfg.t})`);
+    this.requireHolders(this.u2, new Set(this.u3), 'surviving');
+    this.stageMessages = new Map();
+    this.broadcast = encodeMessage({ type: 'survivors', round: this.cfg.round, session: this.session, survivors: this.u3 });
+    this.st = { name: 'consistency' };
+  }
+
+  private closeConsistency(): void {
+    this.u4 = sorted(this.consistencySigs.keys());
+    this.requireHolders(this.u2, new Set(this.u4), 'confirming');
+    const dropped = this.u2.filter((u) => !this.u3.includes(u));
+    this.broadcast = undefined;
+    this.stageMessages = new Map();
+    for (const v of this.u4) {
+      const signatures = this.graph.get(v)!.filter((u) => this.consistencySigs.has(u)).map((u) => ({ clientId: u, sig: this.consistencySigs.get(u)! }));
+      this.stageMessages.set(v, encodeMessage({ type: 'unmask', round: this.cfg.round, session: this.session, alive: this.u3, dropped, signatures }));
+    }
+    this.st = { name: 'unmask' };
+  }
+
+  private closeUnmask(): void {
+    const alive = new Set(this.u3);
+    const bShares = new Map<number, ShamirShare[]>();
+    const sShares = new Map<number, ShamirShare[]>();
+    for (const m of this.unmaskMsgs.values()) {
+      for (const { of, y } of m.bShares) (bShares.get(of) ?? bShares.set(of, []).get(of)!).push({ x: shareX(m.sender), y });
+      for (const { of, y } of m.sShares) (sShares.get(of) ?? sShares.set(of, []).get(of)!).push({ x: shareX(m.sender), y });
+    }
+    const terms: MaskTerm[] = [];
+    for (const u of this.u3) {
+      const shares = bShares.get(u) ?? [];
+      ensure(shares.length >= this.cfg.t, 'threshold', `${shares.length} self-mask shares of survivor ${u} (need ${this.cfg.t})`);
+      const b = shamirCombine(shares.slice(0, this.cfg.t), 32);
+      ensure(bytesEqual(commitSeed(b), this.adverts.get(u)!.bCommit), 'reconstruction', `reconstructed self-mask seed of client ${u} does not match its commitment`);
+      terms.push({ key: selfMaskKey(b, this.session, u), sign: -1 });
+      b.fill(0);
+    }
+    for (const u of this.u2.filter((x) => !alive.has(x))) {
+      const shares = sShares.get(u) ?? [];
+      ensure(shares.length >= this.cfg.t, 'threshold', `${shares.length} key shares of dropped client ${u} (need ${this.cfg.t})`);
+      const sk = shamirCombine(shares.slice(0, this.cfg.t), 32);
+      ensure(bytesEqual(nacl.scalarMult.base(sk), this.adverts.get(u)!.sPk), 'reconstruction', `reconstructed key of dropped client ${u} does not match its advertised public key`);
+      for (const v of this.graph.get(u)!.filter((x) => alive.has(x))) {
+        const secret = x25519Agree(sk, this.adverts.get(v)!.sPk);
+        terms.push({ key: pairMaskKey(secret, this.session, u, v), sign: pairSign(v, u) === 1 ? -1 : 1 });
+        secret.fill(0);
+      }
+      sk.fill(0);
+    }
+    const sum = this.sum!;
+    addMasks(sum, terms);
+    for (const t of terms) t.key.fill(0);
+    this.output = { sum, survivors: [...this.u3] };
+    this.st = { name: 'finished' };
+  }
+
+  private abortBytes(error: SecAggError): Uint8Array {
+    return encodeMessage({ type: 'abort', round: this.cfg.round, check: error.check, reason: error.message });
+  }
+}
