@@ -14,5 +14,6 @@ export async function loadCommands(): Promise<CommandModule[]> {
     import('./simulate.js'),
     import('./privacy.js'),
     import('./audit.js'),
+    import('./provision.js'),
   ]);
 }
