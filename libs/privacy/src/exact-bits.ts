@@ -110,12 +110,35 @@ export class ExactRandom {
     }
   }
 
-  /** Bernoulli(num/den), exact; num <= den. */
+  /** Bernoulli(num/den) for safe integers with den <= 2^48, exact. */
+  bernoulliSmall(num: number, den: number): boolean {
+    if (num <= 0) return false;
+    if (num >= den) return true;
+    return this.below(den) < num;
+  }
+
+  /**
+   * Bernoulli(num/den), exact; num <= den. Large denominators use a lazy comparison of a uniform
+   * real U = 0.u1u2... with the binary expansion of num/den, bit by bit: the first differing bit
+   * decides (U < p iff at that bit u = 0 and p's bit = 1), so about 2 bits are consumed on average
+   * however large den is.
+   */
   bernoulli(num: bigint, den: bigint): boolean {
     if (num <= 0n) return false;
     if (num >= den) return true;
     if (den <= SAFE_LIMIT) return this.below(Number(den)) < Number(num);
-    return this.belowBig(den) < num;
+    let rem = num;
+    for (;;) {
+      rem <<= 1n;
+      let p = false;
+      if (rem >= den) {
+        p = true;
+        rem -= den;
+      }
+      const u = this.bit();
+      if (u !== p) return p;
+      if (rem === 0n) return false; // p's expansion ended: U >= p almost surely from here (U = p has probability 0)
+    }
   }
 
   /**

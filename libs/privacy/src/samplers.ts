@@ -1,5 +1,6 @@
 import type { RandomBytes } from '@fedlora/tensor';
 import { ExactRandom, isqrt, rationalAtLeast, type Rational } from './exact-bits.js';
+import { LargePoissonSampler } from './poisson-exact.js';
 
 /**
  * Privacy noise samplers. All of them are exact in integer arithmetic: they consume uniform
@@ -79,25 +80,35 @@ function poissonAtMostOne(a: bigint, b: bigint, r: ExactRandom): number {
   }
 }
 
+/** Rates from which the O(sqrt(mu)) rejection sampler is used instead of summing Poisson(1) draws. */
+export const LARGE_POISSON_THRESHOLD = 16;
+
 /**
- * One exact Poisson(a/b) draw: the sum of floor(a/b) exact Poisson(1) draws and one exact
- * Poisson(frac) draw (Poisson laws add). Cost grows linearly with the rate.
+ * An exact Poisson(rate) sampler: below LARGE_POISSON_THRESHOLD the sum of floor(rate) exact
+ * Poisson(1) draws and one Poisson(frac) draw (Poisson laws add); above it the rejection
+ * sampler of `LargePoissonSampler` (O(sqrt(rate)) coins per draw).
  */
-export function poissonOnce(rate: Rational, r: ExactRandom): number {
+export function poissonSampler(rate: Rational): (r: ExactRandom) => number {
   const whole = rate.num / rate.den;
+  if (whole >= BigInt(LARGE_POISSON_THRESHOLD)) {
+    const large = new LargePoissonSampler(rate);
+    return (r) => large.sample(r);
+  }
   const frac = rate.num - whole * rate.den;
-  let total = poissonAtMostOne(frac, rate.den, r);
-  for (let i = 0n; i < whole; i++) total += poissonAtMostOne(1n, 1n, r);
-  return total;
+  return (r) => {
+    let total = poissonAtMostOne(frac, rate.den, r);
+    for (let i = 0n; i < whole; i++) total += poissonAtMostOne(1n, 1n, r);
+    return total;
+  };
 }
 
 /** n independent exact Poisson(mu) draws (mu rounded up to a multiple of 2^-20). */
 export function samplePoisson(mu: number, n: number, rng: RandomBytes): Int32Array {
   checkCount(n);
-  const rate = rationalAtLeast(mu, 'mu');
+  const draw = poissonSampler(rationalAtLeast(mu, 'mu'));
   const r = new ExactRandom(rng);
   const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) out[i] = poissonOnce(rate, r);
+  for (let i = 0; i < n; i++) out[i] = draw(r);
   return out;
 }
 
@@ -106,14 +117,14 @@ export function samplePoisson(mu: number, n: number, rng: RandomBytes): Int32Arr
  * each Poisson exact: the noise of the Skellam mechanism, Agarwal, Kairouz, Liu 2021,
  * "The Skellam Mechanism for Differentially Private Federated Learning", Definition 3.1.
  * Sums of independent Skellams are Skellam, so n clients adding Sk(mu/n) give Sk(mu).
- * Cost is linear in mu (exactness has a price): prefer the discrete Gaussian for very large mu.
+ * Cost per draw is O(sqrt(mu)) uniform integers for large mu.
  */
 export function sampleSkellam(mu: number, n: number, rng: RandomBytes): Int32Array {
   checkCount(n);
-  const rate = rationalAtLeast(mu, 'mu');
+  const draw = poissonSampler(rationalAtLeast(mu, 'mu'));
   const r = new ExactRandom(rng);
   const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) out[i] = poissonOnce(rate, r) - poissonOnce(rate, r);
+  for (let i = 0; i < n; i++) out[i] = draw(r) - draw(r);
   return out;
 }
 
