@@ -17,6 +17,10 @@ export {
 } from './request-verifier.js';
 /** The envelope carried in gRPC metadata. */
 export { signedMetadata, envelopeFromMetadata, AUTH_METADATA_KEYS } from './auth-metadata.js';
+/** Client side: signs each call's metadata with a fresh nonce. */
+export { createRequestSigner, type RequestSigner, type RequestSignerOptions } from './request-signer.js';
+/** Server side: verifies one call (envelope from metadata, method from the call, mTLS name binding). */
+export { authenticateCall, type AuthenticatableCall, type AuthenticateOptions } from './call-authenticator.js';
 /** grpc-js credentials from PEM strings or files; loud insecure variants; the mTLS peer name. */
 export {
   serverCredentials,

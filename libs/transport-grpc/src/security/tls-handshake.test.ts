@@ -1,11 +1,12 @@
 import { seededRandomBytes } from '@fedlora/tensor';
 import { makeGenericClientConstructor, Metadata, Server, ServerCredentials, status, type ServiceDefinition, type ServiceError, type ChannelCredentials, type ServerUnaryCall, type sendUnaryData } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { envelopeFromMetadata, signedMetadata } from './auth-metadata.js';
+import { authenticateCall } from './call-authenticator.js';
 import { encodePublicKey, generateIdentity } from './identity.js';
 import { MemoryNonceCache } from './nonce-cache.js';
 import { createCertificateAuthority, issueCertificate, type PemPair } from './pki.js';
-import { hashBody, newNonce } from './request-signing.js';
+import { createRequestSigner } from './request-signer.js';
+import { hashBody } from './request-signing.js';
 import { authStatusCode, RequestVerifier } from './request-verifier.js';
 import { channelCredentials, peerCertificateCommonName, serverCredentials } from './tls-credentials.js';
 
@@ -42,8 +43,7 @@ beforeAll(async () => {
   server = new Server();
   server.addService(service, {
     Echo: (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
-      const { envelope, signature } = envelopeFromMetadata(call.metadata, call.getPath());
-      const auth = verifier.verify(envelope, signature, { method: METHOD, bodyHash: hashBody(call.request) });
+      const auth = authenticateCall(call, verifier, { bodyHash: hashBody(call.request) });
       if (!auth.ok) return callback({ code: authStatusCode(auth.reason), details: auth.reason });
       callback(null, Buffer.from(JSON.stringify({ signer: auth.clientName, tlsPeer: peerCertificateCommonName(call) })));
     },
@@ -66,8 +66,9 @@ function call(creds: ChannelCredentials, body: Buffer, metadata = new Metadata()
   });
 }
 
+const sign = createRequestSigner({ federationId: 'fed-test', identity, random });
 function signed(body: Buffer): Metadata {
-  return signedMetadata({ federationId: 'fed-test', clientName: 'hospital-a', round: 0, method: METHOD, bodyHash: hashBody(body), nonce: newNonce(random), timestamp: Date.now() }, identity.secretKey);
+  return sign(METHOD, 0, body);
 }
 
 describe('TLS handshake with provisioned certificates (grpc-js on 127.0.0.1)', () => {
@@ -85,6 +86,15 @@ describe('TLS handshake with provisioned certificates (grpc-js on 127.0.0.1)', (
     const md = signed(body);
     await call(creds, body, md);
     await expect(call(creds, body, md)).rejects.toMatchObject({ code: status.UNAUTHENTICATED, details: 'replay' });
+  });
+
+  it('refuses a request signed by one client over another client\'s TLS certificate', async () => {
+    const other = await issueCertificate(ca, { commonName: 'hospital-b', kind: 'client', random });
+    const body = Buffer.from('x');
+    await expect(call(channelCredentials({ ca: ca.certPem, cert: other.certPem, key: other.keyPem }), body, signed(body))).rejects.toMatchObject({
+      code: status.UNAUTHENTICATED,
+      details: 'mismatch',
+    });
   });
 
   it('refuses a client that presents no certificate', async () => {
