@@ -65,3 +65,19 @@ export type { LedgerEntry, LedgerRecordInput } from './ledger-format.js';
 export { verifyLedger, verifyLedgerText, verifyLedgerFile } from './ledger-verify.js';
 /** Verification results. */
 export type { LedgerVerification, LedgerProblem, LedgerRoundSummary, VerifyOptions } from './ledger-verify.js';
+
+// Noise as protocols add it, the client's enforcement point, and DP-SGD helpers.
+/** Central Gaussian noise on a sum (grid-exact), distributed integer noise shares, per-client variance planning. */
+export { addGaussianNoiseToSum, distributedNoiseShare, perClientVariance } from './noise.js';
+/** Kind of distributed integer noise. */
+export type { DistributedNoise } from './noise.js';
+/** A client's budget enforcement backed by its own signed ledger. */
+export { ClientPrivacyGuard } from './client-guard.js';
+/** Guard options and round decisions ("refused: budget"). */
+export type { ClientGuardOptions, RoundDecision } from './client-guard.js';
+/** Per-example LoRA gradient norms without materialising per-example gradients (ghost clipping), and clip factors. */
+export { loraPerExampleGradNormsSq, gramProductNormSq, clipFactors } from './lora-norms.js';
+/** Inputs of loraPerExampleGradNormsSq. */
+export type { LoraNormInputs } from './lora-norms.js';
+/** Exact Poisson samplers (small and large rates). */
+export { poissonSampler, LARGE_POISSON_THRESHOLD } from './samplers.js';
