@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerAllGradients } from './tfjs-gradients.js';
+import { patchWasmTransposedMatMul } from './wasm-matmul.js';
 
 /** Names of the rungs, in the order the ladder tries them. */
 export const BACKEND_NAMES = ['tfjs-node-gpu', 'tfjs-node', 'native', 'wasm', 'cpu'] as const;
@@ -53,6 +54,7 @@ const attempts: Record<BackendName, Attempt> = {
     const dist = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm'));
     wasm.setWasmPaths(`${dist}/`);
     await activate('wasm');
+    patchWasmTransposedMatMul();
   },
   cpu: async () => {
     await import('@tensorflow/tfjs-backend-cpu');

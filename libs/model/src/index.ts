@@ -38,3 +38,6 @@ export { initWeights } from './init-weights.js';
 // Byte-level BPE vocabulary training (output loads through @huggingface/tokenizers).
 export type { BpeTrainOptions } from './bpe-trainer.js';
 export { trainByteLevelBpe, bytesToUnicode } from './bpe-trainer.js';
+// Sampling text from a model.
+export type { GenerateOptions } from './generate.js';
+export { generate, sample } from './generate.js';

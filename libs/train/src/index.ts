@@ -9,3 +9,8 @@ export { AdamW } from './adamw.js';
 // Local LoRA training and evaluation.
 export type { StepInfo, TrainOptions, TrainResult, TrainState } from './trainer.js';
 export { trainLocal, evaluate, toTensors } from './trainer.js';
+// Training a whole model from scratch (the project's base model).
+export type { PretrainOptions } from './pretrain.js';
+export { pretrain } from './pretrain.js';
+// Perplexity of a whole text in non-overlapping context windows.
+export { textPerplexity } from './perplexity.js';

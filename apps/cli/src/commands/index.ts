@@ -15,5 +15,6 @@ export async function loadCommands(): Promise<CommandModule[]> {
     import('./privacy.js'),
     import('./audit.js'),
     import('./provision.js'),
+    import('./model.js'),
   ]);
 }
