@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 #include "fl_native.h"
+#include "vmath.h"
 
 static inline float fl_max(float x, float y) { return (x >= y || x != x) ? x : y; }
 static inline float fl_min(float x, float y) { return (x <= y || x != x) ? x : y; }
@@ -26,7 +27,7 @@ static inline float fl_min(float x, float y) { return (x <= y || x != x) ? x : y
     }                                                                                     \
   }
 
-static void binary_inner(int op, const float *pa, int64_t ia, const float *pb, int64_t ib, float *po,
+FL_CLONES static void binary_inner(int op, const float *pa, int64_t ia, const float *pb, int64_t ib, float *po,
                          int64_t n) {
   switch (op) {
     case FL_ADD: BIN_LOOPS(x + y); break;
@@ -93,33 +94,33 @@ void fl_binary(int op, const float *a, const int64_t *aShape, int aRank, const f
 
 #define GELU_C 0.7978845608028654f /* sqrt(2/pi) */
 
-void fl_unary(int op, const float *x, float *out, int64_t n) {
+FL_CLONES void fl_unary(int op, const float *x, float *out, int64_t n) {
   switch (op) {
-    case FL_EXP: for (int64_t i = 0; i < n; i++) out[i] = expf(x[i]); break;
+    case FL_EXP: for (int64_t i = 0; i < n; i++) out[i] = fl_expf(x[i]); break;
     case FL_LOG: for (int64_t i = 0; i < n; i++) out[i] = logf(x[i]); break;
-    case FL_TANH: for (int64_t i = 0; i < n; i++) out[i] = tanhf(x[i]); break;
+    case FL_TANH: for (int64_t i = 0; i < n; i++) out[i] = fl_tanhf(x[i]); break;
     case FL_SQRT: for (int64_t i = 0; i < n; i++) out[i] = sqrtf(x[i]); break;
     case FL_RSQRT: for (int64_t i = 0; i < n; i++) out[i] = 1.0f / sqrtf(x[i]); break;
     case FL_SQUARE: for (int64_t i = 0; i < n; i++) out[i] = x[i] * x[i]; break;
     case FL_NEG: for (int64_t i = 0; i < n; i++) out[i] = -x[i]; break;
     case FL_RECIP: for (int64_t i = 0; i < n; i++) out[i] = 1.0f / x[i]; break;
-    case FL_SIGMOID: for (int64_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + expf(-x[i])); break;
+    case FL_SIGMOID: for (int64_t i = 0; i < n; i++) out[i] = 1.0f / (1.0f + fl_expf(-x[i])); break;
     case FL_RELU: for (int64_t i = 0; i < n; i++) out[i] = x[i] < 0.0f ? 0.0f : x[i]; break;
     case FL_ABS: for (int64_t i = 0; i < n; i++) out[i] = fabsf(x[i]); break;
     case FL_GELU_TANH:
       for (int64_t i = 0; i < n; i++) {
         const float v = x[i];
-        out[i] = 0.5f * v * (1.0f + tanhf(GELU_C * (v + 0.044715f * v * v * v)));
+        out[i] = 0.5f * v * (1.0f + fl_tanhf(GELU_C * (v + 0.044715f * v * v * v)));
       }
       break;
     default: break;
   }
 }
 
-void fl_gelu_tanh_bwd(const float *dy, const float *x, float *dx, int64_t n) {
+FL_CLONES void fl_gelu_tanh_bwd(const float *dy, const float *x, float *dx, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     const float v = x[i];
-    const float t = tanhf(GELU_C * (v + 0.044715f * v * v * v));
+    const float t = fl_tanhf(GELU_C * (v + 0.044715f * v * v * v));
     const float dt = (1.0f - t * t) * GELU_C * (1.0f + 3.0f * 0.044715f * v * v);
     dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * dt);
   }

@@ -4,9 +4,10 @@
 #include <math.h>
 #include <string.h>
 #include "fl_native.h"
+#include "vmath.h"
 
 /* y = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps), biased variance per row. */
-void fl_layer_norm_fwd(const float *x, const float *gamma, const float *beta, float *y, float *mean,
+FL_CLONES void fl_layer_norm_fwd(const float *x, const float *gamma, const float *beta, float *y, float *mean,
                        float *rstd, int64_t rows, int64_t cols, float eps) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
@@ -25,7 +26,7 @@ void fl_layer_norm_fwd(const float *x, const float *gamma, const float *beta, fl
 
 /* dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), g = dy * gamma;
  * dgamma = sum_rows dy * xhat; dbeta = sum_rows dy. dgamma/dbeta may be NULL. */
-void fl_layer_norm_bwd(const float *dy, const float *x, const float *gamma, const float *mean,
+FL_CLONES void fl_layer_norm_bwd(const float *dy, const float *x, const float *gamma, const float *mean,
                        const float *rstd, float *dx, float *dgamma, float *dbeta, int64_t rows,
                        int64_t cols) {
   if (dgamma) memset(dgamma, 0, sizeof(float) * (size_t)cols);
@@ -53,7 +54,7 @@ void fl_layer_norm_bwd(const float *dy, const float *x, const float *gamma, cons
   }
 }
 
-void fl_sparse_xent_fwd(const float *logits, const int32_t *labels, float *loss, float *probs,
+FL_CLONES void fl_sparse_xent_fwd(const float *logits, const int32_t *labels, float *loss, float *probs,
                         int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = logits + r * cols;
@@ -61,14 +62,15 @@ void fl_sparse_xent_fwd(const float *logits, const int32_t *labels, float *loss,
     float m = xr[0];
     for (int64_t j = 1; j < cols; j++) m = xr[j] > m ? xr[j] : m;
     double s = 0.0;
-    for (int64_t j = 0; j < cols; j++) { pr[j] = expf(xr[j] - m); s += pr[j]; }
+    for (int64_t j = 0; j < cols; j++) pr[j] = fl_expf(xr[j] - m);
+    for (int64_t j = 0; j < cols; j++) s += pr[j];
     const float inv = (float)(1.0 / s);
     for (int64_t j = 0; j < cols; j++) pr[j] *= inv;
     loss[r] = (float)(log(s) + (double)m - (double)xr[labels[r]]);
   }
 }
 
-void fl_sparse_xent_bwd(const float *probs, const int32_t *labels, const float *dloss,
+FL_CLONES void fl_sparse_xent_bwd(const float *probs, const int32_t *labels, const float *dloss,
                         float *dlogits, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const float *pr = probs + r * cols;

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 #include "fl_native.h"
+#include "vmath.h"
 
 static float row_sum(const float *x, int64_t n) {
   float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -27,18 +28,18 @@ static float row_min(const float *x, int64_t n) {
   return m;
 }
 
-void fl_softmax_rows(const float *x, float *out, int64_t rows, int64_t cols) {
+FL_CLONES void fl_softmax_rows(const float *x, float *out, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
     float *o = out + r * cols;
     const float m = row_max(xr, cols);
-    for (int64_t j = 0; j < cols; j++) o[j] = expf(xr[j] - m);
+    for (int64_t j = 0; j < cols; j++) o[j] = fl_expf(xr[j] - m);
     const float inv = 1.0f / row_sum(o, cols);
     for (int64_t j = 0; j < cols; j++) o[j] *= inv;
   }
 }
 
-void fl_reduce_rows(int op, const float *x, float *out, int64_t rows, int64_t cols) {
+FL_CLONES void fl_reduce_rows(int op, const float *x, float *out, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
     switch (op) {
@@ -57,7 +58,7 @@ void fl_reduce_rows(int op, const float *x, float *out, int64_t rows, int64_t co
   }
 }
 
-void fl_reduce_cols(int op, const float *x, float *out, int64_t rows, int64_t cols) {
+FL_CLONES void fl_reduce_cols(int op, const float *x, float *out, int64_t rows, int64_t cols) {
   memcpy(out, x, sizeof(float) * (size_t)cols);
   for (int64_t r = 1; r < rows; r++) {
     const float *xr = x + r * cols;

@@ -12,6 +12,7 @@ import { BINARY_KERNELS, UNARY_KERNELS, binaryKernel, unaryKernel } from './elem
 import { REDUCE_KERNELS, reduceKernel, softmaxKernel } from './reduce-kernels.js';
 import { transposeKernel } from './transpose-kernel.js';
 import { fusedKernels } from './fused-kernels.js';
+import { sliceKernel, splitVKernel } from './slice-kernels.js';
 import type { NativeAddon } from './native-binding.js';
 
 const BACKEND = 'cpu';
@@ -24,6 +25,8 @@ function nativeTable(addon: NativeAddon): Record<string, NativeKernel> {
     _FusedMatMul: fusedMatMulKernel(addon),
     Softmax: softmaxKernel(addon),
     Transpose: transposeKernel(addon),
+    Slice: sliceKernel(),
+    SplitV: splitVKernel(),
   };
   for (const [name, op] of Object.entries(BINARY_KERNELS)) table[name] = binaryKernel(addon, op);
   for (const [name, op] of Object.entries(UNARY_KERNELS)) table[name] = unaryKernel(addon, op);

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import { nativeAndPure, nativeSkipReason, seededTensor } from './testing.js';
+import { sliceBox } from './slice-kernels.js';
+
+const skip = nativeSkipReason();
+if (skip) console.warn(`native slice tests skipped: ${skip}`);
+
+describe('sliceBox', () => {
+  it('copies an inner column block of a matrix', () => {
+    const x = Float32Array.from({ length: 12 }, (_, i) => i);
+    expect(Array.from(sliceBox(x, [3, 4], [1, 1], [2, 2]))).toEqual([5, 6, 9, 10]);
+  });
+
+  it('copies a whole tensor when the box is the tensor', () => {
+    const x = Float32Array.from({ length: 6 }, (_, i) => i);
+    expect(Array.from(sliceBox(x, [2, 3], [0, 0], [2, 3]))).toEqual([0, 1, 2, 3, 4, 5]);
+  });
+});
+
+describe.skipIf(skip !== null)('Slice and SplitV kernels', () => {
+  const CASES: [number[], number[], number[]][] = [
+    [[6, 9], [0, 3], [6, 3]],
+    [[4, 5, 6], [1, 0, 2], [2, 5, 3]],
+    [[4, 5, 6], [1, 2, 0], [3, 2, 6]],
+    [[2, 3, 4, 5], [0, 1, 1, 0], [2, 1, 2, 5]],
+    [[7], [2], [4]],
+  ];
+  for (const [shape, begin, size] of CASES) {
+    it(`slice of [${shape}] at [${begin}] size [${size}] matches the pure kernel`, async () => {
+      const { native, pure } = await nativeAndPure(() => tf.slice(seededTensor(`s${shape}`, shape), begin, size));
+      expect(Array.from(native[0]!)).toEqual(Array.from(pure[0]!));
+    });
+  }
+
+  for (const [splits, axis] of [[3, 1], [[2, -1, 3], 1], [2, 0], [[1, 3], -1]] as [number | number[], number][]) {
+    it(`split into ${JSON.stringify(splits)} along axis ${axis} matches the pure kernel, with its gradient`, async () => {
+      const { native, pure } = await nativeAndPure(() => {
+        const x = seededTensor('split', [4, 9, 4]);
+        const parts = tf.split(x, splits, axis);
+        const g = tf.grad((t: tf.Tensor) => tf.addN(tf.split(t, splits, axis).map((p, i) => tf.mul(tf.sum(p), i + 1))))(x);
+        return [...parts, g];
+      });
+      native.forEach((v, i) => expect(Array.from(v)).toEqual(Array.from(pure[i]!)));
+    });
+  }
+});
