@@ -81,3 +81,7 @@ export { loraPerExampleGradNormsSq, gramProductNormSq, clipFactors } from './lor
 export type { LoraNormInputs } from './lora-norms.js';
 /** Exact Poisson samplers (small and large rates). */
 export { poissonSampler, LARGE_POISSON_THRESHOLD } from './samplers.js';
+/** Institution-level DP-FedAvg config -> per-round parameters (central or distributed), integer sensitivities. */
+export { dpRoundParams, validateDpConfig, perClientNoiseVariance, integerSensitivities } from './dp-fedavg.js';
+/** DP-FedAvg configuration. */
+export type { DpFedAvgConfig } from './dp-fedavg.js';

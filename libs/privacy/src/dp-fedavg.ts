@@ -1,0 +1,97 @@
+import { assertDistributedNoiseIsSafe, type RoundPrivacyParams } from './round-events.js';
+
+/**
+ * Institution-level DP-FedAvg configuration and the per-round privacy parameters it implies
+ * (McMahan, Ramage, Talwar, Zhang 2018, "Learning Differentially Private Recurrent Language
+ * Models"; distributed variant: Kairouz, Liu, Steinke 2021 and Agarwal, Kairouz, Liu 2021).
+ * The coordinator and every client derive the same parameters from the same config, so what a
+ * client plans against its budget is what the federation ledger records.
+ */
+export interface DpFedAvgConfig {
+  /** central: the coordinator adds the noise; distributed: each client adds an integer share. */
+  mode: 'central' | 'distributed';
+  /** L2 clip norm C of each client's update. */
+  clipNorm: number;
+  /** Noise multiplier z: the released sum carries noise of std z*C (z*C*scale in the integer domain). */
+  noiseMultiplier: number;
+  /** Poisson client-sampling rate (1 when every institution takes part). */
+  samplingRate?: number;
+  /** Distributed only: skellam (default) or discrete_gaussian. */
+  noise?: 'skellam' | 'discrete_gaussian';
+  /** Distributed only: integer scale applied before rounding (the secure-aggregation encoder's). */
+  scale?: number;
+  /** Distributed only: fewest survivors a round may complete with (noise is planned for them). */
+  minSurvivors?: number;
+  /** Whether secure aggregation hides individual updates. */
+  secureAggregation: boolean;
+  /** Allow distributed noise without secure aggregation (tests, research only). */
+  force?: boolean;
+}
+
+/**
+ * Worst-case integer-domain sensitivities after scaling a vector of L2 norm <= C by `scale` and
+ * rounding each of `dimension` coordinates to an integer (moving each by < 1, and rotation keeps
+ * L2): l2 <= C*scale + sqrt(d); for integer vectors |x_i| <= x_i^2, so l1 <= l2 * min(sqrt(d), l2)
+ * (the deterministic bound of Kairouz, Liu, Steinke 2021, Section 4, with beta = 0).
+ */
+export function integerSensitivities(clipNorm: number, scale: number, dimension: number): { l2: number; l1: number } {
+  if (!(clipNorm > 0)) throw new RangeError(`clipNorm must be > 0, received ${clipNorm}`);
+  if (!(scale > 0)) throw new RangeError(`scale must be > 0, received ${scale}`);
+  if (!Number.isInteger(dimension) || dimension < 1) throw new RangeError(`dimension must be an integer >= 1, received ${dimension}`);
+  const l2 = clipNorm * scale + Math.sqrt(dimension);
+  return { l2, l1: l2 * Math.min(Math.sqrt(dimension), l2) };
+}
+
+/** Checks a config (refusing distributed noise without secure aggregation unless forced). */
+export function validateDpConfig(cfg: DpFedAvgConfig): void {
+  if (cfg.mode !== 'central' && cfg.mode !== 'distributed') throw new RangeError(`mode must be central or distributed, received ${JSON.stringify(cfg.mode)}`);
+  if (!(cfg.clipNorm > 0)) throw new RangeError(`clipNorm must be > 0, received ${cfg.clipNorm}`);
+  if (!(cfg.noiseMultiplier > 0)) throw new RangeError(`noiseMultiplier must be > 0, received ${cfg.noiseMultiplier}`);
+  const q = cfg.samplingRate ?? 1;
+  if (!(q > 0 && q <= 1)) throw new RangeError(`samplingRate must be in (0, 1], received ${q}`);
+  if (cfg.mode === 'distributed') {
+    if (!(cfg.scale! > 0)) throw new RangeError(`distributed mode needs scale > 0, received ${cfg.scale}`);
+    if (!Number.isInteger(cfg.minSurvivors) || cfg.minSurvivors! < 1) throw new RangeError(`distributed mode needs minSurvivors >= 1, received ${cfg.minSurvivors}`);
+    if (cfg.noise !== undefined && cfg.noise !== 'skellam' && cfg.noise !== 'discrete_gaussian') {
+      throw new RangeError(`noise must be skellam or discrete_gaussian, received ${JSON.stringify(cfg.noise)}`);
+    }
+  }
+  assertDistributedNoiseIsSafe({ mode: cfg.mode, secureAggregation: cfg.secureAggregation, ...(cfg.force !== undefined ? { force: cfg.force } : {}) });
+}
+
+/**
+ * Distributed mode: each client's integer noise variance, planned so that `minSurvivors` shares
+ * already give the target aggregate std z*C*scale; more survivors only add noise.
+ */
+export function perClientNoiseVariance(cfg: DpFedAvgConfig): number {
+  validateDpConfig(cfg);
+  if (cfg.mode !== 'distributed') throw new RangeError('perClientNoiseVariance applies to distributed mode only');
+  const aggregateStd = cfg.noiseMultiplier * cfg.clipNorm * cfg.scale!;
+  return (aggregateStd * aggregateStd) / cfg.minSurvivors!;
+}
+
+/**
+ * The privacy parameters of one round with `survivors` updates actually summed (pass the planned
+ * minimum to a client's budget check, the real count to the ledger).
+ */
+export function dpRoundParams(cfg: DpFedAvgConfig, round: { survivors: number; dimension: number }): RoundPrivacyParams {
+  validateDpConfig(cfg);
+  const samplingRate = cfg.samplingRate ?? 1;
+  if (cfg.mode === 'central') {
+    return { mode: 'central', clipNorm: cfg.clipNorm, noiseMultiplier: cfg.noiseMultiplier, samplingRate, survivors: round.survivors };
+  }
+  const { l1, l2 } = integerSensitivities(cfg.clipNorm, cfg.scale!, round.dimension);
+  return {
+    mode: 'distributed',
+    noise: cfg.noise ?? 'skellam',
+    clipNorm: cfg.clipNorm,
+    scale: cfg.scale!,
+    perClientVariance: perClientNoiseVariance(cfg),
+    l1Sensitivity: l1,
+    l2Sensitivity: l2,
+    dimension: round.dimension,
+    samplingRate,
+    survivors: round.survivors,
+    secureAggregation: cfg.secureAggregation,
+  };
+}
