@@ -15,6 +15,8 @@ export type {
   LedgerEntry,
   AuditEvent,
   AuditRecord,
+  CheckpointInfo,
+  StoreSummary,
 } from './types.js';
 /** The SQLite store class and its options (WAL, synchronous=FULL, size limit). */
 export { SqliteFederationStore, type SqliteStoreOptions } from './sqlite-store.js';

@@ -59,11 +59,19 @@ describe('openSqliteStore', () => {
     second.close();
   });
 
-  it('uses WAL journaling with synchronous=FULL', () => {
+  it('uses WAL journaling and incremental auto-vacuum', () => {
     const dir = tempDir();
     openSqliteStore(join(dir, 'c.db')).close();
-    const probe = spawnSync(process.execPath, ['-e', `const D=require('better-sqlite3');const d=new D(${JSON.stringify(join(dir, 'c.db'))});console.log(d.pragma('journal_mode',{simple:true}))`], { cwd: REPO, encoding: 'utf8' });
-    expect(probe.stdout.trim()).toBe('wal');
+    const probe = spawnSync(process.execPath, ['-e', `const D=require('better-sqlite3');const d=new D(${JSON.stringify(join(dir, 'c.db'))});console.log(d.pragma('journal_mode',{simple:true}), d.pragma('auto_vacuum',{simple:true}))`], { cwd: REPO, encoding: 'utf8' });
+    expect(probe.stdout.trim()).toBe('wal 2'); // 2 = INCREMENTAL
+  });
+
+  it('keeps synchronous=FULL for round commits after a relaxed nonce write', () => {
+    const store = openSqliteStore(join(tempDir(), 'c.db'));
+    expect(store.recordNonce('n', Date.now() + 1000)).toBe(true);
+    const db = (store as unknown as { db: { pragma(s: string, o: { simple: boolean }): unknown } }).db;
+    expect(db.pragma('synchronous', { simple: true })).toBe(2); // 2 = FULL
+    store.close();
   });
 
   it('names a missing data directory and says what to do', () => {

@@ -45,6 +45,8 @@ export function openMemoryStore(options: StoreOptions = {}): SqliteFederationSto
 }
 
 function initialise(file: string, db: Database.Database, options: SqliteStoreOptions): SqliteFederationStore {
+  // Must precede the first table and the switch to WAL: lets pruneCheckpoints give space back.
+  if (Number(db.pragma('user_version', { simple: true })) === 0) db.pragma('auto_vacuum = INCREMENTAL');
   if (file !== ':memory:') {
     const mode = db.pragma('journal_mode = WAL', { simple: true });
     if (String(mode).toLowerCase() !== 'wal') throw new StoreError('io', `${file}: could not switch to WAL journaling (got ${String(mode)})`);

@@ -143,6 +143,42 @@ describe.each(implementations)('FederationStore (%s)', (_name, open) => {
     expect(store.recordNonce('n1', 1_300)).toBe(true);
   });
 
+  it('prunes old checkpoint bytes but never the latest or the kept ones; rounds and ledger stay', () => {
+    const store = open(clock().now);
+    for (let r = 0; r < 5; r++) {
+      store.beginRound(r, {});
+      commit(store, r);
+    }
+    expect(store.pruneCheckpoints(2, [1])).toEqual([0, 2]);
+    expect(store.listCheckpoints().map((c) => c.round)).toEqual([1, 3, 4]);
+    expect(() => store.loadCheckpoint(0)).toThrow(expect.objectContaining({ code: 'not-found' }));
+    expect(store.latestCommitted()!.round).toBe(4);
+    expect(store.listLedger()).toHaveLength(5);
+    expect(store.listRounds().every((r) => r.state === 'committed')).toBe(true);
+    expect(() => store.pruneCheckpoints(0)).toThrow(/keepLast: expected an integer >= 1, received 0/);
+  });
+
+  it('summarises the federation for status reports', () => {
+    const store = open(clock().now);
+    store.saveFederation({ id: 'fed', config: {}, state: 'running' });
+    store.upsertClient({ name: 'a', publicKey: KEY_A });
+    store.upsertClient({ name: 'b', publicKey: KEY_B });
+    store.revokeClient('b');
+    store.beginRound(0, {});
+    commit(store, 0);
+    store.beginRound(1, {});
+    store.appendAudit({ event: 'x' });
+    expect(store.summary()).toEqual({
+      federation: { id: 'fed', state: 'running' },
+      clients: { enrolled: 1, revoked: 1 },
+      rounds: { planned: 1, training: 0, aggregating: 0, committed: 1, aborted: 0 },
+      latestCommitted: 0,
+      checkpoints: { count: 1, bytes: 9 },
+      ledgerEntries: 1,
+      auditEvents: 1,
+    });
+  });
+
   it('throws StoreError("closed") after close', () => {
     const store = open(clock().now);
     store.close();

@@ -70,6 +70,26 @@ export interface RoundCommit {
   participants?: string[];
 }
 
+/** A stored checkpoint without its bytes. */
+export interface CheckpointInfo {
+  round: number;
+  attempt: number;
+  sha256: string;
+  bytes: number;
+  createdAt: number;
+}
+
+/** What `summary()` reports. */
+export interface StoreSummary {
+  federation?: { id: string; state: FederationState };
+  clients: { enrolled: number; revoked: number };
+  rounds: Record<RoundState, number>;
+  latestCommitted?: number;
+  checkpoints: { count: number; bytes: number };
+  ledgerEntries: number;
+  auditEvents: number;
+}
+
 /** One ledger line with its position in the append-only log. */
 export interface LedgerEntry {
   seq: number;
@@ -130,6 +150,15 @@ export interface FederationStore {
   latestCommitted(): CommittedRound | undefined;
   /** The checkpoint bytes of a committed round, verified against the stored SHA-256. */
   loadCheckpoint(round: number): { bytes: Uint8Array; sha256: string };
+  /** Metadata of every stored checkpoint, oldest first (no bytes). */
+  listCheckpoints(): CheckpointInfo[];
+  /**
+   * Deletes checkpoint bytes of all but the newest `keepLast` committed rounds (and any round in
+   * `keep`); rounds and ledger stay. Returns the rounds pruned. The latest checkpoint is never pruned.
+   */
+  pruneCheckpoints(keepLast: number, keep?: number[]): number[];
+  /** Counts for status reports. */
+  summary(): StoreSummary;
   /** Marks every open (planned/training/aggregating) attempt aborted; returns the rounds affected. */
   abortIncompleteRounds(reason: string): RoundRecord[];
 
