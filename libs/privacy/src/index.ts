@@ -85,3 +85,7 @@ export { poissonSampler, LARGE_POISSON_THRESHOLD } from './samplers.js';
 export { dpRoundParams, validateDpConfig, perClientNoiseVariance, integerSensitivities } from './dp-fedavg.js';
 /** DP-FedAvg configuration. */
 export type { DpFedAvgConfig } from './dp-fedavg.js';
+/** Record-level DP-SGD: clip per-example gradients, add exact grid Gaussian noise, Poisson sampling of examples. */
+export { privatizeGradients, poissonSample } from './dp-sgd.js';
+/** Options of privatizeGradients. */
+export type { DpSgdStepOptions } from './dp-sgd.js';
