@@ -28,7 +28,10 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
-    process.stderr.write(`fedlora: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    // Typed errors carry a message written for the reader; the stack only helps developers.
+    const debug = process.env.FEDLORA_DEBUG === '1';
+    const text = err instanceof Error ? (debug ? (err.stack ?? err.message) : `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}`) : String(err);
+    process.stderr.write(`fedlora: ${text}${debug ? '' : '\n(set FEDLORA_DEBUG=1 for a stack trace)'}\n`);
     process.exitCode = 1;
   }
 }

@@ -96,6 +96,8 @@ export const ClientConfigSchema = z
     data: DataSchema,
     privacy: BudgetSchema.optional(),
     dpSgd: DpSgdSchema.optional(),
+    /** The base model (Hugging Face layout); must be the coordinator's. Default: the bundled tiny model. */
+    model: z.strictObject({ baseModelDir: path().optional() }).prefault({}),
     training: TrainingSchema.prefault({}),
     reconnect: ReconnectSchema.prefault({}),
     log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') }).prefault({}),
@@ -113,7 +115,7 @@ export const ClientConfigSchema = z
 export type ClientConfig = z.infer<typeof ClientConfigSchema>;
 
 /** Keys holding paths, resolved against the config file's directory. */
-export const CLIENT_PATH_KEYS: PathKeys = [['tls', 'ca'], ['tls', 'cert'], ['tls', 'key'], ['identity', 'secretKeyFile'], ['dataDir'], ['data', 'path']];
+export const CLIENT_PATH_KEYS: PathKeys = [['model', 'baseModelDir'], ['tls', 'ca'], ['tls', 'cert'], ['tls', 'key'], ['identity', 'secretKeyFile'], ['dataDir'], ['data', 'path']];
 
 /** Reads, env-overrides and validates a client config file; throws ConfigError listing every problem. */
 export function loadClientConfig(path: string, env: Record<string, string | undefined> = process.env): ClientConfig {

@@ -1,1 +1,10 @@
-export {};
+// The institution's node: a LocalTrainer backed by the real model, and its data loading.
+export type { ModelTrainerOptions } from './model-trainer.js';
+export { ModelTrainer } from './model-trainer.js';
+export type { ClientData } from './client-data.js';
+export { loadClientData, splitSequences } from './client-data.js';
+// Config file (zod schema, YAML, env overrides).
+export type { ClientConfig } from './config.js';
+export { ClientConfigSchema, loadClientConfig } from './config.js';
+// Running a node from its config file.
+export { PlanFollowingTrainer, runClientFromConfig } from './run-from-config.js';

@@ -5,7 +5,7 @@ import type { CoordinatorOptions, EventLogger, RoundAggregationFactory, RoundPla
 import { FederationCoordinator, createStrategy, silentLogger } from '@fedlora/federation';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { cryptoRandomBytes, seededRandomBytes } from '@fedlora/tensor';
-import type { RunningServer } from '@fedlora/transport-grpc';
+import type { FederationServerOptions, RunningServer } from '@fedlora/transport-grpc';
 import { startFederationServer } from '@fedlora/transport-grpc';
 
 /** Everything a coordinator process needs, already validated (the CLI builds it from YAML or flags). */
@@ -32,7 +32,12 @@ export interface CoordinatorAppOptions {
   startAfterRound?: number;
   aggregation?: RoundAggregationFactory;
   planExtra?: (round: number) => Record<string, unknown>;
+  onRoundStart?: (plan: RoundPlan, cohort: string[]) => void;
   onRoundEnd?: (summary: RoundSummary, adapter: NamedTensors | null, plan: RoundPlan) => Promise<void> | void;
+  /** Admission check at registration (enrolment, revocation, mTLS identity). */
+  authorizeRegister?: FederationServerOptions['authorizeRegister'];
+  /** Refused requests (audit log). */
+  onRefused?: FederationServerOptions['onRefused'];
   /** Where the final adapter is written in PEFT format when the run finishes. */
   outputDir?: string;
   logger?: EventLogger;
@@ -68,6 +73,7 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     startAfterRound: o.startAfterRound,
     aggregation: o.aggregation,
     planExtra: o.planExtra,
+    onRoundStart: o.onRoundStart,
     onRoundEnd: o.onRoundEnd,
     logger: log,
     rng: o.rng,
@@ -76,7 +82,11 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
   const server = await startFederationServer(coordinator, {
     address: o.listen,
     credentials: o.credentials,
-    onRefused: (r) => log.warn({ event: 'request.refused', method: r.method, client: r.clientId, code: r.code, details: r.details }),
+    authorizeRegister: o.authorizeRegister,
+    onRefused: (r) => {
+      log.warn({ event: 'request.refused', method: r.method, client: r.clientId, code: r.code, details: r.details });
+      o.onRefused?.(r);
+    },
   });
   log.info({ event: 'coordinator.listening', port: server.port, federationId: o.federationId });
   const done = coordinator.run().then(async (history) => {

@@ -1,1 +1,14 @@
-export {};
+// The coordinator process: core + gRPC server + round loop.
+export type { CoordinatorAppOptions, CoordinatorApp } from './coordinator-app.js';
+export { startCoordinatorApp } from './coordinator-app.js';
+// Structured logs (pino, stderr).
+export type { LogLevel } from './logger.js';
+export { createEventLogger } from './logger.js';
+// Config file (zod schema, YAML, env overrides) and starting from it.
+export type { CoordinatorConfig } from './config.js';
+export { CoordinatorConfigSchema, loadCoordinatorConfig, parseCoordinatorConfig, ConfigError } from './config.js';
+export type { ConfiguredCoordinator } from './run-from-config.js';
+export { startCoordinatorFromConfig } from './run-from-config.js';
+// Persistence wiring (store <-> round loop).
+export type { PersistenceHooks } from './persistence.js';
+export { attachStore } from './persistence.js';

@@ -37,6 +37,8 @@ export interface CoordinatorOptions {
   aggregation?: RoundAggregationFactory;
   /** Extra plan parameters (privacy, secagg, fedprox mu) for a round. */
   planExtra?: (round: number) => Record<string, unknown>;
+  /** Called when a round opens, before any client sees it (persistence: the round is recorded first). */
+  onRoundStart?: (plan: RoundPlan, cohort: string[]) => void;
   /** Awaited after each round ends, before the next starts (persistence, ledger). */
   onRoundEnd?: (summary: RoundSummary, adapter: NamedTensors | null, plan: RoundPlan) => Promise<void> | void;
   clock?: Clock;
@@ -73,6 +75,7 @@ export class FederationCoordinator {
   private readonly rng: RandomBytes;
   private readonly stopController = new AbortController();
   private completedRounds: number;
+  private readonly toldFinished = new Set<string>();
 
   constructor(private readonly opts: CoordinatorOptions) {
     if (!Number.isInteger(opts.rounds) || opts.rounds < 1) throw new RangeError(`rounds must be an integer >= 1, received ${opts.rounds}`);
@@ -119,7 +122,11 @@ export class FederationCoordinator {
   }
 
   private taskFor(clientId: string): Task {
-    if (this.state === 'finished') return { kind: 'finished' };
+    if (this.state === 'finished') {
+      this.toldFinished.add(clientId);
+      this.changed.notify();
+      return { kind: 'finished' };
+    }
     const r = this.current;
     if (r && !r.closed && r.cohort.has(clientId) && !r.reported.has(clientId) && !r.declined.has(clientId)) {
       return { kind: 'train', plan: r.plan };
@@ -209,6 +216,17 @@ export class FederationCoordinator {
     return this.opts.livenessMs ?? 60_000;
   }
 
+  /**
+   * After the run finished: waits until every live client has been told so (they then exit 0),
+   * or `timeoutMs` passes, so a coordinator that exits when done does not strand its clients.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    const until = this.clock.now() + timeoutMs;
+    while (this.clock.now() < until && this.liveClients().some((c) => !this.toldFinished.has(c))) {
+      await this.changed.wait(Math.min(500, until - this.clock.now()));
+    }
+  }
+
   /** Stops the loop (shutdown); pending long-polls return. */
   stop(): void {
     if (this.state !== 'finished') this.state = 'stopped';
@@ -277,6 +295,7 @@ export class FederationCoordinator {
       nonce: Buffer.from(this.rng(16)).toString('hex'),
       extra: this.opts.planExtra?.(round) ?? {},
     };
+    this.opts.onRoundStart?.(plan, cohort);
     const r: OpenRound = {
       plan,
       cohort: new Set(cohort),
@@ -299,7 +318,7 @@ export class FederationCoordinator {
     const participants = r.reported.size;
     const numExamples = [...r.reported.values()].reduce((a, b) => a + b.numExamples, 0);
     const trainLoss = participants ? [...r.reported.values()].reduce((a, b) => a + b.trainLoss * b.numExamples, 0) / numExamples : null;
-    const base = { round, attempt, participants, cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt };
+    const base = { round, attempt, participants, participantNames: [...r.reported.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt };
     let summary: RoundSummary;
     let newAdapter: NamedTensors | null = null;
     if (participants < this.opts.minClients) {

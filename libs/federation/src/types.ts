@@ -52,6 +52,8 @@ export interface RoundSummary {
   attempt: number;
   status: 'completed' | 'aborted';
   participants: number;
+  /** Names of the clients whose updates were aggregated. */
+  participantNames: string[];
   cohort: number;
   dropped: string[];
   declined: string[];

@@ -17,6 +17,8 @@ export interface GrpcConnectionOptions {
   chunkBytes?: number;
   /** Deadline for unary calls other than the long poll. */
   callTimeoutMs?: number;
+  /** Expected name in the coordinator's certificate when it differs from the host dialled. */
+  serverName?: string;
 }
 
 type AnyClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
@@ -36,6 +38,7 @@ export class GrpcConnection implements CoordinatorConnection {
     this.client = new Ctor(opts.address, opts.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 8 * 1024 * 1024,
       'grpc.keepalive_time_ms': 30_000,
+      ...(opts.serverName ? { 'grpc.ssl_target_name_override': opts.serverName, 'grpc.default_authority': opts.serverName } : {}),
     }) as unknown as AnyClient;
   }
 

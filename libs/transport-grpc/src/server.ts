@@ -16,6 +16,11 @@ export interface FederationServerOptions {
   chunkBytes?: number;
   /** Largest message accepted (chunks are 1 MiB by default). */
   maxReceiveMessageBytes?: number;
+  /**
+   * Admission check at registration (enrolment, revocation, mTLS identity): throw a
+   * FederationError to refuse. Receives the gRPC call to read the peer certificate.
+   */
+  authorizeRegister?: (clientName: string, call: grpc.ServerUnaryCall<unknown, unknown>) => void;
   /** Called for refused requests (audit log / metrics). */
   onRefused?: (info: { method: string; clientId?: string; code: number; details: string }) => void;
   /** Called for each RPC with bytes transferred (metrics). */
@@ -52,10 +57,10 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
   };
 
   const unary =
-    <Req, Res>(method: string, fn: (req: Req) => Promise<Res> | Res): Unary<Req, Res> =>
+    <Req, Res>(method: string, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res): Unary<Req, Res> =>
     (call, cb) => {
       Promise.resolve()
-        .then(() => fn(call.request))
+        .then(() => fn(call.request, call))
         .then(
           (res) => cb(null, res),
           (err) => cb(fail(method, err, (call.request as Partial<PbAuth>)?.clientId)),
@@ -63,11 +68,12 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     };
 
   server.addService(federationService(), {
-    Register: unary('Register', (req: { clientName: string; federationId: string; numExamples: number }) => {
+    Register: unary('Register', (req: { clientName: string; federationId: string; numExamples: number }, call) => {
       const federationId = coordinator.status().federationId;
       if (req.federationId && req.federationId !== federationId) {
         throw new FederationError('permission-denied', `this coordinator serves federation "${federationId}", not "${req.federationId}"`);
       }
+      opts.authorizeRegister?.(req.clientName, call as grpc.ServerUnaryCall<unknown, unknown>);
       const r = coordinator.register(req.clientName, req.numExamples);
       return { clientId: r.clientId, sessionToken: r.sessionToken, federationId };
     }),

@@ -9,8 +9,8 @@ export type CommandModule = { register(program: Command): void };
  */
 export async function loadCommands(): Promise<CommandModule[]> {
   return Promise.all([
-    // import('./coordinator.js'),
-    // import('./client.js'),
+    import('./coordinator.js'),
+    import('./client.js'),
     import('./simulate.js'),
     import('./privacy.js'),
     import('./audit.js'),

@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import { loadClientConfig, runClientFromConfig } from '@fedlora/client';
+import { createEventLogger } from '@fedlora/coordinator';
+import { info, printJson } from '../output.js';
+
+/** `fedlora client --config FILE`: runs an institution's node next to its private data. */
+export function register(program: Command): void {
+  program
+    .command('client')
+    .description("Run an institution's client node: dials the coordinator, trains on local data, sends only the update")
+    .requiredOption('-c, --config <file>', 'client YAML config (fedlora provision writes one per institution)')
+    .option('--json', 'print a JSON summary on stdout when the federation finishes')
+    .addHelpText('after', '\nEvery config key can be overridden from the environment as FEDLORA_<SECTION>_<KEY>, e.g. FEDLORA_DATA_PATH=/data/notes.txt.')
+    .action(async (o: { config: string; json?: boolean }) => {
+      const cfg = loadClientConfig(o.config);
+      const level = cfg.log.level === 'trace' ? 'debug' : cfg.log.level === 'fatal' ? 'error' : cfg.log.level;
+      const log = createEventLogger(level, { component: 'client', client: cfg.name });
+      const abort = new AbortController();
+      process.once('SIGINT', () => abort.abort());
+      process.once('SIGTERM', () => abort.abort());
+      const r = await runClientFromConfig(cfg, log, abort.signal);
+      if (o.json) printJson({ client: cfg.name, backend: r.backend, roundsTrained: r.roundsTrained });
+      else info(`fedlora client ${cfg.name}: federation finished; trained in rounds ${r.roundsTrained.join(', ') || '(none)'}`);
+    });
+}

@@ -1,0 +1,80 @@
+import type { CausalLM, LoraConfig } from '@fedlora/model';
+import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel, validateLoraConfig } from '@fedlora/model';
+import type { EventLogger, LocalTrainer, RoundPlan } from '@fedlora/federation';
+import { runClient } from '@fedlora/federation';
+import type { NamedTensors } from '@fedlora/tensor';
+import { readTextDocuments, splitHeldOut, tokenizeToSequences } from '@fedlora/train';
+import { GrpcConnection, insecureChannelCredentials, loadChannelCredentials } from '@fedlora/transport-grpc';
+import type { ClientConfig } from './config.js';
+import { ModelTrainer } from './model-trainer.js';
+
+/**
+ * A LocalTrainer that follows the coordinator's plan: the LoRA layout and sequence length come
+ * from the plan (every client must train the same adapter shape); the data is tokenized once
+ * per sequence length.
+ */
+export class PlanFollowingTrainer implements LocalTrainer {
+  private readonly cache = new Map<string, ModelTrainer>();
+  readonly numExamples: number;
+
+  constructor(
+    private readonly model: CausalLM,
+    private readonly documents: string[],
+    private readonly opts: { evalFraction: number; defaultSeqLen: number; seed: string; log: EventLogger },
+  ) {
+    // An estimate for registration: packed sequences at the default length.
+    this.numExamples = Math.max(1, this.trainerFor(opts.defaultSeqLen, defaultLoraConfig(model)).numExamples);
+  }
+
+  private trainerFor(seqLen: number, lora: LoraConfig): ModelTrainer {
+    const key = `${seqLen}:${JSON.stringify(lora)}`;
+    let t = this.cache.get(key);
+    if (!t) {
+      const seqs = tokenizeToSequences(this.model, this.documents, seqLen);
+      const { train, heldOut } = this.opts.evalFraction > 0 && seqs.length >= 2 ? splitHeldOut(seqs, this.opts.evalFraction) : { train: seqs, heldOut: [] };
+      t = new ModelTrainer({ model: this.model, lora, train, heldOut, seed: this.opts.seed });
+      this.cache.set(key, t);
+      this.opts.log.info({ event: 'data.prepared', seqLen, trainSequences: train.length, heldOutSequences: heldOut.length });
+    }
+    return t;
+  }
+
+  async train(plan: RoundPlan, global: NamedTensors) {
+    const seqLen = typeof plan.extra.seqLen === 'number' ? plan.extra.seqLen : this.opts.defaultSeqLen;
+    const lora = (plan.extra.lora as LoraConfig | undefined) ?? defaultLoraConfig(this.model);
+    validateLoraConfig(lora);
+    return this.trainerFor(seqLen, lora).train(plan, global);
+  }
+}
+
+/** Runs an institution's node as its config file says, until the federation finishes. */
+export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, signal?: AbortSignal): Promise<{ roundsTrained: number[]; backend: string }> {
+  const backend = await initBackend({ backend: cfg.training.backend === 'auto' ? undefined : cfg.training.backend });
+  log.info({ event: 'backend.selected', backend: backend.name });
+  const model = await loadModel(cfg.model.baseModelDir ?? DEFAULT_BASE_MODEL_DIR);
+  try {
+    const format = cfg.data.format === 'auto' ? undefined : cfg.data.format;
+    const documents = await readTextDocuments(cfg.data.path, { format, field: cfg.data.jsonField });
+    const trainer = new PlanFollowingTrainer(model, documents, { evalFraction: cfg.data.evalFraction, defaultSeqLen: cfg.training.seqLen ?? 64, seed: cfg.name, log });
+    const credentials = cfg.tls
+      ? loadChannelCredentials({ ca: cfg.tls.ca, cert: cfg.tls.cert, key: cfg.tls.key })
+      : insecureChannelCredentials((message) => log.warn({ event: 'tls.disabled', message }));
+    const connection = new GrpcConnection({ address: cfg.coordinator, federationId: cfg.federationId, credentials, serverName: cfg.tls?.serverName });
+    try {
+      const r = await runClient({
+        name: cfg.name,
+        connection,
+        trainer,
+        logger: log,
+        signal,
+        backoffMs: { initial: cfg.reconnect.initialBackoffMs, max: cfg.reconnect.maxBackoffMs },
+        maxRetries: cfg.reconnect.giveUpAfterSeconds > 0 ? Math.ceil(Math.log2((cfg.reconnect.giveUpAfterSeconds * 1000) / cfg.reconnect.initialBackoffMs + 1)) + 1 : Number.POSITIVE_INFINITY,
+      });
+      return { ...r, backend: backend.name };
+    } finally {
+      connection.close();
+    }
+  } finally {
+    model.dispose();
+  }
+}

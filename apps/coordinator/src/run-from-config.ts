@@ -1,0 +1,97 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ServerUnaryCall } from '@grpc/grpc-js';
+import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel } from '@fedlora/model';
+import type { RoundSummary } from '@fedlora/federation';
+import { FederationError } from '@fedlora/federation';
+import { openSqliteStore } from '@fedlora/store';
+import { insecureServerCredentials, loadServerCredentials, peerCertificateCommonName } from '@fedlora/transport-grpc';
+import type { CoordinatorConfig } from './config.js';
+import type { CoordinatorApp } from './coordinator-app.js';
+import { startCoordinatorApp } from './coordinator-app.js';
+import type { LogLevel } from './logger.js';
+import { createEventLogger } from './logger.js';
+import { attachStore } from './persistence.js';
+
+/** A coordinator started from its config file. */
+export interface ConfiguredCoordinator {
+  app: CoordinatorApp;
+  backend: string;
+  done: Promise<RoundSummary[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the coordinator a config file describes: backend, base model, SQLite store in dataDir
+ * (resuming after the last committed round), TLS or (loudly) plaintext, enrolment, round loop.
+ */
+export async function startCoordinatorFromConfig(cfg: CoordinatorConfig): Promise<ConfiguredCoordinator> {
+  const level = (cfg.log.level === 'trace' ? 'debug' : cfg.log.level === 'fatal' ? 'error' : cfg.log.level) as LogLevel;
+  const log = createEventLogger(level, { component: 'coordinator', federationId: cfg.federationId });
+  const backend = await initBackend();
+  log.info({ event: 'backend.selected', backend: backend.name });
+  const model = await loadModel(cfg.model.baseModelDir ?? DEFAULT_BASE_MODEL_DIR);
+  const lora = { ...defaultLoraConfig(model), ...cfg.model.lora, targetModules: cfg.model.lora.targetModules ?? defaultLoraConfig(model).targetModules };
+  mkdirSync(cfg.dataDir, { recursive: true });
+  const store = openSqliteStore(join(cfg.dataDir, 'fedlora.db'));
+  store.saveFederation({ id: cfg.federationId, config: cfg, state: 'running' });
+  for (const c of cfg.clients) store.upsertClient({ name: c.name, publicKey: c.publicKey });
+  const persistence = attachStore(store, log);
+
+  const credentials = cfg.tls
+    ? loadServerCredentials({ ca: cfg.tls.ca, cert: cfg.tls.cert, key: cfg.tls.key, requireClientCert: cfg.tls.requireClientCert })
+    : insecureServerCredentials((message) => log.warn({ event: 'tls.disabled', message }));
+  const enrolled = cfg.clients.length > 0;
+
+  const authorizeRegister = (name: string, call: ServerUnaryCall<unknown, unknown>): void => {
+    if (!enrolled) return;
+    const c = store.getClient(name);
+    if (!c) throw new FederationError('permission-denied', `client "${name}" is not enrolled in this federation`);
+    if (c.status === 'revoked') throw new FederationError('permission-denied', `client "${name}" has been revoked`);
+    if (cfg.tls?.requireClientCert) {
+      const cn = peerCertificateCommonName(call);
+      if (cn !== name) throw new FederationError('unauthenticated', `the client certificate is not issued to "${name}"`);
+    }
+  };
+
+  const app = await startCoordinatorApp({
+    federationId: cfg.federationId,
+    listen: cfg.listen,
+    credentials,
+    model,
+    lora,
+    rounds: cfg.rounds.total,
+    minClients: cfg.rounds.minClients,
+    clientsPerRound: cfg.rounds.clientsPerRound,
+    roundDeadlineMs: cfg.rounds.deadlineSeconds * 1000,
+    waitAfterMinimumMs: cfg.rounds.waitAfterMinimumSeconds > 0 ? cfg.rounds.waitAfterMinimumSeconds * 1000 : undefined,
+    localSteps: cfg.rounds.localSteps,
+    learningRate: cfg.rounds.learningRate,
+    batchSize: cfg.rounds.batchSize,
+    strategy: { name: cfg.strategy.name, serverLearningRate: cfg.strategy.serverLearningRate, beta1: cfg.strategy.beta1, beta2: cfg.strategy.beta2, tau: cfg.strategy.tau },
+    seed: cfg.model.seed,
+    initialAdapter: persistence.resumeAdapter,
+    startAfterRound: persistence.startAfterRound,
+    planExtra: () => ({ lora, seqLen: cfg.rounds.seqLen, proximalMu: cfg.strategy.proximalMu ?? 0 }),
+    onRoundStart: (plan, cohort) => persistence.onRoundStart(plan, cohort),
+    onRoundEnd: (summary, adapter, plan) => persistence.onRoundEnd(summary, adapter, plan),
+    outputDir: join(cfg.dataDir, 'final-adapter'),
+    logger: log,
+    authorizeRegister,
+    onRefused: (r) => store.appendAudit({ event: 'request.refused', client: r.clientId, detail: { method: r.method, code: r.code, details: r.details } }),
+  });
+  const done = app.done.then((h) => {
+    store.saveFederation({ id: cfg.federationId, config: cfg, state: 'finished' });
+    return h;
+  });
+  return {
+    app,
+    backend: backend.name,
+    done,
+    close: async () => {
+      await app.close();
+      store.close();
+      model.dispose();
+    },
+  };
+}
