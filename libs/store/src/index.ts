@@ -24,6 +24,8 @@ export { SqliteFederationStore, type SqliteStoreOptions } from './sqlite-store.j
 export { openSqliteStore } from './open-store.js';
 /** Opens an in-memory store with the same semantics, for tests and simulations. */
 export { openMemoryStore } from './open-store.js';
+/** One coordinator per data directory: an O_EXCL lock file with stale-pid takeover. */
+export { acquireDataDirLock, type DataDirLock, type LockOptions } from './data-dir-lock.js';
 /** Typed store errors (missing-dir, read-only, disk-full, corrupt, busy, ...). */
 export { StoreError, type StoreErrorCode } from './store-error.js';
 /** Hex SHA-256 of checkpoint bytes, as the store verifies it. */
