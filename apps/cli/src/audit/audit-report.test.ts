@@ -51,6 +51,15 @@ describe('auditLedgers', () => {
     expect(report.problems[0]!.message).toMatch(/entry 1 \(line 1\)/);
   });
 
+  it('detects a federation ledger whose last entry was cut off, through the institutions\' ledgers', async () => {
+    const { paths } = await federation();
+    const ls = readFileSync(paths[0]!, 'utf8').trimEnd().split('\n');
+    writeFileSync(paths[0]!, `${ls.slice(0, 2).join('\n')}\n`);
+    const report = auditLedgers(paths);
+    expect(report.valid).toBe(false);
+    expect(report.problems.map((p) => p.message).join('\n')).toMatch(/entry 2: alpha records a release in round 2 that the federation ledger .* has no entry for/);
+  });
+
   it('renders an HTML report with an SVG chart', async () => {
     const { paths } = await federation();
     const html = await renderAuditHtml(auditLedgers(paths), '2026-01-01T00:00:00Z');

@@ -80,5 +80,29 @@ export function auditLedgers(paths: readonly string[], opts: VerifyOptions = {})
       else federation = s;
     } else clients.push(s);
   }
+  if (federation) problems.push(...crossCheck(federation, clients));
   return { valid: problems.length === 0, entries, federation, clients, problems };
+}
+
+/**
+ * A chain cannot show that its own last entries were cut off; the other ledgers can. Every
+ * institution-level release an institution recorded must have a federation entry (round or
+ * aborted) for the same round; otherwise the federation ledger has lost entries.
+ */
+function crossCheck(federation: LedgerSummary, clients: readonly LedgerSummary[]): AuditProblem[] {
+  const known = new Set(federation.rounds.map((r) => r.round));
+  const out: AuditProblem[] = [];
+  for (const c of clients) {
+    if (c.unit !== 'institution') continue;
+    for (const r of c.rounds) {
+      if (r.kind === 'round' && !known.has(r.round)) {
+        out.push({
+          ledger: c.ledger,
+          seq: r.seq,
+          message: `entry ${r.seq}: ${c.writer ?? 'client'} records a release in round ${r.round} that the federation ledger ${federation.ledger} has no entry for (federation entries missing?)`,
+        });
+      }
+    }
+  }
+  return out;
 }
