@@ -105,6 +105,7 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
     if (canonicalJson(entry.orders) !== canonicalJson(first.orders) || entry.delta !== first.delta || entry.conversion !== first.conversion) {
       report('orders, delta or conversion changed within the ledger');
     }
+    if (entry.unit !== first.unit) report(`privacy unit ${entry.unit} differs from the ledger's (${first.unit}): one ledger per privacy unit`);
     parsed.push(entry);
 
     // Recompute the accounting from the recorded parameters.

@@ -133,6 +133,12 @@ describe('Ledger', () => {
     expect(verifyLedgerFile(path).problems[0]!.message).toMatch(/line 2: not a valid JSON entry/);
   });
 
+  it('keeps one privacy unit per ledger', async () => {
+    const path = await writeLedger(1);
+    const ledger = await Ledger.open(path, { writer: 'coordinator', secretKey: key.secretKey, role: 'coordinator' }, settings);
+    await expect(ledger.append({ kind: 'round', round: 1, unit: 'record', params: { mode: 'dp-sgd', clipNorm: 1, noiseMultiplier: 1, samplingRate: 0.01, steps: 10 } })).rejects.toThrow(/one ledger per privacy unit/);
+  });
+
   it('canonical JSON sorts keys recursively', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, { f: 2, e: 3 }], c: null } })).toBe('{"a":{"c":null,"d":[1,{"e":3,"f":2}]},"b":1}');
   });

@@ -34,9 +34,11 @@ export class LedgerCorruptError extends Error {
  * never silently dropped or continued). Each append writes one complete line with a single
  * write() and fsyncs before resolving, so a crash leaves either the whole entry or a torn tail
  * that the next open and every audit detect. Appends are serialised within the process.
+ * A ledger accounts one privacy unit (institution or record): keep one ledger per unit.
  */
 export class Ledger {
   private queue: Promise<unknown> = Promise.resolve();
+  private unit: LedgerRecordInput['unit'] | undefined;
 
   private constructor(
     readonly path: string,
@@ -70,7 +72,9 @@ export class Ledger {
       }
     }
     const rdp = v.cumulativeRdp.length ? v.cumulativeRdp : new Array<number>(s.orders.length).fill(0);
-    return new Ledger(path, full, s, v.entries, v.lastHash, rdp, publicKey);
+    const ledger = new Ledger(path, full, s, v.entries, v.lastHash, rdp, publicKey);
+    ledger.unit = head?.unit;
+    return ledger;
   }
 
   /** Number of entries written. */
@@ -91,6 +95,9 @@ export class Ledger {
   }
 
   private async write(input: LedgerRecordInput): Promise<LedgerEntry> {
+    if (input.unit !== 'institution' && input.unit !== 'record') throw new RangeError(`unit must be institution or record, received ${JSON.stringify(input.unit)}`);
+    this.unit ??= input.unit;
+    if (input.unit !== this.unit) throw new RangeError(`this ledger accounts the ${this.unit} unit, received an entry for ${input.unit}: keep one ledger per privacy unit`);
     const events = (input.events ?? (input.params ? roundEvents(input.params) : [])).map((e, j) => validateEvent(e, `events[${j}]`));
     if (input.kind !== 'round' && events.length) throw new RangeError(`a ${input.kind} entry must release nothing, received ${events.length} event(s)`);
     const add = composeRdp(events, this.settings.orders);

@@ -15,8 +15,10 @@ export function rdpGaussian(noiseMultiplier: number, alpha: number): number {
 /** log A_alpha for integer alpha: Mironov, Talwar, Zhang 2019, "Renyi Differential Privacy of the Sampled Gaussian Mechanism", Section 3.3 (binomial expansion). */
 function logAInt(q: number, sigma: number, alpha: number): number {
   let logA = -Infinity;
+  let logBinom = 0; // log C(alpha, i), updated incrementally
   for (let i = 0; i <= alpha; i++) {
-    const logCoef = logChoose(alpha, i) + i * Math.log(q) + (alpha - i) * Math.log1p(-q);
+    if (i > 0) logBinom += Math.log(alpha - i + 1) - Math.log(i);
+    const logCoef = logBinom + i * Math.log(q) + (alpha - i) * Math.log1p(-q);
     const s = logCoef + (i * i - i) / (2 * sigma * sigma);
     logA = logAdd(logA, s);
   }
