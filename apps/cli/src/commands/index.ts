@@ -16,5 +16,6 @@ export async function loadCommands(): Promise<CommandModule[]> {
     import('./audit.js'),
     import('./provision.js'),
     import('./model.js'),
+    import('./bench.js'),
   ]);
 }

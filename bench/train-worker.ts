@@ -1,0 +1,86 @@
+/**
+ * One case of `fedlora bench train`, in its own process (a wasm abort or an out-of-memory kills
+ * only this case): LoRA training steps of a GPT-2-shaped model through fedlora's real trainer on
+ * one backend. Prints one JSON object on stdout.
+ *
+ *   node --import tsx bench/train-worker.ts '{"backend":"wasm","model":"gpt2-small","seq":128,"batch":4,"steps":3,"warmup":1}'
+ */
+import {
+  CausalLM,
+  DEFAULT_BASE_MODEL_DIR,
+  defaultLoraConfig,
+  initBackend,
+  initLoraAdapter,
+  initWeights,
+  loadModel,
+  parseModelConfig,
+  type TextTokenizer,
+} from '@fedlora/model';
+import { seededRandomBytes, uniformInt } from '@fedlora/tensor';
+import { trainLocal } from '@fedlora/train';
+
+/** What a case asks for. */
+export interface TrainCase {
+  backend: string;
+  /** `gpt2-small` (12 x 768, 12 heads, vocab 50257) or a model directory (default: the committed base). */
+  model: string;
+  seq: number;
+  batch: number;
+  steps: number;
+  warmup: number;
+}
+
+/** GPT-2 small's shape (Radford et al. 2019, the 124M model). */
+export const GPT2_SMALL = { model_type: 'gpt2', vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12 };
+
+// The benchmark feeds token ids directly; a tokenizer is never consulted.
+const NO_TEXT: TextTokenizer = {
+  encode: () => {
+    throw new Error('bench model has no tokenizer');
+  },
+  decode: () => '',
+  vocabSize: 0,
+};
+
+async function main(): Promise<void> {
+  const c = JSON.parse(process.argv[2] ?? '{}') as TrainCase;
+  const { name } = await initBackend({ backend: c.backend });
+  const model =
+    c.model === 'gpt2-small'
+      ? new CausalLM(parseModelConfig(GPT2_SMALL), NO_TEXT, initWeights(parseModelConfig(GPT2_SMALL), 1))
+      : await loadModel(c.model === 'fedlora-tiny' ? DEFAULT_BASE_MODEL_DIR : c.model);
+  const lora = defaultLoraConfig(model);
+  const adapter = initLoraAdapter(model, lora, seededRandomBytes('bench'));
+  const rng = seededRandomBytes('bench-data');
+  const data = Array.from({ length: c.batch * (c.steps + c.warmup) }, () =>
+    Int32Array.from({ length: c.seq + 1 }, () => uniformInt(rng, model.config.vocabSize)),
+  );
+  const times: number[] = [];
+  await trainLocal(model, lora, adapter, data, {
+    steps: c.warmup + c.steps,
+    batchSize: c.batch,
+    learningRate: 1e-4,
+    seed: 1,
+    gradClipNorm: 1,
+    onStep: (s) => {
+      process.stderr.write(`  ${name} step ${s.step}: ${Math.round(s.tokensPerSecond)} tokens/s\n`);
+      if (s.step > c.warmup) times.push((c.batch * c.seq) / s.tokensPerSecond);
+    },
+  });
+  times.sort((a, b) => a - b);
+  const med = times[Math.floor(times.length / 2)]!;
+  process.stdout.write(
+    `${JSON.stringify({
+      backend: name,
+      tokensPerSecond: (c.batch * c.seq) / med,
+      medianStepMs: med * 1000,
+      layers: model.config.numLayers,
+      dModel: model.config.hiddenSize,
+      loraTargets: lora.targetModules,
+      peakRssMb: Math.round(process.memoryUsage().rss / 2 ** 20),
+    })}\n`,
+  );
+  model.dispose();
+}
+
+await main();
