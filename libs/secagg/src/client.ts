@@ -4,6 +4,7 @@ import { SecAggError, ensure } from './errors.js';
 import { hararyNeighbours } from './harary-graph.js';
 import {
   advertiseSigningBytes,
+  boxKeyFromShared,
   boxOpen,
   boxSeal,
   bytesEqual,
@@ -13,10 +14,11 @@ import {
   generateX25519,
   sign,
   verify,
+  x25519Agreer,
   type X25519KeyPair,
 } from './key-agreement.js';
 import { addMasks, type MaskTerm } from './mask-prg.js';
-import { decodeSharePlaintext, encodeSharePlaintext, pairTerm, selfMaskKey, shareX } from './masking.js';
+import { decodeSharePlaintext, encodeSharePlaintext, pairMaskKey, pairSign, selfMaskKey, shareX } from './masking.js';
 import { encodeMessage, parseMessage, type RoundConfigMsg, type ServerMsg, type SignedKeys, type Stage } from './messages.js';
 import { shamirSplit } from './shamir.js';
 
@@ -53,12 +55,14 @@ export type ClientReply =
 
 type Secrets = { c: X25519KeyPair; s: X25519KeyPair; b: Uint8Array };
 type HeldShares = Map<number, { sShare: Uint8Array; bShare: Uint8Array }>;
+/** Per advertised neighbour: the box key (seals our shares, opens theirs) and our pairwise mask term. */
+type PeerKeys = { boxKey: Uint8Array; mask: MaskTerm };
 
 /** The client's stage; each carries exactly the state the next step needs. */
 export type ClientStage =
   | { name: 'awaiting-config' }
   | { name: 'advertised'; cfg: RoundConfigMsg; neighbours: number[]; secrets: Secrets; bCommit: Uint8Array }
-  | { name: 'shared'; cfg: RoundConfigMsg; session: Uint8Array; secrets: Secrets; keys: Map<number, SignedKeys> }
+  | { name: 'shared'; cfg: RoundConfigMsg; session: Uint8Array; peers: Map<number, PeerKeys>; selfKey: Uint8Array }
   | { name: 'masked'; cfg: RoundConfigMsg; session: Uint8Array; held: HeldShares }
   | { name: 'signed'; cfg: RoundConfigMsg; session: Uint8Array; held: HeldShares; survivors: number[] }
   | { name: 'finished' }
@@ -174,14 +178,29 @@ export class SecAggClient {
     const xs = holders.map(shareX);
     const sShares = shamirSplit(st.secrets.s.secretKey, st.cfg.t, xs, this.cfg.rng);
     const bShares = shamirSplit(st.secrets.b, st.cfg.t, xs, this.cfg.rng);
+    // All agreements happen here, once per neighbour: the box key (symmetric, reused to open the
+    // neighbour's shares) and the pairwise mask key. Then both secret keys and the seed are wiped,
+    // so from this point the client holds only derived, per-session keys.
+    const agreeC = x25519Agreer(st.secrets.c.secretKey);
+    const agreeS = x25519Agreer(st.secrets.s.secretKey);
+    const peers = new Map<number, PeerKeys>();
+    for (const v of holders) {
+      const cs = agreeC(keys.get(v)!.cPk);
+      const ss = agreeS(keys.get(v)!.sPk);
+      peers.set(v, { boxKey: boxKeyFromShared(cs), mask: { key: pairMaskKey(ss, session, me, v), sign: pairSign(me, v) } });
+      cs.fill(0);
+      ss.fill(0);
+    }
     const shares = holders.map((to, i) => {
       const plain = encodeSharePlaintext({ round: st.cfg.round, session, from: me, to, sShare: sShares[i]!.y, bShare: bShares[i]!.y });
-      const ct = boxSeal(plain, keys.get(to)!.cPk, st.secrets.c.secretKey, this.cfg.rng);
+      const ct = boxSeal(plain, peers.get(to)!.boxKey, this.cfg.rng);
       plain.fill(0);
       return { to, ct };
     });
     for (const s of [...sShares, ...bShares]) s.y.fill(0);
-    this.st = { name: 'shared', cfg: st.cfg, session, secrets: st.secrets, keys };
+    const selfKey = selfMaskKey(st.secrets.b, session, me);
+    wipeSecrets(st.secrets);
+    this.st = { name: 'shared', cfg: st.cfg, session, peers, selfKey };
     return { kind: 'send', stage: 'share', bytes: encodeMessage({ type: 'share', round: st.cfg.round, session, sender: me, shares }) };
   }
 
@@ -190,22 +209,22 @@ export class SecAggClient {
     ensure(bytesEqual(session, st.session), 'session', `share delivery is bound to another session`);
     const input = this.input;
     ensure(input && input.length === st.cfg.dim, 'params', `input must be ${st.cfg.dim} words before masking, received ${input?.length ?? 'none'}`);
-    const neighbours = new Set(hararyNeighbours(st.cfg.cohort, st.cfg.k, st.cfg.graphSeed).get(me)!);
     const held: HeldShares = new Map();
     for (const { from, ct } of shares) {
-      ensure(neighbours.has(from) && st.keys.has(from), 'sender', `share from client ${from}, which is not an advertised neighbour`);
+      const peer = st.peers.get(from);
+      ensure(peer, 'sender', `share from client ${from}, which is not an advertised neighbour`);
       ensure(!held.has(from), 'duplicate', `two shares from client ${from}`);
-      const p = decodeSharePlaintext(boxOpen(ct, st.keys.get(from)!.cPk, st.secrets.c.secretKey));
+      const p = decodeSharePlaintext(boxOpen(ct, peer.boxKey));
       ensure(p.round === st.cfg.round && bytesEqual(p.session, session) && p.from === from && p.to === me, 'decrypt', `share from client ${from} is bound to another round, session or pair`);
       held.set(from, { sShare: p.sShare, bShare: p.bShare });
     }
     ensure(held.size >= st.cfg.t, 'threshold', `only ${held.size} neighbours shared keys, threshold is ${st.cfg.t}`);
     const masked = input.slice();
-    const terms: MaskTerm[] = [{ key: selfMaskKey(st.secrets.b, session, me), sign: 1 }];
-    for (const v of [...held.keys()].sort((a, b) => a - b)) terms.push(pairTerm(me, st.secrets.s.secretKey, v, st.keys.get(v)!.sPk, session));
+    const terms: MaskTerm[] = [{ key: st.selfKey, sign: 1 }];
+    for (const v of [...held.keys()].sort((a, b) => a - b)) terms.push(st.peers.get(v)!.mask);
     addMasks(masked, terms);
-    for (const t of terms) t.key.fill(0);
-    wipeSecrets(st.secrets);
+    wipePeers(st);
+    this.input = undefined; // the raw input is no longer needed: drop the reference
     this.st = { name: 'masked', cfg: st.cfg, session, held };
     const { round } = st.cfg;
     return {
@@ -267,9 +286,18 @@ export class SecAggClient {
 
   private wipe(error: SecAggError): void {
     const st = this.st;
-    if (st.name === 'advertised' || st.name === 'shared') wipeSecrets(st.secrets);
+    if (st.name === 'advertised') wipeSecrets(st.secrets);
+    if (st.name === 'shared') wipePeers(st);
     if (st.name === 'masked' || st.name === 'signed') wipeHeld(st.held);
     this.st = { name: 'aborted', error };
+  }
+}
+
+function wipePeers(st: { peers: Map<number, PeerKeys>; selfKey: Uint8Array }): void {
+  st.selfKey.fill(0);
+  for (const p of st.peers.values()) {
+    p.boxKey.fill(0);
+    p.mask.key.fill(0);
   }
 }
 

@@ -11,7 +11,20 @@ export { shamirSplit, shamirCombine, SHAMIR_PRIME } from './shamir.js';
 // Key agreement, derivation, signatures, share encryption.
 export type { X25519KeyPair, AdvertisedKeys } from './key-agreement.js';
 /** X25519, HKDF, session id, Ed25519 and box helpers used by the protocol. */
-export { generateX25519, x25519Agree, hkdf, computeSessionId, sign, verify, boxSeal, boxOpen } from './key-agreement.js';
+export {
+  generateX25519,
+  x25519PublicKey,
+  x25519Agree,
+  x25519Agreer,
+  hkdf,
+  computeSessionId,
+  sign,
+  verify,
+  boxSharedKey,
+  boxKeyFromShared,
+  boxSeal,
+  boxOpen,
+} from './key-agreement.js';
 
 // Mask expansion (AES-256-CTR) in Z_(2^32).
 export type { MaskTerm } from './mask-prg.js';

@@ -5,6 +5,7 @@ import { SecAggError } from './errors.js';
 import {
   boxOpen,
   boxSeal,
+  boxSharedKey,
   computeSessionId,
   generateX25519,
   hkdf,
@@ -81,9 +82,13 @@ describe('key agreement', () => {
     const rng = seededRandomBytes('box');
     const a = generateX25519(rng);
     const b = generateX25519(rng);
-    const sealed = boxSeal(new Uint8Array([9, 8, 7]), b.publicKey, a.secretKey, rng);
-    expect(boxOpen(sealed, a.publicKey, b.secretKey)).toEqual(new Uint8Array([9, 8, 7]));
+    const sealed = boxSeal(new Uint8Array([9, 8, 7]), boxSharedKey(b.publicKey, a.secretKey), rng);
+    expect(boxSharedKey(a.publicKey, b.secretKey)).toEqual(nacl.box.before(a.publicKey, b.secretKey));
+    expect(boxOpen(sealed, boxSharedKey(a.publicKey, b.secretKey))).toEqual(new Uint8Array([9, 8, 7]));
+    const theirs = nacl.box.open(sealed.subarray(24), sealed.subarray(0, 24), a.publicKey, b.secretKey);
+    expect(theirs).toEqual(new Uint8Array([9, 8, 7])); // wire-compatible with nacl.box
+    expect(a.publicKey).toEqual(nacl.box.keyPair.fromSecretKey(a.secretKey).publicKey);
     sealed[sealed.length - 1]! ^= 1;
-    expect(() => boxOpen(sealed, a.publicKey, b.secretKey)).toThrow(/decrypt check failed/);
+    expect(() => boxOpen(sealed, boxSharedKey(a.publicKey, b.secretKey))).toThrow(/decrypt check failed/);
   });
 });

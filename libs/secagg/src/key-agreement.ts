@@ -21,34 +21,50 @@ export const PROTOCOL_LABEL = 'fedlora-secagg-v1';
 const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
 
-/** Fresh X25519 key pair from `rng`. */
+/** The X25519 public key of a 32-byte secret key (RFC 7748 clamping applied inside, as in nacl.scalarMult.base). */
+export function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
+  if (secretKey.length !== 32) throw new RangeError(`x25519PublicKey: secret key must be 32 bytes, received ${secretKey.length}`);
+  const priv = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, secretKey]), format: 'der', type: 'pkcs8' });
+  const spki = createPublicKey(priv).export({ format: 'der', type: 'spki' });
+  return new Uint8Array(spki.subarray(spki.length - 32));
+}
+
+/** Fresh X25519 key pair from `rng` (the same pair as nacl.box.keyPair.fromSecretKey, computed in node:crypto). */
 export function generateX25519(rng: RandomBytes): X25519KeyPair {
-  const seed = rng(32);
-  const kp = nacl.box.keyPair.fromSecretKey(seed);
-  seed.fill(0);
-  return { publicKey: kp.publicKey, secretKey: kp.secretKey };
+  const secretKey = rng(32).slice();
+  return { publicKey: x25519PublicKey(secretKey), secretKey };
 }
 
 /**
- * X25519(secretKey, publicKey). Rejects the all-zero output that a low-order public key forces
- * (RFC 7748 Sec. 6.1), so a malicious party cannot pin a pairwise mask to a known value.
+ * X25519 with one secret key against many public keys: parses the secret key once (the DER
+ * import costs as much as the multiplication). Rejects the all-zero output that a low-order
+ * public key forces (RFC 7748 Sec. 6.1), so nobody can pin a pairwise mask to a known value.
  */
+export function x25519Agreer(secretKey: Uint8Array): (publicKey: Uint8Array) => Uint8Array {
+  if (secretKey.length !== 32) throw new RangeError(`x25519Agree: secret key must be 32 bytes, received ${secretKey.length}`);
+  const priv = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, secretKey]), format: 'der', type: 'pkcs8' });
+  return (publicKey) => {
+    if (publicKey.length !== 32) throw new RangeError(`x25519Agree: public key must be 32 bytes, received ${publicKey.length}`);
+    const pub = createPublicKey({ key: Buffer.concat([SPKI_X25519, publicKey]), format: 'der', type: 'spki' });
+    let shared: Buffer;
+    try {
+      shared = diffieHellman({ privateKey: priv, publicKey: pub });
+    } catch {
+      throw new SecAggError('key', 'X25519 agreement failed on a degenerate public key');
+    }
+    if (shared.every((b) => b === 0)) throw new SecAggError('key', 'X25519 agreement produced the all-zero secret (low-order public key)');
+    const out = new Uint8Array(shared);
+    shared.fill(0);
+    return out;
+  };
+}
+
+/** X25519(secretKey, publicKey): see `x25519Agreer`. */
 export function x25519Agree(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
   if (secretKey.length !== 32 || publicKey.length !== 32) {
     throw new RangeError(`x25519Agree: keys must be 32 bytes, received ${secretKey.length} and ${publicKey.length}`);
   }
-  const priv = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, secretKey]), format: 'der', type: 'pkcs8' });
-  const pub = createPublicKey({ key: Buffer.concat([SPKI_X25519, publicKey]), format: 'der', type: 'spki' });
-  let shared: Buffer;
-  try {
-    shared = diffieHellman({ privateKey: priv, publicKey: pub });
-  } catch {
-    throw new SecAggError('key', 'X25519 agreement failed on a degenerate public key');
-  }
-  if (shared.every((b) => b === 0)) throw new SecAggError('key', 'X25519 agreement produced the all-zero secret (low-order public key)');
-  const out = new Uint8Array(shared);
-  shared.fill(0);
-  return out;
+  return x25519Agreer(secretKey)(publicKey);
 }
 
 /** HKDF-SHA256(ikm, salt, info) -> `length` bytes (RFC 5869). */
@@ -133,18 +149,42 @@ export function verify(message: Uint8Array, signature: Uint8Array, identityPubli
   }
 }
 
-/** Authenticated encryption to `theirPk` (tweetnacl box: X25519 + XSalsa20-Poly1305); nonce || ciphertext. */
-export function boxSeal(plain: Uint8Array, theirPk: Uint8Array, mySk: Uint8Array, rng: RandomBytes): Uint8Array {
+const SIGMA = new Uint8Array(Buffer.from('expand 32-byte k', 'ascii'));
+const hsalsa20 = (nacl as unknown as { lowlevel: { crypto_core_hsalsa20(out: Uint8Array, inp: Uint8Array, k: Uint8Array, c: Uint8Array): number } }).lowlevel
+  .crypto_core_hsalsa20;
+
+/**
+ * The crypto_box shared key HSalsa20(X25519 secret), exactly nacl.box.before(theirPk, mySk),
+ * from an X25519 shared secret computed in node:crypto (tweetnacl's scalar multiplication takes
+ * milliseconds). It is symmetric, so a client computes it once per neighbour to seal its shares
+ * and later open the neighbour's.
+ */
+export function boxKeyFromShared(sharedSecret: Uint8Array): Uint8Array {
+  const k = new Uint8Array(32);
+  hsalsa20(k, new Uint8Array(16), sharedSecret, SIGMA);
+  return k;
+}
+
+/** nacl.box.before(theirPk, mySk), computed with node:crypto X25519. */
+export function boxSharedKey(theirPk: Uint8Array, mySk: Uint8Array): Uint8Array {
+  const s = x25519Agree(mySk, theirPk);
+  const k = boxKeyFromShared(s);
+  s.fill(0);
+  return k;
+}
+
+/** Authenticated encryption under a box shared key (XSalsa20-Poly1305, wire-compatible with nacl.box); nonce || ciphertext. */
+export function boxSeal(plain: Uint8Array, key: Uint8Array, rng: RandomBytes): Uint8Array {
   const nonce = rng(nacl.box.nonceLength);
-  return concatBytes(nonce, nacl.box(plain, nonce, theirPk, mySk));
+  return concatBytes(nonce, nacl.secretbox(plain, nonce, key));
 }
 
 /** Opens a `boxSeal` output; throws SecAggError('decrypt') if it was tampered with or not for us. */
-export function boxOpen(sealed: Uint8Array, theirPk: Uint8Array, mySk: Uint8Array): Uint8Array {
+export function boxOpen(sealed: Uint8Array, key: Uint8Array): Uint8Array {
   if (sealed.length < nacl.box.nonceLength + nacl.box.overheadLength) {
     throw new SecAggError('decrypt', `ciphertext too short (${sealed.length} bytes)`);
   }
-  const plain = nacl.box.open(sealed.subarray(nacl.box.nonceLength), sealed.subarray(0, nacl.box.nonceLength), theirPk, mySk);
+  const plain = nacl.secretbox.open(sealed.subarray(nacl.box.nonceLength), sealed.subarray(0, nacl.box.nonceLength), key);
   if (!plain) throw new SecAggError('decrypt', 'box authentication failed (tampered ciphertext or wrong keys)');
   return plain;
 }

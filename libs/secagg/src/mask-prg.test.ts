@@ -1,7 +1,8 @@
 import { createCipheriv } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { seededRandomBytes } from '@fedlora/tensor';
-import { addMask, expandMask, PRG_BLOCK_WORDS } from './mask-prg.js';
+import { addMask, addMasks, addMasksScalar, expandMask, PRG_BLOCK_WORDS } from './mask-prg.js';
+import { simdAvailable, simdModuleBytes } from './simd-add.js';
 
 describe('mask PRG', () => {
   const key = seededRandomBytes('prg')(32);
@@ -32,6 +33,19 @@ describe('mask PRG', () => {
     let mean = 0;
     for (const x of w) mean += x / w.length;
     expect(Math.abs(mean / 2 ** 31 - 1)).toBeLessThan(0.01);
+  });
+
+  it('the SIMD path equals the scalar path (mixed signs, ragged length, offset)', () => {
+    expect(simdAvailable()).toBe(true); // Node 20 ships WebAssembly SIMD
+    const rng = seededRandomBytes('simd');
+    const terms = [1, -1, 1, 1, -1].map((sign) => ({ key: rng(32), sign: sign as 1 | -1 }));
+    const base = new Uint32Array(rng(4 * (2 * PRG_BLOCK_WORDS + 5)).slice().buffer);
+    const a = base.slice();
+    const b = base.slice();
+    addMasks(a, terms, 8);
+    addMasksScalar(b, terms, 8);
+    expect(a).toEqual(b);
+    expect(simdModuleBytes().length).toBeLessThan(200);
   });
 
   it('rejects bad keys and unaligned offsets', () => {

@@ -1,6 +1,5 @@
 import { SecAggError } from './errors.js';
-import { PROTOCOL_LABEL, concatBytes, hkdf, u32be, x25519Agree } from './key-agreement.js';
-import type { MaskTerm } from './mask-prg.js';
+import { PROTOCOL_LABEL, concatBytes, hkdf, u32be } from './key-agreement.js';
 import { SHARE_PLAINTEXT_BYTES } from './messages.js';
 import { SHAMIR_ELEMENT_BYTES } from './shamir.js';
 import { WIRE_VERSION } from './wire.js';
@@ -26,14 +25,6 @@ export function selfMaskKey(seed: Uint8Array, session: Uint8Array, u: number): U
 /** The sign with which `owner` adds the pairwise mask it shares with `other`. */
 export function pairSign(owner: number, other: number): 1 | -1 {
   return owner < other ? 1 : -1;
-}
-
-/** The mask term `owner` adds for neighbour `other`, from owner's secret key and other's public key. */
-export function pairTerm(owner: number, ownerSk: Uint8Array, other: number, otherPk: Uint8Array, session: Uint8Array): MaskTerm {
-  const secret = x25519Agree(ownerSk, otherPk);
-  const key = pairMaskKey(secret, session, owner, other);
-  secret.fill(0);
-  return { key, sign: pairSign(owner, other) };
 }
 
 /** The plaintext sealed to each neighbour: both shares, bound to round, session and the two parties. */

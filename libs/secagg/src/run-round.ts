@@ -14,8 +14,10 @@ import { SecAggServer, type SecAggResult } from './server.js';
 /** Inputs of `runSecAggRound`. */
 export type RunRoundOptions = {
   round: number;
-  /** Encoded input per client id (all of the same length). */
-  inputs: ReadonlyMap<number, Uint32Array>;
+  /** Encoded input per client id (all of the same length); `get` is called once per client, just before it masks, so a lazy map keeps memory flat. */
+  inputs: Pick<ReadonlyMap<number, Uint32Array>, 'keys' | 'get'>;
+  /** Input length (default: the length of the first input). */
+  dim?: number;
   k: number;
   t: number;
   rng: RandomBytes;
@@ -39,12 +41,12 @@ export type RunRoundOutcome = { result?: SecAggResult; aborted?: SecAggError; se
 /** Runs one full round in-process. */
 export function runSecAggRound(opts: RunRoundOptions): RunRoundOutcome {
   const ids = [...opts.inputs.keys()].sort((a, b) => a - b);
-  const dim = opts.inputs.get(ids[0]!)!.length;
+  const dim = opts.dim ?? opts.inputs.get(ids[0]!)!.length;
   const identities = opts.identities ?? new Map(ids.map((id) => [id, generateIdentity(opts.rng)]));
   const roster = new Map([...identities].map(([id, kp]) => [id, kp.publicKey]));
   const server = new SecAggServer({ round: opts.round, cohort: ids, identities: roster, k: opts.k, t: opts.t, dim, rng: opts.rng, usedKeys: opts.usedKeys });
   const clients = new Map(
-    ids.map((id) => [id, new SecAggClient({ round: opts.round, clientId: id, identitySecretKey: identities.get(id)!.secretKey, identities: roster, rng: opts.rng, input: opts.inputs.get(id)! })]),
+    ids.map((id) => [id, new SecAggClient({ round: opts.round, clientId: id, identitySecretKey: identities.get(id)!.secretKey, identities: roster, rng: opts.rng })]),
   );
   const gone = new Set<number>();
   for (const stage of STAGES) {
@@ -56,7 +58,9 @@ export function runSecAggRound(opts: RunRoundOptions): RunRoundOutcome {
       }
       const r = server.poll(id);
       if (r.kind !== 'message') continue;
-      const reply = clients.get(id)!.handle(r.bytes);
+      const client = clients.get(id)!;
+      if (stage === 'collect') client.setInput(opts.inputs.get(id)!);
+      const reply = client.handle(r.bytes);
       if (reply.kind === 'send') server.handle(id, reply.stage, reply.bytes);
       else if (reply.kind === 'masked-input') {
         const cw = opts.chunkWords ?? 65_536;

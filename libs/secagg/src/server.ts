@@ -1,8 +1,7 @@
-import nacl from 'tweetnacl';
 import type { RandomBytes } from '@fedlora/tensor';
 import { SecAggError, ensure } from './errors.js';
 import { hararyNeighbours, type Neighbourhoods } from './harary-graph.js';
-import { advertiseSigningBytes, bytesEqual, commitSeed, computeSessionId, consistencySigningBytes, verify, x25519Agree } from './key-agreement.js';
+import { advertiseSigningBytes, bytesEqual, commitSeed, computeSessionId, consistencySigningBytes, verify, x25519Agreer, x25519PublicKey } from './key-agreement.js';
 import { addMasks, type MaskTerm } from './mask-prg.js';
 import { pairMaskKey, pairSign, selfMaskKey, shareX } from './masking.js';
 import {
@@ -360,9 +359,10 @@ export class SecAggServer {
       const shares = sShares.get(u) ?? [];
       ensure(shares.length >= this.cfg.t, 'threshold', `${shares.length} key shares of dropped client ${u} (need ${this.cfg.t})`);
       const sk = shamirCombine(shares.slice(0, this.cfg.t), 32);
-      ensure(bytesEqual(nacl.scalarMult.base(sk), this.adverts.get(u)!.sPk), 'reconstruction', `reconstructed key of dropped client ${u} does not match its advertised public key`);
+      ensure(bytesEqual(x25519PublicKey(sk), this.adverts.get(u)!.sPk), 'reconstruction', `reconstructed key of dropped client ${u} does not match its advertised public key`);
+      const agree = x25519Agreer(sk);
       for (const v of this.graph.get(u)!.filter((x) => alive.has(x))) {
-        const secret = x25519Agree(sk, this.adverts.get(v)!.sPk);
+        const secret = agree(this.adverts.get(v)!.sPk);
         terms.push({ key: pairMaskKey(secret, this.session, u, v), sign: pairSign(v, u) === 1 ? -1 : 1 });
         secret.fill(0);
       }

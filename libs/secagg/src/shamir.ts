@@ -28,6 +28,13 @@ function mod(a: bigint): bigint {
   return r < 0n ? r + P : r;
 }
 
+/** x mod (2^521 - 1) for 0 <= x < 2^1042 by folding (2^521 = 1 mod p): shifts and adds, no division. */
+function reduce(x: bigint): bigint {
+  x = (x & P) + (x >> 521n);
+  x = (x & P) + (x >> 521n);
+  return x >= P ? x - P : x;
+}
+
 /** Big-endian bytes -> BigInt. */
 export function bytesToBigInt(bytes: Uint8Array): bigint {
   let hex = '';
@@ -62,8 +69,8 @@ function modPow(base: bigint, exp: bigint): bigint {
   let b = mod(base);
   let e = exp;
   while (e > 0n) {
-    if (e & 1n) result = (result * b) % P;
-    b = (b * b) % P;
+    if (e & 1n) result = reduce(result * b);
+    b = reduce(b * b);
     e >>= 1n;
   }
   return result;
@@ -91,7 +98,7 @@ export function shamirSplit(secret: Uint8Array, threshold: number, xs: readonly 
   const shares = xs.map((x) => {
     const bx = BigInt(x);
     let acc = 0n;
-    for (let i = coeffs.length - 1; i >= 0; i--) acc = (acc * bx + coeffs[i]!) % P; // Horner
+    for (let i = coeffs.length - 1; i >= 0; i--) acc = reduce(acc * bx + coeffs[i]!); // Horner
     return { x, y: bigIntToBytes(acc, SHAMIR_ELEMENT_BYTES) };
   });
   coeffs.fill(0n);
@@ -110,20 +117,40 @@ export function shamirCombine(shares: readonly ShamirShare[], secretLength: numb
     throw new RangeError(`shamirCombine: secretLength must be 1..${SHAMIR_MAX_SECRET_BYTES}, received ${secretLength}`);
   }
   assertDistinctXs(shares.map((s) => s.x), 'shamirCombine');
-  let secret = 0n;
-  for (let i = 0; i < shares.length; i++) {
-    const xi = BigInt(shares[i]!.x);
+  // Lagrange basis at 0: l_i = prod_{j != i} x_j / (x_j - x_i). All denominators are inverted
+  // with one exponentiation (Montgomery's batch-inversion trick), so reconstruction costs one
+  // modPow plus O(t^2) multiplications instead of t modPows.
+  const xs = shares.map((s) => BigInt(s.x));
+  const nums: bigint[] = [];
+  const dens: bigint[] = [];
+  for (let i = 0; i < xs.length; i++) {
     let num = 1n;
     let den = 1n;
-    for (let j = 0; j < shares.length; j++) {
+    for (let j = 0; j < xs.length; j++) {
       if (j === i) continue;
-      const xj = BigInt(shares[j]!.x);
-      num = (num * xj) % P; // (0 - xj) / (xi - xj) = xj / (xj - xi)
-      den = (den * mod(xj - xi)) % P;
+      num = reduce(num * xs[j]!);
+      den = reduce(den * mod(xs[j]! - xs[i]!));
     }
+    nums.push(num);
+    dens.push(den);
+  }
+  const prefix: bigint[] = [];
+  let acc = 1n;
+  for (const d of dens) {
+    prefix.push(acc);
+    acc = reduce(acc * d);
+  }
+  let inv = modInverse(acc);
+  const invDens: bigint[] = new Array<bigint>(dens.length);
+  for (let i = dens.length - 1; i >= 0; i--) {
+    invDens[i] = reduce(inv * prefix[i]!);
+    inv = reduce(inv * dens[i]!);
+  }
+  let secret = 0n;
+  for (let i = 0; i < shares.length; i++) {
     const yi = bytesToBigInt(shares[i]!.y);
     if (yi >= P) throw new RangeError(`shamirCombine: share y-value at x=${shares[i]!.x} is not a field element`);
-    secret = (secret + yi * ((num * modInverse(den)) % P)) % P;
+    secret = reduce(secret + reduce(yi * reduce(nums[i]! * invDens[i]!)));
   }
   return bigIntToBytes(secret, secretLength);
 }
