@@ -40,6 +40,8 @@ export interface TrainOptions {
   evalEvery?: number;
   /** Stop after this many evaluations without improvement; the best adapter is returned. */
   patience?: number;
+  /** Length of the whole run for the learning-rate schedule when it is split in legs (default: resumed step + steps). */
+  totalSteps?: number;
   /** Resume from a saved state (adapter + optimizer moments + step). */
   resume?: TrainState;
   /** Clock in milliseconds (a parameter, for reproducible tests). */
@@ -81,24 +83,23 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
   for (const [name, t] of start) vars.set(name, tf.variable(tf.tensor(t.data, t.shape), true, `lora/${name}/${++runCounter}`));
   const optimizer = new AdamW(vars, { weightDecay: opts.weightDecay ?? 0 }, opts.resume?.optimizer);
   const firstStep = opts.resume?.optimizer.step ?? 0;
-  const totalSteps = firstStep + opts.steps;
-  const rng = seededRandomBytes(`train:${opts.seed}:${firstStep}`);
+  const totalSteps = opts.totalSteps ?? firstStep + opts.steps;
+  const lastStep = Math.min(totalSteps, firstStep + opts.steps);
   const seqLen = data[0]!.length - 1;
-  const order: number[] = [];
-  let cursor = 0;
-  const nextBatch = (): Int32Array[] => {
-    const batch: Int32Array[] = [];
-    while (batch.length < opts.batchSize) {
-      if (cursor >= order.length) {
-        order.length = 0;
-        for (let i = 0; i < data.length; i++) order.push(i);
-        shuffleInPlace(order, rng);
-        cursor = 0;
-      }
-      batch.push(data[order[cursor++]!]!);
+  // Batch k of the run holds examples k*B .. k*B+B-1 of the concatenation of per-epoch shuffles,
+  // each a function of (seed, epoch) only, so a resumed run sees exactly the batches it would have.
+  const epochs = new Map<number, number[]>();
+  const example = (p: number): Int32Array => {
+    const epoch = Math.floor(p / data.length);
+    let order = epochs.get(epoch);
+    if (!order) {
+      order = shuffleInPlace(Array.from(data.keys()), seededRandomBytes(`train:${opts.seed}:epoch:${epoch}`));
+      epochs.clear();
+      epochs.set(epoch, order);
     }
-    return batch;
+    return data[order[p % data.length]!]!;
   };
+  const batchAt = (k: number): Int32Array[] => Array.from({ length: opts.batchSize }, (_, j) => example(k * opts.batchSize + j));
   const names = [...vars.keys()];
   const varList = names.map((n) => vars.get(n)!);
   let lossSum = 0;
@@ -109,13 +110,14 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
   let stoppedEarly = false;
   const evalEvery = opts.evalEvery ?? Math.max(1, Math.floor(opts.steps / 5));
   try {
-    for (let s = firstStep; s < totalSteps; s++) {
+    for (let s = firstStep; s < lastStep; s++) {
       const t0 = now();
       const grads = new Map<string, tf.Tensor>();
       let stepLoss = 0;
       for (let micro = 0; micro < accum; micro++) {
-        const { inputs, targets } = toTensors(nextBatch(), seqLen);
-        const dropoutSeed = uniformInt(rng, 2 ** 31);
+        const k = s * accum + micro;
+        const { inputs, targets } = toTensors(batchAt(k), seqLen);
+        const dropoutSeed = uniformInt(seededRandomBytes(`train:${opts.seed}:dropout:${k}`), 2 ** 31);
         const { value, grads: g } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
           const rt = loraRuntime(model, lora, new Map(names.map((n, i) => [n, xs[i]!])));
           const logits = model.forward(inputs, { lora: rt, training: true, seed: dropoutSeed });
@@ -143,7 +145,7 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
       const stepTokens = accum * opts.batchSize * seqLen;
       tokens += stepTokens;
       const info: StepInfo = { step: s + 1, loss: stepLoss, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr, gradNorm };
-      if (opts.evalData && opts.evalData.length > 0 && ((s + 1 - firstStep) % evalEvery === 0 || s + 1 === totalSteps)) {
+      if (opts.evalData && opts.evalData.length > 0 && ((s + 1 - firstStep) % evalEvery === 0 || s + 1 === lastStep)) {
         const current = await hostAdapter(vars);
         const ev = await evaluate(model, lora, current, opts.evalData, { batchSize: opts.batchSize });
         info.evalLoss = ev.loss;
