@@ -12,7 +12,7 @@ import {
   computeSessionId,
   consistencySigningBytes,
   generateX25519,
-  sign,
+  ed25519Signer,
   verify,
   x25519Agreer,
   type X25519KeyPair,
@@ -75,11 +75,13 @@ export const DEFAULT_CHUNK_WORDS = 65_536;
 export class SecAggClient {
   private st: ClientStage = { name: 'awaiting-config' };
   private input: Uint32Array | undefined;
+  private readonly signer: (message: Uint8Array) => Uint8Array;
 
   constructor(private readonly cfg: SecAggClientConfig) {
     if (cfg.identitySecretKey.length !== 64) throw new RangeError(`SecAggClient: identitySecretKey must be 64 bytes, received ${cfg.identitySecretKey.length}`);
     if (!Number.isInteger(cfg.clientId) || cfg.clientId < 0 || cfg.clientId >= 2 ** 31) throw new RangeError(`SecAggClient: clientId must be an integer 0..2^31-1, received ${cfg.clientId}`);
     this.input = cfg.input;
+    this.signer = ed25519Signer(cfg.identitySecretKey);
   }
 
   /** The current stage name (for logs and tests). */
@@ -139,7 +141,7 @@ export class SecAggClient {
     const secrets: Secrets = { c: generateX25519(this.cfg.rng), s: generateX25519(this.cfg.rng), b: this.cfg.rng(32) };
     const bCommit = commitSeed(secrets.b);
     const keys = { clientId: me, cPk: secrets.c.publicKey, sPk: secrets.s.publicKey, bCommit };
-    const sig = sign(advertiseSigningBytes(m.round, keys), this.cfg.identitySecretKey);
+    const sig = this.signer(advertiseSigningBytes(m.round, keys));
     this.st = { name: 'advertised', cfg: m, neighbours, secrets, bCommit };
     return { kind: 'send', stage: 'advertise', bytes: encodeMessage({ type: 'advertise', round: m.round, sender: me, cPk: keys.cPk, sPk: keys.sPk, bCommit, sig }) };
   }
@@ -248,7 +250,7 @@ export class SecAggClient {
     ensure(survivors.includes(me), 'consistency', `survivor list omits client ${me}, which uploaded its input`);
     const aliveHolders = survivors.filter((u) => st.held.has(u)).length;
     ensure(aliveHolders >= st.cfg.t, 'threshold', `only ${aliveHolders} of client ${me}'s neighbours survived, threshold is ${st.cfg.t}`);
-    const sig = sign(consistencySigningBytes(st.cfg.round, session, survivors), this.cfg.identitySecretKey);
+    const sig = this.signer(consistencySigningBytes(st.cfg.round, session, survivors));
     this.st = { name: 'signed', cfg: st.cfg, session, held: st.held, survivors };
     return { kind: 'send', stage: 'consistency', bytes: encodeMessage({ type: 'consistency', round: st.cfg.round, session, sender: me, sig }) };
   }

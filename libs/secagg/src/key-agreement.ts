@@ -1,4 +1,4 @@
-import { createHash, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, sign as edSign, verify as edVerify } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
 import nacl from 'tweetnacl';
 import type { RandomBytes } from '@fedlora/tensor';
 import { SecAggError } from './errors.js';
@@ -20,6 +20,25 @@ export const PROTOCOL_LABEL = 'fedlora-secagg-v1';
 
 const PKCS8_X25519 = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const SPKI_X25519 = Buffer.from('302a300506032b656e032100', 'hex');
+
+const PUBLIC_CACHE_LIMIT = 4096;
+const publicKeyObjects = new Map<string, KeyObject>();
+
+/**
+ * Parsed public-key objects, cached by (algorithm, key bytes): importing a DER key costs as much
+ * as the X25519 multiplication or Ed25519 verification itself, and identities and neighbours'
+ * keys are used over and over. Only public keys are cached.
+ */
+function publicKeyObject(prefix: Buffer, publicKey: Uint8Array): KeyObject {
+  const id = `${prefix.toString('hex')}:${Buffer.from(publicKey).toString('hex')}`;
+  let key = publicKeyObjects.get(id);
+  if (!key) {
+    if (publicKeyObjects.size >= PUBLIC_CACHE_LIMIT) publicKeyObjects.clear();
+    key = createPublicKey({ key: Buffer.concat([prefix, publicKey]), format: 'der', type: 'spki' });
+    publicKeyObjects.set(id, key);
+  }
+  return key;
+}
 
 /** The X25519 public key of a 32-byte secret key (RFC 7748 clamping applied inside, as in nacl.scalarMult.base). */
 export function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
@@ -45,7 +64,12 @@ export function x25519Agreer(secretKey: Uint8Array): (publicKey: Uint8Array) => 
   const priv = createPrivateKey({ key: Buffer.concat([PKCS8_X25519, secretKey]), format: 'der', type: 'pkcs8' });
   return (publicKey) => {
     if (publicKey.length !== 32) throw new RangeError(`x25519Agree: public key must be 32 bytes, received ${publicKey.length}`);
-    const pub = createPublicKey({ key: Buffer.concat([SPKI_X25519, publicKey]), format: 'der', type: 'spki' });
+    let pub: KeyObject;
+    try {
+      pub = publicKeyObject(SPKI_X25519, publicKey);
+    } catch {
+      throw new SecAggError('key', 'X25519 public key could not be parsed');
+    }
     let shared: Buffer;
     try {
       shared = diffieHellman({ privateKey: priv, publicKey: pub });
@@ -133,17 +157,21 @@ const SPKI_ED25519 = Buffer.from('302a300506032b6570032100', 'hex');
  * 50x faster, which matters because every client verifies its neighbours' signatures twice.
  */
 export function sign(message: Uint8Array, identitySecretKey: Uint8Array): Uint8Array {
+  return ed25519Signer(identitySecretKey)(message);
+}
+
+/** A signing function holding the parsed identity key (parse once, sign many times). */
+export function ed25519Signer(identitySecretKey: Uint8Array): (message: Uint8Array) => Uint8Array {
   if (identitySecretKey.length !== 64) throw new RangeError(`sign: identity secret key must be 64 bytes, received ${identitySecretKey.length}`);
   const key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, identitySecretKey.subarray(0, 32)]), format: 'der', type: 'pkcs8' });
-  return new Uint8Array(edSign(null, message, key));
+  return (message) => new Uint8Array(edSign(null, message, key));
 }
 
 /** Ed25519 verification (false on any malformed input rather than throwing). */
 export function verify(message: Uint8Array, signature: Uint8Array, identityPublicKey: Uint8Array): boolean {
   if (signature.length !== 64 || identityPublicKey.length !== 32) return false;
   try {
-    const key = createPublicKey({ key: Buffer.concat([SPKI_ED25519, identityPublicKey]), format: 'der', type: 'spki' });
-    return edVerify(null, message, key, signature);
+    return edVerify(null, message, publicKeyObject(SPKI_ED25519, identityPublicKey), signature);
   } catch {
     return false;
   }
