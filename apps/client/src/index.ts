@@ -8,3 +8,5 @@ export type { ClientConfig } from './config.js';
 export { ClientConfigSchema, loadClientConfig } from './config.js';
 // Running a node from its config file.
 export { PlanFollowingTrainer, runClientFromConfig } from './run-from-config.js';
+// Institution-level DP on the data owner's side: budget check, clipping, own ledger.
+export { PrivacyGuardedTrainer } from './privacy-trainer.js';

@@ -12,3 +12,6 @@ export { startCoordinatorFromConfig } from './run-from-config.js';
 // Persistence wiring (store <-> round loop).
 export type { PersistenceHooks } from './persistence.js';
 export { attachStore } from './persistence.js';
+// Institution-level DP on the coordinator: plan parameters, central noise, federation ledger.
+export type { FederationPrivacy } from './federation-privacy.js';
+export { createFederationPrivacy } from './federation-privacy.js';

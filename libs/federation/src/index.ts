@@ -21,3 +21,5 @@ export type { CoordinatorConnection, LocalTrainer, ClientRunnerOptions } from '.
 export { runClient } from './client-runner.js';
 export { inProcessConnection } from './in-process-connection.js';
 export { Notifier } from './notifier.js';
+// Institution-level DP-FedAvg with central (coordinator-added) noise.
+export { centralDpAggregation } from './central-dp-aggregation.js';

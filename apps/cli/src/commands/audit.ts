@@ -2,7 +2,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { auditLedgers } from '../audit/audit-report.js';
 import { renderAuditHtml } from '../audit/html-report.js';
-import { CliError, formatTable, info, printJson } from '../output.js';
+import { formatAuditText } from '../audit/audit-text.js';
+import { CliError, info, printJson } from '../output.js';
 
 interface AuditFlags {
   json?: boolean;
@@ -37,17 +38,7 @@ export function register(program: Command): void {
         info(`wrote ${flags.html}`);
       }
       if (flags.json) printJson(report);
-      else {
-        const rows = [...(report.federation ? [{ role: 'federation', l: report.federation }] : []), ...report.clients.map((l) => ({ role: 'institution', l }))];
-        process.stdout.write(
-          `${formatTable(
-            ['role', 'writer', 'entries', 'epsilon', 'delta', 'budget', 'status'],
-            rows.map(({ role, l }) => [role, l.writer ?? '?', l.entries, l.epsilon ?? 'inf', l.delta ?? '', l.budget ? l.budget.epsilon : '-', l.valid ? 'valid' : 'INVALID']),
-          )}\n`,
-        );
-        for (const p of report.problems) process.stdout.write(`problem: ${p.ledger}: ${p.message}\n`);
-        process.stdout.write(report.valid ? 'audit: VALID\n' : 'audit: INVALID\n');
-      }
+      else process.stdout.write(formatAuditText(report));
       if (!report.valid) {
         info(`audit failed: ${report.problems.length} problem(s); first: ${report.problems[0]!.message}`);
         process.exitCode = 2;

@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { createEventLogger } from '@fedlora/coordinator';
 import type { LogLevel } from '@fedlora/coordinator';
+import { auditLedgers } from '../audit/audit-report.js';
+import { formatAuditText } from '../audit/audit-text.js';
 import { CliError, formatTable, printJson } from '../output.js';
 import { createProgressDisplay } from '../simulate/progress.js';
 import { runSimulation } from '../simulate/run-simulation.js';
@@ -28,6 +30,12 @@ export function register(program: Command): void {
     .option('--model <dir>', 'base model directory (Hugging Face layout); default: the bundled tiny model')
     .option('--backend <name>', 'force a tfjs backend (as FEDLORA_BACKEND): tfjs-node-gpu, tfjs-node, native, wasm, cpu')
     .option('--silent-clients <n>', 'extra clients that register and never answer (fault injection)', intOption('--silent-clients', 0, 64), 0)
+    .addOption(new Option('--dp-mode <mode>', 'institution-level DP-FedAvg: central (coordinator adds noise) or distributed (needs --secagg)').choices(['central', 'distributed']))
+    .option('--dp-clip <C>', 'L2 clip of each update (DP-FedAvg)', numberOption('--dp-clip', 1e-9, 1e9), 0.1)
+    .option('--dp-noise-multiplier <z>', 'noise std / clip (DP-FedAvg)', numberOption('--dp-noise-multiplier', 1e-9, 1e6), 1)
+    .option('--delta <d>', 'delta of the (epsilon, delta) guarantee', numberOption('--delta', 1e-300, 0.999), 1e-5)
+    .option('--client-epsilon <e>', "each institution's own budget (rounds that would exceed it are refused)", numberOption('--client-epsilon', 1e-9, 1e9), 100)
+    .option('--out <dir>', 'directory for the ledgers (default: a new temporary directory)')
     .option('--seed <s>', 'seed of the initial adapter and the clients\' batch order', 'fedlora')
     .addOption(new Option('--log-level <level>', 'JSON log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('warn'))
     .option('--json', 'print one JSON document on stdout')
@@ -51,16 +59,25 @@ export function register(program: Command): void {
         backend: o.backend,
         seed: o.seed,
         silentClients: o.silentClients,
+        privacy: o.dpMode
+          ? { mode: o.dpMode, clipNorm: o.dpClip, noiseMultiplier: o.dpNoiseMultiplier, delta: o.delta, clientEpsilon: o.clientEpsilon }
+          : undefined,
+        outDir: o.out,
         logger: createEventLogger(o.logLevel as LogLevel, { component: 'simulate' }),
         onProgress: progress,
       });
       if (o.json) return printJson(report);
       process.stdout.write(
         `\n${formatTable(
-          ['round', 'status', 'participants', 'trainLoss', 'evalLoss', 'seconds'],
-          report.rounds.map((r) => [r.round, r.status, r.participants, r.trainLoss ?? '-', r.evalLoss ?? '-', (r.durationMs / 1000).toFixed(1)]),
+          ['round', 'status', 'participants', 'trainLoss', 'evalLoss', 'epsilon', 'seconds'],
+          report.rounds.map((r) => [r.round, r.status, r.participants, r.trainLoss ?? '-', r.evalLoss ?? '-', r.epsilon ?? '-', (r.durationMs / 1000).toFixed(1)]),
         )}\n\neval loss ${report.initialEvalLoss.toFixed(4)} before training -> ${report.finalEvalLoss?.toFixed(4) ?? '-'} after ${report.rounds.length} rounds (backend ${report.backend}, ${(report.durationMs / 1000).toFixed(0)} s)\n`,
       );
+      if (report.ledgers?.length) {
+        const audit = auditLedgers(report.ledgers);
+        process.stdout.write(`\nprivacy audit of ${report.ledgers.length} ledgers (fedlora audit ${report.ledgers.join(' ')}):\n${formatAuditText(audit)}`);
+        if (!audit.valid) throw new CliError('the privacy audit of this simulation failed');
+      }
       if (report.finalEvalLoss === null) throw new CliError('no round completed');
     });
 }

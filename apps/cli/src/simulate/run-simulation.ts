@@ -1,12 +1,18 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
-import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel } from '@fedlora/model';
+import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel } from '@fedlora/model';
+import { ClientPrivacyGuard, generateLedgerKey } from '@fedlora/privacy';
 import type { EventLogger, LocalTrainer, RoundSummary, StrategyOptions } from '@fedlora/federation';
 import { runClient, silentLogger } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
+import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
 import { evaluate, tokenizeToSequences } from '@fedlora/train';
 import { GrpcConnection } from '@fedlora/transport-grpc';
-import { startCoordinatorApp } from '@fedlora/coordinator';
-import { ModelTrainer, splitSequences } from '@fedlora/client';
+import type { FederationPrivacy } from '@fedlora/coordinator';
+import { createFederationPrivacy, startCoordinatorApp } from '@fedlora/coordinator';
+import { ModelTrainer, PrivacyGuardedTrainer, splitSequences } from '@fedlora/client';
 import { partitionSotu } from './sotu-partition.js';
 
 /** Settings of a simulated federation on one machine. */
@@ -31,6 +37,10 @@ export interface SimulationOptions {
   modelDir?: string;
   backend?: string;
   seed: string;
+  /** Institution-level DP-FedAvg (central noise). */
+  privacy?: SimulationPrivacy;
+  /** Where ledgers are written (default: a new temporary directory). */
+  outDir?: string;
   /** Clients that register and then never answer (fault injection for tests and demos). */
   silentClients?: number;
   logger?: EventLogger;
@@ -39,6 +49,18 @@ export interface SimulationOptions {
   wrapTrainer?: (name: string, trainer: LocalTrainer) => LocalTrainer;
   /** Test hook: called at the end of each round with the previous and new global adapters. */
   onRoundAdapters?: (round: number, before: NamedTensors, after: NamedTensors | null) => void;
+}
+
+/** Institution-level DP settings of a simulation. */
+export interface SimulationPrivacy {
+  mode: 'central' | 'distributed';
+  clipNorm: number;
+  noiseMultiplier: number;
+  delta: number;
+  /** Each institution's own budget (epsilon at `delta`); rounds that would exceed it are refused. */
+  clientEpsilon: number;
+  /** Per-client budgets that differ from clientEpsilon (by client name). */
+  clientEpsilonOverrides?: Record<string, number>;
 }
 
 /** Progress notifications for displays. */
@@ -57,6 +79,10 @@ export interface SimulationRound {
   trainLoss: number | null;
   evalLoss: number | null;
   durationMs: number;
+  /** The federation's cumulative epsilon at the configured delta (with DP only). */
+  epsilon?: number;
+  /** Clients that declined the round (for example: privacy budget). */
+  declined?: string[];
 }
 
 /** What `fedlora simulate --json` prints. */
@@ -69,6 +95,10 @@ export interface SimulationReport {
   finalEvalLoss: number | null;
   finalAdapterSha256: string | null;
   durationMs: number;
+  /** DP settings, when enabled. */
+  privacy?: SimulationPrivacy;
+  /** Paths of every ledger written: the federation's first, then each client's. */
+  ledgers?: string[];
 }
 
 /**
@@ -94,6 +124,34 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const allHeldOut = clients.flatMap((c) => c.heldOut);
   const evalLoss = async (adapter: NamedTensors) => (await evaluate(model, lora, adapter, allHeldOut, { batchSize: 8 })).loss;
 
+  const initialAdapter = initLoraAdapter(model, lora, seededRandomBytes(`lora-init:${o.seed}`));
+  let fedPrivacy: FederationPrivacy | undefined;
+  const guards = new Map<string, ClientPrivacyGuard>();
+  const ledgers: string[] = [];
+  if (o.privacy) {
+    if (o.privacy.mode !== 'central') throw new RangeError('simulate: distributed noise needs secure aggregation (use --secagg)');
+    const outDir = o.outDir ?? (await mkdtemp(join(tmpdir(), 'fedlora-sim-')));
+    fedPrivacy = await createFederationPrivacy({
+      config: { mode: 'central', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: 1, secureAggregation: false },
+      delta: o.privacy.delta,
+      dimension: numElements(initialAdapter),
+      ledgerPath: join(outDir, 'federation-ledger.jsonl'),
+      signer: { writer: 'coordinator', secretKey: generateLedgerKey().secretKey },
+      rng: cryptoRandomBytes,
+    });
+    ledgers.push(fedPrivacy.ledgerPath);
+    for (const c of clients) {
+      const guard = await ClientPrivacyGuard.open({
+        ledgerPath: join(outDir, 'clients', `${c.name}-ledger.jsonl`),
+        signer: { writer: c.name, secretKey: generateLedgerKey().secretKey },
+        budget: { epsilon: o.privacy.clientEpsilonOverrides?.[c.name] ?? o.privacy.clientEpsilon, delta: o.privacy.delta },
+        unit: 'institution',
+      });
+      guards.set(c.name, guard);
+      ledgers.push(guard.ledgerPath);
+    }
+  }
+
   const rounds: SimulationRound[] = [];
   let initialEvalLoss = Number.NaN;
   let previous: NamedTensors | undefined;
@@ -112,8 +170,12 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     batchSize: o.batchSize,
     strategy: o.strategy,
     seed: o.seed,
+    initialAdapter,
+    aggregation: fedPrivacy?.aggregation,
+    planExtra: fedPrivacy ? () => fedPrivacy!.planExtra() : undefined,
     logger: log,
     onRoundEnd: async (s, adapter) => {
+      const recorded = fedPrivacy ? await fedPrivacy.recordRound(s, new Date(s.endedAt).toISOString()) : undefined;
       o.onRoundAdapters?.(s.round, previous!, adapter);
       const r: SimulationRound = {
         round: s.round,
@@ -124,6 +186,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         trainLoss: s.trainLoss,
         evalLoss: adapter ? await evalLoss(adapter) : null,
         durationMs: Math.round(s.endedAt - s.startedAt),
+        ...(recorded ? { epsilon: recorded.epsilon } : {}),
+        ...(s.declined.length ? { declined: s.declined } : {}),
       };
       if (adapter) previous = adapter;
       rounds.push(r);
@@ -148,7 +212,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         seed: `${o.seed}:${c.name}`,
         onStep: (round, s) => o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond }),
       });
-      const trainer = o.wrapTrainer ? o.wrapTrainer(c.name, base) : base;
+      const guarded = fedPrivacy ? new PrivacyGuardedTrainer(base, guards.get(c.name)) : base;
+      const trainer = o.wrapTrainer ? o.wrapTrainer(c.name, guarded) : guarded;
       return runClient({ name: c.name, connection, trainer, pollMs: 2000, logger: log }).finally(() => connection.close());
     });
     const [history] = await Promise.all([app.done, ...runs]);
@@ -163,6 +228,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       finalEvalLoss: rounds.filter((r) => r.evalLoss !== null).at(-1)?.evalLoss ?? null,
       finalAdapterSha256: last?.adapterSha256 ?? null,
       durationMs: Math.round(performance.now() - started),
+      ...(o.privacy ? { privacy: o.privacy, ledgers } : {}),
     };
   } finally {
     await app.close();

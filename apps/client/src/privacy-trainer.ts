@@ -1,0 +1,64 @@
+import type { LocalTrainer, RoundPlan } from '@fedlora/federation';
+import type { ClientPrivacyGuard, DpFedAvgConfig } from '@fedlora/privacy';
+import { clipL2, dpRoundParams } from '@fedlora/privacy';
+import type { NamedTensors } from '@fedlora/tensor';
+
+type PlannedPrivacy = DpFedAvgConfig & { delta: number; dimension: number };
+
+function plannedPrivacy(plan: RoundPlan): PlannedPrivacy | undefined {
+  const p = plan.extra.privacy as PlannedPrivacy | undefined;
+  if (p === undefined) return undefined;
+  if (typeof p !== 'object' || (p.mode !== 'central' && p.mode !== 'distributed') || !(p.clipNorm > 0) || !(p.dimension > 0)) {
+    throw new RangeError(`round ${plan.round}: the plan's privacy parameters are malformed`);
+  }
+  return p;
+}
+
+/**
+ * The data owner's side of institution-level DP: before a round it checks what the plan would
+ * cost against this institution's own budget and declines if it would overspend (the coordinator
+ * learns only "refused: budget"); it clips the update to the plan's L2 bound before it leaves,
+ * and records the release in the institution's own signed ledger. For distributed noise the
+ * cost is planned for the fewest survivors that still complete the round (the worst case).
+ */
+export class PrivacyGuardedTrainer implements LocalTrainer {
+  constructor(
+    private readonly inner: LocalTrainer,
+    private readonly guard: ClientPrivacyGuard | undefined,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  get numExamples(): number {
+    return this.inner.numExamples;
+  }
+
+  private params(p: PlannedPrivacy) {
+    const survivors = p.mode === 'distributed' ? (p.minSurvivors ?? 1) : 1;
+    return dpRoundParams(p, { survivors, dimension: p.dimension });
+  }
+
+  async accept(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string }> {
+    const inner = (await this.inner.accept?.(plan)) ?? { accept: true as const };
+    if (!inner.accept) return inner;
+    const p = plannedPrivacy(plan);
+    if (!p || !this.guard) return { accept: true };
+    const decision = this.guard.plan(this.params(p));
+    if (decision.accept) return { accept: true };
+    await this.guard.refuse(plan.round, decision.message, { time: this.now().toISOString() });
+    return { accept: false, reason: 'refused: budget' };
+  }
+
+  async train(plan: RoundPlan, global: NamedTensors) {
+    const r = await this.inner.train(plan, global);
+    const p = plannedPrivacy(plan);
+    if (!p) return r;
+    const { clipped, norm } = clipL2(r.delta, p.clipNorm);
+    await this.guard?.record(plan.round, this.params(p), { time: this.now().toISOString() });
+    return { ...r, delta: clipped, metrics: { ...r.metrics, updateNorm: norm } };
+  }
+
+  /** Epsilon this institution has spent so far (at its budget's delta). */
+  spentEpsilon(): number | undefined {
+    return this.guard?.spent();
+  }
+}
