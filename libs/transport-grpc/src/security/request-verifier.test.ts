@@ -118,3 +118,24 @@ describe('RequestVerifier', () => {
     expect(verifier.verify(envelope(alice), 'sig')).toMatchObject({ ok: false, reason: 'malformed' });
   });
 });
+
+describe('RequestVerifier under hostile input', () => {
+  it('never throws and never accepts on thousands of random or mutated envelopes', () => {
+    const { verifier } = setup();
+    const good = envelope(alice);
+    const sig = signRequest(good, alice.secretKey);
+    const junk = seededRandomBytes('fuzz');
+    const values: unknown[] = [undefined, null, '', 'x'.repeat(300), -1, 1.5, 2 ** 60, NaN, Infinity, {}, [], true, '\u0000', 'ab'.repeat(16)];
+    let accepted = 0;
+    for (let i = 0; i < 3000; i++) {
+      const b = junk(4);
+      const env: Record<string, unknown> = { ...good, nonce: Buffer.from(junk(16)).toString('hex') };
+      const key = (['federationId', 'clientName', 'round', 'method', 'bodyHash', 'nonce', 'timestamp'] as const)[b[0]! % 7]!;
+      env[key] = values[b[1]! % values.length];
+      const signature = b[2]! % 3 === 0 ? junk(64) : b[2]! % 3 === 1 ? sig : junk(b[3]! % 100);
+      const r = verifier.verify(b[3]! % 17 === 0 ? values[b[0]! % values.length] : env, signature);
+      if (r.ok) accepted++;
+    }
+    expect(accepted).toBe(0);
+  });
+});
