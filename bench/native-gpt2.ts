@@ -88,9 +88,9 @@ function attention(m: Gpt2Lora, qkv: tf.Tensor2D): tf.Tensor2D {
 
 /** Mean next-token cross-entropy of `ids` ([batch, seq] int32) against `labels` (same shape). */
 export function lossOf(m: Gpt2Lora, ids: tf.Tensor2D, labels: tf.Tensor1D, loraScale = 2): tf.Scalar {
-  const { batch } = m.shape;
-  const pos = tf.tile(m.wpe, [batch, 1]);
-  let h = tf.add(tf.gather(m.wte, tf.reshape(ids, [-1])), pos) as tf.Tensor2D;
+  const { batch, seq, dModel } = m.shape;
+  const tokens = tf.reshape(tf.gather(m.wte, tf.reshape(ids, [-1])), [batch, seq, dModel]);
+  let h = tf.reshape(tf.add(tokens, m.wpe), [batch * seq, dModel]) as tf.Tensor2D;
   for (const l of m.layers) {
     const a = layerNorm(h, l.ln1g, l.ln1b) as tf.Tensor2D;
     const lora = tf.mul(tf.matMul(tf.matMul(a, l.loraA as tf.Tensor2D), l.loraB as tf.Tensor2D), loraScale);

@@ -88,6 +88,7 @@ async function main(): Promise<void> {
     const ms = performance.now() - t0;
     const cpu = process.cpuUsage(c0);
     if (i >= cfg.warmup) stepCpuMs.push((cpu.user + cpu.system) / 1000);
+    if (process.env.FEDLORA_BENCH_DEBUG) process.stderr.write(`[native-train] user ${(cpu.user / 1000).toFixed(0)} sys ${(cpu.system / 1000).toFixed(0)} ms\n`);
     (i < cfg.warmup ? warmupMs : stepMs).push(ms);
     process.stderr.write(`[native-train] step ${i} ${ms.toFixed(0)} ms loss ${lastLoss.toFixed(4)}\n`);
     if ((performance.now() - started) / 1000 > cfg.maxSeconds) break;

@@ -44,7 +44,7 @@ def build(cfg, gen):
 def loss_of(m, cfg, ids, labels, lora_scale=2.0):
     b, s, d, h = cfg["batch"], cfg["seq"], cfg["dModel"], cfg["heads"]
     dh = d // h
-    x = (m["wte"][ids.reshape(-1)] + m["wpe"].repeat(b, 1))
+    x = (m["wte"][ids] + m["wpe"]).reshape(b * s, d)
     for l in m["layers"]:
         a = F.layer_norm(x, (d,), l["ln1g"], l["ln1b"], 1e-5)
         qkv = a @ l["w_attn"] + l["b_attn"] + (a @ l["lora_a"]) @ l["lora_b"] * lora_scale

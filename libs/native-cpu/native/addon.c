@@ -184,6 +184,19 @@ static napi_value Softmax(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* softmaxBwd(dy, y, dx, rows, cols) */
+static napi_value SoftmaxBwd(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) FAIL(type_error, "softmaxBwd(dy, y, dx, rows, cols)");
+  float *dy, *y, *dx;
+  int64_t l0 = f32(env, argv[0], &dy), l1 = f32(env, argv[1], &y), l2 = f32(env, argv[2], &dx);
+  if (l0 < 0 || l1 < 0 || l2 < 0) return NULL;
+  const int64_t r = num(env, argv[3]), c = num(env, argv[4]);
+  if (r < 0 || c < 0 || r * c > l0 || r * c > l1 || r * c > l2) FAIL(range_error, "softmaxBwd: buffers smaller than rows x cols");
+  if (c > 0) fl_softmax_bwd(dy, y, dx, r, c);
+  return NULL;
+}
+
 static napi_value ReduceRows(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   float *x, *o;
@@ -312,6 +325,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"binary", NULL, Binary, NULL, NULL, NULL, napi_default, NULL},
       {"unary", NULL, Unary, NULL, NULL, NULL, napi_default, NULL},
       {"softmax", NULL, Softmax, NULL, NULL, NULL, napi_default, NULL},
+      {"softmaxBwd", NULL, SoftmaxBwd, NULL, NULL, NULL, napi_default, NULL},
       {"reduceRows", NULL, ReduceRows, NULL, NULL, NULL, napi_default, NULL},
       {"reduceCols", NULL, ReduceCols, NULL, NULL, NULL, napi_default, NULL},
       {"transpose", NULL, Transpose, NULL, NULL, NULL, napi_default, NULL},

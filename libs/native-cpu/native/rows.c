@@ -39,6 +39,16 @@ FL_CLONES void fl_softmax_rows(const float *x, float *out, int64_t rows, int64_t
   }
 }
 
+FL_CLONES void fl_softmax_bwd(const float *dy, const float *y, float *dx, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) {
+    const float *dyr = dy + r * cols, *yr = y + r * cols;
+    float *o = dx + r * cols;
+    for (int64_t j = 0; j < cols; j++) o[j] = dyr[j] * yr[j];
+    const float s = row_sum(o, cols);
+    for (int64_t j = 0; j < cols; j++) o[j] = yr[j] * (dyr[j] - s);
+  }
+}
+
 FL_CLONES void fl_reduce_rows(int op, const float *x, float *out, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;

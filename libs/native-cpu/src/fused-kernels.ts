@@ -14,6 +14,7 @@ export const FusedKernelName = {
   geluTanhGrad: 'FedloraGeluTanhGrad',
   sparseXent: 'FedloraSparseXent',
   sparseXentGrad: 'FedloraSparseXentGrad',
+  softmaxGrad: 'FedloraSoftmaxGrad',
 } as const;
 
 function need(backend: CpuBackendLike, t: TensorInfo | undefined, name: string): Float32Array {
@@ -71,6 +72,13 @@ export function fusedKernels(addon: NativeAddon): Record<string, NativeKernel> {
       const dx = new Float32Array(sizeOf(x.shape));
       addon.geluTanhBwd(need(backend, inputs['dy'], 'dy'), need(backend, x, 'x'), dx);
       return output(backend, x.shape.slice(), dx);
+    },
+    [FusedKernelName.softmaxGrad]: ({ inputs, backend }: KernelArgs) => {
+      const y = inputs['y']!;
+      const [rows, cols] = rowsCols(y.shape);
+      const dx = new Float32Array(rows * cols);
+      addon.softmaxBwd(need(backend, inputs['dy'], 'dy'), need(backend, y, 'y'), dx, rows, cols);
+      return output(backend, y.shape.slice(), dx);
     },
     [FusedKernelName.sparseXent]: ({ inputs, backend }: KernelArgs) => {
       const logits = inputs['logits']!;

@@ -107,3 +107,26 @@ export function sparseSoftmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor):
   });
   return op(logits);
 }
+
+/**
+ * Gradient of Softmax that, on the cpu backend with native kernels, computes
+ * dx = y * (dy - sum(dy * y)) in one native pass per row (tfjs' own gradient is four kernels:
+ * Multiply, Sum, Multiply, Sub); elsewhere it defers to `original`.
+ */
+export function softmaxGradConfig(original: tf.GradConfig): tf.GradConfig {
+  return {
+    ...original,
+    kernelName: 'Softmax',
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const y = saved[0]!;
+      const dim = Number((attrs as { dim?: number } | undefined)?.dim ?? -1);
+      const last = dim === -1 || dim === y.rank - 1;
+      const g = Array.isArray(dy) ? dy[0]! : dy;
+      if (nativeFor(FusedKernelName.softmaxGrad) && last && g.dtype === 'float32' && y.dtype === 'float32') {
+        return { logits: () => run(FusedKernelName.softmaxGrad, { dy: g, y })[0]! };
+      }
+      return original.gradFunc(dy, saved, attrs);
+    },
+  };
+}

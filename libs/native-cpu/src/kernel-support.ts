@@ -2,7 +2,7 @@
  * Plumbing shared by the native kernels: reading the cpu backend's TypedArrays, making outputs and
  * delegating to the pure-JS kernel that was registered before ours.
  */
-import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+import type { GradConfig, KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 
 /** The subset of tfjs-backend-cpu's MathBackendCPU the kernels use (plain TypedArray storage). */
 export interface CpuBackendLike {
@@ -22,6 +22,9 @@ export interface KernelRegistry {
   getKernel(kernelName: string, backendName: string): KernelConfig | undefined;
   registerKernel(config: KernelConfig): void;
   unregisterKernel(kernelName: string, backendName: string): void;
+  getGradient(kernelName: string): GradConfig | undefined;
+  registerGradient(config: GradConfig): void;
+  unregisterGradient(kernelName: string): void;
 }
 
 /** A native kernel: returns null to ask for the pure-JS fallback (other dtypes, empty tensors). */

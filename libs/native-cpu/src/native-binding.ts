@@ -18,6 +18,7 @@ export interface NativeAddon {
   binary(op: number, a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], out: Float32Array, outShape: number[]): void;
   unary(op: number, x: Float32Array, out: Float32Array): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  softmaxBwd(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, cols: number): void;
   reduceRows(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   reduceCols(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   transpose(x: Float32Array, shape: number[], perm: number[], out: Float32Array): void;

@@ -4,7 +4,7 @@
  * does not handle, so registering never changes what programs can run, only how fast.
  */
 import '@tensorflow/tfjs-backend-cpu';
-import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
+import type { GradConfig, KernelConfig, KernelFunc } from '@tensorflow/tfjs-core';
 import { nativeAddon } from './native-binding.js';
 import { withFallback, type KernelRegistry, type NativeKernel } from './kernel-support.js';
 import { batchMatMulKernel, fusedMatMulKernel } from './matmul-kernels.js';
@@ -12,12 +12,15 @@ import { BINARY_KERNELS, UNARY_KERNELS, binaryKernel, unaryKernel } from './elem
 import { REDUCE_KERNELS, reduceKernel, softmaxKernel } from './reduce-kernels.js';
 import { transposeKernel } from './transpose-kernel.js';
 import { fusedKernels } from './fused-kernels.js';
-import { sliceKernel, splitVKernel } from './slice-kernels.js';
+import { softmaxGradConfig } from './fused-ops.js';
+import { concatKernel, gatherKernel, sliceKernel, splitVKernel } from './slice-kernels.js';
 import type { NativeAddon } from './native-binding.js';
 
 const BACKEND = 'cpu';
 /** Kernels we replaced, with the configuration that was registered before (undefined: none). */
 const originals = new Map<string, KernelConfig | undefined>();
+/** Gradients we replaced, with the configuration registered before. */
+const originalGradients = new Map<string, GradConfig>();
 
 function nativeTable(addon: NativeAddon): Record<string, NativeKernel> {
   const table: Record<string, NativeKernel> = {
@@ -27,6 +30,8 @@ function nativeTable(addon: NativeAddon): Record<string, NativeKernel> {
     Transpose: transposeKernel(addon),
     Slice: sliceKernel(),
     SplitV: splitVKernel(),
+    Concat: concatKernel(),
+    GatherV2: gatherKernel(),
   };
   for (const [name, op] of Object.entries(BINARY_KERNELS)) table[name] = binaryKernel(addon, op);
   for (const [name, op] of Object.entries(UNARY_KERNELS)) table[name] = unaryKernel(addon, op);
@@ -36,7 +41,8 @@ function nativeTable(addon: NativeAddon): Record<string, NativeKernel> {
 
 /**
  * Replaces the cpu backend's kernels with native ones; returns the kernel names replaced (empty
- * when the addon is unavailable, see loadNativeCpu). Idempotent.
+ * when the addon is unavailable, see loadNativeCpu). Also routes Softmax's gradient through one
+ * native kernel when running on the cpu backend (other backends keep tfjs' gradient). Idempotent.
  */
 export function registerNativeKernels(tf: KernelRegistry): string[] {
   const addon = nativeAddon();
@@ -47,6 +53,11 @@ export function registerNativeKernels(tf: KernelRegistry): string[] {
     const fallback: KernelFunc | undefined = originals.get(name)?.kernelFunc;
     if (tf.getKernel(name, BACKEND)) tf.unregisterKernel(name, BACKEND);
     tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: withFallback(kernel, fallback, name) });
+  }
+  const softmaxGrad = tf.getGradient('Softmax');
+  if (softmaxGrad && !originalGradients.has('Softmax')) {
+    originalGradients.set('Softmax', softmaxGrad);
+    tf.registerGradient(softmaxGradConfig(softmaxGrad));
   }
   return Object.keys(table);
 }
@@ -59,5 +70,10 @@ export function unregisterNativeKernels(tf: KernelRegistry): string[] {
     if (original) tf.registerKernel(original);
   }
   originals.clear();
+  for (const [name, grad] of originalGradients) {
+    tf.unregisterGradient(name);
+    tf.registerGradient(grad);
+  }
+  originalGradients.clear();
   return names;
 }

@@ -44,4 +44,30 @@ describe.skipIf(skip !== null)('Slice and SplitV kernels', () => {
       native.forEach((v, i) => expect(Array.from(v)).toEqual(Array.from(pure[i]!)));
     });
   }
+
+  const CONCATS: [number[][], number][] = [
+    [[[2, 3], [2, 5]], 1],
+    [[[2, 3, 4], [1, 3, 4]], 0],
+    [[[2, 3, 1], [2, 3, 2], [2, 3, 3]], -1],
+    [[[4], [0], [2]], 0],
+  ];
+  for (const [shapes, axis] of CONCATS) {
+    it(`concat of ${JSON.stringify(shapes)} along axis ${axis} matches the pure kernel`, async () => {
+      const { native, pure } = await nativeAndPure(() => tf.concat(shapes.map((s, i) => seededTensor(`c${i}${s}`, s)), axis));
+      expect(Array.from(native[0]!)).toEqual(Array.from(pure[0]!));
+    });
+  }
+
+  it('gather of embedding rows (with repeats, 2-d indices) matches the pure kernel', async () => {
+    const { native, pure } = await nativeAndPure(() =>
+      tf.gather(seededTensor('emb', [10, 6]), tf.tensor2d([[3, 0, 9], [3, 3, 1]], [2, 3], 'int32')),
+    );
+    expect(Array.from(native[0]!)).toEqual(Array.from(pure[0]!));
+  });
+
+  it('gather along axis 1 falls back to the pure kernel', async () => {
+    const { native, pure } = await nativeAndPure(() => tf.gather(seededTensor('g1', [3, 5]), tf.tensor1d([4, 0], 'int32'), 1));
+    expect(Array.from(native[0]!)).toEqual(Array.from(pure[0]!));
+  });
 });
+

@@ -1,7 +1,8 @@
 /**
- * Slice and SplitV by contiguous runs: each innermost run of the box is one TypedArray.set, instead
- * of the per-element index arithmetic the pure kernel uses when a slice is not contiguous (e.g.
- * splitting a fused [tokens, 3 * d] q/k/v projection into q, k and v).
+ * Copying kernels (Slice, SplitV, Concat, GatherV2) by contiguous runs: each innermost run is one
+ * TypedArray.set, instead of the per-element index arithmetic the pure kernels use when a slice is
+ * not contiguous (splitting a fused [tokens, 3 * d] q/k/v projection, its gradient's concat, and
+ * embedding lookups).
  */
 import { backend_util, util, type TensorInfo } from '@tensorflow/tfjs-core';
 import { output, sizeOf, type KernelArgs, type NativeKernel } from './kernel-support.js';
@@ -76,5 +77,52 @@ export function splitVKernel(): NativeKernel {
       begin[axis]! += s;
       return part;
     });
+  };
+}
+
+/** Concat kernel for float32 tensors: rows of every input interleaved with TypedArray.set. */
+export function concatKernel(): NativeKernel {
+  return (args: KernelArgs): TensorInfo | null => {
+    const inputs = Object.keys(args.inputs)
+      .sort((p, q) => Number(p) - Number(q))
+      .map((k) => args.inputs[k]!);
+    if (inputs.length === 0) return null;
+    const values = inputs.map((t) => floatValues(args, t));
+    if (values.some((v) => v === null)) return null;
+    const first = inputs[0]!;
+    const axis = util.parseAxisParam(args.attrs?.['axis'] as number, first.shape)[0]!;
+    backend_util.assertParamsConsistent(inputs.map((t) => t.shape), axis);
+    const outShape = backend_util.computeOutShape(inputs.map((t) => t.shape), axis);
+    const outer = sizeOf(first.shape.slice(0, axis));
+    const inner = inputs.map((t) => sizeOf(t.shape.slice(axis)));
+    const rowLength = inner.reduce((p, q) => p + q, 0);
+    const out = new Float32Array(outer * rowLength);
+    let col = 0;
+    inputs.forEach((_, i) => {
+      const v = values[i]!, n = inner[i]!;
+      if (n > 0) for (let r = 0; r < outer; r++) out.set(v.subarray(r * n, (r + 1) * n), r * rowLength + col);
+      col += n;
+    });
+    return output(args.backend, outShape, out);
+  };
+}
+
+/** GatherV2 kernel for float32 params along axis 0 (embedding rows), int32 indices, no batch dims. */
+export function gatherKernel(): NativeKernel {
+  return (args: KernelArgs): TensorInfo | null => {
+    const x = args.inputs['x']!, indices = args.inputs['indices']!;
+    const xv = floatValues(args, x);
+    const iv = args.backend.data.get(indices.dataId).values;
+    const axis = util.parseAxisParam(args.attrs?.['axis'] as number, x.shape)[0]!;
+    if (!xv || !(iv instanceof Int32Array) || axis !== 0 || Number(args.attrs?.['batchDims'] ?? 0) !== 0) return null;
+    const rows = x.shape[0]!;
+    const row = sizeOf(x.shape.slice(1));
+    const out = new Float32Array(iv.length * row);
+    for (let i = 0; i < iv.length; i++) {
+      const k = iv[i]!;
+      if (!(k >= 0 && k < rows)) throw new RangeError(`gather: index ${k} at position ${i} is outside [0, ${rows})`);
+      out.set(xv.subarray(k * row, (k + 1) * row), i * row);
+    }
+    return output(args.backend, [...indices.shape, ...x.shape.slice(1)], out);
   };
 }
