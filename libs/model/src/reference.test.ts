@@ -4,19 +4,31 @@
  * and without a PEFT LoRA adapter. Regenerate with
  * `/usr/bin/python3 scripts/torch/make_fixtures.py libs/model/fixtures`.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { parseSafetensors } from '@fedlora/tensor';
+import { parseSafetensors, seededRandomBytes, uniform01 } from '@fedlora/tensor';
 import { initBackend } from './backend.js';
 import { loadModel } from './load-model.js';
-import { disposeLoraRuntime, loraRuntime } from './lora.js';
-import { loadPeftAdapter } from './peft-io.js';
+import { defaultLoraConfig, disposeLoraRuntime, initLoraAdapter, loraRuntime, mergeLoraAdapter } from './lora.js';
+import { loadPeftAdapter, savePeftAdapter } from './peft-io.js';
+import { writeModelDir } from './checkpoint.js';
+import { tempDir } from './testing.js';
 import type { CausalLM } from './causal-lm.js';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures', import.meta.url));
+const SCRIPT = fileURLToPath(new URL('../../../scripts/torch/reference_logits.py', import.meta.url));
+const PYTHON = '/usr/bin/python3';
+const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { timeout: 60_000 }).status === 0;
+
+/** Logits of the PyTorch reference for a model dir (+ adapter dir) written by fedlora. */
+function torchLogits(modelDir: string, adapterDir: string | undefined, ids: number[][]): Float32Array {
+  const out = execFileSync(PYTHON, [SCRIPT, modelDir, adapterDir ?? '-', JSON.stringify(ids)], { encoding: 'utf8', timeout: 120_000 });
+  return Float32Array.from((JSON.parse(out) as { logits: number[] }).logits);
+}
 
 beforeAll(async () => {
   await initBackend({ backend: process.env.FEDLORA_BACKEND ?? 'wasm' });
@@ -72,6 +84,35 @@ describe('logits match the PyTorch reference to 1e-4', () => {
         const got = await logits(model, exp.get('input_ids')!, join(FIXTURES, name, 'adapter'));
         expect(maxAbsDiff(got, exp.get('logits_lora')!.data)).toBeLessThan(1e-4);
         expect(maxAbsDiff(exp.get('logits_lora')!.data, exp.get('logits')!.data)).toBeGreaterThan(1e-2);
+      } finally {
+        model.dispose();
+      }
+    });
+  }
+});
+
+describe.skipIf(!hasTorch)('what fedlora writes loads in the PyTorch reference', () => {
+  const ids = [
+    [5, 17, 200, 33, 9, 1, 64, 128],
+    [256, 72, 101, 108, 108, 111, 44, 32],
+  ];
+  for (const name of ['gpt2', 'llama'] as const) {
+    it(`${name}: a PEFT adapter saved here gives the same logits in torch, and so does the merged checkpoint`, async () => {
+      const model = await loadModel(join(FIXTURES, name));
+      try {
+        const cfg = { ...defaultLoraConfig(model), r: 4, alpha: 12 };
+        const adapter = initLoraAdapter(model, cfg, seededRandomBytes(11));
+        const rng = seededRandomBytes(12);
+        for (const [k, t] of adapter) if (k.includes('lora_B')) t.data.forEach((_, i) => (t.data[i] = uniform01(rng) - 0.5));
+        const dir = tempDir();
+        await savePeftAdapter(dir, model, cfg, adapter);
+        const flat = { shape: [2, 8], data: Float32Array.from(ids.flat()) };
+        const ours = await logits(model, flat, dir);
+        expect(maxAbsDiff(ours, torchLogits(join(FIXTURES, name), dir, ids))).toBeLessThan(1e-4);
+        mergeLoraAdapter(model, cfg, adapter);
+        const merged = tempDir();
+        await writeModelDir(merged, model.config, await model.hostWeights());
+        expect(maxAbsDiff(ours, torchLogits(merged, undefined, ids))).toBeLessThan(1e-4);
       } finally {
         model.dispose();
       }
