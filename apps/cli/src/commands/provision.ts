@@ -11,11 +11,15 @@ import { resolve } from 'node:path';
 import { CliError, info, printJson } from '../output.js';
 import { localPlan, type FederationPlan } from '../provision/federation-plan.js';
 import { loadProjectFile, projectPlan } from '../provision/project-file.js';
+import { addClient } from '../provision/add-client.js';
 import { writeFederation } from '../provision/write-federation.js';
 import { intOption } from './parse-options.js';
 
 interface ProvisionFlags {
   out: string;
+  addClient?: string;
+  coordinator?: string;
+  dataPath?: string;
   clients: number;
   rounds: number;
   minClients?: number;
@@ -43,6 +47,9 @@ export function register(program: Command): void {
     .option('--clients <n>', 'number of institutions of a local federation', intOption('--clients', 1, 1000), 2)
     .option('--rounds <n>', 'rounds to run', intOption('--rounds', 1, 1_000_000), 3)
     .option('--min-clients <n>', 'clients a round needs (default: min(2, clients))', intOption('--min-clients', 1, 1000))
+    .option('--add-client <name>', 'enrol one more institution in the federation already in --out (needs pki/ca.key)')
+    .option('--coordinator <host:port>', 'with --add-client: address the new client dials (default: as the existing clients)')
+    .option('--data-path <path>', 'with --add-client: the institution\'s training data (relative to its client config)')
     .option('--project <file>', 'YAML project file describing a federation across hosts (overrides --clients/--rounds)')
     .option('--federation-id <id>', 'federation id (default: fed-<random>)')
     .option('--port <port>', 'coordinator port', intOption('--port', 1, 65535), 7443)
@@ -51,8 +58,12 @@ export function register(program: Command): void {
     .option('--no-sample-data', 'do not write public-domain sample text for each local institution')
     .option('--force', 'replace an existing federation in --out (its keys are lost)')
     .option('--json', 'print what was written as one JSON document')
-    .addHelpText('after', '\nExamples:\n  fedlora provision --clients 3 --rounds 5 --out ./fed\n  fedlora provision --project federation.yaml --out ./fed --json')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  fedlora provision --clients 3 --rounds 5 --out ./fed\n  fedlora provision --project federation.yaml --out ./fed --json\n  fedlora provision --add-client inst-4 --out ./fed',
+    )
     .action(async (flags: ProvisionFlags) => {
+      if (flags.addClient !== undefined) return addOne(flags);
       let plan: FederationPlan;
       try {
         if (flags.project) {
@@ -97,4 +108,18 @@ export function register(program: Command): void {
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     });
+}
+
+async function addOne(flags: ProvisionFlags): Promise<void> {
+  const outDir = resolve(flags.out);
+  let manifest;
+  try {
+    manifest = await addClient(outDir, { name: flags.addClient!, ...(flags.dataPath ? { dataPath: flags.dataPath } : {}) }, { random: cryptoRandomBytes, coordinator: flags.coordinator });
+  } catch (err) {
+    if (err instanceof RangeError) throw new CliError(err.message, 2);
+    throw err;
+  }
+  for (const w of manifest.warnings) info(`warning: ${w}`);
+  if (flags.json) return printJson(manifest);
+  process.stdout.write(`Enrolled ${manifest.client.name} in ${manifest.federationId}: fedlora client --config ${resolve(outDir, manifest.client.config)}\n`);
 }

@@ -15,21 +15,11 @@
  * for a multi-host federation each institution receives the files listed in its `ship` entry.
  */
 import type { RandomBytes } from '@fedlora/tensor';
-import {
-  createCertificateAuthority,
-  describeCertificate,
-  encodePublicKey,
-  generateIdentity,
-  issueCertificate,
-  saveIdentity,
-  wipeIdentity,
-  writePrivateFile,
-  INSECURE_WARNING,
-} from '@fedlora/transport-grpc';
-import { chmodSync, existsSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { createCertificateAuthority, describeCertificate, encodePublicKey, generateIdentity, issueCertificate, saveIdentity, wipeIdentity, INSECURE_WARNING } from '@fedlora/transport-grpc';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { hostPort, type FederationPlan } from './federation-plan.js';
+import { FileWriter, refreshModes, writeInstitution, type ClientManifest, type WrittenFile } from './institution-files.js';
 import { sampleShard } from './sample-data.js';
 
 /** Options of `writeFederation`. */
@@ -42,11 +32,7 @@ export interface WriteOptions {
   force?: boolean;
 }
 
-/** A written file, relative to the output directory, with its permission bits. */
-export interface WrittenFile {
-  path: string;
-  mode: string;
-}
+export type { WrittenFile, ClientManifest };
 
 /** What `fedlora provision --json` prints. */
 export interface ProvisionManifest {
@@ -55,7 +41,7 @@ export interface ProvisionManifest {
   insecure: boolean;
   coordinator: { config: string; listen: string; dial: string; publicKey: string; certificate?: ReturnType<typeof describeCertificate> };
   ca?: { cert: string; key: string; fingerprintSha256: string; notAfter: string };
-  clients: Array<{ name: string; config: string; publicKey: string; dataPath: string; sampleData: boolean; ship: string[] }>;
+  clients: ClientManifest[];
   files: WrittenFile[];
   warnings: string[];
 }
@@ -66,27 +52,17 @@ export async function writeFederation(plan: FederationPlan, outDir: string, opti
   if (existsSync(join(outDir, 'coordinator.yaml')) && !options.force) {
     throw new RangeError(`--out: ${outDir} already holds a federation (coordinator.yaml exists); choose another directory or pass --force to replace its keys`);
   }
-  const files: WrittenFile[] = [];
-  const warnings: string[] = [];
-  const dir = (rel: string, mode = 0o755): void => {
-    mkdirSync(join(outDir, rel), { recursive: true, mode });
-    chmodSync(join(outDir, rel), mode);
-  };
-  const put = (rel: string, text: string): void => {
-    writeFileSync(join(outDir, rel), text, { mode: 0o644 });
-    files.push({ path: rel, mode: '644' });
-  };
-  const putSecret = (rel: string, text: string): void => {
-    writePrivateFile(join(outDir, rel), text);
-    files.push({ path: rel, mode: '600' });
-  };
+  const w = new FileWriter(outDir, now);
+  const { files, warnings } = w;
+  const put = (rel: string, text: string): void => w.put(rel, text);
+  const putSecret = (rel: string, text: string): void => w.putSecret(rel, text);
 
-  dir('.');
-  for (const d of ['clients', 'data', 'data/coordinator']) dir(d);
-  dir('identities', 0o700);
+  w.dir('.');
+  for (const d of ['clients', 'data', 'data/coordinator']) w.dir(d);
+  w.dir('identities', 0o700);
   if (!plan.insecure) {
-    dir('pki', 0o700);
-    dir('pki/clients', 0o700);
+    w.dir('pki', 0o700);
+    w.dir('pki/clients', 0o700);
   }
   if (plan.insecure) warnings.push(`${INSECURE_WARNING} (provisioned with --insecure: no certificates were created)`);
 
@@ -117,50 +93,17 @@ export async function writeFederation(plan: FederationPlan, outDir: string, opti
   wipeIdentity(coordinatorId);
 
   const dial = hostPort(plan.coordinatorHost, plan.port);
-  const clients: ProvisionManifest['clients'] = [];
-  const enrolled: Array<{ name: string; publicKey: string }> = [];
-  plan.institutions.forEach((inst, index) => {
-    const id = generateIdentity(inst.name, options.random);
-    const idFile = `identities/${inst.name}.key.json`;
-    saveIdentity(join(outDir, idFile), id);
-    files.push({ path: idFile, mode: '600' });
-    const publicKey = encodePublicKey(id.publicKey);
-    wipeIdentity(id);
-    enrolled.push({ name: inst.name, publicKey });
-
-    dir(`data/${inst.name}`);
-    let dataPath = inst.dataPath;
-    let sample = false;
-    if (!dataPath) {
-      dataPath = `../data/${inst.name}/train.txt`;
-      if (plan.sampleData) {
-        put(`data/${inst.name}/train.txt`, sampleShard(index, plan.institutions.length));
-        sample = true;
-      } else {
-        warnings.push(`${inst.name}: put the institution's training text at data/${inst.name}/train.txt or set data.path in clients/${inst.name}.yaml`);
-      }
-    }
-    const ship = [`clients/${inst.name}.yaml`, idFile];
-    const tls = clientPem.get(inst.name);
-    if (tls) {
-      put(`pki/clients/${inst.name}.crt`, tls.certPem);
-      putSecret(`pki/clients/${inst.name}.key`, tls.keyPem);
-      ship.push('pki/ca.crt', `pki/clients/${inst.name}.crt`, `pki/clients/${inst.name}.key`);
-    }
-    const doc = {
-      name: inst.name,
+  const clients: ClientManifest[] = plan.institutions.map((inst, index) =>
+    writeInstitution(w, inst, {
       federationId: plan.federationId,
-      coordinator: dial,
-      ...(tls ? { tls: { ca: '../pki/ca.crt', cert: `../pki/clients/${inst.name}.crt`, key: `../pki/clients/${inst.name}.key` } } : { insecure: true }),
-      identity: { secretKeyFile: `../${idFile}` },
-      dataDir: `../data/${inst.name}`,
-      data: { path: dataPath, ...(inst.jsonField ? { format: 'jsonl', jsonField: inst.jsonField } : {}) },
-      ...(inst.budget ? { privacy: inst.budget } : {}),
-    };
-    const config = `clients/${inst.name}.yaml`;
-    put(config, yamlFile(doc, [`Client node "${inst.name}" of federation ${plan.federationId}.`, `Run: fedlora client --config ${config}`], plan.insecure, now));
-    clients.push({ name: inst.name, config, publicKey, dataPath, sampleData: sample, ship });
-  });
+      dial,
+      insecure: plan.insecure,
+      random: options.random,
+      tls: clientPem.get(inst.name),
+      sampleText: plan.sampleData ? sampleShard(index, plan.institutions.length) : undefined,
+    }),
+  );
+  const enrolled = clients.map((c) => ({ name: c.name, publicKey: c.publicKey }));
 
   const coordinatorDoc = {
     federationId: plan.federationId,
@@ -171,9 +114,9 @@ export async function writeFederation(plan: FederationPlan, outDir: string, opti
     ...plan.coordinator,
     clients: enrolled,
   };
-  put('coordinator.yaml', yamlFile(coordinatorDoc, [`Coordinator of federation ${plan.federationId}; clients dial ${dial}.`, 'Run: fedlora coordinator --config coordinator.yaml'], plan.insecure, now));
+  w.putYaml('coordinator.yaml', coordinatorDoc, [`Coordinator of federation ${plan.federationId}; clients dial ${dial}.`, 'Run: fedlora coordinator --config coordinator.yaml'], plan.insecure);
 
-  for (const f of files) f.mode = (statSync(join(outDir, f.path)).mode & 0o777).toString(8);
+  refreshModes(w, statSync);
   return {
     federationId: plan.federationId,
     outDir,
@@ -184,10 +127,4 @@ export async function writeFederation(plan: FederationPlan, outDir: string, opti
     files,
     warnings,
   };
-}
-
-function yamlFile(doc: unknown, header: string[], insecure: boolean, now: () => number): string {
-  const lines = [...header, `Generated by fedlora provision at ${new Date(now()).toISOString()}. Override any key with FEDLORA_<SECTION>_<KEY>.`];
-  if (insecure) lines.push('INSECURE: TLS is disabled in this federation. For local development only.');
-  return `${lines.map((l) => `# ${l}`).join('\n')}\n${stringify(doc)}`;
 }
