@@ -7,14 +7,14 @@ import { encodeMessage, parseMessage, type ServerMsg, type ClientMsg } from './m
 import { SecAggServer } from './server.js';
 
 /** A round driven by hand, so tests can intercept and forge messages between the parties. */
-function setup(opts: { n?: number; round?: number; usedKeys?: Set<string>; seed?: string } = {}) {
+function setup(opts: { n?: number; round?: number; usedKeys?: Set<string>; seed?: string; stagedUploads?: number } = {}) {
   const n = opts.n ?? 5;
   const round = opts.round ?? 1;
   const rng = seededRandomBytes(opts.seed ?? 'adv');
   const ids = Array.from({ length: n }, (_, i) => i);
   const identities = new Map(ids.map((id) => [id, generateIdentity(rng)]));
   const roster = new Map([...identities].map(([id, kp]) => [id, kp.publicKey]));
-  const server = new SecAggServer({ round, cohort: ids, identities: roster, k: n - 1, t: Math.floor((n - 1) / 2) + 1, dim: 8, rng, usedKeys: opts.usedKeys });
+  const server = new SecAggServer({ round, cohort: ids, identities: roster, k: n - 1, t: Math.floor((n - 1) / 2) + 1, dim: 8, rng, usedKeys: opts.usedKeys, stagedUploads: opts.stagedUploads });
   const clients = new Map(
     ids.map((id) => [id, new SecAggClient({ round, clientId: id, identitySecretKey: identities.get(id)!.secretKey, identities: roster, rng, input: new Uint32Array(8).fill(id) })]),
   );
@@ -207,6 +207,16 @@ describe('server rejects misbehaving or replayed client messages', () => {
     expect(checkOf(() => h.server.addMaskedChunk(0, 4, new Uint32Array(4)))).toBe('chunk');
     h.server.addMaskedChunk(0, 0, new Uint32Array(4));
     expect(checkOf(() => h.server.addMaskedChunk(0, 4, new Uint32Array(8)))).toBe('chunk');
+  });
+
+  it('a staged upload beyond the slot limit is refused as busy -> chunk', () => {
+    const h = setup({ stagedUploads: 1 });
+    h.step();
+    h.step();
+    h.server.addMaskedChunk(0, 0, new Uint32Array(4));
+    expect(checkOf(() => h.server.addMaskedChunk(1, 0, new Uint32Array(4)))).toBe('chunk');
+    h.server.addMaskedChunk(0, 4, new Uint32Array(4)); // client 0 completes and frees the slot
+    expect(checkOf(() => h.server.addMaskedChunk(1, 0, new Uint32Array(4)))).toBe('no error');
   });
 
   it('malformed bytes -> version / format', () => {

@@ -89,6 +89,20 @@ describe('SecAgg+ round (in-process)', () => {
     expect(rounds).toBe(29);
   });
 
+  it('a client vanishing mid-upload is dropped when uploads are staged (memory O(d * slots))', () => {
+    const inp = inputs(8, 1000, 'p-mid');
+    const { result } = runSecAggRound({ round: 8, inputs: inp, k: 7, t: 4, rng: seededRandomBytes('r-mid'), chunkWords: 256, stagedUploads: 2, vanishMidUpload: new Map([[4, 512]]) });
+    expect(result!.survivors).toEqual([0, 1, 2, 3, 5, 6, 7]);
+    expect(result!.sum).toEqual(plainSum(inp, [0, 1, 2, 3, 5, 6, 7]));
+  });
+
+  it('a client vanishing mid-upload aborts the round when chunks go straight into the sum', () => {
+    const inp = inputs(8, 1000, 'p-mid2');
+    const { aborted } = runSecAggRound({ round: 9, inputs: inp, k: 7, t: 4, rng: seededRandomBytes('r-mid2'), chunkWords: 256, vanishMidUpload: new Map([[4, 512]]) });
+    expect(aborted?.check).toBe('chunk');
+    expect(aborted?.message).toMatch(/stopped mid-upload/);
+  });
+
   it('too many dropouts abort cleanly with a threshold error and release nothing', () => {
     const inp = inputs(8, 100, 'p-abort');
     const dropAt = new Map<number, Stage>([0, 1, 2, 3, 4].map((i) => [i, 'collect']));

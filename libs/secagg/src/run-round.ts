@@ -27,10 +27,16 @@ export type RunRoundOptions = {
   chunkWords?: number;
   /** Hand masked chunks to `addMaskedChunk` without serializing (faster, for benchmarks). */
   directChunks?: boolean;
+  /** Client id -> words uploaded before it vanishes mid-upload (then it sends nothing more). */
+  vanishMidUpload?: ReadonlyMap<number, number>;
+  /** See SecAggServerConfig.stagedUploads. */
+  stagedUploads?: number;
   /** Keys used in earlier rounds (see SecAggServerConfig.usedKeys). */
   usedKeys?: Set<string>;
   /** Ed25519 identities per client (generated from `rng` when absent). */
   identities?: ReadonlyMap<number, { publicKey: Uint8Array; secretKey: Uint8Array }>;
+  /** Called when every client has had its turn in a stage, just before `advance()` (timing probes). */
+  onBeforeAdvance?: (stage: Stage, server: SecAggServer) => void;
   /** Called after each stage closes (timing and memory probes). */
   onStage?: (stage: Stage, server: SecAggServer) => void;
 };
@@ -44,7 +50,7 @@ export function runSecAggRound(opts: RunRoundOptions): RunRoundOutcome {
   const dim = opts.dim ?? opts.inputs.get(ids[0]!)!.length;
   const identities = opts.identities ?? new Map(ids.map((id) => [id, generateIdentity(opts.rng)]));
   const roster = new Map([...identities].map(([id, kp]) => [id, kp.publicKey]));
-  const server = new SecAggServer({ round: opts.round, cohort: ids, identities: roster, k: opts.k, t: opts.t, dim, rng: opts.rng, usedKeys: opts.usedKeys });
+  const server = new SecAggServer({ round: opts.round, cohort: ids, identities: roster, k: opts.k, t: opts.t, dim, rng: opts.rng, usedKeys: opts.usedKeys, stagedUploads: opts.stagedUploads });
   const clients = new Map(
     ids.map((id) => [id, new SecAggClient({ round: opts.round, clientId: id, identitySecretKey: identities.get(id)!.secretKey, identities: roster, rng: opts.rng })]),
   );
@@ -64,10 +70,15 @@ export function runSecAggRound(opts: RunRoundOptions): RunRoundOutcome {
       if (reply.kind === 'send') server.handle(id, reply.stage, reply.bytes);
       else if (reply.kind === 'masked-input') {
         const cw = opts.chunkWords ?? 65_536;
-        if (opts.directChunks) for (let o = 0; o < reply.masked.length; o += cw) server.addMaskedChunk(id, o, reply.masked.subarray(o, o + cw));
+        const cut = opts.vanishMidUpload?.get(id);
+        if (cut !== undefined) {
+          for (let o = 0; o < cut; o += cw) server.addMaskedChunk(id, o, reply.masked.subarray(o, Math.min(o + cw, cut)));
+          gone.add(id);
+        } else if (opts.directChunks) for (let o = 0; o < reply.masked.length; o += cw) server.addMaskedChunk(id, o, reply.masked.subarray(o, o + cw));
         else for (const chunk of reply.chunks(cw)) server.handle(id, 'collect', chunk);
       }
     }
+    opts.onBeforeAdvance?.(stage, server);
     const next = server.advance();
     opts.onStage?.(stage, server);
     if (next === 'aborted') break;

@@ -40,6 +40,16 @@ export type SecAggServerConfig = {
   /** Words of each (encoded) input vector. */
   dim: number;
   rng: RandomBytes;
+  /**
+   * How many uploads may be staged at once (default 0). With 0, chunks go straight into the
+   * running sum (memory O(d) for any n), and a client that stops mid-upload aborts the round,
+   * because its partial masked input cannot be removed from the sum. With m > 0, each upload is
+   * staged in its own O(d) buffer and added to the sum only once complete, so a client may vanish
+   * mid-upload and simply counts as dropped; memory is O(d (1 + m)), still independent of n.
+   * A chunk that would open an (m+1)-th staged upload is refused with check 'chunk' ("busy") and
+   * the transport retries it later.
+   */
+  stagedUploads?: number;
   /** Hex of every X25519 public key used in earlier rounds; advertisements reusing one are refused, and this round's are added. */
   usedKeys?: Set<string>;
 };
@@ -60,6 +70,13 @@ export type SecAggResult = { sum: Uint32Array; survivors: number[] };
 
 const sorted = (xs: Iterable<number>) => [...xs].sort((a, b) => a - b);
 
+/** sum[offset + i] += words[i] (mod 2^32), in 32-bit integer arithmetic. */
+function addInto(sum: Uint32Array, offset: number, words: Uint32Array): void {
+  const acc = new Int32Array(sum.buffer, sum.byteOffset + 4 * offset, words.length);
+  const w = new Int32Array(words.buffer, words.byteOffset, words.length);
+  for (let i = 0; i < w.length; i++) acc[i] = (acc[i]! + w[i]!) | 0;
+}
+
 /** The coordinator's SecAgg+ state machine for one round. */
 export class SecAggServer {
   private st: ServerStage = { name: 'advertise' };
@@ -72,6 +89,7 @@ export class SecAggServer {
   private readonly shareMsgs = new Map<number, ShareKeysMsg>();
   private readonly received = new Map<number, number>();
   private sum: Uint32Array | undefined;
+  private readonly staging = new Map<number, Uint32Array>();
   private readonly consistencySigs = new Map<number, Uint8Array>();
   private readonly unmaskMsgs = new Map<number, UnmaskSharesMsg>();
   private u1: number[] = [];
@@ -175,9 +193,23 @@ export class SecAggServer {
     const done = this.received.get(clientId) ?? 0;
     ensure(offset === done, 'chunk', `client ${clientId}'s chunk starts at ${offset}, expected ${done}`);
     ensure(words.length > 0 && offset + words.length <= this.cfg.dim, 'chunk', `client ${clientId}'s chunk [${offset}, ${offset + words.length}) exceeds dim ${this.cfg.dim}`);
-    const acc = new Int32Array(this.sum!.buffer, 4 * offset, words.length);
-    const w = new Int32Array(words.buffer, words.byteOffset, words.length);
-    for (let i = 0; i < w.length; i++) acc[i] = (acc[i]! + w[i]!) | 0;
+    const slots = this.cfg.stagedUploads ?? 0;
+    if (slots === 0) {
+      addInto(this.sum!, offset, words);
+    } else {
+      let buf = this.staging.get(clientId);
+      if (!buf) {
+        ensure(this.staging.size < slots, 'chunk', `busy: ${slots} uploads are already staged; retry client ${clientId}'s chunk later`);
+        buf = new Uint32Array(this.cfg.dim);
+        this.staging.set(clientId, buf);
+      }
+      buf.set(words, offset);
+      if (offset + words.length === this.cfg.dim) {
+        addInto(this.sum!, 0, buf);
+        buf.fill(0);
+        this.staging.delete(clientId);
+      }
+    }
     this.received.set(clientId, offset + words.length);
   }
 
@@ -316,7 +348,14 @@ export class SecAggServer {
       const r = this.received.get(u) ?? 0;
       return r > 0 && r < this.cfg.dim;
     });
-    ensure(partial.length === 0, 'chunk', `client(s) ${partial.join(', ')} stopped mid-upload; their partial inputs are in the running sum and cannot be removed`);
+    // Staged partial uploads are discarded (those clients count as dropped); direct ones cannot be.
+    for (const buf of this.staging.values()) buf.fill(0);
+    this.staging.clear();
+    ensure(
+      partial.length === 0 || (this.cfg.stagedUploads ?? 0) > 0,
+      'chunk',
+      `client(s) ${partial.join(', ')} stopped mid-upload; their partial inputs are in the running sum and cannot be removed (set stagedUploads to tolerate this)`,
+    );
     this.u3 = this.u2.filter((u) => this.received.get(u) === this.cfg.dim);
     ensure(this.u3.length >= this.cfg.t, 'threshold', `${this.u3.length} clients uploaded inputs (need >= ${this.cfg.t})`);
     this.requireHolders(this.u2, new Set(this.u3), 'surviving');
