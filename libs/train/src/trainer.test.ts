@@ -11,7 +11,7 @@ beforeAll(async () => {
   await initBackend({ backend: process.env.FEDLORA_BACKEND ?? 'wasm' }); // pinned: the suite must not depend on optional rungs
   model = tinyGpt2();
 });
-afterAll(() => model.dispose());
+afterAll(() => model?.dispose());
 
 describe('trainLocal', () => {
   it('lowers the loss, returns new tensors and leaves the input adapter untouched', async () => {
