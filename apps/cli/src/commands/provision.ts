@@ -12,6 +12,7 @@ import { CliError, info, printJson } from '../output.js';
 import { localPlan, type FederationPlan } from '../provision/federation-plan.js';
 import { loadProjectFile, projectPlan } from '../provision/project-file.js';
 import { addClient } from '../provision/add-client.js';
+import { revokeClient } from '../provision/revoke-client.js';
 import { writeFederation } from '../provision/write-federation.js';
 import { intOption } from './parse-options.js';
 
@@ -20,6 +21,8 @@ interface ProvisionFlags {
   addClient?: string;
   coordinator?: string;
   dataPath?: string;
+  revoke?: string;
+  reason?: string;
   clients: number;
   rounds: number;
   minClients?: number;
@@ -50,6 +53,8 @@ export function register(program: Command): void {
     .option('--add-client <name>', 'enrol one more institution in the federation already in --out (needs pki/ca.key)')
     .option('--coordinator <host:port>', 'with --add-client: address the new client dials (default: as the existing clients)')
     .option('--data-path <path>', 'with --add-client: the institution\'s training data (relative to its client config)')
+    .option('--revoke <name>', 'withdraw an institution: revoked in the coordinator store at once (also while it runs), removed from coordinator.yaml')
+    .option('--reason <text>', 'with --revoke: why (kept in the audit log)')
     .option('--project <file>', 'YAML project file describing a federation across hosts (overrides --clients/--rounds)')
     .option('--federation-id <id>', 'federation id (default: fed-<random>)')
     .option('--port <port>', 'coordinator port', intOption('--port', 1, 65535), 7443)
@@ -60,10 +65,11 @@ export function register(program: Command): void {
     .option('--json', 'print what was written as one JSON document')
     .addHelpText(
       'after',
-      '\nExamples:\n  fedlora provision --clients 3 --rounds 5 --out ./fed\n  fedlora provision --project federation.yaml --out ./fed --json\n  fedlora provision --add-client inst-4 --out ./fed',
+      '\nExamples:\n  fedlora provision --clients 3 --rounds 5 --out ./fed\n  fedlora provision --project federation.yaml --out ./fed --json\n  fedlora provision --add-client inst-4 --out ./fed\n  fedlora provision --revoke inst-2 --reason "key leaked" --out ./fed',
     )
     .action(async (flags: ProvisionFlags) => {
       if (flags.addClient !== undefined) return addOne(flags);
+      if (flags.revoke !== undefined) return revokeOne(flags);
       let plan: FederationPlan;
       try {
         if (flags.project) {
@@ -122,4 +128,17 @@ async function addOne(flags: ProvisionFlags): Promise<void> {
   for (const w of manifest.warnings) info(`warning: ${w}`);
   if (flags.json) return printJson(manifest);
   process.stdout.write(`Enrolled ${manifest.client.name} in ${manifest.federationId}: fedlora client --config ${resolve(outDir, manifest.client.config)}\n`);
+}
+
+function revokeOne(flags: ProvisionFlags): void {
+  let manifest;
+  try {
+    manifest = revokeClient(resolve(flags.out), flags.revoke!, { reason: flags.reason });
+  } catch (err) {
+    if (err instanceof RangeError) throw new CliError(err.message, 2);
+    if (err instanceof Error && err.name === 'StoreError') throw new CliError(err.message, 1);
+    throw err;
+  }
+  if (flags.json) return printJson(manifest);
+  process.stdout.write(`Revoked ${manifest.name} in ${manifest.federationId} (store ${manifest.store}); the coordinator refuses its new registrations from now on.\n`);
 }
