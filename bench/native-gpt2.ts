@@ -81,7 +81,8 @@ function attention(m: Gpt2Lora, qkv: tf.Tensor2D): tf.Tensor2D {
   const [q, k, v] = tf.split(qkv, 3, 1).map((t) =>
     tf.transpose(tf.reshape(t, [batch, seq, heads, dh]), [0, 2, 1, 3]),
   ) as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-  const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(dh)), m.mask);
+  // Scaling q ([.., seq, dh]) instead of the scores ([.., seq, seq]) halves that pass.
+  const scores = tf.add(tf.matMul(tf.mul(q, 1 / Math.sqrt(dh)), k, false, true), m.mask);
   const out = tf.matMul(tf.softmax(scores), v);
   return tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [batch * seq, dModel]);
 }
@@ -93,7 +94,8 @@ export function lossOf(m: Gpt2Lora, ids: tf.Tensor2D, labels: tf.Tensor1D, loraS
   let h = tf.reshape(tf.add(tokens, m.wpe), [batch * seq, dModel]) as tf.Tensor2D;
   for (const l of m.layers) {
     const a = layerNorm(h, l.ln1g, l.ln1b) as tf.Tensor2D;
-    const lora = tf.mul(tf.matMul(tf.matMul(a, l.loraA as tf.Tensor2D), l.loraB as tf.Tensor2D), loraScale);
+    // LoRA (Hu et al. 2021, eq. 3): x W + scale * (x A) B, scaled at rank r where it is cheapest.
+    const lora = tf.matMul(tf.mul(tf.matMul(a, l.loraA as tf.Tensor2D), loraScale), l.loraB as tf.Tensor2D);
     const qkv = tf.add(tf.add(tf.matMul(a, l.wAttn), l.bAttn), lora) as tf.Tensor2D;
     h = tf.add(h, tf.add(tf.matMul(attention(m, qkv), l.wProj), l.bProj));
     const f = geluTanh(tf.add(tf.matMul(layerNorm(h, l.ln2g, l.ln2b) as tf.Tensor2D, l.wFc), l.bFc)) as tf.Tensor2D;

@@ -47,9 +47,9 @@ def loss_of(m, cfg, ids, labels, lora_scale=2.0):
     x = (m["wte"][ids] + m["wpe"]).reshape(b * s, d)
     for l in m["layers"]:
         a = F.layer_norm(x, (d,), l["ln1g"], l["ln1b"], 1e-5)
-        qkv = a @ l["w_attn"] + l["b_attn"] + (a @ l["lora_a"]) @ l["lora_b"] * lora_scale
+        qkv = a @ l["w_attn"] + l["b_attn"] + ((a @ l["lora_a"]) * lora_scale) @ l["lora_b"]
         q, k, v = (t.reshape(b, s, h, dh).transpose(1, 2) for t in qkv.split(d, dim=1))
-        scores = q @ k.transpose(-1, -2) * (1.0 / math.sqrt(dh)) + m["mask"]
+        scores = (q * (1.0 / math.sqrt(dh))) @ k.transpose(-1, -2) + m["mask"]
         o = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b * s, d)
         x = x + o @ l["w_proj"] + l["b_proj"]
         f = F.gelu(F.layer_norm(x, (d,), l["ln2g"], l["ln2b"], 1e-5) @ l["w_fc"] + l["b_fc"], approximate="tanh")

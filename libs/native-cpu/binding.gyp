@@ -3,7 +3,7 @@
     {
       "target_name": "fedlora_native",
       "sources": ["native/addon.c", "native/blas.c", "native/elementwise.c", "native/rows.c", "native/fused.c"],
-      "cflags": ["-O3", "-fno-math-errno", "-fno-trapping-math", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unused-variable", "-Wno-unused-but-set-variable"],
+      "cflags": ["-O3", "-fno-math-errno", "-fno-trapping-math", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-unused-variable", "-Wno-unused-but-set-variable", "-Werror=implicit-function-declaration"],
       "cflags!": ["-O2"],
       "libraries": ["-ldl", "-lm"],
       "defines": ["NAPI_VERSION=8"]

@@ -59,11 +59,9 @@ FL_CLONES void fl_sparse_xent_fwd(const float *logits, const int32_t *labels, fl
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = logits + r * cols;
     float *pr = probs + r * cols;
-    float m = xr[0];
-    for (int64_t j = 1; j < cols; j++) m = xr[j] > m ? xr[j] : m;
-    double s = 0.0;
+    const float m = fl_row_max_fast(xr, cols);
     for (int64_t j = 0; j < cols; j++) pr[j] = fl_expf(xr[j] - m);
-    for (int64_t j = 0; j < cols; j++) s += pr[j];
+    const double s = fl_row_sum(pr, cols);
     const float inv = (float)(1.0 / s);
     for (int64_t j = 0; j < cols; j++) pr[j] *= inv;
     loss[r] = (float)(log(s) + (double)m - (double)xr[labels[r]]);

@@ -32,7 +32,7 @@ FL_CLONES void fl_softmax_rows(const float *x, float *out, int64_t rows, int64_t
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
     float *o = out + r * cols;
-    const float m = row_max(xr, cols);
+    const float m = fl_row_max_fast(xr, cols);
     for (int64_t j = 0; j < cols; j++) o[j] = fl_expf(xr[j] - m);
     const float inv = 1.0f / row_sum(o, cols);
     for (int64_t j = 0; j < cols; j++) o[j] *= inv;
