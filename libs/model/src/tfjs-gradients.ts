@@ -7,7 +7,8 @@
  * registries are process-global in tfjs, so the registrations reach the `@tensorflow/tfjs-core`
  * instance everyone else imports.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -31,13 +32,24 @@ export function registerAllGradients(): void {
       buildSync(o: object): { outputFiles: Array<{ text: string }> };
     };
     const out = esbuild.buildSync({ entryPoints: [entry], bundle: true, format: 'cjs', platform: 'node', write: false, logLevel: 'silent' });
-    mkdirSync(cacheDir, { recursive: true });
-    const tmp = `${cached}.${process.pid}.tmp`;
-    writeFileSync(tmp, out.outputFiles[0]!.text);
-    // rename is atomic, so concurrent processes never read a half-written bundle
-    require('node:fs').renameSync(tmp, cached);
+    try {
+      mkdirSync(cacheDir, { recursive: true });
+      const tmp = `${cached}.${process.pid}.tmp`;
+      writeFileSync(tmp, out.outputFiles[0]!.text);
+      renameSync(tmp, cached); // atomic: concurrent processes never read a half-written bundle
+    } catch {
+      // read-only node_modules: use a per-process file instead
+      const fallback = join(mkdtempSync(join(tmpdir(), 'fedlora-grads-')), 'gradients.cjs');
+      writeFileSync(fallback, out.outputFiles[0]!.text);
+      require(fallback);
+      return finish();
+    }
   }
   require(cached);
+  finish();
+}
+
+function finish(): void {
   if (tf.getGradient('Sum') === undefined) throw new Error('registering tfjs gradients failed: no gradient for Sum');
   done = true;
 }
