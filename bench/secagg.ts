@@ -20,6 +20,8 @@
  */
 import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { fileURLToPath } from 'node:url';
 import { seededRandomBytes, type RandomBytes } from '@fedlora/tensor';
 import {
@@ -44,8 +46,14 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 const log = (m: string) => process.stderr.write(`[secagg-bench] ${m}\n`);
 
+// A full collection before each timed section, so garbage left by earlier work (e.g. the other
+// simulated clients' masked vectors) is not charged to the operation being measured.
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+
 /** CPU time (this process, user + system) and wall time of `f`, in ms. The machine is shared, so CPU time is the steadier measure. */
 function measure(f: () => void): { cpuMs: number; wallMs: number } {
+  collectGarbage();
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   f();
@@ -179,6 +187,7 @@ function worker(cfg: { n: number; d: number; dropFraction: number }) {
     rng: seededRandomBytes(`worker-${n}`),
     dropAt,
     onBeforeAdvance: (stage) => {
+      collectGarbage();
       advance[stage] = { cpu: process.cpuUsage(), wall: performance.now() };
     },
     onStage: (stage, srv) => {

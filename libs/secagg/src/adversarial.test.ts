@@ -138,6 +138,25 @@ describe('client rejects a lying or tampering server', () => {
     expect(checkOf(() => h.clients.get(1)!.handle(forged))).toBe('consistency');
   });
 
+  it('a different configuration shown to one client yields another session id: its messages are refused -> session', () => {
+    const h = setup();
+    const cfg = h.server.poll(0);
+    if (cfg.kind !== 'message') throw new Error('expected config');
+    const forged = edit<Extract<ServerMsg, { type: 'config' }>>(cfg.bytes, (m) => void (m.t = 4)); // client 0 sees t = 4, the others t = 3
+    for (const id of h.ids) {
+      const r = h.server.poll(id);
+      if (r.kind !== 'message') continue;
+      const reply = h.clients.get(id)!.handle(id === 0 ? forged : r.bytes);
+      if (reply.kind === 'send') h.server.handle(id, 'advertise', reply.bytes);
+    }
+    h.server.advance();
+    const keys = h.server.poll(0);
+    if (keys.kind !== 'message') throw new Error('expected keys');
+    const reply = h.clients.get(0)!.handle(keys.bytes);
+    if (reply.kind !== 'send') throw new Error('expected shares');
+    expect(checkOf(() => h.server.handle(0, 'share', reply.bytes))).toBe('session');
+  });
+
   it('refuses a threshold t <= k/2 -> params', () => {
     const h = setup();
     const bad = encodeMessage({ type: 'config', round: 1, cohort: h.ids, k: 4, t: 2, dim: 8, graphSeed: new Uint8Array(32) });

@@ -11,6 +11,7 @@ import {
   commitSeed,
   computeSessionId,
   consistencySigningBytes,
+  digest,
   generateX25519,
   ed25519Signer,
   verify,
@@ -176,7 +177,7 @@ export class SecAggClient {
     );
     const holders = st.neighbours.filter((v) => keys.has(v));
     ensure(holders.length >= st.cfg.t, 'threshold', `only ${holders.length} neighbours advertised keys, threshold is ${st.cfg.t}`);
-    const session = computeSessionId(st.cfg.round, [...keys.values()]);
+    const session = computeSessionId(st.cfg.round, [...keys.values()], digest(encodeMessage(st.cfg)));
     const xs = holders.map(shareX);
     const sShares = shamirSplit(st.secrets.s.secretKey, st.cfg.t, xs, this.cfg.rng);
     const bShares = shamirSplit(st.secrets.b, st.cfg.t, xs, this.cfg.rng);

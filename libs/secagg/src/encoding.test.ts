@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandomBytes, uniform01 } from '@fedlora/tensor';
-import { chooseEncodingParams, clipL2, conditionalStochasticRound, decodeAverage, encodeUpdate } from './encoding.js';
+import { chooseEncodingParams, clipL2, conditionalStochasticRound, decodeAverage, encodeUpdate, plannedAverageNoiseStd } from './encoding.js';
 
 function randomUpdate(d: number, seed: string, scale = 0.01): Float32Array {
   const rng = seededRandomBytes(seed);
@@ -104,7 +104,8 @@ describe('encode / decode', () => {
     let s2 = 0;
     for (const v of avg) s2 += v * v;
     const measured = Math.sqrt(s2 / d);
-    const planned = (sigma * Math.sqrt(n)) / n;
+    const planned = plannedAverageNoiseStd(params, n);
+    expect(planned).toBeCloseTo((sigma * Math.sqrt(n)) / n, 12);
     expect(Math.abs(measured / planned - 1)).toBeLessThan(0.05);
   });
 

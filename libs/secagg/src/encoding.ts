@@ -108,6 +108,18 @@ export function chooseEncodingParams(input: EncodingParamsInput): EncodingParams
   };
 }
 
+/**
+ * Planned standard deviation of the DP noise in one coordinate of the decoded average of
+ * `count` survivors: each adds an independent integer share with standard deviation
+ * noiseStddevInt, the sum's is sqrt(count) * noiseStddevInt, and the inverse rotation is
+ * orthonormal, so per coordinate it is sqrt(count) * noiseStddevInt / (scale * count).
+ * Report it next to the measured one (accounting must use the survivors, not the cohort).
+ */
+export function plannedAverageNoiseStd(params: EncodingParams, count: number): number {
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`plannedAverageNoiseStd: count must be a positive integer, received ${count}`);
+  return (Math.sqrt(count) * params.noiseStddevInt) / (params.scale * count);
+}
+
 /** Scales `x` in place so that its L2 norm is at most `clip`; returns the norm before clipping. */
 export function clipL2(x: Float64Array, clip: number): number {
   let s = 0;

@@ -6,7 +6,7 @@ export { SecAggError } from './errors.js';
 // Shamir secret sharing over GF(2^521 - 1).
 export type { ShamirShare } from './shamir.js';
 /** Split a secret into t-of-n shares / recombine them. */
-export { shamirSplit, shamirCombine, SHAMIR_PRIME } from './shamir.js';
+export { shamirSplit, shamirCombine, shamirCombineMany, SHAMIR_PRIME } from './shamir.js';
 
 // Key agreement, derivation, signatures, share encryption.
 export type { X25519KeyPair, AdvertisedKeys } from './key-agreement.js';
@@ -29,7 +29,9 @@ export {
 // Mask expansion (AES-256-CTR) in Z_(2^32).
 export type { MaskTerm } from './mask-prg.js';
 /** Add/subtract PRG masks into a Uint32Array; raw keystream baseline for benchmarks. */
-export { addMask, addMasks, expandMask, rawKeystream, PRG_BLOCK_WORDS } from './mask-prg.js';
+export { addMask, addMasks, addMasksScalar, expandMask, rawKeystream, PRG_BLOCK_WORDS } from './mask-prg.js';
+/** Whether the WebAssembly SIMD mask kernel is in use on this runtime. */
+export { simdAvailable } from './simd-add.js';
 
 // SecAgg+ graph and parameters.
 export type { Neighbourhoods } from './harary-graph.js';
@@ -48,6 +50,7 @@ export {
   chooseEncodingParams,
   encodeUpdate,
   decodeAverage,
+  plannedAverageNoiseStd,
   clipL2,
   conditionalStochasticRound,
   conditionalRoundingBound2,

@@ -128,14 +128,21 @@ export function advertiseSigningBytes(round: number, keys: AdvertisedKeys): Uint
  * Session id = SHA-256(label, round, every advertised key set sorted by client id). Binding all
  * masks, shares and signatures to it makes messages from another round or another key set
  * unusable (replay protection) and lets every client detect a server that showed different
- * keys to different clients (their session ids differ, so their masks would not cancel).
+ * keys, or a different round configuration (cohort, k, t, dim, graph seed: `configDigest`), to
+ * different clients: their session ids differ, so shares fail their binding check and masks
+ * would not cancel.
  */
-export function computeSessionId(round: number, keys: readonly AdvertisedKeys[]): Uint8Array {
-  const h = createHash('sha256').update(`${PROTOCOL_LABEL}/session`).update(u32be(round));
+export function computeSessionId(round: number, keys: readonly AdvertisedKeys[], configDigest: Uint8Array = new Uint8Array(32)): Uint8Array {
+  const h = createHash('sha256').update(`${PROTOCOL_LABEL}/session`).update(u32be(round)).update(configDigest);
   for (const k of [...keys].sort((a, b) => a.clientId - b.clientId)) {
     h.update(u32be(k.clientId)).update(k.cPk).update(k.sPk).update(k.bCommit);
   }
   return new Uint8Array(h.digest());
+}
+
+/** SHA-256 of the canonical round-configuration message bytes, bound into the session id. */
+export function digest(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(`${PROTOCOL_LABEL}/config`).update(bytes).digest());
 }
 
 /** Public commitment to the self-mask seed b (SHA-256), checked after reconstruction. */

@@ -1,7 +1,7 @@
 import type { RandomBytes } from '@fedlora/tensor';
 import { SecAggError, ensure } from './errors.js';
 import { hararyNeighbours, type Neighbourhoods } from './harary-graph.js';
-import { advertiseSigningBytes, bytesEqual, commitSeed, computeSessionId, consistencySigningBytes, verify, x25519Agreer, x25519PublicKey } from './key-agreement.js';
+import { advertiseSigningBytes, bytesEqual, commitSeed, computeSessionId, consistencySigningBytes, digest, verify, x25519Agreer, x25519PublicKey } from './key-agreement.js';
 import { addMasks, type MaskTerm } from './mask-prg.js';
 import { pairMaskKey, pairSign, selfMaskKey, shareX } from './masking.js';
 import {
@@ -14,7 +14,7 @@ import {
   type Stage,
   type UnmaskSharesMsg,
 } from './messages.js';
-import { shamirCombine, type ShamirShare } from './shamir.js';
+import { shamirCombineMany, type ShamirShare } from './shamir.js';
 
 /**
  * The server (coordinator) side of SecAgg+ as an explicit state machine. The caller drives it:
@@ -83,6 +83,7 @@ export class SecAggServer {
   private readonly graph: Neighbourhoods;
   private readonly cohort: Set<number>;
   private readonly graphSeed: Uint8Array;
+  private readonly configBytes: Uint8Array;
   private readonly adverts = new Map<number, SignedKeys>();
   private readonly advertPks = new Set<string>();
   private session: Uint8Array = new Uint8Array(32);
@@ -111,7 +112,8 @@ export class SecAggServer {
     this.graphSeed = cfg.rng(32);
     const k = Math.min(cfg.k, n - 1);
     this.graph = hararyNeighbours(cfg.cohort, k, this.graphSeed);
-    this.broadcast = encodeMessage({ type: 'config', round: cfg.round, cohort: sorted(cfg.cohort), k, t: cfg.t, dim: cfg.dim, graphSeed: this.graphSeed });
+    this.configBytes = encodeMessage({ type: 'config', round: cfg.round, cohort: sorted(cfg.cohort), k, t: cfg.t, dim: cfg.dim, graphSeed: this.graphSeed });
+    this.broadcast = this.configBytes;
   }
 
   /** The current stage. */
@@ -326,7 +328,7 @@ export class SecAggServer {
     const viable = this.u1.filter((u) => this.graph.get(u)!.filter((v) => this.adverts.has(v)).length >= this.cfg.t);
     ensure(viable.length >= this.cfg.t, 'threshold', `${viable.length} clients can share keys (need >= ${this.cfg.t})`);
     for (const pk of this.advertPks) this.cfg.usedKeys?.add(pk);
-    this.session = computeSessionId(this.cfg.round, [...this.adverts.values()]);
+    this.session = computeSessionId(this.cfg.round, [...this.adverts.values()], digest(this.configBytes));
     this.broadcast = encodeMessage({ type: 'keys', round: this.cfg.round, keys: this.u1.map((u) => this.adverts.get(u)!) });
     this.st = { name: 'share' };
   }
@@ -385,19 +387,22 @@ export class SecAggServer {
       for (const { of, y } of m.bShares) (bShares.get(of) ?? bShares.set(of, []).get(of)!).push({ x: shareX(m.sender), y });
       for (const { of, y } of m.sShares) (sShares.get(of) ?? sShares.set(of, []).get(of)!).push({ x: shareX(m.sender), y });
     }
+    const dropped = this.u2.filter((x) => !alive.has(x));
+    const need = (u: number, shares: ShamirShare[] | undefined, what: string) => {
+      ensure((shares?.length ?? 0) >= this.cfg.t, 'threshold', `${shares?.length ?? 0} ${what} shares of client ${u} (need ${this.cfg.t})`);
+      return shares!.slice(0, this.cfg.t);
+    };
+    const seeds = shamirCombineMany(this.u3.map((u) => need(u, bShares.get(u), 'self-mask')), 32);
+    const keys = shamirCombineMany(dropped.map((u) => need(u, sShares.get(u), 'key')), 32);
     const terms: MaskTerm[] = [];
-    for (const u of this.u3) {
-      const shares = bShares.get(u) ?? [];
-      ensure(shares.length >= this.cfg.t, 'threshold', `${shares.length} self-mask shares of survivor ${u} (need ${this.cfg.t})`);
-      const b = shamirCombine(shares.slice(0, this.cfg.t), 32);
+    this.u3.forEach((u, i) => {
+      const b = seeds[i]!;
       ensure(bytesEqual(commitSeed(b), this.adverts.get(u)!.bCommit), 'reconstruction', `reconstructed self-mask seed of client ${u} does not match its commitment`);
       terms.push({ key: selfMaskKey(b, this.session, u), sign: -1 });
       b.fill(0);
-    }
-    for (const u of this.u2.filter((x) => !alive.has(x))) {
-      const shares = sShares.get(u) ?? [];
-      ensure(shares.length >= this.cfg.t, 'threshold', `${shares.length} key shares of dropped client ${u} (need ${this.cfg.t})`);
-      const sk = shamirCombine(shares.slice(0, this.cfg.t), 32);
+    });
+    dropped.forEach((u, i) => {
+      const sk = keys[i]!;
       ensure(bytesEqual(x25519PublicKey(sk), this.adverts.get(u)!.sPk), 'reconstruction', `reconstructed key of dropped client ${u} does not match its advertised public key`);
       const agree = x25519Agreer(sk);
       for (const v of this.graph.get(u)!.filter((x) => alive.has(x))) {
@@ -406,7 +411,7 @@ export class SecAggServer {
         secret.fill(0);
       }
       sk.fill(0);
-    }
+    });
     const sum = this.sum!;
     addMasks(sum, terms);
     for (const t of terms) t.key.fill(0);

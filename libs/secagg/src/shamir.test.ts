@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandomBytes } from '@fedlora/tensor';
-import { SHAMIR_PRIME, bigIntToBytes, bytesToBigInt, shamirCombine, shamirSplit } from './shamir.js';
+import { SHAMIR_PRIME, bigIntToBytes, bytesToBigInt, shamirCombine, shamirCombineMany, shamirSplit } from './shamir.js';
 
 /** All size-`m` subsets of `items` (small inputs only). */
 function subsets<T>(items: T[], m: number): T[][] {
@@ -38,6 +38,14 @@ describe('shamir', () => {
         expect(combined).not.toEqual(secret);
       }
     }
+  });
+
+  it('reconstructs many secrets at once, each as shamirCombine would', () => {
+    const rng = seededRandomBytes('shamir-many');
+    const secrets = [rng(32), rng(32), rng(16)];
+    const sets = secrets.map((s, i) => shamirSplit(s, 3 + i, [2, 4, 6, 8, 10, 12, 14, 16], rng).slice(i, i + 3 + i));
+    expect(shamirCombineMany(sets.slice(0, 2), 32)).toEqual(secrets.slice(0, 2));
+    expect(shamirCombineMany([sets[2]!], 16)[0]).toEqual(secrets[2]);
   });
 
   it('a corrupted share changes the reconstruction', () => {

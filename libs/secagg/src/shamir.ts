@@ -112,27 +112,36 @@ export function shamirSplit(secret: Uint8Array, threshold: number, xs: readonly 
  * or corrupted shares).
  */
 export function shamirCombine(shares: readonly ShamirShare[], secretLength: number): Uint8Array {
-  if (shares.length === 0) throw new RangeError('shamirCombine: need at least one share, received 0');
+  return shamirCombineMany([shares], secretLength)[0]!;
+}
+
+/**
+ * Reconstructs many secrets at once. Lagrange basis at 0: l_i = prod_{j != i} x_j / (x_j - x_i);
+ * every denominator of every secret is inverted with a single exponentiation (Montgomery's
+ * batch-inversion trick), so the server's unmasking of n clients costs one modPow plus O(n t^2)
+ * multiplications instead of n t modPows.
+ */
+export function shamirCombineMany(sets: ReadonlyArray<readonly ShamirShare[]>, secretLength: number): Uint8Array[] {
   if (!Number.isInteger(secretLength) || secretLength < 1 || secretLength > SHAMIR_MAX_SECRET_BYTES) {
     throw new RangeError(`shamirCombine: secretLength must be 1..${SHAMIR_MAX_SECRET_BYTES}, received ${secretLength}`);
   }
-  assertDistinctXs(shares.map((s) => s.x), 'shamirCombine');
-  // Lagrange basis at 0: l_i = prod_{j != i} x_j / (x_j - x_i). All denominators are inverted
-  // with one exponentiation (Montgomery's batch-inversion trick), so reconstruction costs one
-  // modPow plus O(t^2) multiplications instead of t modPows.
-  const xs = shares.map((s) => BigInt(s.x));
   const nums: bigint[] = [];
   const dens: bigint[] = [];
-  for (let i = 0; i < xs.length; i++) {
-    let num = 1n;
-    let den = 1n;
-    for (let j = 0; j < xs.length; j++) {
-      if (j === i) continue;
-      num = reduce(num * xs[j]!);
-      den = reduce(den * mod(xs[j]! - xs[i]!));
+  for (const shares of sets) {
+    if (shares.length === 0) throw new RangeError('shamirCombine: need at least one share, received 0');
+    assertDistinctXs(shares.map((s) => s.x), 'shamirCombine');
+    const xs = shares.map((s) => BigInt(s.x));
+    for (let i = 0; i < xs.length; i++) {
+      let num = 1n;
+      let den = 1n;
+      for (let j = 0; j < xs.length; j++) {
+        if (j === i) continue;
+        num = reduce(num * xs[j]!);
+        den = reduce(den * mod(xs[j]! - xs[i]!));
+      }
+      nums.push(num);
+      dens.push(den);
     }
-    nums.push(num);
-    dens.push(den);
   }
   const prefix: bigint[] = [];
   let acc = 1n;
@@ -141,18 +150,22 @@ export function shamirCombine(shares: readonly ShamirShare[], secretLength: numb
     acc = reduce(acc * d);
   }
   let inv = modInverse(acc);
-  const invDens: bigint[] = new Array<bigint>(dens.length);
+  const invDens = new Array<bigint>(dens.length);
   for (let i = dens.length - 1; i >= 0; i--) {
     invDens[i] = reduce(inv * prefix[i]!);
     inv = reduce(inv * dens[i]!);
   }
-  let secret = 0n;
-  for (let i = 0; i < shares.length; i++) {
-    const yi = bytesToBigInt(shares[i]!.y);
-    if (yi >= P) throw new RangeError(`shamirCombine: share y-value at x=${shares[i]!.x} is not a field element`);
-    secret = reduce(secret + reduce(yi * reduce(nums[i]! * invDens[i]!)));
-  }
-  return bigIntToBytes(secret, secretLength);
+  let k = 0;
+  return sets.map((shares) => {
+    let secret = 0n;
+    for (const sh of shares) {
+      const yi = bytesToBigInt(sh.y);
+      if (yi >= P) throw new RangeError(`shamirCombine: share y-value at x=${sh.x} is not a field element`);
+      secret = reduce(secret + reduce(yi * reduce(nums[k]! * invDens[k]!)));
+      k++;
+    }
+    return bigIntToBytes(secret, secretLength);
+  });
 }
 
 function assertDistinctXs(xs: readonly number[], fn: string): void {
