@@ -5,6 +5,7 @@
 import { backend_util, type TensorInfo } from '@tensorflow/tfjs-core';
 import { BinaryOp, UnaryOp, type NativeAddon } from './native-binding.js';
 import { f32, output, sizeOf, type KernelArgs, type NativeKernel } from './kernel-support.js';
+import { allocF32 } from './buffer-pool.js';
 
 /** tfjs kernel name -> native binary op code. */
 export const BINARY_KERNELS: Readonly<Record<string, number>> = {
@@ -41,7 +42,7 @@ export function binaryKernel(addon: NativeAddon, op: number): NativeKernel {
     if (!av || !bv) return null;
     const outShape = backend_util.assertAndGetBroadcastShape(a.shape, b.shape);
     if (outShape.length > 8 || sizeOf(outShape) === 0) return null;
-    const out = new Float32Array(sizeOf(outShape));
+    const out = allocF32(sizeOf(outShape));
     addon.binary(op, av, a.shape, bv, b.shape, out, outShape);
     return output(backend, outShape, out);
   };
@@ -53,7 +54,7 @@ export function unaryKernel(addon: NativeAddon, op: number): NativeKernel {
     const x = inputs['x']!;
     const xv = f32(backend, x);
     if (!xv) return null;
-    const out = new Float32Array(sizeOf(x.shape));
+    const out = allocF32(sizeOf(x.shape));
     addon.unary(op, xv, out);
     return output(backend, x.shape.slice(), out);
   };

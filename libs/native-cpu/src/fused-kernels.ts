@@ -5,6 +5,7 @@
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { UnaryOp, type NativeAddon } from './native-binding.js';
 import { f32, output, sizeOf, type CpuBackendLike, type KernelArgs, type NativeKernel } from './kernel-support.js';
+import { allocF32 } from './buffer-pool.js';
 
 /** Kernel names of the fused ops. */
 export const FusedKernelName = {
@@ -43,7 +44,7 @@ export function fusedKernels(addon: NativeAddon): Record<string, NativeKernel> {
     [FusedKernelName.layerNorm]: ({ inputs, backend, attrs }: KernelArgs) => {
       const x = inputs['x']!;
       const [rows, cols] = rowsCols(x.shape);
-      const y = new Float32Array(rows * cols), mean = new Float32Array(rows), rstd = new Float32Array(rows);
+      const y = allocF32(rows * cols), mean = allocF32(rows), rstd = allocF32(rows);
       addon.layerNormFwd(
         need(backend, x, 'x'), need(backend, inputs['gamma'], 'gamma'), need(backend, inputs['beta'], 'beta'),
         y, mean, rstd, rows, cols, Number(attrs?.['epsilon'] ?? 1e-5),
@@ -54,7 +55,7 @@ export function fusedKernels(addon: NativeAddon): Record<string, NativeKernel> {
     [FusedKernelName.layerNormGrad]: ({ inputs, backend }: KernelArgs) => {
       const x = inputs['x']!;
       const [rows, cols] = rowsCols(x.shape);
-      const dx = new Float32Array(rows * cols), dg = new Float32Array(cols), db = new Float32Array(cols);
+      const dx = allocF32(rows * cols), dg = allocF32(cols), db = allocF32(cols);
       addon.layerNormBwd(
         need(backend, inputs['dy'], 'dy'), need(backend, x, 'x'), need(backend, inputs['gamma'], 'gamma'),
         need(backend, inputs['mean'], 'mean'), need(backend, inputs['rstd'], 'rstd'), dx, dg, db, rows, cols,
@@ -63,34 +64,34 @@ export function fusedKernels(addon: NativeAddon): Record<string, NativeKernel> {
     },
     [FusedKernelName.geluTanh]: ({ inputs, backend }: KernelArgs) => {
       const x = inputs['x']!;
-      const out = new Float32Array(sizeOf(x.shape));
+      const out = allocF32(sizeOf(x.shape));
       addon.unary(UnaryOp.geluTanh, need(backend, x, 'x'), out);
       return output(backend, x.shape.slice(), out);
     },
     [FusedKernelName.geluTanhGrad]: ({ inputs, backend }: KernelArgs) => {
       const x = inputs['x']!;
-      const dx = new Float32Array(sizeOf(x.shape));
+      const dx = allocF32(sizeOf(x.shape));
       addon.geluTanhBwd(need(backend, inputs['dy'], 'dy'), need(backend, x, 'x'), dx);
       return output(backend, x.shape.slice(), dx);
     },
     [FusedKernelName.softmaxGrad]: ({ inputs, backend }: KernelArgs) => {
       const y = inputs['y']!;
       const [rows, cols] = rowsCols(y.shape);
-      const dx = new Float32Array(rows * cols);
+      const dx = allocF32(rows * cols);
       addon.softmaxBwd(need(backend, inputs['dy'], 'dy'), need(backend, y, 'y'), dx, rows, cols);
       return output(backend, y.shape.slice(), dx);
     },
     [FusedKernelName.sparseXent]: ({ inputs, backend }: KernelArgs) => {
       const logits = inputs['logits']!;
       const [rows, cols] = rowsCols(logits.shape);
-      const loss = new Float32Array(rows), probs = new Float32Array(rows * cols);
+      const loss = allocF32(rows), probs = allocF32(rows * cols);
       addon.sparseXentFwd(need(backend, logits, 'logits'), labelsOf(backend, inputs['labels'], rows), loss, probs, rows, cols);
       return [output(backend, logits.shape.slice(0, -1), loss), output(backend, logits.shape.slice(), probs)];
     },
     [FusedKernelName.sparseXentGrad]: ({ inputs, backend }: KernelArgs) => {
       const probs = inputs['probs']!;
       const [rows, cols] = rowsCols(probs.shape);
-      const dlogits = new Float32Array(rows * cols);
+      const dlogits = allocF32(rows * cols);
       addon.sparseXentBwd(
         need(backend, probs, 'probs'), labelsOf(backend, inputs['labels'], rows), need(backend, inputs['dloss'], 'dloss'),
         dlogits, rows, cols,

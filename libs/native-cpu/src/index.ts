@@ -11,6 +11,9 @@ export type { KernelRegistry } from './kernel-support.js';
 export { registerNativeKernels } from './register.js';
 /** Restores the pure-JS kernels. */
 export { unregisterNativeKernels } from './register.js';
+/** Counters of the output-buffer pool that registerNativeKernels enables. */
+export { bufferPoolStats } from './buffer-pool.js';
+export type { BufferPoolOptions } from './buffer-pool.js';
 /** Layer normalisation over the last axis, fused when native kernels are registered. */
 export { layerNorm } from './fused-ops.js';
 /** Tanh-approximated GELU (GPT-2's gelu_new), fused when native kernels are registered. */

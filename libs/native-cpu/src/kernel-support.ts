@@ -25,6 +25,7 @@ export interface KernelRegistry {
   getGradient(kernelName: string): GradConfig | undefined;
   registerGradient(config: GradConfig): void;
   unregisterGradient(kernelName: string): void;
+  findBackend(backendName: string): unknown;
 }
 
 /** A native kernel: returns null to ask for the pure-JS fallback (other dtypes, empty tensors). */

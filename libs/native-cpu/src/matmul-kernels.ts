@@ -6,6 +6,7 @@
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import { BinaryOp, UnaryOp, type NativeAddon } from './native-binding.js';
 import { f32, output, sizeOf, type KernelArgs, type NativeKernel } from './kernel-support.js';
+import { allocF32 } from './buffer-pool.js';
 
 /** Shape of a matrix product: output shape plus the sgemm arguments. */
 interface MatmulPlan {
@@ -69,7 +70,7 @@ export function planMatmul(aShape: number[], bShape: number[], transposeA: boole
 export function nativeMatmul(
   addon: NativeAddon, a: Float32Array, b: Float32Array, plan: MatmulPlan, transposeA: boolean, transposeB: boolean,
 ): Float32Array {
-  const out = new Float32Array(sizeOf(plan.outShape));
+  const out = allocF32(sizeOf(plan.outShape));
   const batch = sizeOf(plan.batchShape);
   const bShared = plan.bStrides.every((s) => s === 0);
   const aFull = plan.aStrides.every((s, i) => s !== 0 || plan.batchShape[i] === 1);

@@ -7,6 +7,7 @@ import { util, type TensorInfo } from '@tensorflow/tfjs-core';
 import { ReduceOp, type NativeAddon } from './native-binding.js';
 import { f32, output, sizeOf, type KernelArgs, type NativeKernel } from './kernel-support.js';
 import { nativeTranspose } from './transpose-kernel.js';
+import { allocF32 } from './buffer-pool.js';
 
 /** tfjs kernel name -> [native op, name of the axis attribute]. */
 export const REDUCE_KERNELS: Readonly<Record<string, readonly [number, string]>> = {
@@ -21,7 +22,7 @@ export const REDUCE_KERNELS: Readonly<Record<string, readonly [number, string]>>
 export function nativeReduce(addon: NativeAddon, op: number, x: Float32Array, shape: number[], axes: number[]): Float32Array {
   const reduced = new Set(axes);
   const outSize = sizeOf(shape.filter((_, i) => !reduced.has(i)));
-  const out = new Float32Array(outSize);
+  const out = allocF32(outSize);
   const total = sizeOf(shape);
   if (total === 0) return out;
   // Runs of (reduced?, size) over non-unit axes.
@@ -80,7 +81,7 @@ export function softmaxKernel(addon: NativeAddon): NativeKernel {
     const dim = Number(attrs?.['dim'] ?? -1);
     if (dim !== -1 && dim !== rank - 1) return null;
     const cols = logits.shape[rank - 1]!;
-    const out = new Float32Array(xv.length);
+    const out = allocF32(xv.length);
     addon.softmax(xv, out, xv.length / cols, cols);
     return output(backend, logits.shape.slice(), out);
   };

@@ -13,6 +13,7 @@ import { REDUCE_KERNELS, reduceKernel, softmaxKernel } from './reduce-kernels.js
 import { transposeKernel } from './transpose-kernel.js';
 import { fusedKernels } from './fused-kernels.js';
 import { softmaxGradConfig } from './fused-ops.js';
+import { disableBufferPool, enableBufferPool, type BufferPoolOptions } from './buffer-pool.js';
 import { concatKernel, gatherKernel, sliceKernel, splitVKernel } from './slice-kernels.js';
 import type { NativeAddon } from './native-binding.js';
 
@@ -42,11 +43,14 @@ function nativeTable(addon: NativeAddon): Record<string, NativeKernel> {
 /**
  * Replaces the cpu backend's kernels with native ones; returns the kernel names replaced (empty
  * when the addon is unavailable, see loadNativeCpu). Also routes Softmax's gradient through one
- * native kernel when running on the cpu backend (other backends keep tfjs' gradient). Idempotent.
+ * native kernel when running on the cpu backend (other backends keep tfjs' gradient), and recycles
+ * the native kernels' output buffers (see buffer-pool.ts; `bufferPool: false` turns that off).
+ * Idempotent.
  */
-export function registerNativeKernels(tf: KernelRegistry): string[] {
+export function registerNativeKernels(tf: KernelRegistry, options: { bufferPool?: BufferPoolOptions | false } = {}): string[] {
   const addon = nativeAddon();
   if (!addon) return [];
+  if (options.bufferPool !== false) enableBufferPool(tf.findBackend(BACKEND), options.bufferPool ?? {});
   const table = nativeTable(addon);
   for (const [name, kernel] of Object.entries(table)) {
     if (!originals.has(name)) originals.set(name, tf.getKernel(name, BACKEND));
@@ -64,6 +68,7 @@ export function registerNativeKernels(tf: KernelRegistry): string[] {
 
 /** Restores the kernels that registerNativeKernels replaced; returns their names. */
 export function unregisterNativeKernels(tf: KernelRegistry): string[] {
+  disableBufferPool();
   const names = [...originals.keys()];
   for (const [name, original] of originals) {
     if (tf.getKernel(name, BACKEND)) tf.unregisterKernel(name, BACKEND);

@@ -6,11 +6,12 @@
  */
 import { backend_util, util, type TensorInfo } from '@tensorflow/tfjs-core';
 import { output, sizeOf, type KernelArgs, type NativeKernel } from './kernel-support.js';
+import { allocF32 } from './buffer-pool.js';
 
 /** Copies the box [begin, begin + size) of x (row-major, `shape`) into a new array. */
 export function sliceBox(x: Float32Array, shape: number[], begin: number[], size: number[]): Float32Array {
   const rank = shape.length;
-  const out = new Float32Array(sizeOf(size));
+  const out = allocF32(sizeOf(size));
   if (out.length === 0) return out;
   if (rank === 0) {
     out[0] = x[0]!;
@@ -96,7 +97,7 @@ export function concatKernel(): NativeKernel {
     const outer = sizeOf(first.shape.slice(0, axis));
     const inner = inputs.map((t) => sizeOf(t.shape.slice(axis)));
     const rowLength = inner.reduce((p, q) => p + q, 0);
-    const out = new Float32Array(outer * rowLength);
+    const out = allocF32(outer * rowLength);
     let col = 0;
     inputs.forEach((_, i) => {
       const v = values[i]!, n = inner[i]!;
@@ -117,7 +118,7 @@ export function gatherKernel(): NativeKernel {
     if (!xv || !(iv instanceof Int32Array) || axis !== 0 || Number(args.attrs?.['batchDims'] ?? 0) !== 0) return null;
     const rows = x.shape[0]!;
     const row = sizeOf(x.shape.slice(1));
-    const out = new Float32Array(iv.length * row);
+    const out = allocF32(iv.length * row);
     for (let i = 0; i < iv.length; i++) {
       const k = iv[i]!;
       if (!(k >= 0 && k < rows)) throw new RangeError(`gather: index ${k} at position ${i} is outside [0, ${rows})`);

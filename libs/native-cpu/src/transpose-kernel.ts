@@ -6,6 +6,7 @@
 import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeAddon } from './native-binding.js';
 import { f32, output, sizeOf, type KernelArgs, type NativeKernel } from './kernel-support.js';
+import { allocF32 } from './buffer-pool.js';
 
 /** Validates a permutation of `rank` axes and returns it as numbers. */
 export function checkPerm(perm: unknown, rank: number): number[] {
@@ -25,7 +26,7 @@ export function checkPerm(perm: unknown, rank: number): number[] {
 /** Native transpose of x into a new buffer; returns the output shape and values. */
 export function nativeTranspose(addon: NativeAddon, x: Float32Array, shape: number[], perm: number[]): { shape: number[]; values: Float32Array } {
   const outShape = perm.map((p) => shape[p]!);
-  const values = new Float32Array(sizeOf(shape));
+  const values = allocF32(sizeOf(shape));
   if (values.length > 0) addon.transpose(x, shape, perm, values);
   return { shape: outShape, values };
 }
