@@ -73,6 +73,17 @@ describe('published values (Opacus, TF Privacy, dp_accounting)', () => {
       const ours = rdpSampledGaussian(q, sigma, alpha) * (alpha - 1);
       expect(Math.abs(ours / logA - 1)).toBeLessThan(1e-6);
     }
+    // Extreme parameter sets of dp_accounting's test_compute_log_a_equals_mp (its tolerance: rtol 1e-4);
+    // references from the same mpmath integration (its own error is ~1e-7 here).
+    const extreme: Array<[number, number, number, number]> = [
+      [1e-7, 0.1, 1.01, 4.003412327842532e-8],
+      [1e-6, 0.1, 256, 3260463.7436582968],
+      [1e-5, 0.1, 256.1, 3263605.5787480646],
+      [1e-6, 1, 27, 8.769503540806863e-10],
+    ];
+    for (const [q, sigma, alpha, logA] of extreme) {
+      expect(Math.abs((rdpSampledGaussian(q, sigma, alpha) * (alpha - 1)) / logA - 1)).toBeLessThan(1e-5);
+    }
   });
 
   it('dp_accounting test_compute_rdp_gaussian: alpha=3.14159, sigma=2.71828 -> alpha/(2 sigma^2)', () => {
