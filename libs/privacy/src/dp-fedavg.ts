@@ -14,7 +14,11 @@ export interface DpFedAvgConfig {
   clipNorm: number;
   /** Noise multiplier z: the released sum carries noise of std z*C (z*C*scale in the integer domain). */
   noiseMultiplier: number;
-  /** Poisson client-sampling rate (1 when every institution takes part). */
+  /**
+   * Poisson client-sampling rate: each institution joins a round independently with this
+   * probability (1 when every institution takes part, the usual cross-silo case). A fixed-size
+   * cohort drawn without replacement is NOT what the sampled-Gaussian accountant covers: use 1.
+   */
   samplingRate?: number;
   /** Distributed only: skellam (default) or discrete_gaussian. */
   noise?: 'skellam' | 'discrete_gaussian';

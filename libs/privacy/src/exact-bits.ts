@@ -82,9 +82,17 @@ export class ExactRandom {
     return x;
   }
 
-  /** One fair coin. */
+  private bitBuf = 0;
+  private bitsLeft = 0;
+
+  /** One fair coin (8 coins per random byte). */
   bit(): boolean {
-    return (this.byte() & 1) === 1;
+    if (this.bitsLeft === 0) {
+      this.bitBuf = this.byte();
+      this.bitsLeft = 8;
+    }
+    this.bitsLeft--;
+    return ((this.bitBuf >> this.bitsLeft) & 1) === 1;
   }
 
   /** Uniform integer in [0, n) for 1 <= n <= 2^48, by rejection (no modulo bias). */
@@ -110,11 +118,24 @@ export class ExactRandom {
     }
   }
 
-  /** Bernoulli(num/den) for safe integers with den <= 2^48, exact. */
+  /**
+   * Bernoulli(num/den) for integers with den <= 2^48, exact, by the lazy bit comparison described
+   * at `bernoulli` (about 2 random bits per call).
+   */
   bernoulliSmall(num: number, den: number): boolean {
     if (num <= 0) return false;
     if (num >= den) return true;
-    return this.below(den) < num;
+    let rem = num;
+    for (;;) {
+      rem *= 2;
+      let p = false;
+      if (rem >= den) {
+        p = true;
+        rem -= den;
+      }
+      if (this.bit() !== p) return p;
+      if (rem === 0) return false;
+    }
   }
 
   /**
@@ -126,7 +147,7 @@ export class ExactRandom {
   bernoulli(num: bigint, den: bigint): boolean {
     if (num <= 0n) return false;
     if (num >= den) return true;
-    if (den <= SAFE_LIMIT) return this.below(Number(den)) < Number(num);
+    if (den <= SAFE_LIMIT) return this.bernoulliSmall(Number(num), Number(den));
     let rem = num;
     for (;;) {
       rem <<= 1n;
