@@ -45,8 +45,16 @@ export interface LedgerVerification {
 
 /** Options of verifyLedger. */
 export interface VerifyOptions {
-  /** writer -> hex Ed25519 public key; when given, a ledger signed by another key is rejected. */
+  /** writer -> Ed25519 public key (hex or base64); when given, a ledger signed by another key is rejected. */
   trustedKeys?: Record<string, string>;
+}
+
+/** A trusted key given as hex (64 digits) or base64 (as `fedlora provision` writes them), as hex. */
+function normalizeKey(k: string | undefined): string | undefined {
+  if (k === undefined) return undefined;
+  if (/^[0-9a-f]{64}$/i.test(k)) return k.toLowerCase();
+  const raw = Buffer.from(k, 'base64');
+  return raw.length === 32 ? raw.toString('hex') : k;
 }
 
 function close(a: number, b: number): boolean {
@@ -100,7 +108,7 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
     if (!verifyEntrySignature(entry)) report('signature does not verify: the entry was altered or signed by another key');
     first ??= entry;
     if (entry.publicKey !== first.publicKey || entry.writer !== first.writer) report(`writer/key differs from the ledger's first entry (${first.writer})`);
-    const trusted = opts.trustedKeys?.[entry.writer];
+    const trusted = normalizeKey(opts.trustedKeys?.[entry.writer]);
     if (opts.trustedKeys && trusted !== entry.publicKey) report(`writer ${entry.writer} is not signed with its trusted key`);
     if (canonicalJson(entry.orders) !== canonicalJson(first.orders) || entry.delta !== first.delta || entry.conversion !== first.conversion) {
       report('orders, delta or conversion changed within the ledger');

@@ -42,6 +42,8 @@ describe('Ledger', () => {
   it('writes a chain that verifies and recomputes the same epsilon', async () => {
     const path = await writeLedger();
     const v = verifyLedgerFile(path, { trustedKeys: { coordinator: key.publicKey } });
+    const base64 = Buffer.from(key.publicKey, 'hex').toString('base64');
+    expect(verifyLedgerFile(path, { trustedKeys: { coordinator: base64 } }).valid).toBe(true);
     expect(v.problems).toEqual([]);
     expect(v.valid).toBe(true);
     expect(v.entries).toBe(4);

@@ -30,7 +30,7 @@ export function register(program: Command): void {
     .argument('<ledgers...>', 'ledger files (JSONL): the coordinator\'s and any institutions\'')
     .option('--json', 'print one JSON document on stdout')
     .option('--html <file>', 'also write an HTML report with charts of epsilon over rounds against budgets')
-    .option('--trusted-keys <file>', 'JSON {"writer": "hex Ed25519 public key"}: reject ledgers not signed by these keys')
+    .option('--trusted-keys <file>', 'JSON {"writer": "Ed25519 public key (hex or base64)"}: reject ledgers not signed by these keys')
     .action(async (ledgers: string[], flags: AuditFlags) => {
       const report = auditLedgers(ledgers, { ...(flags.trustedKeys ? { trustedKeys: readTrustedKeys(flags.trustedKeys)! } : {}) });
       if (flags.html) {
