@@ -15,6 +15,13 @@ function checkCount(n: number): void {
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`n must be an integer >= 0, received ${n}`);
 }
 
+/** Largest variance whose draws fit an Int32Array with overwhelming probability (std <= 2^31 / 40). */
+export const MAX_INT32_VARIANCE = (2 ** 31 / 40) ** 2;
+
+function checkInt32Variance(v: number, what: string): void {
+  if (v > MAX_INT32_VARIANCE) throw new RangeError(`${what} ${v} is too large for 32-bit integer noise (max ${MAX_INT32_VARIANCE})`);
+}
+
 function checkPositive(x: number, what: string): void {
   if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) {
     throw new RangeError(`${what} must be a finite number > 0, received ${String(x)}`);
@@ -50,6 +57,7 @@ export function discreteGaussianOnce(sigma2: Rational, t: bigint, r: ExactRandom
  */
 export function sampleDiscreteGaussian(sigma2: number, n: number, rng: RandomBytes): Int32Array {
   checkPositive(sigma2, 'sigma2');
+  checkInt32Variance(sigma2, 'sigma2');
   checkCount(n);
   const s2 = rationalAtLeast(sigma2, 'sigma2');
   const t = isqrt(s2.num / s2.den) + 1n;
@@ -121,6 +129,7 @@ export function samplePoisson(mu: number, n: number, rng: RandomBytes): Int32Arr
  */
 export function sampleSkellam(mu: number, n: number, rng: RandomBytes): Int32Array {
   checkCount(n);
+  checkInt32Variance(2 * mu, 'Skellam variance 2 mu');
   const draw = poissonSampler(rationalAtLeast(mu, 'mu'));
   const r = new ExactRandom(rng);
   const out = new Int32Array(n);
