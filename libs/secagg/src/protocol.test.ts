@@ -22,8 +22,10 @@ function plainSum(inp: ReadonlyMap<number, Uint32Array>, ids: readonly number[])
 describe('SecAgg+ round (in-process)', () => {
   it('without dropouts the server learns exactly the sum (full SecAgg, n = 8)', () => {
     const inp = inputs(8, 1000, 'p-full');
-    const { result } = runSecAggRound({ round: 1, inputs: inp, k: 7, t: 4, rng: seededRandomBytes('r-full'), chunkWords: 300 });
+    const { result, server } = runSecAggRound({ round: 1, inputs: inp, k: 7, t: 4, rng: seededRandomBytes('r-full'), chunkWords: 300 });
     expect(result!.survivors).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect(server.plan()).toMatchObject({ round: 1, k: 7, t: 4, dim: 1000, cohort: [0, 1, 2, 3, 4, 5, 6, 7] });
+    expect(server.plan().sessionIdHex).toMatch(/^[0-9a-f]{64}$/);
     expect(result!.sum).toEqual(plainSum(inp, result!.survivors));
   });
 

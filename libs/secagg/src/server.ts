@@ -121,6 +121,19 @@ export class SecAggServer {
     return this.st.name;
   }
 
+  /** The public round plan, for the ledger: threshold, neighbourhood size, graph seed and (once keys are in) the session id. */
+  plan(): { round: number; k: number; t: number; dim: number; cohort: number[]; graphSeedHex: string; sessionIdHex: string | undefined } {
+    return {
+      round: this.cfg.round,
+      k: Math.min(this.cfg.k, this.cfg.cohort.length - 1),
+      t: this.cfg.t,
+      dim: this.cfg.dim,
+      cohort: sorted(this.cfg.cohort),
+      graphSeedHex: Buffer.from(this.graphSeed).toString('hex'),
+      sessionIdHex: this.u1.length > 0 ? Buffer.from(this.session).toString('hex') : undefined,
+    };
+  }
+
   /** Neighbours of a client in this round's graph. */
   neighbours(clientId: number): readonly number[] {
     return this.graph.get(clientId) ?? [];
@@ -415,6 +428,7 @@ export class SecAggServer {
     const sum = this.sum!;
     addMasks(sum, terms);
     for (const t of terms) t.key.fill(0);
+    for (const m of this.unmaskMsgs.values()) for (const sh of [...m.bShares, ...m.sShares]) sh.y.fill(0);
     this.output = { sum, survivors: [...this.u3] };
     this.st = { name: 'finished' };
   }
