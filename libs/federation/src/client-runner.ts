@@ -3,6 +3,8 @@ import { sha256Named } from '@fedlora/tensor';
 import type { Clock, EventLogger } from './clock.js';
 import { silentLogger, systemClock } from './clock.js';
 import { FederationError } from './errors.js';
+import type { SecAggExchange, SecureClientOptions } from './secure-client.js';
+import { runSecureRound } from './secure-client.js';
 import type { ClientUpdate, RoundPlan, Task } from './types.js';
 
 /** The client's view of the coordinator; implemented over gRPC and in-process. */
@@ -13,6 +15,8 @@ export interface CoordinatorConnection {
   uploadUpdate(update: ClientUpdate): Promise<void>;
   decline(round: number, reason: string): Promise<void>;
   heartbeat(round: number): Promise<{ roundOpen: boolean }>;
+  /** One secure-aggregation exchange (see SecAggExchange). */
+  secAggExchange: SecAggExchange;
   close(): void;
 }
 
@@ -37,6 +41,8 @@ export interface ClientRunnerOptions {
   backoffMs?: { initial: number; max: number };
   maxRetries?: number;
   heartbeatMs?: number;
+  /** Identity and noise for rounds that use secure aggregation. */
+  secure?: SecureClientOptions;
   clock?: Clock;
   logger?: EventLogger;
   signal?: AbortSignal;
@@ -95,7 +101,31 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
       if (got !== plan.adapterSha256) {
         throw new FederationError('invalid-argument', `downloaded adapter hash ${got.slice(0, 12)}… does not match the plan's ${plan.adapterSha256.slice(0, 12)}…`);
       }
-      const result = await withHeartbeat(conn, plan.round, opts.heartbeatMs ?? 5000, () => opts.trainer.train(plan, global));
+      const train = () => withHeartbeat(conn, plan.round, opts.heartbeatMs ?? 5000, () => opts.trainer.train(plan, global));
+      if (plan.extra.secagg) {
+        if (!opts.secure) throw new FederationError('failed-precondition', `round ${plan.round} uses secure aggregation but this client has no identity key configured for it`);
+        let trained: { trainLoss: number; numExamples: number } | undefined;
+        const end = await runSecureRound(
+          (round, nonce, stage, payload, report) => conn.secAggExchange(round, nonce, stage, payload, report),
+          plan,
+          opts.name,
+          async () => {
+            const r = await train();
+            trained = r;
+            return r;
+          },
+          opts.secure,
+          clock,
+          opts.signal,
+        );
+        log.info({ event: 'secagg.ended', client: opts.name, round: plan.round, end });
+        if (end === 'finished' && trained) {
+          roundsTrained.push(plan.round);
+          opts.onRoundTrained?.({ round: plan.round, trainLoss: trained.trainLoss, numExamples: trained.numExamples });
+        }
+        continue;
+      }
+      const result = await train();
       await conn.uploadUpdate({
         header: {
           clientId: opts.name,

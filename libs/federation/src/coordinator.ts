@@ -9,6 +9,8 @@ import { weightedFedAvg } from './round-aggregation.js';
 import type { ServerStrategy } from './strategy.js';
 import type { ClientRecord, ClientUpdate, RoundPlan, RoundSummary, Task } from './types.js';
 import { validateUpdate } from './validate-update.js';
+import type { SecureAggregationOptions } from './secure-round.js';
+import { SecureRound } from './secure-round.js';
 
 /** Everything the coordinator needs; the apps build this from the YAML config. */
 export interface CoordinatorOptions {
@@ -35,6 +37,8 @@ export interface CoordinatorOptions {
   /** Resume after this many committed rounds (from the store). */
   startAfterRound?: number;
   aggregation?: RoundAggregationFactory;
+  /** Secure aggregation (SecAgg+): the coordinator sees only the sum of the cohort's encoded updates. */
+  secureAggregation?: SecureAggregationOptions;
   /** Extra plan parameters (privacy, secagg, fedprox mu) for a round. */
   planExtra?: (round: number) => Record<string, unknown>;
   /** Called when a round opens, before any client sees it (persistence: the round is recorded first). */
@@ -55,6 +59,7 @@ interface OpenRound {
   closed: boolean;
   startedAt: number;
   minReachedAt?: number;
+  secure?: SecureRound;
 }
 
 type RunState = 'waiting-for-clients' | 'training' | 'finished' | 'failed' | 'stopped';
@@ -65,6 +70,8 @@ type RunState = 'waiting-for-clients' | 'training' | 'finished' | 'failed' | 'st
  */
 export class FederationCoordinator {
   private readonly clients = new Map<string, ClientRecord & { token: string }>();
+  /** Last heartbeat or protocol message per client: proof of work on the open round (polls do not count). */
+  private readonly lastActive = new Map<string, number>();
   private global: NamedTensors;
   private current: OpenRound | null = null;
   private state: RunState = 'waiting-for-clients';
@@ -76,6 +83,8 @@ export class FederationCoordinator {
   private readonly stopController = new AbortController();
   private completedRounds: number;
   private readonly toldFinished = new Set<string>();
+  /** Outcome of the last secure round, so clients still polling it learn how it ended. */
+  private lastSecure: { round: number; nonce: string; survivors: Set<string> | null } | undefined;
 
   constructor(private readonly opts: CoordinatorOptions) {
     if (!Number.isInteger(opts.rounds) || opts.rounds < 1) throw new RangeError(`rounds must be an integer >= 1, received ${opts.rounds}`);
@@ -148,6 +157,7 @@ export class FederationCoordinator {
     if (update.header.clientId !== clientId) throw new FederationError('invalid-argument', 'update header names another client');
     const r = this.requireOpenRound(update.header.round);
     if (!r.cohort.has(clientId)) throw new FederationError('permission-denied', `client ${clientId} is not in the cohort of round ${r.plan.round}`);
+    if (r.secure) throw new FederationError('failed-precondition', `round ${r.plan.round} uses secure aggregation: send the update through SecAggExchange`);
     if (r.reported.has(clientId)) throw new FederationError('already-exists', `client ${clientId} already reported for round ${r.plan.round}`);
     validateUpdate(r.plan, update.header, update.delta);
     r.aggregation.add(clientId, update);
@@ -155,6 +165,37 @@ export class FederationCoordinator {
     if (r.reported.size >= this.opts.minClients && r.minReachedAt === undefined) r.minReachedAt = this.clock.now();
     this.log.info({ event: 'update.received', round: r.plan.round, client: clientId, numExamples: update.header.numExamples });
     this.changed.notify();
+  }
+
+  /**
+   * One secure-aggregation exchange for the open round (see SecureRound.exchange). `report`
+   * carries the client's training metrics once, with its first masked-input message.
+   */
+  secAggExchange(
+    clientId: string,
+    token: string,
+    round: number,
+    nonce: string,
+    stage: string,
+    payload: Uint8Array,
+    report?: { numExamples: number; trainLoss: number },
+  ): { kind: string; stage: string; payload: Uint8Array } {
+    this.authenticate(clientId, token);
+    const last = this.lastSecure;
+    if (last && last.round === round && last.nonce === nonce && this.current?.plan.nonce !== nonce) {
+      return { kind: last.survivors?.has(clientId) ? 'finished' : 'aborted', stage: '', payload: new Uint8Array(0) };
+    }
+    const r = this.requireOpenRound(round);
+    if (!r.secure) throw new FederationError('failed-precondition', `round ${round} does not use secure aggregation`);
+    if (nonce !== r.plan.nonce) throw new FederationError('failed-precondition', `secure-aggregation message for an earlier attempt of round ${round}`);
+    if (!r.cohort.has(clientId)) throw new FederationError('permission-denied', `client ${clientId} is not in the cohort of round ${round}`);
+    this.lastActive.set(clientId, this.clock.now());
+    const reply = r.secure.exchange(clientId, stage, payload);
+    if (report && !r.reported.has(clientId) && Number.isFinite(report.trainLoss) && report.numExamples >= 1) {
+      r.reported.set(clientId, { numExamples: Math.floor(report.numExamples), trainLoss: report.trainLoss });
+    }
+    this.changed.notify();
+    return reply;
   }
 
   /** A client declines the open round (for example: its privacy budget would be exceeded). */
@@ -170,6 +211,7 @@ export class FederationCoordinator {
   /** Liveness signal while training; says whether the round is still open. */
   heartbeat(clientId: string, token: string, round: number): { roundOpen: boolean } {
     this.authenticate(clientId, token);
+    this.lastActive.set(clientId, this.clock.now());
     const r = this.current;
     return { roundOpen: !!r && !r.closed && r.plan.round === round };
   }
@@ -283,17 +325,34 @@ export class FederationCoordinator {
   private async runRound(round: number, attempt: number): Promise<boolean> {
     const cohort = this.selectCohort();
     const startedAt = this.clock.now();
+    const layout = [...this.global].map(([name, t]) => ({ name, shape: [...t.shape] }));
+    let secure: SecureRound | undefined;
+    if (this.opts.secureAggregation) {
+      try {
+        secure = new SecureRound(round, cohort, layout, this.opts.secureAggregation, startedAt + this.opts.roundDeadlineMs, startedAt);
+      } catch (err) {
+        this.log.warn({ event: 'round.aborted', round, attempt, reason: (err as Error).message });
+        const summary: RoundSummary = {
+          round, attempt, status: 'aborted', participants: 0, participantNames: [], cohort: cohort.length, dropped: [], declined: [], trainLoss: null,
+          numExamples: 0, adapterSha256: null, reason: `secure aggregation could not start: ${(err as Error).message}`, startedAt, endedAt: this.clock.now(), metrics: {},
+        };
+        await this.opts.onRoundEnd?.(summary, null, { round, attempt, adapterSha256: '', tensors: layout, localSteps: 0, learningRate: 0, batchSize: 0, deadlineUnixMs: 0, nonce: '', extra: {} });
+        this.history.push(summary);
+        await this.changed.wait(1000, this.stopController.signal);
+        return false;
+      }
+    }
     const plan: RoundPlan = {
       round,
       attempt,
       adapterSha256: sha256Named(this.global),
-      tensors: [...this.global].map(([name, t]) => ({ name, shape: [...t.shape] })),
+      tensors: layout,
       localSteps: this.opts.localSteps,
       learningRate: this.opts.learningRate,
       batchSize: this.opts.batchSize,
       deadlineUnixMs: startedAt + this.opts.roundDeadlineMs,
       nonce: Buffer.from(this.rng(16)).toString('hex'),
-      extra: this.opts.planExtra?.(round) ?? {},
+      extra: { ...(this.opts.planExtra?.(round) ?? {}), ...(secure ? { secagg: secure.plan } : {}) },
     };
     this.opts.onRoundStart?.(plan, cohort);
     const r: OpenRound = {
@@ -304,6 +363,7 @@ export class FederationCoordinator {
       aggregation: (this.opts.aggregation ?? weightedFedAvg)(plan),
       closed: false,
       startedAt,
+      secure,
     };
     this.current = r;
     this.state = 'training';
@@ -312,22 +372,38 @@ export class FederationCoordinator {
 
     await this.waitForReports(r);
     r.closed = true;
+    let secureOutcome: { survivors: string[]; delta: NamedTensors } | undefined;
+    let secureFailure: string | undefined;
+    if (r.secure) {
+      if (r.secure.stage !== 'finished') {
+        r.secure.abort('round deadline passed before secure aggregation finished');
+        secureFailure = r.secure.abortReason ?? 'secure aggregation did not finish before the round deadline';
+      } else {
+        secureOutcome = r.secure.result(plan.tensors);
+      }
+      // Only the survivors' updates are in the sum: metrics of clients that dropped later do not count.
+      for (const c of [...r.reported.keys()]) if (!secureOutcome?.survivors.includes(c)) r.reported.delete(c);
+      for (const c of secureOutcome?.survivors ?? []) if (!r.reported.has(c)) r.reported.set(c, { numExamples: 1, trainLoss: Number.NaN });
+      this.lastSecure = { round, nonce: plan.nonce, survivors: secureOutcome ? new Set(secureOutcome.survivors) : null };
+    }
     const dropped = cohort.filter((c) => !r.reported.has(c) && !r.declined.has(c));
     for (const c of dropped) this.log.warn({ event: 'client.dropped', round, client: c, reason: 'no update before the deadline' });
 
     const participants = r.reported.size;
     const numExamples = [...r.reported.values()].reduce((a, b) => a + b.numExamples, 0);
-    const trainLoss = participants ? [...r.reported.values()].reduce((a, b) => a + b.trainLoss * b.numExamples, 0) / numExamples : null;
+    const losses = [...r.reported.values()].filter((v) => Number.isFinite(v.trainLoss));
+    const lossWeight = losses.reduce((a, b) => a + b.numExamples, 0);
+    const trainLoss = lossWeight ? losses.reduce((a, b) => a + b.trainLoss * b.numExamples, 0) / lossWeight : null;
     const base = { round, attempt, participants, participantNames: [...r.reported.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt };
     let summary: RoundSummary;
     let newAdapter: NamedTensors | null = null;
-    if (participants < this.opts.minClients) {
-      const reason = `${participants} of ${cohort.length} clients reported, minClients is ${this.opts.minClients}`;
+    if (secureFailure || participants < this.opts.minClients) {
+      const reason = secureFailure ?? `${participants} of ${cohort.length} clients reported, minClients is ${this.opts.minClients}`;
       summary = { ...base, status: 'aborted', adapterSha256: null, reason, endedAt: this.clock.now(), metrics: {} };
       this.log.warn({ event: 'round.aborted', round, attempt, reason });
     } else {
       try {
-        const { delta, metrics } = r.aggregation.finalize();
+        const { delta, metrics } = secureOutcome ? { delta: secureOutcome.delta, metrics: { aggregated: participants, secure: 1 } } : r.aggregation.finalize();
         newAdapter = this.opts.strategy.apply(this.global, delta);
         summary = { ...base, status: 'completed', adapterSha256: sha256Named(newAdapter), endedAt: this.clock.now(), metrics };
       } catch (err) {
@@ -350,6 +426,15 @@ export class FederationCoordinator {
   }
 
   private async waitForReports(r: OpenRound): Promise<void> {
+    if (r.secure) {
+      for (;;) {
+        const now = this.clock.now();
+        const lastSeen = (name: string) => this.lastActive.get(name) ?? 0;
+        if (r.secure.tick(now, lastSeen) || now >= r.plan.deadlineUnixMs || this.stopController.signal.aborted) return;
+        if (r.declined.size >= r.cohort.size) return;
+        await this.changed.wait(Math.max(1, Math.min(r.secure.nextDeadline() - now, r.plan.deadlineUnixMs - now, 1000)), this.stopController.signal);
+      }
+    }
     const waitAfterMin = this.opts.waitAfterMinimumMs ?? Number.POSITIVE_INFINITY;
     for (;;) {
       const now = this.clock.now();

@@ -30,6 +30,10 @@ export function inProcessConnection(coordinator: FederationCoordinator): Coordin
     async heartbeat(round) {
       return coordinator.heartbeat(id, token, round);
     },
+    async secAggExchange(round, nonce, stage, payload, report) {
+      const r = coordinator.secAggExchange(id, token, round, nonce, stage, new Uint8Array(payload), report);
+      return { ...r, payload: new Uint8Array(r.payload) };
+    },
     close() {},
   };
 }

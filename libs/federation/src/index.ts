@@ -23,3 +23,8 @@ export { inProcessConnection } from './in-process-connection.js';
 export { Notifier } from './notifier.js';
 // Institution-level DP-FedAvg with central (coordinator-added) noise.
 export { centralDpAggregation } from './central-dp-aggregation.js';
+// Secure aggregation (SecAgg+) of a round: coordinator side and client side.
+export type { SecureAggregationOptions, SecureRoundPlan } from './secure-round.js';
+export { SecureRound } from './secure-round.js';
+export type { SecAggExchange, SecureClientOptions, SecureRoundEnd } from './secure-client.js';
+export { runSecureRound, flattenInPlanOrder } from './secure-client.js';

@@ -4,9 +4,9 @@ import { FederationError } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { DEFAULT_CHUNK_BYTES, TensorAssembler, chunkTensors } from '@fedlora/tensor';
 import { federationClientCtor } from './proto.js';
-import { chunkFromProto, chunkToProto, headerToProto, taskFromProto } from './serde.js';
+import { chunkFromProto, chunkToProto, headerToProto, secAggRequestToProto, secAggResponseFromProto, taskFromProto } from './serde.js';
 import { fromServiceError } from './status-map.js';
-import type { PbGetTaskResponse, PbTensorChunk } from './wire-types.js';
+import type { PbGetTaskResponse, PbSecAggResponse, PbTensorChunk } from './wire-types.js';
 
 /** Options of a client's connection to the coordinator. */
 export interface GrpcConnectionOptions {
@@ -115,6 +115,11 @@ export class GrpcConnection implements CoordinatorConnection {
         reject(err);
       });
     });
+  }
+
+  async secAggExchange(round: number, nonce: string, stage: string, payload: Uint8Array, report?: { numExamples: number; trainLoss: number }) {
+    const res = await this.unary<PbSecAggResponse>('SecAggExchange', secAggRequestToProto(this.auth, round, nonce, stage, payload, report));
+    return secAggResponseFromProto(res);
   }
 
   async decline(round: number, reason: string): Promise<void> {

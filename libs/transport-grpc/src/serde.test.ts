@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RoundPlan, Task, UpdateHeader } from '@fedlora/federation';
-import { chunkFromProto, chunkToProto, headerFromProto, headerToProto, planFromProto, planToProto, taskFromProto, taskToProto } from './serde.js';
+import { chunkFromProto, chunkToProto, headerFromProto, headerToProto, planFromProto, planToProto, secAggRequestFromProto, secAggRequestToProto, taskFromProto, taskToProto } from './serde.js';
 
 const plan: RoundPlan = {
   round: 3,
@@ -60,5 +60,19 @@ describe('serde rejects malformed input', () => {
 
   it('a TRAIN task without a plan', () => {
     expect(() => taskFromProto({ kind: 'TRAIN', plan: null, retryAfterMs: 0 })).toThrow(/without a plan/);
+  });
+});
+
+describe('secure-aggregation exchange serde', () => {
+  it('round-trips a request with its report', () => {
+    const pb = secAggRequestToProto({ clientId: 'c', sessionToken: 't' }, 2, 'n', 'collect', new Uint8Array([1, 2, 3]), { numExamples: 5, trainLoss: 1.5 });
+    expect(secAggRequestFromProto(pb)).toEqual({ payload: new Uint8Array([1, 2, 3]), report: { numExamples: 5, trainLoss: 1.5 } });
+  });
+
+  it('refuses an oversized payload and a malformed report', () => {
+    const big = secAggRequestToProto({ clientId: 'c', sessionToken: 't' }, 1, 'n', 'collect', new Uint8Array(4 * 1024 * 1024 + 1));
+    expect(() => secAggRequestFromProto(big)).toThrow(/exceeds/);
+    const pb = { ...secAggRequestToProto({ clientId: 'c', sessionToken: 't' }, 1, 'n', 'collect', new Uint8Array(1)), reportJson: '{"numExamples":"x"}' };
+    expect(() => secAggRequestFromProto(pb)).toThrow(/numeric numExamples/);
   });
 });

@@ -1,7 +1,7 @@
 import type { TensorChunkData } from '@fedlora/tensor';
 import type { RoundPlan, Task, TensorLayout, UpdateHeader } from '@fedlora/federation';
 import { FederationError } from '@fedlora/federation';
-import type { PbGetTaskResponse, PbRoundPlan, PbTensorChunk, PbTensorSpec, PbUpdateHeader } from './wire-types.js';
+import type { PbGetTaskResponse, PbRoundPlan, PbSecAggRequest, PbSecAggResponse, PbTensorChunk, PbTensorSpec, PbUpdateHeader } from './wire-types.js';
 
 /** Every toProto/fromProto pair of the wire contract lives here (STYLE.md 2). */
 
@@ -138,4 +138,32 @@ export function chunkFromProto(c: PbTensorChunk): TensorChunkData & { round: num
   const data = c.data instanceof Uint8Array ? c.data : new Uint8Array(c.data as ArrayBuffer);
   // Copy into a 4-byte-aligned buffer of its own: the wire buffer may be shared and unaligned.
   return { round: c.round, tensorName: c.tensorName, offset: c.offset, totalBytes: c.totalBytes, data: new Uint8Array(data) };
+}
+
+/** Largest secure-aggregation payload accepted in one message (a masked chunk is 256 KiB by default). */
+export const MAX_SECAGG_PAYLOAD = 4 * 1024 * 1024;
+
+export function secAggRequestToProto(
+  auth: { clientId: string; sessionToken: string },
+  round: number,
+  nonce: string,
+  stage: string,
+  payload: Uint8Array,
+  report?: { numExamples: number; trainLoss: number },
+): PbSecAggRequest {
+  return { ...auth, round, nonce, stage, payload, reportJson: report ? JSON.stringify(report) : '' };
+}
+
+export function secAggRequestFromProto(r: PbSecAggRequest): { payload: Uint8Array; report?: { numExamples: number; trainLoss: number } } {
+  const payload = r.payload instanceof Uint8Array ? new Uint8Array(r.payload) : new Uint8Array(0);
+  if (payload.byteLength > MAX_SECAGG_PAYLOAD) throw bad(`secure-aggregation payload of ${payload.byteLength} bytes exceeds ${MAX_SECAGG_PAYLOAD}`);
+  if (r.stage.length > 32) throw bad('secure-aggregation stage name too long');
+  if (!r.reportJson) return { payload };
+  const o = parseJsonObject(r.reportJson, 'reportJson');
+  if (typeof o.numExamples !== 'number' || typeof o.trainLoss !== 'number') throw bad('reportJson must hold numeric numExamples and trainLoss');
+  return { payload, report: { numExamples: o.numExamples, trainLoss: o.trainLoss } };
+}
+
+export function secAggResponseFromProto(r: PbSecAggResponse): { kind: string; stage: string; payload: Uint8Array } {
+  return { kind: r.kind, stage: r.stage, payload: r.payload instanceof Uint8Array ? new Uint8Array(r.payload) : new Uint8Array(0) };
 }

@@ -4,9 +4,9 @@ import { FederationError } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { DEFAULT_CHUNK_BYTES, TensorAssembler, chunkTensors } from '@fedlora/tensor';
 import { federationService } from './proto.js';
-import { chunkFromProto, chunkToProto, headerFromProto, taskToProto } from './serde.js';
+import { chunkFromProto, chunkToProto, headerFromProto, secAggRequestFromProto, taskToProto } from './serde.js';
 import { toServiceError } from './status-map.js';
-import type { PbAuth, PbTensorChunk, PbUploadMessage } from './wire-types.js';
+import type { PbAuth, PbSecAggRequest, PbTensorChunk, PbUploadMessage } from './wire-types.js';
 
 /** Options of the gRPC front of a coordinator. */
 export interface FederationServerOptions {
@@ -93,6 +93,13 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
         connectedClients: s.connectedClients,
         roundsJson: JSON.stringify(s.rounds),
       };
+    }),
+    SecAggExchange: unary('SecAggExchange', (req: PbSecAggRequest) => {
+      const { report, payload } = secAggRequestFromProto(req);
+      opts.onBytes?.('in', payload.byteLength);
+      const r = coordinator.secAggExchange(req.clientId, req.sessionToken, req.round, req.nonce, req.stage, payload, report);
+      opts.onBytes?.('out', r.payload.byteLength);
+      return { kind: r.kind, stage: r.stage, payload: r.payload };
     }),
     DownloadAdapter: (call: grpc.ServerWritableStream<PbAuth & { round: number }, PbTensorChunk>) => {
       void streamAdapter(call).catch((err) => call.destroy(fail('DownloadAdapter', err, call.request.clientId) as Error));

@@ -55,3 +55,19 @@ export interface PbAuth {
   clientId: string;
   sessionToken: string;
 }
+
+export interface PbSecAggRequest {
+  clientId: string;
+  sessionToken: string;
+  round: number;
+  stage: string;
+  payload: Buffer | Uint8Array;
+  nonce: string;
+  reportJson: string;
+}
+
+export interface PbSecAggResponse {
+  kind: string;
+  stage: string;
+  payload: Buffer | Uint8Array;
+}

@@ -1,0 +1,108 @@
+import type { Stage } from '@fedlora/secagg';
+import { SecAggClient, encodeUpdate } from '@fedlora/secagg';
+import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
+import type { Clock } from './clock.js';
+import { FederationError } from './errors.js';
+import type { SecureRoundPlan } from './secure-round.js';
+import type { RoundPlan } from './types.js';
+
+/** One secure-aggregation exchange, as the connection offers it. */
+export type SecAggExchange = (
+  round: number,
+  nonce: string,
+  stage: string,
+  payload: Uint8Array,
+  report?: { numExamples: number; trainLoss: number },
+) => Promise<{ kind: string; stage: string; payload: Uint8Array }>;
+
+/** A client's secure-aggregation settings. */
+export interface SecureClientOptions {
+  /** This client's Ed25519 identity secret key (64 bytes, tweetnacl layout). */
+  identitySecretKey: Uint8Array;
+  rng: RandomBytes;
+  /** This client's integer noise share for distributed DP, if the plan asks for one. */
+  noiseFor?: (plan: RoundPlan) => ((n: number) => Int32Array) | undefined;
+  /** Fault injection (simulations): vanish, sending nothing, when the server's message for this stage arrives. */
+  dropAtFor?: (plan: RoundPlan) => Stage | undefined;
+}
+
+/** How a client's secure round ended. */
+export type SecureRoundEnd = 'finished' | 'aborted' | 'excluded' | 'vanished';
+
+/** Flattens tensors in the plan's order into one vector. */
+export function flattenInPlanOrder(plan: RoundPlan, t: NamedTensors): Float32Array {
+  const d = plan.tensors.reduce((a, x) => a + x.shape.reduce((p, q) => p * q, 1), 0);
+  const out = new Float32Array(d);
+  let off = 0;
+  for (const { name } of plan.tensors) {
+    const v = t.get(name);
+    if (!v) throw new FederationError('invalid-argument', `update lacks tensor "${name}"`);
+    out.set(v.data, off);
+    off += v.data.length;
+  }
+  return out;
+}
+
+/**
+ * The client's side of a SecAgg+ round: drives the secagg state machine through the
+ * connection's exchange; trains (via `train`) only when the server asks for the masked input,
+ * so keys are advertised and shared first; encodes the delta (clip, rotate, scale, round,
+ * noise share, wrap) and streams it masked in chunks.
+ */
+export async function runSecureRound(
+  exchange: SecAggExchange,
+  plan: RoundPlan,
+  clientName: string,
+  train: () => Promise<{ delta: NamedTensors; numExamples: number; trainLoss: number }>,
+  opts: SecureClientOptions,
+  clock: Clock,
+  signal?: AbortSignal,
+): Promise<SecureRoundEnd> {
+  const sp = plan.extra.secagg as SecureRoundPlan | undefined;
+  const id = sp?.ids[clientName];
+  if (!sp || id === undefined) throw new FederationError('invalid-argument', `the plan of round ${plan.round} has no secure-aggregation slot for ${clientName}`);
+  const identities = new Map(Object.entries(sp.roster).map(([name, key]) => [sp.ids[name]!, new Uint8Array(Buffer.from(key, 'base64'))]));
+  const client = new SecAggClient({ round: plan.round, clientId: id, identitySecretKey: opts.identitySecretKey, identities, rng: opts.rng });
+  const dropAt = opts.dropAtFor?.(plan);
+  let report: { numExamples: number; trainLoss: number } | undefined;
+  let inputSet = false;
+  const empty = new Uint8Array(0);
+  while (!signal?.aborted) {
+    const reply = await exchange(plan.round, plan.nonce, '', empty);
+    if (reply.kind === 'wait') {
+      await clock.sleep(100, signal);
+      continue;
+    }
+    if (reply.kind === 'excluded' || reply.kind === 'finished') return reply.kind;
+    if (reply.kind === 'aborted') return 'aborted';
+    if (reply.stage === dropAt) return 'vanished';
+    if (reply.stage === 'collect' && !inputSet) {
+      const r = await train();
+      const words = encodeUpdate(flattenInPlanOrder(plan, r.delta), sp.encoding, {
+        rotationSeed: new Uint8Array(Buffer.from(sp.rotationSeed, 'hex')),
+        rng: opts.rng,
+        noise: opts.noiseFor?.(plan),
+      });
+      client.setInput(words);
+      inputSet = true;
+      report = { numExamples: r.numExamples, trainLoss: r.trainLoss };
+    }
+    let out;
+    try {
+      out = client.handle(reply.payload);
+    } catch (err) {
+      // A message our state machine refuses (out of stage, bad signature, ...) ends our part in
+      // this round; the round itself treats us as dropped.
+      throw new FederationError('failed-precondition', `secure aggregation of round ${plan.round} ended for ${clientName}: ${(err as Error).message}`);
+    }
+    if (out.kind === 'send') await exchange(plan.round, plan.nonce, out.stage, out.bytes);
+    else if (out.kind === 'masked-input') {
+      for (const chunk of out.chunks()) {
+        await exchange(plan.round, plan.nonce, 'collect', chunk, report);
+        report = undefined;
+      }
+    } else if (out.kind === 'finished') return 'finished';
+    else if (out.kind === 'aborted') return 'aborted';
+  }
+  return 'vanished';
+}

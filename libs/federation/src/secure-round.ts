@@ -1,0 +1,156 @@
+import type { EncodingParams } from '@fedlora/secagg';
+import { SecAggError, SecAggServer, chooseEncodingParams, chooseSecAggParams, decodeAverage } from '@fedlora/secagg';
+import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
+import { FederationError } from './errors.js';
+import type { TensorLayout } from './types.js';
+
+/** Settings of secure aggregation for a federation. */
+export interface SecureAggregationOptions {
+  /** Ed25519 public key of an enrolled client (its secagg identity); undefined: cannot take part. */
+  identityOf(clientName: string): Uint8Array | undefined;
+  /** L2 clip of every update before encoding. */
+  clipNorm: number;
+  /** Per-client noise std in update units (distributed DP), 0 without DP. */
+  noiseStddevPerClient?: number;
+  /** Tolerated fraction of clients that drop out (Bell et al. 2020 parameter choice). */
+  dropoutFraction?: number;
+  /** Tolerated fraction of corrupt clients. */
+  corruptFraction?: number;
+  /** Deadline of each stage other than masked-input collection (which includes local training). */
+  stageTimeoutMs: number;
+  /** Overrides of the chosen neighbourhood size and threshold. */
+  k?: number;
+  t?: number;
+  rng: RandomBytes;
+  /** X25519 keys seen in earlier rounds (keys are never reused across rounds). */
+  usedKeys?: Set<string>;
+}
+
+/** What clients need to run their side (carried in plan.extra.secagg). */
+export interface SecureRoundPlan {
+  /** Client name -> protocol id (1-based, in sorted cohort order). */
+  ids: Record<string, number>;
+  /** Client name -> Ed25519 public key (base64). */
+  roster: Record<string, string>;
+  k: number;
+  t: number;
+  encoding: EncodingParams;
+  /** Public per-round seed of the randomized Hadamard rotation (hex). */
+  rotationSeed: string;
+}
+
+/**
+ * The coordinator's side of one securely aggregated round: the SecAgg+ server state machine,
+ * stage deadlines (kept here, from the caller's clock), and the decoding of the summed integer
+ * vector back into an averaged float delta. The coordinator never sees an individual update.
+ */
+export class SecureRound {
+  readonly plan: SecureRoundPlan;
+  private readonly server: SecAggServer;
+  private stageDeadline: number;
+  private readonly nameOf: Map<number, string>;
+
+  constructor(
+    round: number,
+    cohort: string[],
+    layout: TensorLayout[],
+    private readonly opts: SecureAggregationOptions,
+    private readonly collectDeadline: number,
+    now: number,
+  ) {
+    const names = [...cohort].sort();
+    const ids: Record<string, number> = {};
+    const roster: Record<string, string> = {};
+    const identities = new Map<number, Uint8Array>();
+    names.forEach((name, i) => {
+      const key = opts.identityOf(name);
+      if (!key) throw new FederationError('permission-denied', `client ${name} has no enrolled identity key and cannot take part in secure aggregation`);
+      ids[name] = i + 1;
+      roster[name] = Buffer.from(key).toString('base64');
+      identities.set(i + 1, key);
+    });
+    this.nameOf = new Map(names.map((n, i) => [i + 1, n]));
+    const d = layout.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+    const chosen = chooseSecAggParams({ n: names.length, dropoutFraction: opts.dropoutFraction ?? 0.1, corruptFraction: opts.corruptFraction ?? 0 });
+    const k = opts.k ?? chosen.k;
+    const t = opts.t ?? chosen.t;
+    const encoding = chooseEncodingParams({ n: names.length, d, clip: opts.clipNorm, noiseStddevPerClient: opts.noiseStddevPerClient ?? 0 });
+    const rotationSeed = Buffer.from(opts.rng(32)).toString('hex');
+    this.plan = { ids, roster, k, t, encoding, rotationSeed };
+    this.server = new SecAggServer({ round, cohort: names.map((_, i) => i + 1), identities, k, t, dim: encoding.paddedDim, rng: opts.rng, usedKeys: opts.usedKeys });
+    this.stageDeadline = now + opts.stageTimeoutMs;
+  }
+
+  /** The protocol's stage (advertise, share, collect, consistency, unmask, finished, aborted). */
+  get stage(): string {
+    return this.server.stage;
+  }
+
+  /** One exchange with a client: its message (if any), then what it should receive next. */
+  exchange(clientName: string, stage: string, payload: Uint8Array): { kind: string; stage: string; payload: Uint8Array } {
+    const id = this.plan.ids[clientName];
+    if (id === undefined) throw new FederationError('permission-denied', `client ${clientName} is not in this round's secure-aggregation cohort`);
+    try {
+      const reply = payload.length > 0 ? this.server.handle(id, stage, payload) : this.server.poll(id);
+      if (reply.kind === 'message') return { kind: 'message', stage: reply.stage, payload: reply.bytes };
+      if (reply.kind === 'aborted') return { kind: 'aborted', stage: '', payload: reply.bytes };
+      return { kind: reply.kind, stage: this.server.stage, payload: new Uint8Array(0) };
+    } catch (err) {
+      if (err instanceof SecAggError) throw new FederationError('invalid-argument', `secure aggregation refused a message from ${clientName}: ${err.message} (check: ${err.check})`);
+      throw err;
+    }
+  }
+
+  /**
+   * Closes the current stage when every expected client has answered or its deadline passed.
+   * Returns true when the protocol has ended (finished or aborted).
+   */
+  tick(now: number, lastSeen?: (clientName: string) => number): boolean {
+    const st = this.server.stage;
+    if (st === 'finished' || st === 'aborted') return true;
+    const pending = this.server.pending();
+    const deadline = st === 'collect' ? Math.max(this.stageDeadline, this.collectDeadline) : this.stageDeadline;
+    // While clients train (collect stage) they send heartbeats; when every client still owed a
+    // masked input has been silent for a whole stage timeout, it has vanished: do not wait for
+    // the round deadline.
+    const allSilent =
+      st === 'collect' && lastSeen !== undefined && pending.length > 0 && pending.every((id) => now - lastSeen(this.nameOf.get(id)!) >= this.opts.stageTimeoutMs);
+    if (pending.length === 0 || now >= deadline || allSilent) {
+      this.server.advance();
+      this.stageDeadline = now + this.opts.stageTimeoutMs;
+      const next = this.server.stage;
+      return next === 'finished' || next === 'aborted';
+    }
+    return false;
+  }
+
+  /** When the current stage's deadline passes (for the caller's wait loop). */
+  nextDeadline(): number {
+    return this.server.stage === 'collect' ? Math.max(this.stageDeadline, this.collectDeadline) : this.stageDeadline;
+  }
+
+  /** Why the protocol aborted, if it did (names the failed check; no secrets). */
+  get abortReason(): string | undefined {
+    const e = this.server.error;
+    return e ? `secure aggregation aborted (${e.check}): ${e.message}` : undefined;
+  }
+
+  /** Stops the protocol (round deadline, shutdown). */
+  abort(reason: string): void {
+    if (this.server.stage !== 'finished' && this.server.stage !== 'aborted') this.server.abort('aborted', reason);
+  }
+
+  /** The survivors' names and their averaged delta, decoded from the unmasked integer sum. */
+  result(layout: TensorLayout[]): { survivors: string[]; delta: NamedTensors } {
+    const { sum, survivors } = this.server.result();
+    const flat = decodeAverage(sum, survivors.length, this.plan.encoding, Buffer.from(this.plan.rotationSeed, 'hex'));
+    const delta: NamedTensors = new Map();
+    let off = 0;
+    for (const { name, shape } of layout) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      delta.set(name, { shape: [...shape], data: flat.slice(off, off + n) });
+      off += n;
+    }
+    return { survivors: survivors.map((id) => this.nameOf.get(id)!).sort(), delta };
+  }
+}
