@@ -1,6 +1,6 @@
 import type { RandomBytes } from '@fedlora/tensor';
 import { SecAggClient, generateIdentity } from './client.js';
-import type { SecAggError } from './errors.js';
+import { SecAggError } from './errors.js';
 import { STAGES, type Stage } from './messages.js';
 import { SecAggServer, type SecAggResult } from './server.js';
 
@@ -42,7 +42,13 @@ export type RunRoundOptions = {
 };
 
 /** Outcome of a round: the result, or the abort error; never both. */
-export type RunRoundOutcome = { result?: SecAggResult; aborted?: SecAggError; server: SecAggServer };
+export type RunRoundOutcome = {
+  result?: SecAggResult;
+  aborted?: SecAggError;
+  server: SecAggServer;
+  /** Clients that refused to continue (e.g. too few neighbours left), with the failed check. */
+  clientAborts: Map<number, SecAggError>;
+};
 
 /** Runs one full round in-process. */
 export function runSecAggRound(opts: RunRoundOptions): RunRoundOutcome {
@@ -55,6 +61,7 @@ export function runSecAggRound(opts: RunRoundOptions): RunRoundOutcome {
     ids.map((id) => [id, new SecAggClient({ round: opts.round, clientId: id, identitySecretKey: identities.get(id)!.secretKey, identities: roster, rng: opts.rng })]),
   );
   const gone = new Set<number>();
+  const clientAborts = new Map<number, SecAggError>();
   for (const stage of STAGES) {
     for (const id of ids) {
       if (gone.has(id)) continue;
@@ -66,7 +73,15 @@ export function runSecAggRound(opts: RunRoundOptions): RunRoundOutcome {
       if (r.kind !== 'message') continue;
       const client = clients.get(id)!;
       if (stage === 'collect') client.setInput(opts.inputs.get(id)!);
-      const reply = client.handle(r.bytes);
+      let reply: ReturnType<SecAggClient['handle']>;
+      try {
+        reply = client.handle(r.bytes);
+      } catch (e) {
+        if (!(e instanceof SecAggError)) throw e;
+        clientAborts.set(id, e); // the client aborted its round: to the server it simply vanished
+        gone.add(id);
+        continue;
+      }
       if (reply.kind === 'send') server.handle(id, reply.stage, reply.bytes);
       else if (reply.kind === 'masked-input') {
         const cw = opts.chunkWords ?? 65_536;
@@ -83,6 +98,6 @@ export function runSecAggRound(opts: RunRoundOptions): RunRoundOutcome {
     opts.onStage?.(stage, server);
     if (next === 'aborted') break;
   }
-  if (server.error) return { aborted: server.error, server };
-  return { result: server.result(), server };
+  if (server.error) return { aborted: server.error, server, clientAborts };
+  return { result: server.result(), server, clientAborts };
 }

@@ -1,9 +1,9 @@
 import type { RandomBytes } from '@fedlora/tensor';
 import { SecAggError, ensure } from './errors.js';
 import { hararyNeighbours, type Neighbourhoods } from './harary-graph.js';
-import { advertiseSigningBytes, bytesEqual, commitSeed, computeSessionId, consistencySigningBytes, digest, verify, x25519Agreer, x25519PublicKey } from './key-agreement.js';
-import { addMasks, type MaskTerm } from './mask-prg.js';
-import { pairMaskKey, pairSign, selfMaskKey, shareX } from './masking.js';
+import { advertiseSigningBytes, bytesEqual, computeSessionId, consistencySigningBytes, digest, verify } from './key-agreement.js';
+import { addMasks } from './mask-prg.js';
+import { unmaskTerms } from './unmask.js';
 import {
   CLIENT_MSG_STAGE,
   encodeMessage,
@@ -14,7 +14,6 @@ import {
   type Stage,
   type UnmaskSharesMsg,
 } from './messages.js';
-import { shamirCombineMany, type ShamirShare } from './shamir.js';
 
 /**
  * The server (coordinator) side of SecAgg+ as an explicit state machine. The caller drives it:
@@ -394,36 +393,14 @@ export class SecAggServer {
 
   private closeUnmask(): void {
     const alive = new Set(this.u3);
-    const bShares = new Map<number, ShamirShare[]>();
-    const sShares = new Map<number, ShamirShare[]>();
-    for (const m of this.unmaskMsgs.values()) {
-      for (const { of, y } of m.bShares) (bShares.get(of) ?? bShares.set(of, []).get(of)!).push({ x: shareX(m.sender), y });
-      for (const { of, y } of m.sShares) (sShares.get(of) ?? sShares.set(of, []).get(of)!).push({ x: shareX(m.sender), y });
-    }
-    const dropped = this.u2.filter((x) => !alive.has(x));
-    const need = (u: number, shares: ShamirShare[] | undefined, what: string) => {
-      ensure((shares?.length ?? 0) >= this.cfg.t, 'threshold', `${shares?.length ?? 0} ${what} shares of client ${u} (need ${this.cfg.t})`);
-      return shares!.slice(0, this.cfg.t);
-    };
-    const seeds = shamirCombineMany(this.u3.map((u) => need(u, bShares.get(u), 'self-mask')), 32);
-    const keys = shamirCombineMany(dropped.map((u) => need(u, sShares.get(u), 'key')), 32);
-    const terms: MaskTerm[] = [];
-    this.u3.forEach((u, i) => {
-      const b = seeds[i]!;
-      ensure(bytesEqual(commitSeed(b), this.adverts.get(u)!.bCommit), 'reconstruction', `reconstructed self-mask seed of client ${u} does not match its commitment`);
-      terms.push({ key: selfMaskKey(b, this.session, u), sign: -1 });
-      b.fill(0);
-    });
-    dropped.forEach((u, i) => {
-      const sk = keys[i]!;
-      ensure(bytesEqual(x25519PublicKey(sk), this.adverts.get(u)!.sPk), 'reconstruction', `reconstructed key of dropped client ${u} does not match its advertised public key`);
-      const agree = x25519Agreer(sk);
-      for (const v of this.graph.get(u)!.filter((x) => alive.has(x))) {
-        const secret = agree(this.adverts.get(v)!.sPk);
-        terms.push({ key: pairMaskKey(secret, this.session, u, v), sign: pairSign(v, u) === 1 ? -1 : 1 });
-        secret.fill(0);
-      }
-      sk.fill(0);
+    const terms = unmaskTerms({
+      t: this.cfg.t,
+      session: this.session,
+      graph: this.graph,
+      adverts: this.adverts,
+      survivors: this.u3,
+      dropped: this.u2.filter((x) => !alive.has(x)),
+      responses: this.unmaskMsgs.values(),
     });
     const sum = this.sum!;
     addMasks(sum, terms);
