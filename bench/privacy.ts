@@ -14,9 +14,12 @@
  *   by `loraPerExampleGradNormsSq` against materialising each example's dA and dB. For LoRA the
  *   per-example factor gradients are small (r (dIn + dOut) values), so the function picks the
  *   direct route unless T^2 (p + q) < T p q, i.e. only for very short sequences.
+ * - dpSgdOverhead: the privacy work of one DP-SGD step on a GPT-2-small-like LoRA set (24 adapters):
+ *   per-example norms plus clipping and exact noise, as tokens/s of that overhead alone. The full
+ *   DP-SGD vs non-private training comparison needs the trainer's per-example path (libs/train).
  */
 import { cryptoRandomBytes, uniform01, type RandomBytes } from '@fedlora/tensor';
-import { calibrateNoise, epsilonOf, gaussianOnGrid, loraPerExampleGradNormsSq, sampleDiscreteGaussian, sampleSkellam } from '@fedlora/privacy';
+import { calibrateNoise, epsilonOf, gaussianOnGrid, loraPerExampleGradNormsSq, privatizeGradients, sampleDiscreteGaussian, sampleSkellam } from '@fedlora/privacy';
 
 const quick = process.argv.includes('--quick');
 const log = (m: string): void => void process.stderr.write(`${m}\n`);
@@ -110,6 +113,30 @@ for (let i = 0; i < dims.batch; i++) {
 }
 const bruteMs = performance.now() - t0;
 
+log('DP-SGD privatisation overhead...');
+// One DP-SGD step's privacy work for a GPT-2-small-like LoRA set (q and v in 12 layers: 24 adapters,
+// 768 -> 768, r 8): per-example squared norms of every adapter, then clipping + exact grid noise on the
+// summed gradient (privatizeGradients with per-example gradients of all 24 x 2 x 768 x 8 values).
+const adapters = 24;
+const perAdapter = 2 * 768 * 8;
+t0 = performance.now();
+for (let l = 0; l < adapters; l++) loraPerExampleGradNormsSq(x);
+const normsMs = performance.now() - t0;
+const layout = new Map(Array.from({ length: adapters }, (_, l) => [`lora.${l}`, { shape: [perAdapter], data: new Float32Array(perAdapter) }]));
+const perExample = Array.from({ length: dims.batch }, () => new Map(Array.from({ length: adapters }, (_, l) => [`lora.${l}`, { shape: [perAdapter], data: fill(perAdapter) }])));
+t0 = performance.now();
+privatizeGradients(perExample, layout, { clipNorm: 1, noiseMultiplier: 1, expectedBatchSize: dims.batch, rng: cryptoRandomBytes });
+const privatizeMs = performance.now() - t0;
+const tokens = dims.batch * dims.seqLen;
+const dpSgdOverhead = {
+  adapters,
+  trainableParams: adapters * perAdapter,
+  tokensPerStep: tokens,
+  perExampleNormsMs: Number(normsMs.toFixed(1)),
+  clipAndNoiseMs: Number(privatizeMs.toFixed(1)),
+  overheadTokensPerSec: Math.round(tokens / ((normsMs + privatizeMs) / 1000)),
+};
+
 process.stdout.write(
   `${JSON.stringify(
     {
@@ -117,6 +144,7 @@ process.stdout.write(
       samplers,
       accountant: { opacusCaseEpsilon: eps, epsilonMs: Number(epsilonMs.toFixed(1)), calibratedNoiseMultiplier: z, calibrateMs: Number(calibrateMs.toFixed(1)) },
       ghostNorms: { dims, loraNormsMs: Number(fastMs.toFixed(1)), materialisedMs: Number(bruteMs.toFixed(1)) },
+      dpSgdOverhead,
     },
     null,
     2,

@@ -148,7 +148,19 @@ export class ExactRandom {
     if (num <= 0n) return false;
     if (num >= den) return true;
     if (den <= SAFE_LIMIT) return this.bernoulliSmall(Number(num), Number(den));
-    let rem = num;
+    // Fast path: the first 48 bits of U against a float estimate of p (error < 2^-50 << the 1e-12
+    // margin); only when U's 48-bit interval straddles the margin is p's expansion compared exactly.
+    const shift = BigInt(Math.max(0, den.toString(16).length * 4 - 64));
+    const p = Number(num >> shift) / Number(den >> shift);
+    const u = this.bits48();
+    if (u + 1 <= (p - 1e-12) * TWO48) return true;
+    if (u >= (p + 1e-12) * TWO48) return false;
+    const scaledNum = num << 48n;
+    const lo = BigInt(u) * den;
+    if (scaledNum <= lo) return false;
+    if (scaledNum >= lo + den) return true;
+    // U = (u + U')/2^48 with U' uniform in [0,1): continue on U' < (num 2^48 - u den)/den.
+    let rem = scaledNum - lo;
     for (;;) {
       rem <<= 1n;
       let p = false;
@@ -173,6 +185,29 @@ export class ExactRandom {
       num -= den;
     }
     return this.bernoulliExpAtMostOne(num, den);
+  }
+
+  /** bernoulliExp for safe integers with den <= 2^40 (the common case), without BigInt. */
+  bernoulliExpSmall(num: number, den: number): boolean {
+    while (num > den) {
+      if (!this.bernoulliExpOfMinusOne()) return false;
+      num -= den;
+    }
+    let k = 1;
+    for (;;) {
+      const d = den * k;
+      const hit = d <= TWO48 ? this.bernoulliSmall(num, d) : this.bernoulli(BigInt(num), BigInt(den) * BigInt(k));
+      if (!hit) break;
+      k++;
+    }
+    return k % 2 === 1;
+  }
+
+  /** Bernoulli(exp(-1)), CKS 2020 Algorithm 1 with gamma = 1. */
+  bernoulliExpOfMinusOne(): boolean {
+    let k = 1;
+    while (this.bernoulliSmall(1, k)) k++;
+    return k % 2 === 1;
   }
 
   private bernoulliExpAtMostOne(num: bigint, den: bigint): boolean {

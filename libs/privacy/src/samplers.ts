@@ -35,6 +35,7 @@ function checkPositive(x: number, what: string): void {
  */
 export function discreteGaussianOnce(sigma2: Rational, t: bigint, r: ExactRandom): bigint {
   const { num: a, den: b } = sigma2;
+  if (t < 2n ** 40n) return discreteGaussianSmallT(sigma2, Number(t), r);
   for (;;) {
     // Discrete Laplace with scale t (CKS Algorithm 2, s = 1).
     const u = r.belowBig(t);
@@ -47,6 +48,24 @@ export function discreteGaussianOnce(sigma2: Rational, t: bigint, r: ExactRandom
     // gamma = (|Z| - sigma^2/t)^2 / (2 sigma^2) = (x t b - a)^2 / (2 a b t^2)
     const diff = x * t * b - a;
     if (r.bernoulliExp(diff * diff, 2n * a * b * t * t)) return negative ? -x : x;
+  }
+}
+
+/** The same algorithm with the discrete Laplace stage in safe integers (t < 2^40); only the final test uses BigInt. */
+function discreteGaussianSmallT(sigma2: Rational, t: number, r: ExactRandom): bigint {
+  const { num: a, den: b } = sigma2;
+  const tb = BigInt(t);
+  const den = 2n * a * b * tb * tb;
+  for (;;) {
+    const u = r.below(t);
+    if (!r.bernoulliExpSmall(u, t)) continue;
+    let v = 0;
+    while (r.bernoulliExpOfMinusOne()) v++;
+    const x = u + t * v;
+    const negative = r.bit();
+    if (negative && x === 0) continue;
+    const diff = BigInt(x) * tb * b - a;
+    if (r.bernoulliExp(diff * diff, den)) return BigInt(negative ? -x : x);
   }
 }
 
