@@ -1,6 +1,6 @@
 import { createCipheriv } from 'node:crypto';
 import { endianness } from 'node:os';
-import { SIMD_BLOCK_BYTES, simdKernel, type SimdKernel } from './simd-add.js';
+import { SIMD_BLOCK_BYTES, SIMD_SEGMENT_BYTES, simdKernel, type SimdKernel } from './simd-add.js';
 
 /**
  * Mask expansion: a 32-byte key becomes a vector in Z_(2^32)^d through the AES-256-CTR keystream
@@ -88,24 +88,29 @@ export function addMasksScalar(acc: Uint32Array, terms: readonly MaskTerm[], off
 }
 
 /**
- * The SIMD path: block by block (64 KiB, one WebAssembly page), copy the accumulator block in,
- * then for each term copy its keystream block in and add or subtract four lanes at a time, then
- * copy the block out. The block stays in L2 cache across all terms.
+ * The SIMD path: segment by segment (1 MiB of the accumulator in WebAssembly memory), and within
+ * a segment term by term, so each AES context streams 16 blocks in a row: copy the keystream
+ * block in, add or subtract four lanes at a time. The accumulator is copied in and out once per
+ * segment; the keystream copy is the only per-mask overhead left over the raw cipher.
  */
 function addMasksSimd(simd: SimdKernel, acc: Uint32Array, terms: readonly MaskTerm[], offsetWords: number): void {
   const mem = simd.bytes;
   const accBytes = new Uint8Array(acc.buffer, acc.byteOffset, acc.length * 4);
-  const ciphers = terms.map((t) => createCipheriv('aes-256-ctr', t.key, counterIv(offsetWords)));
-  for (let start = 0; start < acc.length; start += PRG_BLOCK_WORDS) {
-    const nb = Math.min(PRG_BLOCK_WORDS, acc.length - start) * 4;
-    const padded = Math.ceil(nb / 16) * 16;
-    mem.set(accBytes.subarray(start * 4, start * 4 + nb), 0);
-    for (let j = 0; j < terms.length; j++) {
-      mem.set(ciphers[j]!.update(ZEROS.subarray(0, nb)), SIMD_BLOCK_BYTES);
-      if (terms[j]!.sign === 1) simd.add(padded);
-      else simd.sub(padded);
+  const segWords = SIMD_SEGMENT_BYTES / 4;
+  for (let seg = 0; seg < acc.length; seg += segWords) {
+    const segBytes = Math.min(segWords, acc.length - seg) * 4;
+    mem.set(accBytes.subarray(seg * 4, seg * 4 + segBytes), SIMD_BLOCK_BYTES);
+    for (const t of terms) {
+      const cipher = createCipheriv('aes-256-ctr', t.key, counterIv(offsetWords + seg));
+      for (let o = 0; o < segBytes; o += SIMD_BLOCK_BYTES) {
+        const nb = Math.min(SIMD_BLOCK_BYTES, segBytes - o);
+        mem.set(cipher.update(ZEROS.subarray(0, nb)), 0);
+        const padded = Math.ceil(nb / 16) * 16;
+        if (t.sign === 1) simd.add(SIMD_BLOCK_BYTES + o, padded);
+        else simd.sub(SIMD_BLOCK_BYTES + o, padded);
+      }
     }
-    accBytes.set(mem.subarray(0, nb), start * 4);
+    accBytes.set(mem.subarray(SIMD_BLOCK_BYTES, SIMD_BLOCK_BYTES + segBytes), seg * 4);
   }
 }
 
