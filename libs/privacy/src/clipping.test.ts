@@ -45,6 +45,16 @@ describe('AdaptiveClipper (Andrew et al. 2021)', () => {
     expect(clipNorm).toBeGreaterThan(1);
   });
 
+  it('uses centred bits: with no noise the fraction is the unclipped share', () => {
+    const clipper = new AdaptiveClipper({ initialClip: 1, countNoiseStd: 0, expectedClients: 4 });
+    expect(clipper.update({ unclipped: 3, reports: 4 }, seededRandomBytes('c')).noisyFraction).toBeCloseTo(0.75, 12);
+  });
+
+  it('effective and update noise multipliers are inverse', () => {
+    const zDelta = AdaptiveClipper.updateNoiseMultiplier(1.3, 5);
+    expect(AdaptiveClipper.effectiveNoiseMultiplier(zDelta, 5)).toBeCloseTo(1.3, 12);
+  });
+
   it('computes the update noise multiplier of Section 3.1', () => {
     const z = AdaptiveClipper.updateNoiseMultiplier(1, 10);
     expect(z).toBeCloseTo((1 - 1 / 400) ** -0.5, 12);

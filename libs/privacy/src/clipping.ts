@@ -87,15 +87,30 @@ export class AdaptiveClipper {
   }
 
   /**
-   * Folds one round's indicators (or their already-summed count) into the clip norm; draws the
-   * count noise from rng. Returns the new clip norm and the noisy unclipped fraction b~.
+   * Folds one round's indicators (or their count with the number of reports) into the clip norm;
+   * draws the count noise from rng. The noisy sum is over centred bits b_i - 1/2, whose
+   * sensitivity is 1/2: that is what makes the (2 sigma_b)^-2 term of Section 3.1 right.
+   * Returns the new clip norm and the noisy unclipped fraction b~.
    */
-  update(indicators: readonly number[] | number, rng: RandomBytes): { clipNorm: number; noisyFraction: number } {
-    const count = typeof indicators === 'number' ? indicators : indicators.reduce((s, b) => s + (b ? 1 : 0), 0);
+  update(indicators: readonly number[] | { unclipped: number; reports: number }, rng: RandomBytes): { clipNorm: number; noisyFraction: number } {
+    const { unclipped, reports } = Array.isArray(indicators)
+      ? { unclipped: indicators.reduce((s: number, b: number) => s + (b ? 1 : 0), 0), reports: indicators.length }
+      : (indicators as { unclipped: number; reports: number });
     const noise = this.countNoiseStd > 0 ? gaussianOnGrid(this.countNoiseStd, 1, rng)[0]! : 0;
-    const noisyFraction = (count + noise) / this.expectedClients;
+    const noisyFraction = (unclipped - reports / 2 + noise) / this.expectedClients + 0.5;
     this.clip *= Math.exp(-this.learningRate * (noisyFraction - this.targetQuantile));
     return { clipNorm: this.clip, noisyFraction };
+  }
+
+  /**
+   * Effective noise multiplier of releasing the update sum with noise multiplier zDelta and the
+   * centred count with noise sigma_b together: (zDelta^-2 + (2 sigma_b)^-2)^(-1/2) (Andrew et al.
+   * 2021, Section 3.1); this is what the accountant must be given.
+   */
+  static effectiveNoiseMultiplier(zDelta: number, countNoiseStd: number): number {
+    if (!(zDelta > 0)) throw new RangeError(`zDelta must be > 0, received ${zDelta}`);
+    if (!(countNoiseStd > 0)) throw new RangeError(`countNoiseStd must be > 0, received ${countNoiseStd}`);
+    return (zDelta ** -2 + (2 * countNoiseStd) ** -2) ** -0.5;
   }
 
   /**

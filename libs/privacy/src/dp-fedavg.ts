@@ -30,6 +30,11 @@ export interface DpFedAvgConfig {
   secureAggregation: boolean;
   /** Allow distributed noise without secure aggregation (tests, research only). */
   force?: boolean;
+  /**
+   * Central mode with adaptive clipping (`AdaptiveClipper`): std of the noise on the centred count,
+   * accounted together with the sum. Pass the round's current clip norm as `clipNorm`.
+   */
+  countNoiseStd?: number;
 }
 
 /**
@@ -60,6 +65,9 @@ export function validateDpConfig(cfg: DpFedAvgConfig): void {
       throw new RangeError(`noise must be skellam or discrete_gaussian, received ${JSON.stringify(cfg.noise)}`);
     }
   }
+  if (cfg.countNoiseStd !== undefined && (cfg.mode !== 'central' || !(cfg.countNoiseStd > 0))) {
+    throw new RangeError(`countNoiseStd (adaptive clipping) needs central mode and a value > 0, received ${cfg.countNoiseStd} in ${cfg.mode} mode`);
+  }
   assertDistributedNoiseIsSafe({ mode: cfg.mode, secureAggregation: cfg.secureAggregation, ...(cfg.force !== undefined ? { force: cfg.force } : {}) });
 }
 
@@ -82,7 +90,14 @@ export function dpRoundParams(cfg: DpFedAvgConfig, round: { survivors: number; d
   validateDpConfig(cfg);
   const samplingRate = cfg.samplingRate ?? 1;
   if (cfg.mode === 'central') {
-    return { mode: 'central', clipNorm: cfg.clipNorm, noiseMultiplier: cfg.noiseMultiplier, samplingRate, survivors: round.survivors };
+    return {
+      mode: 'central',
+      clipNorm: cfg.clipNorm,
+      noiseMultiplier: cfg.noiseMultiplier,
+      samplingRate,
+      survivors: round.survivors,
+      ...(cfg.countNoiseStd !== undefined ? { countNoiseStd: cfg.countNoiseStd } : {}),
+    };
   }
   const { l1, l2 } = integerSensitivities(cfg.clipNorm, cfg.scale!, round.dimension);
   return {

@@ -25,6 +25,11 @@ describe('roundEvents', () => {
     expect(e).toMatchObject({ mechanism: 'discrete_gaussian', sigma: 20, parties: 3, dimension: 64 });
   });
 
+  it('adaptive clipping is accounted with the effective noise multiplier of sum and count', () => {
+    const [e] = roundEvents({ mode: 'central', clipNorm: 1, noiseMultiplier: 1.2, samplingRate: 1, survivors: 8, countNoiseStd: 4 });
+    expect(e).toMatchObject({ mechanism: 'sampled_gaussian', noiseMultiplier: (1.2 ** -2 + 8 ** -2) ** -0.5 });
+  });
+
   it('a round where nothing was summed releases nothing', () => {
     expect(roundEvents({ mode: 'central', clipNorm: 1, noiseMultiplier: 1, samplingRate: 1, survivors: 0 })).toEqual([]);
     expect(roundEvents({ mode: 'dp-sgd', clipNorm: 1, noiseMultiplier: 1, samplingRate: 0.01, steps: 0 })).toEqual([]);

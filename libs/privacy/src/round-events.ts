@@ -17,6 +17,12 @@ export interface CentralParams {
   samplingRate: number;
   /** Number of updates actually summed (recorded; central noise does not depend on it). */
   survivors: number;
+  /**
+   * Adaptive clipping (Andrew et al. 2021): std sigma_b of the noise on the centred count of
+   * unclipped updates released with the sum; the round is then accounted with the effective
+   * noise multiplier (z^-2 + (2 sigma_b)^-2)^(-1/2).
+   */
+  countNoiseStd?: number;
 }
 
 /**
@@ -54,7 +60,14 @@ export function roundEvents(p: RoundPrivacyParams): PrivacyEvent[] {
   switch (p.mode) {
     case 'central':
       if (p.survivors === 0) return [];
-      return [{ mechanism: 'sampled_gaussian', noiseMultiplier: p.noiseMultiplier, samplingRate: p.samplingRate, steps: 1 }];
+      return [
+        {
+          mechanism: 'sampled_gaussian',
+          noiseMultiplier: p.countNoiseStd ? (p.noiseMultiplier ** -2 + (2 * p.countNoiseStd) ** -2) ** -0.5 : p.noiseMultiplier,
+          samplingRate: p.samplingRate,
+          steps: 1,
+        },
+      ];
     case 'distributed':
       if (p.survivors === 0) return [];
       if (p.noise === 'skellam') {
