@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandomBytes, uniform01 } from '@fedlora/tensor';
-import { chooseEncodingParams, clipL2, decodeAverage, encodeUpdate } from './encoding.js';
+import { chooseEncodingParams, clipL2, decodeAverage, encodeUpdate, plannedAverageNoiseStd } from './encoding.js';
 import type { Stage } from './messages.js';
 import { runSecAggRound } from './run-round.js';
 
@@ -41,5 +41,39 @@ describe('secure average (encoding + SecAgg+) equals plain FedAvg of the clipped
     const { maxErr, survivors } = secureVsPlain({ n: 8, d: 10_000, dropAt, seed: 'avg-3' });
     expect(survivors).toEqual([0, 2, 3, 4, 6, 7]);
     expect(maxErr).toBeLessThan(1e-3);
+  });
+
+  it('with distributed noise shares, the aggregate noise has the planned standard deviation (survivors, not cohort)', () => {
+    const n = 8;
+    const d = 8192;
+    const rng = seededRandomBytes('avg-dp');
+    const sigma = 0.002; // per-client noise std in update units
+    const params = chooseEncodingParams({ n, d, clip: 1, noiseStddevPerClient: sigma });
+    // Stand-in integer noise share for this test only (the real one is the discrete Gaussian of libs/privacy).
+    const noise = (len: number) => {
+      const out = new Int32Array(len);
+      for (let i = 0; i < len; i++) {
+        const u1 = uniform01(rng) || 1e-12;
+        out[i] = Math.round(params.noiseStddevInt * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * uniform01(rng)));
+      }
+      return out;
+    };
+    const updates = Array.from({ length: n }, () => Float32Array.from({ length: d }, () => (uniform01(rng) - 0.5) * 0.01));
+    const rotationSeed = rng(32);
+    const encoded = new Map(updates.map((u, i) => [i, encodeUpdate(u, params, { rotationSeed, rng, noise })]));
+    const dropAt = new Map<number, Stage>([[2, 'collect']]);
+    const { result } = runSecAggRound({ round: 1, inputs: encoded, k: 7, t: 4, rng, dropAt });
+    const count = result!.survivors.length;
+    const avg = decodeAverage(result!.sum, count, params, rotationSeed);
+    let s2 = 0;
+    for (let j = 0; j < d; j++) {
+      let plain = 0;
+      for (const id of result!.survivors) plain += updates[id]![j]! / count;
+      s2 += (avg[j]! - plain) ** 2;
+    }
+    const measured = Math.sqrt(s2 / d);
+    const planned = plannedAverageNoiseStd(params, count);
+    expect(count).toBe(7);
+    expect(Math.abs(measured / planned - 1)).toBeLessThan(0.05);
   });
 });
