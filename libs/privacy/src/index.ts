@@ -54,7 +54,7 @@ export { roundEvents, assertDistributedNoiseIsSafe, InsecureDistributedNoiseErro
 /** Recorded privacy parameters of a round (central, distributed, or DP-SGD). */
 export type { RoundPrivacyParams, CentralParams, DistributedParams, DpSgdParams } from './round-events.js';
 /** Append-only, hash-chained, Ed25519-signed JSONL privacy ledger. */
-export { Ledger, LedgerCorruptError } from './ledger.js';
+export { Ledger, LedgerCorruptError, repairTornTail } from './ledger.js';
 /** Ledger writer identity and accounting settings. */
 export type { LedgerSigner, LedgerSettings } from './ledger.js';
 /** Ledger format helpers: canonical JSON, line hashes, signing keys. */

@@ -2,7 +2,7 @@ import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Ledger, LedgerCorruptError } from './ledger.js';
+import { Ledger, LedgerCorruptError, repairTornTail } from './ledger.js';
 import { canonicalJson, ledgerKeyFromSeed, signEntry, type LedgerEntry } from './ledger-format.js';
 import { verifyLedger, verifyLedgerFile } from './ledger-verify.js';
 import type { RoundPrivacyParams } from './round-events.js';
@@ -127,6 +127,28 @@ describe('Ledger', () => {
     expect(v.valid).toBe(false);
     expect(v.problems[0]!.message).toMatch(/line 2: truncated last line/);
     await expect(Ledger.open(path, { writer: 'coordinator', secretKey: key.secretKey, role: 'coordinator' }, settings)).rejects.toThrow(LedgerCorruptError);
+  });
+
+  it('repairTornTail truncates only a torn last line, keeps the bytes, and the ledger continues', async () => {
+    const path = await writeLedger(2);
+    const text = readFileSync(path, 'utf8');
+    writeFileSync(path, text.slice(0, text.length - 40));
+    const r = await repairTornTail(path);
+    expect(r.repaired).toBe(true);
+    expect(readFileSync(r.savedTo!, 'utf8').length).toBe(r.removedBytes);
+    expect(verifyLedgerFile(path).entries).toBe(1);
+    const ledger = await Ledger.open(path, { writer: 'coordinator', secretKey: key.secretKey, role: 'coordinator' }, settings);
+    await ledger.append({ kind: 'round', round: 1, unit: 'institution', params: skellamRound(5) });
+    expect(verifyLedgerFile(path).valid).toBe(true);
+  });
+
+  it('repairTornTail leaves a tampered ledger alone', async () => {
+    const path = await writeLedger(3);
+    const ls = lines(path);
+    writeFileSync(path, `${[ls[0], ls[2], ls[1]].join('\n')}\n`);
+    const r = await repairTornTail(path);
+    expect(r.repaired).toBe(false);
+    expect(r.problems.length).toBeGreaterThan(0);
   });
 
   it('an appended garbage line is reported', async () => {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile } from 'node:fs/promises';
+import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { composeRdp, validateEvent } from './accountant.js';
 import { rdpToEpsilon, type Conversion } from './conversion.js';
@@ -21,6 +21,34 @@ export interface LedgerSettings {
   delta: number;
   orders?: string | number[];
   conversion?: Conversion;
+}
+
+/**
+ * Recovers from a crash during an append: if the ONLY problem of the ledger at path is a torn
+ * last line (a write that never completed, so its append never resolved and nothing was
+ * released on its strength), the partial bytes are moved to `<path>.torn-<n>` for the record and
+ * the file is truncated to its last complete line. Any other problem is left alone (returns
+ * repaired: false) for an auditor to look at.
+ */
+export async function repairTornTail(path: string): Promise<{ repaired: boolean; removedBytes: number; savedTo?: string; problems: string[] }> {
+  const text = await readFile(path, 'utf8');
+  const v = verifyLedgerText(text);
+  const torn = v.problems.length === 1 && /truncated last line/.test(v.problems[0]!.message);
+  if (!torn) return { repaired: false, removedBytes: 0, problems: v.problems.map((p) => p.message) };
+  const keep = text.slice(0, text.lastIndexOf('\n') + 1);
+  const tail = text.slice(keep.length);
+  let n = 0;
+  while (existsSync(`${path}.torn-${n}`)) n++;
+  const savedTo = `${path}.torn-${n}`;
+  await writeFile(savedTo, tail);
+  const fh = await open(path, 'r+');
+  try {
+    await fh.truncate(Buffer.byteLength(keep, 'utf8'));
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return { repaired: true, removedBytes: Buffer.byteLength(tail, 'utf8'), savedTo, problems: [] };
 }
 
 /** Thrown when an existing ledger fails verification on open (names the first problem). */

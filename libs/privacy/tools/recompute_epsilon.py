@@ -106,9 +106,9 @@ def event_rdp(e, alpha):
     if m == "discrete_gaussian":
         return e["steps"] * subsampled(e.get("samplingRate", 1), lambda a: rdp_discrete_gaussian(e, a), alpha)
     if m == "rdp":
-        vals = [v for o, v in zip(e["orders"], e["values"]) if o >= alpha]
-        cands = sorted((o, v) for o, v in zip(e["orders"], e["values"]) if o >= alpha)
-        return cands[0][1] if vals else math.inf
+        # The value at the smallest listed order >= alpha (RDP is non-decreasing in the order).
+        above = sorted((o, v) for o, v in zip(e["orders"], e["values"]) if o >= alpha)
+        return above[0][1] if above else math.inf
     raise ValueError("unknown mechanism " + str(m))
 
 
