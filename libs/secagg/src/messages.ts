@@ -136,7 +136,8 @@ function encodeChunk(m: MaskedChunkMsg): Uint8Array {
   out.set(m.session, 6);
   dv.setUint32(38, m.sender);
   dv.setUint32(42, m.offset);
-  for (let i = 0; i < m.words.length; i++) dv.setUint32(CHUNK_HEADER + 4 * i, m.words[i]!, true);
+  // Words are little-endian on the wire; mask-prg refuses big-endian hosts, so a byte copy is exact.
+  out.set(new Uint8Array(m.words.buffer, m.words.byteOffset, m.words.byteLength), CHUNK_HEADER);
   return out;
 }
 
@@ -145,9 +146,7 @@ function parseChunk(bytes: Uint8Array): MaskedChunkMsg {
     throw new SecAggError('format', `chunk: length ${bytes.length} is not a header of ${CHUNK_HEADER} bytes plus whole 32-bit words`);
   }
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
-  const n = (bytes.length - CHUNK_HEADER) / 4;
-  const words = new Uint32Array(n);
-  for (let i = 0; i < n; i++) words[i] = dv.getUint32(CHUNK_HEADER + 4 * i, true);
+  const words = new Uint32Array(bytes.slice(CHUNK_HEADER).buffer); // little-endian words (see encodeChunk)
   return { type: 'chunk', round: dv.getUint32(2), session: bytes.slice(6, 38), sender: dv.getUint32(38), offset: dv.getUint32(42), words };
 }
 
