@@ -76,7 +76,7 @@ export { ClientPrivacyGuard } from './client-guard.js';
 /** Guard options and round decisions ("refused: budget"). */
 export type { ClientGuardOptions, RoundDecision } from './client-guard.js';
 /** Per-example LoRA gradient norms without materialising per-example gradients (ghost clipping), and clip factors. */
-export { loraPerExampleGradNormsSq, gramProductNormSq, clipFactors } from './lora-norms.js';
+export { loraPerExampleGradNormsSq, loraClippedGradSums, gramProductNormSq, clipFactors } from './lora-norms.js';
 /** Inputs of loraPerExampleGradNormsSq. */
 export type { LoraNormInputs } from './lora-norms.js';
 /** Exact Poisson samplers (small and large rates). */

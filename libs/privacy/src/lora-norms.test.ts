@@ -1,6 +1,6 @@
 import { seededRandomBytes, uniform01 } from '@fedlora/tensor';
 import { describe, expect, it } from 'vitest';
-import { clipFactors, gramProductNormSq, loraPerExampleGradNormsSq } from './lora-norms.js';
+import { clipFactors, gramProductNormSq, loraClippedGradSums, loraPerExampleGradNormsSq } from './lora-norms.js';
 
 function randomArray(n: number, seed: string): Float32Array {
   const rng = seededRandomBytes(seed);
@@ -8,10 +8,12 @@ function randomArray(n: number, seed: string): Float32Array {
 }
 
 /** Brute force: materialise dA_i = s * (G_i B)^T X_i and dB_i = s * G_i^T (X_i A^T), then take norms. */
-function bruteForce(x: Parameters<typeof loraPerExampleGradNormsSq>[0]): { a: number[]; b: number[] } {
+function bruteForce(x: Parameters<typeof loraPerExampleGradNormsSq>[0]): { a: number[]; b: number[]; dAs: Float64Array[]; dBs: Float64Array[] } {
   const { batch, seqLen: T, dIn, dOut, rank: r, scaling: s } = x;
   const a: number[] = [];
   const b: number[] = [];
+  const dAs: Float64Array[] = [];
+  const dBs: Float64Array[] = [];
   for (let i = 0; i < batch; i++) {
     const dA = new Float64Array(r * dIn);
     const dB = new Float64Array(dOut * r);
@@ -29,8 +31,10 @@ function bruteForce(x: Parameters<typeof loraPerExampleGradNormsSq>[0]): { a: nu
     }
     a.push(dA.reduce((acc, v) => acc + v * v, 0));
     b.push(dB.reduce((acc, v) => acc + v * v, 0));
+    dAs.push(dA);
+    dBs.push(dB);
   }
-  return { a, b };
+  return { a, b, dAs, dBs };
 }
 
 describe('loraPerExampleGradNormsSq (ghost clipping for LoRA)', () => {
@@ -56,6 +60,48 @@ describe('loraPerExampleGradNormsSq (ghost clipping for LoRA)', () => {
       }
     });
   }
+
+  it('clipped gradient sums equal the sum of brute-force per-example gradients times their clip factors', () => {
+    const dims = { batch: 3, seqLen: 5, dIn: 12, dOut: 10, rank: 2, scaling: 0.5 };
+    const x = {
+      ...dims,
+      inputs: randomArray(dims.batch * dims.seqLen * dims.dIn, 'cx'),
+      outputGrads: randomArray(dims.batch * dims.seqLen * dims.dOut, 'cg'),
+      a: randomArray(dims.rank * dims.dIn, 'ca'),
+      b: randomArray(dims.dOut * dims.rank, 'cb'),
+    };
+    const factors = clipFactors(loraPerExampleGradNormsSq(x).total, 0.5);
+    const { dA, dB } = loraClippedGradSums(x, factors);
+    const brute = bruteForce(x);
+    for (let k = 0; k < dA.length; k++) expect(dA[k]).toBeCloseTo(brute.dAs.reduce((s, g, i) => s + factors[i]! * g[k]!, 0), 5);
+    for (let k = 0; k < dB.length; k++) expect(dB[k]).toBeCloseTo(brute.dBs.reduce((s, g, i) => s + factors[i]! * g[k]!, 0), 5);
+  });
+
+  it('uses kept H and P from the forward/backward pass when given', () => {
+    const dims = { batch: 2, seqLen: 4, dIn: 6, dOut: 5, rank: 2, scaling: 1 };
+    const base = {
+      ...dims,
+      inputs: randomArray(2 * 4 * 6, 'kx'),
+      outputGrads: randomArray(2 * 4 * 5, 'kg'),
+      a: randomArray(2 * 6, 'ka'),
+      b: randomArray(5 * 2, 'kb'),
+    };
+    const hidden = new Float32Array(2 * 4 * 2);
+    const hiddenGrad = new Float32Array(2 * 4 * 2);
+    for (let n = 0; n < 8; n++) {
+      for (let k = 0; k < 2; k++) {
+        let hv = 0;
+        for (let d = 0; d < 6; d++) hv += base.inputs[n * 6 + d]! * base.a[k * 6 + d]!;
+        hidden[n * 2 + k] = hv;
+        let pv = 0;
+        for (let o = 0; o < 5; o++) pv += base.outputGrads[n * 5 + o]! * base.b[o * 2 + k]!;
+        hiddenGrad[n * 2 + k] = pv;
+      }
+    }
+    const a = loraPerExampleGradNormsSq(base).total;
+    const b = loraPerExampleGradNormsSq({ ...base, hidden, hiddenGrad }).total;
+    for (let i = 0; i < 2; i++) expect(b[i]! / a[i]!).toBeCloseTo(1, 5);
+  });
 
   it('the ghost and direct ways give the same Gram-product norm', () => {
     const u = randomArray(5 * 7, 'u');

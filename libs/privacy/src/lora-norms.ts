@@ -30,6 +30,10 @@ export interface LoraNormInputs {
   rank: number;
   /** LoRA scaling alpha / r. */
   scaling: number;
+  /** Optional H = X A^T, [batch, seqLen, rank], if the forward pass kept it (saves recomputing it). */
+  hidden?: Float32Array;
+  /** Optional P = G B, [batch, seqLen, rank] (dL/dH / scaling), if the backward pass kept it. */
+  hiddenGrad?: Float32Array;
 }
 
 /** Squared Frobenius norm of U^T V for U: [T, p], V: [T, q] (rows at the given offsets), choosing ghost or direct. */
@@ -72,6 +76,8 @@ function check(x: LoraNormInputs): void {
     ['a', x.a, x.rank * x.dIn],
     ['b', x.b, x.dOut * x.rank],
   ];
+  if (x.hidden) want.push(['hidden', x.hidden, x.batch * x.seqLen * x.rank]);
+  if (x.hiddenGrad) want.push(['hiddenGrad', x.hiddenGrad, x.batch * x.seqLen * x.rank]);
   for (const [k, arr, n] of want) if (arr.length !== n) throw new RangeError(`${k} must have ${n} values, received ${arr.length}`);
 }
 
@@ -91,22 +97,67 @@ export function loraPerExampleGradNormsSq(x: LoraNormInputs): { a: Float64Array;
   for (let i = 0; i < batch; i++) {
     const xOff = i * T * dIn;
     const gOff = i * T * dOut;
-    for (let t = 0; t < T; t++) {
-      for (let k = 0; k < r; k++) {
-        let hv = 0;
-        for (let d = 0; d < dIn; d++) hv += x.inputs[xOff + t * dIn + d]! * x.a[k * dIn + d]!;
-        h[t * r + k] = hv;
-        let pv = 0;
-        for (let o = 0; o < dOut; o++) pv += x.outputGrads[gOff + t * dOut + o]! * x.b[o * r + k]!;
-        p[t * r + k] = pv;
-      }
-    }
+    hiddenOf(x, i, h, p);
     outB[i] = s2 * gramProductNormSq(x.outputGrads, gOff, dOut, h, 0, r, T);
     outA[i] = s2 * gramProductNormSq(p, 0, r, x.inputs, xOff, dIn, T);
   }
   const total = new Float64Array(batch);
   for (let i = 0; i < batch; i++) total[i] = outA[i]! + outB[i]!;
   return { a: outA, b: outB, total };
+}
+
+/** Fills h = X_i A^T and p = G_i B ([T, r] each) for example i, from the inputs or the kept tensors. */
+function hiddenOf(x: LoraNormInputs, i: number, h: Float64Array, p: Float64Array): void {
+  const { seqLen: T, dIn, dOut, rank: r } = x;
+  const off = i * T * r;
+  if (x.hidden) for (let k = 0; k < T * r; k++) h[k] = x.hidden[off + k]!;
+  if (x.hiddenGrad) for (let k = 0; k < T * r; k++) p[k] = x.hiddenGrad[off + k]!;
+  if (x.hidden && x.hiddenGrad) return;
+  for (let t = 0; t < T; t++) {
+    for (let k = 0; k < r; k++) {
+      if (!x.hidden) {
+        let hv = 0;
+        for (let d = 0; d < dIn; d++) hv += x.inputs[(i * T + t) * dIn + d]! * x.a[k * dIn + d]!;
+        h[t * r + k] = hv;
+      }
+      if (!x.hiddenGrad) {
+        let pv = 0;
+        for (let o = 0; o < dOut; o++) pv += x.outputGrads[(i * T + t) * dOut + o]! * x.b[o * r + k]!;
+        p[t * r + k] = pv;
+      }
+    }
+  }
+}
+
+/**
+ * The clipped gradient sums of one LoRA layer for DP-SGD: dA = scaling * sum_i c_i P_i^T X_i and
+ * dB = scaling * sum_i c_i G_i^T H_i, with c_i the per-example clip factors (from the squared
+ * norms summed over all layers, `clipFactors`). Add noise with `addGaussianNoiseToSum`.
+ */
+export function loraClippedGradSums(x: LoraNormInputs, factors: ArrayLike<number>): { dA: Float32Array; dB: Float32Array } {
+  check(x);
+  if (factors.length !== x.batch) throw new RangeError(`factors must have ${x.batch} values, received ${factors.length}`);
+  const { batch, seqLen: T, dIn, dOut, rank: r, scaling } = x;
+  const dA = new Float64Array(r * dIn);
+  const dB = new Float64Array(dOut * r);
+  const h = new Float64Array(T * r);
+  const p = new Float64Array(T * r);
+  for (let i = 0; i < batch; i++) {
+    const c = factors[i]! * scaling;
+    if (c === 0) continue;
+    hiddenOf(x, i, h, p);
+    for (let t = 0; t < T; t++) {
+      const xo = (i * T + t) * dIn;
+      const go = (i * T + t) * dOut;
+      for (let k = 0; k < r; k++) {
+        const pk = c * p[t * r + k]!;
+        const hk = c * h[t * r + k]!;
+        for (let d = 0; d < dIn; d++) dA[k * dIn + d] = dA[k * dIn + d]! + pk * x.inputs[xo + d]!;
+        for (let o = 0; o < dOut; o++) dB[o * r + k] = dB[o * r + k]! + hk * x.outputGrads[go + o]!;
+      }
+    }
+  }
+  return { dA: Float32Array.from(dA), dB: Float32Array.from(dB) };
 }
 
 /** Per-example clip factors min(1, C / ||g_i||) from squared norms (DP-SGD, Abadi et al. 2016, Algorithm 1). */
