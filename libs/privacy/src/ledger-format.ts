@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { cryptoRandomBytes, type RandomBytes } from '@fedlora/tensor';
 import nacl from 'tweetnacl';
 import type { PrivacyEvent } from './accountant.js';
 import type { Conversion } from './conversion.js';
@@ -106,10 +107,9 @@ export function verifyEntrySignature(entry: LedgerEntry): boolean {
   }
 }
 
-/** A fresh Ed25519 identity for a ledger writer (rng-free: tweetnacl uses the platform CSPRNG). */
-export function generateLedgerKey(): { publicKey: string; secretKey: Uint8Array } {
-  const kp = nacl.sign.keyPair();
-  return { publicKey: toHex(kp.publicKey), secretKey: kp.secretKey };
+/** A fresh Ed25519 identity for a ledger writer, seeded from rng (cryptoRandomBytes in production). */
+export function generateLedgerKey(rng: RandomBytes = cryptoRandomBytes): { publicKey: string; secretKey: Uint8Array } {
+  return ledgerKeyFromSeed(rng(32));
 }
 
 /** Deterministic identity from a 32-byte seed (tests, provisioning from stored seeds). */
