@@ -24,10 +24,10 @@ describe('LoRA fine-tuning of the base model on sotu', () => {
     const era = sotu.filter((s) => s.year >= 1934 && s.year <= 1944).sort((a, b) => a.year - b.year);
     const train = tokenizeToSequences(model, era.slice(0, -1).map((s) => s.text), 64);
     const heldOut = tokenizeToSequences(model, era.at(-1)!.text, 64).slice(0, 24);
-    const lora = defaultLoraConfig(model);
+    const lora = { ...defaultLoraConfig(model), targetModules: ['c_attn', 'attn.c_proj', 'c_fc', 'mlp.c_proj'] }; // attention + MLP
     const adapter = initLoraAdapter(model, lora, seededRandomBytes('sotu'));
     const before = await evaluate(model, lora, adapter, heldOut, { batchSize: 8 });
-    const res = await trainLocal(model, lora, adapter, train, { steps: 20, batchSize: 8, learningRate: 3e-3, seed: 1, warmupSteps: 2, gradClipNorm: 1 });
+    const res = await trainLocal(model, lora, adapter, train, { steps: 20, batchSize: 8, learningRate: 1e-2, seed: 1, warmupSteps: 2, gradClipNorm: 1 });
     const after = await evaluate(model, lora, res.adapter, heldOut, { batchSize: 8 });
     expect(after.loss).toBeLessThan(before.loss - 0.05);
   });

@@ -132,7 +132,7 @@ export function register(program: Command): void {
     .option('--heads <n>', 'attention heads', int, 4)
     .option('--context <n>', 'context length (tokens)', int, 128)
     .option('--vocab-size <n>', 'BPE vocabulary size (incl. 256 bytes and <|endoftext|>)', int, 1024)
-    .option('--steps <n>', 'optimizer steps', int, 600)
+    .option('--steps <n>', 'optimizer steps', int, 500)
     .option('--batch-size <n>', 'sequences per step', int, 16)
     .option('--lr <x>', 'peak learning rate', float, 3e-3)
     .option('--warmup <n>', 'warmup steps', int, 30)
