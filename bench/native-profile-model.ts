@@ -20,7 +20,10 @@ async function main(): Promise<void> {
   const adapter = initLoraAdapter(model, lora, seededRandomBytes('bench'));
   const rng = seededRandomBytes('bench-data');
   const data = Array.from({ length: 8 }, () => Int32Array.from({ length: 129 }, () => uniformInt(rng, 50257)));
-  const run = () => trainLocal(model, lora, adapter, data, { steps: 1, batchSize: 4, learningRate: 1e-4, seed: 1, gradClipNorm: 1 });
+  const run = async (): Promise<tf.TensorContainer> => {
+    await trainLocal(model, lora, adapter, data, { steps: 1, batchSize: 4, learningRate: 1e-4, seed: 1, gradClipNorm: 1 });
+    return [];
+  };
   await run();
   const t0 = performance.now();
   const info = await tf.profile(run);
