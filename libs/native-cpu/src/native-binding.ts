@@ -51,7 +51,7 @@ export interface NativeCpuStatus {
   threads?: number;
 }
 
-/** Options for loadNativeCpu; defaults read FEDLORA_NUM_THREADS and the core count. */
+/** Options for loadNativeCpu; defaults read FEDLORA_NUM_THREADS and the core count, FEDLORA_NATIVE=0 disables the addon. */
 export interface LoadOptions {
   numThreads?: number;
   env?: Record<string, string | undefined>;
@@ -81,6 +81,10 @@ export function loadNativeCpu(options: LoadOptions = {}): NativeCpuStatus {
       cached.addon.setThreads(options.numThreads);
       cached.status = { ...cached.status, threads: cached.addon.info().threads };
     }
+    return cached.status;
+  }
+  if ((options.env ?? process.env)['FEDLORA_NATIVE'] === '0') {
+    cached = { addon: null, status: { available: false, name: 'cpu', reason: 'native kernels disabled by FEDLORA_NATIVE=0' } };
     return cached.status;
   }
   const require = createRequire(import.meta.url);
