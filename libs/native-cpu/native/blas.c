@@ -55,6 +55,7 @@ const char *fl_blas_name(void) { return g_name; }
 void fl_blas_set_threads(int n) {
   if (n < 1) n = 1;
   g_threads = n;
+  fl_set_loop_threads(n);
   if (g_set_threads) g_set_threads(n);
 }
 

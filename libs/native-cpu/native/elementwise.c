@@ -59,6 +59,41 @@ static void broadcast_strides(const int64_t *shape, int r, int rank, int64_t *st
   }
 }
 
+typedef struct {
+  int op, n;
+  const float *a, *b;
+  float *out;
+  const int64_t *shape, *xa, *xb;
+} binary_ctx;
+
+/* Outer indices [o0, o1) of the collapsed loop nest (axis 0 innermost). */
+static void binary_range(void *p, int64_t o0, int64_t o1) {
+  const binary_ctx *c = (const binary_ctx *)p;
+  const int64_t inner = c->shape[0];
+  int64_t idx[FL_MAX_DIMS] = {0};
+  int64_t oa = 0, ob = 0, rem = o0;
+  for (int d = 1; d < c->n; d++) {
+    idx[d] = rem % c->shape[d];
+    rem /= c->shape[d];
+    oa += idx[d] * c->xa[d];
+    ob += idx[d] * c->xb[d];
+  }
+  for (int64_t o = o0; o < o1; o++) {
+    binary_inner(c->op, c->a + oa, c->xa[0], c->b + ob, c->xb[0], c->out + o * inner, inner);
+    for (int d = 1; d < c->n; d++) {
+      idx[d]++; oa += c->xa[d]; ob += c->xb[d];
+      if (idx[d] < c->shape[d]) break;
+      oa -= c->xa[d] * c->shape[d]; ob -= c->xb[d] * c->shape[d]; idx[d] = 0;
+    }
+  }
+}
+
+/* A flat (fully merged) operation split along its single axis. */
+static void binary_flat_range(void *p, int64_t i0, int64_t i1) {
+  const binary_ctx *c = (const binary_ctx *)p;
+  binary_inner(c->op, c->a + i0 * c->xa[0], c->xa[0], c->b + i0 * c->xb[0], c->xb[0], c->out + i0, i1 - i0);
+}
+
 void fl_binary(int op, const float *a, const int64_t *aShape, int aRank, const float *b,
                const int64_t *bShape, int bRank, float *out, const int64_t *outShape, int outRank) {
   int64_t sa[FL_MAX_DIMS], sb[FL_MAX_DIMS];
@@ -76,25 +111,16 @@ void fl_binary(int op, const float *a, const int64_t *aShape, int aRank, const f
     shape[n] = outShape[d]; xa[n] = sa[d]; xb[n] = sb[d]; n++;
   }
   if (n == 0) { binary_inner(op, a, 1, b, 1, out, 1); return; }
-  /* Axis 0 is now the innermost. */
-  const int64_t inner = shape[0];
-  int64_t idx[FL_MAX_DIMS] = {0};
+  binary_ctx c = {op, n, a, b, out, shape, xa, xb};
+  if (n == 1) { fl_parallel_for(shape[0], 1, binary_flat_range, &c); return; }
   int64_t outer = 1;
   for (int d = 1; d < n; d++) outer *= shape[d];
-  int64_t oa = 0, ob = 0;
-  for (int64_t o = 0; o < outer; o++) {
-    binary_inner(op, a + oa, xa[0], b + ob, xb[0], out + o * inner, inner);
-    for (int d = 1; d < n; d++) {
-      idx[d]++; oa += xa[d]; ob += xb[d];
-      if (idx[d] < shape[d]) break;
-      oa -= xa[d] * shape[d]; ob -= xb[d] * shape[d]; idx[d] = 0;
-    }
-  }
+  fl_parallel_for(outer, shape[0], binary_range, &c);
 }
 
 #define GELU_C 0.7978845608028654f /* sqrt(2/pi) */
 
-FL_CLONES void fl_unary(int op, const float *x, float *out, int64_t n) {
+FL_CLONES static void unary_serial(int op, const float *x, float *out, int64_t n) {
   switch (op) {
     case FL_EXP: for (int64_t i = 0; i < n; i++) out[i] = fl_expf(x[i]); break;
     case FL_LOG: for (int64_t i = 0; i < n; i++) out[i] = logf(x[i]); break;
@@ -117,11 +143,37 @@ FL_CLONES void fl_unary(int op, const float *x, float *out, int64_t n) {
   }
 }
 
-FL_CLONES void fl_gelu_tanh_bwd(const float *dy, const float *x, float *dx, int64_t n) {
+FL_CLONES static void gelu_bwd_serial(const float *dy, const float *x, float *dx, int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     const float v = x[i];
     const float t = fl_tanhf(GELU_C * (v + 0.044715f * v * v * v));
     const float dt = (1.0f - t * t) * GELU_C * (1.0f + 3.0f * 0.044715f * v * v);
     dx[i] = dy[i] * (0.5f * (1.0f + t) + 0.5f * v * dt);
   }
+}
+
+typedef struct {
+  int op;
+  const float *x, *dy;
+  float *out;
+} unary_ctx;
+
+static void unary_range(void *p, int64_t i0, int64_t i1) {
+  const unary_ctx *c = (const unary_ctx *)p;
+  unary_serial(c->op, c->x + i0, c->out + i0, i1 - i0);
+}
+
+static void gelu_bwd_range(void *p, int64_t i0, int64_t i1) {
+  const unary_ctx *c = (const unary_ctx *)p;
+  gelu_bwd_serial(c->dy + i0, c->x + i0, c->out + i0, i1 - i0);
+}
+
+void fl_unary(int op, const float *x, float *out, int64_t n) {
+  unary_ctx c = {op, x, NULL, out};
+  fl_parallel_for(n, 1, unary_range, &c);
+}
+
+void fl_gelu_tanh_bwd(const float *dy, const float *x, float *dx, int64_t n) {
+  unary_ctx c = {0, x, dy, dx};
+  fl_parallel_for(n, 1, gelu_bwd_range, &c);
 }

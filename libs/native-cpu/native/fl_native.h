@@ -15,6 +15,14 @@ int fl_blas_get_threads(void);
 void fl_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
 
+/* ---- threads for the element-wise and row kernels (parallel.c) ---- */
+#define FL_GRAIN 65536 /* elements of work below which a chunk is not worth a thread */
+typedef void (*fl_range_fn)(void *ctx, int64_t begin, int64_t end);
+void fl_set_loop_threads(int n);
+int fl_loop_threads(void);
+/* Calls fn(ctx, begin, end) over [0, n) split across threads; unitWork = elements per index. */
+void fl_parallel_for(int64_t n, int64_t unitWork, fl_range_fn fn, void *ctx);
+
 /* ---- element-wise (elementwise.c) ---- */
 enum fl_binary_op { FL_ADD = 0, FL_SUB, FL_MUL, FL_DIV, FL_SQDIFF, FL_MAX, FL_MIN, FL_POW };
 enum fl_unary_op {

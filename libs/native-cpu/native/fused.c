@@ -7,8 +7,8 @@
 #include "vmath.h"
 
 /* y = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps), biased variance per row. */
-FL_CLONES void fl_layer_norm_fwd(const float *x, const float *gamma, const float *beta, float *y, float *mean,
-                       float *rstd, int64_t rows, int64_t cols, float eps) {
+FL_CLONES static void layer_norm_fwd_serial(const float *x, const float *gamma, const float *beta, float *y,
+                                            float *mean, float *rstd, int64_t rows, int64_t cols, float eps) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
     float *yr = y + r * cols;
@@ -54,8 +54,8 @@ FL_CLONES void fl_layer_norm_bwd(const float *dy, const float *x, const float *g
   }
 }
 
-FL_CLONES void fl_sparse_xent_fwd(const float *logits, const int32_t *labels, float *loss, float *probs,
-                        int64_t rows, int64_t cols) {
+FL_CLONES static void xent_fwd_serial(const float *logits, const int32_t *labels, float *loss, float *probs,
+                                      int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = logits + r * cols;
     float *pr = probs + r * cols;
@@ -68,8 +68,8 @@ FL_CLONES void fl_sparse_xent_fwd(const float *logits, const int32_t *labels, fl
   }
 }
 
-FL_CLONES void fl_sparse_xent_bwd(const float *probs, const int32_t *labels, const float *dloss,
-                        float *dlogits, int64_t rows, int64_t cols) {
+FL_CLONES static void xent_bwd_serial(const float *probs, const int32_t *labels, const float *dloss,
+                                      float *dlogits, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const float *pr = probs + r * cols;
     float *dr = dlogits + r * cols;
@@ -77,4 +77,47 @@ FL_CLONES void fl_sparse_xent_bwd(const float *probs, const int32_t *labels, con
     for (int64_t j = 0; j < cols; j++) dr[j] = g * pr[j];
     dr[labels[r]] -= g;
   }
+}
+
+typedef struct {
+  const float *x, *gamma, *beta;
+  const int32_t *labels;
+  float *y, *mean, *rstd;
+  int64_t cols;
+  float eps;
+} fused_ctx;
+
+static void ln_fwd_range(void *p, int64_t r0, int64_t r1) {
+  const fused_ctx *c = (const fused_ctx *)p;
+  layer_norm_fwd_serial(c->x + r0 * c->cols, c->gamma, c->beta, c->y + r0 * c->cols, c->mean + r0, c->rstd + r0,
+                        r1 - r0, c->cols, c->eps);
+}
+
+void fl_layer_norm_fwd(const float *x, const float *gamma, const float *beta, float *y, float *mean,
+                       float *rstd, int64_t rows, int64_t cols, float eps) {
+  fused_ctx c = {x, gamma, beta, NULL, y, mean, rstd, cols, eps};
+  fl_parallel_for(rows, cols, ln_fwd_range, &c);
+}
+
+/* x: logits (fwd) or probs (bwd); y: probs (fwd) or dlogits (bwd); mean: loss (fwd) or dloss (bwd). */
+static void xent_fwd_range(void *p, int64_t r0, int64_t r1) {
+  const fused_ctx *c = (const fused_ctx *)p;
+  xent_fwd_serial(c->x + r0 * c->cols, c->labels + r0, c->mean + r0, c->y + r0 * c->cols, r1 - r0, c->cols);
+}
+
+static void xent_bwd_range(void *p, int64_t r0, int64_t r1) {
+  const fused_ctx *c = (const fused_ctx *)p;
+  xent_bwd_serial(c->x + r0 * c->cols, c->labels + r0, c->mean + r0, c->y + r0 * c->cols, r1 - r0, c->cols);
+}
+
+void fl_sparse_xent_fwd(const float *logits, const int32_t *labels, float *loss, float *probs,
+                        int64_t rows, int64_t cols) {
+  fused_ctx c = {logits, NULL, NULL, labels, probs, loss, NULL, cols, 0.0f};
+  fl_parallel_for(rows, cols, xent_fwd_range, &c);
+}
+
+void fl_sparse_xent_bwd(const float *probs, const int32_t *labels, const float *dloss,
+                        float *dlogits, int64_t rows, int64_t cols) {
+  fused_ctx c = {probs, NULL, NULL, labels, dlogits, (float *)dloss, NULL, cols, 0.0f};
+  fl_parallel_for(rows, cols, xent_bwd_range, &c);
 }

@@ -28,7 +28,7 @@ static float row_min(const float *x, int64_t n) {
   return m;
 }
 
-FL_CLONES void fl_softmax_rows(const float *x, float *out, int64_t rows, int64_t cols) {
+FL_CLONES static void softmax_serial(const float *x, float *out, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
     float *o = out + r * cols;
@@ -39,7 +39,7 @@ FL_CLONES void fl_softmax_rows(const float *x, float *out, int64_t rows, int64_t
   }
 }
 
-FL_CLONES void fl_softmax_bwd(const float *dy, const float *y, float *dx, int64_t rows, int64_t cols) {
+FL_CLONES static void softmax_bwd_serial(const float *dy, const float *y, float *dx, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const float *dyr = dy + r * cols, *yr = y + r * cols;
     float *o = dx + r * cols;
@@ -161,4 +161,30 @@ void fl_transpose(const float *x, const int64_t *shape, int rank, const int64_t 
       off -= inStride[d] * gSize[d]; idx[d] = 0;
     }
   }
+}
+
+typedef struct {
+  const float *x, *y;
+  float *out;
+  int64_t cols;
+} rows_ctx;
+
+static void softmax_range(void *p, int64_t r0, int64_t r1) {
+  const rows_ctx *c = (const rows_ctx *)p;
+  softmax_serial(c->x + r0 * c->cols, c->out + r0 * c->cols, r1 - r0, c->cols);
+}
+
+static void softmax_bwd_range(void *p, int64_t r0, int64_t r1) {
+  const rows_ctx *c = (const rows_ctx *)p;
+  softmax_bwd_serial(c->x + r0 * c->cols, c->y + r0 * c->cols, c->out + r0 * c->cols, r1 - r0, c->cols);
+}
+
+void fl_softmax_rows(const float *x, float *out, int64_t rows, int64_t cols) {
+  rows_ctx c = {x, NULL, out, cols};
+  fl_parallel_for(rows, cols, softmax_range, &c);
+}
+
+void fl_softmax_bwd(const float *dy, const float *y, float *dx, int64_t rows, int64_t cols) {
+  rows_ctx c = {dy, y, dx, cols};
+  fl_parallel_for(rows, cols, softmax_bwd_range, &c);
 }
