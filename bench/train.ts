@@ -58,7 +58,7 @@ function runJson(cmd: string, args: string[], timeoutMs: number, env: NodeJS.Pro
       const why = signal === 'SIGKILL' ? `timed out after ${timeoutMs / 1000} s` : `exit ${code ?? signal}`;
       const tail = err
         .split('\n')
-        .filter((l) => /error|abort|memory|out of bounds/i.test(l))
+        .filter((l) => !/^\s+at /.test(l) && /error|abort|memory|out of bounds/i.test(l))
         .slice(-2)
         .join(' | ');
       resolve({ error: `${why}${tail ? `: ${tail.slice(0, 300)}` : ''}` });
