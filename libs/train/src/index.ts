@@ -14,3 +14,5 @@ export type { PretrainOptions } from './pretrain.js';
 export { pretrain } from './pretrain.js';
 // Perplexity of a whole text in non-overlapping context windows.
 export { textPerplexity } from './perplexity.js';
+// Saving and resuming a training run.
+export { saveTrainState, loadTrainState } from './train-state.js';

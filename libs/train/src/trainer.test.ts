@@ -4,6 +4,10 @@ import { defaultLoraConfig, initBackend, initLoraAdapter, type CausalLM } from '
 import { cloneNamed, seededRandomBytes, sha256Named } from '@fedlora/tensor';
 import { evaluate, trainLocal } from './trainer.js';
 import { tokenizeToSequences } from './data.js';
+import { loadTrainState, saveTrainState } from './train-state.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SAMPLE_TEXT, tinyGpt2 } from './test-model.js';
 
 let model: CausalLM;
@@ -59,7 +63,7 @@ describe('trainLocal', () => {
 });
 
 describe('trainLocal resume and early stopping', () => {
-  it('resuming from the saved state reproduces an uninterrupted run exactly', async () => {
+  it('resuming from a state saved to disk reproduces an uninterrupted run exactly', async () => {
     const lora = { ...defaultLoraConfig(model), dropout: 0.1 };
     const adapter = initLoraAdapter(model, lora, seededRandomBytes(6));
     const data = tokenizeToSequences(model, SAMPLE_TEXT.repeat(3), 16);
@@ -68,7 +72,9 @@ describe('trainLocal resume and early stopping', () => {
     const first = await trainLocal(model, lora, adapter, data, { ...opts, steps: 3 });
     // The schedule spans the whole run, so the first leg must know the total: compare state after 3 of 6.
     const firstOfSix = await trainLocal(model, lora, adapter, data, { ...opts, steps: 3, totalSteps: 6 });
-    const resumed = await trainLocal(model, lora, adapter, data, { ...opts, steps: 3, totalSteps: 6, resume: firstOfSix.state });
+    const file = join(mkdtempSync(join(tmpdir(), 'fedlora-state-')), 'state.safetensors');
+    await saveTrainState(file, firstOfSix.state);
+    const resumed = await trainLocal(model, lora, adapter, data, { ...opts, steps: 3, totalSteps: 6, resume: await loadTrainState(file) });
     expect(first.state.optimizer.step).toBe(3);
     expect(sha256Named(resumed.adapter)).toBe(sha256Named(full.adapter));
   });
