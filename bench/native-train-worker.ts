@@ -2,7 +2,9 @@
  * One measurement of the LoRA training step in a fresh process (so peak RSS is this config's
  * alone and a wasm abort cannot take the whole benchmark down). Prints one JSON line on stdout.
  *
- *   tsx bench/native-train-worker.ts '{"backend":"cpu-native","layers":4,"vocab":512,"steps":3}'
+ *   tsx bench/native-train-worker.ts '{"backend":"cpu-native","layers":4,"vocab":512,"steps":3,"warmup":1,"maxSeconds":120,"profile":false}'
+ *
+ * FEDLORA_BENCH_DEBUG=1 also prints user and system CPU time per step on stderr.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@fedlora/model';
