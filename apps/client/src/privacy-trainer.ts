@@ -1,18 +1,8 @@
 import type { LocalTrainer, RoundPlan } from '@fedlora/federation';
-import type { ClientPrivacyGuard, DpFedAvgConfig } from '@fedlora/privacy';
-import { clipL2, dpRoundParams } from '@fedlora/privacy';
+import { plannedPrivacy, plannedSurvivors, roundPrivacyParams } from '@fedlora/federation';
+import type { ClientPrivacyGuard } from '@fedlora/privacy';
+import { clipL2 } from '@fedlora/privacy';
 import type { NamedTensors } from '@fedlora/tensor';
-
-type PlannedPrivacy = DpFedAvgConfig & { delta: number; dimension: number };
-
-function plannedPrivacy(plan: RoundPlan): PlannedPrivacy | undefined {
-  const p = plan.extra.privacy as PlannedPrivacy | undefined;
-  if (p === undefined) return undefined;
-  if (typeof p !== 'object' || (p.mode !== 'central' && p.mode !== 'distributed') || !(p.clipNorm > 0) || !(p.dimension > 0)) {
-    throw new RangeError(`round ${plan.round}: the plan's privacy parameters are malformed`);
-  }
-  return p;
-}
 
 /**
  * The data owner's side of institution-level DP: before a round it checks what the plan would
@@ -32,17 +22,12 @@ export class PrivacyGuardedTrainer implements LocalTrainer {
     return this.inner.numExamples;
   }
 
-  private params(p: PlannedPrivacy) {
-    const survivors = p.mode === 'distributed' ? (p.minSurvivors ?? 1) : 1;
-    return dpRoundParams(p, { survivors, dimension: p.dimension });
-  }
-
   async accept(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string }> {
     const inner = (await this.inner.accept?.(plan)) ?? { accept: true as const };
     if (!inner.accept) return inner;
     const p = plannedPrivacy(plan);
     if (!p || !this.guard) return { accept: true };
-    const decision = this.guard.plan(this.params(p));
+    const decision = this.guard.plan(roundPrivacyParams(plan, plannedSurvivors(plan))!);
     if (decision.accept) return { accept: true };
     await this.guard.refuse(plan.round, decision.message, { time: this.now().toISOString() });
     return { accept: false, reason: 'refused: budget' };
@@ -53,7 +38,7 @@ export class PrivacyGuardedTrainer implements LocalTrainer {
     const p = plannedPrivacy(plan);
     if (!p) return r;
     const { clipped, norm } = clipL2(r.delta, p.clipNorm);
-    await this.guard?.record(plan.round, this.params(p), { time: this.now().toISOString() });
+    await this.guard?.record(plan.round, roundPrivacyParams(plan, plannedSurvivors(plan))!, { time: this.now().toISOString() });
     return { ...r, delta: clipped, metrics: { ...r.metrics, updateNorm: norm } };
   }
 

@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import { initLoraAdapter, savePeftAdapter } from '@fedlora/model';
-import type { CoordinatorOptions, EventLogger, RoundAggregationFactory, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
+import type { CoordinatorOptions, EventLogger, RoundAggregationFactory, SecureAggregationOptions, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
 import { FederationCoordinator, createStrategy, silentLogger } from '@fedlora/federation';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { cryptoRandomBytes, seededRandomBytes } from '@fedlora/tensor';
@@ -31,6 +31,7 @@ export interface CoordinatorAppOptions {
   initialAdapter?: NamedTensors;
   startAfterRound?: number;
   aggregation?: RoundAggregationFactory;
+  secureAggregation?: SecureAggregationOptions;
   planExtra?: (round: number) => Record<string, unknown>;
   onRoundStart?: (plan: RoundPlan, cohort: string[]) => void;
   onRoundEnd?: (summary: RoundSummary, adapter: NamedTensors | null, plan: RoundPlan) => Promise<void> | void;
@@ -72,6 +73,7 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     initialAdapter,
     startAfterRound: o.startAfterRound,
     aggregation: o.aggregation,
+    secureAggregation: o.secureAggregation,
     planExtra: o.planExtra,
     onRoundStart: o.onRoundStart,
     onRoundEnd: o.onRoundEnd,

@@ -28,3 +28,6 @@ export type { SecureAggregationOptions, SecureRoundPlan } from './secure-round.j
 export { SecureRound } from './secure-round.js';
 export type { SecAggExchange, SecureClientOptions, SecureRoundEnd } from './secure-client.js';
 export { runSecureRound, flattenInPlanOrder } from './secure-client.js';
+// DP parameters of a round as both sides derive them from the plan.
+export type { PlannedPrivacy } from './plan-privacy.js';
+export { plannedPrivacy, roundPrivacyParams, plannedSurvivors, noiseShareFor } from './plan-privacy.js';

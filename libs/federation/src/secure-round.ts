@@ -26,6 +26,27 @@ export interface SecureAggregationOptions {
   usedKeys?: Set<string>;
 }
 
+/**
+ * Largest per-client noise variance in integer units. The exact Poisson behind Skellam noise
+ * costs about sqrt(rate) per draw, so a 32-bit ring's huge scale would make sampling take hours;
+ * a noise std of 256 integer units already puts quantization error (< 1 unit) far below the noise.
+ */
+const MAX_NOISE_VARIANCE_INT = 2 ** 16;
+
+/**
+ * Encoding parameters (Kairouz et al. 2021 rule, see chooseEncodingParams). With DP noise, a
+ * 32-bit ring makes the scale so large that the noise variance in integer units leaves the
+ * samplers' range; quantization error is then far below the noise anyway, so the ring is
+ * narrowed 2 bits at a time (smaller scale, same overflow bound) until the noise fits.
+ */
+function chooseEncoding(n: number, d: number, clip: number, noiseStddevPerClient: number): EncodingParams {
+  for (let bits = 32; ; bits -= 2) {
+    const p = chooseEncodingParams({ n, d, clip, noiseStddevPerClient, bits });
+    const v = (noiseStddevPerClient * p.scale) ** 2;
+    if (noiseStddevPerClient === 0 || v <= MAX_NOISE_VARIANCE_INT || bits <= 8) return p;
+  }
+}
+
 /** What clients need to run their side (carried in plan.extra.secagg). */
 export interface SecureRoundPlan {
   /** Client name -> protocol id (1-based, in sorted cohort order). */
@@ -74,7 +95,7 @@ export class SecureRound {
     const chosen = chooseSecAggParams({ n: names.length, dropoutFraction: opts.dropoutFraction ?? 0.1, corruptFraction: opts.corruptFraction ?? 0 });
     const k = opts.k ?? chosen.k;
     const t = opts.t ?? chosen.t;
-    const encoding = chooseEncodingParams({ n: names.length, d, clip: opts.clipNorm, noiseStddevPerClient: opts.noiseStddevPerClient ?? 0 });
+    const encoding = chooseEncoding(names.length, d, opts.clipNorm, opts.noiseStddevPerClient ?? 0);
     const rotationSeed = Buffer.from(opts.rng(32)).toString('hex');
     this.plan = { ids, roster, k, t, encoding, rotationSeed };
     this.server = new SecAggServer({ round, cohort: names.map((_, i) => i + 1), identities, k, t, dim: encoding.paddedDim, rng: opts.rng, usedKeys: opts.usedKeys });

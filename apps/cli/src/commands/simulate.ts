@@ -35,6 +35,10 @@ export function register(program: Command): void {
     .option('--dp-noise-multiplier <z>', 'noise std / clip (DP-FedAvg)', numberOption('--dp-noise-multiplier', 1e-9, 1e6), 1)
     .option('--delta <d>', 'delta of the (epsilon, delta) guarantee', numberOption('--delta', 1e-300, 0.999), 1e-5)
     .option('--client-epsilon <e>', "each institution's own budget (rounds that would exceed it are refused)", numberOption('--client-epsilon', 1e-9, 1e9), 100)
+    .option('--secagg', 'secure aggregation (SecAgg+): the coordinator sees only the sum of the updates')
+    .option('--dropout <p>', 'with --secagg: each client vanishes during a round with probability p, at a random stage', numberOption('--dropout', 0, 0.9), 0)
+    .option('--secagg-clip <C>', 'with --secagg and no DP: L2 clip of each update before encoding', numberOption('--secagg-clip', 1e-9, 1e9), 10)
+    .option('--stage-timeout <seconds>', 'with --secagg: deadline of each protocol stage', numberOption('--stage-timeout', 0.1, 3600), 10)
     .option('--out <dir>', 'directory for the ledgers (default: a new temporary directory)')
     .option('--seed <s>', 'seed of the initial adapter and the clients\' batch order', 'fedlora')
     .addOption(new Option('--log-level <level>', 'JSON log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('warn'))
@@ -63,14 +67,24 @@ export function register(program: Command): void {
           ? { mode: o.dpMode, clipNorm: o.dpClip, noiseMultiplier: o.dpNoiseMultiplier, delta: o.delta, clientEpsilon: o.clientEpsilon }
           : undefined,
         outDir: o.out,
+        secagg: o.secagg ? { dropout: o.dropout, clipNorm: o.dpMode ? o.dpClip : o.secaggClip, stageTimeoutMs: o.stageTimeout * 1000 } : undefined,
         logger: createEventLogger(o.logLevel as LogLevel, { component: 'simulate' }),
         onProgress: progress,
       });
       if (o.json) return printJson(report);
       process.stdout.write(
         `\n${formatTable(
-          ['round', 'status', 'participants', 'trainLoss', 'evalLoss', 'epsilon', 'seconds'],
-          report.rounds.map((r) => [r.round, r.status, r.participants, r.trainLoss ?? '-', r.evalLoss ?? '-', r.epsilon ?? '-', (r.durationMs / 1000).toFixed(1)]),
+          ['round', 'status', 'participants', 'trainLoss', 'evalLoss', 'epsilon', 'secAggMaxErr', 'seconds'],
+          report.rounds.map((r) => [
+            r.round,
+            r.status,
+            r.participants,
+            r.trainLoss ?? '-',
+            r.evalLoss ?? '-',
+            r.epsilon ?? '-',
+            r.aggregateMaxAbsError ?? '-',
+            (r.durationMs / 1000).toFixed(1),
+          ]),
         )}\n\neval loss ${report.initialEvalLoss.toFixed(4)} before training -> ${report.finalEvalLoss?.toFixed(4) ?? '-'} after ${report.rounds.length} rounds (backend ${report.backend}, ${(report.durationMs / 1000).toFixed(0)} s)\n`,
       );
       if (report.ledgers?.length) {

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel } from '@fedlora/model';
 import { ClientPrivacyGuard, generateLedgerKey } from '@fedlora/privacy';
-import type { EventLogger, LocalTrainer, RoundSummary, StrategyOptions } from '@fedlora/federation';
-import { runClient, silentLogger } from '@fedlora/federation';
+import type { EventLogger, LocalTrainer, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
+import { flattenInPlanOrder, runClient, silentLogger } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
 import { evaluate, tokenizeToSequences } from '@fedlora/train';
@@ -13,6 +13,8 @@ import { GrpcConnection } from '@fedlora/transport-grpc';
 import type { FederationPrivacy } from '@fedlora/coordinator';
 import { createFederationPrivacy, startCoordinatorApp } from '@fedlora/coordinator';
 import { ModelTrainer, PrivacyGuardedTrainer, splitSequences } from '@fedlora/client';
+import type { SimulationSecAgg } from './secure-setup.js';
+import { createSecureSimulation } from './secure-setup.js';
 import { partitionSotu } from './sotu-partition.js';
 
 /** Settings of a simulated federation on one machine. */
@@ -39,6 +41,8 @@ export interface SimulationOptions {
   seed: string;
   /** Institution-level DP-FedAvg (central noise). */
   privacy?: SimulationPrivacy;
+  /** Secure aggregation (SecAgg+), with optional dropout injection. */
+  secagg?: SimulationSecAgg;
   /** Where ledgers are written (default: a new temporary directory). */
   outDir?: string;
   /** Clients that register and then never answer (fault injection for tests and demos). */
@@ -83,6 +87,13 @@ export interface SimulationRound {
   epsilon?: number;
   /** Clients that declined the round (for example: privacy budget). */
   declined?: string[];
+  /** Secure aggregation: clients whose updates are in the sum. */
+  survivors?: number;
+  /** Secure aggregation: largest coordinate difference between the secure and the plain average of the same clipped updates. */
+  aggregateMaxAbsError?: number;
+  /** Distributed DP: measured std of the aggregate's noise (on the average), and the planned one. */
+  noiseStd?: number;
+  plannedNoiseStd?: number;
 }
 
 /** What `fedlora simulate --json` prints. */
@@ -128,11 +139,17 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   let fedPrivacy: FederationPrivacy | undefined;
   const guards = new Map<string, ClientPrivacyGuard>();
   const ledgers: string[] = [];
+  const minClients = o.minClients ?? (o.secagg && o.secagg.dropout > 0 ? Math.max(2, Math.ceil(o.clients / 2)) : o.clients);
+  const distributed = o.privacy?.mode === 'distributed';
+  if (distributed && !o.secagg) throw new RangeError('simulate: distributed noise needs secure aggregation (add --secagg): each update would otherwise leave with only its own share of noise');
+  const noiseStddevPerClient = distributed ? (o.privacy!.noiseMultiplier * o.privacy!.clipNorm) / Math.sqrt(minClients) : 0;
+  const secure = o.secagg ? createSecureSimulation(clients.map((c) => c.name), { ...o.secagg, seed: o.seed, noiseStddevPerClient }) : undefined;
   if (o.privacy) {
-    if (o.privacy.mode !== 'central') throw new RangeError('simulate: distributed noise needs secure aggregation (use --secagg)');
     const outDir = o.outDir ?? (await mkdtemp(join(tmpdir(), 'fedlora-sim-')));
     fedPrivacy = await createFederationPrivacy({
-      config: { mode: 'central', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: 1, secureAggregation: false },
+      config: distributed
+        ? { mode: 'distributed', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: 1, secureAggregation: true, noise: 'skellam', minSurvivors: minClients }
+        : { mode: 'central', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: 1, secureAggregation: !!o.secagg },
       delta: o.privacy.delta,
       dimension: numElements(initialAdapter),
       ledgerPath: join(outDir, 'federation-ledger.jsonl'),
@@ -152,6 +169,19 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     }
   }
 
+  const secureMetrics = (s: RoundSummary, plan: RoundPlan, before: NamedTensors, after: NamedTensors | null) => {
+    if (!after || !secure) return { survivors: s.participants };
+    const b = flattenInPlanOrder(plan, before);
+    const a = flattenInPlanOrder(plan, after);
+    const avg = Float64Array.from(a, (v, i) => v - b[i]!);
+    const m = secure.measure(s.round, s.participantNames, avg);
+    return {
+      survivors: s.participants,
+      aggregateMaxAbsError: m.aggregateMaxAbsError,
+      ...(distributed ? { noiseStd: m.noiseStd, plannedNoiseStd: (o.privacy!.noiseMultiplier * o.privacy!.clipNorm) / Math.sqrt(minClients * s.participants) } : {}),
+    };
+  };
+
   const rounds: SimulationRound[] = [];
   let initialEvalLoss = Number.NaN;
   let previous: NamedTensors | undefined;
@@ -161,7 +191,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     model,
     lora,
     rounds: o.rounds,
-    minClients: o.minClients ?? o.clients,
+    minClients,
     minAvailableClients: o.clients + (o.silentClients ?? 0),
     roundDeadlineMs: o.roundDeadlineMs,
     waitAfterMinimumMs: o.waitAfterMinimumMs,
@@ -172,10 +202,11 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     seed: o.seed,
     initialAdapter,
     aggregation: fedPrivacy?.aggregation,
+    secureAggregation: secure?.coordinator,
     planExtra: fedPrivacy ? () => fedPrivacy!.planExtra() : undefined,
     logger: log,
-    onRoundEnd: async (s, adapter) => {
-      const recorded = fedPrivacy ? await fedPrivacy.recordRound(s, new Date(s.endedAt).toISOString()) : undefined;
+    onRoundEnd: async (s, adapter, plan) => {
+      const recorded = fedPrivacy ? await fedPrivacy.recordRound(s, plan, new Date(s.endedAt).toISOString()) : undefined;
       o.onRoundAdapters?.(s.round, previous!, adapter);
       const r: SimulationRound = {
         round: s.round,
@@ -187,6 +218,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         evalLoss: adapter ? await evalLoss(adapter) : null,
         durationMs: Math.round(s.endedAt - s.startedAt),
         ...(recorded ? { epsilon: recorded.epsilon } : {}),
+        ...(secure ? secureMetrics(s, plan, previous!, adapter) : {}),
         ...(s.declined.length ? { declined: s.declined } : {}),
       };
       if (adapter) previous = adapter;
@@ -213,8 +245,9 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         onStep: (round, s) => o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond }),
       });
       const guarded = fedPrivacy ? new PrivacyGuardedTrainer(base, guards.get(c.name)) : base;
-      const trainer = o.wrapTrainer ? o.wrapTrainer(c.name, guarded) : guarded;
-      return runClient({ name: c.name, connection, trainer, pollMs: 2000, logger: log }).finally(() => connection.close());
+      const recorded = secure ? secure.recordUpdates(c.name, guarded) : guarded;
+      const trainer = o.wrapTrainer ? o.wrapTrainer(c.name, recorded) : recorded;
+      return runClient({ name: c.name, connection, trainer, pollMs: 2000, heartbeatMs: 1000, logger: log, secure: secure?.client(c.name) }).finally(() => connection.close());
     });
     const [history] = await Promise.all([app.done, ...runs]);
     for (const s of silentConns) s.close();

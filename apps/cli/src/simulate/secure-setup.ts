@@ -1,0 +1,93 @@
+import type { LocalTrainer, RoundPlan, SecureAggregationOptions, SecureClientOptions } from '@fedlora/federation';
+import { flattenInPlanOrder, noiseShareFor } from '@fedlora/federation';
+import type { Stage } from '@fedlora/secagg';
+import { STAGES, generateIdentity } from '@fedlora/secagg';
+import type { RandomBytes } from '@fedlora/tensor';
+import { cryptoRandomBytes, seededRandomBytes, uniform01, uniformInt } from '@fedlora/tensor';
+
+/** Secure-aggregation settings of a simulation. */
+export interface SimulationSecAgg {
+  /** Probability that a client vanishes during a round, at a stage drawn uniformly. */
+  dropout: number;
+  clipNorm: number;
+  stageTimeoutMs: number;
+  /** Fault injection for tests: these clients vanish at the given stage in every round. */
+  forcedDrops?: Record<string, Stage>;
+  /** Overrides of the SecAgg+ neighbourhood size and threshold. */
+  k?: number;
+  t?: number;
+}
+
+/**
+ * Identities and per-client options for a simulated SecAgg+ federation, plus what only a
+ * simulator can know: every client's clipped update, to measure how far the securely
+ * aggregated average is from the plain one.
+ */
+export function createSecureSimulation(names: string[], o: SimulationSecAgg & { seed: string; noiseStddevPerClient?: number }) {
+  const identities = new Map(names.map((n) => [n, generateIdentity(cryptoRandomBytes)]));
+  const dropRng: RandomBytes = seededRandomBytes(`dropout:${o.seed}`);
+  const sent = new Map<number, Map<string, Float64Array>>();
+
+  const coordinator: SecureAggregationOptions = {
+    identityOf: (n) => identities.get(n)?.publicKey,
+    clipNorm: o.clipNorm,
+    noiseStddevPerClient: o.noiseStddevPerClient ?? 0,
+    dropoutFraction: Math.min(0.5, Math.max(0.1, o.dropout * 1.5)),
+    stageTimeoutMs: o.stageTimeoutMs,
+    rng: cryptoRandomBytes,
+    k: o.k,
+    t: o.t,
+  };
+
+  const client = (name: string): SecureClientOptions => ({
+    identitySecretKey: identities.get(name)!.secretKey,
+    rng: cryptoRandomBytes,
+    noiseFor: (plan: RoundPlan) => noiseShareFor(plan, cryptoRandomBytes),
+    dropAtFor: (): Stage | undefined => o.forcedDrops?.[name] ?? (o.dropout > 0 && uniform01(dropRng) < o.dropout ? STAGES[uniformInt(dropRng, STAGES.length)] : undefined),
+  });
+
+  /** Records the clipped update a client sends (what the secure sum should average). */
+  const recordUpdates = (name: string, inner: LocalTrainer): LocalTrainer => ({
+    get numExamples() {
+      return inner.numExamples;
+    },
+    accept: inner.accept?.bind(inner),
+    async train(plan, global) {
+      const r = await inner.train(plan, global);
+      const flat = Float64Array.from(flattenInPlanOrder(plan, r.delta));
+      let norm = 0;
+      for (const v of flat) norm += v * v;
+      norm = Math.sqrt(norm);
+      if (norm > o.clipNorm) for (let i = 0; i < flat.length; i++) flat[i] = (flat[i]! * o.clipNorm) / norm;
+      const byClient = sent.get(plan.round) ?? new Map<string, Float64Array>();
+      byClient.set(name, flat);
+      sent.set(plan.round, byClient);
+      return r;
+    },
+  });
+
+  /**
+   * Compares the securely aggregated average (new - old adapter under FedAvg with server
+   * learning rate 1) with the plain average of the survivors' clipped updates.
+   */
+  const measure = (round: number, survivors: string[], secureAverage: Float64Array): { aggregateMaxAbsError: number; noiseStd: number } => {
+    const updates = survivors.map((n) => sent.get(round)?.get(n)).filter((u): u is Float64Array => !!u);
+    if (updates.length !== survivors.length) return { aggregateMaxAbsError: Number.NaN, noiseStd: Number.NaN };
+    let maxErr = 0;
+    let s = 0;
+    let s2 = 0;
+    for (let i = 0; i < secureAverage.length; i++) {
+      let plain = 0;
+      for (const u of updates) plain += u[i]!;
+      const e = secureAverage[i]! - plain / updates.length;
+      maxErr = Math.max(maxErr, Math.abs(e));
+      s += e;
+      s2 += e * e;
+    }
+    const n = secureAverage.length;
+    sent.delete(round);
+    return { aggregateMaxAbsError: maxErr, noiseStd: Math.sqrt(Math.max(0, s2 / n - (s / n) ** 2)) };
+  };
+
+  return { coordinator, client, recordUpdates, measure };
+}

@@ -1,0 +1,50 @@
+import type { DpFedAvgConfig, RoundPrivacyParams } from '@fedlora/privacy';
+import { distributedNoiseShare, dpRoundParams, perClientNoiseVariance, validateDpConfig } from '@fedlora/privacy';
+import type { RandomBytes } from '@fedlora/tensor';
+import type { SecureRoundPlan } from './secure-round.js';
+import type { RoundPlan } from './types.js';
+
+/** Institution-level DP parameters as a round plan carries them (plan.extra.privacy). */
+export type PlannedPrivacy = DpFedAvgConfig & { delta: number; dimension: number };
+
+/**
+ * The DP-FedAvg parameters of a round, as both sides must derive them: in distributed mode the
+ * integer scale and the (padded) dimension come from the round's secure-aggregation encoding,
+ * so the client's budget check, its noise share and the federation ledger use the same numbers.
+ */
+export function plannedPrivacy(plan: RoundPlan): PlannedPrivacy | undefined {
+  const p = plan.extra.privacy as PlannedPrivacy | undefined;
+  if (p === undefined) return undefined;
+  if (typeof p !== 'object' || p === null || !(p.dimension > 0) || !(p.delta > 0 && p.delta < 1)) {
+    throw new RangeError(`round ${plan.round}: the plan's privacy parameters are malformed`);
+  }
+  if (p.mode === 'distributed') {
+    const sa = plan.extra.secagg as SecureRoundPlan | undefined;
+    if (!sa) throw new RangeError(`round ${plan.round}: distributed noise without secure aggregation is refused (each update would be visible with only its own share of noise)`);
+    const cfg = { ...p, scale: sa.encoding.scale, dimension: sa.encoding.paddedDim, secureAggregation: true };
+    validateDpConfig(cfg);
+    return cfg;
+  }
+  validateDpConfig(p);
+  return p;
+}
+
+/** Privacy parameters of the round with `survivors` updates summed (ledger: actual; budget check: planned minimum). */
+export function roundPrivacyParams(plan: RoundPlan, survivors: number): RoundPrivacyParams | undefined {
+  const p = plannedPrivacy(plan);
+  return p && dpRoundParams(p, { survivors, dimension: p.dimension });
+}
+
+/** Fewest survivors the accounting plans for (distributed: minSurvivors; central noise does not depend on it). */
+export function plannedSurvivors(plan: RoundPlan): number {
+  const p = plannedPrivacy(plan);
+  return p?.mode === 'distributed' ? (p.minSurvivors ?? 1) : 1;
+}
+
+/** This client's integer noise share for a distributed-DP round (undefined otherwise). */
+export function noiseShareFor(plan: RoundPlan, rng: RandomBytes): ((n: number) => Int32Array) | undefined {
+  const p = plannedPrivacy(plan);
+  if (p?.mode !== 'distributed') return undefined;
+  const perClientVariance = perClientNoiseVariance(p);
+  return (length) => distributedNoiseShare({ noise: p.noise ?? 'skellam', perClientVariance, length, rng });
+}
