@@ -1,0 +1,152 @@
+/**
+ * Record-level DP-SGD for LoRA (Abadi et al. 2016, "Deep Learning with Differential Privacy",
+ * Algorithm 1): at every step each training sequence joins the batch independently with
+ * probability q (Poisson sampling, what the sampled-Gaussian accountant assumes), each sampled
+ * sequence's LoRA gradient is clipped to L2 norm C, the clipped gradients are summed, the exact
+ * discrete Gaussian N(0, (z C)^2) on a fine grid is added (`privatizeGradients`, never tf.random)
+ * and the result divided by the expected batch size q N before the AdamW update (post-processing).
+ *
+ * Per-example gradients come from one backward pass per sampled sequence (`privateLoraGradient`).
+ * LoRA makes that cheap in memory (r (dIn + dOut) values per layer and example) even though it
+ * gives up batching; the ghost-norm path of libs/privacy needs each LoRA layer's inputs and
+ * output gradients, which the model does not expose yet.
+ *
+ * The privacy cost of a call is the `sampled_gaussian` event {q, z, steps}: see `dpSgdParams`.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
+import { uniformInt } from '@fedlora/tensor';
+import { assertAdapterLayout, type CausalLM, type LoraConfig } from '@fedlora/model';
+import { poissonSample, type DpSgdParams } from '@fedlora/privacy';
+import { AdamW } from './adamw.js';
+import { privateLoraGradient } from './dp-sgd-grads.js';
+import { warmupCosine } from './schedule.js';
+
+/** Progress of one DP-SGD step. */
+export interface DpSgdStepInfo {
+  step: number;
+  /** Realised Poisson batch size (not private: for local display only). */
+  batchSize: number;
+  /** Mean loss of the sampled sequences (not private: for local display only; NaN for an empty batch). */
+  loss: number;
+  /** Fraction of the sampled sequences whose gradient was clipped. */
+  clippedFraction: number;
+  tokensPerSecond: number;
+  learningRate: number;
+}
+
+/** Options of `trainLocalDpSgd`. */
+export interface DpSgdTrainOptions {
+  steps: number;
+  /** Poisson sampling rate q: the probability that a sequence joins a step's batch. */
+  samplingRate: number;
+  /** Per-example L2 clip C. */
+  clipNorm: number;
+  /** Noise std / C. */
+  noiseMultiplier: number;
+  learningRate: number;
+  /** CSPRNG (node:crypto in production, seeded in tests) for sampling, noise and LoRA dropout seeds. */
+  rng: RandomBytes;
+  weightDecay?: number;
+  warmupSteps?: number;
+  onStep?: (s: DpSgdStepInfo) => void;
+  /** Clock in milliseconds (a parameter, for reproducible tests). */
+  now?: () => number;
+}
+
+/** Result of `trainLocalDpSgd`. */
+export interface DpSgdTrainResult {
+  adapter: NamedTensors;
+  /** Mean over steps of the sampled sequences' loss (not private: local diagnostics). */
+  trainLoss: number;
+  numExamples: number;
+  /** Tokens (targets) processed. */
+  tokens: number;
+  steps: number;
+  /** Mean realised batch size over the steps. */
+  meanBatchSize: number;
+  /** Fraction of all sampled sequences whose gradient was clipped. */
+  clippedFraction: number;
+  /** What to account for this run (the sampled-Gaussian mechanism). */
+  privacy: DpSgdParams;
+}
+
+let runCounter = 0; // tfjs variable names are process-global
+
+/** The accountant's view of a DP-SGD run: q, z and C for `steps` compositions. */
+export function dpSgdParams(o: Pick<DpSgdTrainOptions, 'samplingRate' | 'clipNorm' | 'noiseMultiplier' | 'steps'>): DpSgdParams {
+  return { mode: 'dp-sgd', clipNorm: o.clipNorm, noiseMultiplier: o.noiseMultiplier, samplingRate: o.samplingRate, steps: o.steps };
+}
+
+/** Trains a LoRA adapter with DP-SGD; returns new tensors, leaving `adapter` and the base weights untouched. */
+export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter: NamedTensors, data: Int32Array[], opts: DpSgdTrainOptions): Promise<DpSgdTrainResult> {
+  validateDpSgdOptions(opts, data);
+  assertAdapterLayout(model, lora, adapter);
+  const now = opts.now ?? (() => performance.now());
+  const vars = new Map<string, tf.Variable>();
+  for (const [name, t] of adapter) {
+    const init = tf.tensor(t.data, t.shape);
+    vars.set(name, tf.variable(init, true, `dpsgd/${name}/${++runCounter}`));
+    init.dispose();
+  }
+  const optimizer = new AdamW(vars, { weightDecay: opts.weightDecay ?? 0 });
+  const seqLen = data[0]!.length - 1;
+  const expectedBatchSize = opts.samplingRate * data.length;
+  let lossSum = 0;
+  let lossSteps = 0;
+  let sampledTotal = 0;
+  let clippedTotal = 0;
+  try {
+    for (let s = 0; s < opts.steps; s++) {
+      const t0 = now();
+      const batch = poissonSample(data.length, opts.samplingRate, opts.rng);
+      const dropoutSeeds = batch.map(() => uniformInt(opts.rng, 2 ** 31));
+      const { gradient, clippedFraction, losses } = await privateLoraGradient(model, lora, vars, batch.map((i) => data[i]!), {
+        clipNorm: opts.clipNorm,
+        noiseMultiplier: opts.noiseMultiplier,
+        expectedBatchSize,
+        rng: opts.rng,
+        dropoutSeeds,
+      });
+      const lr = warmupCosine(s, opts.steps, opts.learningRate, opts.warmupSteps ?? 0);
+      const device = new Map<string, tf.Tensor>([...gradient].map(([n, t]) => [n, tf.tensor(t.data, t.shape)]));
+      optimizer.apply(device, lr);
+      for (const g of device.values()) g.dispose();
+      const loss = losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : Number.NaN;
+      if (losses.length) {
+        lossSum += loss;
+        lossSteps++;
+      }
+      sampledTotal += batch.length;
+      clippedTotal += clippedFraction * batch.length;
+      const stepTokens = batch.length * seqLen;
+      opts.onStep?.({ step: s + 1, batchSize: batch.length, loss, clippedFraction, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr });
+    }
+    const out: NamedTensors = new Map();
+    for (const [name, v] of vars) out.set(name, { shape: [...v.shape], data: new Float32Array((await v.data()) as Float32Array) });
+    return {
+      adapter: out,
+      trainLoss: lossSteps ? lossSum / lossSteps : Number.NaN,
+      numExamples: data.length,
+      tokens: sampledTotal * seqLen,
+      steps: opts.steps,
+      meanBatchSize: sampledTotal / opts.steps,
+      clippedFraction: sampledTotal ? clippedTotal / sampledTotal : 0,
+      privacy: dpSgdParams(opts),
+    };
+  } finally {
+    optimizer.dispose();
+    for (const v of vars.values()) v.dispose();
+  }
+}
+
+/** Throws a RangeError naming the first invalid option. */
+export function validateDpSgdOptions(o: DpSgdTrainOptions, data: Int32Array[]): void {
+  if (!Number.isInteger(o.steps) || o.steps < 1) throw new RangeError(`steps must be a positive integer, received ${o.steps}`);
+  if (!(o.samplingRate > 0 && o.samplingRate <= 1)) throw new RangeError(`samplingRate must be in (0, 1], received ${o.samplingRate}`);
+  if (!(o.clipNorm > 0)) throw new RangeError(`clipNorm must be > 0, received ${o.clipNorm}`);
+  if (!(o.noiseMultiplier >= 0)) throw new RangeError(`noiseMultiplier must be >= 0, received ${o.noiseMultiplier}`);
+  if (!(o.learningRate > 0)) throw new RangeError(`learningRate must be positive, received ${o.learningRate}`);
+  if (typeof o.rng !== 'function') throw new TypeError(`rng must be a RandomBytes function, received ${typeof o.rng}`);
+  if (data.length === 0) throw new RangeError('data must hold at least one sequence, received 0');
+}
