@@ -5,13 +5,15 @@
  * backend's slow path, DESIGN.md).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { geluTanh, layerNorm as fusedLayerNorm } from '@fedlora/native-cpu';
 
-/** LayerNorm over the last axis (Ba et al. 2016), biased variance as torch.nn.LayerNorm. */
+/**
+ * LayerNorm over the last axis (Ba et al. 2016, eq. 4), biased variance as torch.nn.LayerNorm.
+ * One native pass forward and one backward when native cpu kernels are registered (no [N, d]
+ * temporaries for the mean, centred values and variance); the same math from tfjs ops elsewhere.
+ */
 export function layerNorm(x: tf.Tensor2D, gamma: tf.Tensor, beta: tf.Tensor, eps: number): tf.Tensor2D {
-  const mean = tf.mean(x, -1, true);
-  const centered = tf.sub(x, mean);
-  const variance = tf.mean(tf.square(centered), -1, true);
-  return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, eps))), gamma), beta) as tf.Tensor2D;
+  return fusedLayerNorm(x, gamma as tf.Tensor1D, beta as tf.Tensor1D, eps) as tf.Tensor2D;
 }
 
 /** RMSNorm (Zhang & Sennrich 2019) as LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w. */
@@ -20,12 +22,12 @@ export function rmsNorm(x: tf.Tensor2D, weight: tf.Tensor, eps: number): tf.Tens
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), weight) as tf.Tensor2D;
 }
 
-const GELU_C = Math.sqrt(2 / Math.PI);
-
-/** GPT-2's `gelu_new`: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (Hendrycks & Gimpel 2016). */
+/**
+ * GPT-2's `gelu_new`: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (Hendrycks & Gimpel 2016),
+ * fused (forward and backward each one pass) on native cpu, composed from tfjs ops elsewhere.
+ */
 export function geluNew(x: tf.Tensor): tf.Tensor {
-  const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.square(x), x), 0.044715)), GELU_C);
-  return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
+  return geluTanh(x);
 }
 
 /** SiLU / swish: x * sigmoid(x). */

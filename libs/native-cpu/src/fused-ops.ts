@@ -64,7 +64,8 @@ export function layerNorm(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor1D, e
 export function geluTanh(x: tf.Tensor): tf.Tensor {
   if (!nativeFor(FusedKernelName.geluTanh) || x.dtype !== 'float32') {
     return tf.tidy(() => {
-      const inner = tf.mul(tf.add(x, tf.mul(tf.pow(x, 3), 0.044715)), GELU_C);
+      // x^2 * x rather than pow(x, 3): Pow's gradient is log-based and wasm's Pow is a slow path
+      const inner = tf.mul(tf.add(x, tf.mul(tf.mul(tf.square(x), x), 0.044715)), GELU_C);
       return tf.mul(tf.mul(x, 0.5), tf.add(tf.tanh(inner), 1));
     });
   }
@@ -99,10 +100,11 @@ export function sparseSoftmaxCrossEntropy(logits: tf.Tensor, labels: tf.Tensor):
   }
   const op = customOp(1, ([li], save) => {
     const [loss, probs] = run(FusedKernelName.sparseXent, { logits: li!, labels });
-    save([probs!]);
+    save([probs!, labels]); // kept by the engine: a caller's tidy may dispose labels before backprop
     return {
       value: loss!,
-      gradFunc: (dloss: tf.Tensor, saved: tf.Tensor[]) => run(FusedKernelName.sparseXentGrad, { probs: saved[0]!, labels, dloss })[0]!,
+      gradFunc: (dloss: tf.Tensor, saved: tf.Tensor[]) =>
+        run(FusedKernelName.sparseXentGrad, { probs: saved[0]!, labels: saved[1]!, dloss })[0]!,
     };
   });
   return op(logits);
