@@ -5,6 +5,7 @@ import type { NamedTensors } from '@fedlora/tensor';
 import { DEFAULT_CHUNK_BYTES, TensorAssembler, chunkTensors } from '@fedlora/tensor';
 import { federationClientCtor } from './proto.js';
 import { chunkFromProto, chunkToProto, headerToProto, secAggRequestToProto, secAggResponseFromProto, taskFromProto } from './serde.js';
+import type { RequestSigner } from './security/request-signer.js';
 import { fromServiceError } from './status-map.js';
 import type { PbGetTaskResponse, PbSecAggResponse, PbTensorChunk } from './wire-types.js';
 
@@ -19,6 +20,12 @@ export interface GrpcConnectionOptions {
   callTimeoutMs?: number;
   /** Expected name in the coordinator's certificate when it differs from the host dialled. */
   serverName?: string;
+  /**
+   * Signs every request (createRequestSigner with the client's enrolled identity): the envelope
+   * covers the exact serialized request (for UploadUpdate: its header message) and travels in
+   * the call's metadata. Required by coordinators with enrolled clients.
+   */
+  signer?: RequestSigner;
 }
 
 type AnyClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
@@ -42,13 +49,21 @@ export class GrpcConnection implements CoordinatorConnection {
     }) as unknown as AnyClient;
   }
 
+  /** Metadata for one request: signed over the bytes the message serializes to (the same serializer grpc-js uses). */
+  private metadataFor(method: string, round: number, message: object): grpc.Metadata {
+    if (!this.opts.signer) return new grpc.Metadata();
+    const def = federationClientCtor().service[method]!;
+    return this.opts.signer(def.path, round, def.requestSerialize(message));
+  }
+
   private unary<Res>(method: string, req: object, timeoutMs = this.opts.callTimeoutMs ?? 30_000): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
       const deadline = new Date(Date.now() + timeoutMs);
+      const metadata = this.metadataFor(method, typeof (req as { round?: unknown }).round === 'number' ? (req as { round: number }).round : 0, req);
       (this.client[method] as (r: object, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void).call(
         this.client,
         req,
-        new grpc.Metadata(),
+        metadata,
         { deadline },
         (err, res) => (err ? reject(fromServiceError(err)) : resolve(res)),
       );
@@ -77,7 +92,8 @@ export class GrpcConnection implements CoordinatorConnection {
     const plan = this.lastPlan;
     if (!plan || plan.round !== round) throw new FederationError('failed-precondition', `no plan for round ${round}: call getTask first`);
     const asm = new TensorAssembler(plan.tensors);
-    const call = (this.client.DownloadAdapter as (r: object) => grpc.ClientReadableStream<PbTensorChunk>).call(this.client, { ...this.auth, round });
+    const req = { ...this.auth, round };
+    const call = (this.client.DownloadAdapter as (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<PbTensorChunk>).call(this.client, req, this.metadataFor('DownloadAdapter', round, req));
     try {
       for await (const msg of call as AsyncIterable<PbTensorChunk>) {
         const c = chunkFromProto(msg);
@@ -93,9 +109,12 @@ export class GrpcConnection implements CoordinatorConnection {
 
   async uploadUpdate(update: ClientUpdate): Promise<void> {
     const chunkBytes = this.opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    const headerMessage = { header: headerToProto(update.header, this.token) };
     await new Promise<void>((resolve, reject) => {
-      const call = (this.client.UploadUpdate as (cb: (e: grpc.ServiceError | null, r: { accepted: boolean; message: string }) => void) => grpc.ClientWritableStream<object>).call(
+      type UploadFn = (m: grpc.Metadata, cb: (e: grpc.ServiceError | null, r: { accepted: boolean; message: string }) => void) => grpc.ClientWritableStream<object>;
+      const call = (this.client.UploadUpdate as UploadFn).call(
         this.client,
+        this.metadataFor('UploadUpdate', update.header.round, headerMessage),
         (err, res) => {
           if (err) return reject(fromServiceError(err));
           if (!res.accepted) return reject(new FederationError('failed-precondition', res.message));
@@ -106,7 +125,7 @@ export class GrpcConnection implements CoordinatorConnection {
         const send = async (msg: object): Promise<void> => {
           if (!call.write(msg)) await new Promise((r) => call.once('drain', r));
         };
-        await send({ header: headerToProto(update.header, this.token) });
+        await send(headerMessage);
         for (const c of chunkTensors(update.delta, chunkBytes)) await send({ chunk: chunkToProto(update.header.round, c) });
         call.end();
       };

@@ -4,6 +4,8 @@ export { startFederationServer } from './server.js';
 // Client connection implementing CoordinatorConnection over gRPC.
 export type { GrpcConnectionOptions } from './client.js';
 export { GrpcConnection } from './client.js';
+// Per-request authentication at the server edge (signed envelopes verified before any handler).
+export { RequestRefusedError, createRequestGate, withRequestBodyHashes, capturedBodyHash, type RequestGate, type RequestGateOptions, type RequestClaim } from './request-auth.js';
 // Wire contract loading and the one error translation.
 export { loadFederationPackage, federationService, PROTO_LOADER_OPTIONS } from './proto.js';
 export { toServiceError, fromServiceError } from './status-map.js';

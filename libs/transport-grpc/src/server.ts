@@ -5,6 +5,9 @@ import type { NamedTensors } from '@fedlora/tensor';
 import { DEFAULT_CHUNK_BYTES, TensorAssembler, chunkTensors } from '@fedlora/tensor';
 import { federationService } from './proto.js';
 import { chunkFromProto, chunkToProto, headerFromProto, secAggRequestFromProto, taskToProto } from './serde.js';
+import type { RequestGate } from './request-auth.js';
+import { RequestRefusedError, createRequestGate, withRequestBodyHashes } from './request-auth.js';
+import type { RequestVerifier } from './security/request-verifier.js';
 import { toServiceError } from './status-map.js';
 import type { PbAuth, PbSecAggRequest, PbTensorChunk, PbUploadMessage } from './wire-types.js';
 
@@ -21,8 +24,20 @@ export interface FederationServerOptions {
    * FederationError to refuse. Receives the gRPC call to read the peer certificate.
    */
   authorizeRegister?: (clientName: string, call: grpc.ServerUnaryCall<unknown, unknown>) => void;
-  /** Called for refused requests (audit log / metrics). */
-  onRefused?: (info: { method: string; clientId?: string; code: number; details: string }) => void;
+  /**
+   * Per-request authentication (request-auth.ts): every RPC must carry an envelope signed by an
+   * enrolled, non-revoked identity, bound to the method, round, body hash and a fresh nonce.
+   * Without a verifier requests are not signed-checked (simulations, unit tests).
+   */
+  verifier?: RequestVerifier;
+  /** Methods served unsigned even with a verifier (default ['GetStatus'], the read-only operator view). */
+  unsignedMethods?: readonly string[];
+  /**
+   * Called for refused requests (audit log / metrics). `reason` is the authentication failure
+   * (unknown-identity, revoked, bad-signature, stale, mismatch, replay, malformed, ...) or, for
+   * other refusals, the gRPC status name in lower case.
+   */
+  onRefused?: (info: { method: string; clientId?: string; code: number; details: string; reason: string }) => void;
   /** Called for each RPC with bytes transferred (metrics). */
   onBytes?: (direction: 'in' | 'out', bytes: number) => void;
 }
@@ -52,22 +67,30 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
 
   const fail = (method: string, err: unknown, clientId?: string): Partial<grpc.ServiceError> => {
     const se = toServiceError(err);
-    opts.onRefused?.({ method, clientId, code: se.code ?? grpc.status.UNKNOWN, details: se.details ?? '' });
+    const code = se.code ?? grpc.status.UNKNOWN;
+    const reason = err instanceof RequestRefusedError ? err.reason : (grpc.status[code] ?? String(code)).toLowerCase();
+    opts.onRefused?.({ method, clientId, code, details: se.details ?? '', reason });
     return se;
   };
+  const gate: RequestGate = opts.verifier ? createRequestGate({ verifier: opts.verifier, unsignedMethods: opts.unsignedMethods }) : () => undefined;
+  type Claim = (req: never) => { round: number; client: string };
+  const sessionClaim = (req: { clientId?: string; round?: number }) => ({ round: req.round ?? 0, client: req.clientId ?? '' });
 
   const unary =
-    <Req, Res>(method: string, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res): Unary<Req, Res> =>
+    <Req, Res>(method: string, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res, claim: Claim = sessionClaim): Unary<Req, Res> =>
     (call, cb) => {
       Promise.resolve()
-        .then(() => fn(call.request, call))
+        .then(() => {
+          gate(call, method, { ...(claim as (r: Req) => { round: number; client: string })(call.request), request: call.request });
+          return fn(call.request, call);
+        })
         .then(
           (res) => cb(null, res),
           (err) => cb(fail(method, err, (call.request as Partial<PbAuth>)?.clientId)),
         );
     };
 
-  server.addService(federationService(), {
+  server.addService(opts.verifier ? withRequestBodyHashes(federationService()) : federationService(), {
     Register: unary('Register', (req: { clientName: string; federationId: string; numExamples: number }, call) => {
       const federationId = coordinator.status().federationId;
       if (req.federationId && req.federationId !== federationId) {
@@ -76,7 +99,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
       opts.authorizeRegister?.(req.clientName, call as grpc.ServerUnaryCall<unknown, unknown>);
       const r = coordinator.register(req.clientName, req.numExamples);
       return { clientId: r.clientId, sessionToken: r.sessionToken, federationId };
-    }),
+    }, ((req: { clientName: string }) => ({ round: 0, client: req.clientName })) as Claim),
     GetTask: unary('GetTask', async (req: PbAuth & { waitMs: number }) => taskToProto(await coordinator.getTask(req.clientId, req.sessionToken, req.waitMs))),
     Decline: unary('Decline', (req: PbAuth & { round: number; reason: string }) => {
       coordinator.decline(req.clientId, req.sessionToken, req.round, req.reason);
@@ -114,6 +137,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
 
   async function streamAdapter(call: grpc.ServerWritableStream<PbAuth & { round: number }, PbTensorChunk>): Promise<void> {
     const { clientId, sessionToken, round } = call.request;
+    gate(call, 'DownloadAdapter', { round, client: clientId, request: call.request });
     const { adapter } = coordinator.getAdapter(clientId, sessionToken, round);
     for (const c of chunkTensors(adapter, chunkBytes)) {
       if (call.cancelled) return;
@@ -131,6 +155,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
         if (header) throw new FederationError('invalid-argument', 'upload carries two headers');
         header = headerFromProto(msg.header);
         const h = header.header;
+        gate(call, 'UploadUpdate', { round: h.round, client: h.clientId, request: msg });
         // Authenticate and check the layout against the open round before allocating anything.
         coordinator.authenticate(h.clientId, header.sessionToken);
         const plan = coordinator.openPlan(h.round);

@@ -1,0 +1,184 @@
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LocalTrainer } from '@fedlora/federation';
+import { FederationCoordinator, createStrategy, runClient } from '@fedlora/federation';
+import type { NamedTensors } from '@fedlora/tensor';
+import { seededRandomBytes } from '@fedlora/tensor';
+import { GrpcConnection } from './client.js';
+import { federationClientCtor } from './proto.js';
+import type { RunningServer } from './server.js';
+import { startFederationServer } from './server.js';
+import { encodePublicKey, generateIdentity, type Identity } from './security/identity.js';
+import { MemoryNonceCache } from './security/nonce-cache.js';
+import { createCertificateAuthority, issueCertificate, type PemPair } from './security/pki.js';
+import { createRequestSigner } from './security/request-signer.js';
+import { RequestVerifier } from './security/request-verifier.js';
+import { channelCredentials, serverCredentials } from './security/tls-credentials.js';
+
+const FED = 'fed-auth';
+const random = seededRandomBytes('request-auth');
+const alice = generateIdentity('alice', random);
+const bob = generateIdentity('bob', random);
+const mallory = generateIdentity('mallory', random); // holds a CA certificate but was never enrolled
+const aliceImpostor = generateIdentity('alice', random); // right name, wrong key
+
+// The enrolment directory the verifier reads at every call (the store in production).
+const enrolled = new Map<string, { publicKey: string; status: 'enrolled' | 'revoked' }>([
+  ['alice', { publicKey: encodePublicKey(alice.publicKey), status: 'enrolled' }],
+  ['bob', { publicKey: encodePublicKey(bob.publicKey), status: 'enrolled' }],
+]);
+const refused: Array<{ method: string; reason: string; code: number }> = [];
+
+let ca: PemPair;
+const certs = new Map<string, PemPair>();
+let server: RunningServer;
+let coordinator: FederationCoordinator;
+let run: Promise<unknown>;
+
+function adapter(): NamedTensors {
+  return new Map([['w', { shape: [4, 4], data: new Float32Array(16).fill(0.5) }]]);
+}
+
+const trainer: LocalTrainer = {
+  numExamples: 3,
+  async train(_plan, global) {
+    const delta: NamedTensors = new Map();
+    for (const [k, t] of global) delta.set(k, { shape: [...t.shape], data: new Float32Array(t.data.length).fill(0.25) });
+    return { delta, numExamples: 3, trainLoss: 1 };
+  },
+};
+
+function creds(name: string): grpc.ChannelCredentials {
+  const c = certs.get(name)!;
+  return channelCredentials({ ca: ca.certPem, cert: c.certPem, key: c.keyPem });
+}
+
+function connection(identity: Identity, certName = identity.name): GrpcConnection {
+  return new GrpcConnection({
+    address: `127.0.0.1:${server.port}`,
+    federationId: FED,
+    credentials: creds(certName),
+    callTimeoutMs: 5000,
+    signer: createRequestSigner({ federationId: FED, identity, random }),
+  });
+}
+
+/** One raw unary call with caller-chosen metadata (to replay or forge envelopes). */
+function rawCall(certName: string, method: string, req: object, metadata: grpc.Metadata): Promise<unknown> {
+  const Ctor = federationClientCtor();
+  const client = new Ctor(`127.0.0.1:${server.port}`, creds(certName)) as unknown as Record<string, (...a: unknown[]) => void> & grpc.Client;
+  return new Promise((resolve, reject) => {
+    client[method]!.call(client, req, metadata, { deadline: Date.now() + 5000 }, (err: grpc.ServiceError | null, res: unknown) => {
+      client.close();
+      if (err) reject(err);
+      else resolve(res);
+    });
+  });
+}
+
+function signRegister(identity: Identity, req: object): grpc.Metadata {
+  const def = federationClientCtor().service.Register!;
+  return createRequestSigner({ federationId: FED, identity, random })(def.path, 0, def.requestSerialize(req));
+}
+
+beforeAll(async () => {
+  ca = await createCertificateAuthority('fed-auth CA', { random });
+  const serverPem = await issueCertificate(ca, { commonName: 'coordinator', kind: 'server', random });
+  for (const name of ['alice', 'bob', 'mallory']) certs.set(name, await issueCertificate(ca, { commonName: name, kind: 'client', random }));
+  coordinator = new FederationCoordinator({
+    federationId: FED,
+    rounds: 1,
+    minClients: 2,
+    roundDeadlineMs: 20_000,
+    localSteps: 1,
+    learningRate: 0.1,
+    batchSize: 1,
+    strategy: createStrategy({ name: 'fedavg' }),
+    initialAdapter: adapter(),
+    rng: seededRandomBytes('request-auth-coordinator'),
+  });
+  server = await startFederationServer(coordinator, {
+    address: '127.0.0.1:0',
+    credentials: serverCredentials({ ca: ca.certPem, cert: serverPem.certPem, key: serverPem.keyPem, requireClientCert: true }),
+    verifier: new RequestVerifier({ federationId: FED, identities: { getClient: (n) => enrolled.get(n) }, nonces: new MemoryNonceCache() }),
+    onRefused: (r) => refused.push({ method: r.method, reason: r.reason, code: r.code }),
+  });
+  run = coordinator.run();
+}, 30_000);
+
+afterAll(async () => {
+  coordinator?.stop();
+  await server?.close();
+  await run?.catch(() => undefined);
+});
+
+describe('per-request authentication over mTLS on 127.0.0.1', () => {
+  it('signed enrolled clients run a whole round (register, poll, download, upload)', async () => {
+    const results = await Promise.all(
+      [alice, bob].map(async (id) => {
+        const conn = connection(id);
+        try {
+          return await runClient({ name: id.name, connection: conn, trainer });
+        } finally {
+          conn.close();
+        }
+      }),
+    );
+    expect(results.map((r) => r.roundsTrained)).toEqual([[1], [1]]);
+    expect(refused).toEqual([]);
+  }, 30_000);
+
+  it('refuses an identity that is not enrolled with UNAUTHENTICATED and reports why', async () => {
+    const conn = connection(mallory);
+    await expect(conn.register('mallory', 1)).rejects.toMatchObject({ code: 'unauthenticated', message: expect.stringMatching(/"mallory" is not enrolled/) });
+    conn.close();
+    expect(refused.at(-1)).toMatchObject({ method: 'Register', reason: 'unknown-identity', code: grpc.status.UNAUTHENTICATED });
+  });
+
+  it('refuses a replayed signed request with UNAUTHENTICATED', async () => {
+    const req = { clientName: 'alice', federationId: FED, numExamples: 3 };
+    const md = signRegister(alice, req);
+    await expect(rawCall('alice', 'Register', req, md)).resolves.toMatchObject({ clientId: 'alice' });
+    await expect(rawCall('alice', 'Register', req, md)).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: expect.stringMatching(/already used/) });
+    expect(refused.at(-1)).toMatchObject({ reason: 'replay' });
+  });
+
+  it('refuses an unsigned request but serves the read-only status unsigned', async () => {
+    await expect(rawCall('alice', 'Register', { clientName: 'alice', federationId: FED, numExamples: 1 }, new grpc.Metadata())).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    expect(refused.at(-1)).toMatchObject({ reason: 'malformed' });
+    await expect(rawCall('alice', 'GetStatus', {}, new grpc.Metadata())).resolves.toMatchObject({ federationId: FED });
+  });
+
+  it('refuses a signature made with a key other than the enrolled one', async () => {
+    const conn = connection(aliceImpostor, 'alice');
+    await expect(conn.register('alice', 1)).rejects.toMatchObject({ code: 'unauthenticated' });
+    conn.close();
+    expect(refused.at(-1)).toMatchObject({ reason: 'bad-signature' });
+  });
+
+  it('refuses a request signed for a body other than the one sent', async () => {
+    const md = signRegister(alice, { clientName: 'alice', federationId: FED, numExamples: 3 });
+    await expect(rawCall('alice', 'Register', { clientName: 'alice', federationId: FED, numExamples: 999 }, md)).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    expect(refused.at(-1)).toMatchObject({ reason: 'mismatch' });
+  });
+
+  it('refuses a client acting on another client\'s session', async () => {
+    const bobConn = connection(bob);
+    await bobConn.register('bob', 1);
+    const bobToken = (bobConn as unknown as { token: string }).token;
+    bobConn.close();
+    const def = federationClientCtor().service.Heartbeat!;
+    const req = { clientId: 'bob', sessionToken: bobToken, round: 1 };
+    const md = createRequestSigner({ federationId: FED, identity: alice, random })(def.path, 1, def.requestSerialize(req));
+    await expect(rawCall('alice', 'Heartbeat', req, md)).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED, details: expect.stringMatching(/names client "bob" but was signed by "alice"/) });
+  });
+
+  it('a revoked client is refused with PERMISSION_DENIED at its next request, without a restart', async () => {
+    const conn = connection(bob);
+    await conn.register('bob', 1);
+    enrolled.set('bob', { ...enrolled.get('bob')!, status: 'revoked' });
+    await expect(conn.heartbeat(1)).rejects.toMatchObject({ code: 'permission-denied', message: expect.stringMatching(/revoked/) });
+    conn.close();
+    expect(refused.at(-1)).toMatchObject({ method: 'Heartbeat', reason: 'revoked', code: grpc.status.PERMISSION_DENIED });
+  });
+});
