@@ -10,3 +10,6 @@ export { ClientConfigSchema, loadClientConfig } from './config.js';
 export { PlanFollowingTrainer, runClientFromConfig } from './run-from-config.js';
 // Institution-level DP on the data owner's side: budget check, clipping, own ledger.
 export { PrivacyGuardedTrainer } from './privacy-trainer.js';
+// Record-level DP-SGD on the data owner's side: own record-level budget and ledger.
+export type { DpSgdTrainerOptions } from './dp-sgd-trainer.js';
+export { DpSgdTrainer } from './dp-sgd-trainer.js';

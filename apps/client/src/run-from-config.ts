@@ -3,10 +3,12 @@ import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel, vali
 import type { EventLogger, LocalTrainer, RoundPlan } from '@fedlora/federation';
 import { runClient } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
+import { cryptoRandomBytes } from '@fedlora/tensor';
 import { readTextDocuments, splitHeldOut, tokenizeToSequences } from '@fedlora/train';
 import { GrpcConnection, insecureChannelCredentials, loadChannelCredentials } from '@fedlora/transport-grpc';
 import type { ClientConfig } from './config.js';
 import { ModelTrainer } from './model-trainer.js';
+import { DpSgdTrainer } from './dp-sgd-trainer.js';
 
 /**
  * A LocalTrainer that follows the coordinator's plan: the LoRA layout and sequence length come
@@ -14,25 +16,28 @@ import { ModelTrainer } from './model-trainer.js';
  * per sequence length.
  */
 export class PlanFollowingTrainer implements LocalTrainer {
-  private readonly cache = new Map<string, ModelTrainer>();
+  private readonly cache = new Map<string, ModelTrainer | DpSgdTrainer>();
   readonly numExamples: number;
 
   constructor(
     private readonly model: CausalLM,
     private readonly documents: string[],
-    private readonly opts: { evalFraction: number; defaultSeqLen: number; seed: string; log: EventLogger },
+    private readonly opts: { evalFraction: number; defaultSeqLen: number; seed: string; log: EventLogger; dpSgd?: { clipNorm: number; noiseMultiplier: number } },
   ) {
     // An estimate for registration: packed sequences at the default length.
     this.numExamples = Math.max(1, this.trainerFor(opts.defaultSeqLen, defaultLoraConfig(model)).numExamples);
   }
 
-  private trainerFor(seqLen: number, lora: LoraConfig): ModelTrainer {
+  private trainerFor(seqLen: number, lora: LoraConfig): ModelTrainer | DpSgdTrainer {
     const key = `${seqLen}:${JSON.stringify(lora)}`;
     let t = this.cache.get(key);
     if (!t) {
       const seqs = tokenizeToSequences(this.model, this.documents, seqLen);
       const { train, heldOut } = this.opts.evalFraction > 0 && seqs.length >= 2 ? splitHeldOut(seqs, this.opts.evalFraction) : { train: seqs, heldOut: [] };
-      t = new ModelTrainer({ model: this.model, lora, train, heldOut, seed: this.opts.seed });
+      const dp = this.opts.dpSgd;
+      t = dp
+        ? new DpSgdTrainer({ model: this.model, lora, train, heldOut, clipNorm: dp.clipNorm, noiseMultiplier: dp.noiseMultiplier, rng: cryptoRandomBytes })
+        : new ModelTrainer({ model: this.model, lora, train, heldOut, seed: this.opts.seed });
       this.cache.set(key, t);
       this.opts.log.info({ event: 'data.prepared', seqLen, trainSequences: train.length, heldOutSequences: heldOut.length });
     }
@@ -55,7 +60,7 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
   try {
     const format = cfg.data.format === 'auto' ? undefined : cfg.data.format;
     const documents = await readTextDocuments(cfg.data.path, { format, field: cfg.data.jsonField });
-    const trainer = new PlanFollowingTrainer(model, documents, { evalFraction: cfg.data.evalFraction, defaultSeqLen: cfg.training.seqLen ?? 64, seed: cfg.name, log });
+    const trainer = new PlanFollowingTrainer(model, documents, { evalFraction: cfg.data.evalFraction, defaultSeqLen: cfg.training.seqLen ?? 64, seed: cfg.name, log, dpSgd: cfg.dpSgd });
     const credentials = cfg.tls
       ? loadChannelCredentials({ ca: cfg.tls.ca, cert: cfg.tls.cert, key: cfg.tls.key })
       : insecureChannelCredentials((message) => log.warn({ event: 'tls.disabled', message }));

@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CausalLM, defaultLoraConfig, initBackend, initLoraAdapter, initWeights, parseModelConfig, tokenizerFromJson, trainByteLevelBpe, type LoraConfig } from '@fedlora/model';
+import type { RoundPlan } from '@fedlora/federation';
+import { ClientPrivacyGuard, generateLedgerKey, verifyLedgerFile } from '@fedlora/privacy';
+import type { NamedTensors } from '@fedlora/tensor';
+import { seededRandomBytes } from '@fedlora/tensor';
+import { tokenizeToSequences } from '@fedlora/train';
+import { DpSgdTrainer } from './dp-sgd-trainer.js';
+
+const TEXT = 'Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, I thought I would sail about. ';
+
+let model: CausalLM;
+let lora: LoraConfig;
+let global: NamedTensors;
+let train: Int32Array[];
+beforeAll(async () => {
+  await initBackend({ backend: process.env.FEDLORA_BACKEND ?? 'wasm' });
+  const { tokenizer, config } = trainByteLevelBpe(TEXT.repeat(5), { vocabSize: 300 });
+  const cfg = parseModelConfig({ model_type: 'gpt2', vocab_size: 300, n_positions: 32, n_embd: 32, n_layer: 2, n_head: 4 });
+  model = new CausalLM(cfg, tokenizerFromJson(tokenizer, config), initWeights(cfg, 1, 0.1));
+  lora = defaultLoraConfig(model);
+  global = initLoraAdapter(model, lora, seededRandomBytes('g'));
+  train = tokenizeToSequences(model, TEXT.repeat(3), 12).slice(0, 8);
+});
+afterAll(() => model?.dispose());
+
+const plan = (round: number): RoundPlan => ({
+  round,
+  attempt: 0,
+  adapterSha256: '',
+  tensors: [],
+  localSteps: 2,
+  learningRate: 1e-3,
+  batchSize: 2,
+  deadlineUnixMs: 0,
+  nonce: 'n',
+  extra: {},
+});
+
+async function guard(epsilon: number): Promise<ClientPrivacyGuard> {
+  const dir = mkdtempSync(join(tmpdir(), 'dpsgd-guard-'));
+  return ClientPrivacyGuard.open({ ledgerPath: join(dir, 'record-ledger.jsonl'), signer: { writer: 'hospital-a', secretKey: generateLedgerKey().secretKey }, budget: { epsilon, delta: 1e-5 }, unit: 'record' });
+}
+
+describe('DpSgdTrainer', () => {
+  it('trains with DP-SGD and records one record-level ledger entry per round', async () => {
+    const g = await guard(1e6);
+    const t = new DpSgdTrainer({ model, lora, train, clipNorm: 1, noiseMultiplier: 1, guard: g, rng: seededRandomBytes('r'), now: () => new Date(0) });
+    expect(t.roundParams(plan(1))).toEqual({ mode: 'dp-sgd', clipNorm: 1, noiseMultiplier: 1, samplingRate: 2 / 8, steps: 2 });
+    for (const round of [1, 2]) {
+      expect(await t.accept(plan(round))).toEqual({ accept: true });
+      const r = await t.train(plan(round), global);
+      expect([...r.delta.keys()]).toEqual([...global.keys()]);
+      expect(r.metrics.recordEpsilon).toBe(g.spent());
+    }
+    const entries = readFileSync(g.ledgerPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; round: number; unit: string; params: unknown });
+    expect(entries.map((e) => [e.kind, e.round, e.unit])).toEqual([
+      ['round', 1, 'record'],
+      ['round', 2, 'record'],
+    ]);
+    expect(entries[0]!.params).toEqual(t.roundParams(plan(1)));
+    const v = verifyLedgerFile(g.ledgerPath);
+    expect(v.valid).toBe(true);
+    expect(g.spent()).toBeGreaterThan(0);
+  });
+
+  it('refuses a round that would exceed its record-level budget, and never trains it', async () => {
+    const g = await guard(0.01);
+    const t = new DpSgdTrainer({ model, lora, train, clipNorm: 1, noiseMultiplier: 0.5, guard: g, rng: seededRandomBytes('r') });
+    expect(await t.accept(plan(1))).toEqual({ accept: false, reason: 'refused: budget' });
+    await expect(t.train(plan(1), global)).rejects.toThrow(/above this institution's budget 0.01/);
+    expect(g.spent()).toBe(0);
+    const entries = readFileSync(g.ledgerPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string });
+    expect(entries.map((e) => e.kind)).toEqual(['refused']);
+  });
+
+  it('rejects a non-positive clip', () => {
+    expect(() => new DpSgdTrainer({ model, lora, train, clipNorm: 0, noiseMultiplier: 1, rng: seededRandomBytes('r') })).toThrow(/dpSgd.clipNorm must be > 0, received 0/);
+  });
+});

@@ -1,0 +1,101 @@
+import type { CausalLM, LoraConfig } from '@fedlora/model';
+import type { LocalTrainer, RoundPlan } from '@fedlora/federation';
+import type { ClientPrivacyGuard, DpSgdParams } from '@fedlora/privacy';
+import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
+import { subtractNamed } from '@fedlora/tensor';
+import type { DpSgdStepInfo } from '@fedlora/train';
+import { dpSgdParams, evaluate, trainLocalDpSgd } from '@fedlora/train';
+
+/** Options of DpSgdTrainer. */
+export interface DpSgdTrainerOptions {
+  model: CausalLM;
+  lora: LoraConfig;
+  /** Packed training sequences (seqLen + 1 tokens each); each is one protected record. */
+  train: Int32Array[];
+  /** Held-out sequences, used to report the global adapter's eval loss. */
+  heldOut?: Int32Array[];
+  /** Per-record L2 clip C. */
+  clipNorm: number;
+  /** Noise std / C. */
+  noiseMultiplier: number;
+  /**
+   * The institution's record-level budget, kept in its own ledger (unit 'record'). Without it the
+   * rounds are still DP-SGD, but nothing stops an overspend.
+   */
+  guard?: ClientPrivacyGuard;
+  /** CSPRNG for Poisson sampling and noise (cryptoRandomBytes in production). */
+  rng: RandomBytes;
+  weightDecay?: number;
+  onStep?: (round: number, s: DpSgdStepInfo) => void;
+  now?: () => Date;
+}
+
+/**
+ * The LocalTrainer of an institution that protects each record (a patient, a customer) with
+ * DP-SGD (Abadi et al. 2016): a round runs the plan's local steps with Poisson sampling at rate
+ * q = min(1, batchSize / N), per-record clipping and exact grid Gaussian noise. Before training
+ * it checks the round's cost {q, z, steps} against its own record-level budget and refuses a
+ * round that would exceed it (the coordinator learns only "refused: budget"); after training it
+ * commits the spend to its own signed ledger before the update leaves.
+ */
+export class DpSgdTrainer implements LocalTrainer {
+  readonly numExamples: number;
+
+  constructor(private readonly opts: DpSgdTrainerOptions) {
+    if (opts.train.length === 0) throw new RangeError('the client has no training sequences: its data file is empty or shorter than one sequence');
+    if (!(opts.clipNorm > 0)) throw new RangeError(`dpSgd.clipNorm must be > 0, received ${opts.clipNorm}`);
+    if (!(opts.noiseMultiplier >= 0)) throw new RangeError(`dpSgd.noiseMultiplier must be >= 0, received ${opts.noiseMultiplier}`);
+    this.numExamples = opts.train.length;
+  }
+
+  /** What a round of `plan` costs this institution's records. */
+  roundParams(plan: RoundPlan): DpSgdParams {
+    return dpSgdParams({
+      samplingRate: Math.min(1, plan.batchSize / this.opts.train.length),
+      clipNorm: this.opts.clipNorm,
+      noiseMultiplier: this.opts.noiseMultiplier,
+      steps: plan.localSteps,
+    });
+  }
+
+  async accept(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string }> {
+    const guard = this.opts.guard;
+    if (!guard) return { accept: true };
+    const decision = guard.plan(this.roundParams(plan));
+    if (decision.accept) return { accept: true };
+    await guard.refuse(plan.round, decision.message, { time: this.time() });
+    return { accept: false, reason: 'refused: budget' };
+  }
+
+  async train(plan: RoundPlan, global: NamedTensors) {
+    const { model, lora, guard } = this.opts;
+    const params = this.roundParams(plan);
+    // The check again: train must never overspend, even if a caller skipped accept.
+    const decision = guard?.plan(params);
+    if (decision && !decision.accept) throw new RangeError(`round ${plan.round}: ${decision.message}`);
+    const r = await trainLocalDpSgd(model, lora, global, this.opts.train, {
+      steps: params.steps,
+      samplingRate: params.samplingRate,
+      clipNorm: params.clipNorm,
+      noiseMultiplier: params.noiseMultiplier,
+      learningRate: plan.learningRate,
+      rng: this.opts.rng,
+      weightDecay: this.opts.weightDecay ?? 0,
+      onStep: this.opts.onStep ? (s) => this.opts.onStep!(plan.round, s) : undefined,
+    });
+    if (guard) await guard.record(plan.round, r.privacy, { time: this.time() });
+    const metrics: Record<string, number> = { tokens: r.tokens, steps: r.steps, clippedFraction: r.clippedFraction };
+    if (guard) metrics.recordEpsilon = guard.spent();
+    if (this.opts.heldOut?.length) metrics.globalEvalLoss = (await evaluate(model, lora, global, this.opts.heldOut)).loss;
+    return { delta: subtractNamed(r.adapter, global), numExamples: this.numExamples, trainLoss: Number.isFinite(r.trainLoss) ? r.trainLoss : 0, metrics };
+  }
+
+  /** Record-level epsilon spent so far (at the budget's delta), when a budget is kept. */
+  spentEpsilon(): number | undefined {
+    return this.opts.guard?.spent();
+  }
+
+  private time(): string {
+    return (this.opts.now?.() ?? new Date()).toISOString();
+  }
+}
