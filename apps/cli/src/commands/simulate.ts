@@ -35,6 +35,9 @@ export function register(program: Command): void {
     .option('--dp-noise-multiplier <z>', 'noise std / clip (DP-FedAvg)', numberOption('--dp-noise-multiplier', 1e-9, 1e6), 1)
     .option('--delta <d>', 'delta of the (epsilon, delta) guarantee', numberOption('--delta', 1e-300, 0.999), 1e-5)
     .option('--client-epsilon <e>', "each institution's own budget (rounds that would exceed it are refused)", numberOption('--client-epsilon', 1e-9, 1e9), 100)
+    .option('--dp-sgd-clip <C>', 'record-level DP-SGD inside each client: per-sequence L2 clip (enables DP-SGD)', numberOption('--dp-sgd-clip', 1e-9, 1e9))
+    .option('--dp-sgd-noise-multiplier <z>', 'record-level DP-SGD: noise std / clip', numberOption('--dp-sgd-noise-multiplier', 0, 1e6), 1)
+    .option('--dp-sgd-epsilon <e>', "record-level DP-SGD: each client's record-level budget at --delta (rounds that would exceed it are refused)", numberOption('--dp-sgd-epsilon', 1e-9, 1e9))
     .option('--secagg', 'secure aggregation (SecAgg+): the coordinator sees only the sum of the updates')
     .option('--dropout <p>', 'with --secagg: each client vanishes during a round with probability p, at a random stage', numberOption('--dropout', 0, 0.9), 0)
     .option('--secagg-clip <C>', 'with --secagg and no DP: L2 clip of each update before encoding', numberOption('--secagg-clip', 1e-9, 1e9), 10)
@@ -66,6 +69,7 @@ export function register(program: Command): void {
         privacy: o.dpMode
           ? { mode: o.dpMode, clipNorm: o.dpClip, noiseMultiplier: o.dpNoiseMultiplier, delta: o.delta, clientEpsilon: o.clientEpsilon }
           : undefined,
+        dpSgd: o.dpSgdClip !== undefined ? { clipNorm: o.dpSgdClip, noiseMultiplier: o.dpSgdNoiseMultiplier, epsilon: o.dpSgdEpsilon, delta: o.delta } : undefined,
         outDir: o.out,
         secagg: o.secagg ? { dropout: o.dropout, clipNorm: o.dpMode ? o.dpClip : o.secaggClip, stageTimeoutMs: o.stageTimeout * 1000 } : undefined,
         logger: createEventLogger(o.logLevel as LogLevel, { component: 'simulate' }),
@@ -74,7 +78,7 @@ export function register(program: Command): void {
       if (o.json) return printJson(report);
       process.stdout.write(
         `\n${formatTable(
-          ['round', 'status', 'participants', 'trainLoss', 'evalLoss', 'epsilon', 'secAggMaxErr', 'seconds'],
+          ['round', 'status', 'participants', 'trainLoss', 'evalLoss', 'epsilon', 'recordEps', 'secAggMaxErr', 'seconds'],
           report.rounds.map((r) => [
             r.round,
             r.status,
@@ -82,6 +86,7 @@ export function register(program: Command): void {
             r.trainLoss ?? '-',
             r.evalLoss ?? '-',
             r.epsilon ?? '-',
+            r.recordEpsilon ?? '-',
             r.aggregateMaxAbsError ?? '-',
             (r.durationMs / 1000).toFixed(1),
           ]),

@@ -12,7 +12,7 @@ import { evaluate, tokenizeToSequences } from '@fedlora/train';
 import { GrpcConnection } from '@fedlora/transport-grpc';
 import type { FederationPrivacy } from '@fedlora/coordinator';
 import { createFederationPrivacy, startCoordinatorApp } from '@fedlora/coordinator';
-import { ModelTrainer, PrivacyGuardedTrainer, splitSequences } from '@fedlora/client';
+import { DpSgdTrainer, ModelTrainer, PrivacyGuardedTrainer, splitSequences } from '@fedlora/client';
 import type { SimulationSecAgg } from './secure-setup.js';
 import { createSecureSimulation } from './secure-setup.js';
 import { partitionSotu } from './sotu-partition.js';
@@ -43,6 +43,8 @@ export interface SimulationOptions {
   privacy?: SimulationPrivacy;
   /** Secure aggregation (SecAgg+), with optional dropout injection. */
   secagg?: SimulationSecAgg;
+  /** Record-level DP-SGD inside each client, each with its own record-level budget and ledger. */
+  dpSgd?: SimulationDpSgd;
   /** Where ledgers are written (default: a new temporary directory). */
   outDir?: string;
   /** Clients that register and then never answer (fault injection for tests and demos). */
@@ -67,6 +69,16 @@ export interface SimulationPrivacy {
   clientEpsilonOverrides?: Record<string, number>;
 }
 
+/** Record-level DP-SGD settings of a simulation (every client uses them). */
+export interface SimulationDpSgd {
+  clipNorm: number;
+  noiseMultiplier: number;
+  /** Each client's record-level budget (epsilon at `delta`); rounds that would exceed it are refused. Default 1e9. */
+  epsilon?: number;
+  /** Default: the institution-level delta, else 1e-5. */
+  delta?: number;
+}
+
 /** Progress notifications for displays. */
 export type ProgressEvent =
   | { kind: 'ready'; backend: string; clients: Array<{ name: string; era: string; trainSequences: number }> }
@@ -85,6 +97,8 @@ export interface SimulationRound {
   durationMs: number;
   /** The federation's cumulative epsilon at the configured delta (with DP only). */
   epsilon?: number;
+  /** Record-level DP-SGD: the largest cumulative record-level epsilon over the clients. */
+  recordEpsilon?: number;
   /** Clients that declined the round (for example: privacy budget). */
   declined?: string[];
   /** Secure aggregation: clients whose updates are in the sum. */
@@ -108,6 +122,8 @@ export interface SimulationReport {
   durationMs: number;
   /** DP settings, when enabled. */
   privacy?: SimulationPrivacy;
+  /** Record-level DP-SGD settings, when enabled. */
+  dpSgd?: SimulationDpSgd;
   /** Paths of every ledger written: the federation's first, then each client's. */
   ledgers?: string[];
 }
@@ -144,8 +160,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   if (distributed && !o.secagg) throw new RangeError('simulate: distributed noise needs secure aggregation (add --secagg): each update would otherwise leave with only its own share of noise');
   const noiseStddevPerClient = distributed ? (o.privacy!.noiseMultiplier * o.privacy!.clipNorm) / Math.sqrt(minClients) : 0;
   const secure = o.secagg ? createSecureSimulation(clients.map((c) => c.name), { ...o.secagg, seed: o.seed, noiseStddevPerClient }) : undefined;
+  const outDir = o.privacy || o.dpSgd ? (o.outDir ?? (await mkdtemp(join(tmpdir(), 'fedlora-sim-')))) : '';
   if (o.privacy) {
-    const outDir = o.outDir ?? (await mkdtemp(join(tmpdir(), 'fedlora-sim-')));
     fedPrivacy = await createFederationPrivacy({
       config: distributed
         ? { mode: 'distributed', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: 1, secureAggregation: true, noise: 'skellam', minSurvivors: minClients }
@@ -167,6 +183,18 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       guards.set(c.name, guard);
       ledgers.push(guard.ledgerPath);
     }
+  }
+
+  const recordGuards = new Map<string, ClientPrivacyGuard>();
+  for (const c of o.dpSgd ? clients : []) {
+    const guard = await ClientPrivacyGuard.open({
+      ledgerPath: join(outDir, 'clients', `${c.name}-record-ledger.jsonl`),
+      signer: { writer: c.name, secretKey: generateLedgerKey().secretKey },
+      budget: { epsilon: o.dpSgd!.epsilon ?? 1e9, delta: o.dpSgd!.delta ?? o.privacy?.delta ?? 1e-5 },
+      unit: 'record',
+    });
+    recordGuards.set(c.name, guard);
+    ledgers.push(guard.ledgerPath);
   }
 
   const secureMetrics = (s: RoundSummary, plan: RoundPlan, before: NamedTensors, after: NamedTensors | null) => {
@@ -218,6 +246,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         evalLoss: adapter ? await evalLoss(adapter) : null,
         durationMs: Math.round(s.endedAt - s.startedAt),
         ...(recorded ? { epsilon: recorded.epsilon } : {}),
+        ...(recordGuards.size ? { recordEpsilon: Math.max(...[...recordGuards.values()].map((g) => g.spent())) } : {}),
         ...(secure ? secureMetrics(s, plan, previous!, adapter) : {}),
         ...(s.declined.length ? { declined: s.declined } : {}),
       };
@@ -237,13 +266,11 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     const silentConns = await Promise.all(silent);
     const runs = clients.map((c) => {
       const connection = new GrpcConnection({ address });
-      const base = new ModelTrainer({
-        model,
-        lora,
-        train: c.train,
-        seed: `${o.seed}:${c.name}`,
-        onStep: (round, s) => o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond }),
-      });
+      const onStep = (round: number, s: { step: number; loss: number; tokensPerSecond: number }) =>
+        o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond });
+      const base = o.dpSgd
+        ? new DpSgdTrainer({ model, lora, train: c.train, clipNorm: o.dpSgd.clipNorm, noiseMultiplier: o.dpSgd.noiseMultiplier, guard: recordGuards.get(c.name), rng: cryptoRandomBytes, onStep })
+        : new ModelTrainer({ model, lora, train: c.train, seed: `${o.seed}:${c.name}`, onStep });
       const guarded = fedPrivacy ? new PrivacyGuardedTrainer(base, guards.get(c.name)) : base;
       const recorded = secure ? secure.recordUpdates(c.name, guarded) : guarded;
       const trainer = o.wrapTrainer ? o.wrapTrainer(c.name, recorded) : recorded;
@@ -262,6 +289,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       finalAdapterSha256: last?.adapterSha256 ?? null,
       durationMs: Math.round(performance.now() - started),
       ...(o.privacy ? { privacy: o.privacy, ledgers } : {}),
+      ...(o.dpSgd ? { dpSgd: o.dpSgd, ledgers } : {}),
     };
   } finally {
     await app.close();

@@ -1,0 +1,53 @@
+import { readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { verifyLedgerFile } from '@fedlora/privacy';
+import { runSimulation } from '@fedlora/cli';
+
+describe('a federation whose clients train with record-level DP-SGD, over gRPC', () => {
+  it('keeps one signed record-level ledger per client that verifies and matches the per-round recordEpsilon', async () => {
+    const outDir = await mkdtemp(join(tmpdir(), 'fedlora-dpsgd-e2e-'));
+    const report = await runSimulation({
+      clients: 2,
+      rounds: 2,
+      localSteps: 2,
+      batchSize: 4,
+      learningRate: 5e-3,
+      seqLen: 32,
+      charsPerClient: 6_000,
+      evalSequences: 2,
+      evalFraction: 0.1,
+      roundDeadlineMs: 300_000,
+      strategy: { name: 'fedavg' },
+      seed: 'dp-sgd-e2e',
+      outDir,
+      dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 50, delta: 1e-5 },
+    });
+
+    expect(report.rounds.map((r) => [r.round, r.status, r.participants])).toEqual([
+      [1, 'completed', 2],
+      [2, 'completed', 2],
+    ]);
+    const [r1, r2] = report.rounds;
+    expect(r1!.recordEpsilon!).toBeGreaterThan(0);
+    expect(r2!.recordEpsilon!).toBeGreaterThan(r1!.recordEpsilon!);
+    expect(r1!.epsilon).toBeUndefined(); // no institution-level DP in this run
+    expect(report.dpSgd).toEqual({ clipNorm: 1, noiseMultiplier: 1, epsilon: 50, delta: 1e-5 });
+    expect(report.ledgers).toEqual([join(outDir, 'clients', 'client-1-record-ledger.jsonl'), join(outDir, 'clients', 'client-2-record-ledger.jsonl')]);
+
+    const spent = report.ledgers!.map((path) => {
+      const v = verifyLedgerFile(path);
+      expect(v.valid).toBe(true);
+      expect(v.unit).toBe('record');
+      const entries = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; params: { mode: string; steps: number } });
+      expect(entries.map((e) => [e.kind, e.params.mode, e.params.steps])).toEqual([
+        ['round', 'dp-sgd', 2],
+        ['round', 'dp-sgd', 2],
+      ]);
+      return v.epsilon!;
+    });
+    expect(Math.max(...spent)).toBeCloseTo(r2!.recordEpsilon!, 6);
+  }, 60_000);
+});
