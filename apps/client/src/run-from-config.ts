@@ -5,7 +5,7 @@ import { runClient } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes } from '@fedlora/tensor';
 import { readTextDocuments, splitHeldOut, tokenizeToSequences } from '@fedlora/train';
-import { GrpcConnection, insecureChannelCredentials, loadChannelCredentials } from '@fedlora/transport-grpc';
+import { GrpcConnection, createRequestSigner, insecureChannelCredentials, loadChannelCredentials, loadIdentity, wipeIdentity } from '@fedlora/transport-grpc';
 import type { ClientConfig } from './config.js';
 import { ModelTrainer } from './model-trainer.js';
 import { DpSgdTrainer } from './dp-sgd-trainer.js';
@@ -64,7 +64,13 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     const credentials = cfg.tls
       ? loadChannelCredentials({ ca: cfg.tls.ca, cert: cfg.tls.cert, key: cfg.tls.key })
       : insecureChannelCredentials((message) => log.warn({ event: 'tls.disabled', message }));
-    const connection = new GrpcConnection({ address: cfg.coordinator, federationId: cfg.federationId, credentials, serverName: cfg.tls?.serverName });
+    // Every request is signed with the institution's enrolled Ed25519 identity (federation, round, method, body hash, nonce, time).
+    const loaded = loadIdentity(cfg.identity.secretKeyFile);
+    const identity = { ...loaded, name: loaded.name || cfg.name }; // a bare base64 key file carries no name
+    if (identity.name !== cfg.name) throw new RangeError(`identity.secretKeyFile: expected the key of "${cfg.name}", received the key of "${identity.name}"`);
+    const signer = cfg.federationId ? createRequestSigner({ federationId: cfg.federationId, identity, random: cryptoRandomBytes }) : undefined;
+    if (!signer) log.warn({ event: 'auth.unsigned', message: 'federationId is not set: requests are not signed and a coordinator with enrolled clients will refuse them' });
+    const connection = new GrpcConnection({ address: cfg.coordinator, federationId: cfg.federationId, credentials, serverName: cfg.tls?.serverName, signer });
     try {
       const r = await runClient({
         name: cfg.name,
@@ -78,6 +84,7 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
       return { ...r, backend: backend.name };
     } finally {
       connection.close();
+      wipeIdentity(identity);
     }
   } finally {
     model.dispose();

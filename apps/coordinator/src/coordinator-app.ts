@@ -39,6 +39,10 @@ export interface CoordinatorAppOptions {
   authorizeRegister?: FederationServerOptions['authorizeRegister'];
   /** Refused requests (audit log). */
   onRefused?: FederationServerOptions['onRefused'];
+  /** Per-request signature verification (enrolled federations); see transport-grpc request-auth.ts. */
+  verifier?: FederationServerOptions['verifier'];
+  /** Tensor payload bytes over the wire (metrics). */
+  onBytes?: FederationServerOptions['onBytes'];
   /** Where the final adapter is written in PEFT format when the run finishes. */
   outputDir?: string;
   logger?: EventLogger;
@@ -85,8 +89,10 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     address: o.listen,
     credentials: o.credentials,
     authorizeRegister: o.authorizeRegister,
+    verifier: o.verifier,
+    onBytes: o.onBytes,
     onRefused: (r) => {
-      log.warn({ event: 'request.refused', method: r.method, client: r.clientId, code: r.code, details: r.details });
+      log.warn({ event: 'request.refused', method: r.method, client: r.clientId, code: r.code, reason: r.reason, details: r.details });
       o.onRefused?.(r);
     },
   });

@@ -9,6 +9,11 @@ export type { CoordinatorConfig } from './config.js';
 export { CoordinatorConfigSchema, loadCoordinatorConfig, parseCoordinatorConfig, ConfigError } from './config.js';
 export type { ConfiguredCoordinator } from './run-from-config.js';
 export { startCoordinatorFromConfig } from './run-from-config.js';
+// Operations: Prometheus metrics and the /metrics + /healthz HTTP endpoint.
+export type { CoordinatorMetrics, CoordinatorStatusView } from './metrics.js';
+export { createCoordinatorMetrics, RUN_STATES } from './metrics.js';
+export type { HealthReport, MetricsServerOptions, RunningMetricsServer } from './metrics-server.js';
+export { startMetricsServer, coordinatorHealth, parseHostPort } from './metrics-server.js';
 // Persistence wiring (store <-> round loop).
 export type { PersistenceHooks } from './persistence.js';
 export { attachStore } from './persistence.js';

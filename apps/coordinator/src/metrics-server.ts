@@ -76,3 +76,10 @@ function send(res: ServerResponse, status: number, contentType: string, body: st
   res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store', ...headers });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
+
+/** The /healthz document of a coordinator: its operator view, healthy unless the run failed. */
+export function coordinatorHealth(status: { federationId: string; state: string; currentRound: number; completedRounds: number; totalRounds: number; connectedClients: number }, extra: { grpcPort: number; startedAt: number; now?: number }): HealthReport {
+  const { federationId, state, currentRound, completedRounds, totalRounds, connectedClients } = status;
+  const now = extra.now ?? Date.now();
+  return { ok: state !== 'failed', federationId, state, currentRound, completedRounds, totalRounds, connectedClients, grpcPort: extra.grpcPort, uptimeSeconds: Math.max(0, Math.round((now - extra.startedAt) / 1000)) };
+}

@@ -4,13 +4,16 @@ import type { ServerUnaryCall } from '@grpc/grpc-js';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel } from '@fedlora/model';
 import type { RoundSummary } from '@fedlora/federation';
 import { FederationError } from '@fedlora/federation';
-import { openSqliteStore } from '@fedlora/store';
-import { insecureServerCredentials, loadServerCredentials, peerCertificateCommonName } from '@fedlora/transport-grpc';
+import type { DataDirLock } from '@fedlora/store';
+import { acquireDataDirLock, openSqliteStore } from '@fedlora/store';
+import { RequestVerifier, insecureServerCredentials, loadServerCredentials, peerCertificateCommonName } from '@fedlora/transport-grpc';
 import type { CoordinatorConfig } from './config.js';
 import type { CoordinatorApp } from './coordinator-app.js';
 import { startCoordinatorApp } from './coordinator-app.js';
 import type { LogLevel } from './logger.js';
 import { createEventLogger } from './logger.js';
+import { createCoordinatorMetrics } from './metrics.js';
+import { coordinatorHealth, startMetricsServer } from './metrics-server.js';
 import { attachStore } from './persistence.js';
 
 /** A coordinator started from its config file. */
@@ -18,6 +21,8 @@ export interface ConfiguredCoordinator {
   app: CoordinatorApp;
   backend: string;
   done: Promise<RoundSummary[]>;
+  /** Port of the /metrics + /healthz endpoint when `metrics.listen` is configured. */
+  metricsPort?: number;
   close(): Promise<void>;
 }
 
@@ -26,13 +31,23 @@ export interface ConfiguredCoordinator {
  * (resuming after the last committed round), TLS or (loudly) plaintext, enrolment, round loop.
  */
 export async function startCoordinatorFromConfig(cfg: CoordinatorConfig): Promise<ConfiguredCoordinator> {
+  mkdirSync(cfg.dataDir, { recursive: true });
+  // One coordinator per data directory: StoreError('busy') names the pid and host holding it.
+  const lock = acquireDataDirLock(cfg.dataDir);
+  return startLocked(cfg, lock).catch((err: unknown) => {
+    lock.release();
+    throw err;
+  });
+}
+
+async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<ConfiguredCoordinator> {
+  const startedAt = Date.now();
   const level = (cfg.log.level === 'trace' ? 'debug' : cfg.log.level === 'fatal' ? 'error' : cfg.log.level) as LogLevel;
   const log = createEventLogger(level, { component: 'coordinator', federationId: cfg.federationId });
   const backend = await initBackend();
   log.info({ event: 'backend.selected', backend: backend.name });
   const model = await loadModel(cfg.model.baseModelDir ?? DEFAULT_BASE_MODEL_DIR);
   const lora = { ...defaultLoraConfig(model), ...cfg.model.lora, targetModules: cfg.model.lora.targetModules ?? defaultLoraConfig(model).targetModules };
-  mkdirSync(cfg.dataDir, { recursive: true });
   const store = openSqliteStore(join(cfg.dataDir, 'fedlora.db'));
   store.saveFederation({ id: cfg.federationId, config: cfg, state: 'running' });
   for (const c of cfg.clients) store.upsertClient({ name: c.name, publicKey: c.publicKey });
@@ -42,6 +57,9 @@ export async function startCoordinatorFromConfig(cfg: CoordinatorConfig): Promis
     ? loadServerCredentials({ ca: cfg.tls.ca, cert: cfg.tls.cert, key: cfg.tls.key, requireClientCert: cfg.tls.requireClientCert })
     : insecureServerCredentials((message) => log.warn({ event: 'tls.disabled', message }));
   const enrolled = cfg.clients.length > 0;
+  // With enrolled clients every RPC must be signed; enrolment and revocation are read from the store at each call.
+  const verifier = enrolled ? new RequestVerifier({ federationId: cfg.federationId, identities: store, nonces: store }) : undefined;
+  const metrics = createCoordinatorMetrics();
 
   const authorizeRegister = (name: string, call: ServerUnaryCall<unknown, unknown>): void => {
     if (!enrolled) return;
@@ -74,12 +92,34 @@ export async function startCoordinatorFromConfig(cfg: CoordinatorConfig): Promis
     startAfterRound: persistence.startAfterRound,
     planExtra: () => ({ lora, seqLen: cfg.rounds.seqLen, proximalMu: cfg.strategy.proximalMu ?? 0 }),
     onRoundStart: (plan, cohort) => persistence.onRoundStart(plan, cohort),
-    onRoundEnd: (summary, adapter, plan) => persistence.onRoundEnd(summary, adapter, plan),
+    onRoundEnd: (summary, adapter, plan) => {
+      persistence.onRoundEnd(summary, adapter, plan);
+      metrics.roundEnded(summary);
+    },
     outputDir: join(cfg.dataDir, 'final-adapter'),
     logger: log,
     authorizeRegister,
-    onRefused: (r) => store.appendAudit({ event: 'request.refused', client: r.clientId, detail: { method: r.method, code: r.code, details: r.details } }),
+    verifier,
+    onBytes: (direction, n) => metrics.bytes(direction, n),
+    onRefused: (r) => {
+      metrics.refused(r);
+      store.appendAudit({ event: 'request.refused', client: r.clientId, detail: { method: r.method, code: r.code, reason: r.reason, details: r.details } });
+    },
   });
+  metrics.observe(() => app.coordinator.status());
+  const ops = cfg.metrics
+    ? await startMetricsServer({
+        listen: cfg.metrics.listen,
+        registry: metrics.registry,
+        health: () => coordinatorHealth(app.coordinator.status(), { grpcPort: app.port, startedAt }),
+        onError: (err) => log.error({ event: 'metrics.error', message: String(err) }),
+      }).catch(async (err: unknown) => {
+        await app.close();
+        store.close();
+        throw err;
+      })
+    : undefined;
+  if (ops) log.info({ event: 'metrics.listening', port: ops.port });
   const done = app.done.then((h) => {
     store.saveFederation({ id: cfg.federationId, config: cfg, state: 'finished' });
     return h;
@@ -88,10 +128,13 @@ export async function startCoordinatorFromConfig(cfg: CoordinatorConfig): Promis
     app,
     backend: backend.name,
     done,
+    metricsPort: ops?.port,
     close: async () => {
+      await ops?.close();
       await app.close();
       store.close();
       model.dispose();
+      lock.release();
     },
   };
 }

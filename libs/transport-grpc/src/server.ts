@@ -86,7 +86,10 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
         })
         .then(
           (res) => cb(null, res),
-          (err) => cb(fail(method, err, (call.request as Partial<PbAuth>)?.clientId)),
+          (err) => {
+            const req = call.request as Partial<PbAuth> & { clientName?: string };
+            cb(fail(method, err, req?.clientId || req?.clientName || undefined));
+          },
         );
     };
 
