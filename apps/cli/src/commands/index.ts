@@ -10,6 +10,7 @@ export type CommandModule = { register(program: Command): void };
 export async function loadCommands(): Promise<CommandModule[]> {
   return Promise.all([
     import('./coordinator.js'),
+    import('./status.js'),
     import('./client.js'),
     import('./simulate.js'),
     import('./privacy.js'),
