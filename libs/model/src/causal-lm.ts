@@ -130,14 +130,18 @@ export class CausalLM {
     let h = tf.reshape(tf.add(tf.reshape(x, [b, t, c.hiddenSize]), pos), [b * t, c.hiddenSize]) as tf.Tensor2D;
     for (let i = 0; i < c.numLayers; i++) {
       const pre = `transformer.h.${i}`;
-      const a = layerNorm(h, p(`${pre}.ln_1.weight`), p(`${pre}.ln_1.bias`), c.normEps);
-      const qkv = linear(a, `${pre}.attn.c_attn`, true);
-      const [q, k, v] = tf.split(qkv, 3, 1).map((z) => splitHeads(z, b, t, c.numHeads, c.headDim));
-      const att = mergeHeads(causalAttention(q!, k!, v!, mask));
-      h = tf.add(h, linear(att, `${pre}.attn.c_proj`, true));
-      const m = layerNorm(h, p(`${pre}.ln_2.weight`), p(`${pre}.ln_2.bias`), c.normEps);
-      const inner = geluNew(linear(m, `${pre}.mlp.c_fc`, true)) as tf.Tensor2D;
-      h = tf.add(h, linear(inner, `${pre}.mlp.c_proj`, true));
+      // One tidy per block: intermediates the backward pass does not need (it keeps its own
+      // saved copies) are freed now rather than at the end of the whole forward pass.
+      h = tf.tidy(() => {
+        const a = layerNorm(h, p(`${pre}.ln_1.weight`), p(`${pre}.ln_1.bias`), c.normEps);
+        const qkv = linear(a, `${pre}.attn.c_attn`, true);
+        const [q, k, v] = tf.split(qkv, 3, 1).map((z) => splitHeads(z, b, t, c.numHeads, c.headDim));
+        const att = mergeHeads(causalAttention(q!, k!, v!, mask));
+        const r = tf.add(h, linear(att, `${pre}.attn.c_proj`, true)) as tf.Tensor2D;
+        const m = layerNorm(r, p(`${pre}.ln_2.weight`), p(`${pre}.ln_2.bias`), c.normEps);
+        const inner = geluNew(linear(m, `${pre}.mlp.c_fc`, true)) as tf.Tensor2D;
+        return tf.add(r, linear(inner, `${pre}.mlp.c_proj`, true)) as tf.Tensor2D;
+      });
     }
     return layerNorm(h, p('transformer.ln_f.weight'), p('transformer.ln_f.bias'), c.normEps);
   }
@@ -154,23 +158,38 @@ export class CausalLM {
     const rope = this.ropeTables();
     const cos = tf.slice(rope.cos, [0, 0], [t, c.headDim]);
     const sin = tf.slice(rope.sin, [0, 0], [t, c.headDim]);
-    const qBias = c.attentionBias;
-    const oBias = c.attentionBias && c.raw.model_type !== 'qwen2';
     let h = x;
     for (let i = 0; i < c.numLayers; i++) {
       const pre = `model.layers.${i}`;
-      const a = rmsNorm(h, p(`${pre}.input_layernorm.weight`), c.normEps);
-      const q = applyRope(splitHeads(linear(a, `${pre}.self_attn.q_proj`, qBias), b, t, c.numHeads, c.headDim), cos, sin);
-      const k = applyRope(splitHeads(linear(a, `${pre}.self_attn.k_proj`, qBias), b, t, c.numKvHeads, c.headDim), cos, sin);
-      const v = splitHeads(linear(a, `${pre}.self_attn.v_proj`, qBias), b, t, c.numKvHeads, c.headDim);
-      const rep = c.numHeads / c.numKvHeads;
-      const att = mergeHeads(causalAttention(q, repeatKv(k, rep), repeatKv(v, rep), mask));
-      h = tf.add(h, linear(att, `${pre}.self_attn.o_proj`, oBias));
-      const m = rmsNorm(h, p(`${pre}.post_attention_layernorm.weight`), c.normEps);
-      const gated = tf.mul(silu(linear(m, `${pre}.mlp.gate_proj`, false)), linear(m, `${pre}.mlp.up_proj`, false)) as tf.Tensor2D;
-      h = tf.add(h, linear(gated, `${pre}.mlp.down_proj`, false));
+      h = tf.tidy(() => this.llamaBlock(h, pre, b, t, p, linear, mask, cos, sin));
     }
     return rmsNorm(h, p('model.norm.weight'), c.normEps);
+  }
+
+  private llamaBlock(
+    h: tf.Tensor2D,
+    pre: string,
+    b: number,
+    t: number,
+    p: (n: string) => tf.Tensor,
+    linear: (x: tf.Tensor2D, path: string, bias: boolean) => tf.Tensor2D,
+    mask: tf.Tensor2D,
+    cos: tf.Tensor2D,
+    sin: tf.Tensor2D,
+  ): tf.Tensor2D {
+    const c = this.config;
+    const qBias = c.attentionBias;
+    const oBias = c.attentionBias && c.raw.model_type !== 'qwen2';
+    const a = rmsNorm(h, p(`${pre}.input_layernorm.weight`), c.normEps);
+    const q = applyRope(splitHeads(linear(a, `${pre}.self_attn.q_proj`, qBias), b, t, c.numHeads, c.headDim), cos, sin);
+    const k = applyRope(splitHeads(linear(a, `${pre}.self_attn.k_proj`, qBias), b, t, c.numKvHeads, c.headDim), cos, sin);
+    const v = splitHeads(linear(a, `${pre}.self_attn.v_proj`, qBias), b, t, c.numKvHeads, c.headDim);
+    const rep = c.numHeads / c.numKvHeads;
+    const att = mergeHeads(causalAttention(q, repeatKv(k, rep), repeatKv(v, rep), mask));
+    const r = tf.add(h, linear(att, `${pre}.self_attn.o_proj`, oBias)) as tf.Tensor2D;
+    const m = rmsNorm(r, p(`${pre}.post_attention_layernorm.weight`), c.normEps);
+    const gated = tf.mul(silu(linear(m, `${pre}.mlp.gate_proj`, false)), linear(m, `${pre}.mlp.up_proj`, false)) as tf.Tensor2D;
+    return tf.add(r, linear(gated, `${pre}.mlp.down_proj`, false)) as tf.Tensor2D;
   }
 
   private mask(t: number): tf.Tensor2D {

@@ -16,6 +16,8 @@ export { CheckpointError, readModelConfig, readModelWeights, writeModelDir } fro
 export type { ForwardOptions, LoraRuntime } from './causal-lm.js';
 export { CausalLM } from './causal-lm.js';
 export { crossEntropy, crossEntropySum } from './loss.js';
+/** tf.valueAndGrads that frees saved activations and gradients node by node during the backward pass. */
+export { valueAndGradsFrugal } from './backprop.js';
 // Loading a model directory; the committed base model.
 export { loadModel, DEFAULT_BASE_MODEL_DIR } from './load-model.js';
 // LoRA: config, PEFT names, initialisation, merge.

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes, shuffleInPlace, uniformInt } from '@fedlora/tensor';
-import { assertAdapterLayout, crossEntropy, crossEntropySum, loraRuntime, disposeLoraRuntime, type CausalLM, type LoraConfig } from '@fedlora/model';
+import { assertAdapterLayout, crossEntropy, crossEntropySum, loraRuntime, disposeLoraRuntime, valueAndGradsFrugal, type CausalLM, type LoraConfig } from '@fedlora/model';
 import { AdamW, type AdamWState } from './adamw.js';
 import { warmupCosine } from './schedule.js';
 
@@ -118,7 +118,7 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
         const k = s * accum + micro;
         const { inputs, targets } = toTensors(batchAt(k), seqLen);
         const dropoutSeed = uniformInt(seededRandomBytes(`train:${opts.seed}:dropout:${k}`), 2 ** 31);
-        const { value, grads: g } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
+        const { value, grads: g } = valueAndGradsFrugal((...xs: tf.Tensor[]) => {
           const rt = loraRuntime(model, lora, new Map(names.map((n, i) => [n, xs[i]!])));
           const logits = model.forward(inputs, { lora: rt, training: true, seed: dropoutSeed });
           return crossEntropy(logits, targets);
