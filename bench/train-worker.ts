@@ -77,7 +77,8 @@ async function main(): Promise<void> {
       layers: model.config.numLayers,
       dModel: model.config.hiddenSize,
       loraTargets: lora.targetModules,
-      peakRssMb: Math.round(process.memoryUsage().rss / 2 ** 20),
+      // getrusage's maxrss (KiB): the process's peak, not the resident set at exit
+      peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
     })}\n`,
   );
   model.dispose();

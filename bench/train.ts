@@ -1,14 +1,17 @@
 /**
  * `fedlora bench train`: tokens/s of a LoRA training step (frozen base, LoRA r 8 on the attention
  * projections, AdamW, clip 1.0) on every available tfjs backend, next to the same step in PyTorch
- * (Debian python3-torch, same thread count) run in the same invocation, with the ratio.
+ * (Debian python3-torch) run in the same invocation, with the ratio. `--threads` takes a list of
+ * thread counts: PyTorch and the multi-threaded backends (native, tfjs-node) run at each, and each
+ * side is reported at its best count (issue 7: fedlora's best CPU backend vs PyTorch's best
+ * thread count). Peak resident memory (getrusage maxrss) is reported for both sides.
  * Models: a GPT-2-small-shaped model (12 layers, d_model 768, 12 heads, vocab 50257) and the
  * committed tiny base model; seq 128, batch 4 for both. Every case runs in its own process, so a
  * wasm abort or a timeout is reported in that case's entry instead of ending the run.
  * Prints ONE JSON document on stdout; progress on stderr.
  *
  *   node --import tsx bench/train.ts [--models gpt2-small,fedlora-tiny] [--backends wasm,cpu,...]
- *        [--steps 3] [--warmup 1] [--threads 1] [--max-seconds 300]
+ *        [--steps 3] [--warmup 1] [--threads 1,2] [--max-seconds 300]
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -30,8 +33,58 @@ export interface TrainBenchCase {
   ratio: number | null;
   medianStepMs?: number;
   torchMedianStepMs?: number;
+  /** Thread count of fedlora's best run (1 for the single-threaded tfjs backends). */
   threads: number;
+  /** PyTorch's best thread count. */
+  torchThreads?: number;
+  /** Peak resident set of the worker process at fedlora's best run, MiB. */
+  peakRssMb?: number;
+  /** Peak resident set of the PyTorch process at its best thread count, MiB. */
+  torchPeakRssMb?: number;
+  /** Every thread count tried for this backend. */
+  runs?: ThreadRun[];
   error?: string;
+}
+
+/** One process's result at one thread count. */
+export interface ThreadRun {
+  threads: number;
+  tokensPerSecond: number | null;
+  medianStepMs?: number;
+  peakRssMb?: number;
+  error?: string;
+}
+
+/** Backends whose speed depends on the thread count. */
+const THREADED = new Set(['native', 'tfjs-node', 'tfjs-node-gpu']);
+
+// Runs bench_lora_step.py in-process and adds the process's peak RSS to its JSON line.
+const TORCH_RUNNER = [
+  'import io, json, resource, runpy, sys, contextlib',
+  'buf = io.StringIO()',
+  'sys.argv = sys.argv[1:]',
+  'with contextlib.redirect_stdout(buf): runpy.run_path(sys.argv[0], run_name="__main__")',
+  'out = json.loads(buf.getvalue().strip().splitlines()[-1])',
+  'out["peakRssMb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)',
+  'print(json.dumps(out))',
+].join('\n');
+
+function threadList(raw: string): number[] {
+  const list = raw.split(',').map((x) => Number(x.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) {
+    throw new RangeError(`--threads: expected a comma-separated list of positive integers, received "${raw}"`);
+  }
+  return [...new Set(list)];
+}
+
+function toRun(threads: number, r: Record<string, unknown> | { error: string }): ThreadRun {
+  if ('error' in r) return { threads, tokensPerSecond: null, error: String(r.error) };
+  return { threads, tokensPerSecond: r.tokensPerSecond as number, medianStepMs: r.medianStepMs as number, peakRssMb: r.peakRssMb as number | undefined };
+}
+
+/** The run with the most tokens/s, or the first (failed) one. */
+function best(runs: ThreadRun[]): ThreadRun {
+  return runs.reduce((a, b) => ((b.tokensPerSecond ?? -1) > (a.tokensPerSecond ?? -1) ? b : a));
 }
 
 function arg(name: string, fallback: string): string {
@@ -97,11 +150,12 @@ async function main(): Promise<void> {
   const backends = process.argv.includes('--backends') ? arg('backends', '').split(',') : await availableBackends();
   const steps = Number(arg('steps', '3'));
   const warmup = Number(arg('warmup', '1'));
-  const threads = Number(arg('threads', '1'));
+  const threads = threadList(arg('threads', '1'));
   const timeoutMs = Number(arg('max-seconds', '300')) * 1000;
   const seq = 128;
   const batch = 4;
   const cases: TrainBenchCase[] = [];
+  const torchRuns: Record<string, ThreadRun[]> = {};
   for (const model of models) {
     if (!MODELS[model]) throw new RangeError(`--models: unknown model "${model}", expected gpt2-small or fedlora-tiny`);
     let shape = MODELS[model]!.torch;
@@ -112,38 +166,51 @@ async function main(): Promise<void> {
       const c = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, number>;
       shape = { layers: c.n_layer, d: c.n_embd, heads: c.n_head, vocab: c.vocab_size, context: c.n_positions };
     }
-    process.stderr.write(`[${model}] torch (${threads} thread${threads > 1 ? 's' : ''})\n`);
-    const torch = await runJson(
-      PYTHON,
-      [join(root, 'scripts', 'torch', 'bench_lora_step.py'), JSON.stringify({ ...shape, seq, batch, r: 8, targets: ['c_attn', 'attn.c_proj'], steps, warmup, threads })],
-      timeoutMs,
-    );
-    const torchTps = 'error' in torch ? null : (torch.tokensPerSecond as number);
+    const torchArgs = JSON.stringify({ ...shape, seq, batch, r: 8, targets: ['c_attn', 'attn.c_proj'], steps, warmup });
+    const tRuns: ThreadRun[] = [];
+    for (const t of threads) {
+      process.stderr.write(`[${model}] torch (${t} thread${t > 1 ? 's' : ''})\n`);
+      const cfg = JSON.stringify({ ...(JSON.parse(torchArgs) as object), threads: t });
+      tRuns.push(toRun(t, await runJson(PYTHON, ['-c', TORCH_RUNNER, join(root, 'scripts', 'torch', 'bench_lora_step.py'), cfg], timeoutMs)));
+    }
+    torchRuns[model] = tRuns;
+    const torch = best(tRuns);
+    const torchTps = torch.tokensPerSecond;
     for (const backend of backends) {
-      process.stderr.write(`[${model}] ${backend}\n`);
-      const env = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
-      const r = await runJson(
-        process.execPath,
-        ['--import', 'tsx', join(here, 'train-worker.ts'), JSON.stringify({ backend, model, seq, batch, steps, warmup })],
-        timeoutMs,
-        env,
-      );
-      const tps = 'error' in r ? null : (r.tokensPerSecond as number);
+      const runs: ThreadRun[] = [];
+      for (const t of THREADED.has(backend) ? threads : [1]) {
+        process.stderr.write(`[${model}] ${backend} (${t} thread${t > 1 ? 's' : ''})\n`);
+        const n = String(t);
+        const env = { ...process.env, FEDLORA_NUM_THREADS: n, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n };
+        const r = await runJson(
+          process.execPath,
+          ['--import', 'tsx', join(here, 'train-worker.ts'), JSON.stringify({ backend, model, seq, batch, steps, warmup })],
+          timeoutMs,
+          env,
+        );
+        runs.push(toRun(t, r));
+      }
+      const mine = best(runs);
+      const tps = mine.tokensPerSecond;
       cases.push({
         model,
         backend,
         tokensPerSecond: tps,
         torchTokensPerSecond: torchTps,
         ratio: tps !== null && torchTps !== null ? tps / torchTps : null,
-        medianStepMs: 'error' in r ? undefined : (r.medianStepMs as number),
-        torchMedianStepMs: 'error' in torch ? undefined : (torch.medianStepMs as number),
-        threads,
-        ...('error' in r ? { error: String(r.error) } : 'error' in torch ? { error: `torch: ${String(torch.error)}` } : {}),
+        medianStepMs: mine.medianStepMs,
+        torchMedianStepMs: torch.medianStepMs,
+        threads: mine.threads,
+        torchThreads: torch.threads,
+        peakRssMb: mine.peakRssMb,
+        torchPeakRssMb: torch.peakRssMb,
+        runs,
+        ...(mine.error !== undefined ? { error: mine.error } : torch.error !== undefined ? { error: `torch: ${torch.error}` } : {}),
       });
     }
   }
   process.stdout.write(
-    `${JSON.stringify({ cases, seq, batch, loraR: 8, steps, warmup, loadAverage: loadavg().map((x) => Math.round(x * 100) / 100) }, null, 2)}\n`,
+    `${JSON.stringify({ cases, torch: torchRuns, seq, batch, loraR: 8, steps, warmup, threads, loadAverage: loadavg().map((x) => Math.round(x * 100) / 100) }, null, 2)}\n`,
   );
 }
 
