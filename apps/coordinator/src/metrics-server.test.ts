@@ -74,6 +74,8 @@ describe('coordinator metrics endpoint', () => {
     ]) {
       expect(lines).toContain(line);
     }
+    expect(r.body).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(r.body).toMatch(/^nodejs_eventloop_lag_seconds /m);
   });
 
   it('/healthz answers 200 with the JSON state, 503 when the run failed; unknown paths 404', async () => {

@@ -12,8 +12,10 @@
  * - requests_refused_total{method,reason}                  refusals (auth reasons, status names)
  * - current_round, completed_rounds, total_rounds, connected_clients, run_state{state}
  *                                                          gauges read from the operator view at scrape time
+ * plus prom-client's standard process_* and nodejs_* series (memory, CPU, event-loop lag, handles)
+ * unless `processMetrics: false`.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RoundSummary } from '@fedlora/federation';
 
 /** The part of the coordinator's operator view the gauges read. */
@@ -42,8 +44,10 @@ export interface CoordinatorMetrics {
 }
 
 /** Builds a fresh registry with the coordinator's series. */
-export function createCoordinatorMetrics(): CoordinatorMetrics {
+export function createCoordinatorMetrics(options: { processMetrics?: boolean } = {}): CoordinatorMetrics {
   const registry = new Registry();
+  // Collected at scrape time; no timer keeps the process alive.
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   let status: (() => CoordinatorStatusView) | undefined;
   const completed = new Counter({ name: 'fedlora_rounds_completed_total', help: 'Rounds aggregated and committed', registers: [registry] });
   const aborted = new Counter({ name: 'fedlora_rounds_aborted_total', help: 'Round attempts aborted (too few reports, deadline, restart)', registers: [registry] });
