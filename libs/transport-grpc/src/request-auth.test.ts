@@ -6,6 +6,7 @@ import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes } from '@fedlora/tensor';
 import { GrpcConnection } from './client.js';
 import { federationClientCtor } from './proto.js';
+import { headerToProto } from './serde.js';
 import type { RunningServer } from './server.js';
 import { startFederationServer } from './server.js';
 import { encodePublicKey, generateIdentity, type Identity } from './security/identity.js';
@@ -27,7 +28,7 @@ const enrolled = new Map<string, { publicKey: string; status: 'enrolled' | 'revo
   ['alice', { publicKey: encodePublicKey(alice.publicKey), status: 'enrolled' }],
   ['bob', { publicKey: encodePublicKey(bob.publicKey), status: 'enrolled' }],
 ]);
-const refused: Array<{ method: string; reason: string; code: number }> = [];
+const refused: Array<{ method: string; reason: string; code: number; clientId?: string }> = [];
 
 let ca: PemPair;
 const certs = new Map<string, PemPair>();
@@ -101,7 +102,7 @@ beforeAll(async () => {
     address: '127.0.0.1:0',
     credentials: serverCredentials({ ca: ca.certPem, cert: serverPem.certPem, key: serverPem.keyPem, requireClientCert: true }),
     verifier: new RequestVerifier({ federationId: FED, identities: { getClient: (n) => enrolled.get(n) }, nonces: new MemoryNonceCache() }),
-    onRefused: (r) => refused.push({ method: r.method, reason: r.reason, code: r.code }),
+    onRefused: (r) => refused.push({ method: r.method, reason: r.reason, code: r.code, clientId: r.clientId }),
   });
   run = coordinator.run();
 }, 30_000);
@@ -160,6 +161,22 @@ describe('per-request authentication over mTLS on 127.0.0.1', () => {
     const md = signRegister(alice, { clientName: 'alice', federationId: FED, numExamples: 3 });
     await expect(rawCall('alice', 'Register', { clientName: 'alice', federationId: FED, numExamples: 999 }, md)).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
     expect(refused.at(-1)).toMatchObject({ reason: 'mismatch' });
+  });
+
+  it('checks an upload stream against the signed header message and names the client it claimed to be', async () => {
+    const def = federationClientCtor().service.UploadUpdate!;
+    const header = (numExamples: number) => ({ header: headerToProto({ clientId: 'alice', round: 1, nonce: 'n', numExamples, trainLoss: 0, tensors: [], metrics: {} }, 'token') });
+    const md = createRequestSigner({ federationId: FED, identity: alice, random })(def.path, 1, def.requestSerialize(header(1)));
+    const Ctor = federationClientCtor();
+    const client = new Ctor(`127.0.0.1:${server.port}`, creds('alice')) as unknown as Record<string, (...a: unknown[]) => grpc.ClientWritableStream<object>> & grpc.Client;
+    const result = new Promise((resolve, reject) => {
+      const call = client.UploadUpdate!.call(client, md, (err: grpc.ServiceError | null, res: unknown) => (err ? reject(err) : resolve(res)));
+      call.write(header(1000)); // not the header that was signed
+      call.end();
+    });
+    await expect(result).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
+    client.close();
+    expect(refused.at(-1)).toMatchObject({ method: 'UploadUpdate', reason: 'mismatch', clientId: 'alice' });
   });
 
   it('refuses a client acting on another client\'s session', async () => {

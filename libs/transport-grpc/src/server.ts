@@ -131,9 +131,10 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
       void streamAdapter(call).catch((err) => call.destroy(fail('DownloadAdapter', err, call.request.clientId) as Error));
     },
     UploadUpdate: (call: grpc.ServerReadableStream<PbUploadMessage, unknown>, cb: grpc.sendUnaryData<{ accepted: boolean; message: string }>) => {
-      receiveUpdate(call).then(
+      const seen: { clientId?: string } = {};
+      receiveUpdate(call, seen).then(
         (msg) => cb(null, { accepted: true, message: msg }),
-        (err) => cb(fail('UploadUpdate', err)),
+        (err) => cb(fail('UploadUpdate', err, seen.clientId)),
       );
     },
   });
@@ -150,7 +151,8 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     call.end();
   }
 
-  async function receiveUpdate(call: grpc.ServerReadableStream<PbUploadMessage, unknown>): Promise<string> {
+  /** `seen.clientId` is set from the header so a refusal can name the client it claimed to be. */
+  async function receiveUpdate(call: grpc.ServerReadableStream<PbUploadMessage, unknown>, seen: { clientId?: string }): Promise<string> {
     let header: ReturnType<typeof headerFromProto> | undefined;
     let asm: TensorAssembler | undefined;
     for await (const msg of call as AsyncIterable<PbUploadMessage>) {
@@ -158,6 +160,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
         if (header) throw new FederationError('invalid-argument', 'upload carries two headers');
         header = headerFromProto(msg.header);
         const h = header.header;
+        seen.clientId = h.clientId || undefined;
         gate(call, 'UploadUpdate', { round: h.round, client: h.clientId, request: msg });
         // Authenticate and check the layout against the open round before allocating anything.
         coordinator.authenticate(h.clientId, header.sessionToken);
