@@ -15,6 +15,7 @@ import { createEventLogger } from './logger.js';
 import { createCoordinatorMetrics } from './metrics.js';
 import { coordinatorHealth, startMetricsServer } from './metrics-server.js';
 import { attachStore } from './persistence.js';
+import { createRefusalAudit } from './refusal-audit.js';
 
 /** A coordinator started from its config file. */
 export interface ConfiguredCoordinator {
@@ -60,6 +61,7 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
   // With enrolled clients every RPC must be signed; enrolment and revocation are read from the store at each call.
   const verifier = enrolled ? new RequestVerifier({ federationId: cfg.federationId, identities: store, nonces: store }) : undefined;
   const metrics = createCoordinatorMetrics();
+  const auditRefusal = createRefusalAudit({ append: (e) => store.appendAudit(e) });
 
   const authorizeRegister = (name: string, call: ServerUnaryCall<unknown, unknown>): void => {
     if (!enrolled) return;
@@ -103,7 +105,7 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     onBytes: (direction, n) => metrics.bytes(direction, n),
     onRefused: (r) => {
       metrics.refused(r);
-      store.appendAudit({ event: 'request.refused', client: r.clientId, detail: { method: r.method, code: r.code, reason: r.reason, details: r.details } });
+      auditRefusal(r); // throttled per reason and client: a flood cannot become a flood of fsyncs
     },
   });
   metrics.observe(() => app.coordinator.status());
@@ -132,6 +134,7 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     close: async () => {
       await ops?.close();
       await app.close();
+      auditRefusal.flush();
       store.close();
       model.dispose();
       lock.release();

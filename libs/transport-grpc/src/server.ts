@@ -69,7 +69,11 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     const se = toServiceError(err);
     const code = se.code ?? grpc.status.UNKNOWN;
     const reason = err instanceof RequestRefusedError ? err.reason : (grpc.status[code] ?? String(code)).toLowerCase();
-    opts.onRefused?.({ method, clientId, code, details: se.details ?? '', reason });
+    try {
+      opts.onRefused?.({ method, clientId, code, details: se.details ?? '', reason });
+    } catch {
+      // An audit sink that fails (full disk) must not turn a refusal into a crash; the status still goes out.
+    }
     return se;
   };
   const gate: RequestGate = opts.verifier ? createRequestGate({ verifier: opts.verifier, unsignedMethods: opts.unsignedMethods }) : () => undefined;
