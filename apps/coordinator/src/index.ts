@@ -14,6 +14,9 @@ export type { CoordinatorMetrics, CoordinatorStatusView } from './metrics.js';
 export { createCoordinatorMetrics, RUN_STATES } from './metrics.js';
 export type { HealthReport, MetricsServerOptions, RunningMetricsServer } from './metrics-server.js';
 export { startMetricsServer, coordinatorHealth, parseHostPort } from './metrics-server.js';
+// Refusals to the audit log, throttled per reason and client.
+export type { RefusalAudit, RefusalAuditOptions, RefusalInfo } from './refusal-audit.js';
+export { createRefusalAudit } from './refusal-audit.js';
 // Persistence wiring (store <-> round loop).
 export type { PersistenceHooks } from './persistence.js';
 export { attachStore } from './persistence.js';
