@@ -50,4 +50,38 @@ describe('a federation whose clients train with record-level DP-SGD, over gRPC',
     });
     expect(Math.max(...spent)).toBeCloseTo(r2!.recordEpsilon!, 6);
   }, 60_000);
+
+  it('a client refuses the round that would exceed its record-level budget; a federation that every client refuses fails promptly', async () => {
+    const outDir = await mkdtemp(join(tmpdir(), 'fedlora-dpsgd-refuse-e2e-'));
+    const started = performance.now();
+    // One round (q about 4/60, 2 steps, z 1) costs about epsilon 2 at delta 1e-5: a budget of 2.1 affords one, not two.
+    await expect(
+      runSimulation({
+        clients: 2,
+        rounds: 2,
+        localSteps: 2,
+        batchSize: 4,
+        learningRate: 5e-3,
+        seqLen: 32,
+        charsPerClient: 6_000,
+        evalSequences: 2,
+        evalFraction: 0.1,
+        roundDeadlineMs: 300_000,
+        strategy: { name: 'fedavg' },
+        seed: 'dp-sgd-refuse-e2e',
+        outDir,
+        dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 2.1 },
+      }),
+    ).rejects.toThrow(/round 2 aborted/);
+    expect(performance.now() - started).toBeLessThan(30_000);
+    for (const name of ['client-1', 'client-2']) {
+      const path = join(outDir, 'clients', `${name}-record-ledger.jsonl`);
+      expect(verifyLedgerFile(path).valid).toBe(true);
+      expect(verifyLedgerFile(path).epsilon!).toBeLessThanOrEqual(2.1);
+      const kinds = readFileSync(path, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { kind: string }).kind);
+      expect(kinds[0]).toBe('round');
+      expect(kinds.slice(1).every((k) => k === 'refused')).toBe(true);
+      expect(kinds.length).toBeGreaterThan(1);
+    }
+  }, 60_000);
 });

@@ -160,6 +160,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   if (distributed && !o.secagg) throw new RangeError('simulate: distributed noise needs secure aggregation (add --secagg): each update would otherwise leave with only its own share of noise');
   const noiseStddevPerClient = distributed ? (o.privacy!.noiseMultiplier * o.privacy!.clipNorm) / Math.sqrt(minClients) : 0;
   const secure = o.secagg ? createSecureSimulation(clients.map((c) => c.name), { ...o.secagg, seed: o.seed, noiseStddevPerClient }) : undefined;
+  // One ledger key per institution, shared by its institution-level and record-level ledgers (the audit requires it).
+  const clientKeys = new Map(clients.map((c) => [c.name, generateLedgerKey().secretKey]));
   const outDir = o.privacy || o.dpSgd ? (o.outDir ?? (await mkdtemp(join(tmpdir(), 'fedlora-sim-')))) : '';
   if (o.privacy) {
     fedPrivacy = await createFederationPrivacy({
@@ -176,7 +178,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     for (const c of clients) {
       const guard = await ClientPrivacyGuard.open({
         ledgerPath: join(outDir, 'clients', `${c.name}-ledger.jsonl`),
-        signer: { writer: c.name, secretKey: generateLedgerKey().secretKey },
+        signer: { writer: c.name, secretKey: clientKeys.get(c.name)! },
         budget: { epsilon: o.privacy.clientEpsilonOverrides?.[c.name] ?? o.privacy.clientEpsilon, delta: o.privacy.delta },
         unit: 'institution',
       });
@@ -189,7 +191,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   for (const c of o.dpSgd ? clients : []) {
     const guard = await ClientPrivacyGuard.open({
       ledgerPath: join(outDir, 'clients', `${c.name}-record-ledger.jsonl`),
-      signer: { writer: c.name, secretKey: generateLedgerKey().secretKey },
+      signer: { writer: c.name, secretKey: clientKeys.get(c.name)! },
       budget: { epsilon: o.dpSgd!.epsilon ?? 1e9, delta: o.dpSgd!.delta ?? o.privacy?.delta ?? 1e-5 },
       unit: 'record',
     });
@@ -255,6 +257,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       o.onProgress?.({ kind: 'round', summary: r });
     },
   });
+  const stopClients = new AbortController();
   try {
     previous = app.coordinator.adapter;
     initialEvalLoss = await evalLoss(previous);
@@ -264,6 +267,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       return conn.register(`silent-${i + 1}`, 1).then(() => conn);
     });
     const silentConns = await Promise.all(silent);
+    // If the federation fails (e.g. every client refuses a round on its budget), stop the clients too.
+    app.done.catch(() => stopClients.abort());
     const runs = clients.map((c) => {
       const connection = new GrpcConnection({ address });
       const onStep = (round: number, s: { step: number; loss: number; tokensPerSecond: number }) =>
@@ -274,7 +279,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       const guarded = fedPrivacy ? new PrivacyGuardedTrainer(base, guards.get(c.name)) : base;
       const recorded = secure ? secure.recordUpdates(c.name, guarded) : guarded;
       const trainer = o.wrapTrainer ? o.wrapTrainer(c.name, recorded) : recorded;
-      return runClient({ name: c.name, connection, trainer, pollMs: 2000, heartbeatMs: 1000, logger: log, secure: secure?.client(c.name) }).finally(() => connection.close());
+      return runClient({ name: c.name, connection, trainer, pollMs: 2000, heartbeatMs: 1000, logger: log, secure: secure?.client(c.name), signal: stopClients.signal }).finally(() => connection.close());
     });
     const [history] = await Promise.all([app.done, ...runs]);
     for (const s of silentConns) s.close();
@@ -292,6 +297,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       ...(o.dpSgd ? { dpSgd: o.dpSgd, ledgers } : {}),
     };
   } finally {
+    stopClients.abort();
     await app.close();
     model.dispose();
   }
