@@ -132,7 +132,8 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
       return { kind: r.kind, stage: r.stage, payload: r.payload };
     }),
     DownloadAdapter: (call: grpc.ServerWritableStream<PbAuth & { round: number }, PbTensorChunk>) => {
-      void streamAdapter(call).catch((err) => call.destroy(fail('DownloadAdapter', err, call.request.clientId) as Error));
+      // emit('error') makes grpc-js end the stream with this status; destroy(err) never sends one and the caller hangs.
+      void streamAdapter(call).catch((err) => call.emit('error', fail('DownloadAdapter', err, call.request.clientId)));
     },
     UploadUpdate: (call: grpc.ServerReadableStream<PbUploadMessage, unknown>, cb: grpc.sendUnaryData<{ accepted: boolean; message: string }>) => {
       const seen: { clientId?: string } = {};

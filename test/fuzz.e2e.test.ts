@@ -1,0 +1,160 @@
+/**
+ * Issue 6 proof, hostile input: while two honest clients run a 3-round federation over real gRPC
+ * on 127.0.0.1, thousands of hostile requests hit every RPC -- random bytes and mutated messages
+ * below the schema, well-formed requests from strangers with forged sessions, and, from an
+ * enrolled insider with a valid session, updates with NaN/Inf, huge shapes, wrong rounds and
+ * nonces, bad offsets, oversized chunks, truncated and cancelled streams. Every hostile call
+ * must end with a clear gRPC status (no hang, no INTERNAL/UNKNOWN from a handler), and the
+ * honest run must complete with exactly the FedAvg result of the honest updates.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { LocalTrainer, RoundSummary } from '@fedlora/federation';
+import { FederationCoordinator, FederationError, createStrategy, runClient } from '@fedlora/federation';
+import type { NamedTensors } from '@fedlora/tensor';
+import { seededRandomBytes } from '@fedlora/tensor';
+import { GrpcConnection, federationService, startFederationServer, type RunningServer } from '@fedlora/transport-grpc';
+import { contractViolation, sendAll, type CallOutcome } from './fuzz/grpc-calls.js';
+import { Dice, insiderCases, rawCases, serviceShapes, strangerCases, type Session, type WirePlan } from './fuzz/hostile-cases.js';
+
+const SERVICE = 'fedlora.v1.Federation';
+const ROUNDS = 3;
+const HONEST = ['honest-1', 'honest-2'];
+const ENROLLED = new Set([...HONEST, 'mallory']);
+const SIZE = 16 * 1024; // floats in tensor "a": 64 KiB, streamed in 16 KiB chunks
+
+function initialAdapter(): NamedTensors {
+  return new Map([
+    ['a', { shape: [16, 1024], data: Float32Array.from({ length: SIZE }, (_, i) => (i % 97) / 97) }],
+    ['b', { shape: [8, 4], data: new Float32Array(32) }],
+  ]);
+}
+
+/** An honest trainer: a constant delta, but only once the fuzzer has hit the round it is in. */
+function honestTrainer(value: number, numExamples: number, roundFuzzed: (round: number) => Promise<void>): LocalTrainer {
+  return {
+    numExamples,
+    async train(plan, global) {
+      await roundFuzzed(plan.round);
+      const delta: NamedTensors = new Map();
+      for (const [k, t] of global) delta.set(k, { shape: [...t.shape], data: new Float32Array(t.data.length).fill(value) });
+      return { delta, numExamples, trainLoss: value };
+    },
+  };
+}
+
+const unaryCall = <Res>(client: grpc.Client, method: string, req: object): Promise<Res> => {
+  const def = federationService()[method]!;
+  return new Promise((resolve, reject) =>
+    client.makeUnaryRequest(`/${SERVICE}/${method}`, def.requestSerialize, def.responseDeserialize as (b: Buffer) => Res, req, new grpc.Metadata(), { deadline: new Date(Date.now() + 20_000) }, (err, res) =>
+      err ? reject(err) : resolve(res!),
+    ),
+  );
+};
+
+let server: RunningServer | undefined;
+afterAll(async () => {
+  await server?.close();
+});
+
+describe('fuzzing every RPC while two honest clients federate (gRPC on 127.0.0.1)', () => {
+  it('answers every hostile call with a clear status and completes the honest run with the exact FedAvg result', async () => {
+    const coordinator = new FederationCoordinator({
+      federationId: 'fed-fuzz',
+      rounds: ROUNDS,
+      minClients: 2,
+      minAvailableClients: 3,
+      roundDeadlineMs: 40_000,
+      waitAfterMinimumMs: 300,
+      localSteps: 1,
+      learningRate: 0.1,
+      batchSize: 1,
+      strategy: createStrategy({ name: 'fedavg' }),
+      initialAdapter: initialAdapter(),
+      rng: seededRandomBytes('fuzz-coordinator'),
+    });
+    server = await startFederationServer(coordinator, {
+      address: '127.0.0.1:0',
+      chunkBytes: 16 * 1024,
+      authorizeRegister: (name) => {
+        if (!ENROLLED.has(name)) throw new FederationError('permission-denied', `client "${name}" is not enrolled in this federation`);
+      },
+    });
+    const address = `127.0.0.1:${server.port}`;
+    const run = coordinator.run();
+
+    // The fuzzer's progress gates the honest trainers, so hostile traffic overlaps every round.
+    const fuzzed = new Map<number, () => void>();
+    const fuzzedDone = new Map<number, Promise<void>>();
+    for (let r = 1; r <= ROUNDS; r++) fuzzedDone.set(r, new Promise<void>((resolve) => fuzzed.set(r, resolve)));
+    const roundFuzzed = (round: number): Promise<void> => fuzzedDone.get(round) ?? Promise.resolve();
+
+    const honest = [honestTrainer(1, 1, roundFuzzed), honestTrainer(3, 3, roundFuzzed)].map((t, i) => {
+      const connection = new GrpcConnection({ address, federationId: 'fed-fuzz' });
+      return runClient({ name: HONEST[i]!, connection, trainer: t, pollMs: 200 }).finally(() => connection.close());
+    });
+
+    const raw = new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': 16 << 20 });
+    const shapes = serviceShapes(federationService());
+    const dice = new Dice(seededRandomBytes('fuzz-cases'));
+    const outcomes: CallOutcome[] = [];
+    try {
+      const me = await unaryCall<Session & { federationId: string }>(raw, 'Register', { clientName: 'mallory', federationId: 'fed-fuzz', numExamples: 5 });
+      const session: Session = { clientId: me.clientId, sessionToken: me.sessionToken };
+      const valid: Record<string, object[]> = {
+        Register: [{ clientName: 'someone', federationId: 'fed-fuzz', numExamples: 3 }],
+        GetTask: [{ ...session, waitMs: 0 }],
+        DownloadAdapter: [{ ...session, round: 1 }],
+        UploadUpdate: [{ header: { ...session, round: 1, nonce: 'n', numExamples: 1, trainLoss: 0, tensors: [{ name: 'a', shape: [16, 1024], dtype: 'float32' }] } }, { chunk: { round: 1, tensorName: 'a', offset: 0, totalBytes: 4 * SIZE, data: Buffer.alloc(64) } }],
+        Decline: [{ ...session, round: 1, reason: 'budget' }],
+        Heartbeat: [{ ...session, round: 1 }],
+        GetStatus: [{}],
+        SecAggExchange: [{ ...session, round: 1, stage: 'advertise', payload: Buffer.alloc(8), nonce: 'n', reportJson: '' }],
+      };
+
+      for (let round = 1; round <= ROUNDS; round++) {
+        // The insider learns the open round's plan like any client.
+        let plan: WirePlan | undefined;
+        const until = Date.now() + 30_000;
+        while (!plan && Date.now() < until) {
+          const task = await unaryCall<{ kind: string; plan: WirePlan }>(raw, 'GetTask', { ...session, waitMs: 1000 });
+          if (task.kind === 'TRAIN' && task.plan.round === round) plan = task.plan;
+        }
+        if (!plan) throw new Error(`the insider never saw round ${round} open`);
+        await unaryCall(raw, 'Heartbeat', { ...session, round });
+        const cases = [...rawCases(dice, shapes, valid, 110), ...strangerCases(dice, shapes, HONEST, 200), ...insiderCases(dice, shapes, session, plan, 3)];
+        outcomes.push(...(await sendAll(raw, SERVICE, cases, 16, 15_000)));
+        fuzzed.get(round)!();
+      }
+
+      const history: RoundSummary[] = await run;
+      await Promise.all(honest);
+
+      // Every hostile call ended with a status that keeps the contract.
+      const violations = outcomes.map(contractViolation).filter((v): v is string => v !== undefined);
+      expect(violations.slice(0, 20), `${violations.length} of ${outcomes.length} hostile calls broke the contract`).toEqual([]);
+      expect(outcomes.length).toBeGreaterThan(3000);
+      const byMethod = new Map<string, number>();
+      for (const o of outcomes) byMethod.set(o.call.method, (byMethod.get(o.call.method) ?? 0) + 1);
+      expect([...byMethod.keys()].sort()).toEqual([...shapes.methods].sort());
+      expect(Math.min(...byMethod.values())).toBeGreaterThan(100);
+
+      // The honest federation completed every round with the two honest clients only...
+      const completed = history.filter((h) => h.status === 'completed');
+      expect(completed.map((h) => h.round)).toEqual([1, 2, 3]);
+      for (const h of completed) expect(h.participantNames).toEqual(HONEST);
+      // ...and nothing hostile was half-applied: each round moved the adapter by exactly (1*1 + 3*3) / 4.
+      const a = coordinator.adapter.get('a')!.data;
+      const b = coordinator.adapter.get('b')!.data;
+      for (const i of [0, 1, 96, 4097, SIZE - 1]) expect(a[i]).toBeCloseTo((i % 97) / 97 + ROUNDS * 2.5, 4);
+      expect([...b].every((x) => Math.abs(x - ROUNDS * 2.5) < 1e-4)).toBe(true);
+
+      // And the server still answers.
+      const status = await unaryCall<{ state: string }>(raw, 'GetStatus', {});
+      expect(status.state).toBe('finished');
+    } finally {
+      raw.close();
+      coordinator.stop();
+    }
+  }, 85_000);
+});
