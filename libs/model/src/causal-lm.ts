@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '@fedlora/tensor';
+import { nativeKernelsActive } from '@fedlora/native-cpu';
 import type { ModelConfig } from './config.js';
 import { parameterLayout, type LinearModule } from './architecture.js';
 import type { TextTokenizer } from './tokenizer.js';
@@ -21,6 +22,9 @@ import {
   silu,
   splitHeads,
 } from './layers.js';
+
+/** Internal name of a tied model's cached E^T (see CausalLM.transposedHead). */
+const HEAD_KERNEL = '__head_kernel';
 
 /** LoRA tensors as the forward pass uses them, keyed by module path. */
 export interface LoraRuntime {
@@ -95,8 +99,10 @@ export class CausalLM {
             const u = tf.randomUniform(x.shape, 0, 1, 'float32', (opts.seed ?? 0) * 1009 + dropCount++);
             xin = tf.mul(x, tf.div(tf.cast(tf.less(u, keep), 'float32'), keep));
           }
-          const low = tf.matMul(tf.matMul(xin, tf.transpose(l.a)), tf.transpose(l.b));
-          y = tf.add(y, tf.mul(low, opts.lora!.scale));
+          // Scale the [N, r] product, not the [N, out] one; A and B are used in PEFT's layout as
+          // transposed operands (a BLAS flag natively, an explicit transpose on wasm).
+          const low = tf.matMul(tf.mul(tf.matMul(xin, l.a, false, true), opts.lora!.scale), l.b, false, true);
+          y = tf.add(y, low);
         }
         return y as tf.Tensor2D;
       };
@@ -108,12 +114,11 @@ export class CausalLM {
         ? tf.matMul(tf.oneHot(tf.cast(flat, 'int32'), this.config.vocabSize), emb)
         : (tf.gather(emb, tf.cast(flat, 'int32')) as tf.Tensor2D);
       h = this.config.modelType === 'gpt2' ? this.gpt2(h, b, t, p, linear, mask) : this.llama(h, b, t, p, linear, mask);
-      const head = this.config.tieWordEmbeddings
-        ? trainEmb
-          ? tf.transpose(emb)
-          : p('__head_kernel')
-        : p('lm_head.weight');
-      return tf.matMul(h, head as tf.Tensor2D);
+      if (!this.config.tieWordEmbeddings) return tf.matMul(h, p('lm_head.weight') as tf.Tensor2D);
+      // Tied head h E^T: BLAS takes E transposed as a flag, so the native path needs no copy of E;
+      // elsewhere a kept E^T avoids transposing [V, d] on every pass (wasm has no transposed matmul).
+      if (trainEmb || nativeKernelsActive()) return tf.matMul(h, emb, false, true);
+      return tf.matMul(h, this.transposedHead(emb));
     });
   }
 
@@ -192,6 +197,16 @@ export class CausalLM {
     return tf.add(r, linear(gated, `${pre}.mlp.down_proj`, false)) as tf.Tensor2D;
   }
 
+  /** E^T of a tied model, made on first use off the native path and kept in sync by setParameter. */
+  private transposedHead(emb: tf.Tensor2D): tf.Tensor2D {
+    let k = this.weights.get(HEAD_KERNEL) as tf.Tensor2D | undefined;
+    if (!k) {
+      k = tf.keep(tf.transpose(emb)); // cached across calls, possibly created inside a caller's tidy
+      this.weights.set(HEAD_KERNEL, k);
+    }
+    return k;
+  }
+
   private mask(t: number): tf.Tensor2D {
     let m = this.masks.get(t);
     if (!m) {
@@ -217,7 +232,7 @@ export class CausalLM {
     old.dispose();
     this.weights.set(name, tf.keep(value));
     if (name === 'transformer.wte.weight' || name === 'model.embed_tokens.weight') {
-      if (this.config.tieWordEmbeddings) this.setParameter('__head_kernel', tf.transpose(value));
+      if (this.config.tieWordEmbeddings && this.weights.has(HEAD_KERNEL)) this.setParameter(HEAD_KERNEL, tf.transpose(value));
     }
   }
 
@@ -246,8 +261,8 @@ export class CausalLM {
 }
 
 /**
- * HF-layout host weights to the internal layout: Linear weights [out, in] become kernels [in, out];
- * a tied model gets `__head_kernel` = E^T so the LM head is a plain matmul.
+ * HF-layout host weights to the internal layout: Linear weights [out, in] become kernels [in, out]
+ * (a tied model's head is E itself, used as a transposed operand).
  */
 export function internalWeights(config: ModelConfig, hf: NamedTensors): NamedTensors {
   const layout = parameterLayout(config);
@@ -259,10 +274,7 @@ export function internalWeights(config: ModelConfig, hf: NamedTensors): NamedTen
     const lin = linearByWeight.get(name);
     out.set(name, lin && !lin.fanInFanOut ? transposeHost(t.data, shape[0]!, shape[1]!) : t);
   }
-  if (config.tieWordEmbeddings) {
-    const e = out.get(config.modelType === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight')!;
-    out.set('__head_kernel', transposeHost(e.data, config.vocabSize, config.hiddenSize));
-  } else if (out.has('lm_head.weight')) {
+  if (!config.tieWordEmbeddings && out.has('lm_head.weight')) {
     out.set('lm_head.weight', transposeHost(out.get('lm_head.weight')!.data, config.vocabSize, config.hiddenSize));
   }
   return out;

@@ -12,6 +12,11 @@ function nativeFor(kernel: string): boolean {
   return tf.getBackend() === 'cpu' && tf.getKernel(kernel, 'cpu') !== undefined;
 }
 
+/** True when the current backend is cpu with the native kernels registered (the fused ops run natively). */
+export function nativeKernelsActive(): boolean {
+  return nativeFor(FusedKernelName.layerNorm);
+}
+
 type Forward = (inputs: tf.Tensor[], save: tf.GradSaveFunc) => {
   value: tf.Tensor;
   gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[];

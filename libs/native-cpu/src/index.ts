@@ -20,5 +20,7 @@ export { layerNorm } from './fused-ops.js';
 export { geluTanh } from './fused-ops.js';
 /** Softmax cross-entropy against int32 labels, without one-hot targets. */
 export { sparseSoftmaxCrossEntropy } from './fused-ops.js';
+/** Whether the current backend runs the native kernels (callers pick layouts that suit BLAS). */
+export { nativeKernelsActive } from './fused-ops.js';
 /** Kernel names of the fused ops. */
 export { FusedKernelName } from './fused-kernels.js';
