@@ -4,7 +4,7 @@ import type { ClientPrivacyGuard, DpSgdParams } from '@fedlora/privacy';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { subtractNamed } from '@fedlora/tensor';
 import type { DpSgdStepInfo } from '@fedlora/train';
-import { dpSgdParams, evaluate, trainLocalDpSgd } from '@fedlora/train';
+import { dpSgdParams, evaluate, loraDimension, trainLocalDpSgd } from '@fedlora/train';
 
 /** Options of DpSgdTrainer. */
 export interface DpSgdTrainerOptions {
@@ -55,6 +55,7 @@ export class DpSgdTrainer implements LocalTrainer {
       clipNorm: this.opts.clipNorm,
       noiseMultiplier: this.opts.noiseMultiplier,
       steps: plan.localSteps,
+      dimension: loraDimension(this.opts.model, this.opts.lora),
     });
   }
 
@@ -77,7 +78,7 @@ export class DpSgdTrainer implements LocalTrainer {
       steps: params.steps,
       samplingRate: params.samplingRate,
       clipNorm: params.clipNorm,
-      noiseMultiplier: params.noiseMultiplier,
+      noiseMultiplier: this.opts.noiseMultiplier,
       learningRate: plan.learningRate,
       rng: this.opts.rng,
       weightDecay: this.opts.weightDecay ?? 0,

@@ -5,7 +5,7 @@ import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes, sha256Named, uniform01 } from '@fedlora/tensor';
 import { tokenizeToSequences } from './data.js';
 import { privateLoraGradient } from './dp-sgd-grads.js';
-import { dpSgdParams, trainLocalDpSgd } from './dp-sgd.js';
+import { dpSgdParams, loraDimension, trainLocalDpSgd } from './dp-sgd.js';
 import { SAMPLE_TEXT, tinyGpt2 } from './test-model.js';
 import { toTensors, trainLocal } from './trainer.js';
 
@@ -103,7 +103,7 @@ describe('trainLocalDpSgd', () => {
     const sd = Math.sqrt((data.length * q * (1 - q)) / steps);
     expect(Math.abs(mean - q * data.length)).toBeLessThan(4 * sd);
     expect(r.meanBatchSize).toBeCloseTo(mean, 10);
-    expect(r.privacy).toEqual(dpSgdParams({ samplingRate: q, clipNorm: 1, noiseMultiplier: 1, steps }));
+    expect(r.privacy).toEqual(dpSgdParams({ samplingRate: q, clipNorm: 1, noiseMultiplier: 1, steps, dimension: loraDimension(model, lora) }));
     expect(r.privacy.mode).toBe('dp-sgd');
   });
 
@@ -121,5 +121,20 @@ describe('trainLocalDpSgd', () => {
 
   it('rejects a sampling rate outside (0, 1]', async () => {
     await expect(trainLocalDpSgd(model, lora, adapter, data, { steps: 1, samplingRate: 0, clipNorm: 1, noiseMultiplier: 1, learningRate: 1e-3, rng: seededRandomBytes(5) })).rejects.toThrow(/samplingRate must be in \(0, 1\], received 0/);
+  });
+});
+
+describe('dpSgdParams', () => {
+  it('accounts the multiplier left after rounding to the grid: z C / (C + sqrt(d) z C 2^-16)', () => {
+    const p = dpSgdParams({ samplingRate: 0.01, clipNorm: 2, noiseMultiplier: 1, steps: 10, dimension: 24_576 });
+    expect(p).toMatchObject({ mode: 'dp-sgd', clipNorm: 2, samplingRate: 0.01, steps: 10 });
+    expect(p.noiseMultiplier).toBeCloseTo(1 / (1 + Math.sqrt(24_576) / 65_536), 12);
+    expect(p.noiseMultiplier).toBeLessThan(1);
+  });
+
+  it('counts r (dIn + dOut) trainable values per adapted layer', () => {
+    // tiny GPT-2: 2 layers of c_attn (32 -> 96) and attn.c_proj (32 -> 32), r 8.
+    expect(loraDimension(model, lora)).toBe(2 * 8 * (32 + 96 + 32 + 32));
+    expect(loraDimension(model, lora)).toBe([...adapter.values()].reduce((n, t) => n + t.data.length, 0));
   });
 });

@@ -18,6 +18,6 @@ export { textPerplexity } from './perplexity.js';
 export { saveTrainState, loadTrainState } from './train-state.js';
 // Record-level DP-SGD for LoRA (Poisson sampling, per-example clipping, exact grid Gaussian noise).
 export type { DpSgdStepInfo, DpSgdTrainOptions, DpSgdTrainResult } from './dp-sgd.js';
-export { trainLocalDpSgd, dpSgdParams } from './dp-sgd.js';
+export { trainLocalDpSgd, dpSgdParams, loraDimension } from './dp-sgd.js';
 export type { PrivateGradientOptions } from './dp-sgd-grads.js';
 export { privateLoraGradient, perExampleLoraGrads } from './dp-sgd-grads.js';
