@@ -376,8 +376,15 @@ export class FederationCoordinator {
     let secureFailure: string | undefined;
     if (r.secure) {
       if (r.secure.stage !== 'finished') {
-        r.secure.abort('round deadline passed before secure aggregation finished');
-        secureFailure = r.secure.abortReason ?? 'secure aggregation did not finish before the round deadline';
+        const why =
+          r.declined.size >= r.cohort.size
+            ? `every client declined the round (${[...new Set(r.declined.values())].join('; ')})`
+            : this.clock.now() >= r.plan.deadlineUnixMs
+              ? 'round deadline passed before secure aggregation finished'
+              : 'the coordinator is stopping';
+        const protocolError = r.secure.abortReason;
+        r.secure.abort(why);
+        secureFailure = protocolError ?? why;
       } else {
         secureOutcome = r.secure.result(plan.tensors);
       }

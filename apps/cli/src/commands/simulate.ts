@@ -92,6 +92,18 @@ export function register(program: Command): void {
           ]),
         )}\n\neval loss ${report.initialEvalLoss.toFixed(4)} before training -> ${report.finalEvalLoss?.toFixed(4) ?? '-'} after ${report.rounds.length} rounds (backend ${report.backend}, ${(report.durationMs / 1000).toFixed(0)} s)\n`,
       );
+      if (report.privacy) {
+        // What the noise does to utility: its norm on the averaged update against the clip (the largest signal).
+        const n = report.clients.length;
+        const perCoord = report.privacy.mode === 'distributed' ? report.privacy.noiseMultiplier * report.privacy.clipNorm / n : report.privacy.noiseMultiplier * report.privacy.clipNorm / n;
+        const noiseNorm = perCoord * Math.sqrt(report.adapterParameters);
+        process.stdout.write(
+          `\nDP noise on the averaged update: about ${noiseNorm.toPrecision(3)} in L2 norm (${report.adapterParameters} parameters), against at most ${report.privacy.clipNorm} of signal per update.` +
+            (noiseNorm > report.privacy.clipNorm
+              ? `\nWith ${n} institutions the noise outweighs the updates; DP-FedAvg needs cohorts of hundreds to thousands (McMahan et al. 2018) or fewer trainable parameters for useful models at this epsilon.\n`
+              : '\n'),
+        );
+      }
       if (report.ledgers?.length) {
         const audit = auditLedgers(report.ledgers);
         process.stdout.write(`\nprivacy audit of ${report.ledgers.length} ledgers (fedlora audit ${report.ledgers.join(' ')}):\n${formatAuditText(audit)}`);

@@ -119,6 +119,8 @@ export interface SimulationReport {
   rounds: SimulationRound[];
   finalEvalLoss: number | null;
   finalAdapterSha256: string | null;
+  /** Trainable (LoRA) parameters: the dimension of every update. */
+  adapterParameters: number;
   durationMs: number;
   /** DP settings, when enabled. */
   privacy?: SimulationPrivacy;
@@ -292,6 +294,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       rounds,
       finalEvalLoss: rounds.filter((r) => r.evalLoss !== null).at(-1)?.evalLoss ?? null,
       finalAdapterSha256: last?.adapterSha256 ?? null,
+      adapterParameters: numElements(initialAdapter),
       durationMs: Math.round(performance.now() - started),
       ...(o.privacy ? { privacy: o.privacy, ledgers } : {}),
       ...(o.dpSgd ? { dpSgd: o.dpSgd, ledgers } : {}),
