@@ -9,6 +9,8 @@ import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes } from '@fedlora/tensor';
 import { tokenizeToSequences } from '@fedlora/train';
 import { DpSgdTrainer } from './dp-sgd-trainer.js';
+import { PlanFollowingTrainer } from './run-from-config.js';
+import { silentLogger } from '@fedlora/federation';
 
 const TEXT = 'Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, I thought I would sail about. ';
 
@@ -80,5 +82,11 @@ describe('DpSgdTrainer', () => {
 
   it('rejects a non-positive clip', () => {
     expect(() => new DpSgdTrainer({ model, lora, train, clipNorm: 0, noiseMultiplier: 1, rng: seededRandomBytes('r') })).toThrow(/dpSgd.clipNorm must be > 0, received 0/);
+  });
+
+  it('is what a client config with dpSgd trains with', async () => {
+    const t = new PlanFollowingTrainer(model, [TEXT.repeat(3)], { evalFraction: 0, defaultSeqLen: 12, seed: 'c', log: silentLogger, dpSgd: { clipNorm: 1, noiseMultiplier: 1 } });
+    const r = await t.train({ ...plan(1), localSteps: 1, extra: { seqLen: 12, lora } }, global);
+    expect(r.metrics.clippedFraction).toBeGreaterThanOrEqual(0); // only the DP-SGD trainer reports it
   });
 });
