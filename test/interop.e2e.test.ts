@@ -6,7 +6,7 @@
  * every round complete. Its request signatures must verify with the TypeScript verifier.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -84,6 +84,37 @@ describe('a Python grpcio client built only from the .proto file', () => {
       expect(verifyRequestSignature({ ...envelope, round: envelope.round + 1 }, sig, decodePublicKey(identity.publicKey))).toBe(false);
     }
   });
+
+  it('is refused (UNAUTHENTICATED, audited) when it signs with a key that is not the enrolled one, even with a valid mTLS certificate', async () => {
+    const coordinator = spawnFedlora('coordinator', ['coordinator', '--config', join(fedDir, 'coordinator.yaml')], { ...FAST_ENV });
+    procs.push(coordinator);
+    try {
+      await coordinator.waitFor((e) => e.event === 'coordinator.listening', 60_000, 'coordinator.listening');
+      const forged = join(fedDir, 'forged-inst-1.key.json');
+      const real = JSON.parse(readFileSync(join(fedDir, 'identities', 'inst-1.key.json'), 'utf8')) as Record<string, string>;
+      writeFileSync(forged, JSON.stringify({ ...real, seed: Buffer.alloc(32, 7).toString('base64') }));
+      const args = pyArgs(['--timeout', '10']).map((a) => (a.endsWith('inst-1.key.json') ? forged : a));
+      const err = (await run(PYTHON, args, { timeout: 30_000 }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { code?: number; stderr?: string } | undefined;
+      expect(err, 'the forged client was served').toBeDefined();
+      expect(err!.code).toBe(2);
+      expect(err!.stderr).toMatch(/UNAUTHENTICATED/);
+      expect(err!.stderr).toMatch(/signature/);
+    } finally {
+      coordinator.child.kill('SIGTERM');
+      await exitWithin(coordinator, 20_000);
+    }
+    const store = openSqliteStore(join(fedDir, 'data', 'coordinator', 'fedlora.db'));
+    try {
+      const refusals = store.listAudit({ client: 'inst-1' });
+      expect(refusals.length, JSON.stringify(store.listAudit({ limit: 5 }))).toBeGreaterThan(0);
+      expect(store.listRounds()).toEqual([]);
+    } finally {
+      store.close();
+    }
+  }, 90_000);
 
   it('registers, downloads, uploads zero updates and sees every round complete against a coordinator process over mTLS', async () => {
     const coordinator = spawnFedlora('coordinator', ['coordinator', '--config', join(fedDir, 'coordinator.yaml'), '--exit-when-done', '--json'], { ...FAST_ENV });
