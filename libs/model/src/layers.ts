@@ -101,5 +101,6 @@ export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): t
 export function repeatKv(x: tf.Tensor4D, n: number): tf.Tensor4D {
   if (n === 1) return x;
   const [b, h, t, d] = x.shape;
-  return tf.reshape(tf.tile(tf.reshape(x, [b, h, 1, t, d]), [1, 1, n, 1, 1]), [b, h * n, t, d]);
+  // Rank 4, not 5: tfjs implements Tile's gradient only up to rank 4.
+  return tf.reshape(tf.tile(tf.reshape(x, [b, h, 1, t * d]), [1, 1, n, 1]), [b, h * n, t, d]);
 }
