@@ -1,7 +1,9 @@
+import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel, validateLoraConfig } from '@fedlora/model';
 import type { EventLogger, LocalTrainer, RoundPlan } from '@fedlora/federation';
-import { runClient } from '@fedlora/federation';
+import { noiseShareFor, runClient } from '@fedlora/federation';
+import { ClientPrivacyGuard } from '@fedlora/privacy';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes } from '@fedlora/tensor';
 import { readTextDocuments, splitHeldOut, tokenizeToSequences } from '@fedlora/train';
@@ -9,6 +11,7 @@ import { GrpcConnection, createRequestSigner, insecureChannelCredentials, loadCh
 import type { ClientConfig } from './config.js';
 import { ModelTrainer } from './model-trainer.js';
 import { DpSgdTrainer } from './dp-sgd-trainer.js';
+import { PrivacyGuardedTrainer } from './privacy-trainer.js';
 
 /**
  * A LocalTrainer that follows the coordinator's plan: the LoRA layout and sequence length come
@@ -71,11 +74,23 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     const signer = cfg.federationId ? createRequestSigner({ federationId: cfg.federationId, identity, random: cryptoRandomBytes }) : undefined;
     if (!signer) log.warn({ event: 'auth.unsigned', message: 'federationId is not set: requests are not signed and a coordinator with enrolled clients will refuse them' });
     const connection = new GrpcConnection({ address: cfg.coordinator, federationId: cfg.federationId, credentials, serverName: cfg.tls?.serverName, signer });
+    // Institution-level DP: this institution's own budget and signed ledger; every update is clipped to the plan's bound.
+    const guard = cfg.privacy
+      ? await ClientPrivacyGuard.open({
+          ledgerPath: join(cfg.dataDir, 'privacy-ledger.jsonl'),
+          signer: { writer: cfg.name, secretKey: identity.secretKey },
+          budget: { epsilon: cfg.privacy.epsilon, delta: cfg.privacy.delta },
+          unit: 'institution',
+        })
+      : undefined;
+    if (guard) log.info({ event: 'privacy.budget', epsilonSpent: guard.spent(), budget: cfg.privacy, ledger: guard.ledgerPath });
     try {
       const r = await runClient({
         name: cfg.name,
         connection,
-        trainer,
+        trainer: new PrivacyGuardedTrainer(trainer, guard),
+        // Secure aggregation uses the same enrolled Ed25519 identity that signs requests.
+        secure: { identitySecretKey: identity.secretKey, rng: cryptoRandomBytes, noiseFor: (plan) => noiseShareFor(plan, cryptoRandomBytes) },
         logger: log,
         signal,
         backoffMs: { initial: cfg.reconnect.initialBackoffMs, max: cfg.reconnect.maxBackoffMs },

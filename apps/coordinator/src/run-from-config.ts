@@ -1,7 +1,9 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServerUnaryCall } from '@grpc/grpc-js';
-import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel } from '@fedlora/model';
+import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel } from '@fedlora/model';
+import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
+import { configureProtection } from './config-protection.js';
 import type { RoundSummary } from '@fedlora/federation';
 import { FederationError } from '@fedlora/federation';
 import type { DataDirLock } from '@fedlora/store';
@@ -53,6 +55,9 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
   store.saveFederation({ id: cfg.federationId, config: cfg, state: 'running' });
   for (const c of cfg.clients) store.upsertClient({ name: c.name, publicKey: c.publicKey });
   const persistence = attachStore(store, log);
+  const seed = cfg.model.seed;
+  const initialAdapter = persistence.resumeAdapter ?? initLoraAdapter(model, lora, seed === undefined ? cryptoRandomBytes : seededRandomBytes(`lora-init:${seed}`));
+  const protection = await configureProtection(cfg, store, numElements(initialAdapter));
 
   const credentials = cfg.tls
     ? loadServerCredentials({ ca: cfg.tls.ca, cert: cfg.tls.cert, key: cfg.tls.key, requireClientCert: cfg.tls.requireClientCert })
@@ -90,12 +95,18 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     batchSize: cfg.rounds.batchSize,
     strategy: { name: cfg.strategy.name, serverLearningRate: cfg.strategy.serverLearningRate, beta1: cfg.strategy.beta1, beta2: cfg.strategy.beta2, tau: cfg.strategy.tau },
     seed: cfg.model.seed,
-    initialAdapter: persistence.resumeAdapter,
+    initialAdapter,
     startAfterRound: persistence.startAfterRound,
-    planExtra: () => ({ lora, seqLen: cfg.rounds.seqLen, proximalMu: cfg.strategy.proximalMu ?? 0 }),
+    aggregation: protection.aggregation,
+    secureAggregation: protection.secureAggregation,
+    planExtra: () => ({ lora, seqLen: cfg.rounds.seqLen, proximalMu: cfg.strategy.proximalMu ?? 0, ...protection.planExtra() }),
     onRoundStart: (plan, cohort) => persistence.onRoundStart(plan, cohort),
-    onRoundEnd: (summary, adapter, plan) => {
-      persistence.onRoundEnd(summary, adapter, plan);
+    onRoundEnd: async (summary, adapter, plan) => {
+      // The signed ledger entry is appended first, then committed with the checkpoint in one store
+      // transaction: a crash in between reruns the round and records it again (over-counting, never under).
+      const ledgerLine = await protection.recordRound(summary, plan);
+      persistence.onRoundEnd(summary, adapter, plan, ledgerLine);
+      if (protection.ledgerPath) log.info({ event: 'privacy.recorded', round: summary.round, epsilon: protection.epsilon() });
       metrics.roundEnded(summary);
     },
     outputDir: join(cfg.dataDir, 'final-adapter'),

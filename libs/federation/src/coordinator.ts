@@ -182,7 +182,7 @@ export class FederationCoordinator {
   ): { kind: string; stage: string; payload: Uint8Array } {
     this.authenticate(clientId, token);
     const last = this.lastSecure;
-    if (last && last.round === round && last.nonce === nonce && this.current?.plan.nonce !== nonce) {
+    if (last && last.round === round && last.nonce === nonce && (!this.current || this.current.closed || this.current.plan.nonce !== nonce)) {
       return { kind: last.survivors?.has(clientId) ? 'finished' : 'aborted', stage: '', payload: new Uint8Array(0) };
     }
     const r = this.requireOpenRound(round);

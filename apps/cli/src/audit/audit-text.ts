@@ -3,7 +3,7 @@ import type { AuditReport } from './audit-report.js';
 
 /** The human-readable audit report: one row per ledger, then problems and the verdict. */
 export function formatAuditText(report: AuditReport): string {
-  const rows = [...(report.federation ? [{ role: 'federation', l: report.federation }] : []), ...report.clients.map((l) => ({ role: 'institution', l }))];
+  const rows = [...(report.federation ? [{ role: 'federation', l: report.federation }] : []), ...report.clients.map((l) => ({ role: l.unit === 'record' ? 'records' : 'institution', l }))];
   let out = `${formatTable(
     ['role', 'writer', 'entries', 'epsilon', 'delta', 'budget', 'status'],
     rows.map(({ role, l }) => [role, l.writer ?? '?', l.entries, l.epsilon ?? 'inf', l.delta ?? '', l.budget ? l.budget.epsilon : '-', l.valid ? 'valid' : 'INVALID']),

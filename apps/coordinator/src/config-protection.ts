@@ -1,0 +1,72 @@
+import { join } from 'node:path';
+import type { RoundAggregationFactory, RoundPlan, RoundSummary, SecureAggregationOptions } from '@fedlora/federation';
+import type { FederationStore } from '@fedlora/store';
+import { cryptoRandomBytes } from '@fedlora/tensor';
+import { loadIdentity } from '@fedlora/transport-grpc';
+import type { CoordinatorConfig } from './config.js';
+import type { FederationPrivacy } from './federation-privacy.js';
+import { createFederationPrivacy } from './federation-privacy.js';
+
+/** Default deadline of each secure-aggregation stage other than masked-input collection. */
+const DEFAULT_STAGE_TIMEOUT_MS = 60_000;
+
+/** The privacy and secure-aggregation side of a configured coordinator. */
+export interface ConfiguredProtection {
+  aggregation?: RoundAggregationFactory;
+  secureAggregation?: SecureAggregationOptions;
+  planExtra(): Record<string, unknown>;
+  /** Appends the round's ledger entry (when DP is on) and returns the line for the store. */
+  recordRound(summary: RoundSummary, plan: RoundPlan): Promise<string | undefined>;
+  ledgerPath?: string;
+  epsilon(): number | undefined;
+}
+
+/**
+ * Builds DP-FedAvg (central or distributed noise, signed federation ledger in
+ * dataDir/federation-ledger.jsonl, written with the coordinator's Ed25519 identity) and SecAgg+
+ * (identities are the enrolled clients' Ed25519 keys) from the config.
+ */
+export async function configureProtection(cfg: CoordinatorConfig, store: FederationStore, dimension: number): Promise<ConfiguredProtection> {
+  const p = cfg.privacy;
+  const dp = p.mode !== 'none';
+  const distributed = p.mode === 'distributed';
+  const minSurvivors = cfg.rounds.minClients;
+  const sampling = cfg.rounds.clientsPerRound !== undefined && cfg.rounds.clientsPerRound < 1 ? cfg.rounds.clientsPerRound : 1;
+  let privacy: FederationPrivacy | undefined;
+  if (dp) {
+    const identity = loadIdentity(cfg.identity.secretKeyFile);
+    privacy = await createFederationPrivacy({
+      config: distributed
+        ? { mode: 'distributed', clipNorm: p.clipNorm!, noiseMultiplier: p.noiseMultiplier!, samplingRate: sampling, secureAggregation: cfg.secagg.enabled, noise: 'skellam', minSurvivors }
+        : { mode: 'central', clipNorm: p.clipNorm!, noiseMultiplier: p.noiseMultiplier!, samplingRate: sampling, secureAggregation: cfg.secagg.enabled },
+      delta: p.delta!,
+      dimension,
+      ledgerPath: join(cfg.dataDir, 'federation-ledger.jsonl'),
+      signer: { writer: identity.name || 'coordinator', secretKey: identity.secretKey },
+      rng: cryptoRandomBytes,
+    });
+  }
+  const secureAggregation: SecureAggregationOptions | undefined = cfg.secagg.enabled
+    ? {
+        identityOf: (name) => {
+          const c = store.getClient(name);
+          return c && c.status !== 'revoked' ? new Uint8Array(Buffer.from(c.publicKey, 'base64')) : undefined;
+        },
+        clipNorm: p.clipNorm ?? 10,
+        noiseStddevPerClient: distributed ? (p.noiseMultiplier! * p.clipNorm!) / Math.sqrt(minSurvivors) : 0,
+        stageTimeoutMs: DEFAULT_STAGE_TIMEOUT_MS,
+        k: cfg.secagg.neighbours,
+        t: cfg.secagg.threshold,
+        rng: cryptoRandomBytes,
+        usedKeys: new Set(),
+      }
+    : undefined;
+  return {
+    aggregation: privacy?.aggregation,
+    secureAggregation,
+    planExtra: () => (privacy ? privacy.planExtra() : {}),
+    recordRound: async (summary, plan) => (privacy ? (await privacy.recordRound(summary, plan, new Date(summary.endedAt).toISOString())).line : undefined),
+    ledgerPath: privacy?.ledgerPath,
+    epsilon: () => privacy?.epsilon(),
+  };
+}
