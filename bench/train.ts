@@ -11,7 +11,11 @@
  * Prints ONE JSON document on stdout; progress on stderr.
  *
  *   node --import tsx bench/train.ts [--models gpt2-small,fedlora-tiny] [--backends wasm,cpu,...]
- *        [--steps 3] [--warmup 1] [--threads 1,2] [--max-seconds 300]
+ *        [--steps 3] [--warmup 1] [--threads 1,2] [--rounds 1] [--max-seconds 300]
+ *
+ * `--rounds N` repeats every run N times, alternating PyTorch and fedlora, and keeps each side's
+ * best: on a shared machine that approaches each side's unloaded speed (FEDLORA_BENCH_ROUNDS=N
+ * does the same through `fedlora bench train`).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -151,6 +155,10 @@ async function main(): Promise<void> {
   const steps = Number(arg('steps', '3'));
   const warmup = Number(arg('warmup', '1'));
   const threads = threadList(arg('threads', '1'));
+  // FEDLORA_BENCH_ROUNDS reaches this through `fedlora bench train`, which has no --rounds option.
+  const roundsRaw = arg('rounds', process.env['FEDLORA_BENCH_ROUNDS'] ?? '1');
+  const rounds = Number(roundsRaw);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`--rounds: expected a positive integer, received "${roundsRaw}"`);
   const timeoutMs = Number(arg('max-seconds', '300')) * 1000;
   const seq = 128;
   const batch = 4;
@@ -168,28 +176,34 @@ async function main(): Promise<void> {
     }
     const torchArgs = JSON.stringify({ ...shape, seq, batch, r: 8, targets: ['c_attn', 'attn.c_proj'], steps, warmup });
     const tRuns: ThreadRun[] = [];
-    for (const t of threads) {
-      process.stderr.write(`[${model}] torch (${t} thread${t > 1 ? 's' : ''})\n`);
-      const cfg = JSON.stringify({ ...(JSON.parse(torchArgs) as object), threads: t });
-      tRuns.push(toRun(t, await runJson(PYTHON, ['-c', TORCH_RUNNER, join(root, 'scripts', 'torch', 'bench_lora_step.py'), cfg], timeoutMs)));
+    const byBackend = new Map<string, ThreadRun[]>(backends.map((b) => [b, []]));
+    // Rounds alternate PyTorch and fedlora so both sides sample the same (shared, noisy) machine.
+    for (let round = 0; round < rounds; round++) {
+      for (const t of threads) {
+        process.stderr.write(`[${model}] torch (${t} thread${t > 1 ? 's' : ''}, round ${round + 1}/${rounds})\n`);
+        const cfg = JSON.stringify({ ...(JSON.parse(torchArgs) as object), threads: t });
+        tRuns.push(toRun(t, await runJson(PYTHON, ['-c', TORCH_RUNNER, join(root, 'scripts', 'torch', 'bench_lora_step.py'), cfg], timeoutMs)));
+      }
+      for (const backend of backends) {
+        for (const t of THREADED.has(backend) ? threads : [1]) {
+          process.stderr.write(`[${model}] ${backend} (${t} thread${t > 1 ? 's' : ''}, round ${round + 1}/${rounds})\n`);
+          const n = String(t);
+          const env = { ...process.env, FEDLORA_NUM_THREADS: n, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n };
+          const r = await runJson(
+            process.execPath,
+            ['--import', 'tsx', join(here, 'train-worker.ts'), JSON.stringify({ backend, model, seq, batch, steps, warmup })],
+            timeoutMs,
+            env,
+          );
+          byBackend.get(backend)!.push(toRun(t, r));
+        }
+      }
     }
     torchRuns[model] = tRuns;
     const torch = best(tRuns);
     const torchTps = torch.tokensPerSecond;
     for (const backend of backends) {
-      const runs: ThreadRun[] = [];
-      for (const t of THREADED.has(backend) ? threads : [1]) {
-        process.stderr.write(`[${model}] ${backend} (${t} thread${t > 1 ? 's' : ''})\n`);
-        const n = String(t);
-        const env = { ...process.env, FEDLORA_NUM_THREADS: n, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n };
-        const r = await runJson(
-          process.execPath,
-          ['--import', 'tsx', join(here, 'train-worker.ts'), JSON.stringify({ backend, model, seq, batch, steps, warmup })],
-          timeoutMs,
-          env,
-        );
-        runs.push(toRun(t, r));
-      }
+      const runs = byBackend.get(backend)!;
       const mine = best(runs);
       const tps = mine.tokensPerSecond;
       cases.push({
@@ -210,7 +224,7 @@ async function main(): Promise<void> {
     }
   }
   process.stdout.write(
-    `${JSON.stringify({ cases, torch: torchRuns, seq, batch, loraR: 8, steps, warmup, threads, loadAverage: loadavg().map((x) => Math.round(x * 100) / 100) }, null, 2)}\n`,
+    `${JSON.stringify({ cases, torch: torchRuns, seq, batch, loraR: 8, steps, warmup, threads, rounds, loadAverage: loadavg().map((x) => Math.round(x * 100) / 100) }, null, 2)}\n`,
   );
 }
 
