@@ -5,7 +5,10 @@
  * enrolled insider with a valid session, updates with NaN/Inf, huge shapes, wrong rounds and
  * nonces, bad offsets, oversized chunks, truncated and cancelled streams. Every hostile call
  * must end with a clear gRPC status (no hang, no INTERNAL/UNKNOWN from a handler), and the
- * honest run must complete with exactly the FedAvg result of the honest updates.
+ * honest run must complete with exactly the FedAvg result of the honest updates. It runs twice:
+ * without request signatures (every hostile message reaches the handlers) and with the
+ * per-request signature gate of a production coordinator (the insider signs properly; everyone
+ * else sends missing, garbage, mismatched or replayed envelopes).
  */
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,8 +16,21 @@ import type { LocalTrainer, RoundSummary } from '@fedlora/federation';
 import { FederationCoordinator, FederationError, createStrategy, runClient } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes } from '@fedlora/tensor';
-import { GrpcConnection, federationService, startFederationServer, type RunningServer } from '@fedlora/transport-grpc';
-import { contractViolation, sendAll, type CallOutcome } from './fuzz/grpc-calls.js';
+import {
+  GrpcConnection,
+  MemoryNonceCache,
+  RequestVerifier,
+  createRequestSigner,
+  encodePublicKey,
+  federationService,
+  generateIdentity,
+  startFederationServer,
+  type Identity,
+  type RequestSigner,
+  type RunningServer,
+} from '@fedlora/transport-grpc';
+import { contractViolation, sendAll, type CallOutcome, type HostileCall } from './fuzz/grpc-calls.js';
+import { replays, signed, withHostileAuth } from './fuzz/hostile-auth.js';
 import { Dice, insiderCases, rawCases, serviceShapes, strangerCases, type Session, type WirePlan } from './fuzz/hostile-cases.js';
 
 const SERVICE = 'fedlora.v1.Federation';
@@ -43,22 +59,38 @@ function honestTrainer(value: number, numExamples: number, roundFuzzed: (round: 
   };
 }
 
-const unaryCall = <Res>(client: grpc.Client, method: string, req: object): Promise<Res> => {
+/** One well-formed unary call, signed when `signer` is given; also returns the metadata it carried. */
+const unaryCall = <Res>(client: grpc.Client, method: string, req: object, signer?: RequestSigner): Promise<Res> => {
   const def = federationService()[method]!;
+  const body = def.requestSerialize(req);
+  const round = Number((req as { round?: number }).round ?? 0);
+  const md = signer ? signer(`/${SERVICE}/${method}`, round, body) : new grpc.Metadata();
+  lastMetadata = md;
   return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(`/${SERVICE}/${method}`, def.requestSerialize, def.responseDeserialize as (b: Buffer) => Res, req, new grpc.Metadata(), { deadline: new Date(Date.now() + 20_000) }, (err, res) =>
+    client.makeUnaryRequest(`/${SERVICE}/${method}`, (b: Buffer) => b, def.responseDeserialize as (b: Buffer) => Res, body, md, { deadline: new Date(Date.now() + 20_000) }, (err, res) =>
       err ? reject(err) : resolve(res!),
     ),
   );
 };
+let lastMetadata = new grpc.Metadata();
 
 let server: RunningServer | undefined;
 afterAll(async () => {
   await server?.close();
 });
 
-describe('fuzzing every RPC while two honest clients federate (gRPC on 127.0.0.1)', () => {
-  it('answers every hostile call with a clear status and completes the honest run with the exact FedAvg result', async () => {
+async function fuzzFederation(signing: boolean): Promise<void> {
+    const rng = seededRandomBytes(`fuzz-identities-${signing}`);
+    const identities = new Map<string, Identity>([...ENROLLED].map((n) => [n, generateIdentity(n, rng)]));
+    const signerOf = (name: string): RequestSigner | undefined =>
+      signing ? createRequestSigner({ federationId: 'fed-fuzz', identity: identities.get(name)!, random: seededRandomBytes(`nonces-${name}`) }) : undefined;
+    const verifier = signing
+      ? new RequestVerifier({
+          federationId: 'fed-fuzz',
+          identities: { getClient: (n) => (identities.has(n) ? { publicKey: encodePublicKey(identities.get(n)!.publicKey), status: 'enrolled' } : undefined) },
+          nonces: new MemoryNonceCache(),
+        })
+      : undefined;
     const coordinator = new FederationCoordinator({
       federationId: 'fed-fuzz',
       rounds: ROUNDS,
@@ -76,6 +108,7 @@ describe('fuzzing every RPC while two honest clients federate (gRPC on 127.0.0.1
     server = await startFederationServer(coordinator, {
       address: '127.0.0.1:0',
       chunkBytes: 16 * 1024,
+      verifier,
       authorizeRegister: (name) => {
         if (!ENROLLED.has(name)) throw new FederationError('permission-denied', `client "${name}" is not enrolled in this federation`);
       },
@@ -90,16 +123,17 @@ describe('fuzzing every RPC while two honest clients federate (gRPC on 127.0.0.1
     const roundFuzzed = (round: number): Promise<void> => fuzzedDone.get(round) ?? Promise.resolve();
 
     const honest = [honestTrainer(1, 1, roundFuzzed), honestTrainer(3, 3, roundFuzzed)].map((t, i) => {
-      const connection = new GrpcConnection({ address, federationId: 'fed-fuzz' });
+      const connection = new GrpcConnection({ address, federationId: 'fed-fuzz', signer: signerOf(HONEST[i]!) });
       return runClient({ name: HONEST[i]!, connection, trainer: t, pollMs: 200 }).finally(() => connection.close());
     });
 
     const raw = new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': 16 << 20 });
     const shapes = serviceShapes(federationService());
-    const dice = new Dice(seededRandomBytes('fuzz-cases'));
+    const dice = new Dice(seededRandomBytes(`fuzz-cases-${signing}`));
+    const mallory = signerOf('mallory');
     const outcomes: CallOutcome[] = [];
     try {
-      const me = await unaryCall<Session & { federationId: string }>(raw, 'Register', { clientName: 'mallory', federationId: 'fed-fuzz', numExamples: 5 });
+      const me = await unaryCall<Session & { federationId: string }>(raw, 'Register', { clientName: 'mallory', federationId: 'fed-fuzz', numExamples: 5 }, mallory);
       const session: Session = { clientId: me.clientId, sessionToken: me.sessionToken };
       const valid: Record<string, object[]> = {
         Register: [{ clientName: 'someone', federationId: 'fed-fuzz', numExamples: 3 }],
@@ -117,12 +151,21 @@ describe('fuzzing every RPC while two honest clients federate (gRPC on 127.0.0.1
         let plan: WirePlan | undefined;
         const until = Date.now() + 30_000;
         while (!plan && Date.now() < until) {
-          const task = await unaryCall<{ kind: string; plan: WirePlan }>(raw, 'GetTask', { ...session, waitMs: 1000 });
+          const task = await unaryCall<{ kind: string; plan: WirePlan }>(raw, 'GetTask', { ...session, waitMs: 1000 }, mallory);
           if (task.kind === 'TRAIN' && task.plan.round === round) plan = task.plan;
         }
         if (!plan) throw new Error(`the insider never saw round ${round} open`);
-        await unaryCall(raw, 'Heartbeat', { ...session, round });
-        const cases = [...rawCases(dice, shapes, valid, 110), ...strangerCases(dice, shapes, HONEST, 200), ...insiderCases(dice, shapes, session, plan, 3)];
+        const usedPoll = lastMetadata.clone(); // the envelope of the poll that was just accepted
+        await unaryCall(raw, 'Heartbeat', { ...session, round }, mallory);
+        // Behind the gate every call costs an Ed25519 verification (pure JS): half the volume keeps the file fast.
+        const outsiders = [...rawCases(dice, shapes, valid, signing ? 55 : 110), ...strangerCases(dice, shapes, HONEST, signing ? 100 : 200)];
+        const insider = insiderCases(dice, shapes, session, plan, signing ? 2 : 3);
+        let cases: HostileCall[] = [...outsiders, ...insider];
+        if (mallory) {
+          // Replay the poll just made (accepted once), and sign the insider's requests so they pass the gate.
+          const pollFrame = federationService().GetTask!.requestSerialize({ ...session, waitMs: 1000 });
+          cases = [...withHostileAuth(dice, SERVICE, mallory, outsiders), ...signed(federationService(), SERVICE, mallory, insider), ...replays('GetTask', pollFrame, usedPoll, 20)];
+        }
         outcomes.push(...(await sendAll(raw, SERVICE, cases, 16, 15_000)));
         fuzzed.get(round)!();
       }
@@ -133,11 +176,20 @@ describe('fuzzing every RPC while two honest clients federate (gRPC on 127.0.0.1
       // Every hostile call ended with a status that keeps the contract.
       const violations = outcomes.map(contractViolation).filter((v): v is string => v !== undefined);
       expect(violations.slice(0, 20), `${violations.length} of ${outcomes.length} hostile calls broke the contract`).toEqual([]);
-      expect(outcomes.length).toBeGreaterThan(3000);
+      expect(outcomes.length).toBeGreaterThan(signing ? 1500 : 3000);
       const byMethod = new Map<string, number>();
       for (const o of outcomes) byMethod.set(o.call.method, (byMethod.get(o.call.method) ?? 0) + 1);
       expect([...byMethod.keys()].sort()).toEqual([...shapes.methods].sort());
-      expect(Math.min(...byMethod.values())).toBeGreaterThan(100);
+      expect(Math.min(...byMethod.values())).toBeGreaterThan(signing ? 50 : 100);
+      // The insider's hostile updates got past authentication and were refused by validation, for the right reason.
+      const detailsOf = (label: string): string[] => outcomes.filter((o) => o.call.label === label).map((o) => o.details);
+      expect(detailsOf('NaN values').length).toBeGreaterThan(0);
+      expect(detailsOf('NaN values').every((d) => /non-finite/.test(d))).toBe(true);
+      expect(detailsOf('huge shapes').every((d) => /layout does not match/.test(d))).toBe(true);
+      if (signing) {
+        expect(detailsOf('replayed signed request').length).toBe(ROUNDS * 20);
+        expect(detailsOf('replayed signed request').every((d) => /already used/.test(d))).toBe(true);
+      }
 
       // The honest federation completed every round with the two honest clients only...
       const completed = history.filter((h) => h.status === 'completed');
@@ -155,6 +207,12 @@ describe('fuzzing every RPC while two honest clients federate (gRPC on 127.0.0.1
     } finally {
       raw.close();
       coordinator.stop();
+      await server.close();
+      server = undefined;
     }
-  }, 85_000);
+}
+
+describe('fuzzing every RPC while two honest clients federate (gRPC on 127.0.0.1)', () => {
+  it('answers every hostile call with a clear status and completes the honest run with the exact FedAvg result', () => fuzzFederation(false), 80_000);
+  it('does the same behind the per-request signature gate (insider signs; outsiders send garbage, mismatched and replayed envelopes)', () => fuzzFederation(true), 80_000);
 });

@@ -21,6 +21,8 @@ export interface HostileCall {
   label: string;
   /** 'refused': must end with an error status (not INTERNAL/UNKNOWN); 'any': any status but INTERNAL/UNKNOWN; 'raw': bytes below the schema. */
   expect: 'refused' | 'any' | 'raw';
+  /** gRPC metadata to send (signed envelopes, garbage auth); empty by default. Called at send time, so timestamps are fresh. */
+  metadata?: () => grpc.Metadata;
   /** Client streams: cancel after writing this many frames (a truncated stream); server streams: cancel after this many responses. */
   cancelAfter?: number;
 }
@@ -41,6 +43,7 @@ export function sendHostile(client: grpc.Client, service: string, c: HostileCall
   const path = `/${service}/${c.method}`;
   const started = Date.now();
   const options: grpc.CallOptions = { deadline: new Date(started + deadlineMs) };
+  const md = c.metadata?.() ?? new grpc.Metadata();
   return new Promise<CallOutcome>((resolve) => {
     let responses = 0;
     let settled = false;
@@ -50,12 +53,12 @@ export function sendHostile(client: grpc.Client, service: string, c: HostileCall
       resolve({ call: c, code, details, responses, ms: Date.now() - started });
     };
     if (c.shape === 'unary') {
-      client.makeUnaryRequest(path, passthrough, passthrough, c.frames[0] ?? Buffer.alloc(0), new grpc.Metadata(), options, (err) => {
+      client.makeUnaryRequest(path, passthrough, passthrough, c.frames[0] ?? Buffer.alloc(0), md, options, (err) => {
         if (!err) responses++;
         finish(err?.code ?? grpc.status.OK, err?.details ?? '');
       });
     } else if (c.shape === 'server-stream') {
-      const call = client.makeServerStreamRequest(path, passthrough, passthrough, c.frames[0] ?? Buffer.alloc(0), new grpc.Metadata(), options);
+      const call = client.makeServerStreamRequest(path, passthrough, passthrough, c.frames[0] ?? Buffer.alloc(0), md, options);
       call.on('data', () => {
         responses++;
         if (c.cancelAfter !== undefined && responses >= c.cancelAfter) call.cancel();
@@ -63,7 +66,7 @@ export function sendHostile(client: grpc.Client, service: string, c: HostileCall
       call.on('error', () => undefined);
       call.on('status', (s: grpc.StatusObject) => finish(s.code, s.details));
     } else {
-      const call = client.makeClientStreamRequest(path, passthrough, passthrough, new grpc.Metadata(), options, (err) => {
+      const call = client.makeClientStreamRequest(path, passthrough, passthrough, md, options, (err) => {
         if (!err) responses++;
         finish(err?.code ?? grpc.status.OK, err?.details ?? '');
       });

@@ -104,6 +104,8 @@ export function strangerCases(d: Dice, s: ServiceShapes, honestIds: string[], co
   const make: Array<() => HostileCall> = [
     () => unary(s, 'Register', { clientName: d.pick(['', 'x'.repeat(70_000), '../../etc/passwd', 'unenrolled', '\u0000']), federationId: d.pick(['', 'fed-fuzz', 'other']), numExamples: d.pick([0, 1, HUGE]) }, 'unenrolled or malformed name', 'refused'),
     () => unary(s, 'Register', { clientName: 'mallory', federationId: 'another-federation', numExamples: 1 }, 'foreign federation', 'refused'),
+    // Echoed in the status message: ~180 KB once percent-encoded, more than an HTTP/2 trailer may carry.
+    () => unary(s, 'Register', { clientName: 'mallory', federationId: '\u00ff'.repeat(30_000), numExamples: 1 }, 'foreign federation id of 30k non-ASCII characters', 'refused'),
     () => unary(s, 'GetTask', { clientId: ids(), sessionToken: token(), waitMs: d.pick([0, HUGE]) }, 'unknown client or forged token', 'refused'),
     () => ({ ...unary(s, 'DownloadAdapter', { clientId: ids(), sessionToken: token(), round: round() }, 'download without a session', 'refused'), shape: 'server-stream' }),
     () => unary(s, 'Decline', { clientId: ids(), sessionToken: token(), round: round(), reason: 'x'.repeat(d.int(100_000)) }, 'decline without a session', 'refused'),

@@ -14,14 +14,29 @@ const TO_STATUS: Record<FederationErrorCode, grpc.status> = {
 };
 
 /**
+ * Longest status message sent, in UTF-16 code units. Messages echo client input (a name, a
+ * federation id); grpc-js percent-encodes the message into an HTTP/2 trailer, and a trailer over
+ * the peer's header-list limit is never delivered: the call hangs and the connection breaks.
+ */
+export const MAX_STATUS_DETAILS = 1024;
+
+/** `details` cut to MAX_STATUS_DETAILS (never inside a surrogate pair, which encodeURI would reject). */
+export function clipDetails(details: string): string {
+  if (details.length <= MAX_STATUS_DETAILS) return details;
+  let head = details.slice(0, MAX_STATUS_DETAILS - 40);
+  if (/[\uD800-\uDBFF]$/.test(head)) head = head.slice(0, -1);
+  return `${head}... (${details.length - head.length} more characters)`;
+}
+
+/**
  * The one place where errors become gRPC statuses. Known errors keep their message (they are
  * written not to contain secrets); anything unexpected becomes INTERNAL with a generic message,
  * so stack traces and internal state never reach a client.
  */
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
-  if (err instanceof FederationError) return { code: TO_STATUS[err.code], details: err.message };
-  if (err instanceof ChunkStreamError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
-  if (err instanceof RangeError || err instanceof TypeError) return { code: grpc.status.INVALID_ARGUMENT, details: err.message };
+  if (err instanceof FederationError) return { code: TO_STATUS[err.code], details: clipDetails(err.message) };
+  if (err instanceof ChunkStreamError) return { code: grpc.status.INVALID_ARGUMENT, details: clipDetails(err.message) };
+  if (err instanceof RangeError || err instanceof TypeError) return { code: grpc.status.INVALID_ARGUMENT, details: clipDetails(err.message) };
   return { code: grpc.status.INTERNAL, details: 'internal error (see the coordinator log)' };
 }
 

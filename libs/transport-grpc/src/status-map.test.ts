@@ -1,0 +1,28 @@
+import * as grpc from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { FederationError } from '@fedlora/federation';
+import { MAX_STATUS_DETAILS, clipDetails, toServiceError } from './status-map.js';
+
+describe('toServiceError', () => {
+  it('keeps a short message and maps the code', () => {
+    expect(toServiceError(new FederationError('permission-denied', 'not enrolled'))).toEqual({ code: grpc.status.PERMISSION_DENIED, details: 'not enrolled' });
+  });
+
+  it('clips a message that echoes a huge client value, so the status fits in an HTTP/2 trailer', () => {
+    const se = toServiceError(new FederationError('permission-denied', `not "${'\u00ff'.repeat(30_000)}"`));
+    expect(se.details!.length).toBeLessThanOrEqual(MAX_STATUS_DETAILS);
+    expect(se.details).toMatch(/more characters\)$/);
+    expect(() => encodeURI(se.details!)).not.toThrow();
+  });
+
+  it('never cuts a surrogate pair in half (encodeURI would throw in grpc-js)', () => {
+    for (let shift = 0; shift < 2; shift++) {
+      const clipped = clipDetails('a'.repeat(shift) + '\u{1F600}'.repeat(MAX_STATUS_DETAILS));
+      expect(() => encodeURI(clipped)).not.toThrow();
+    }
+  });
+
+  it('hides unexpected errors behind INTERNAL', () => {
+    expect(toServiceError(new Error('secret path /etc'))).toEqual({ code: grpc.status.INTERNAL, details: 'internal error (see the coordinator log)' });
+  });
+});
