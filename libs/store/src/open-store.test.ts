@@ -62,7 +62,7 @@ describe('openSqliteStore', () => {
   it('uses WAL journaling and incremental auto-vacuum', () => {
     const dir = tempDir();
     openSqliteStore(join(dir, 'c.db')).close();
-    const probe = spawnSync(process.execPath, ['-e', `const D=require('better-sqlite3');const d=new D(${JSON.stringify(join(dir, 'c.db'))});console.log(d.pragma('journal_mode',{simple:true}), d.pragma('auto_vacuum',{simple:true}))`], { cwd: REPO, encoding: 'utf8' });
+    const probe = spawnSync(process.execPath, ['-e', `const D=require('better-sqlite3');const d=new D(${JSON.stringify(join(dir, 'c.db'))});process.stdout.write(d.pragma('journal_mode',{simple:true})+' '+d.pragma('auto_vacuum',{simple:true}))`], { cwd: REPO, encoding: 'utf8' });
     expect(probe.stdout.trim()).toBe('wal 2'); // 2 = INCREMENTAL
   });
 
