@@ -46,6 +46,12 @@ export interface TrainOptions {
   resume?: TrainState;
   /** Clock in milliseconds (a parameter, for reproducible tests). */
   now?: () => number;
+  /**
+   * FedProx proximal coefficient mu (Li et al. 2020, "Federated Optimization in Heterogeneous
+   * Networks", Eq. 2): adds the gradient of (mu/2)||w - w_start||^2, anchoring local training to
+   * the adapter it started from. 0 or undefined: plain local training.
+   */
+  proximalMu?: number;
 }
 
 /** Everything needed to continue a run where it stopped. */
@@ -79,9 +85,12 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
   const accum = opts.gradAccumulation ?? 1;
   const start = opts.resume?.adapter ?? adapter;
   if (opts.resume) assertAdapterLayout(model, lora, opts.resume.adapter, 'resume.adapter');
+  const mu = opts.proximalMu ?? 0;
+  if (!(mu >= 0)) throw new RangeError(`proximalMu must be >= 0, received ${mu}`);
   const vars = new Map<string, tf.Variable>();
   for (const [name, t] of start) vars.set(name, tf.variable(tf.tensor(t.data, t.shape), true, `lora/${name}/${++runCounter}`));
   const optimizer = new AdamW(vars, { weightDecay: opts.weightDecay ?? 0 }, opts.resume?.optimizer);
+  const anchor = mu > 0 ? new Map([...adapter].map(([name, t]) => [name, tf.tensor(t.data, t.shape)])) : undefined;
   const firstStep = opts.resume?.optimizer.step ?? 0;
   const totalSteps = opts.totalSteps ?? firstStep + opts.steps;
   const lastStep = Math.min(totalSteps, firstStep + opts.steps);
@@ -136,6 +145,13 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
           }
         });
       }
+      if (anchor) {
+        // FedProx: grads hold the sum over `accum` micro-batches, so add accum * mu * (w - w_start).
+        for (const [name, g] of grads) {
+          grads.set(name, tf.tidy(() => tf.add(g, tf.mul(accum * mu, tf.sub(vars.get(name)!, anchor.get(name)!)))));
+          g.dispose();
+        }
+      }
       const gradNorm = await clipAndScale(grads, 1 / accum, opts.gradClipNorm ?? 0);
       const lr = warmupCosine(s, totalSteps, opts.learningRate, opts.warmupSteps ?? 0);
       optimizer.apply(grads, lr);
@@ -173,6 +189,7 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
   } finally {
     optimizer.dispose();
     for (const v of vars.values()) v.dispose();
+    if (anchor) for (const t of anchor.values()) t.dispose();
   }
 }
 

@@ -26,6 +26,7 @@ export function register(program: Command): void {
     .option('--deadline <seconds>', 'round deadline', numberOption('--deadline', 1, 86_400), 600)
     .addOption(new Option('--strategy <name>', 'server optimizer').choices(['fedavg', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad']).default('fedavg'))
     .option('--server-lr <x>', 'server learning rate (default 1 for fedavg, 0.01 for adaptive)', numberOption('--server-lr', 0, 100))
+    .option('--proximal-mu <mu>', 'FedProx proximal coefficient (with --strategy fedprox)', numberOption('--proximal-mu', 0, 1e6), 0.01)
     .option('--lora-r <n>', 'LoRA rank', intOption('--lora-r', 1, 1024))
     .option('--model <dir>', 'base model directory (Hugging Face layout); default: the bundled tiny model')
     .option('--backend <name>', 'force a tfjs backend (as FEDLORA_BACKEND): tfjs-node-gpu, tfjs-node, native, wasm, cpu')
@@ -61,6 +62,7 @@ export function register(program: Command): void {
         minClients: o.minClients,
         roundDeadlineMs: o.deadline * 1000,
         strategy: { name: o.strategy, serverLearningRate: o.serverLr },
+        proximalMu: o.proximalMu,
         lora: o.loraR ? { r: o.loraR, alpha: 2 * o.loraR } : undefined,
         modelDir: o.model,
         backend: o.backend,

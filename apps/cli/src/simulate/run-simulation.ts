@@ -35,6 +35,8 @@ export interface SimulationOptions {
   /** Once minClients have reported, close the round after this long even if others have not. */
   waitAfterMinimumMs?: number;
   strategy: StrategyOptions;
+  /** FedProx proximal coefficient mu (with strategy fedprox; default 0.01). */
+  proximalMu?: number;
   lora?: Partial<LoraConfig>;
   modelDir?: string;
   backend?: string;
@@ -235,7 +237,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     initialAdapter,
     aggregation: fedPrivacy?.aggregation,
     secureAggregation: secure?.coordinator,
-    planExtra: fedPrivacy ? () => fedPrivacy!.planExtra() : undefined,
+    planExtra: () => ({ ...(fedPrivacy?.planExtra() ?? {}), ...(o.strategy.name === 'fedprox' ? { proximalMu: o.proximalMu ?? 0.01 } : {}) }),
     logger: log,
     onRoundEnd: async (s, adapter, plan) => {
       const recorded = fedPrivacy ? await fedPrivacy.recordRound(s, plan, new Date(s.endedAt).toISOString()) : undefined;
