@@ -126,3 +126,19 @@ describe('loadCoordinatorConfig', () => {
 function parseYamlLike(text: string): Record<string, unknown> {
   return yamlParse(text) as Record<string, unknown>;
 }
+
+describe('privacy.adaptiveClipping', () => {
+  it('is refused with a message rather than silently ignored', async () => {
+    const { parseCoordinatorConfig } = await import('./config.js');
+    expect(() =>
+      parseCoordinatorConfig({
+        federationId: 'f',
+        insecure: true,
+        dataDir: '/tmp/x',
+        identity: { secretKeyFile: '/tmp/k' },
+        rounds: { total: 1, minClients: 1 },
+        privacy: { mode: 'central', clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, adaptiveClipping: true },
+      }),
+    ).toThrow(/privacy.adaptiveClipping: expected false/);
+  });
+});

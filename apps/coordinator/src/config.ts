@@ -144,6 +144,10 @@ export const CoordinatorConfigSchema = z
   .superRefine((c, ctx) => {
     if (!c.tls && !c.insecure) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'expected {ca, cert, key} (or insecure: true for local development), received nothing' });
     if (c.tls && c.insecure) ctx.addIssue({ code: 'custom', path: ['insecure'], message: 'expected false when tls is configured, received true' });
+    if (c.privacy.adaptiveClipping) {
+      // libs/privacy has AdaptiveClipper (Andrew et al. 2021), but rounds do not drive it yet: refuse rather than ignore.
+      ctx.addIssue({ code: 'custom', path: ['privacy', 'adaptiveClipping'], message: 'expected false: adaptive clipping is not wired into rounds yet (set a fixed clipNorm), received true' });
+    }
     if (c.privacy.mode === 'distributed' && !c.secagg.enabled) {
       ctx.addIssue({ code: 'custom', path: ['secagg', 'enabled'], message: 'expected true when privacy.mode is "distributed" (noise is split across clients), received false' });
     }
