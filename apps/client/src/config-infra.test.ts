@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { ClientConfigSchema } from './config.js';
-import { envName, leafPaths } from './config-loader.js';
+import { envName, leafPaths } from '@fedlora/config';
 
 // infra/compose.yaml points provisioned client configs at the compose coordinator with FEDLORA_* overrides.
 const clientEnv = new Set(leafPaths(ClientConfigSchema).map(envName));

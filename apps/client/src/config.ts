@@ -1,11 +1,11 @@
 /**
  * The client node's configuration: schema (zod), defaults, and `loadClientConfig`.
  * `fedlora provision` writes one per institution that validates as is; every key can be
- * overridden from the environment as `FEDLORA_<SECTION>_<KEY>` (see config-loader.ts), e.g.
+ * overridden from the environment as `FEDLORA_<SECTION>_<KEY>` (see libs/config), e.g.
  * FEDLORA_DATA_PATH=/data/notes.jsonl. Relative paths are resolved against the config file's directory.
  */
 import { z } from 'zod';
-import { ConfigError, loadConfigFile, validateConfig, type PathKeys } from './config-loader.js';
+import { ConfigError, loadConfigFile, validateConfig, type PathKeys } from '@fedlora/config';
 
 const int = (min: number, max?: number) =>
   (max === undefined ? z.int().min(min) : z.int().min(min).max(max)).describe(max === undefined ? `an integer >= ${min}` : `an integer in ${min}..${max}`);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CoordinatorConfigSchema } from './config.js';
-import { envName, leafPaths } from './config-loader.js';
+import { envName, leafPaths } from '@fedlora/config';
 
 // infra/ (compose, Helm) configures the coordinator through FEDLORA_* overrides; a renamed
 // config key must not silently turn those into no-ops.

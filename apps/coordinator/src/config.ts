@@ -1,12 +1,12 @@
 /**
  * The coordinator's configuration: schema (zod), defaults, and `loadCoordinatorConfig`.
  * `fedlora provision` writes a file that validates as is; every key can be overridden from the
- * environment as `FEDLORA_<SECTION>_<KEY>` (see config-loader.ts), e.g. FEDLORA_ROUNDS_TOTAL=10.
+ * environment as `FEDLORA_<SECTION>_<KEY>` (see libs/config), e.g. FEDLORA_ROUNDS_TOTAL=10.
  * Relative paths (tls.*, dataDir, identity.secretKeyFile, model.baseModelDir) are resolved
  * against the directory of the config file.
  */
 import { z } from 'zod';
-import { ConfigError, loadConfigFile, validateConfig, type PathKeys } from './config-loader.js';
+import { ConfigError, loadConfigFile, validateConfig, type PathKeys } from '@fedlora/config';
 
 const int = (min: number, max?: number) =>
   (max === undefined ? z.int().min(min) : z.int().min(min).max(max)).describe(max === undefined ? `an integer >= ${min}` : `an integer in ${min}..${max}`);

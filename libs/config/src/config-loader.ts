@@ -7,9 +7,6 @@
  * `FEDLORA_<SECTION>_<KEY>` in SCREAMING_SNAKE case, e.g. `FEDLORA_ROUNDS_MIN_CLIENTS=3` sets
  * `rounds.minClients`, `FEDLORA_DATA_DIR=/var/lib/fedlora` sets `dataDir`. Values are parsed as
  * YAML scalars (numbers, booleans, [lists]) except where the schema expects a string.
- *
- * (The coordinator app keeps an identical copy: apps may not import each other; a shared config lib
- * would remove the duplicate.)
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';

@@ -1,0 +1,7 @@
+// YAML configs validated with zod: loading, FEDLORA_<SECTION>_<KEY> environment overrides, readable errors.
+/** A config that cannot be read, parsed or validated (the message lists every problem). */
+export { ConfigError } from './config-loader.js';
+/** Loading and validating a config file or document against a schema. */
+export { loadConfigFile, validateConfig, type PathKeys } from './config-loader.js';
+/** Environment overrides: names, leaf paths, application. */
+export { ENV_PREFIX, envName, leafPaths, applyEnvOverrides, schemaAt, formatIssues } from './config-loader.js';
