@@ -152,6 +152,22 @@ export async function exitWithin(p: FedloraProcess, timeoutMs: number): Promise<
   }
 }
 
+/** `promise`, but rejected (with the process's last log lines) as soon as any of `procs` exits first. */
+export async function unlessExited<T>(promise: Promise<T>, procs: FedloraProcess[]): Promise<T> {
+  let stop = false;
+  const early = procs.map((p) =>
+    p.exited.then((code) => {
+      if (!stop) throw new Error(`${p.name} exited (${code}) before it was expected to\n${p.tail()}`);
+      return undefined as never;
+    }),
+  );
+  try {
+    return await Promise.race([promise, ...early]);
+  } finally {
+    stop = true;
+  }
+}
+
 /** SIGKILLs every process that is still running (test cleanup). */
 export function killAll(procs: Iterable<FedloraProcess>): void {
   for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
