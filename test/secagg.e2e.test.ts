@@ -2,10 +2,13 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { verifyLedgerFile } from '@fedlora/privacy';
 import { runSimulation } from '@fedlora/cli';
 import type { SimulationOptions } from '@fedlora/cli';
+
+// Forced dropouts each cost a stage timeout, and all 8 clients share one process: allow time under CI load.
+vi.setConfig({ testTimeout: 240_000 });
 
 const base: SimulationOptions = {
   clients: 8,
@@ -27,7 +30,7 @@ describe('secure aggregation (SecAgg+) over gRPC on 127.0.0.1, 8 clients', () =>
     const report = await runSimulation({
       ...base,
       minClients: 4,
-      secagg: { dropout: 0, clipNorm: 10, stageTimeoutMs: 2000, k: 7, t: 4, forcedDrops: { 'client-1': 'advertise', 'client-2': 'share', 'client-3': 'collect' } },
+      secagg: { dropout: 0, clipNorm: 10, stageTimeoutMs: 10_000, k: 7, t: 4, forcedDrops: { 'client-1': 'advertise', 'client-2': 'share', 'client-3': 'collect' } },
     });
     const [r] = report.rounds;
     expect(r).toMatchObject({ status: 'completed', survivors: 5 });
@@ -38,7 +41,7 @@ describe('secure aggregation (SecAgg+) over gRPC on 127.0.0.1, 8 clients', () =>
     const report = await runSimulation({
       ...base,
       minClients: 4,
-      secagg: { dropout: 0, clipNorm: 10, stageTimeoutMs: 2000, k: 7, t: 4, forcedDrops: { 'client-4': 'consistency', 'client-5': 'unmask' } },
+      secagg: { dropout: 0, clipNorm: 10, stageTimeoutMs: 10_000, k: 7, t: 4, forcedDrops: { 'client-4': 'consistency', 'client-5': 'unmask' } },
     });
     const [r] = report.rounds;
     expect(r).toMatchObject({ status: 'completed', survivors: 8 });
@@ -54,7 +57,7 @@ describe('secure aggregation (SecAgg+) over gRPC on 127.0.0.1, 8 clients', () =>
         minClients: 2,
         outDir,
         privacy: { mode: 'distributed', clipNorm: 0.05, noiseMultiplier: 1, delta: 1e-5, clientEpsilon: 100 },
-        secagg: { dropout: 0, clipNorm: 0.05, stageTimeoutMs: 1500, k: 7, t: 4, forcedDrops: drops },
+        secagg: { dropout: 0, clipNorm: 0.05, stageTimeoutMs: 5000, k: 7, t: 4, forcedDrops: drops },
       }),
     ).rejects.toThrow(/aborted 3 times/);
     const ledger = join(outDir, 'federation-ledger.jsonl');
