@@ -105,6 +105,12 @@ describe('loadCoordinatorConfig', () => {
     expect(p).toContain('coordinator config: clients.1.name: expected a unique name, received duplicate "a"');
   });
 
+  it('refuses SecAgg+ with rounds that could open with fewer than 3 clients', () => {
+    const doc = parseYamlLike(GOOD);
+    doc.secagg = { enabled: true };
+    expect(problems(() => parseCoordinatorConfig(doc))).toContain('coordinator config: rounds.minClients: expected at least 3 when secagg.enabled (SecAgg+ needs a cohort of 3 or more), received 2');
+  });
+
   it('rejects a bad public key, an unknown strategy and central DP without parameters', () => {
     const doc = parseYamlLike(GOOD);
     (doc.clients as Array<Record<string, unknown>>)[0]!.publicKey = 'bm90LWEta2V5';

@@ -151,6 +151,10 @@ export const CoordinatorConfigSchema = z
     if (c.privacy.mode === 'distributed' && !c.secagg.enabled) {
       ctx.addIssue({ code: 'custom', path: ['secagg', 'enabled'], message: 'expected true when privacy.mode is "distributed" (noise is split across clients), received false' });
     }
+    if (c.secagg.enabled && c.rounds.minClients < 3) {
+      // Otherwise a round opens with 2 clients, SecAgg+ setup refuses it and the run fails (chooseSecAggParams needs n >= 3).
+      ctx.addIssue({ code: 'custom', path: ['rounds', 'minClients'], message: `expected at least 3 when secagg.enabled (SecAgg+ needs a cohort of 3 or more), received ${c.rounds.minClients}` });
+    }
     const seen = new Set<string>();
     c.clients.forEach((cl, i) => {
       if (seen.has(cl.name)) ctx.addIssue({ code: 'custom', path: ['clients', i, 'name'], message: `expected a unique name, received duplicate ${JSON.stringify(cl.name)}` });
