@@ -31,11 +31,12 @@ export function register(program: Command): void {
     .option('--backends <list>', 'comma-separated backends (default: every available one)')
     .option('--steps <n>', 'measured steps per case (median reported)', '3')
     .option('--warmup <n>', 'unmeasured warmup steps', '1')
-    .option('--threads <n>', 'threads for PyTorch and native BLAS (tfjs wasm/cpu are single-threaded)', '1')
+    .option('--threads <list>', 'comma-separated thread counts tried for PyTorch and native BLAS; each side is reported at its best (tfjs wasm/cpu are single-threaded)', '1,2')
+    .option('--rounds <n>', 'alternate PyTorch and fedlora runs this many times and keep each side\'s best (the machine may be shared)', '1')
     .option('--max-seconds <n>', 'time limit per case; a case over it is reported as an error', '300')
     .option('--json', 'print one JSON document on stdout (always the case)')
-    .action(async (o: { models: string; backends?: string; steps: string; warmup: string; threads: string; maxSeconds: string }) => {
-      const args = ['--models', o.models, '--steps', o.steps, '--warmup', o.warmup, '--threads', o.threads, '--max-seconds', o.maxSeconds];
+    .action(async (o: { models: string; backends?: string; steps: string; warmup: string; threads: string; maxSeconds: string; rounds: string }) => {
+      const args = ['--models', o.models, '--steps', o.steps, '--warmup', o.warmup, '--threads', o.threads, '--rounds', o.rounds, '--max-seconds', o.maxSeconds];
       if (o.backends) args.push('--backends', o.backends);
       await runBenchScript('train', args);
     });
