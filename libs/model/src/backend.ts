@@ -75,6 +75,9 @@ async function activate(name: string): Promise<void> {
 export async function initBackend(opts: { backend?: string } = {}): Promise<{ name: string; reasons: Record<string, string> }> {
   const forced = opts.backend ?? process.env.FEDLORA_BACKEND;
   if (chosen && (!forced || forced === chosen.name)) return chosen;
+  // tfjs prints a banner recommending tfjs-node on the cpu backend's first use; the ladder already
+  // chose the best available backend and says which, so the banner only misleads (PROD mutes warnings).
+  tf.env().set('PROD', true);
   if (forced !== undefined && forced !== '') {
     if (!(BACKEND_NAMES as readonly string[]).includes(forced)) {
       throw new RangeError(`backend must be one of ${BACKEND_NAMES.join(', ')}, received "${forced}"`);
