@@ -5,30 +5,23 @@
  * FEDLORA_DATA_PATH=/data/notes.jsonl. Relative paths are resolved against the config file's directory.
  */
 import { z } from 'zod';
-import { ConfigError, loadConfigFile, validateConfig, type PathKeys } from '@fedlora/config';
-
-const int = (min: number, max?: number) =>
-  (max === undefined ? z.int().min(min) : z.int().min(min).max(max)).describe(max === undefined ? `an integer >= ${min}` : `an integer in ${min}..${max}`);
-const positive = () => z.number().positive().describe('a number > 0');
-const nonNegative = () => z.number().min(0).describe('a number >= 0');
-const unitOpen = () => z.number().gt(0).lt(1).describe('a number in (0, 1)');
-const unitHalfOpen = () => z.number().min(0).lt(1).describe('a number in [0, 1)');
-const path = () => z.string().min(1).describe('a file system path');
+import {
+  ConfigError,
+  NameSchema,
+  hostPortSchema,
+  int,
+  loadConfigFile,
+  nonNegative,
+  path,
+  positive,
+  unitHalfOpen,
+  unitOpen,
+  validateConfig,
+  type PathKeys,
+} from '@fedlora/config';
 
 /** `host:port` of the coordinator, with an IPv6 host in brackets. */
-const HostPortSchema = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/)
-  .refine((s) => {
-    const port = Number(s.slice(s.lastIndexOf(':') + 1));
-    return port >= 1 && port <= 65535;
-  })
-  .describe('host:port of the coordinator (e.g. coord.example.org:7443)');
-
-const NameSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)
-  .describe('1..64 letters, digits, ".", "_" or "-", starting with a letter or digit');
+const HostPortSchema = hostPortSchema({ allowZero: false, description: 'host:port of the coordinator (e.g. coord.example.org:7443)' });
 
 const TlsSchema = z.strictObject({
   /** The federation CA that signed the coordinator's certificate. */

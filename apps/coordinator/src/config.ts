@@ -6,28 +6,26 @@
  * against the directory of the config file.
  */
 import { z } from 'zod';
-import { ConfigError, loadConfigFile, validateConfig, type PathKeys } from '@fedlora/config';
-
-const int = (min: number, max?: number) =>
-  (max === undefined ? z.int().min(min) : z.int().min(min).max(max)).describe(max === undefined ? `an integer >= ${min}` : `an integer in ${min}..${max}`);
-const positive = () => z.number().positive().describe('a number > 0');
-const nonNegative = () => z.number().min(0).describe('a number >= 0');
-const unitOpen = () => z.number().gt(0).lt(1).describe('a number in (0, 1)');
-const unitHalfOpen = () => z.number().min(0).lt(1).describe('a number in [0, 1)');
-const path = () => z.string().min(1).describe('a file system path');
+import {
+  ConfigError,
+  NameSchema,
+  hostPortSchema,
+  int,
+  loadConfigFile,
+  nonNegative,
+  path,
+  positive,
+  unitHalfOpen,
+  unitOpen,
+  validateConfig,
+  type PathKeys,
+} from '@fedlora/config';
 
 /** `host:port`, with an IPv6 host in brackets; port 0 lets the system pick. */
-export const HostPortSchema = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/)
-  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535)
-  .describe('host:port (e.g. 127.0.0.1:7443 or [::1]:7443)');
+export const HostPortSchema = hostPortSchema({ allowZero: true, description: 'host:port (e.g. 127.0.0.1:7443 or [::1]:7443)' });
 
 /** A name usable as an identifier, file name and certificate CN. */
-export const NameSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/)
-  .describe('1..64 letters, digits, ".", "_" or "-", starting with a letter or digit');
+export { NameSchema };
 
 /** An Ed25519 public key in base64 (32 bytes). */
 export const PublicKeySchema = z

@@ -5,3 +5,5 @@ export { ConfigError } from './config-loader.js';
 export { loadConfigFile, validateConfig, type PathKeys } from './config-loader.js';
 /** Environment overrides: names, leaf paths, application. */
 export { ENV_PREFIX, envName, leafPaths, applyEnvOverrides, schemaAt, formatIssues } from './config-loader.js';
+/** Schema building blocks shared by the apps' configs. */
+export { int, positive, nonNegative, unitOpen, unitHalfOpen, path, NameSchema, hostPortSchema } from './schema-helpers.js';
