@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStore, sha256Hex } from '@fedlora/store';
-import { BIN, FAST_ENV, exitWithin, freePort, killAll, provision, removeFederation, spawnFedlora, unlessExited, type FedloraProcess, type LogEvent } from './process-harness.js';
+import { BIN, FAST_ENV, exitWithin, freePort, killAll, provision, removeFederation, spawnFedlora, isEvent, unlessExited, type FedloraProcess } from './process-harness.js';
 
 const ROUNDS = 3;
 const run = promisify(execFile);
@@ -23,11 +23,6 @@ afterAll(() => {
   killAll(procs);
   if (fedDir) removeFederation(fedDir);
 });
-
-const isEvent =
-  (event: string, round?: number) =>
-  (e: LogEvent): boolean =>
-    e.event === event && (round === undefined || e.round === round);
 
 describe('kill -9 of the coordinator during a round, then restart (separate processes, TLS)', () => {
   it('resumes after the last committed round and completes the run with every checkpoint intact', async () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStore, sha256Hex } from '@fedlora/store';
-import { FAST_ENV, exitWithin, freePort, killAll, provision, removeFederation, spawnFedlora, unlessExited, type FedloraProcess, type LogEvent } from './process-harness.js';
+import { FAST_ENV, exitWithin, freePort, killAll, provision, removeFederation, spawnFedlora, isEvent, unlessExited, type FedloraProcess } from './process-harness.js';
 
 const ROUNDS = 2;
 const NAMES = ['inst-1', 'inst-2', 'inst-3'];
@@ -21,11 +21,6 @@ afterAll(() => {
   killAll(procs);
   if (fedDir) removeFederation(fedDir);
 });
-
-const isEvent =
-  (event: string, round?: number) =>
-  (e: LogEvent): boolean =>
-    e.event === event && (round === undefined || e.round === round);
 
 describe('kill -9 of the coordinator during secure aggregation, then restart (3 processes + coordinator, TLS)', () => {
   it('aborts the interrupted SecAgg+ round, reruns it under a fresh nonce and completes the run', async () => {

@@ -172,3 +172,9 @@ export async function unlessExited<T>(promise: Promise<T>, procs: FedloraProcess
 export function killAll(procs: Iterable<FedloraProcess>): void {
   for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
 }
+
+/** A predicate for `waitFor`: the log event `event`, optionally of round `round`. */
+export const isEvent =
+  (event: string, round?: number) =>
+  (e: LogEvent): boolean =>
+    e.event === event && (round === undefined || e.round === round);

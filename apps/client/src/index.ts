@@ -1,8 +1,6 @@
-// The institution's node: a LocalTrainer backed by the real model, and its data loading.
+// The institution's node: a LocalTrainer backed by the real model.
 export type { ModelTrainerOptions } from './model-trainer.js';
 export { ModelTrainer } from './model-trainer.js';
-export type { ClientData } from './client-data.js';
-export { loadClientData, splitSequences } from './client-data.js';
 // Config file (zod schema, YAML, env overrides).
 export type { ClientConfig } from './config.js';
 export { ClientConfigSchema, loadClientConfig } from './config.js';

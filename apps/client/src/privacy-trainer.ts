@@ -41,9 +41,4 @@ export class PrivacyGuardedTrainer implements LocalTrainer {
     await this.guard?.record(plan.round, roundPrivacyParams(plan, plannedSurvivors(plan))!, { time: this.now().toISOString() });
     return { ...r, delta: clipped, metrics: { ...r.metrics, updateNorm: norm } };
   }
-
-  /** Epsilon this institution has spent so far (at its budget's delta). */
-  spentEpsilon(): number | undefined {
-    return this.guard?.spent();
-  }
 }

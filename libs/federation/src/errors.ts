@@ -21,14 +21,3 @@ export class FederationError extends Error {
     super(message);
   }
 }
-
-/** Error raised when a round cannot complete (too few reports, aggregation failure). */
-export class RoundAbortedError extends Error {
-  override name = 'RoundAbortedError';
-  constructor(
-    readonly round: number,
-    readonly reason: string,
-  ) {
-    super(`round ${round} aborted: ${reason}`);
-  }
-}

@@ -2,7 +2,7 @@
 export type { TensorLayout, RoundPlan, Task, UpdateHeader, ClientUpdate, RoundSummary, ClientRecord } from './types.js';
 // Typed errors (the transport maps codes to gRPC statuses in one place).
 export type { FederationErrorCode } from './errors.js';
-export { FederationError, RoundAbortedError } from './errors.js';
+export { FederationError } from './errors.js';
 // Time and logging as parameters.
 export type { Clock, EventLogger } from './clock.js';
 export { systemClock, silentLogger } from './clock.js';

@@ -8,11 +8,11 @@ import type { EventLogger, LocalTrainer, RoundPlan, RoundSummary, StrategyOption
 import { flattenInPlanOrder, runClient, silentLogger } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
-import { evaluate, tokenizeToSequences } from '@fedlora/train';
+import { evaluate, splitHeldOut, tokenizeToSequences } from '@fedlora/train';
 import { GrpcConnection } from '@fedlora/transport-grpc';
 import type { FederationPrivacy } from '@fedlora/coordinator';
 import { createFederationPrivacy, startCoordinatorApp } from '@fedlora/coordinator';
-import { DpSgdTrainer, ModelTrainer, PrivacyGuardedTrainer, splitSequences } from '@fedlora/client';
+import { DpSgdTrainer, ModelTrainer, PrivacyGuardedTrainer } from '@fedlora/client';
 import type { SimulationSecAgg } from './secure-setup.js';
 import { createSecureSimulation } from './secure-setup.js';
 import { partitionSotu } from './sotu-partition.js';
@@ -148,7 +148,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
 
   const corpora = partitionSotu(o.clients, o.charsPerClient);
   const clients = corpora.map((c) => {
-    const { train, heldOut } = splitSequences(tokenizeToSequences(model, c.documents, o.seqLen), o.evalFraction);
+    const { train, heldOut } = splitHeldOut(tokenizeToSequences(model, c.documents, o.seqLen), o.evalFraction);
     return { ...c, train, heldOut: heldOut.slice(0, o.evalSequences) };
   });
   o.onProgress?.({ kind: 'ready', backend: backend.name, clients: clients.map((c) => ({ name: c.name, era: c.era, trainSequences: c.train.length })) });
