@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { applyEnvOverrides, envName, leafPaths, schemaAt } from './config-loader.js';
+import { applyEnvOverrides, envName, leafPaths, schemaAt, scopedEnvName } from './config-loader.js';
 
 const schema = z.strictObject({
   dataDir: z.string(),
@@ -17,6 +17,18 @@ describe('config loader', () => {
     const { doc, applied } = applyEnvOverrides({ dataDir: '/a' }, schema, { FEDLORA_ROUNDS_MIN_CLIENTS: '3', FEDLORA_NAME: '007', FEDLORA_ROUNDS_TAGS: '[x, y]', OTHER: '1' });
     expect(doc).toEqual({ dataDir: '/a', rounds: { minClients: 3, tags: ['x', 'y'] }, name: '007' });
     expect(applied).toEqual(['FEDLORA_ROUNDS_MIN_CLIENTS', 'FEDLORA_ROUNDS_TAGS', 'FEDLORA_NAME']);
+  });
+
+  it('reads the scoped name of a key first, and only for its own scope', () => {
+    expect(scopedEnvName(['dataDir'], 'CLIENT')).toBe('FEDLORA_CLIENT_DATA_DIR');
+    const env = { FEDLORA_DATA_DIR: '/shared', FEDLORA_CLIENT_DATA_DIR: '/client', FEDLORA_COORDINATOR_ROUNDS_MIN_CLIENTS: '9' };
+    const client = applyEnvOverrides({}, schema, env, 'CLIENT');
+    expect(client.doc).toEqual({ dataDir: '/client' });
+    expect(client.applied).toEqual(['FEDLORA_CLIENT_DATA_DIR']);
+    const coordinator = applyEnvOverrides({}, schema, env, 'COORDINATOR');
+    expect(coordinator.doc).toEqual({ dataDir: '/shared', rounds: { minClients: 9 } });
+    // Without a scope, scoped names are ignored.
+    expect(applyEnvOverrides({}, schema, env).doc).toEqual({ dataDir: '/shared' });
   });
 
   it('does not modify the document it is given', () => {

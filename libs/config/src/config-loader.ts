@@ -7,6 +7,12 @@
  * `FEDLORA_<SECTION>_<KEY>` in SCREAMING_SNAKE case, e.g. `FEDLORA_ROUNDS_MIN_CLIENTS=3` sets
  * `rounds.minClients`, `FEDLORA_DATA_DIR=/var/lib/fedlora` sets `dataDir`. Values are parsed as
  * YAML scalars (numbers, booleans, [lists]) except where the schema expects a string.
+ *
+ * Scoped overrides: the coordinator and the client share some key names (`dataDir`, `tls.cert`,
+ * `privacy.delta`, ...), so one exported `FEDLORA_DATA_DIR` would point both processes on a host
+ * at the same directory. Each app therefore also reads `FEDLORA_<SCOPE>_<SECTION>_<KEY>` with its
+ * scope (`COORDINATOR` or `CLIENT`), e.g. `FEDLORA_CLIENT_DATA_DIR`, which only that app reads
+ * and which wins over the unscoped name. Unscoped names keep working (one process per container).
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
@@ -70,17 +76,29 @@ export function leafPaths(schema: z.ZodType, prefix: string[] = []): string[][] 
   return Object.entries(d.shape).flatMap(([k, v]) => leafPaths(v, [...prefix, k]));
 }
 
+/** The app an override is meant for: `FEDLORA_<SCOPE>_...` is read only by that app. */
+export type EnvScope = 'COORDINATOR' | 'CLIENT';
+
 /** `rounds.minClients` -> `FEDLORA_ROUNDS_MIN_CLIENTS`. */
 export function envName(path: string[]): string {
   return ENV_PREFIX + path.map((k) => k.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
 }
 
-/** Applies `FEDLORA_*` overrides to a parsed document (a copy is returned). */
-export function applyEnvOverrides(doc: unknown, schema: z.ZodType, env: Record<string, string | undefined>): { doc: unknown; applied: string[] } {
+/** `rounds.minClients` with scope `CLIENT` -> `FEDLORA_CLIENT_ROUNDS_MIN_CLIENTS`. */
+export function scopedEnvName(path: string[], scope: EnvScope): string {
+  return `${ENV_PREFIX}${scope}_${envName(path).slice(ENV_PREFIX.length)}`;
+}
+
+/**
+ * Applies `FEDLORA_*` overrides to a parsed document (a copy is returned). With a scope, the
+ * scoped name of a key wins over its unscoped name. `applied` lists the variables used.
+ */
+export function applyEnvOverrides(doc: unknown, schema: z.ZodType, env: Record<string, string | undefined>, scope?: EnvScope): { doc: unknown; applied: string[] } {
   const out = (typeof doc === 'object' && doc !== null ? structuredClone(doc) : {}) as Record<string, unknown>;
   const applied: string[] = [];
   for (const path of leafPaths(schema)) {
-    const name = envName(path);
+    const scoped = scope ? scopedEnvName(path, scope) : undefined;
+    const name = scoped !== undefined && env[scoped] !== undefined ? scoped : envName(path);
     const raw = env[name];
     if (raw === undefined) continue;
     const leaf = schemaAt(schema, path)!;
@@ -132,7 +150,7 @@ export type PathKeys = ReadonlyArray<ReadonlyArray<string>>;
  * Reads `path`, applies env overrides, validates with `schema`, and resolves relative paths at
  * `pathKeys`. Throws ConfigError naming the file and every problem.
  */
-export function loadConfigFile<S extends z.ZodType>(path: string, schema: S, env: Record<string, string | undefined>, pathKeys: PathKeys): z.infer<S> {
+export function loadConfigFile<S extends z.ZodType>(path: string, schema: S, env: Record<string, string | undefined>, pathKeys: PathKeys, scope?: EnvScope): z.infer<S> {
   const file = basename(path);
   let text: string;
   try {
@@ -149,7 +167,7 @@ export function loadConfigFile<S extends z.ZodType>(path: string, schema: S, env
   }
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`${file}: expected a mapping of keys at the top level, received ${Array.isArray(doc) ? 'a list' : typeof doc}`);
-  return validateConfig(file, doc, schema, env, pathKeys, dirname(resolve(path)));
+  return validateConfig(file, doc, schema, env, pathKeys, dirname(resolve(path)), scope);
 }
 
 /** Validates an already-parsed document (used by loadConfigFile and by tests / provisioning). */
@@ -160,8 +178,9 @@ export function validateConfig<S extends z.ZodType>(
   env: Record<string, string | undefined>,
   pathKeys: PathKeys,
   baseDir: string,
+  scope?: EnvScope,
 ): z.infer<S> {
-  const { doc: merged } = applyEnvOverrides(doc, schema, env);
+  const { doc: merged } = applyEnvOverrides(doc, schema, env, scope);
   const result = schema.safeParse(merged, { reportInput: true });
   if (!result.success) {
     const problems = formatIssues(schema, result.error.issues).map((p) => `${label}: ${p}`);
