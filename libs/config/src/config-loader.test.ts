@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { applyEnvOverrides, envName, leafPaths, schemaAt, scopedEnvName } from './config-loader.js';
+import { appliedEnvOverrides, applyEnvOverrides, envName, leafPaths, schemaAt, scopedEnvName } from './config-loader.js';
 
 const schema = z.strictObject({
   dataDir: z.string(),
@@ -27,6 +27,7 @@ describe('config loader', () => {
     expect(client.applied).toEqual(['FEDLORA_CLIENT_DATA_DIR']);
     const coordinator = applyEnvOverrides({}, schema, env, 'COORDINATOR');
     expect(coordinator.doc).toEqual({ dataDir: '/shared', rounds: { minClients: 9 } });
+    expect(appliedEnvOverrides(schema, env, 'COORDINATOR')).toEqual(['FEDLORA_DATA_DIR', 'FEDLORA_COORDINATOR_ROUNDS_MIN_CLIENTS']);
     // Without a scope, scoped names are ignored.
     expect(applyEnvOverrides({}, schema, env).doc).toEqual({ dataDir: '/shared' });
   });

@@ -114,6 +114,11 @@ export function applyEnvOverrides(doc: unknown, schema: z.ZodType, env: Record<s
   return { doc: out, applied };
 }
 
+/** The `FEDLORA_*` variables in `env` that `applyEnvOverrides` would use (for a start-up log line; names only, never values). */
+export function appliedEnvOverrides(schema: z.ZodType, env: Record<string, string | undefined>, scope?: EnvScope): string[] {
+  return applyEnvOverrides({}, schema, env, scope).applied;
+}
+
 function parseScalar(raw: string): unknown {
   try {
     return parseYaml(raw) as unknown;
