@@ -65,8 +65,14 @@ export function validateDpConfig(cfg: DpFedAvgConfig): void {
       throw new RangeError(`noise must be skellam or discrete_gaussian, received ${JSON.stringify(cfg.noise)}`);
     }
   }
-  if (cfg.countNoiseStd !== undefined && (cfg.mode !== 'central' || !(cfg.countNoiseStd > 0))) {
-    throw new RangeError(`countNoiseStd (adaptive clipping) needs central mode and a value > 0, received ${cfg.countNoiseStd} in ${cfg.mode} mode`);
+  if (cfg.countNoiseStd !== undefined && cfg.mode !== 'central') {
+    // The bit would have to ride in the securely summed integer vector with its own share of discrete noise: not built yet.
+    throw new RangeError(
+      `adaptive clipping (countNoiseStd) is implemented for central noise only: in distributed mode the clipped-indicator bit is not yet carried through secure aggregation; use mode central or a fixed clipNorm`,
+    );
+  }
+  if (cfg.countNoiseStd !== undefined && !(cfg.countNoiseStd > 0)) {
+    throw new RangeError(`countNoiseStd (adaptive clipping) must be > 0, received ${cfg.countNoiseStd}`);
   }
   assertDistributedNoiseIsSafe({ mode: cfg.mode, secureAggregation: cfg.secureAggregation, ...(cfg.force !== undefined ? { force: cfg.force } : {}) });
 }

@@ -19,6 +19,10 @@ export type { Rational } from './exact-bits.js';
 export { clipL2, AdaptiveClipper } from './clipping.js';
 /** Options of AdaptiveClipper. */
 export type { AdaptiveClipperOptions } from './clipping.js';
+/** Adaptive clipping for a federation: the paper's defaults, parameter resolution and z_Delta (Andrew et al. 2021, Theorem 1). */
+export { ADAPTIVE_CLIPPING_DEFAULTS, resolveAdaptiveClipping, adaptiveClipperFor } from './adaptive-clipping.js';
+/** Adaptive clipping request and resolved settings. */
+export type { AdaptiveClippingRequest, AdaptiveClippingSettings } from './adaptive-clipping.js';
 
 // Accounting (RDP).
 /** Privacy events and the RDP accountant: compose, epsilon/delta of events, noise calibration. */
@@ -52,7 +56,7 @@ export type { PrivacyBudgetOptions, PrivacyBudgetState } from './budget.js';
 /** Round parameters -> accountant events; refusal of distributed noise without secure aggregation. */
 export { roundEvents, assertDistributedNoiseIsSafe, InsecureDistributedNoiseError } from './round-events.js';
 /** Recorded privacy parameters of a round (central, distributed, or DP-SGD). */
-export type { RoundPrivacyParams, CentralParams, DistributedParams, DpSgdParams } from './round-events.js';
+export type { RoundPrivacyParams, CentralParams, DistributedParams, DpSgdParams, AdaptiveClipRecord } from './round-events.js';
 /** Append-only, hash-chained, Ed25519-signed JSONL privacy ledger. */
 export { Ledger, LedgerCorruptError, repairTornTail } from './ledger.js';
 /** Ledger writer identity and accounting settings. */

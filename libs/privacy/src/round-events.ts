@@ -19,10 +19,26 @@ export interface CentralParams {
   survivors: number;
   /**
    * Adaptive clipping (Andrew et al. 2021): std sigma_b of the noise on the centred count of
-   * unclipped updates released with the sum; the round is then accounted with the effective
-   * noise multiplier (z^-2 + (2 sigma_b)^-2)^(-1/2).
+   * unclipped updates released with the sum; `noiseMultiplier` is then the update's z_Delta and
+   * the round is accounted with the effective noise multiplier (z_Delta^-2 + (2 sigma_b)^-2)^(-1/2)
+   * (Andrew et al. 2021, Section 3, Theorem 1).
    */
   countNoiseStd?: number;
+  /** Adaptive clipping: what the round released about the clip (federation ledger only; not needed to account). */
+  adaptive?: AdaptiveClipRecord;
+}
+
+/**
+ * The adaptive-clipping side of a central round as the coordinator records it: the rule's
+ * parameters, the noisy unclipped fraction it released (a DP output) and the clip norm it set
+ * for the next round, so an auditor can follow C over rounds and a restarted coordinator resumes it.
+ */
+export interface AdaptiveClipRecord {
+  targetQuantile: number;
+  learningRate: number;
+  expectedClients: number;
+  noisyUnclippedFraction: number;
+  nextClipNorm: number;
 }
 
 /**
@@ -63,6 +79,7 @@ export function roundEvents(p: RoundPrivacyParams): PrivacyEvent[] {
       return [
         {
           mechanism: 'sampled_gaussian',
+          // Andrew et al. 2021, Section 3, Theorem 1: sum (z_Delta) and centred count (sigma_b, sensitivity 1/2) together.
           noiseMultiplier: p.countNoiseStd ? (p.noiseMultiplier ** -2 + (2 * p.countNoiseStd) ** -2) ** -0.5 : p.noiseMultiplier,
           samplingRate: p.samplingRate,
           steps: 1,

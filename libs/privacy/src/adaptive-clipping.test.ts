@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { seededRandomBytes, uniform01 } from '@fedlora/tensor';
+import { epsilonOf } from './accountant.js';
+import { ADAPTIVE_CLIPPING_DEFAULTS, adaptiveClipperFor, resolveAdaptiveClipping } from './adaptive-clipping.js';
+import { dpRoundParams } from './dp-fedavg.js';
+import { roundEvents } from './round-events.js';
+
+/** Runs `rounds` rounds of adaptive clipping over m norms a round drawn uniformly from [0, 2]; returns C per round. */
+function track(targetQuantile: number, rounds: number, seed: string): number[] {
+  const s = resolveAdaptiveClipping({ noiseMultiplier: 1, expectedClients: 100, initialClip: 0.1, targetQuantile });
+  const clipper = adaptiveClipperFor(s);
+  const norms = seededRandomBytes(`norms:${seed}`);
+  const noise = seededRandomBytes(`noise:${seed}`);
+  const out: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const bits = Array.from({ length: 100 }, () => clipper.indicator(2 * uniform01(norms)));
+    out.push(clipper.update(bits, noise).clipNorm);
+  }
+  return out;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+describe('adaptive clipping over rounds (Andrew et al. 2021)', () => {
+  it('moves the clip to the median of the update norms, with the paper defaults and count noise', () => {
+    const c = track(0.5, 300, 'median');
+    expect(c[0]).toBeGreaterThan(0.1); // every update was clipped: C grows
+    expect(mean(c.slice(-100))).toBeGreaterThan(0.9);
+    expect(mean(c.slice(-100))).toBeLessThan(1.1); // the median of U[0, 2] is 1
+  });
+
+  it('tracks another target quantile (0.8 of U[0, 2] is 1.6)', () => {
+    const c = track(0.8, 300, 'q80');
+    expect(mean(c.slice(-100))).toBeGreaterThan(1.45);
+    expect(mean(c.slice(-100))).toBeLessThan(1.75);
+  });
+});
+
+describe('resolveAdaptiveClipping', () => {
+  it("uses the paper's defaults: gamma 0.5, eta_C 0.2, sigma_b = m/20", () => {
+    const s = resolveAdaptiveClipping({ noiseMultiplier: 1, expectedClients: 100, initialClip: 0.5 });
+    expect(s).toMatchObject({ targetQuantile: 0.5, learningRate: 0.2, countNoiseStd: 5, expectedClients: 100, noiseMultiplier: 1, initialClip: 0.5 });
+    expect(ADAPTIVE_CLIPPING_DEFAULTS.countNoiseStdPerClient).toBe(1 / 20);
+  });
+
+  it('pins z_Delta = (z^-2 - (2 sigma_b)^-2)^(-1/2) (Theorem 1)', () => {
+    // m = 100, z = 1: sigma_b = 5, z_Delta = (1 - 1/100)^(-1/2).
+    expect(resolveAdaptiveClipping({ noiseMultiplier: 1, expectedClients: 100, initialClip: 1 }).updateNoiseMultiplier).toBeCloseTo(1.005037815259212, 14);
+    // Three institutions: m/20 = 0.15 < z/2, so sigma_b = z = 1 and z_Delta = 2/sqrt(3).
+    const small = resolveAdaptiveClipping({ noiseMultiplier: 1, expectedClients: 3, initialClip: 1 });
+    expect(small.countNoiseStd).toBe(1);
+    expect(small.updateNoiseMultiplier).toBeCloseTo(1.1547005383792515, 14);
+  });
+
+  it('accounts the round (sum with z_Delta plus the count) exactly as a Gaussian round with z', () => {
+    const s = resolveAdaptiveClipping({ noiseMultiplier: 1.1, expectedClients: 3, initialClip: 0.2 });
+    const params = dpRoundParams(
+      { mode: 'central', clipNorm: 0.2, noiseMultiplier: s.updateNoiseMultiplier, countNoiseStd: s.countNoiseStd, samplingRate: 1, secureAggregation: false },
+      { survivors: 3, dimension: 10 },
+    );
+    const [event] = roundEvents(params);
+    expect(event).toMatchObject({ mechanism: 'sampled_gaussian', samplingRate: 1, steps: 1 });
+    expect((event as { noiseMultiplier: number }).noiseMultiplier).toBeCloseTo(1.1, 12);
+    const adaptive = epsilonOf(roundEvents(params), { delta: 1e-5 }).epsilon;
+    const fixed = epsilonOf([{ mechanism: 'sampled_gaussian', noiseMultiplier: 1.1, samplingRate: 1, steps: 1 }], { delta: 1e-5 }).epsilon;
+    expect(adaptive).toBeCloseTo(fixed, 9);
+  });
+
+  it('refuses a count noise too small for the noise multiplier, naming it', () => {
+    expect(() => resolveAdaptiveClipping({ noiseMultiplier: 2, expectedClients: 100, initialClip: 1, countNoiseStd: 1 })).toThrow(/countNoiseStd \(sigma_b\) must be > noiseMultiplier\/2 = 1/);
+    expect(() => resolveAdaptiveClipping({ noiseMultiplier: 1, expectedClients: 3, initialClip: 1, targetQuantile: 1 })).toThrow(/targetQuantile must be in \(0, 1\)/);
+  });
+
+  it('refuses adaptive clipping with distributed noise and says what is missing', () => {
+    expect(() =>
+      dpRoundParams(
+        { mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, countNoiseStd: 1, scale: 64, minSurvivors: 3, secureAggregation: true },
+        { survivors: 3, dimension: 8 },
+      ),
+    ).toThrow(/central noise only.*secure aggregation/);
+  });
+});
