@@ -49,6 +49,23 @@ export interface ForwardOptions {
    * backend (wasm lacks UnsortedSegmentSum, the gradient of gather).
    */
   params?: Map<string, tf.Tensor>;
+  /** Exposes every LoRA layer's input and output gradient (per-example clipping); see `LoraTap`. */
+  loraTap?: LoraTap;
+}
+
+/**
+ * What per-example LoRA gradients need from one batched pass (ghost clipping, Li et al. 2022,
+ * Section 4): for each adapted linear, its LoRA input X = drop(x) [B*T, dIn] and the gradient
+ * G = dL/dy [B*T, dOut] of the loss with respect to its output. X is recorded during the forward
+ * pass; G is the gradient with respect to `probes`, zero tensors [B*T, dOut] that the forward
+ * pass adds to the LoRA branch output (y + 0 = y, so results are unchanged). Use it through
+ * `loraLayerTraces` (lora-tap.ts), which owns the probes and the recorded tensors.
+ */
+export interface LoraTap {
+  /** Per module path: a zero [B*T, dOut] added to that layer's LoRA output; differentiate with respect to it. */
+  probes: ReadonlyMap<string, tf.Tensor>;
+  /** Filled by the forward pass: per module path, X [B*T, dIn], kept outside every tidy (the tap's owner disposes it). */
+  inputs: Map<string, tf.Tensor2D>;
 }
 
 /** A loaded causal LM: configuration, tokenizer, frozen weights. */
@@ -101,7 +118,15 @@ export class CausalLM {
           }
           // Scale the [N, r] product, not the [N, out] one; A and B are used in PEFT's layout as
           // transposed operands (a BLAS flag natively, an explicit transpose on wasm).
-          const low = tf.matMul(tf.mul(tf.matMul(xin, l.a, false, true), opts.lora!.scale), l.b, false, true);
+          let low = tf.matMul(tf.mul(tf.matMul(xin, l.a, false, true), opts.lora!.scale), l.b, false, true);
+          const tap = opts.loraTap;
+          if (tap) {
+            const probe = tap.probes.get(path);
+            if (probe) low = tf.add(low, probe);
+            // A clone: the frugal backward pass disposes the matMul's saved copy of xin.
+            tap.inputs.get(path)?.dispose();
+            tap.inputs.set(path, tf.keep(tf.clone(xin)) as tf.Tensor2D);
+          }
           y = tf.add(y, low);
         }
         return y as tf.Tensor2D;

@@ -15,6 +15,10 @@ export { CheckpointError, readModelConfig, readModelWeights, writeModelDir } fro
 // The causal LM on tfjs and its loss.
 export type { ForwardOptions, LoraRuntime } from './causal-lm.js';
 export { CausalLM } from './causal-lm.js';
+/** One batched pass exposing each LoRA layer's input and output gradient (per-example clipping). */
+export type { LoraTap } from './causal-lm.js';
+export type { LoraLayerTrace, LoraTraces } from './lora-tap.js';
+export { loraLayerTraces, disposeLoraTraces } from './lora-tap.js';
 export { crossEntropy, crossEntropySum } from './loss.js';
 /** tf.valueAndGrads that frees saved activations and gradients node by node during the backward pass. */
 export { valueAndGradsFrugal } from './backprop.js';
