@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes } from '@fedlora/tensor';
+import { AdaptiveClipper } from '@fedlora/privacy';
 import { centralDpAggregation } from './central-dp-aggregation.js';
 import type { RoundPlan } from './types.js';
 
@@ -17,8 +18,8 @@ const plan: RoundPlan = {
   nonce: 'n',
   extra: {},
 };
-const update = (value: number, numExamples = 1) => ({
-  header: { clientId: 'c', round: 1, nonce: 'n', numExamples, trainLoss: 0, tensors: plan.tensors, metrics: {} },
+const update = (value: number, numExamples = 1, metrics: Record<string, number> = {}) => ({
+  header: { clientId: 'c', round: 1, nonce: 'n', numExamples, trainLoss: 0, tensors: plan.tensors, metrics },
   delta: new Map([['w', { shape: [D], data: new Float32Array(D).fill(value) }]]) as NamedTensors,
 });
 
@@ -52,5 +53,40 @@ describe('centralDpAggregation', () => {
     agg.add('a', update(0.01));
     agg.add('b', update(0.03));
     expect(agg.finalize().delta.get('w')!.data[7]).toBeCloseTo(0.02, 6);
+  });
+
+  it("takes the round's clip and noise from its plan", () => {
+    const planned: RoundPlan = { ...plan, extra: { privacy: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, delta: 1e-5, dimension: D, secureAggregation: false } } };
+    const agg = centralDpAggregation({ clipNorm: 10, noiseMultiplier: 0, rng: seededRandomBytes(4) })(planned);
+    expect(() => agg.add('a', update(0.6 / Math.sqrt(D)))).toThrow(/above the round's clip 0.5/);
+  });
+});
+
+describe('centralDpAggregation with adaptive clipping (Andrew et al. 2021)', () => {
+  const adaptivePlan = (clipNorm: number): RoundPlan => ({
+    ...plan,
+    extra: { privacy: { mode: 'central', clipNorm, noiseMultiplier: 1.2, countNoiseStd: 1, delta: 1e-5, dimension: D, secureAggregation: false } },
+  });
+
+  it('sums the clipped-indicator bits and moves the clip towards the target quantile', () => {
+    const clipper = new AdaptiveClipper({ initialClip: 1, countNoiseStd: 0, expectedClients: 4 });
+    const agg = centralDpAggregation({ clipNorm: 1, noiseMultiplier: 1, rng: seededRandomBytes(5), adaptive: clipper })(adaptivePlan(1));
+    for (const bit of [1, 1, 1, 0]) agg.add('c', update(0.1 / Math.sqrt(D), 1, { clipIndicator: bit }));
+    const { metrics } = agg.finalize();
+    expect(metrics.noisyUnclippedFraction).toBeCloseTo(0.75, 12);
+    expect(metrics.clipNorm).toBe(1);
+    expect(metrics.nextClipNorm).toBeCloseTo(Math.exp(-0.2 * (0.75 - 0.5)), 12); // more unclipped than the median: C shrinks
+    expect(clipper.clipNorm).toBe(metrics.nextClipNorm);
+  });
+
+  it('refuses an update that does not report its bit', () => {
+    const clipper = new AdaptiveClipper({ initialClip: 1, countNoiseStd: 1, expectedClients: 2 });
+    const agg = centralDpAggregation({ clipNorm: 1, noiseMultiplier: 1, rng: seededRandomBytes(6), adaptive: clipper })(adaptivePlan(1));
+    expect(() => agg.add('c', update(0))).toThrow(/must report metrics.clipIndicator = 1 if its norm before clipping was <= 1, else 0; received undefined/);
+  });
+
+  it("refuses a plan whose clip is not the clipper's", () => {
+    const clipper = new AdaptiveClipper({ initialClip: 1, countNoiseStd: 1, expectedClients: 2 });
+    expect(() => centralDpAggregation({ clipNorm: 1, noiseMultiplier: 1, rng: seededRandomBytes(7), adaptive: clipper })(adaptivePlan(2))).toThrow(/not the adaptive clipper's current 1/);
   });
 });

@@ -24,8 +24,12 @@ export interface CoordinatorConnection {
 export interface LocalTrainer {
   /** Examples this client trains on (sent at registration and as the FedAvg weight). */
   readonly numExamples: number;
-  /** Decides whether to take part (privacy budget); a refusal tells the coordinator only the reason given. */
-  accept?(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string }>;
+  /**
+   * Decides whether to take part (privacy budget); a refusal tells the coordinator only the reason
+   * given. A refusal with `stop` also ends this client's participation (for example: its budget
+   * cannot pay for any further round); `stop` says why, for the institution's operator.
+   */
+  accept?(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string; stop?: string }>;
   /** Trains from the global adapter; returns delta = local - global. */
   train(plan: RoundPlan, global: NamedTensors): Promise<{ delta: NamedTensors; numExamples: number; trainLoss: number; metrics?: Record<string, number> }>;
 }
@@ -54,7 +58,7 @@ export interface ClientRunnerOptions {
  * The client loop: register, poll for a task, download the global adapter (hash-checked),
  * train, upload the delta; reconnects with exponential backoff when the coordinator is away.
  */
-export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrained: number[] }> {
+export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrained: number[]; stopped?: string }> {
   const clock = opts.clock ?? systemClock;
   const log = opts.logger ?? silentLogger;
   const backoff = opts.backoffMs ?? { initial: 250, max: 10_000 };
@@ -94,6 +98,10 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
       if (!verdict.accept) {
         log.warn({ event: 'round.declined', client: opts.name, round: plan.round, reason: verdict.reason });
         await conn.decline(plan.round, verdict.reason);
+        if (verdict.stop) {
+          log.error({ event: 'client.stopped', client: opts.name, round: plan.round, reason: verdict.stop });
+          return { roundsTrained, stopped: verdict.stop };
+        }
         continue;
       }
       const global = await conn.downloadAdapter(plan.round);

@@ -22,6 +22,7 @@ export { runClient } from './client-runner.js';
 export { inProcessConnection } from './in-process-connection.js';
 export { Notifier } from './notifier.js';
 // Institution-level DP-FedAvg with central (coordinator-added) noise.
+export type { CentralDpOptions } from './central-dp-aggregation.js';
 export { centralDpAggregation } from './central-dp-aggregation.js';
 // Secure aggregation (SecAgg+) of a round: coordinator side and client side.
 export type { SecureAggregationOptions, SecureRoundPlan } from './secure-round.js';
@@ -30,4 +31,4 @@ export type { SecAggExchange, SecureClientOptions, SecureRoundEnd } from './secu
 export { runSecureRound, flattenInPlanOrder } from './secure-client.js';
 // DP parameters of a round as both sides derive them from the plan.
 export type { PlannedPrivacy } from './plan-privacy.js';
-export { plannedPrivacy, roundPrivacyParams, plannedSurvivors, noiseShareFor } from './plan-privacy.js';
+export { plannedPrivacy, roundPrivacyParams, plannedSurvivors, noiseShareFor, reportsClipIndicator, CLIP_INDICATOR_METRIC } from './plan-privacy.js';

@@ -48,3 +48,14 @@ export function noiseShareFor(plan: RoundPlan, rng: RandomBytes): ((n: number) =
   const perClientVariance = perClientNoiseVariance(p);
   return (length) => distributedNoiseShare({ noise: p.noise ?? 'skellam', perClientVariance, length, rng });
 }
+
+/**
+ * Name of the update-header metric that carries a client's clipped-indicator bit
+ * b_i = 1[||Delta_i|| <= C] in rounds with adaptive clipping (Andrew et al. 2021, Algorithm 1).
+ */
+export const CLIP_INDICATOR_METRIC = 'clipIndicator';
+
+/** Whether the round uses adaptive clipping: each client then reports its clipped-indicator bit. */
+export function reportsClipIndicator(plan: RoundPlan): boolean {
+  return plannedPrivacy(plan)?.countNoiseStd !== undefined;
+}
