@@ -2,12 +2,16 @@ import * as grpc from '@grpc/grpc-js';
 import type { ClientUpdate, CoordinatorConnection, RoundPlan, Task } from '@fedlora/federation';
 import { FederationError } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
-import { DEFAULT_CHUNK_BYTES, TensorAssembler, chunkTensors } from '@fedlora/tensor';
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_CHUNK_BYTES, TensorAssembler } from '@fedlora/tensor';
 import { federationClientCtor } from './proto.js';
-import { chunkFromProto, chunkToProto, headerToProto, secAggRequestToProto, secAggResponseFromProto, taskFromProto } from './serde.js';
+import type { UploadProgress } from './serde.js';
+import { chunkFromProto, chunkToProto, headerToProto, secAggRequestToProto, secAggResponseFromProto, taskFromProto, uploadStatusFromProto } from './serde.js';
+import type { UploadRetryPolicy } from './resumable-upload.js';
+import { DEFAULT_UPLOAD_RETRY, chunksToSend, isRetryableUploadError, tensorDigests, uploadBackoffMs } from './resumable-upload.js';
 import type { RequestSigner } from './security/request-signer.js';
 import { fromServiceError } from './status-map.js';
-import type { PbGetTaskResponse, PbSecAggResponse, PbTensorChunk } from './wire-types.js';
+import type { PbGetTaskResponse, PbSecAggResponse, PbTensorChunk, PbUploadStatusResponse } from './wire-types.js';
 
 /** Options of a client's connection to the coordinator. */
 export interface GrpcConnectionOptions {
@@ -26,6 +30,12 @@ export interface GrpcConnectionOptions {
    * the call's metadata. Required by coordinators with enrolled clients.
    */
   signer?: RequestSigner;
+  /** Resuming a broken upload: retries and backoff (defaults: 5 retries, 250 ms doubling to 8 s). */
+  uploadRetry?: Partial<UploadRetryPolicy>;
+  /** Called before each upload retry (logs). */
+  onUploadRetry?: (info: { round: number; attempt: number; delayMs: number; reason: string }) => void;
+  /** gRPC client interceptors (tracing, fault injection in tests). */
+  interceptors?: grpc.Interceptor[];
 }
 
 type AnyClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
@@ -45,6 +55,7 @@ export class GrpcConnection implements CoordinatorConnection {
     this.client = new Ctor(opts.address, opts.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 8 * 1024 * 1024,
       'grpc.keepalive_time_ms': 30_000,
+      ...(opts.interceptors ? { interceptors: opts.interceptors } : {}),
       ...(opts.serverName ? { 'grpc.ssl_target_name_override': opts.serverName, 'grpc.default_authority': opts.serverName } : {}),
     }) as unknown as AnyClient;
   }
@@ -57,6 +68,11 @@ export class GrpcConnection implements CoordinatorConnection {
   }
 
   private unary<Res>(method: string, req: object, timeoutMs = this.opts.callTimeoutMs ?? 30_000): Promise<Res> {
+    return this.rawUnary<Res>(method, req, timeoutMs).catch((err: unknown) => Promise.reject(fromServiceError(err)));
+  }
+
+  /** A unary call that rejects with the raw gRPC error (callers that decide on the status code). */
+  private rawUnary<Res>(method: string, req: object, timeoutMs = this.opts.callTimeoutMs ?? 30_000): Promise<Res> {
     return new Promise<Res>((resolve, reject) => {
       const deadline = new Date(Date.now() + timeoutMs);
       const metadata = this.metadataFor(method, typeof (req as { round?: unknown }).round === 'number' ? (req as { round: number }).round : 0, req);
@@ -65,7 +81,7 @@ export class GrpcConnection implements CoordinatorConnection {
         req,
         metadata,
         { deadline },
-        (err, res) => (err ? reject(fromServiceError(err)) : resolve(res)),
+        (err, res) => (err ? reject(err) : resolve(res)),
       );
     });
   }
@@ -107,31 +123,86 @@ export class GrpcConnection implements CoordinatorConnection {
     return asm.finish();
   }
 
+  /**
+   * Streams an update as a resumable upload: every chunk carries its SHA-256 and every tensor's
+   * last chunk the tensor's. When the stream breaks (UNAVAILABLE, CANCELLED, deadline, ...) the
+   * client asks the coordinator how much it holds (UploadStatus) and resumes there, with
+   * exponential backoff, up to `uploadRetry.retries` times; then it fails with the last reason.
+   */
   async uploadUpdate(update: ClientUpdate): Promise<void> {
+    const policy = { ...DEFAULT_UPLOAD_RETRY, ...this.opts.uploadRetry };
+    const uploadId = randomBytes(16).toString('base64url');
+    const digests = tensorDigests(update.delta);
+    const round = update.header.round;
+    let progress: UploadProgress = { state: 'not-found' };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (attempt > 0) {
+          progress = await this.uploadProgress(update.header, uploadId);
+          if (progress.state === 'completed') return;
+        }
+        await this.uploadAttempt(update, uploadId, progress, digests);
+        return;
+      } catch (err) {
+        if (!isRetryableUploadError(err)) throw fromServiceError(err);
+        const reason = fromServiceError(err).message;
+        if (attempt >= policy.retries) {
+          throw new FederationError(
+            'unavailable',
+            `upload of the round ${round} update failed after ${attempt + 1} attempts (last: ${reason}); the coordinator keeps the verified part until the round closes`,
+          );
+        }
+        const delayMs = uploadBackoffMs(policy, attempt + 1);
+        this.opts.onUploadRetry?.({ round, attempt: attempt + 1, delayMs, reason });
+        await new Promise((r) => setTimeout(r, delayMs));
+      }
+    }
+  }
+
+  /** Where upload `uploadId` stands on the coordinator; rejects with the raw gRPC error. */
+  private async uploadProgress(h: ClientUpdate['header'], uploadId: string): Promise<UploadProgress> {
+    const req = { ...this.auth, round: h.round, nonce: h.nonce, uploadId };
+    return uploadStatusFromProto(await this.rawUnary<PbUploadStatusResponse>('UploadStatus', req));
+  }
+
+  /** One stream of the upload from `progress` on; rejects with the raw gRPC error. */
+  private uploadAttempt(update: ClientUpdate, uploadId: string, progress: UploadProgress, digests: Map<string, Uint8Array>): Promise<void> {
     const chunkBytes = this.opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
-    const headerMessage = { header: headerToProto(update.header, this.token) };
-    await new Promise<void>((resolve, reject) => {
+    const headerMessage = { header: headerToProto(update.header, this.token, uploadId) };
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const wake: Array<() => void> = [];
+      const settle = (err?: unknown): void => {
+        if (settled) return;
+        settled = true;
+        for (const w of wake.splice(0)) w();
+        if (err) reject(err);
+        else resolve();
+      };
       type UploadFn = (m: grpc.Metadata, cb: (e: grpc.ServiceError | null, r: { accepted: boolean; message: string }) => void) => grpc.ClientWritableStream<object>;
-      const call = (this.client.UploadUpdate as UploadFn).call(
-        this.client,
-        this.metadataFor('UploadUpdate', update.header.round, headerMessage),
-        (err, res) => {
-          if (err) return reject(fromServiceError(err));
-          if (!res.accepted) return reject(new FederationError('failed-precondition', res.message));
-          resolve();
-        },
-      );
+      const call = (this.client.UploadUpdate as UploadFn).call(this.client, this.metadataFor('UploadUpdate', update.header.round, headerMessage), (err, res) => {
+        if (err) return settle(err);
+        if (!res.accepted) return settle(new FederationError('failed-precondition', res.message));
+        settle();
+      });
+      const send = async (msg: object): Promise<void> => {
+        if (settled) throw new Error('upload call ended');
+        if (!call.write(msg)) {
+          await new Promise<void>((r) => {
+            wake.push(r);
+            call.once('drain', r);
+          });
+        }
+      };
       const write = async (): Promise<void> => {
-        const send = async (msg: object): Promise<void> => {
-          if (!call.write(msg)) await new Promise((r) => call.once('drain', r));
-        };
         await send(headerMessage);
-        for (const c of chunkTensors(update.delta, chunkBytes)) await send({ chunk: chunkToProto(update.header.round, c) });
-        call.end();
+        for (const c of chunksToSend(update.delta, digests, progress, chunkBytes)) await send({ chunk: chunkToProto(update.header.round, c) });
+        if (!settled) call.end();
       };
       write().catch((err) => {
+        if (settled) return; // the call already ended with its own status
         call.cancel();
-        reject(err);
+        settle(err);
       });
     });
   }

@@ -1,6 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import type { RoundPlan, Task, UpdateHeader } from '@fedlora/federation';
-import { chunkFromProto, chunkToProto, headerFromProto, headerToProto, planFromProto, planToProto, secAggRequestFromProto, secAggRequestToProto, taskFromProto, taskToProto } from './serde.js';
+import type { UploadProgress } from './serde.js';
+import {
+  chunkFromProto,
+  chunkToProto,
+  headerFromProto,
+  headerToProto,
+  planFromProto,
+  planToProto,
+  secAggRequestFromProto,
+  secAggRequestToProto,
+  taskFromProto,
+  taskToProto,
+  uploadStatusFromProto,
+  uploadStatusToProto,
+} from './serde.js';
 
 const plan: RoundPlan = {
   round: 3,
@@ -30,7 +44,21 @@ describe('serde round-trips', () => {
 
   it('update header with its session token', () => {
     const h: UpdateHeader = { clientId: 'c1', round: 3, nonce: 'n0', numExamples: 17, trainLoss: 2.5, tensors: plan.tensors, metrics: { evalLoss: 2.1 } };
-    expect(headerFromProto(headerToProto(h, 'tok'))).toEqual({ header: h, sessionToken: 'tok' });
+    expect(headerFromProto(headerToProto(h, 'tok'))).toEqual({ header: h, sessionToken: 'tok', uploadId: '' });
+    expect(headerFromProto(headerToProto(h, 'tok', 'AAAAAAAAAAAAAAAAAAAAAA')).uploadId).toBe('AAAAAAAAAAAAAAAAAAAAAA');
+  });
+
+  it('chunk with its SHA-256 digests', () => {
+    const sha256 = new Uint8Array(32).fill(7);
+    const tensorSha256 = new Uint8Array(32).fill(9);
+    const back = chunkFromProto(chunkToProto(1, { tensorName: 'a', offset: 0, totalBytes: 4, data: new Uint8Array(4), sha256, tensorSha256 }));
+    expect(back).toMatchObject({ sha256, tensorSha256 });
+  });
+
+  it('every upload status', () => {
+    const all: UploadProgress[] = [{ state: 'not-found' }, { state: 'completed' }, { state: 'in-progress', tensors: [{ name: 'a', receivedBytes: 8, totalBytes: 24 }, { name: 'b', receivedBytes: 0, totalBytes: 16 }] }];
+    for (const p of all) expect(uploadStatusFromProto(uploadStatusToProto(p))).toEqual(p);
+    expect(uploadStatusToProto(all[2]!)).toMatchObject({ receivedBytes: 8, totalBytes: 40 });
   });
 
   it('chunk, copying into an aligned buffer', () => {
@@ -56,6 +84,16 @@ describe('serde rejects malformed input', () => {
     const h = headerToProto({ clientId: 'c', round: 1, nonce: 'n', numExamples: 1, trainLoss: 0, tensors: [{ name: 'x', shape: [1] }], metrics: {} }, 't');
     h.tensors[0]!.dtype = 'float64';
     expect(() => headerFromProto(h)).toThrow(/dtype must be float32, received float64/);
+  });
+
+  it('a digest that is not 32 bytes, naming the tensor', () => {
+    expect(() => chunkFromProto({ round: 1, tensorName: 'w', offset: 0, totalBytes: 4, data: new Uint8Array(4), sha256: new Uint8Array(31) })).toThrow(/tensor "w": sha256 must be a 32-byte SHA-256 digest, received 31 bytes/);
+  });
+
+  it('a malformed upload id and an impossible upload status', () => {
+    const h = headerToProto({ clientId: 'c', round: 1, nonce: 'n', numExamples: 1, trainLoss: 0, tensors: [], metrics: {} }, 't', 'short/id');
+    expect(() => headerFromProto(h)).toThrow(/uploadId must be 16-64 characters/);
+    expect(() => uploadStatusFromProto({ state: 'IN_PROGRESS', tensors: [{ name: 'a', receivedBytes: 9, totalBytes: 8 }], receivedBytes: 9, totalBytes: 8 })).toThrow(/reports 9 of 8 bytes/);
   });
 
   it('a TRAIN task without a plan', () => {

@@ -1,7 +1,7 @@
 import type { TensorChunkData } from '@fedlora/tensor';
 import type { RoundPlan, Task, TensorLayout, UpdateHeader } from '@fedlora/federation';
 import { FederationError } from '@fedlora/federation';
-import type { PbGetTaskResponse, PbRoundPlan, PbSecAggRequest, PbSecAggResponse, PbTensorChunk, PbTensorSpec, PbUpdateHeader } from './wire-types.js';
+import type { PbGetTaskResponse, PbRoundPlan, PbSecAggRequest, PbSecAggResponse, PbTensorChunk, PbTensorSpec, PbUpdateHeader, PbUploadStatusResponse } from './wire-types.js';
 
 /** Every toProto/fromProto pair of the wire contract lives here (STYLE.md 2). */
 
@@ -99,8 +99,9 @@ export function taskFromProto(r: PbGetTaskResponse): Task {
   }
 }
 
-export function headerToProto(h: UpdateHeader, sessionToken: string): PbUpdateHeader {
+export function headerToProto(h: UpdateHeader, sessionToken: string, uploadId = ''): PbUpdateHeader {
   return {
+    uploadId,
     clientId: h.clientId,
     sessionToken,
     round: h.round,
@@ -112,12 +113,23 @@ export function headerToProto(h: UpdateHeader, sessionToken: string): PbUpdateHe
   };
 }
 
-export function headerFromProto(h: PbUpdateHeader): { header: UpdateHeader; sessionToken: string } {
+/** A resumable upload id: 16-64 characters of [A-Za-z0-9_-] (the client draws 128 random bits). */
+const UPLOAD_ID = /^[A-Za-z0-9_-]{16,64}$/;
+
+/** Checks an upload id from the wire; '' (a one-shot upload) passes through. */
+export function uploadIdFromProto(id: string | undefined, field = 'header.uploadId'): string {
+  const v = id ?? '';
+  if (v && !UPLOAD_ID.test(v)) throw bad(`${field} must be 16-64 characters of [A-Za-z0-9_-], received ${JSON.stringify(v.slice(0, 80))}`);
+  return v;
+}
+
+export function headerFromProto(h: PbUpdateHeader): { header: UpdateHeader; sessionToken: string; uploadId: string } {
   const metricsRaw = parseJsonObject(h.metricsJson, 'header.metricsJson');
   const metrics: Record<string, number> = {};
   for (const [k, v] of Object.entries(metricsRaw)) if (typeof v === 'number' && Number.isFinite(v)) metrics[k] = v;
   return {
     sessionToken: h.sessionToken,
+    uploadId: uploadIdFromProto(h.uploadId),
     header: {
       clientId: h.clientId,
       round: h.round,
@@ -130,14 +142,73 @@ export function headerFromProto(h: PbUpdateHeader): { header: UpdateHeader; sess
   };
 }
 
-export function chunkToProto(round: number, c: TensorChunkData): PbTensorChunk {
-  return { round, tensorName: c.tensorName, offset: c.offset, totalBytes: c.totalBytes, data: c.data };
+/** A chunk with the optional integrity fields of resumable uploads (raw 32-byte SHA-256 digests). */
+export interface HashedChunk extends TensorChunkData {
+  /** SHA-256 of `data`. */
+  sha256?: Uint8Array;
+  /** SHA-256 of the whole tensor, on its last chunk. */
+  tensorSha256?: Uint8Array;
 }
 
-export function chunkFromProto(c: PbTensorChunk): TensorChunkData & { round: number } {
+export function chunkToProto(round: number, c: HashedChunk): PbTensorChunk {
+  const out: PbTensorChunk = { round, tensorName: c.tensorName, offset: c.offset, totalBytes: c.totalBytes, data: c.data };
+  if (c.sha256) out.sha256 = c.sha256;
+  if (c.tensorSha256) out.tensorSha256 = c.tensorSha256;
+  return out;
+}
+
+function digestFromProto(v: Buffer | Uint8Array | undefined, field: string, tensorName: string): Uint8Array | undefined {
+  if (!v || v.byteLength === 0) return undefined;
+  if (v.byteLength !== 32) throw bad(`chunk of tensor ${JSON.stringify(tensorName.slice(0, 80))}: ${field} must be a 32-byte SHA-256 digest, received ${v.byteLength} bytes`);
+  return new Uint8Array(v);
+}
+
+export function chunkFromProto(c: PbTensorChunk): HashedChunk & { round: number } {
   const data = c.data instanceof Uint8Array ? c.data : new Uint8Array(c.data as ArrayBuffer);
   // Copy into a 4-byte-aligned buffer of its own: the wire buffer may be shared and unaligned.
-  return { round: c.round, tensorName: c.tensorName, offset: c.offset, totalBytes: c.totalBytes, data: new Uint8Array(data) };
+  const out: HashedChunk & { round: number } = { round: c.round, tensorName: c.tensorName, offset: c.offset, totalBytes: c.totalBytes, data: new Uint8Array(data) };
+  const sha256 = digestFromProto(c.sha256, 'sha256', c.tensorName);
+  const tensorSha256 = digestFromProto(c.tensorSha256, 'tensorSha256', c.tensorName);
+  if (sha256) out.sha256 = sha256;
+  if (tensorSha256) out.tensorSha256 = tensorSha256;
+  return out;
+}
+
+/** Where a resumable upload stands, as the coordinator reports it. */
+export type UploadProgress =
+  | { state: 'not-found' }
+  | { state: 'completed' }
+  | { state: 'in-progress'; tensors: Array<{ name: string; receivedBytes: number; totalBytes: number }> };
+
+export function uploadStatusToProto(p: UploadProgress): PbUploadStatusResponse {
+  if (p.state !== 'in-progress') return { state: p.state === 'completed' ? 'COMPLETED' : 'NOT_FOUND', tensors: [], receivedBytes: 0, totalBytes: 0 };
+  return {
+    state: 'IN_PROGRESS',
+    tensors: p.tensors.map((t) => ({ ...t })),
+    receivedBytes: p.tensors.reduce((a, t) => a + t.receivedBytes, 0),
+    totalBytes: p.tensors.reduce((a, t) => a + t.totalBytes, 0),
+  };
+}
+
+export function uploadStatusFromProto(r: PbUploadStatusResponse): UploadProgress {
+  switch (r.state) {
+    case 'NOT_FOUND':
+      return { state: 'not-found' };
+    case 'COMPLETED':
+      return { state: 'completed' };
+    case 'IN_PROGRESS':
+      return {
+        state: 'in-progress',
+        tensors: (r.tensors ?? []).map((t) => {
+          if (!Number.isSafeInteger(t.receivedBytes) || t.receivedBytes < 0 || t.receivedBytes > t.totalBytes) {
+            throw bad(`upload status: tensor ${JSON.stringify(t.name)} reports ${t.receivedBytes} of ${t.totalBytes} bytes received`);
+          }
+          return { name: t.name, receivedBytes: t.receivedBytes, totalBytes: t.totalBytes };
+        }),
+      };
+    default:
+      throw bad(`unknown upload state ${String(r.state)}`);
+  }
 }
 
 /** Largest secure-aggregation payload accepted in one message (a masked chunk is 256 KiB by default). */

@@ -2,14 +2,16 @@ import * as grpc from '@grpc/grpc-js';
 import type { FederationCoordinator } from '@fedlora/federation';
 import { FederationError } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
-import { DEFAULT_CHUNK_BYTES, TensorAssembler, chunkTensors } from '@fedlora/tensor';
+import { DEFAULT_CHUNK_BYTES, chunkTensors } from '@fedlora/tensor';
 import { federationService } from './proto.js';
-import { chunkFromProto, chunkToProto, headerFromProto, secAggRequestFromProto, taskToProto } from './serde.js';
+import { chunkFromProto, chunkToProto, headerFromProto, secAggRequestFromProto, taskToProto, uploadIdFromProto, uploadStatusToProto } from './serde.js';
 import type { RequestGate } from './request-auth.js';
 import { RequestRefusedError, createRequestGate, withRequestBodyHashes } from './request-auth.js';
 import type { RequestVerifier } from './security/request-verifier.js';
 import { toServiceError } from './status-map.js';
-import type { PbAuth, PbSecAggRequest, PbTensorChunk, PbUploadMessage } from './wire-types.js';
+import { UploadRegistry, type UploadLease } from './upload-registry.js';
+import { UploadIntegrityError, type UploadSession } from './upload-session.js';
+import type { PbAuth, PbSecAggRequest, PbTensorChunk, PbUploadMessage, PbUploadStatusRequest, PbUploadStatusResponse } from './wire-types.js';
 
 /** Options of the gRPC front of a coordinator. */
 export interface FederationServerOptions {
@@ -40,12 +42,23 @@ export interface FederationServerOptions {
   onRefused?: (info: { method: string; clientId?: string; code: number; details: string; reason: string }) => void;
   /** Called for each RPC with bytes transferred (metrics). */
   onBytes?: (direction: 'in' | 'out', bytes: number) => void;
+  /**
+   * Bound on the bytes all uploads in progress hold together (default 512 MiB): partial resumable
+   * uploads and streaming one-shot uploads. Beyond it a new upload is refused as RESOURCE_EXHAUSTED.
+   */
+  maxUploadBytes?: number;
+  /** How often partial uploads of closed rounds are freed (default 2000 ms). */
+  uploadSweepMs?: number;
+  /** A resumable upload resumed at `offset` bytes, or completed (`offset` = its size): logs and metrics. */
+  onUploadEvent?: (info: { event: 'upload.resumed' | 'upload.completed'; clientId: string; round: number; uploadId: string; offset: number }) => void;
 }
 
 /** A running gRPC server; `port` is the bound port. */
 export interface RunningServer {
   port: number;
   server: grpc.Server;
+  /** Uploads in progress (held bytes, resumable uploads): for metrics and tests. */
+  uploads: UploadRegistry;
   close(): Promise<void>;
 }
 
@@ -64,6 +77,19 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     'grpc.keepalive_permit_without_calls': 1,
   });
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const uploads = new UploadRegistry({
+    maxBytes: opts.maxUploadBytes,
+    isLive: (round, nonce) => {
+      try {
+        return coordinator.openPlan(round).nonce === nonce;
+      } catch {
+        return false;
+      }
+    },
+  });
+  // Partial uploads of a round that closed are freed even if no upload call comes to sweep them.
+  const sweeper = setInterval(() => uploads.sweep(), opts.uploadSweepMs ?? 2000);
+  sweeper.unref();
 
   const fail = (method: string, err: unknown, clientId?: string): Partial<grpc.ServiceError> => {
     const se = toServiceError(err);
@@ -135,6 +161,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
       // emit('error') makes grpc-js end the stream with this status; destroy(err) never sends one and the caller hangs.
       void streamAdapter(call).catch((err) => call.emit('error', fail('DownloadAdapter', err, call.request.clientId)));
     },
+    UploadStatus: unary('UploadStatus', (req: PbUploadStatusRequest) => uploadStatus(req)),
     UploadUpdate: (call: grpc.ServerReadableStream<PbUploadMessage, unknown>, cb: grpc.sendUnaryData<{ accepted: boolean; message: string }>) => {
       const seen: { clientId?: string } = {};
       receiveUpdate(call, seen).then(
@@ -156,39 +183,97 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     call.end();
   }
 
-  /** `seen.clientId` is set from the header so a refusal can name the client it claimed to be. */
+  /**
+   * `seen.clientId` is set from the header so a refusal can name the client it claimed to be.
+   * Resumable uploads (an upload id in the header) keep their verified prefix in the registry when
+   * the stream breaks; one-shot uploads are all or nothing. Either way the coordinator sees the
+   * update only once it is whole and every hash sent with it has been checked.
+   */
   async function receiveUpdate(call: grpc.ServerReadableStream<PbUploadMessage, unknown>, seen: { clientId?: string }): Promise<string> {
     let header: ReturnType<typeof headerFromProto> | undefined;
-    let asm: TensorAssembler | undefined;
-    for await (const msg of call as AsyncIterable<PbUploadMessage>) {
-      if (msg.header) {
-        if (header) throw new FederationError('invalid-argument', 'upload carries two headers');
-        header = headerFromProto(msg.header);
-        const h = header.header;
-        seen.clientId = h.clientId || undefined;
-        gate(call, 'UploadUpdate', { round: h.round, client: h.clientId, request: msg });
-        // Authenticate and check the layout against the open round before allocating anything.
-        coordinator.authenticate(h.clientId, header.sessionToken);
-        const plan = coordinator.openPlan(h.round);
-        const expected = JSON.stringify(plan.tensors);
-        if (JSON.stringify(h.tensors) !== expected) {
-          throw new FederationError('invalid-argument', `update layout does not match the plan of round ${h.round} (tensor names, order and shapes must be the plan's)`);
+    let session: UploadSession | undefined;
+    let lease: UploadLease | undefined;
+    let releaseOneShot: (() => void) | undefined;
+    let alreadyCompleted = false;
+    try {
+      for await (const msg of call as AsyncIterable<PbUploadMessage>) {
+        if (msg.header) {
+          if (header) throw new FederationError('invalid-argument', 'upload carries two headers');
+          header = headerFromProto(msg.header);
+          const h = header.header;
+          seen.clientId = h.clientId || undefined;
+          gate(call, 'UploadUpdate', { round: h.round, client: h.clientId, request: msg });
+          // Authenticate and check the layout against the open round before allocating anything.
+          coordinator.authenticate(h.clientId, header.sessionToken);
+          const plan = coordinator.openPlan(h.round);
+          const expected = JSON.stringify(plan.tensors);
+          if (JSON.stringify(h.tensors) !== expected) {
+            throw new FederationError('invalid-argument', `update layout does not match the plan of round ${h.round} (tensor names, order and shapes must be the plan's)`);
+          }
+          if (h.nonce !== plan.nonce) {
+            throw new FederationError('failed-precondition', `update nonce does not match round ${plan.round} (attempt ${plan.attempt}); it belongs to an earlier attempt`);
+          }
+          if (header.uploadId) {
+            const a = uploads.attach(h, header.uploadId, plan.tensors);
+            if (a.completed) {
+              alreadyCompleted = true;
+            } else {
+              ({ session, lease } = a);
+              if (a.resumedAt > 0) opts.onUploadEvent?.({ event: 'upload.resumed', clientId: h.clientId, round: h.round, uploadId: header.uploadId, offset: a.resumedAt });
+            }
+          } else {
+            const o = uploads.oneShot(plan.tensors);
+            session = o.session;
+            releaseOneShot = o.release;
+          }
+        } else if (msg.chunk) {
+          if (!header) throw new FederationError('invalid-argument', 'the first upload message must be the header');
+          const c = chunkFromProto(msg.chunk);
+          if (c.round !== header.header.round) throw new FederationError('invalid-argument', `chunk for round ${c.round} inside an upload for round ${header.header.round}`);
+          if (alreadyCompleted) continue; // the upload was delivered before: nothing is counted twice
+          if (lease) uploads.checkLease(lease);
+          opts.onBytes?.('in', c.data.byteLength);
+          session!.add(c);
+        } else {
+          throw new FederationError('invalid-argument', 'empty upload message');
         }
-        asm = new TensorAssembler(plan.tensors);
-      } else if (msg.chunk) {
-        if (!asm || !header) throw new FederationError('invalid-argument', 'the first upload message must be the header');
-        const c = chunkFromProto(msg.chunk);
-        if (c.round !== header.header.round) throw new FederationError('invalid-argument', `chunk for round ${c.round} inside an upload for round ${header.header.round}`);
-        opts.onBytes?.('in', c.data.byteLength);
-        asm.add(c);
-      } else {
-        throw new FederationError('invalid-argument', 'empty upload message');
       }
+      if (!header) throw new FederationError('invalid-argument', 'upload ended before its header');
+      const round = header.header.round;
+      if (alreadyCompleted) return `update for round ${round} accepted (upload ${header.uploadId} was already complete)`;
+      if (lease) uploads.checkLease(lease);
+      const delta: NamedTensors = session!.finish();
+      try {
+        coordinator.submitUpdate(header.header.clientId, header.sessionToken, { header: header.header, delta });
+      } catch (err) {
+        // The round refused the whole update (non-finite values, late, duplicate): resuming cannot fix it.
+        if (lease) uploads.discard(lease);
+        throw err;
+      }
+      if (lease) {
+        uploads.complete(lease);
+        opts.onUploadEvent?.({ event: 'upload.completed', clientId: header.header.clientId, round, uploadId: header.uploadId, offset: session!.byteSize });
+      }
+      return `update for round ${round} accepted`;
+    } catch (err) {
+      if (lease && err instanceof UploadIntegrityError && err.discardUpload) uploads.discard(lease);
+      throw err;
+    } finally {
+      if (lease) uploads.detach(lease);
+      releaseOneShot?.();
     }
-    if (!header || !asm) throw new FederationError('invalid-argument', 'upload ended before its header');
-    const delta: NamedTensors = asm.finish();
-    coordinator.submitUpdate(header.header.clientId, header.sessionToken, { header: header.header, delta });
-    return `update for round ${header.header.round} accepted`;
+  }
+
+  function uploadStatus(req: PbUploadStatusRequest): PbUploadStatusResponse {
+    coordinator.authenticate(req.clientId, req.sessionToken);
+    const uploadId = uploadIdFromProto(req.uploadId, 'uploadId');
+    if (!uploadId) throw new FederationError('invalid-argument', 'uploadId is required');
+    // A round that is not open has nothing to resume: say so instead of "not found", so the client stops.
+    const plan = coordinator.openPlan(req.round);
+    if (req.nonce !== plan.nonce) {
+      throw new FederationError('failed-precondition', `upload status for an earlier attempt of round ${req.round}: its uploads were discarded when the attempt ended`);
+    }
+    return uploadStatusToProto(uploads.status(req.clientId, req.round, req.nonce, uploadId));
   }
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -197,8 +282,11 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
   return {
     port,
     server,
+    uploads,
     close: () =>
       new Promise<void>((resolve) => {
+        clearInterval(sweeper);
+        uploads.clear();
         const t = setTimeout(() => {
           server.forceShutdown();
           resolve();

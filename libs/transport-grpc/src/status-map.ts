@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { FederationErrorCode } from '@fedlora/federation';
 import { FederationError } from '@fedlora/federation';
 import { ChunkStreamError } from '@fedlora/tensor';
+import { UploadIntegrityError } from './upload-session.js';
 
 const TO_STATUS: Record<FederationErrorCode, grpc.status> = {
   unauthenticated: grpc.status.UNAUTHENTICATED,
@@ -35,6 +36,7 @@ export function clipDetails(details: string): string {
  */
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
   if (err instanceof FederationError) return { code: TO_STATUS[err.code], details: clipDetails(err.message) };
+  if (err instanceof UploadIntegrityError) return { code: grpc.status.DATA_LOSS, details: clipDetails(err.message) };
   if (err instanceof ChunkStreamError) return { code: grpc.status.INVALID_ARGUMENT, details: clipDetails(err.message) };
   if (err instanceof RangeError || err instanceof TypeError) return { code: grpc.status.INVALID_ARGUMENT, details: clipDetails(err.message) };
   return { code: grpc.status.INTERNAL, details: 'internal error (see the coordinator log)' };
@@ -49,5 +51,6 @@ export function fromServiceError(err: unknown): Error {
     if (status === e.code) return new FederationError(code as FederationErrorCode, details);
   }
   if (e.code === grpc.status.DEADLINE_EXCEEDED || e.code === grpc.status.CANCELLED) return new FederationError('unavailable', details);
+  if (e.code === grpc.status.DATA_LOSS) return new UploadIntegrityError(details, false);
   return new Error(`coordinator error (${grpc.status[e.code] ?? e.code}): ${details}`);
 }

@@ -32,6 +32,10 @@ export interface PbTensorChunk {
   offset: number;
   totalBytes: number;
   data: Buffer | Uint8Array;
+  /** SHA-256 of `data` (32 bytes), or empty. */
+  sha256?: Buffer | Uint8Array;
+  /** SHA-256 of the whole tensor (32 bytes) on its last chunk, or empty. */
+  tensorSha256?: Buffer | Uint8Array;
 }
 
 export interface PbUpdateHeader {
@@ -43,6 +47,8 @@ export interface PbUpdateHeader {
   trainLoss: number;
   tensors: PbTensorSpec[];
   metricsJson: string;
+  /** Empty: a one-shot upload; otherwise a resumable one. */
+  uploadId?: string;
 }
 
 export interface PbUploadMessage {
@@ -70,4 +76,25 @@ export interface PbSecAggResponse {
   kind: string;
   stage: string;
   payload: Buffer | Uint8Array;
+}
+
+export interface PbUploadStatusRequest {
+  clientId: string;
+  sessionToken: string;
+  round: number;
+  nonce: string;
+  uploadId: string;
+}
+
+export interface PbTensorProgress {
+  name: string;
+  receivedBytes: number;
+  totalBytes: number;
+}
+
+export interface PbUploadStatusResponse {
+  state: 'STATE_UNSPECIFIED' | 'NOT_FOUND' | 'IN_PROGRESS' | 'COMPLETED';
+  tensors: PbTensorProgress[];
+  receivedBytes: number;
+  totalBytes: number;
 }
