@@ -1,13 +1,15 @@
 /**
- * Per-example LoRA gradients for DP-SGD: one forward and backward pass per sequence, each
- * gradient downloaded to the host as float32 (clipping and noise happen there in float64, in
- * `privatizeGradients`). For LoRA this is small: r (dIn + dOut) values per adapted layer and
- * example, e.g. 24 576 floats for the tiny base model at r 8.
+ * One DP-SGD gradient for LoRA. By default per-example norms and the clipped sum come from one
+ * batched forward and backward pass (`ghostClippedLoraGradSum`, dp-sgd-ghost.ts). The reference
+ * method, `per-example`, runs one forward and backward pass per sequence and downloads each
+ * gradient (r (dIn + dOut) floats per adapted layer, e.g. 24 576 for the tiny base model at r 8);
+ * it is kept for tests and for the benchmark's comparison.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
-import { privatizeGradients } from '@fedlora/privacy';
+import { addGaussianNoiseToSum, privatizeGradients } from '@fedlora/privacy';
 import { crossEntropy, loraRuntime, type CausalLM, type LoraConfig } from '@fedlora/model';
+import { ghostClippedLoraGradSum, type ClippedSumMethod } from './dp-sgd-ghost.js';
 import { toTensors } from './trainer.js';
 
 /**
@@ -43,6 +45,9 @@ export async function perExampleLoraGrads(
   return { grads, losses };
 }
 
+/** How per-example gradients are obtained: one batched pass (`ghost`) or one pass per sequence (`per-example`, the reference). */
+export type PerExampleMethod = 'ghost' | 'per-example';
+
 /** Options of `privateLoraGradient`. */
 export interface PrivateGradientOptions {
   clipNorm: number;
@@ -50,13 +55,29 @@ export interface PrivateGradientOptions {
   /** q N: the sum is divided by the expected, not the realised, batch size. */
   expectedBatchSize: number;
   rng: RandomBytes;
-  /** One LoRA dropout seed per sequence. */
-  dropoutSeeds: readonly number[];
+  /** Seed of this step's LoRA dropout masks (`per-example` seeds sequence i with dropoutSeed + i). */
+  dropoutSeed: number;
+  /** Default `ghost`. */
+  method?: PerExampleMethod;
+  /** Ghost method only: how the clipped sum is formed (default `traces`). */
+  clippedSum?: ClippedSumMethod;
+}
+
+/** Result of `privateLoraGradient`. */
+export interface PrivateGradient {
+  /** (sum_i clip(g_i) + noise) / (q N), in the layout of `vars`. */
+  gradient: NamedTensors;
+  /** Fraction of the sequences whose gradient was clipped. */
+  clippedFraction: number;
+  /** Mean over the sequences of each one's mean loss (NaN for an empty batch; not private). */
+  meanLoss: number;
 }
 
 /**
  * One DP-SGD gradient (Abadi et al. 2016, Algorithm 1, lines 4-7): per-sequence gradients,
  * each clipped to `clipNorm`, summed, plus the exact grid Gaussian N(0, (z C)^2), over q N.
+ * Both methods add the noise the same way (the clipped sum rounded to the grid, then
+ * `gaussianOnGrid`, tensor by tensor in the order of `vars`).
  */
 export async function privateLoraGradient(
   model: CausalLM,
@@ -64,9 +85,23 @@ export async function privateLoraGradient(
   vars: ReadonlyMap<string, tf.Variable>,
   sequences: readonly Int32Array[],
   o: PrivateGradientOptions,
-): Promise<{ gradient: NamedTensors; clippedFraction: number; losses: number[] }> {
-  const { grads, losses } = await perExampleLoraGrads(model, lora, vars, sequences, o.dropoutSeeds);
-  const layout: NamedTensors = new Map([...vars].map(([n, v]) => [n, { shape: [...v.shape], data: new Float32Array(v.size) }]));
-  const { gradient, clippedFraction } = privatizeGradients(grads, layout, { clipNorm: o.clipNorm, noiseMultiplier: o.noiseMultiplier, expectedBatchSize: o.expectedBatchSize, rng: o.rng });
-  return { gradient, clippedFraction, losses };
+): Promise<PrivateGradient> {
+  const method = o.method ?? 'ghost';
+  if (!Number.isInteger(o.dropoutSeed)) throw new RangeError(`dropoutSeed must be an integer, received ${o.dropoutSeed}`);
+  if (method === 'per-example') {
+    const seeds = sequences.map((_, i) => (o.dropoutSeed + i) % 2 ** 31);
+    const { grads, losses } = await perExampleLoraGrads(model, lora, vars, sequences, seeds);
+    const layout: NamedTensors = new Map([...vars].map(([n, v]) => [n, { shape: [...v.shape], data: new Float32Array(v.size) }]));
+    const { gradient, clippedFraction } = privatizeGradients(grads, layout, { clipNorm: o.clipNorm, noiseMultiplier: o.noiseMultiplier, expectedBatchSize: o.expectedBatchSize, rng: o.rng });
+    return { gradient, clippedFraction, meanLoss: losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : Number.NaN };
+  }
+  if (method !== 'ghost') throw new RangeError(`method must be "ghost" or "per-example", received ${JSON.stringify(method)}`);
+  if (!(o.noiseMultiplier >= 0)) throw new RangeError(`noiseMultiplier must be >= 0, received ${o.noiseMultiplier}`);
+  if (!(o.expectedBatchSize > 0)) throw new RangeError(`expectedBatchSize must be > 0, received ${o.expectedBatchSize}`);
+  const g = await ghostClippedLoraGradSum(model, lora, vars, sequences, { clipNorm: o.clipNorm, dropoutSeed: o.dropoutSeed, clippedSum: o.clippedSum });
+  const noisy = addGaussianNoiseToSum(g.clippedSum, { clipNorm: o.clipNorm, noiseMultiplier: o.noiseMultiplier, rng: o.rng });
+  const gradient: NamedTensors = new Map();
+  for (const [name, t] of noisy) gradient.set(name, { shape: t.shape, data: t.data.map((v) => v / o.expectedBatchSize) });
+  const clipped = g.factors.reduce((n, c) => n + (c < 1 ? 1 : 0), 0);
+  return { gradient, clippedFraction: sequences.length ? clipped / sequences.length : 0, meanLoss: sequences.length ? g.lossSum / sequences.length : Number.NaN };
 }

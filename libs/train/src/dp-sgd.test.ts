@@ -46,7 +46,7 @@ describe('privateLoraGradient', () => {
   it('equals the non-private batch gradient with noise 0, a huge clip and the realised batch size', async () => {
     const vars = variables(adapter);
     const want = flat(batchGradient(vars, data));
-    const got = await privateLoraGradient(model, lora, vars, data, { clipNorm: 1e9, noiseMultiplier: 0, expectedBatchSize: data.length, rng: seededRandomBytes(1), dropoutSeeds: data.map(() => 0) });
+    const got = await privateLoraGradient(model, lora, vars, data, { clipNorm: 1e9, noiseMultiplier: 0, expectedBatchSize: data.length, rng: seededRandomBytes(1), dropoutSeed: 0 });
     disposeAll(vars);
     expect(got.clippedFraction).toBe(0);
     expect(norm(want)).toBeGreaterThan(1e-3);
@@ -62,8 +62,8 @@ describe('privateLoraGradient', () => {
       const f = Math.min(1, clip / norm(g));
       g.forEach((x, k) => (want[k] = want[k]! + (x * f) / 4));
     }
-    const got = await privateLoraGradient(model, lora, vars, data, { clipNorm: clip, noiseMultiplier: 0, expectedBatchSize: 4, rng: seededRandomBytes(1), dropoutSeeds: data.map(() => 0) });
-    const single = await privateLoraGradient(model, lora, vars, [data[0]!], { clipNorm: clip, noiseMultiplier: 0, expectedBatchSize: 1, rng: seededRandomBytes(1), dropoutSeeds: [0] });
+    const got = await privateLoraGradient(model, lora, vars, data, { clipNorm: clip, noiseMultiplier: 0, expectedBatchSize: 4, rng: seededRandomBytes(1), dropoutSeed: 0 });
+    const single = await privateLoraGradient(model, lora, vars, [data[0]!], { clipNorm: clip, noiseMultiplier: 0, expectedBatchSize: 1, rng: seededRandomBytes(1), dropoutSeed: 0 });
     disposeAll(vars);
     expect(got.clippedFraction).toBe(1);
     expect(maxAbsDiff(flat(got.gradient), want)).toBeLessThan(1e-5 * norm(want));
@@ -73,7 +73,7 @@ describe('privateLoraGradient', () => {
 
   it('adds noise of std z C / (q N) per coordinate', async () => {
     const vars = variables(adapter);
-    const got = await privateLoraGradient(model, lora, vars, [], { clipNorm: 2, noiseMultiplier: 1.5, expectedBatchSize: 3, rng: seededRandomBytes('noise'), dropoutSeeds: [] });
+    const got = await privateLoraGradient(model, lora, vars, [], { clipNorm: 2, noiseMultiplier: 1.5, expectedBatchSize: 3, rng: seededRandomBytes('noise'), dropoutSeed: 0 });
     disposeAll(vars);
     const v = flat(got.gradient);
     const std = norm(v) / Math.sqrt(v.length);

@@ -6,10 +6,11 @@
  * discrete Gaussian N(0, (z C)^2) on a fine grid is added (`privatizeGradients`, never tf.random)
  * and the result divided by the expected batch size q N before the AdamW update (post-processing).
  *
- * Per-example gradients come from one backward pass per sampled sequence (`privateLoraGradient`).
- * LoRA makes that cheap in memory (r (dIn + dOut) values per layer and example) even though it
- * gives up batching; the ghost-norm path of libs/privacy needs each LoRA layer's inputs and
- * output gradients, which the model does not expose yet.
+ * Per-example norms and the clipped sum come from ONE batched forward and backward pass over the
+ * Poisson batch (`perExampleGradients: 'ghost'`, the default; dp-sgd-ghost.ts): LoRA layers are
+ * linear, so each example's gradient norm follows from the layer inputs and output gradients
+ * (ghost clipping, Li et al. 2022, Section 4) without a backward pass per example. The reference,
+ * one backward pass per sampled sequence (`'per-example'`), gives the same result.
  *
  * The privacy cost of a call is the `sampled_gaussian` event {q, z', steps}: see `dpSgdParams`.
  * Rounding the clipped sum to the noise grid moves each of its d coordinates by up to half a
@@ -22,7 +23,8 @@ import { uniformInt } from '@fedlora/tensor';
 import { assertAdapterLayout, loraTargets, type CausalLM, type LoraConfig } from '@fedlora/model';
 import { DEFAULT_GRID_FRACTION, gridSensitivity, poissonSample, type DpSgdParams } from '@fedlora/privacy';
 import { AdamW } from './adamw.js';
-import { privateLoraGradient } from './dp-sgd-grads.js';
+import { privateLoraGradient, type PerExampleMethod } from './dp-sgd-grads.js';
+import type { ClippedSumMethod } from './dp-sgd-ghost.js';
 import { warmupCosine } from './schedule.js';
 
 /** Progress of one DP-SGD step. */
@@ -55,6 +57,10 @@ export interface DpSgdTrainOptions {
   onStep?: (s: DpSgdStepInfo) => void;
   /** Clock in milliseconds (a parameter, for reproducible tests). */
   now?: () => number;
+  /** `ghost` (default): one batched pass per step; `per-example`: one pass per sequence (the reference). */
+  perExampleGradients?: PerExampleMethod;
+  /** Ghost only: the clipped sum from the recorded traces (`traces`, default) or a second, re-weighted backward pass. */
+  clippedSum?: ClippedSumMethod;
 }
 
 /** Result of `trainLocalDpSgd`. */
@@ -63,7 +69,7 @@ export interface DpSgdTrainResult {
   /** Mean over steps of the sampled sequences' loss (not private: local diagnostics). */
   trainLoss: number;
   numExamples: number;
-  /** Tokens (targets) processed. */
+  /** Tokens (targets) processed: the sampled sequences' lengths minus one, summed. */
   tokens: number;
   steps: number;
   /** Mean realised batch size over the steps. */
@@ -105,36 +111,38 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
     init.dispose();
   }
   const optimizer = new AdamW(vars, { weightDecay: opts.weightDecay ?? 0 });
-  const seqLen = data[0]!.length - 1;
   const expectedBatchSize = opts.samplingRate * data.length;
   let lossSum = 0;
   let lossSteps = 0;
   let sampledTotal = 0;
   let clippedTotal = 0;
+  let tokenTotal = 0;
   try {
     for (let s = 0; s < opts.steps; s++) {
       const t0 = now();
       const batch = poissonSample(data.length, opts.samplingRate, opts.rng);
-      const dropoutSeeds = batch.map(() => uniformInt(opts.rng, 2 ** 31));
-      const { gradient, clippedFraction, losses } = await privateLoraGradient(model, lora, vars, batch.map((i) => data[i]!), {
+      const dropoutSeed = uniformInt(opts.rng, 2 ** 31);
+      const { gradient, clippedFraction, meanLoss: loss } = await privateLoraGradient(model, lora, vars, batch.map((i) => data[i]!), {
         clipNorm: opts.clipNorm,
         noiseMultiplier: opts.noiseMultiplier,
         expectedBatchSize,
         rng: opts.rng,
-        dropoutSeeds,
+        dropoutSeed,
+        method: opts.perExampleGradients,
+        clippedSum: opts.clippedSum,
       });
       const lr = warmupCosine(s, opts.steps, opts.learningRate, opts.warmupSteps ?? 0);
       const device = new Map<string, tf.Tensor>([...gradient].map(([n, t]) => [n, tf.tensor(t.data, t.shape)]));
       optimizer.apply(device, lr);
       for (const g of device.values()) g.dispose();
-      const loss = losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : Number.NaN;
-      if (losses.length) {
+      if (batch.length) {
         lossSum += loss;
         lossSteps++;
       }
       sampledTotal += batch.length;
       clippedTotal += clippedFraction * batch.length;
-      const stepTokens = batch.length * seqLen;
+      const stepTokens = batch.reduce((n, i) => n + data[i]!.length - 1, 0);
+      tokenTotal += stepTokens;
       opts.onStep?.({ step: s + 1, batchSize: batch.length, loss, clippedFraction, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr });
     }
     const out: NamedTensors = new Map();
@@ -143,7 +151,7 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
       adapter: out,
       trainLoss: lossSteps ? lossSum / lossSteps : Number.NaN,
       numExamples: data.length,
-      tokens: sampledTotal * seqLen,
+      tokens: tokenTotal,
       steps: opts.steps,
       meanBatchSize: sampledTotal / opts.steps,
       clippedFraction: sampledTotal ? clippedTotal / sampledTotal : 0,
@@ -164,4 +172,6 @@ export function validateDpSgdOptions(o: DpSgdTrainOptions, data: Int32Array[]): 
   if (!(o.learningRate > 0)) throw new RangeError(`learningRate must be positive, received ${o.learningRate}`);
   if (typeof o.rng !== 'function') throw new TypeError(`rng must be a RandomBytes function, received ${typeof o.rng}`);
   if (data.length === 0) throw new RangeError('data must hold at least one sequence, received 0');
+  const short = data.findIndex((s) => s.length < 2);
+  if (short >= 0) throw new RangeError(`every sequence needs at least 2 tokens (an input and a target), sequence ${short} holds ${data[short]!.length}`);
 }

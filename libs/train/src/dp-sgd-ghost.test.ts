@@ -1,0 +1,202 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  CausalLM,
+  DEFAULT_BASE_MODEL_DIR,
+  defaultLoraConfig,
+  initBackend,
+  initLoraAdapter,
+  initWeights,
+  loadModel,
+  loraRuntime,
+  parseModelConfig,
+  type LoraConfig,
+  type TextTokenizer,
+} from '@fedlora/model';
+import type { NamedTensors } from '@fedlora/tensor';
+import { seededRandomBytes, uniform01, uniformInt } from '@fedlora/tensor';
+import { ghostClippedLoraGradSum, padBatch, weightedExampleLoss, type ClippedSumMethod } from './dp-sgd-ghost.js';
+import { perExampleLoraGrads, privateLoraGradient } from './dp-sgd-grads.js';
+import { trainLocalDpSgd } from './dp-sgd.js';
+
+const NO_TEXT = { encode: () => [], decode: () => '', vocabSize: 0 } as unknown as TextTokenizer;
+const LLAMA = {
+  model_type: 'llama',
+  vocab_size: 300,
+  max_position_embeddings: 32,
+  hidden_size: 32,
+  intermediate_size: 64,
+  num_hidden_layers: 2,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  rms_norm_eps: 1e-6,
+  rope_theta: 10000,
+  tie_word_embeddings: false,
+};
+
+interface Fixture {
+  model: CausalLM;
+  lora: LoraConfig;
+  adapter: NamedTensors;
+  /** Sequences of unequal length (the longest sets the padded width). */
+  data: Int32Array[];
+}
+
+const fixtures = new Map<string, Fixture>();
+
+function fixture(model: CausalLM, lengths: number[], seed: string): Fixture {
+  const lora = defaultLoraConfig(model);
+  const adapter = initLoraAdapter(model, lora, seededRandomBytes(`${seed}-a`));
+  const rng = seededRandomBytes(`${seed}-b`);
+  // A non-zero B, so that the gradients of A are non-zero too.
+  for (const [n, t] of adapter) if (n.includes('lora_B')) for (let i = 0; i < t.data.length; i++) t.data[i] = (uniform01(rng) - 0.5) * 0.2;
+  const data = lengths.map((len) => Int32Array.from({ length: len }, () => uniformInt(rng, model.config.vocabSize)));
+  return { model, lora, adapter, data };
+}
+
+beforeAll(async () => {
+  await initBackend({ backend: process.env.FEDLORA_BACKEND ?? 'wasm' });
+  fixtures.set('fedlora-tiny', fixture(await loadModel(DEFAULT_BASE_MODEL_DIR), [33, 33, 20, 33, 9, 33], 'tiny'));
+  const llama = parseModelConfig(LLAMA);
+  fixtures.set('llama', fixture(new CausalLM(llama, NO_TEXT, initWeights(llama, 3, 0.2)), [13, 7, 13, 10, 2], 'llama'));
+});
+afterAll(() => fixtures.forEach((f) => f.model.dispose()));
+
+const variables = (a: NamedTensors) => new Map([...a].map(([n, t]) => [n, tf.variable(tf.tensor(t.data, t.shape), true)]));
+const disposeAll = (vars: Map<string, tf.Variable>) => vars.forEach((v) => v.dispose());
+const flat = (a: NamedTensors): Float64Array => Float64Array.from([...a.values()].flatMap((t) => [...t.data]));
+const normSq = (v: ArrayLike<number>) => Array.from(v).reduce((s, x) => s + x * x, 0);
+const relErr = (got: ArrayLike<number>, want: ArrayLike<number>) => Math.sqrt(normSq(Array.from(got, (x, i) => x - want[i]!))) / Math.sqrt(normSq(want));
+
+/** Brute force: one backward pass per sequence, then min(1, C/||g_i||) g_i summed in float64. */
+async function bruteForce(f: Fixture, vars: Map<string, tf.Variable>, clip: number): Promise<{ normsSq: number[]; clippedSum: Float64Array }> {
+  const { grads } = await perExampleLoraGrads(f.model, f.lora, vars, f.data, f.data.map(() => 0));
+  const per = grads.map(flat);
+  const clippedSum = new Float64Array(per[0]!.length);
+  for (const g of per) {
+    const c = Math.min(1, clip / Math.sqrt(normSq(g)));
+    g.forEach((x, k) => (clippedSum[k] = clippedSum[k]! + c * x));
+  }
+  return { normsSq: per.map(normSq), clippedSum };
+}
+
+for (const name of ['fedlora-tiny', 'llama']) {
+  describe(`ghostClippedLoraGradSum on ${name}`, () => {
+    for (const method of ['traces', 'reweighted-backward'] as ClippedSumMethod[]) {
+      it(`matches brute-force per-example norms and clipped sums, some examples clipped and some not, padded lengths (${method})`, async () => {
+        const f = fixtures.get(name)!;
+        const vars = variables(f.adapter);
+        const probe = await bruteForce(f, vars, 1e9);
+        const sorted = [...probe.normsSq].sort((a, b) => a - b);
+        const clip = Math.sqrt(sorted[Math.floor(sorted.length / 2)]!) * 0.99; // about half are clipped
+        const want = await bruteForce(f, vars, clip);
+        const got = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data, { clipNorm: clip, dropoutSeed: 0, clippedSum: method });
+        disposeAll(vars);
+        got.normsSq.forEach((n, i) => expect(Math.abs(n / want.normsSq[i]! - 1)).toBeLessThan(1e-4));
+        const clipped = Array.from(got.factors).filter((c) => c < 1).length;
+        expect(clipped).toBeGreaterThan(0);
+        expect(clipped).toBeLessThan(f.data.length);
+        expect(relErr(flat(got.clippedSum), want.clippedSum)).toBeLessThan(1e-4);
+      });
+    }
+  });
+}
+
+describe('ghostClippedLoraGradSum', () => {
+  it('ignores padding: a sequence padded inside a batch has the gradient it has alone', async () => {
+    const f = fixtures.get('fedlora-tiny')!;
+    const vars = variables(f.adapter);
+    const short = f.data[4]!; // 9 tokens among sequences of 33
+    const alone = await ghostClippedLoraGradSum(f.model, f.lora, vars, [short], { clipNorm: 1e9, dropoutSeed: 0 });
+    const batched = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data, { clipNorm: 1e9, dropoutSeed: 0 });
+    const others = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data.filter((s) => s !== short), { clipNorm: 1e9, dropoutSeed: 0 });
+    disposeAll(vars);
+    expect(Math.abs(batched.normsSq[4]! / alone.normsSq[0]! - 1)).toBeLessThan(1e-4);
+    const rest = flat(others.clippedSum);
+    const diff = flat(batched.clippedSum).map((x, k) => x - rest[k]!);
+    expect(relErr(diff, flat(alone.clippedSum))).toBeLessThan(1e-3);
+  });
+
+  it('uses the dropout-masked inputs: norms equal those of each example alone in the same masked pass', async () => {
+    const f = fixtures.get('llama')!;
+    const lora = { ...f.lora, dropout: 0.4 };
+    const vars = variables(f.adapter);
+    const names = [...vars.keys()];
+    const batch = padBatch(f.data);
+    const seed = 1234;
+    const got = await ghostClippedLoraGradSum(f.model, lora, vars, f.data, { clipNorm: 1e9, dropoutSeed: seed });
+    // Reference: example i's gradient alone, from the same padded batch and masks (loss weight e_i).
+    const want = f.data.map((_, i) => {
+      const w = f.data.map((__, j) => (j === i ? 1 : 0));
+      const g = tf.grads((...xs: tf.Tensor[]) => {
+        const rt = loraRuntime(f.model, lora, new Map(names.map((n, k) => [n, xs[k]!])));
+        return weightedExampleLoss(f.model.forward(batch.inputs, { lora: rt, training: true, seed }), batch.targets, batch.lengths, batch.seqLen, w);
+      })(names.map((n) => vars.get(n)!));
+      const sq = g.reduce((s, t) => s + tf.sum(tf.square(t)).dataSync()[0]!, 0);
+      tf.dispose(g);
+      return sq;
+    });
+    const noDropout = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data, { clipNorm: 1e9, dropoutSeed: seed });
+    tf.dispose([batch.inputs, batch.targets]);
+    disposeAll(vars);
+    got.normsSq.forEach((n, i) => expect(Math.abs(n / want[i]! - 1)).toBeLessThan(1e-4));
+    expect(Math.abs(noDropout.normsSq[0]! / got.normsSq[0]! - 1)).toBeGreaterThan(1e-3); // the masks matter
+  });
+
+  it('returns zeros for an empty batch and rejects an unknown clipped-sum method', async () => {
+    const f = fixtures.get('llama')!;
+    const vars = variables(f.adapter);
+    const empty = await ghostClippedLoraGradSum(f.model, f.lora, vars, [], { clipNorm: 1, dropoutSeed: 0 });
+    await expect(ghostClippedLoraGradSum(f.model, f.lora, vars, f.data, { clipNorm: 1, dropoutSeed: 0, clippedSum: 'x' as ClippedSumMethod })).rejects.toThrow(/clippedSum must be "traces" or "reweighted-backward", received "x"/);
+    disposeAll(vars);
+    expect(normSq(flat(empty.clippedSum))).toBe(0);
+    expect([...empty.clippedSum.keys()]).toEqual([...f.adapter.keys()]);
+  });
+
+  it('rejects a sequence without a target', () => {
+    expect(() => padBatch([Int32Array.of(1, 2), Int32Array.of(3)])).toThrow(/sequence 1 holds 1/);
+  });
+});
+
+describe('privateLoraGradient noise', () => {
+  it('adds the same grid Gaussian with the ghost method as with per-example gradients (same random bytes)', async () => {
+    const f = fixtures.get('fedlora-tiny')!;
+    const vars = variables(f.adapter);
+    const o = { clipNorm: 0.05, noiseMultiplier: 1.3, expectedBatchSize: 5, dropoutSeed: 0 };
+    const ghost = await privateLoraGradient(f.model, f.lora, vars, f.data, { ...o, rng: seededRandomBytes('same-noise'), method: 'ghost' });
+    const brute = await privateLoraGradient(f.model, f.lora, vars, f.data, { ...o, rng: seededRandomBytes('same-noise'), method: 'per-example' });
+    disposeAll(vars);
+    expect(ghost.clippedFraction).toBe(brute.clippedFraction);
+    const std = (o.noiseMultiplier * o.clipNorm) / o.expectedBatchSize;
+    const a = flat(ghost.gradient);
+    const b = flat(brute.gradient);
+    expect(Math.sqrt(normSq(b) / b.length)).toBeGreaterThan(0.9 * std); // noise dominates
+    expect(a.reduce((m, x, k) => Math.max(m, Math.abs(x - b[k]!)), 0)).toBeLessThan(1e-4 * std);
+  });
+});
+
+describe('trainLocalDpSgd with ghost clipping', () => {
+  it('takes the same steps as with per-example gradients (same random bytes)', async () => {
+    const f = fixtures.get('llama')!;
+    const o = { steps: 3, samplingRate: 0.6, clipNorm: 0.05, noiseMultiplier: 0.5, learningRate: 1e-2 };
+    const ghost = await trainLocalDpSgd(f.model, f.lora, f.adapter, f.data, { ...o, rng: seededRandomBytes('steps') });
+    const brute = await trainLocalDpSgd(f.model, f.lora, f.adapter, f.data, { ...o, rng: seededRandomBytes('steps'), perExampleGradients: 'per-example' });
+    expect(ghost.tokens).toBe(brute.tokens);
+    expect(ghost.clippedFraction).toBe(brute.clippedFraction);
+    expect(ghost.trainLoss).toBeCloseTo(brute.trainLoss, 4);
+    expect(relErr(flat(ghost.adapter), flat(brute.adapter))).toBeLessThan(1e-4);
+  });
+
+  it('does not leak tensors across steps with either clipped-sum method', async () => {
+    const f = fixtures.get('llama')!;
+    for (const clippedSum of ['traces', 'reweighted-backward'] as ClippedSumMethod[]) {
+      const leaked = async (steps: number) => {
+        const n = tf.memory().numTensors;
+        await trainLocalDpSgd(f.model, f.lora, f.adapter, f.data, { steps, samplingRate: 0.5, clipNorm: 1, noiseMultiplier: 1, learningRate: 1e-3, rng: seededRandomBytes(steps), clippedSum });
+        return tf.memory().numTensors - n;
+      };
+      const one = await leaked(1);
+      expect(await leaked(5)).toBe(one);
+    }
+  });
+});
