@@ -1,5 +1,5 @@
 import type { LocalTrainer, RoundPlan } from '@fedlora/federation';
-import { plannedPrivacy, plannedSurvivors, roundPrivacyParams } from '@fedlora/federation';
+import { CLIP_INDICATOR_METRIC, plannedPrivacy, plannedSurvivors, reportsClipIndicator, roundPrivacyParams } from '@fedlora/federation';
 import type { ClientPrivacyGuard } from '@fedlora/privacy';
 import { clipL2 } from '@fedlora/privacy';
 import type { NamedTensors } from '@fedlora/tensor';
@@ -10,6 +10,7 @@ import type { NamedTensors } from '@fedlora/tensor';
  * learns only "refused: budget"); it clips the update to the plan's L2 bound before it leaves,
  * and records the release in the institution's own signed ledger. For distributed noise the
  * cost is planned for the fewest survivors that still complete the round (the worst case).
+ * With adaptive clipping it also reports its clipped-indicator bit for the round's clip norm.
  */
 export class PrivacyGuardedTrainer implements LocalTrainer {
   constructor(
@@ -39,6 +40,10 @@ export class PrivacyGuardedTrainer implements LocalTrainer {
     if (!p) return r;
     const { clipped, norm } = clipL2(r.delta, p.clipNorm);
     await this.guard?.record(plan.round, roundPrivacyParams(plan, plannedSurvivors(plan))!, { time: this.now().toISOString() });
-    return { ...r, delta: clipped, metrics: { ...r.metrics, updateNorm: norm } };
+    // The norm before clipping stays here: sent, it would tell the coordinator more than the noisy count releases.
+    const metrics: Record<string, number> = { ...r.metrics };
+    // Adaptive clipping (Andrew et al. 2021, Algorithm 1): b_i = 1[||Delta_i|| <= C] for this round's C; the coordinator releases only its noisy sum.
+    if (reportsClipIndicator(plan)) metrics[CLIP_INDICATOR_METRIC] = norm <= p.clipNorm ? 1 : 0;
+    return { ...r, delta: clipped, metrics };
   }
 }

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { RoundAggregationFactory, RoundPlan, RoundSummary, SecureAggregationOptions } from '@fedlora/federation';
 import type { FederationStore } from '@fedlora/store';
+import { resolveAdaptiveClipping } from '@fedlora/privacy';
 import { cryptoRandomBytes } from '@fedlora/tensor';
 import { loadIdentity } from '@fedlora/transport-grpc';
 import type { CoordinatorConfig } from './config.js';
@@ -35,6 +36,17 @@ export async function configureProtection(cfg: CoordinatorConfig, store: Federat
   let privacy: FederationPrivacy | undefined;
   if (dp) {
     const identity = loadIdentity(cfg.identity.secretKeyFile);
+    const a = p.adaptiveClipping;
+    const adaptive = a
+      ? resolveAdaptiveClipping({
+          noiseMultiplier: p.noiseMultiplier!,
+          expectedClients: expectedClientsPerRound(cfg),
+          initialClip: a.initialClip ?? p.clipNorm!,
+          targetQuantile: a.targetQuantile,
+          learningRate: a.learningRate,
+          ...(a.bitNoiseStd !== undefined ? { countNoiseStd: a.bitNoiseStd } : {}),
+        })
+      : undefined;
     privacy = await createFederationPrivacy({
       config: distributed
         ? { mode: 'distributed', clipNorm: p.clipNorm!, noiseMultiplier: p.noiseMultiplier!, samplingRate: sampling, secureAggregation: cfg.secagg.enabled, noise: 'skellam', minSurvivors }
@@ -44,6 +56,7 @@ export async function configureProtection(cfg: CoordinatorConfig, store: Federat
       ledgerPath: join(cfg.dataDir, 'federation-ledger.jsonl'),
       signer: { writer: identity.name || 'coordinator', secretKey: identity.secretKey },
       rng: cryptoRandomBytes,
+      ...(adaptive ? { adaptive } : {}),
     });
   }
   const secureAggregation: SecureAggregationOptions | undefined = cfg.secagg.enabled
@@ -69,4 +82,16 @@ export async function configureProtection(cfg: CoordinatorConfig, store: Federat
     ledgerPath: privacy?.ledgerPath,
     epsilon: () => privacy?.epsilon(),
   };
+}
+
+/**
+ * m of adaptive clipping: the expected number of updates a round sums. A count clientsPerRound is
+ * it; a fraction of the enrolled clients otherwise; with neither, every enrolled client (at least
+ * minClients).
+ */
+function expectedClientsPerRound(cfg: CoordinatorConfig): number {
+  const k = cfg.rounds.clientsPerRound;
+  const enrolled = Math.max(cfg.clients.length, cfg.rounds.minClients);
+  if (k === undefined) return enrolled;
+  return k >= 1 && Number.isInteger(k) ? k : Math.max(cfg.rounds.minClients, Math.ceil(k * enrolled));
 }

@@ -134,17 +134,36 @@ function parseYamlLike(text: string): Record<string, unknown> {
 }
 
 describe('privacy.adaptiveClipping', () => {
-  it('is refused with a message rather than silently ignored', async () => {
+  const base = (privacy: Record<string, unknown>, secagg?: Record<string, unknown>) => ({
+    federationId: 'f',
+    insecure: true,
+    dataDir: '/tmp/x',
+    identity: { secretKeyFile: '/tmp/k' },
+    rounds: { total: 1, minClients: 3 },
+    privacy,
+    ...(secagg ? { secagg } : {}),
+  });
+
+  it("turns on with the paper's defaults for central noise", async () => {
+    const { parseCoordinatorConfig } = await import('./config.js');
+    const cfg = parseCoordinatorConfig(base({ mode: 'central', clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, adaptiveClipping: {} }));
+    expect(cfg.privacy.adaptiveClipping).toEqual({ targetQuantile: 0.5, learningRate: 0.2 });
+    const off = parseCoordinatorConfig(base({ mode: 'central', clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, adaptiveClipping: false }));
+    expect(off.privacy.adaptiveClipping).toBeUndefined();
+  });
+
+  it('refuses it with distributed noise, naming the gap', async () => {
     const { parseCoordinatorConfig } = await import('./config.js');
     expect(() =>
-      parseCoordinatorConfig({
-        federationId: 'f',
-        insecure: true,
-        dataDir: '/tmp/x',
-        identity: { secretKeyFile: '/tmp/k' },
-        rounds: { total: 1, minClients: 1 },
-        privacy: { mode: 'central', clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, adaptiveClipping: true },
-      }),
-    ).toThrow(/privacy.adaptiveClipping: expected false/);
+      parseCoordinatorConfig(base({ mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, adaptiveClipping: { targetQuantile: 0.5 } }, { enabled: true })),
+    ).toThrow(/privacy.adaptiveClipping: expected privacy.mode "central" with adaptive clipping \(in distributed mode the clipped-indicator bit is not yet carried through secure aggregation\), received mode "distributed"/);
+  });
+
+  it('names a bit noise too small for the noise multiplier and a quantile out of range', async () => {
+    const { parseCoordinatorConfig } = await import('./config.js');
+    expect(() => parseCoordinatorConfig(base({ mode: 'central', clipNorm: 1, noiseMultiplier: 2, delta: 1e-5, adaptiveClipping: { bitNoiseStd: 0.5 } }))).toThrow(
+      /privacy.adaptiveClipping.bitNoiseStd: expected more than privacy.noiseMultiplier \/ 2 = 1/,
+    );
+    expect(() => parseCoordinatorConfig(base({ mode: 'central', clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, adaptiveClipping: { targetQuantile: 1.5 } }))).toThrow(/privacy.adaptiveClipping/);
   });
 });

@@ -1,12 +1,13 @@
-import type { DpFedAvgConfig, LedgerSigner } from '@fedlora/privacy';
-import { Ledger, validateDpConfig } from '@fedlora/privacy';
+import { existsSync } from 'node:fs';
+import type { AdaptiveClipRecord, AdaptiveClippingSettings, CentralParams, DpFedAvgConfig, LedgerSigner, RoundPrivacyParams } from '@fedlora/privacy';
+import { Ledger, adaptiveClipperFor, validateDpConfig, verifyLedgerFile } from '@fedlora/privacy';
 import type { RoundAggregationFactory, RoundPlan, RoundSummary } from '@fedlora/federation';
 import { centralDpAggregation, roundPrivacyParams } from '@fedlora/federation';
 import type { RandomBytes } from '@fedlora/tensor';
 
 /** Institution-level DP of a federation, as the coordinator plans, applies and records it. */
 export interface FederationPrivacy {
-  /** The DP-FedAvg parameters every client receives in the plan (they check them against their budgets). */
+  /** The DP-FedAvg parameters every client receives in the plan of the round being opened (they check them against their budgets). */
   planExtra(): { privacy: DpFedAvgConfig & { delta: number; dimension: number } };
   /** Aggregation with central noise (undefined in distributed mode: secure aggregation sums). */
   aggregation: RoundAggregationFactory | undefined;
@@ -14,12 +15,22 @@ export interface FederationPrivacy {
   recordRound(summary: RoundSummary, plan: RoundPlan, time: string): Promise<{ line: string; epsilon: number }>;
   /** The federation's cumulative epsilon at the configured delta. */
   epsilon(): number;
+  /** The clip norm the next round will be planned with (changes between rounds with adaptive clipping). */
+  clipNorm(): number;
   readonly ledgerPath: string;
 }
 
 /**
  * Opens the federation ledger and builds the privacy side of rounds. The ledger records the
  * survivors actually summed (never the planned cohort) and aborted rounds with nothing released.
+ *
+ * With `adaptive` (central mode only), quantile-based adaptive clipping (Andrew, Thakkar, McMahan,
+ * Ramaswamy 2021, Algorithm 1) drives the clip: each round's plan carries the current C, the
+ * update noise multiplier z_Delta and the count noise sigma_b; the aggregation releases the
+ * noisy count of unclipped updates and sets the next C; the ledger records C, z_Delta, sigma_b,
+ * the survivors, the released fraction and the next C, and accounts the round with
+ * z = (z_Delta^-2 + (2 sigma_b)^-2)^(-1/2) (Section 3, Theorem 1). A restarted coordinator resumes
+ * the clip from the ledger's last round.
  */
 export async function createFederationPrivacy(opts: {
   config: DpFedAvgConfig;
@@ -28,23 +39,55 @@ export async function createFederationPrivacy(opts: {
   ledgerPath: string;
   signer: LedgerSigner;
   rng: RandomBytes;
+  adaptive?: AdaptiveClippingSettings;
 }): Promise<FederationPrivacy> {
-  if (opts.config.mode === 'central') validateDpConfig(opts.config);
-  else if (!opts.config.secureAggregation) throw new RangeError('distributed noise needs secure aggregation: each update would otherwise leave with only its own share of noise');
+  const adaptive = opts.adaptive;
+  if (adaptive && opts.config.mode !== 'central') {
+    throw new RangeError('adaptive clipping is implemented for central noise only: in distributed mode the clipped-indicator bit is not yet carried through secure aggregation');
+  }
+  const config: DpFedAvgConfig = adaptive ? { ...opts.config, noiseMultiplier: adaptive.updateNoiseMultiplier, countNoiseStd: adaptive.countNoiseStd } : opts.config;
+  if (config.mode === 'central') validateDpConfig(config);
+  else if (!config.secureAggregation) throw new RangeError('distributed noise needs secure aggregation: each update would otherwise leave with only its own share of noise');
+  const clipper = adaptive ? adaptiveClipperFor(adaptive, resumedClip(opts.ledgerPath) ?? adaptive.initialClip) : undefined;
   const ledger = await Ledger.open(opts.ledgerPath, { ...opts.signer, role: 'coordinator' }, { delta: opts.delta });
   const aggregation =
-    opts.config.mode === 'central' ? centralDpAggregation({ clipNorm: opts.config.clipNorm, noiseMultiplier: opts.config.noiseMultiplier, rng: opts.rng }) : undefined;
+    config.mode === 'central' ? centralDpAggregation({ clipNorm: clipper?.clipNorm ?? config.clipNorm, noiseMultiplier: config.noiseMultiplier, rng: opts.rng, ...(clipper ? { adaptive: clipper } : {}) }) : undefined;
   return {
     ledgerPath: opts.ledgerPath,
     aggregation,
-    planExtra: () => ({ privacy: { ...opts.config, delta: opts.delta, dimension: opts.dimension } }),
+    planExtra: () => ({ privacy: { ...config, ...(clipper ? { clipNorm: clipper.clipNorm } : {}), delta: opts.delta, dimension: opts.dimension } }),
     async recordRound(s, plan, time) {
-      const entry =
-        s.status === 'completed'
-          ? await ledger.append({ kind: 'round', round: s.round, unit: 'institution', params: roundPrivacyParams(plan, s.participants)!, time })
-          : await ledger.append({ kind: 'aborted', round: s.round, unit: 'institution', note: s.reason ?? 'aborted', time });
+      let entry;
+      if (s.status === 'completed') {
+        const planned = roundPrivacyParams(plan, s.participants)!;
+        const params: RoundPrivacyParams = adaptive && planned.mode === 'central' ? ({ ...planned, adaptive: adaptiveRecord(adaptive, s) } satisfies CentralParams) : planned;
+        entry = await ledger.append({ kind: 'round', round: s.round, unit: 'institution', params, time });
+      } else {
+        entry = await ledger.append({ kind: 'aborted', round: s.round, unit: 'institution', note: s.reason ?? 'aborted', time });
+      }
       return { line: JSON.stringify(entry), epsilon: ledger.spent().epsilon };
     },
     epsilon: () => ledger.spent().epsilon,
+    clipNorm: () => clipper?.clipNorm ?? config.clipNorm,
   };
+}
+
+/** What the round's aggregation released about the clip (its metrics), for the ledger. */
+function adaptiveRecord(a: AdaptiveClippingSettings, s: RoundSummary): AdaptiveClipRecord {
+  const { noisyUnclippedFraction, nextClipNorm } = s.metrics;
+  if (noisyUnclippedFraction === undefined || nextClipNorm === undefined) {
+    throw new RangeError(`round ${s.round}: adaptive clipping is on but the aggregation reported no noisy count (metrics noisyUnclippedFraction, nextClipNorm)`);
+  }
+  return { targetQuantile: a.targetQuantile, learningRate: a.learningRate, expectedClients: a.expectedClients, noisyUnclippedFraction, nextClipNorm };
+}
+
+/** The clip norm the ledger's last adaptive round set for the next one (resume after a restart). */
+function resumedClip(path: string): number | undefined {
+  if (!existsSync(path)) return undefined;
+  const v = verifyLedgerFile(path);
+  for (const e of [...v.parsed].reverse()) {
+    const next = e.kind === 'round' && e.params?.mode === 'central' ? e.params.adaptive?.nextClipNorm : undefined;
+    if (next !== undefined) return next;
+  }
+  return undefined;
 }
