@@ -202,6 +202,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
           header = headerFromProto(msg.header);
           const h = header.header;
           seen.clientId = h.clientId || undefined;
+          uploads.sweep();
           gate(call, 'UploadUpdate', { round: h.round, client: h.clientId, request: msg });
           // Authenticate and check the layout against the open round before allocating anything.
           coordinator.authenticate(h.clientId, header.sessionToken);
@@ -219,7 +220,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
               alreadyCompleted = true;
             } else {
               ({ session, lease } = a);
-              if (a.resumedAt > 0) opts.onUploadEvent?.({ event: 'upload.resumed', clientId: h.clientId, round: h.round, uploadId: header.uploadId, offset: a.resumedAt });
+              if (a.resumed) opts.onUploadEvent?.({ event: 'upload.resumed', clientId: h.clientId, round: h.round, uploadId: header.uploadId, offset: a.resumedAt });
             }
           } else {
             const o = uploads.oneShot(plan.tensors);
@@ -265,6 +266,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
   }
 
   function uploadStatus(req: PbUploadStatusRequest): PbUploadStatusResponse {
+    uploads.sweep();
     coordinator.authenticate(req.clientId, req.sessionToken);
     const uploadId = uploadIdFromProto(req.uploadId, 'uploadId');
     if (!uploadId) throw new FederationError('invalid-argument', 'uploadId is required');

@@ -82,7 +82,7 @@ export class UploadRegistry {
    * A completed upload answers `completed` (its response may have been lost); another upload id
    * for the same round replaces an unfinished one.
    */
-  attach(header: UpdateHeader, uploadId: string, layout: readonly TensorLayout[]): { completed: true } | { completed: false; session: UploadSession; lease: UploadLease; resumedAt: number } {
+  attach(header: UpdateHeader, uploadId: string, layout: readonly TensorLayout[]): { completed: true } | { completed: false; session: UploadSession; lease: UploadLease; resumed: boolean; resumedAt: number } {
     this.sweep();
     const key = UploadRegistry.key(header.clientId, header.round, header.nonce);
     const fingerprint = fingerprintOf(header);
@@ -94,7 +94,7 @@ export class UploadRegistry {
       }
       e.owner = this.nextLease++;
       e.lastActive = this.now();
-      return { completed: false, session: e.session!, lease: { key, id: e.owner }, resumedAt: e.session!.receivedBytes };
+      return { completed: false, session: e.session!, lease: { key, id: e.owner }, resumed: true, resumedAt: e.session!.receivedBytes };
     }
     if (e?.completed) {
       throw new FederationError('already-exists', `client ${header.clientId} already delivered an update for round ${header.round} (upload ${e.uploadId})`);
@@ -104,7 +104,7 @@ export class UploadRegistry {
     this.reserve(session.byteSize);
     const entry: Entry = { key, uploadId, round: header.round, nonce: header.nonce, fingerprint, session, completed: false, owner: this.nextLease++, lastActive: this.now() };
     this.entries.set(key, entry);
-    return { completed: false, session, lease: { key, id: entry.owner }, resumedAt: 0 };
+    return { completed: false, session, lease: { key, id: entry.owner }, resumed: false, resumedAt: 0 };
   }
 
   /** A one-shot (non-resumable) upload's buffers, counted against the bound until `release()`. */

@@ -42,6 +42,7 @@ function bad(message: string): FederationError {
  * prefix. Chunks of a tensor arrive in order; a chunk is checked (layout, offset, size, its
  * SHA-256, and on a tensor's last chunk the whole-tensor SHA-256) before a byte is copied, so a
  * refused chunk leaves the session exactly as it was and the upload can resume after it.
+ * One-shot uploads refuse any overlap; resumable ones skip bytes they already hold if identical.
  */
 export class UploadSession {
   private readonly tensors = new Map<string, TensorState>();
@@ -70,12 +71,10 @@ export class UploadSession {
     if (!t) throw bad(`chunk for unknown ${label}`);
     const { offset, data } = chunk;
     if (chunk.totalBytes !== t.bytes.length) throw bad(`${label}: chunk says ${chunk.totalBytes} bytes in all, expected ${t.bytes.length}`);
-    if (offset < t.received) {
-      throw bad(`${label}: chunk at offset ${offset} was already received (${t.received} bytes verified); a duplicate is not counted twice, resume at offset ${t.received}`);
-    }
-    if (offset !== t.received) throw bad(`${label}: chunk at offset ${offset}, expected ${t.received}`);
+    if (offset > t.received) throw bad(`${label}: chunk at offset ${offset}, expected ${t.received}`);
     const end = offset + data.byteLength;
     if (end > t.bytes.length) throw bad(`${label}: chunk overruns the tensor (${end} > ${t.bytes.length} bytes)`);
+    if (offset < t.received && !this.requireHashes) throw bad(`${label}: chunk at offset ${offset} overlaps bytes already received (expected offset ${t.received})`);
     if (!chunk.sha256 && this.requireHashes) throw bad(`${label}: chunk at offset ${offset} lacks its sha256 (required in resumable uploads)`);
     if (chunk.sha256) {
       const actual = createHash('sha256').update(data).digest();
@@ -86,10 +85,17 @@ export class UploadSession {
         );
       }
     }
-    if (end === t.bytes.length) {
+    // A resumable upload may see bytes it already holds again (a replayed chunk, or a client that
+    // resumed from an older acknowledgement): identical bytes are skipped, never counted twice.
+    const overlap = Math.min(end, t.received) - offset;
+    if (overlap > 0 && !Buffer.from(t.bytes.buffer, t.bytes.byteOffset + offset, overlap).equals(Buffer.from(data.buffer, data.byteOffset, overlap))) {
+      throw bad(`${label}: chunk at offset ${offset} differs from the ${overlap} bytes already received there: an upload id must carry one update; start a new upload`);
+    }
+    const fresh = overlap > 0 ? data.subarray(overlap) : data;
+    if (end === t.bytes.length && end > t.received) {
       if (!chunk.tensorSha256 && this.requireHashes) throw bad(`${label}: its last chunk (offset ${offset}) lacks tensorSha256 (required in resumable uploads)`);
       if (chunk.tensorSha256) {
-        const whole = t.hash.copy().update(data).digest();
+        const whole = t.hash.copy().update(fresh).digest();
         if (!whole.equals(chunk.tensorSha256)) {
           throw new UploadIntegrityError(
             `${label}: the ${t.bytes.length} bytes received hash to ${whole.toString('hex')}, the last chunk (offset ${offset}) says ${hex(chunk.tensorSha256)}; the upload was discarded, start it again from offset 0`,
@@ -97,11 +103,12 @@ export class UploadSession {
           );
         }
       }
-    } else if (chunk.tensorSha256) {
+    } else if (chunk.tensorSha256 && end !== t.bytes.length) {
       throw bad(`${label}: tensorSha256 belongs on the tensor's last chunk, found on the chunk at offset ${offset} (ends at ${end} of ${t.bytes.length})`);
     }
-    t.bytes.set(data, offset);
-    t.hash.update(data);
+    if (end <= t.received) return;
+    t.bytes.set(fresh, t.received);
+    t.hash.update(fresh);
     t.received = end;
   }
 
