@@ -34,6 +34,10 @@ export function register(program: Command): void {
     .addOption(new Option('--dp-mode <mode>', 'institution-level DP-FedAvg: central (coordinator adds noise) or distributed (needs --secagg)').choices(['central', 'distributed']))
     .option('--dp-clip <C>', 'L2 clip of each update (DP-FedAvg)', numberOption('--dp-clip', 1e-9, 1e9), 0.1)
     .option('--dp-noise-multiplier <z>', 'noise std / clip (DP-FedAvg)', numberOption('--dp-noise-multiplier', 1e-9, 1e6), 1)
+    .option('--dp-adaptive-clip', 'adaptive clipping (Andrew et al. 2021, central mode): --dp-clip is the first round\'s C, then C follows a quantile of the update norms')
+    .option('--dp-adaptive-quantile <q>', 'with --dp-adaptive-clip: target quantile of unclipped updates', numberOption('--dp-adaptive-quantile', 1e-9, 1 - 1e-9), 0.5)
+    .option('--dp-adaptive-lr <x>', 'with --dp-adaptive-clip: learning rate of the geometric clip update', numberOption('--dp-adaptive-lr', 1e-9, 100), 0.2)
+    .option('--dp-adaptive-bit-noise <s>', 'with --dp-adaptive-clip: std of the noise on the count of unclipped updates (default max(clients/20, z))', numberOption('--dp-adaptive-bit-noise', 1e-9, 1e9))
     .option('--delta <d>', 'delta of the (epsilon, delta) guarantee', numberOption('--delta', 1e-300, 0.999), 1e-5)
     .option('--client-epsilon <e>', "each institution's own budget (rounds that would exceed it are refused)", numberOption('--client-epsilon', 1e-9, 1e9), 100)
     .option('--dp-sgd-clip <C>', 'record-level DP-SGD inside each client: per-sequence L2 clip (enables DP-SGD)', numberOption('--dp-sgd-clip', 1e-9, 1e9))
@@ -48,6 +52,9 @@ export function register(program: Command): void {
     .addOption(new Option('--log-level <level>', 'JSON log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('warn'))
     .option('--json', 'print one JSON document on stdout')
     .action(async (o) => {
+      if (o.dpAdaptiveClip && o.dpMode !== 'central') {
+        throw new CliError(`--dp-adaptive-clip needs --dp-mode central (received ${o.dpMode ? `--dp-mode ${o.dpMode}` : 'no --dp-mode'}): the clipped-indicator bit is not yet carried through secure aggregation`);
+      }
       const progress = o.json ? undefined : createProgressDisplay(o.rounds);
       const report = await runSimulation({
         clients: o.clients,
@@ -69,7 +76,14 @@ export function register(program: Command): void {
         seed: o.seed,
         silentClients: o.silentClients,
         privacy: o.dpMode
-          ? { mode: o.dpMode, clipNorm: o.dpClip, noiseMultiplier: o.dpNoiseMultiplier, delta: o.delta, clientEpsilon: o.clientEpsilon }
+          ? {
+              mode: o.dpMode,
+              clipNorm: o.dpClip,
+              noiseMultiplier: o.dpNoiseMultiplier,
+              delta: o.delta,
+              clientEpsilon: o.clientEpsilon,
+              ...(o.dpAdaptiveClip ? { adaptiveClipping: { targetQuantile: o.dpAdaptiveQuantile, learningRate: o.dpAdaptiveLr, bitNoiseStd: o.dpAdaptiveBitNoise } } : {}),
+            }
           : undefined,
         dpSgd: o.dpSgdClip !== undefined ? { clipNorm: o.dpSgdClip, noiseMultiplier: o.dpSgdNoiseMultiplier, epsilon: o.dpSgdEpsilon, delta: o.delta } : undefined,
         outDir: o.out,
@@ -80,7 +94,7 @@ export function register(program: Command): void {
       if (o.json) return printJson(report);
       process.stdout.write(
         `\n${formatTable(
-          ['round', 'status', 'participants', 'trainLoss', 'evalLoss', 'epsilon', 'recordEps', 'secAggMaxErr', 'seconds'],
+          ['round', 'status', 'participants', 'trainLoss', 'evalLoss', 'epsilon', 'clip', 'recordEps', 'secAggMaxErr', 'seconds'],
           report.rounds.map((r) => [
             r.round,
             r.status,
@@ -88,6 +102,7 @@ export function register(program: Command): void {
             r.trainLoss ?? '-',
             r.evalLoss ?? '-',
             r.epsilon ?? '-',
+            r.clipNorm ?? '-',
             r.recordEpsilon ?? '-',
             r.aggregateMaxAbsError ?? '-',
             (r.durationMs / 1000).toFixed(1),

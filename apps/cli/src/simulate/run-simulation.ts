@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel } from '@fedlora/model';
-import { ClientPrivacyGuard, generateLedgerKey } from '@fedlora/privacy';
+import { ClientPrivacyGuard, generateLedgerKey, resolveAdaptiveClipping } from '@fedlora/privacy';
 import type { EventLogger, LocalTrainer, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
-import { flattenInPlanOrder, runClient, silentLogger } from '@fedlora/federation';
+import { flattenInPlanOrder, plannedPrivacy, runClient, silentLogger } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
 import { evaluate, splitHeldOut, tokenizeToSequences } from '@fedlora/train';
@@ -69,6 +69,11 @@ export interface SimulationPrivacy {
   clientEpsilon: number;
   /** Per-client budgets that differ from clientEpsilon (by client name). */
   clientEpsilonOverrides?: Record<string, number>;
+  /**
+   * Quantile-based adaptive clipping (Andrew et al. 2021; central mode only): `clipNorm` is the
+   * first round's C; defaults are the paper's (gamma 0.5, eta_C 0.2, sigma_b max(m/20, z)).
+   */
+  adaptiveClipping?: { targetQuantile?: number; learningRate?: number; bitNoiseStd?: number };
 }
 
 /** Record-level DP-SGD settings of a simulation (every client uses them). */
@@ -99,6 +104,8 @@ export interface SimulationRound {
   durationMs: number;
   /** The federation's cumulative epsilon at the configured delta (with DP only). */
   epsilon?: number;
+  /** Institution-level DP: the clip norm C of this round (changes between rounds with adaptive clipping). */
+  clipNorm?: number;
   /** Record-level DP-SGD: the largest cumulative record-level epsilon over the clients. */
   recordEpsilon?: number;
   /** Clients that declined the round (for example: privacy budget). */
@@ -162,6 +169,11 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const minClients = o.minClients ?? (o.secagg && o.secagg.dropout > 0 ? Math.max(2, Math.ceil(o.clients / 2)) : o.clients);
   const distributed = o.privacy?.mode === 'distributed';
   if (distributed && !o.secagg) throw new RangeError('simulate: distributed noise needs secure aggregation (add --secagg): each update would otherwise leave with only its own share of noise');
+  if (o.privacy?.adaptiveClipping && (distributed || o.secagg)) {
+    throw new RangeError(
+      'simulate: adaptive clipping (--dp-adaptive-clip) is implemented for --dp-mode central without --secagg only: the clipped-indicator bit is not yet carried through secure aggregation',
+    );
+  }
   const noiseStddevPerClient = distributed ? (o.privacy!.noiseMultiplier * o.privacy!.clipNorm) / Math.sqrt(minClients) : 0;
   const secure = o.secagg ? createSecureSimulation(clients.map((c) => c.name), { ...o.secagg, seed: o.seed, noiseStddevPerClient }) : undefined;
   // One ledger key per institution, shared by its institution-level and record-level ledgers (the audit requires it).
@@ -177,6 +189,18 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       ledgerPath: join(outDir, 'federation-ledger.jsonl'),
       signer: { writer: 'coordinator', secretKey: generateLedgerKey().secretKey },
       rng: cryptoRandomBytes,
+      ...(o.privacy.adaptiveClipping
+        ? {
+            adaptive: resolveAdaptiveClipping({
+              noiseMultiplier: o.privacy.noiseMultiplier,
+              expectedClients: o.clients,
+              initialClip: o.privacy.clipNorm,
+              targetQuantile: o.privacy.adaptiveClipping.targetQuantile,
+              learningRate: o.privacy.adaptiveClipping.learningRate,
+              ...(o.privacy.adaptiveClipping.bitNoiseStd !== undefined ? { countNoiseStd: o.privacy.adaptiveClipping.bitNoiseStd } : {}),
+            }),
+          }
+        : {}),
     });
     ledgers.push(fedPrivacy.ledgerPath);
     for (const c of clients) {
@@ -251,7 +275,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         trainLoss: s.trainLoss,
         evalLoss: adapter ? await evalLoss(adapter) : null,
         durationMs: Math.round(s.endedAt - s.startedAt),
-        ...(recorded ? { epsilon: recorded.epsilon } : {}),
+        ...(recorded ? { epsilon: recorded.epsilon, clipNorm: plannedPrivacy(plan)?.clipNorm } : {}),
         ...(recordGuards.size ? { recordEpsilon: Math.max(...[...recordGuards.values()].map((g) => g.spent())) } : {}),
         ...(secure ? secureMetrics(s, plan, previous!, adapter) : {}),
         ...(s.declined.length ? { declined: s.declined } : {}),
