@@ -143,6 +143,7 @@ async function fuzzFederation(signing: boolean): Promise<void> {
         Decline: [{ ...session, round: 1, reason: 'budget' }],
         Heartbeat: [{ ...session, round: 1 }],
         GetStatus: [{}],
+        UploadStatus: [{ ...session, round: 1, nonce: 'n', uploadId: 'fuzz-upload-id-0000' }],
         SecAggExchange: [{ ...session, round: 1, stage: 'advertise', payload: Buffer.alloc(8), nonce: 'n', reportJson: '' }],
       };
 

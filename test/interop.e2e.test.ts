@@ -26,7 +26,7 @@ interface InteropResult {
   client: string;
   signer: string;
   finished: boolean;
-  rounds: Array<{ round: number; completed: string; adapterSha256: string; tensors: number; downloadChunks: number; bytes: number; heartbeatRoundOpen: boolean; uploadMessage: string }>;
+  rounds: Array<{ round: number; completed: string; adapterSha256: string; tensors: number; downloadChunks: number; bytes: number; heartbeatRoundOpen: boolean; uploadMessage: string; resumedAt: number }>;
   status: { state: string; totalRounds: number; rounds: Array<{ round: number; status: string; participantNames: string[]; adapterSha256: string | null }> };
 }
 
@@ -136,6 +136,8 @@ describe('a Python grpcio client built only from the .proto file', () => {
       expect(r.bytes).toBeGreaterThan(0);
       expect(r.heartbeatRoundOpen).toBe(true);
       expect(r.uploadMessage).toMatch(/accepted/);
+      // Round 2 resumed a resumable upload (per-chunk and whole-tensor SHA-256) after 2 chunks of 64 KiB or less.
+      if (r.round === 2) expect(r.resumedAt).toBeGreaterThan(0);
     }
     // A zero update leaves FedAvg's adapter unchanged: round 2 starts from round 1's adapter, bit for bit.
     expect(result.rounds[1]!.adapterSha256).toBe(result.rounds[0]!.adapterSha256);

@@ -4,7 +4,8 @@ file, and nothing from the TypeScript code base.
 
 It registers over mTLS, long-polls GetTask, downloads the global adapter stream and checks it
 against the plan (layout, offsets, sizes and the adapter SHA-256), uploads an all-zero update in
-chunks, and carries on until the coordinator says FINISHED. Every request also carries the
+chunks (round 1 one-shot; later rounds as a resumable, SHA-256-checked upload whose first stream
+ends early and is resumed after asking UploadStatus), and carries on until the coordinator says FINISHED. Every request also carries the
 signed request envelope (Ed25519 over the canonical JSON array) in gRPC metadata, so it works
 whether or not the coordinator verifies per-request signatures.
 
@@ -119,24 +120,59 @@ class Client:
             raise RuntimeError(f"adapter sha256: the plan says {plan.adapter_sha256}, the downloaded stream hashes to {h.hexdigest()}")
         return chunks, sum(len(b) for b in data.values())
 
-    def upload_zero(self, plan, token, client_id, chunk_bytes=64 * 1024):
+    def upload_zero(self, plan, token, client_id, chunk_bytes=64 * 1024, upload_id="", start_at=None, stop_after=None):
+        """Streams an all-zero update. With an upload_id the upload is resumable: every chunk carries its
+        SHA-256 and each tensor's last chunk the tensor's; `start_at` (tensor -> offset) resumes it and
+        `stop_after` ends the stream early after that many chunks (a client that lost its connection)."""
         header = self.pb["UpdateHeader"](
-            client_id=client_id, session_token=token, round=plan.round, nonce=plan.nonce, num_examples=self.args.num_examples, train_loss=0.0, metrics_json="{}"
+            client_id=client_id, session_token=token, round=plan.round, nonce=plan.nonce, num_examples=self.args.num_examples, train_loss=0.0, metrics_json="{}", upload_id=upload_id
         )
         for t in plan.tensors:
             header.tensors.add(name=t.name, shape=list(t.shape), dtype=t.dtype)
         first = self.pb["UploadMessage"](header=header)
+        start_at = start_at or {}
 
         def messages():
             yield first
+            sent = 0
             for t in plan.tensors:
                 total = expected_bytes(t)
-                for off in range(0, total, chunk_bytes):
+                for off in range(start_at.get(t.name, 0), total, chunk_bytes):
+                    if stop_after is not None and sent >= stop_after:
+                        return
                     n = min(chunk_bytes, total - off)
-                    yield self.pb["UploadMessage"](chunk=self.pb["TensorChunk"](round=plan.round, tensor_name=t.name, offset=off, total_bytes=total, data=bytes(n)))
+                    hashes = {}
+                    if upload_id:
+                        hashes["sha256"] = hashlib.sha256(bytes(n)).digest()
+                        if off + n == total:
+                            hashes["tensor_sha256"] = hashlib.sha256(bytes(total)).digest()
+                    yield self.pb["UploadMessage"](chunk=self.pb["TensorChunk"](round=plan.round, tensor_name=t.name, offset=off, total_bytes=total, data=bytes(n), **hashes))
+                    sent += 1
 
         md = self.metadata("UploadUpdate", plan.round, first.SerializeToString())
         return self.methods["UploadUpdate"](messages(), metadata=md, timeout=60)
+
+    def upload_status(self, plan, token, client_id, upload_id):
+        return self.unary("UploadStatus", round_no=plan.round, client_id=client_id, session_token=token, round=plan.round, nonce=plan.nonce, upload_id=upload_id)
+
+    def upload_resumable(self, plan, token, client_id):
+        """A resumable upload whose first stream ends after 2 chunks: asks UploadStatus and resumes at
+        the acknowledged offsets."""
+        upload_id = base64.urlsafe_b64encode(os.urandom(16)).decode("ascii").rstrip("=")
+        try:
+            self.upload_zero(plan, token, client_id, upload_id=upload_id, stop_after=2)
+            raise RuntimeError("a resumable upload that ended after 2 chunks was accepted")
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise RuntimeError(f"an upload that ended early: expected INVALID_ARGUMENT (incomplete, kept for a resume), received {err.code().name}: {err.details()}") from None
+        states = self.pb["UploadStatusResponse"].State
+        st = self.upload_status(plan, token, client_id, upload_id)
+        if st.state != states.Value("IN_PROGRESS") or st.received_bytes <= 0:
+            raise RuntimeError(f"upload status after a broken stream: expected IN_PROGRESS with bytes received, received state {st.state}, {st.received_bytes} bytes")
+        # (No status check afterwards: with a one-client cohort the round closes as soon as the update lands,
+        # and the status of a closed round is refused.)
+        res = self.upload_zero(plan, token, client_id, upload_id=upload_id, start_at={t.name: t.received_bytes for t in st.tensors})
+        return res, st.received_bytes
 
     def run(self):
         reg = self.unary("Register", client_name=self.name, federation_id=self.args.federation, num_examples=self.args.num_examples)
@@ -157,12 +193,17 @@ class Client:
                 continue
             chunks, nbytes = self.download(plan, reg.session_token, reg.client_id)
             beat = self.unary("Heartbeat", round_no=plan.round, client_id=reg.client_id, session_token=reg.session_token, round=plan.round)
-            res = self.upload_zero(plan, reg.session_token, reg.client_id)
+            # Round 1 uploads one-shot (the original protocol); later rounds resume a broken upload.
+            resumed_at = 0
+            if plan.round == 1:
+                res = self.upload_zero(plan, reg.session_token, reg.client_id)
+            else:
+                res, resumed_at = self.upload_resumable(plan, reg.session_token, reg.client_id)
             if not res.accepted:
                 raise RuntimeError(f"round {plan.round}: upload not accepted: {res.message}")
             completed = self.wait_round_completed(plan.round)
             rounds.append(
-                {"round": plan.round, "completed": completed, "adapterSha256": plan.adapter_sha256, "tensors": len(plan.tensors), "downloadChunks": chunks, "bytes": nbytes, "heartbeatRoundOpen": beat.round_open, "uploadMessage": res.message}
+                {"round": plan.round, "completed": completed, "adapterSha256": plan.adapter_sha256, "tensors": len(plan.tensors), "downloadChunks": chunks, "bytes": nbytes, "heartbeatRoundOpen": beat.round_open, "uploadMessage": res.message, "resumedAt": resumed_at}
             )
             log(event="round.uploaded", round=plan.round)
         else:
