@@ -316,6 +316,43 @@ static napi_value SparseXentBwd(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* adamw(p, g, m, v, pOut, mOut, vOut, hp): hp is a Float64Array of [lr, beta1, 1 - beta1, beta2,
+ * 1 - beta2, biasCorrection1, biasCorrection2, eps, 1 - lr * weightDecay, gradScale], each rounded
+ * to float32 here exactly as tfjs rounds a scalar operand. */
+static napi_value AdamW(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!get_args(env, info, 8, argv)) FAIL(type_error, "adamw(p, g, m, v, pOut, mOut, vOut, hp)");
+  float *p, *g, *m, *v, *po, *mo, *vo;
+  const int64_t n = f32(env, argv[0], &p);
+  const int64_t l1 = f32(env, argv[1], &g), l2 = f32(env, argv[2], &m), l3 = f32(env, argv[3], &v),
+                l4 = f32(env, argv[4], &po), l5 = f32(env, argv[5], &mo), l6 = f32(env, argv[6], &vo);
+  if (n < 0 || l1 < 0 || l2 < 0 || l3 < 0 || l4 < 0 || l5 < 0 || l6 < 0) return NULL;
+  if (l1 != n || l2 != n || l3 != n || l4 != n || l5 != n || l6 != n)
+    FAIL(range_error, "adamw: parameter, gradient, moments and outputs must have the same length");
+  bool is = false;
+  napi_is_typedarray(env, argv[7], &is);
+  napi_typedarray_type t;
+  size_t len = 0;
+  double *h = NULL;
+  if (is) napi_get_typedarray_info(env, argv[7], &t, &len, (void **)&h, NULL, NULL);
+  if (!is || t != napi_float64_array || len != 10) FAIL(type_error, "adamw: hp must be a Float64Array of 10 numbers");
+  const fl_adamw_hp hp = {(float)h[0], (float)h[1], (float)h[2], (float)h[3], (float)h[4],
+                          (float)h[5], (float)h[6], (float)h[7], (float)h[8], (float)h[9]};
+  fl_adamw(p, g, m, v, po, mo, vo, n, &hp);
+  return NULL;
+}
+
+/* sumSquares(x): sum of x[i]^2 as a double. */
+static napi_value SumSquares(napi_env env, napi_callback_info info) {
+  napi_value argv[1], out;
+  if (!get_args(env, info, 1, argv)) FAIL(type_error, "sumSquares(x)");
+  float *x;
+  const int64_t n = f32(env, argv[0], &x);
+  if (n < 0) return NULL;
+  CHECK(napi_create_double(env, fl_sum_squares(x, n), &out));
+  return out;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   fl_blas_load();
   const napi_property_descriptor props[] = {
@@ -334,6 +371,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"geluTanhBwd", NULL, GeluTanhBwd, NULL, NULL, NULL, napi_default, NULL},
       {"sparseXentFwd", NULL, SparseXentFwd, NULL, NULL, NULL, napi_default, NULL},
       {"sparseXentBwd", NULL, SparseXentBwd, NULL, NULL, NULL, napi_default, NULL},
+      {"adamw", NULL, AdamW, NULL, NULL, NULL, napi_default, NULL},
+      {"sumSquares", NULL, SumSquares, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
   return exports;

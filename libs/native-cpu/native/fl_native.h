@@ -56,4 +56,16 @@ void fl_sparse_xent_fwd(const float *logits, const int32_t *labels, float *loss,
 /* dlogits[r] = dloss[r] * (probs[r] - onehot(label[r])) */
 void fl_sparse_xent_bwd(const float *probs, const int32_t *labels, const float *dloss,
                         float *dlogits, int64_t rows, int64_t cols);
+
+/* ---- optimizer (optim.c) ---- */
+typedef struct {
+  float lr, beta1, oneMinusBeta1, beta2, oneMinusBeta2, biasCorrection1, biasCorrection2, eps;
+  float decay;     /* 1 - lr * weightDecay */
+  float gradScale; /* gradients are multiplied by this first (averaging, clipping) */
+} fl_adamw_hp;
+/* One AdamW step; the outputs may alias the inputs (in-place update). */
+void fl_adamw(const float *p, const float *g, const float *m, const float *v, float *pOut, float *mOut,
+              float *vOut, int64_t n, const fl_adamw_hp *hp);
+/* sum(x^2), accumulated in double across blocks. */
+double fl_sum_squares(const float *x, int64_t n);
 #endif

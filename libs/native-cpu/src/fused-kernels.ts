@@ -16,6 +16,7 @@ export const FusedKernelName = {
   sparseXent: 'FedloraSparseXent',
   sparseXentGrad: 'FedloraSparseXentGrad',
   softmaxGrad: 'FedloraSoftmaxGrad',
+  adamw: 'FedloraAdamW',
 } as const;
 
 function need(backend: CpuBackendLike, t: TensorInfo | undefined, name: string): Float32Array {
@@ -87,6 +88,18 @@ export function fusedKernels(addon: NativeAddon): Record<string, NativeKernel> {
       const loss = allocF32(rows), probs = allocF32(rows * cols);
       addon.sparseXentFwd(need(backend, logits, 'logits'), labelsOf(backend, inputs['labels'], rows), loss, probs, rows, cols);
       return [output(backend, logits.shape.slice(0, -1), loss), output(backend, logits.shape.slice(), probs)];
+    },
+    [FusedKernelName.adamw]: ({ inputs, backend, attrs }: KernelArgs) => {
+      const p = inputs['p']!;
+      const n = sizeOf(p.shape);
+      const scalars = attrs?.['scalars'];
+      if (!Array.isArray(scalars) || scalars.length !== 10) throw new TypeError('FedloraAdamW: attrs.scalars must hold 10 numbers (see adamwScalars)');
+      const pOut = allocF32(n), mOut = allocF32(n), vOut = allocF32(n);
+      addon.adamw(
+        need(backend, p, 'p'), need(backend, inputs['g'], 'g'), need(backend, inputs['m'], 'm'), need(backend, inputs['v'], 'v'),
+        pOut, mOut, vOut, Float64Array.from(scalars as number[]),
+      );
+      return [output(backend, p.shape.slice(), pOut), output(backend, p.shape.slice(), mOut), output(backend, p.shape.slice(), vOut)];
     },
     [FusedKernelName.sparseXentGrad]: ({ inputs, backend }: KernelArgs) => {
       const probs = inputs['probs']!;

@@ -22,5 +22,8 @@ export { geluTanh } from './fused-ops.js';
 export { sparseSoftmaxCrossEntropy } from './fused-ops.js';
 /** Whether the current backend runs the native kernels (callers pick layouts that suit BLAS). */
 export { nativeKernelsActive } from './fused-ops.js';
+/** One AdamW step per parameter tensor, one native pass when native kernels are registered. */
+export { adamwUpdate, sumOfSquares } from './optim-ops.js';
+export type { AdamWStep } from './optim-ops.js';
 /** Kernel names of the fused ops. */
 export { FusedKernelName } from './fused-kernels.js';

@@ -33,6 +33,13 @@ export interface NativeAddon {
   geluTanhBwd(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   sparseXentFwd(logits: Float32Array, labels: Int32Array, loss: Float32Array, probs: Float32Array, rows: number, cols: number): void;
   sparseXentBwd(probs: Float32Array, labels: Int32Array, dloss: Float32Array, dlogits: Float32Array, rows: number, cols: number): void;
+  /** One AdamW step; `hp` holds the ten scalars of adamwScalars (optim-ops.ts). Outputs may alias inputs. */
+  adamw(
+    p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array,
+    hp: Float64Array,
+  ): void;
+  /** sum(x^2), accumulated in double. */
+  sumSquares(x: Float32Array): number;
 }
 
 /** Operation codes shared with native/fl_native.h. */

@@ -31,4 +31,41 @@ describe('AdamW', () => {
     opt.dispose();
     p.dispose();
   });
+
+  it('keeps tf.memory() flat: two moments per parameter, nothing more across steps', () => {
+    const p = tf.variable(tf.zeros([4, 8]));
+    const q = tf.variable(tf.zeros([3]));
+    const grads = new Map<string, tf.Tensor>([['p', tf.ones([4, 8])], ['q', tf.ones([3])]]);
+    const before = tf.memory().numTensors;
+    const opt = new AdamW(new Map([['p', p], ['q', q]]));
+    expect(tf.memory().numTensors).toBe(before + 4);
+    for (let i = 0; i < 5; i++) opt.apply(grads, 1e-3, 0.5);
+    expect(tf.memory().numTensors).toBe(before + 4);
+    opt.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose([p, q, ...grads.values()]);
+  });
+
+  it('scales the gradient by gradScale before the update', async () => {
+    const a = tf.variable(tf.tensor1d([1, -2]));
+    const b = tf.variable(tf.tensor1d([1, -2]));
+    const optA = new AdamW(new Map([['p', a]]), { weightDecay: 0 });
+    const optB = new AdamW(new Map([['p', b]]), { weightDecay: 0 });
+    for (const g of [[0.5, -1], [0.1, 0.2]]) {
+      optA.apply(new Map([['p', tf.tensor1d(g.map((x) => x * 0.25))]]), 0.1);
+      optB.apply(new Map([['p', tf.tensor1d(g)]]), 0.1, 0.25);
+    }
+    expect([...(await b.data())]).toEqual([...(await a.data())]);
+    tf.dispose([a, b]);
+    optA.dispose();
+    optB.dispose();
+  });
+
+  it('names the parameter whose gradient is missing', () => {
+    const p = tf.variable(tf.zeros([2]));
+    const opt = new AdamW(new Map([['lora_A', p]]));
+    expect(() => opt.apply(new Map(), 0.1)).toThrow(/no gradient for "lora_A"/);
+    opt.dispose();
+    p.dispose();
+  });
 });

@@ -2,8 +2,11 @@
  * AdamW (Loshchilov & Hutter 2019, Algorithm 2) over tfjs variables, with the update order of
  * torch.optim.AdamW: p <- p (1 - lr wd); m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2;
  * p <- p - lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps).
+ * Each parameter's step is one fused native kernel on the native cpu path and the same float32
+ * arithmetic from tfjs ops elsewhere (`adamwUpdate`, bit-identical on both).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { adamwUpdate } from '@fedlora/native-cpu';
 
 /** AdamW hyper-parameters (torch defaults). */
 export interface AdamWOptions {
@@ -43,28 +46,34 @@ export class AdamW {
       const m0 = state?.m.get(name);
       const v0 = state?.v.get(name);
       if (state && (!m0 || !v0)) throw new RangeError(`AdamW state lacks moments for "${name}"`);
-      this.m.set(name, tf.variable(m0 ? tf.tensor(m0, p.shape) : tf.zerosLike(p), false));
-      this.v.set(name, tf.variable(v0 ? tf.tensor(v0, p.shape) : tf.zerosLike(p), false));
+      // A variable shares its initial tensor's data: dispose the initial tensor, keep the variable.
+      const mInit = m0 ? tf.tensor(m0, p.shape) : tf.zerosLike(p);
+      const vInit = v0 ? tf.tensor(v0, p.shape) : tf.zerosLike(p);
+      this.m.set(name, tf.variable(mInit, false));
+      this.v.set(name, tf.variable(vInit, false));
+      tf.dispose([mInit, vInit]);
     }
     this.t = state?.step ?? 0;
   }
 
-  /** Applies one update with learning rate `lr`; grads are keyed like the params. */
-  apply(grads: Map<string, tf.Tensor>, lr: number): void {
+  /**
+   * Applies one update with learning rate `lr`; grads are keyed like the params and multiplied by
+   * `gradScale` first (the trainer folds micro-batch averaging and clipping in here).
+   */
+  apply(grads: Map<string, tf.Tensor>, lr: number, gradScale = 1): void {
+    for (const name of this.params.keys()) {
+      if (!grads.has(name)) throw new RangeError(`AdamW.apply: no gradient for "${name}"`);
+    }
     this.t++;
-    const bc1 = 1 - this.b1 ** this.t;
-    const bc2 = 1 - this.b2 ** this.t;
+    const hyper = { lr, beta1: this.b1, beta2: this.b2, eps: this.eps, weightDecay: this.wd, step: this.t, gradScale };
     tf.tidy(() => {
       for (const [name, p] of this.params) {
-        const g = grads.get(name);
-        if (!g) throw new RangeError(`AdamW.apply: no gradient for "${name}"`);
         const m = this.m.get(name)!;
         const v = this.v.get(name)!;
-        m.assign(tf.add(tf.mul(m, this.b1), tf.mul(g, 1 - this.b1)));
-        v.assign(tf.add(tf.mul(v, this.b2), tf.mul(tf.square(g), 1 - this.b2)));
-        const denom = tf.add(tf.sqrt(tf.div(v, bc2)), this.eps);
-        const update = tf.div(tf.div(m, bc1), denom);
-        p.assign(tf.sub(tf.mul(p, 1 - lr * this.wd), tf.mul(update, lr)));
+        const [p1, m1, v1] = adamwUpdate(p, grads.get(name)!, m, v, hyper);
+        p.assign(p1);
+        m.assign(m1);
+        v.assign(v1);
       }
     });
   }

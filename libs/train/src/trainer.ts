@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes, shuffleInPlace, uniformInt } from '@fedlora/tensor';
 import { assertAdapterLayout, crossEntropy, crossEntropySum, loraRuntime, disposeLoraRuntime, valueAndGradsFrugal, type CausalLM, type LoraConfig } from '@fedlora/model';
+import { sumOfSquares } from '@fedlora/native-cpu';
 import { AdamW, type AdamWState } from './adamw.js';
 import { warmupCosine } from './schedule.js';
 
@@ -88,7 +89,12 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
   const mu = opts.proximalMu ?? 0;
   if (!(mu >= 0)) throw new RangeError(`proximalMu must be >= 0, received ${mu}`);
   const vars = new Map<string, tf.Variable>();
-  for (const [name, t] of start) vars.set(name, tf.variable(tf.tensor(t.data, t.shape), true, `lora/${name}/${++runCounter}`));
+  for (const [name, t] of start) {
+    // The variable shares the initial tensor's data; dispose the tensor so nothing leaks per run.
+    const init = tf.tensor(t.data, t.shape);
+    vars.set(name, tf.variable(init, true, `lora/${name}/${++runCounter}`));
+    init.dispose();
+  }
   const optimizer = new AdamW(vars, { weightDecay: opts.weightDecay ?? 0 }, opts.resume?.optimizer);
   const anchor = mu > 0 ? new Map([...adapter].map(([name, t]) => [name, tf.tensor(t.data, t.shape)])) : undefined;
   const firstStep = opts.resume?.optimizer.step ?? 0;
@@ -152,9 +158,9 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
           g.dispose();
         }
       }
-      const gradNorm = await clipAndScale(grads, 1 / accum, opts.gradClipNorm ?? 0);
+      const { norm: gradNorm, factor } = clipFactor(grads, 1 / accum, opts.gradClipNorm ?? 0);
       const lr = warmupCosine(s, totalSteps, opts.learningRate, opts.warmupSteps ?? 0);
-      optimizer.apply(grads, lr);
+      optimizer.apply(grads, lr, factor);
       for (const g of grads.values()) g.dispose();
       lossSum += stepLoss;
       stepsRun++;
@@ -234,19 +240,14 @@ export function toTensors(batch: Int32Array[], seqLen: number): { inputs: tf.Ten
   return { inputs: tf.tensor2d(inp, [batch.length, seqLen], 'int32'), targets: tf.tensor1d(tgt, 'int32') };
 }
 
-/** Scales gradients by `scale`, then clips their global L2 norm to `clip` (if > 0); returns the pre-clip norm. */
-async function clipAndScale(grads: Map<string, tf.Tensor>, scale: number, clip: number): Promise<number> {
-  const normT = tf.tidy(() => tf.mul(tf.sqrt(tf.addN([...grads.values()].map((g) => tf.sum(tf.square(g))))), scale));
-  const norm = (await normT.data())[0]!;
-  normT.dispose();
-  const factor = clip > 0 && norm > clip ? (scale * clip) / (norm + 1e-6) : scale;
-  if (factor !== 1) {
-    for (const [k, g] of grads) {
-      grads.set(k, tf.mul(g, factor));
-      g.dispose();
-    }
-  }
-  return norm;
+/**
+ * The global L2 norm of the gradients scaled by `scale` (the pre-clip norm), and the factor that
+ * scales them and clips that norm to `clip` (if > 0). The optimizer applies the factor in its own
+ * pass, so no scaled copy of the gradients is made.
+ */
+function clipFactor(grads: Map<string, tf.Tensor>, scale: number, clip: number): { norm: number; factor: number } {
+  const norm = Math.sqrt(sumOfSquares([...grads.values()])) * scale;
+  return { norm, factor: clip > 0 && norm > clip ? (scale * clip) / (norm + 1e-6) : scale };
 }
 
 async function hostAdapter(vars: Map<string, tf.Variable>): Promise<NamedTensors> {
