@@ -15,7 +15,7 @@ import {
 } from '@fedlora/model';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes, uniform01, uniformInt } from '@fedlora/tensor';
-import { ghostClippedLoraGradSum, padBatch, weightedExampleLoss, type ClippedSumMethod } from './dp-sgd-ghost.js';
+import { ghostClippedLoraGradSum, padBatch, weightedExampleLoss, type ClippedSumMethod, type GhostCompute } from './dp-sgd-ghost.js';
 import { perExampleLoraGrads, privateLoraGradient } from './dp-sgd-grads.js';
 import { trainLocalDpSgd } from './dp-sgd.js';
 
@@ -82,15 +82,15 @@ async function bruteForce(f: Fixture, vars: Map<string, tf.Variable>, clip: numb
 
 for (const name of ['fedlora-tiny', 'llama']) {
   describe(`ghostClippedLoraGradSum on ${name}`, () => {
-    for (const method of ['traces', 'reweighted-backward'] as ClippedSumMethod[]) {
-      it(`matches brute-force per-example norms and clipped sums, some examples clipped and some not, padded lengths (${method})`, async () => {
+    for (const [method, compute] of [['traces', 'device'], ['traces', 'host'], ['reweighted-backward', 'device'], ['reweighted-backward', 'host']] as Array<[ClippedSumMethod, GhostCompute]>) {
+      it(`matches brute-force per-example norms and clipped sums, some examples clipped and some not, padded lengths (${method}, ${compute})`, async () => {
         const f = fixtures.get(name)!;
         const vars = variables(f.adapter);
         const probe = await bruteForce(f, vars, 1e9);
         const sorted = [...probe.normsSq].sort((a, b) => a - b);
         const clip = Math.sqrt(sorted[Math.floor(sorted.length / 2)]!) * 0.99; // about half are clipped
         const want = await bruteForce(f, vars, clip);
-        const got = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data, { clipNorm: clip, dropoutSeed: 0, clippedSum: method });
+        const got = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data, { clipNorm: clip, dropoutSeed: 0, clippedSum: method, compute });
         disposeAll(vars);
         got.normsSq.forEach((n, i) => expect(Math.abs(n / want.normsSq[i]! - 1)).toBeLessThan(1e-4));
         const clipped = Array.from(got.factors).filter((c) => c < 1).length;
@@ -103,13 +103,13 @@ for (const name of ['fedlora-tiny', 'llama']) {
 }
 
 describe('ghostClippedLoraGradSum', () => {
-  it('ignores padding: a sequence padded inside a batch has the gradient it has alone', async () => {
+  it.each(['device', 'host'] as GhostCompute[])('ignores padding: a sequence padded inside a batch has the gradient it has alone (%s)', async (compute) => {
     const f = fixtures.get('fedlora-tiny')!;
     const vars = variables(f.adapter);
     const short = f.data[4]!; // 9 tokens among sequences of 33
-    const alone = await ghostClippedLoraGradSum(f.model, f.lora, vars, [short], { clipNorm: 1e9, dropoutSeed: 0 });
-    const batched = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data, { clipNorm: 1e9, dropoutSeed: 0 });
-    const others = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data.filter((s) => s !== short), { clipNorm: 1e9, dropoutSeed: 0 });
+    const alone = await ghostClippedLoraGradSum(f.model, f.lora, vars, [short], { clipNorm: 1e9, dropoutSeed: 0, compute });
+    const batched = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data, { clipNorm: 1e9, dropoutSeed: 0, compute });
+    const others = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data.filter((s) => s !== short), { clipNorm: 1e9, dropoutSeed: 0, compute });
     disposeAll(vars);
     expect(Math.abs(batched.normsSq[4]! / alone.normsSq[0]! - 1)).toBeLessThan(1e-4);
     const rest = flat(others.clippedSum);
@@ -117,14 +117,14 @@ describe('ghostClippedLoraGradSum', () => {
     expect(relErr(diff, flat(alone.clippedSum))).toBeLessThan(1e-3);
   });
 
-  it('uses the dropout-masked inputs: norms equal those of each example alone in the same masked pass', async () => {
+  it.each(['device', 'host'] as GhostCompute[])('uses the dropout-masked inputs: norms equal those of each example alone in the same masked pass (%s)', async (compute) => {
     const f = fixtures.get('llama')!;
     const lora = { ...f.lora, dropout: 0.4 };
     const vars = variables(f.adapter);
     const names = [...vars.keys()];
     const batch = padBatch(f.data);
     const seed = 1234;
-    const got = await ghostClippedLoraGradSum(f.model, lora, vars, f.data, { clipNorm: 1e9, dropoutSeed: seed });
+    const got = await ghostClippedLoraGradSum(f.model, lora, vars, f.data, { clipNorm: 1e9, dropoutSeed: seed, compute });
     // Reference: example i's gradient alone, from the same padded batch and masks (loss weight e_i).
     const want = f.data.map((_, i) => {
       const w = f.data.map((__, j) => (j === i ? 1 : 0));
@@ -136,7 +136,7 @@ describe('ghostClippedLoraGradSum', () => {
       tf.dispose(g);
       return sq;
     });
-    const noDropout = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data, { clipNorm: 1e9, dropoutSeed: seed });
+    const noDropout = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data, { clipNorm: 1e9, dropoutSeed: seed, compute });
     tf.dispose([batch.inputs, batch.targets]);
     disposeAll(vars);
     got.normsSq.forEach((n, i) => expect(Math.abs(n / want[i]! - 1)).toBeLessThan(1e-4));
@@ -187,12 +187,12 @@ describe('trainLocalDpSgd with ghost clipping', () => {
     expect(relErr(flat(ghost.adapter), flat(brute.adapter))).toBeLessThan(1e-4);
   });
 
-  it('does not leak tensors across steps with either clipped-sum method', async () => {
+  it('does not leak tensors across steps with any clipped-sum method and compute place', async () => {
     const f = fixtures.get('llama')!;
-    for (const clippedSum of ['traces', 'reweighted-backward'] as ClippedSumMethod[]) {
+    for (const [clippedSum, ghostCompute] of [['traces', 'device'], ['traces', 'host'], ['reweighted-backward', 'device']] as Array<[ClippedSumMethod, GhostCompute]>) {
       const leaked = async (steps: number) => {
         const n = tf.memory().numTensors;
-        await trainLocalDpSgd(f.model, f.lora, f.adapter, f.data, { steps, samplingRate: 0.5, clipNorm: 1, noiseMultiplier: 1, learningRate: 1e-3, rng: seededRandomBytes(steps), clippedSum });
+        await trainLocalDpSgd(f.model, f.lora, f.adapter, f.data, { steps, samplingRate: 0.5, clipNorm: 1, noiseMultiplier: 1, learningRate: 1e-3, rng: seededRandomBytes(steps), clippedSum, ghostCompute });
         return tf.memory().numTensors - n;
       };
       const one = await leaked(1);

@@ -5,9 +5,17 @@
  * Large Model at Small Cost", Algorithm 1). LoRA layers are linear in A and B, so example i's
  * gradients are dB_i = s G_i^T (X_i A^T) and dA_i = s (G_i B)^T X_i, where X_i and G_i are the rows
  * of the layer's input and output gradient that belong to example i (`loraLayerTraces`). The
- * squared norms come from those factors (`loraPerExampleGradNormsSq`), then the clipped sum
- * sum_i min(1, C / ||g_i||) g_i either from the same factors (`loraClippedGradSums`, default) or
- * from a second backward pass of the loss re-weighted by the clip factors.
+ * squared norms and the clipped sum sum_i min(1, C / ||g_i||) g_i come from those factors, either
+ * on the device (default: batched matmuls, float32) or on the host in float64 with libs/privacy's
+ * `loraPerExampleGradNormsSq` and `loraClippedGradSums`; or the clipped sum comes from a second
+ * backward pass of the loss re-weighted by the clip factors (`reweighted-backward`).
+ *
+ * For LoRA the per-example factors s G_i^T H_i ([dOut, r]) and s P_i^T X_i ([r, dIn]) are small,
+ * so forming them is cheaper than the Gram ("ghost norm") form <G_i G_i^T, H_i H_i^T> whenever
+ * T > r (T^2 (dOut + r) versus T dOut r): the device path forms them for the whole batch in two
+ * batched matmuls per layer and keeps only their squared norms (the host path picks the cheaper
+ * form per factor, `gramProductNormSq`). Neither materialises the full per-example gradient of a
+ * backward pass per example.
  *
  * Examples stay separate in the batch: attention is causal within each row of ids and nothing
  * mixes rows. Sequences of unequal length are right-padded; the loss ignores padded targets and
@@ -27,6 +35,7 @@ import {
   valueAndGradsFrugal,
   type CausalLM,
   type LoraConfig,
+  type LoraLayerTrace,
   type LoraRuntime,
 } from '@fedlora/model';
 
@@ -37,6 +46,9 @@ import {
  */
 export type ClippedSumMethod = 'traces' | 'reweighted-backward';
 
+/** Where norms and the clipped sum are computed from the traces: tfjs (float32) or the host (float64, libs/privacy). */
+export type GhostCompute = 'device' | 'host';
+
 /** Options of `ghostClippedLoraGradSum`. */
 export interface GhostClipOptions {
   clipNorm: number;
@@ -44,6 +56,8 @@ export interface GhostClipOptions {
   dropoutSeed: number;
   /** Default `traces`. */
   clippedSum?: ClippedSumMethod;
+  /** Default `device`. */
+  compute?: GhostCompute;
 }
 
 /** Result of `ghostClippedLoraGradSum`. */
@@ -111,37 +125,92 @@ export async function ghostClippedLoraGradSum(
     const zero: NamedTensors = new Map([...vars].map(([n, v]) => [n, { shape: [...v.shape], data: new Float32Array(v.size) }]));
     return { clippedSum: zero, normsSq: new Float64Array(0), factors: new Float64Array(0), lossSum: 0 };
   }
+  const compute = o.compute ?? 'device';
+  if (compute !== 'device' && compute !== 'host') throw new RangeError(`compute must be "device" or "host", received ${JSON.stringify(compute)}`);
   const rt = loraRuntime(model, lora, new Map(vars));
   const batch = padBatch(sequences);
   const fwd = { training: true, seed: o.dropoutSeed };
   try {
     const traces = loraLayerTraces(model, batch.inputs, rt, (logits) => weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen), fwd);
-    let layers: Map<string, LoraNormInputs>;
     let lossSum: number;
+    let normsSq: Float64Array;
+    let factors: Float64Array;
+    let clippedSum: NamedTensors | undefined;
     try {
       lossSum = (await traces.loss.data())[0]!;
-      layers = await normInputs(rt, traces.layers, sequences.length, batch.seqLen);
+      const host = compute === 'host' ? await normInputs(rt, traces.layers, sequences.length, batch.seqLen) : undefined;
+      normsSq = host ? hostNormsSq(host, sequences.length) : await deviceNormsSq(rt, traces.layers, sequences.length, batch.seqLen);
+      normsSq.forEach((n, i) => {
+        if (!Number.isFinite(n)) throw new RangeError(`example ${i} has a non-finite gradient (squared norm ${n}); lower the learning rate or check the data`);
+      });
+      factors = clipFactors(normsSq, o.clipNorm);
+      if (method === 'traces') clippedSum = host ? hostClippedSum(vars, host, factors) : await deviceClippedSum(vars, rt, traces.layers, factors, batch.seqLen);
     } finally {
       disposeLoraTraces(traces);
     }
-    const normsSq = new Float64Array(sequences.length);
-    for (const x of layers.values()) {
-      const { total } = loraPerExampleGradNormsSq(x);
-      for (let i = 0; i < normsSq.length; i++) normsSq[i] = normsSq[i]! + total[i]!;
-    }
-    normsSq.forEach((n, i) => {
-      if (!Number.isFinite(n)) throw new RangeError(`example ${i} has a non-finite gradient (squared norm ${n}); lower the learning rate or check the data`);
-    });
-    const factors = clipFactors(normsSq, o.clipNorm);
-    const clippedSum = method === 'traces' ? sumFromTraces(vars, layers, factors) : await sumByReweightedBackward(model, lora, vars, batch, factors, fwd);
+    clippedSum ??= await sumByReweightedBackward(model, lora, vars, batch, factors, fwd);
     return { clippedSum, normsSq, factors, lossSum };
   } finally {
     tf.dispose([batch.inputs, batch.targets]);
   }
 }
 
+/**
+ * ||g_i||^2 summed over the layers, on the device: per layer the batch's s G_i^T H_i and
+ * s P_i^T X_i in two batched matmuls, squared and summed per example; one download of [B].
+ */
+async function deviceNormsSq(rt: LoraRuntime, traces: Map<string, LoraLayerTrace>, batch: number, seqLen: number): Promise<Float64Array> {
+  const total = tf.tidy(() => {
+    const perLayer = [...traces].map(([path, { input, outputGrad }]) => {
+      const { a, b } = rt.modules.get(path)!;
+      const h = tf.reshape(tf.matMul(input, a, false, true), [batch, seqLen, a.shape[0]]);
+      const p = tf.reshape(tf.matMul(outputGrad, b), [batch, seqLen, a.shape[0]]);
+      const dB = tf.matMul(tf.reshape(outputGrad, [batch, seqLen, b.shape[0]]), h, true, false); // [B, dOut, r]
+      const dA = tf.matMul(p, tf.reshape(input, [batch, seqLen, a.shape[1]]), true, false); // [B, r, dIn]
+      return tf.add(tf.sum(tf.square(dB), [1, 2]), tf.sum(tf.square(dA), [1, 2]));
+    });
+    return tf.mul(perLayer.length > 1 ? tf.addN(perLayer) : perLayer[0]!, rt.scale * rt.scale);
+  });
+  const out = Float64Array.from((await total.data()) as Float32Array);
+  total.dispose();
+  return out;
+}
+
+/** sum_i c_i g_i on the device: dB = s (c G)^T H and dA = s (c G B)^T X per layer (c repeated over each example's rows). */
+async function deviceClippedSum(vars: ReadonlyMap<string, tf.Variable>, rt: LoraRuntime, traces: Map<string, LoraLayerTrace>, factors: Float64Array, seqLen: number): Promise<NamedTensors> {
+  const rowFactors = new Float32Array(factors.length * seqLen);
+  factors.forEach((c, i) => rowFactors.fill(c * rt.scale, i * seqLen, (i + 1) * seqLen));
+  const device = tf.tidy(() => {
+    const c = tf.tensor2d(rowFactors, [rowFactors.length, 1]);
+    const out: Record<string, tf.Tensor> = {}; // a plain object: tidy keeps the tensors of objects, not of Maps
+    for (const [path, { input, outputGrad }] of traces) {
+      const { a, b } = rt.modules.get(path)!;
+      const gc = tf.mul(outputGrad, c);
+      out[peftName(path, 'B')] = tf.matMul(gc, tf.matMul(input, a, false, true), true, false);
+      out[peftName(path, 'A')] = tf.matMul(tf.matMul(gc, b), input, true, false);
+    }
+    return out;
+  });
+  try {
+    const sums = new Map<string, Float32Array>();
+    for (const [name, t] of Object.entries(device)) sums.set(name, (await t.data()) as Float32Array);
+    return inVarOrder(vars, sums);
+  } finally {
+    tf.dispose(Object.values(device));
+  }
+}
+
+function hostNormsSq(layers: Map<string, LoraNormInputs>, batch: number): Float64Array {
+  const normsSq = new Float64Array(batch);
+  for (const x of layers.values()) {
+    const { total } = loraPerExampleGradNormsSq(x);
+    for (let i = 0; i < batch; i++) normsSq[i] = normsSq[i]! + total[i]!;
+  }
+  return normsSq;
+}
+
 /** Host copies of each layer's X, G, A, B and of H = X A^T, P = G B (formed on the device). */
-async function normInputs(rt: LoraRuntime, traces: Map<string, { input: tf.Tensor2D; outputGrad: tf.Tensor2D }>, batch: number, seqLen: number): Promise<Map<string, LoraNormInputs>> {
+async function normInputs(rt: LoraRuntime, traces: Map<string, LoraLayerTrace>, batch: number, seqLen: number): Promise<Map<string, LoraNormInputs>> {
   const out = new Map<string, LoraNormInputs>();
   for (const [path, { input, outputGrad }] of traces) {
     const { a, b } = rt.modules.get(path)!;
@@ -166,16 +235,21 @@ async function normInputs(rt: LoraRuntime, traces: Map<string, { input: tf.Tenso
   return out;
 }
 
-function sumFromTraces(vars: ReadonlyMap<string, tf.Variable>, layers: Map<string, LoraNormInputs>, factors: Float64Array): NamedTensors {
-  const byName = new Map<string, Float32Array>();
+function hostClippedSum(vars: ReadonlyMap<string, tf.Variable>, layers: Map<string, LoraNormInputs>, factors: Float64Array): NamedTensors {
+  const sums = new Map<string, Float32Array>();
   for (const [path, x] of layers) {
     const { dA, dB } = loraClippedGradSums(x, factors);
-    byName.set(peftName(path, 'A'), dA);
-    byName.set(peftName(path, 'B'), dB);
+    sums.set(peftName(path, 'A'), dA);
+    sums.set(peftName(path, 'B'), dB);
   }
+  return inVarOrder(vars, sums);
+}
+
+/** The sums in the order and shapes of `vars` (the noise is drawn tensor by tensor in that order). */
+function inVarOrder(vars: ReadonlyMap<string, tf.Variable>, sums: Map<string, Float32Array>): NamedTensors {
   const out: NamedTensors = new Map();
   for (const [name, v] of vars) {
-    const data = byName.get(name);
+    const data = sums.get(name);
     if (!data) throw new Error(`ghost clipping: no LoRA layer produced the gradient of "${name}"`);
     out.set(name, { shape: [...v.shape], data });
   }

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { addGaussianNoiseToSum, privatizeGradients } from '@fedlora/privacy';
 import { crossEntropy, loraRuntime, type CausalLM, type LoraConfig } from '@fedlora/model';
-import { ghostClippedLoraGradSum, type ClippedSumMethod } from './dp-sgd-ghost.js';
+import { ghostClippedLoraGradSum, type ClippedSumMethod, type GhostCompute } from './dp-sgd-ghost.js';
 import { toTensors } from './trainer.js';
 
 /**
@@ -61,6 +61,8 @@ export interface PrivateGradientOptions {
   method?: PerExampleMethod;
   /** Ghost method only: how the clipped sum is formed (default `traces`). */
   clippedSum?: ClippedSumMethod;
+  /** Ghost method only: norms and sums on the device (default) or on the host in float64. */
+  compute?: GhostCompute;
 }
 
 /** Result of `privateLoraGradient`. */
@@ -98,7 +100,7 @@ export async function privateLoraGradient(
   if (method !== 'ghost') throw new RangeError(`method must be "ghost" or "per-example", received ${JSON.stringify(method)}`);
   if (!(o.noiseMultiplier >= 0)) throw new RangeError(`noiseMultiplier must be >= 0, received ${o.noiseMultiplier}`);
   if (!(o.expectedBatchSize > 0)) throw new RangeError(`expectedBatchSize must be > 0, received ${o.expectedBatchSize}`);
-  const g = await ghostClippedLoraGradSum(model, lora, vars, sequences, { clipNorm: o.clipNorm, dropoutSeed: o.dropoutSeed, clippedSum: o.clippedSum });
+  const g = await ghostClippedLoraGradSum(model, lora, vars, sequences, { clipNorm: o.clipNorm, dropoutSeed: o.dropoutSeed, clippedSum: o.clippedSum, compute: o.compute });
   const noisy = addGaussianNoiseToSum(g.clippedSum, { clipNorm: o.clipNorm, noiseMultiplier: o.noiseMultiplier, rng: o.rng });
   const gradient: NamedTensors = new Map();
   for (const [name, t] of noisy) gradient.set(name, { shape: t.shape, data: t.data.map((v) => v / o.expectedBatchSize) });

@@ -24,7 +24,7 @@ import { assertAdapterLayout, loraTargets, type CausalLM, type LoraConfig } from
 import { DEFAULT_GRID_FRACTION, gridSensitivity, poissonSample, type DpSgdParams } from '@fedlora/privacy';
 import { AdamW } from './adamw.js';
 import { privateLoraGradient, type PerExampleMethod } from './dp-sgd-grads.js';
-import type { ClippedSumMethod } from './dp-sgd-ghost.js';
+import type { ClippedSumMethod, GhostCompute } from './dp-sgd-ghost.js';
 import { warmupCosine } from './schedule.js';
 
 /** Progress of one DP-SGD step. */
@@ -61,6 +61,8 @@ export interface DpSgdTrainOptions {
   perExampleGradients?: PerExampleMethod;
   /** Ghost only: the clipped sum from the recorded traces (`traces`, default) or a second, re-weighted backward pass. */
   clippedSum?: ClippedSumMethod;
+  /** Ghost only: norms and the clipped sum on the device (`device`, default) or on the host in float64 (`host`). */
+  ghostCompute?: GhostCompute;
 }
 
 /** Result of `trainLocalDpSgd`. */
@@ -130,6 +132,7 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
         dropoutSeed,
         method: opts.perExampleGradients,
         clippedSum: opts.clippedSum,
+        compute: opts.ghostCompute,
       });
       const lr = warmupCosine(s, opts.steps, opts.learningRate, opts.warmupSteps ?? 0);
       const device = new Map<string, tf.Tensor>([...gradient].map(([n, t]) => [n, tf.tensor(t.data, t.shape)]));
