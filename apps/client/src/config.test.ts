@@ -96,6 +96,22 @@ describe('loadClientConfig', () => {
 
   it('rejects unknown keys with the list of known ones', () => {
     const p = problems(() => parseClientConfig(base({ dpSgd: { clipNorm: 1, noiseMultiplier: 1, sigma: 2 } })));
-    expect(p).toEqual(['client config: dpSgd: unknown key "sigma"; expected one of clipNorm, noiseMultiplier']);
+    expect(p).toEqual(['client config: dpSgd: unknown key "sigma"; expected one of clipNorm, noiseMultiplier, epsilon, delta']);
+  });
+});
+
+describe('dpSgd record-level budget', () => {
+  it('takes epsilon and delta, or shares privacy.delta', () => {
+    expect(parseClientConfig(base({ dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 3, delta: 1e-6 } })).dpSgd).toEqual({ clipNorm: 1, noiseMultiplier: 1, epsilon: 3, delta: 1e-6 });
+    expect(parseClientConfig(base({ privacy: { epsilon: 10, delta: 1e-5 }, dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 3 } })).dpSgd?.epsilon).toBe(3);
+  });
+
+  it('names the missing half of the budget', () => {
+    expect(problems(() => parseClientConfig(base({ dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 3 } })))).toEqual([
+      'client config: dpSgd.delta: expected a number in (0, 1) with dpSgd.epsilon (or privacy.delta to share), received nothing',
+    ]);
+    expect(problems(() => parseClientConfig(base({ dpSgd: { clipNorm: 1, noiseMultiplier: 1, delta: 1e-5 } })))).toEqual([
+      'client config: dpSgd.epsilon: expected the record-level budget epsilon (> 0) with dpSgd.delta, received nothing',
+    ]);
   });
 });

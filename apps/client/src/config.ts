@@ -48,10 +48,18 @@ const BudgetSchema = z.strictObject({
   delta: unitOpen(),
 });
 
-/** Record-level DP-SGD on the client (Abadi et al. 2016). */
+/**
+ * Record-level DP-SGD on the client (Abadi et al. 2016). With `epsilon` the institution enforces
+ * a record-level budget (privacy unit: one training sequence) in its own ledger
+ * (dataDir/record-ledger.jsonl): a round whose DP-SGD would exceed it is refused and training stops.
+ */
 const DpSgdSchema = z.strictObject({
   clipNorm: positive(),
   noiseMultiplier: nonNegative(),
+  /** Record-level budget epsilon (at `delta`). */
+  epsilon: positive().optional(),
+  /** Record-level delta; default privacy.delta. */
+  delta: unitOpen().optional(),
 });
 
 /** Local overrides of the coordinator's plan (only ever more conservative ones are honoured by the app). */
@@ -102,6 +110,12 @@ export const ClientConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['tls', c.tls.cert === undefined ? 'cert' : 'key'], message: 'expected both cert and key (mTLS) or neither, received only one' });
     }
     if (c.data.format === 'jsonl' && !c.data.jsonField) ctx.addIssue({ code: 'custom', path: ['data', 'jsonField'], message: 'expected a field name when data.format is "jsonl", received nothing' });
+    if (c.dpSgd?.epsilon !== undefined && c.dpSgd.delta === undefined && c.privacy === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['dpSgd', 'delta'], message: 'expected a number in (0, 1) with dpSgd.epsilon (or privacy.delta to share), received nothing' });
+    }
+    if (c.dpSgd?.epsilon === undefined && c.dpSgd?.delta !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['dpSgd', 'epsilon'], message: 'expected the record-level budget epsilon (> 0) with dpSgd.delta, received nothing' });
+    }
   });
 
 /** A validated client config (defaults filled in, paths absolute). */

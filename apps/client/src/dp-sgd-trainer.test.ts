@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CausalLM, defaultLoraConfig, initBackend, initLoraAdapter, initWeights, parseModelConfig, tokenizerFromJson, trainByteLevelBpe, type LoraConfig } from '@fedlora/model';
 import type { RoundPlan } from '@fedlora/federation';
-import { ClientPrivacyGuard, generateLedgerKey, verifyLedgerFile } from '@fedlora/privacy';
+import { ClientPrivacyGuard, epsilonOf, generateLedgerKey, verifyLedgerFile } from '@fedlora/privacy';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes } from '@fedlora/tensor';
 import { tokenizeToSequences } from '@fedlora/train';
 import { DpSgdTrainer } from './dp-sgd-trainer.js';
 import { PlanFollowingTrainer } from './run-from-config.js';
-import { silentLogger } from '@fedlora/federation';
+import { FederationCoordinator, createStrategy, inProcessConnection, runClient, silentLogger } from '@fedlora/federation';
 
 const TEXT = 'Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, I thought I would sail about. ';
 
@@ -89,4 +89,45 @@ describe('DpSgdTrainer', () => {
     const r = await t.train({ ...plan(1), localSteps: 1, extra: { seqLen: 12, lora } }, global);
     expect(r.metrics.clippedFraction).toBeGreaterThanOrEqual(0); // only the DP-SGD trainer reports it
   });
+
+  it('a client with a small record-level budget (dpSgd.epsilon) refuses the round that would exceed it and stops, with a message', async () => {
+    // The client config's trainer: 6 sequences of 12 tokens, batch 2 -> q = 1/3, 1 step of z = 1 a round.
+    const docs = [TEXT.repeat(3)];
+    const n = tokenizeToSequences(model, docs[0]!, 12).length;
+    const oneRound = epsilonOf([{ mechanism: 'sampled_gaussian', noiseMultiplier: 1, samplingRate: 2 / n, steps: 1 }], { delta: 1e-5 }).epsilon;
+    const twoRounds = epsilonOf([{ mechanism: 'sampled_gaussian', noiseMultiplier: 1, samplingRate: 2 / n, steps: 2 }], { delta: 1e-5 }).epsilon;
+    const budget = (oneRound + twoRounds) / 2; // affords one round, not two
+    const g = await guard(budget);
+    const trainer = new PlanFollowingTrainer(model, docs, { evalFraction: 0, defaultSeqLen: 12, seed: 'c', log: silentLogger, dpSgd: { clipNorm: 1, noiseMultiplier: 1, guard: g } });
+    const coordinator = new FederationCoordinator({
+      federationId: 'record-budget',
+      rounds: 2,
+      minClients: 1,
+      roundDeadlineMs: 60_000,
+      maxAttemptsPerRound: 1,
+      localSteps: 1,
+      learningRate: 1e-3,
+      batchSize: 2,
+      strategy: createStrategy({ name: 'fedavg' }),
+      initialAdapter: global,
+      planExtra: () => ({ seqLen: 12, lora }),
+      rng: seededRandomBytes('coord'),
+    });
+    const run = coordinator.run().catch((e: Error) => e);
+    const r = await runClient({ name: 'hospital-a', connection: inProcessConnection(coordinator), trainer, pollMs: 100 });
+    expect(r.roundsTrained).toEqual([1]);
+    expect(r.stopped).toMatch(/^record-level privacy budget exhausted: round 2 would bring epsilon to [\d.]+, above this institution's budget [\d.]+ .*Training stops/);
+    expect(await run).toBeInstanceOf(Error); // the only client stopped: round 2 cannot complete
+    expect(coordinator.rounds.map((h) => [h.round, h.status, h.declined])).toEqual([
+      [1, 'completed', []],
+      [2, 'aborted', ['hospital-a']],
+    ]);
+    const v = verifyLedgerFile(g.ledgerPath);
+    expect(v.valid).toBe(true);
+    expect(v.parsed.map((e) => [e.kind, e.round, e.unit])).toEqual([
+      ['round', 1, 'record'],
+      ['refused', 2, 'record'],
+    ]);
+    expect(v.epsilon!).toBeLessThanOrEqual(budget);
+  }, 60_000);
 });

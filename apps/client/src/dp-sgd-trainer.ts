@@ -23,6 +23,12 @@ export interface DpSgdTrainerOptions {
    * rounds are still DP-SGD, but nothing stops an overspend.
    */
   guard?: ClientPrivacyGuard;
+  /**
+   * End this client's participation when it refuses a round on its budget (a real node: every
+   * round of a federation costs the same {q, z, steps}, so the next would be refused too).
+   * Simulations leave it off and keep declining, so the coordinator sees every refusal.
+   */
+  stopOnRefusal?: boolean;
   /** CSPRNG for Poisson sampling and noise (cryptoRandomBytes in production). */
   rng: RandomBytes;
   weightDecay?: number;
@@ -59,13 +65,17 @@ export class DpSgdTrainer implements LocalTrainer {
     });
   }
 
-  async accept(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string }> {
+  async accept(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string; stop?: string }> {
     const guard = this.opts.guard;
     if (!guard) return { accept: true };
     const decision = guard.plan(this.roundParams(plan));
     if (decision.accept) return { accept: true };
     await guard.refuse(plan.round, decision.message, { time: this.time() });
-    return { accept: false, reason: 'refused: budget' };
+    if (!this.opts.stopOnRefusal) return { accept: false, reason: 'refused: budget' };
+    const stop =
+      `record-level privacy budget exhausted: round ${plan.round} ${decision.message.replace(/^refused: the round /, '')}; ` +
+      `record-level epsilon spent so far ${guard.spent().toFixed(4)} (ledger ${guard.ledgerPath}). Training stops: a larger dpSgd.epsilon needs the data owner's decision`;
+    return { accept: false, reason: 'refused: budget', stop };
   }
 
   async train(plan: RoundPlan, global: NamedTensors) {

@@ -25,7 +25,14 @@ export class PlanFollowingTrainer implements LocalTrainer {
   constructor(
     private readonly model: CausalLM,
     private readonly documents: string[],
-    private readonly opts: { evalFraction: number; defaultSeqLen: number; seed: string; log: EventLogger; dpSgd?: { clipNorm: number; noiseMultiplier: number } },
+    private readonly opts: {
+      evalFraction: number;
+      defaultSeqLen: number;
+      seed: string;
+      log: EventLogger;
+      /** Record-level DP-SGD; with `guard`, rounds that would exceed the record-level budget are refused and training stops. */
+      dpSgd?: { clipNorm: number; noiseMultiplier: number; guard?: ClientPrivacyGuard };
+    },
   ) {
     // An estimate for registration: packed sequences at the default length.
     this.numExamples = Math.max(1, this.trainerFor(opts.defaultSeqLen, defaultLoraConfig(model)).numExamples);
@@ -39,7 +46,7 @@ export class PlanFollowingTrainer implements LocalTrainer {
       const { train, heldOut } = this.opts.evalFraction > 0 && seqs.length >= 2 ? splitHeldOut(seqs, this.opts.evalFraction) : { train: seqs, heldOut: [] };
       const dp = this.opts.dpSgd;
       t = dp
-        ? new DpSgdTrainer({ model: this.model, lora, train, heldOut, clipNorm: dp.clipNorm, noiseMultiplier: dp.noiseMultiplier, rng: cryptoRandomBytes })
+        ? new DpSgdTrainer({ model: this.model, lora, train, heldOut, clipNorm: dp.clipNorm, noiseMultiplier: dp.noiseMultiplier, guard: dp.guard, stopOnRefusal: true, rng: cryptoRandomBytes })
         : new ModelTrainer({ model: this.model, lora, train, heldOut, seed: this.opts.seed });
       this.cache.set(key, t);
       this.opts.log.info({ event: 'data.prepared', seqLen, trainSequences: train.length, heldOutSequences: heldOut.length });
@@ -47,23 +54,32 @@ export class PlanFollowingTrainer implements LocalTrainer {
     return t;
   }
 
-  async train(plan: RoundPlan, global: NamedTensors) {
+  private forPlan(plan: RoundPlan): ModelTrainer | DpSgdTrainer {
     const seqLen = typeof plan.extra.seqLen === 'number' ? plan.extra.seqLen : this.opts.defaultSeqLen;
     const lora = (plan.extra.lora as LoraConfig | undefined) ?? defaultLoraConfig(this.model);
     validateLoraConfig(lora);
-    return this.trainerFor(seqLen, lora).train(plan, global);
+    return this.trainerFor(seqLen, lora);
+  }
+
+  /** The record-level budget check of DP-SGD (plain training always accepts). */
+  async accept(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string; stop?: string }> {
+    const t = this.forPlan(plan);
+    return t instanceof DpSgdTrainer ? t.accept(plan) : { accept: true };
+  }
+
+  async train(plan: RoundPlan, global: NamedTensors) {
+    return this.forPlan(plan).train(plan, global);
   }
 }
 
 /** Runs an institution's node as its config file says, until the federation finishes. */
-export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, signal?: AbortSignal): Promise<{ roundsTrained: number[]; backend: string }> {
+export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, signal?: AbortSignal): Promise<{ roundsTrained: number[]; backend: string; stopped?: string }> {
   const backend = await initBackend({ backend: cfg.training.backend === 'auto' ? undefined : cfg.training.backend });
   log.info({ event: 'backend.selected', backend: backend.name });
   const model = await loadModel(cfg.model.baseModelDir ?? DEFAULT_BASE_MODEL_DIR);
   try {
     const format = cfg.data.format === 'auto' ? undefined : cfg.data.format;
     const documents = await readTextDocuments(cfg.data.path, { format, field: cfg.data.jsonField });
-    const trainer = new PlanFollowingTrainer(model, documents, { evalFraction: cfg.data.evalFraction, defaultSeqLen: cfg.training.seqLen ?? 64, seed: cfg.name, log, dpSgd: cfg.dpSgd });
     const credentials = cfg.tls
       ? loadChannelCredentials({ ca: cfg.tls.ca, cert: cfg.tls.cert, key: cfg.tls.key })
       : insecureChannelCredentials((message) => log.warn({ event: 'tls.disabled', message }));
@@ -71,6 +87,19 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     const loaded = loadIdentity(cfg.identity.secretKeyFile);
     const identity = { ...loaded, name: loaded.name || cfg.name }; // a bare base64 key file carries no name
     if (identity.name !== cfg.name) throw new RangeError(`identity.secretKeyFile: expected the key of "${cfg.name}", received the key of "${identity.name}"`);
+    // Record-level DP-SGD budget: the institution's own ledger for the record unit, signed with its identity key (wiped after the run).
+    const recordBudget = cfg.dpSgd?.epsilon !== undefined ? { epsilon: cfg.dpSgd.epsilon, delta: cfg.dpSgd.delta ?? cfg.privacy!.delta } : undefined;
+    const recordGuard = recordBudget
+      ? await ClientPrivacyGuard.open({ ledgerPath: join(cfg.dataDir, 'record-ledger.jsonl'), signer: { writer: cfg.name, secretKey: identity.secretKey }, budget: recordBudget, unit: 'record' })
+      : undefined;
+    if (recordGuard) log.info({ event: 'privacy.budget', unit: 'record', epsilonSpent: recordGuard.spent(), budget: recordBudget, ledger: recordGuard.ledgerPath });
+    const trainer = new PlanFollowingTrainer(model, documents, {
+      evalFraction: cfg.data.evalFraction,
+      defaultSeqLen: cfg.training.seqLen ?? 64,
+      seed: cfg.name,
+      log,
+      dpSgd: cfg.dpSgd ? { clipNorm: cfg.dpSgd.clipNorm, noiseMultiplier: cfg.dpSgd.noiseMultiplier, guard: recordGuard } : undefined,
+    });
     const signer = cfg.federationId ? createRequestSigner({ federationId: cfg.federationId, identity, random: cryptoRandomBytes }) : undefined;
     if (!signer) log.warn({ event: 'auth.unsigned', message: 'federationId is not set: requests are not signed and a coordinator with enrolled clients will refuse them' });
     const connection = new GrpcConnection({ address: cfg.coordinator, federationId: cfg.federationId, credentials, serverName: cfg.tls?.serverName, signer });

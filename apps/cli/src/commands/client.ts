@@ -19,7 +19,8 @@ export function register(program: Command): void {
       process.once('SIGINT', () => abort.abort());
       process.once('SIGTERM', () => abort.abort());
       const r = await runClientFromConfig(cfg, log, abort.signal);
-      if (o.json) printJson({ client: cfg.name, backend: r.backend, roundsTrained: r.roundsTrained });
+      if (o.json) printJson({ client: cfg.name, backend: r.backend, roundsTrained: r.roundsTrained, ...(r.stopped ? { stopped: r.stopped } : {}) });
+      else if (r.stopped) info(`fedlora client ${cfg.name}: stopped before the federation finished: ${r.stopped}; trained in rounds ${r.roundsTrained.join(', ') || '(none)'}`);
       else info(`fedlora client ${cfg.name}: federation finished; trained in rounds ${r.roundsTrained.join(', ') || '(none)'}`);
     });
 }
