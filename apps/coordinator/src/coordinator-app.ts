@@ -43,6 +43,8 @@ export interface CoordinatorAppOptions {
   verifier?: FederationServerOptions['verifier'];
   /** Tensor payload bytes over the wire (metrics). */
   onBytes?: FederationServerOptions['onBytes'];
+  /** Bound on the bytes all uploads in progress hold together (default: transport-grpc's 512 MiB). */
+  maxUploadBytes?: number;
   /** Where the final adapter is written in PEFT format when the run finishes. */
   outputDir?: string;
   logger?: EventLogger;
@@ -91,6 +93,11 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     authorizeRegister: o.authorizeRegister,
     verifier: o.verifier,
     onBytes: o.onBytes,
+    maxUploadBytes: o.maxUploadBytes,
+    onUploadEvent: (e) => {
+      // A completed upload is already logged by the core as update.received.
+      if (e.event === 'upload.resumed') log.info({ event: e.event, round: e.round, client: e.clientId, uploadId: e.uploadId, offset: e.offset });
+    },
     onRefused: (r) => {
       log.warn({ event: 'request.refused', method: r.method, client: r.clientId, code: r.code, reason: r.reason, details: r.details });
       o.onRefused?.(r);

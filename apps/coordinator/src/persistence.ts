@@ -1,8 +1,23 @@
 import type { EventLogger, RoundPlan, RoundSummary } from '@fedlora/federation';
 import type { FederationStore } from '@fedlora/store';
-import { sha256Hex } from '@fedlora/store';
+import { StoreError, sha256Hex } from '@fedlora/store';
 import type { NamedTensors } from '@fedlora/tensor';
-import { parseSafetensors, serializeSafetensors } from '@fedlora/tensor';
+import { parseSafetensors, serializeSafetensors, sha256Named } from '@fedlora/tensor';
+
+/**
+ * Two hashes name an adapter, and they are never given the same name:
+ *
+ * - `adapterSha256` (canonical): sha256Named (libs/tensor) over the tensors themselves, sorted by
+ *   name, each as name NUL shape NUL little-endian float32 bytes. It does not depend on the file
+ *   format or its metadata. It is what round plans, round summaries, `fedlora status --json`,
+ *   `round.completed` logs and clients use, and what an auditor compares.
+ * - `checkpointSha256`: SHA-256 of the safetensors file bytes the store keeps (the store's
+ *   integrity check, verified at every load; the store's column and API call it `sha256`).
+ *
+ * Each checkpoint carries its `adapterSha256` in the safetensors metadata, so the file links the
+ * two: both appear in the `checkpoint.committed` and `federation.resumed` events.
+ */
+export const ADAPTER_SHA256_METADATA_KEY = 'adapterSha256';
 
 /** What the coordinator needs from the store to resume and to persist rounds. */
 export interface PersistenceHooks {
@@ -27,8 +42,17 @@ export function attachStore(store: FederationStore, log: EventLogger): Persisten
   let resumeAdapter: NamedTensors | undefined;
   if (last) {
     const { bytes } = store.loadCheckpoint(last.round);
-    resumeAdapter = parseSafetensors(bytes, `checkpoint of round ${last.round}`).tensors;
-    log.info({ event: 'federation.resumed', round: last.round, sha256: last.sha256 });
+    const { tensors, metadata } = parseSafetensors(bytes, `checkpoint of round ${last.round}`);
+    const adapterSha256 = sha256Named(tensors);
+    const recorded = metadata[ADAPTER_SHA256_METADATA_KEY];
+    if (recorded !== undefined && recorded !== adapterSha256) {
+      throw new StoreError(
+        'corrupt',
+        `checkpoint of round ${last.round}: its metadata says adapterSha256 ${recorded}, its tensors hash to ${adapterSha256}; restore the data directory from a backup`,
+      );
+    }
+    resumeAdapter = tensors;
+    log.info({ event: 'federation.resumed', round: last.round, adapterSha256, checkpointSha256: last.sha256 });
   }
   return {
     startAfterRound: last?.round ?? 0,
@@ -39,8 +63,11 @@ export function attachStore(store: FederationStore, log: EventLogger): Persisten
     },
     onRoundEnd(summary, adapter, _plan, ledgerLine) {
       if (summary.status === 'completed' && adapter) {
-        const checkpoint = serializeSafetensors(adapter, { metadata: { round: String(summary.round) } });
-        store.commitRound(summary.round, { checkpoint, sha256: sha256Hex(checkpoint), ledgerLine, participants: summary.participantNames });
+        const adapterSha256 = sha256Named(adapter);
+        const checkpoint = serializeSafetensors(adapter, { metadata: { round: String(summary.round), [ADAPTER_SHA256_METADATA_KEY]: adapterSha256 } });
+        const checkpointSha256 = sha256Hex(checkpoint);
+        store.commitRound(summary.round, { checkpoint, sha256: checkpointSha256, ledgerLine, participants: summary.participantNames });
+        log.info({ event: 'checkpoint.committed', round: summary.round, adapterSha256, checkpointSha256 });
       } else {
         store.setRoundState(summary.round, 'aborted', { reason: summary.reason ?? 'aborted' });
         if (ledgerLine) store.appendLedger(ledgerLine, summary.round);

@@ -53,6 +53,11 @@ export interface RoundRecord {
 export interface CommittedRound {
   round: number;
   attempt: number;
+  /**
+   * Hex SHA-256 of the checkpoint's safetensors bytes (logged as `checkpointSha256`). Not the
+   * round plan's `adapterSha256`, which hashes the tensors (sha256Named); the checkpoint carries
+   * that one in its safetensors metadata.
+   */
   sha256: string;
   bytes: number;
   committedAt: number;
@@ -62,7 +67,7 @@ export interface CommittedRound {
 export interface RoundCommit {
   /** The new global adapter, in safetensors bytes. */
   checkpoint: Uint8Array;
-  /** Hex SHA-256 of `checkpoint`; verified before writing. */
+  /** Hex SHA-256 of the `checkpoint` bytes (`checkpointSha256`, not the plan's `adapterSha256`); verified before writing. */
   sha256: string;
   /** An opaque ledger line (JSON) produced by the privacy library, appended in the same transaction. */
   ledgerLine?: string;
@@ -74,6 +79,11 @@ export interface RoundCommit {
 export interface CheckpointInfo {
   round: number;
   attempt: number;
+  /**
+   * Hex SHA-256 of the checkpoint's safetensors bytes (logged as `checkpointSha256`). Not the
+   * round plan's `adapterSha256`, which hashes the tensors (sha256Named); the checkpoint carries
+   * that one in its safetensors metadata.
+   */
   sha256: string;
   bytes: number;
   createdAt: number;
@@ -149,7 +159,7 @@ export interface FederationStore {
   /** The highest committed round, or undefined when none is. */
   latestCommitted(): CommittedRound | undefined;
   /** The checkpoint bytes of a committed round, verified against the stored SHA-256. */
-  loadCheckpoint(round: number): { bytes: Uint8Array; sha256: string };
+  loadCheckpoint(round: number): { bytes: Uint8Array; /** Of the bytes (`checkpointSha256`). */ sha256: string };
   /** Metadata of every stored checkpoint, oldest first (no bytes). */
   listCheckpoints(): CheckpointInfo[];
   /**

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import type { EventLogger, RoundPlan, RoundSummary } from '@fedlora/federation';
+import { openMemoryStore, sha256Hex } from '@fedlora/store';
+import type { NamedTensors } from '@fedlora/tensor';
+import { parseSafetensors, serializeSafetensors, sha256Named } from '@fedlora/tensor';
+import { ADAPTER_SHA256_METADATA_KEY, attachStore } from './persistence.js';
+
+const adapter = (): NamedTensors =>
+  new Map([
+    ['lora_B', { shape: [2, 2], data: new Float32Array([0.5, -1, 2, 0]) }],
+    ['lora_A', { shape: [3], data: new Float32Array([1, 2, 3]) }],
+  ]);
+const plan = (round: number): RoundPlan => ({ round, attempt: 1, adapterSha256: 'x', tensors: [], localSteps: 1, learningRate: 0.1, batchSize: 1, deadlineUnixMs: 0, nonce: 'n', extra: {} });
+const summary = (round: number, adapterSha256: string): RoundSummary => ({
+  round,
+  attempt: 1,
+  status: 'completed',
+  participants: 1,
+  participantNames: ['a'],
+  cohort: 1,
+  dropped: [],
+  declined: [],
+  trainLoss: 1,
+  numExamples: 1,
+  adapterSha256,
+  startedAt: 0,
+  endedAt: 1,
+  metrics: {},
+});
+
+function recorder(): EventLogger & { events: Array<Record<string, unknown>> } {
+  const events: Array<Record<string, unknown>> = [];
+  const push = (e: Record<string, unknown>) => void events.push(e);
+  return { events, info: push, warn: push, error: push };
+}
+
+describe('adapter hashes in the store and the logs', () => {
+  it('names the tensor hash adapterSha256 and the file hash checkpointSha256, links them in the checkpoint, and resumes with both', () => {
+    const store = openMemoryStore();
+    const log = recorder();
+    const hooks = attachStore(store, log);
+    const a = adapter();
+    const adapterSha256 = sha256Named(a); // what the round summary, the next plan and `fedlora status --json` carry
+    hooks.onRoundStart(plan(1), ['a']);
+    hooks.onRoundEnd(summary(1, adapterSha256), a, plan(1));
+
+    const { bytes, sha256: checkpointSha256 } = store.loadCheckpoint(1);
+    expect(checkpointSha256).toBe(sha256Hex(bytes));
+    expect(checkpointSha256).not.toBe(adapterSha256); // two different things, never under one name
+    expect(parseSafetensors(bytes).metadata[ADAPTER_SHA256_METADATA_KEY]).toBe(adapterSha256);
+    expect(log.events.find((e) => e.event === 'checkpoint.committed')).toEqual({ event: 'checkpoint.committed', round: 1, adapterSha256, checkpointSha256 });
+
+    const restart = recorder();
+    const resumed = attachStore(store, restart);
+    expect(sha256Named(resumed.resumeAdapter!)).toBe(adapterSha256);
+    expect(restart.events.find((e) => e.event === 'federation.resumed')).toEqual({ event: 'federation.resumed', round: 1, adapterSha256, checkpointSha256 });
+    store.close();
+  });
+
+  it('refuses to resume from a checkpoint whose tensors do not match the adapterSha256 it records', () => {
+    const store = openMemoryStore();
+    store.beginRound(1, {});
+    const checkpoint = serializeSafetensors(adapter(), { metadata: { [ADAPTER_SHA256_METADATA_KEY]: '0'.repeat(64) } });
+    store.commitRound(1, { checkpoint, sha256: sha256Hex(checkpoint) });
+    expect(() => attachStore(store, recorder())).toThrow(expect.objectContaining({ code: 'corrupt', message: expect.stringMatching(/metadata says adapterSha256 0{64}, its tensors hash to [0-9a-f]{64}/) }));
+    store.close();
+  });
+});
