@@ -27,18 +27,39 @@ export function register(program: Command): void {
       'Tokens/s of a LoRA training step (seq 128, batch 4, r 8 on attention) for a GPT-2-small-shaped model and the ' +
         'committed tiny base, on every available backend, next to the same step in PyTorch (/usr/bin/python3), with the ratio',
     )
-    .option('--models <list>', 'comma-separated: gpt2-small, fedlora-tiny', 'gpt2-small,fedlora-tiny')
+    .option('--models <list>', 'comma-separated: gpt2-small, gpt2-4l-v512 (4 layers of GPT-2 small, vocab 512), fedlora-tiny', 'gpt2-small,gpt2-4l-v512,fedlora-tiny')
     .option('--backends <list>', 'comma-separated backends (default: every available one)')
     .option('--steps <n>', 'measured steps per case (median reported)', '3')
     .option('--warmup <n>', 'unmeasured warmup steps', '1')
     .option('--threads <list>', 'comma-separated thread counts tried for PyTorch and native BLAS; each side is reported at its best (tfjs wasm/cpu are single-threaded)', '1,2')
-    .option('--rounds <n>', 'alternate PyTorch and fedlora runs this many times and keep each side\'s best (the machine may be shared)', '1')
+    .option('--rounds <n>', 'alternate PyTorch and fedlora runs this many times and keep each side\'s best (the machine may be shared; default FEDLORA_BENCH_ROUNDS or 1)')
     .option('--max-seconds <n>', 'time limit per case; a case over it is reported as an error', '300')
     .option('--json', 'print one JSON document on stdout (always the case)')
-    .action(async (o: { models: string; backends?: string; steps: string; warmup: string; threads: string; maxSeconds: string; rounds: string }) => {
-      const args = ['--models', o.models, '--steps', o.steps, '--warmup', o.warmup, '--threads', o.threads, '--rounds', o.rounds, '--max-seconds', o.maxSeconds];
+    .action(async (o: { models: string; backends?: string; steps: string; warmup: string; threads: string; maxSeconds: string; rounds?: string }) => {
+      const args = ['--models', o.models, '--steps', o.steps, '--warmup', o.warmup, '--threads', o.threads, '--max-seconds', o.maxSeconds];
+      // Without --rounds the script reads FEDLORA_BENCH_ROUNDS itself.
+      if (o.rounds) args.push('--rounds', o.rounds);
       if (o.backends) args.push('--backends', o.backends);
       await runBenchScript('train', args);
+    });
+  bench
+    .command('dp-sgd')
+    .description(
+      'Tokens/s of record-level DP-SGD on the committed tiny base (LoRA r 8): per-example clipping from one batched pass ' +
+        '(ghost; norms and sums on the device or the host, or a re-weighted second pass) against one pass per sequence, ' +
+        'next to non-private training, in the same run',
+    )
+    .option('--backend <name>', 'tfjs backend (default: the best available)')
+    .option('--seq <n>', 'tokens per sequence', '64')
+    .option('--batch <n>', 'expected Poisson batch size (q = batch / sequences)', '8')
+    .option('--sequences <n>', 'training sequences (the population sampled from)', '64')
+    .option('--steps <n>', 'measured steps per case', '4')
+    .option('--rounds <n>', 'run the cases this many times in turn and keep each one\'s best (the machine may be shared)', '1')
+    .option('--json', 'print one JSON document on stdout (always the case)')
+    .action(async (o: { backend?: string; seq: string; batch: string; sequences: string; steps: string; rounds: string }) => {
+      const args = ['--seq', o.seq, '--batch', o.batch, '--sequences', o.sequences, '--steps', o.steps, '--rounds', o.rounds];
+      if (o.backend) args.push('--backend', o.backend);
+      await runBenchScript('dp-sgd', args);
     });
   bench
     .command('secagg')
