@@ -159,6 +159,13 @@ describe('privacy.adaptiveClipping', () => {
     ).toThrow(/privacy.adaptiveClipping: expected privacy.mode "central" with adaptive clipping \(in distributed mode the clipped-indicator bit is not yet carried through secure aggregation\), received mode "distributed"/);
   });
 
+  it('refuses it with secure aggregation, which hides the bits', async () => {
+    const { parseCoordinatorConfig } = await import('./config.js');
+    expect(() => parseCoordinatorConfig(base({ mode: 'central', clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, adaptiveClipping: {} }, { enabled: true }))).toThrow(
+      /privacy.adaptiveClipping: expected secagg.enabled false with adaptive clipping/,
+    );
+  });
+
   it('names a bit noise too small for the noise multiplier and a quantile out of range', async () => {
     const { parseCoordinatorConfig } = await import('./config.js');
     expect(() => parseCoordinatorConfig(base({ mode: 'central', clipNorm: 1, noiseMultiplier: 2, delta: 1e-5, adaptiveClipping: { bitNoiseStd: 0.5 } }))).toThrow(

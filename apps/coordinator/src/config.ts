@@ -173,6 +173,13 @@ export const CoordinatorConfigSchema = z
           message: `expected privacy.mode "central" with adaptive clipping (in distributed mode the clipped-indicator bit is not yet carried through secure aggregation), received mode "${c.privacy.mode}"`,
         });
       }
+      if (c.privacy.mode === 'central' && c.secagg.enabled) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['privacy', 'adaptiveClipping'],
+          message: 'expected secagg.enabled false with adaptive clipping (secure aggregation hides the clipped-indicator bits the clip is adapted from), received secagg.enabled true',
+        });
+      }
       const z = c.privacy.noiseMultiplier;
       if (adaptive.bitNoiseStd !== undefined && z !== undefined && !(adaptive.bitNoiseStd > z / 2)) {
         ctx.addIssue({

@@ -62,6 +62,25 @@ describe('centralDpAggregation', () => {
   });
 });
 
+describe('centralDpAggregation after secure aggregation', () => {
+  it('adds the central noise to the securely summed mean (std zC/n), which the coordinator would otherwise release bare', () => {
+    const agg = centralDpAggregation({ clipNorm: 1, noiseMultiplier: 2, rng: seededRandomBytes(8) })(plan);
+    const mean: NamedTensors = new Map([['w', { shape: [D], data: new Float32Array(D).fill(0.25) }]]);
+    const { delta, metrics } = agg.finalizeSecure!(mean, 2);
+    const x = delta.get('w')!.data;
+    let m = 0;
+    for (const e of x) m += e;
+    m /= D;
+    let v = 0;
+    for (const e of x) v += (e - m) ** 2;
+    const std = Math.sqrt(v / (D - 1));
+    expect(m).toBeCloseTo(0.25, 1);
+    expect(std).toBeGreaterThan(0.97);
+    expect(std).toBeLessThan(1.03);
+    expect(metrics).toMatchObject({ aggregated: 2, noiseStdOnMean: 1 });
+  });
+});
+
 describe('centralDpAggregation with adaptive clipping (Andrew et al. 2021)', () => {
   const adaptivePlan = (clipNorm: number): RoundPlan => ({
     ...plan,

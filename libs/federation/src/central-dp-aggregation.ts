@@ -84,6 +84,16 @@ export function centralDpAggregation(opts: CentralDpOptions): RoundAggregationFa
         }
         return { delta: noisy, metrics };
       },
+      finalizeSecure(mean, survivors) {
+        // Secure aggregation hid the updates (each encoded within C): noise the sum n * mean the same way.
+        if (adaptive) throw new RangeError('adaptive clipping needs each clipped-indicator bit, which secure aggregation hides: not supported with secure aggregation yet');
+        if (!Number.isInteger(survivors) || survivors < 1) throw new RangeError(`cannot average ${survivors} updates`);
+        const sum: NamedTensors = new Map();
+        for (const [name, t] of mean) sum.set(name, { shape: [...t.shape], data: Float32Array.from(t.data, (v) => v * survivors) });
+        const noisy = addGaussianNoiseToSum(sum, { clipNorm, noiseMultiplier, rng: opts.rng });
+        for (const t of noisy.values()) for (let i = 0; i < t.data.length; i++) t.data[i] = t.data[i]! / survivors;
+        return { delta: noisy, metrics: { aggregated: survivors, noiseStdOnMean: (noiseMultiplier * clipNorm) / survivors, clipNorm } };
+      },
     };
   };
 }

@@ -410,7 +410,11 @@ export class FederationCoordinator {
       this.log.warn({ event: 'round.aborted', round, attempt, reason });
     } else {
       try {
-        const { delta, metrics } = secureOutcome ? { delta: secureOutcome.delta, metrics: { aggregated: participants, secure: 1 } } : r.aggregation.finalize();
+        const { delta, metrics } = secureOutcome
+          ? r.aggregation.finalizeSecure
+            ? (({ delta: d, metrics: m }) => ({ delta: d, metrics: { ...m, secure: 1 } }))(r.aggregation.finalizeSecure(secureOutcome.delta, participants))
+            : { delta: secureOutcome.delta, metrics: { aggregated: participants, secure: 1 } }
+          : r.aggregation.finalize();
         newAdapter = this.opts.strategy.apply(this.global, delta);
         summary = { ...base, status: 'completed', adapterSha256: sha256Named(newAdapter), endedAt: this.clock.now(), metrics };
       } catch (err) {

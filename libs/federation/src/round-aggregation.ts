@@ -12,6 +12,11 @@ export interface RoundAggregation {
   add(clientId: string, update: ClientUpdate): void;
   /** The averaged delta over the added updates, plus metrics to record for the round. */
   finalize(): { delta: NamedTensors; metrics: Record<string, number> };
+  /**
+   * With secure aggregation no update is added: the coordinator only learns the survivors' mean.
+   * An aggregation that must still act on the result (central DP noise) does it here.
+   */
+  finalizeSecure?(mean: NamedTensors, survivors: number): { delta: NamedTensors; metrics: Record<string, number> };
 }
 
 /** Creates the aggregation for a round from its plan. */
