@@ -6,19 +6,22 @@
 #include "fl_native.h"
 #include "vmath.h"
 
-/* y = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps), biased variance per row. */
+/* y = (x - mean) * rstd * gamma + beta, rstd = 1 / sqrt(var + eps), biased variance per row (two
+ * passes: mean, then squared deviations). Sums run in 8 float lanes so they vectorise. */
 FL_CLONES static void layer_norm_fwd_serial(const float *x, const float *gamma, const float *beta, float *y,
                                             float *mean, float *rstd, int64_t rows, int64_t cols, float eps) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
     float *yr = y + r * cols;
-    double s = 0.0;
-    for (int64_t j = 0; j < cols; j++) s += xr[j];
-    const float m = (float)(s / (double)cols);
-    double v = 0.0;
-    for (int64_t j = 0; j < cols; j++) { const float d = xr[j] - m; v += (double)d * d; }
-    const float rs = 1.0f / sqrtf((float)(v / (double)cols) + eps);
-    for (int64_t j = 0; j < cols; j++) yr[j] = (xr[j] - m) * rs * gamma[j] + beta[j];
+    const float m = fl_row_sum(xr, cols) / (float)cols;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8)
+      for (int k = 0; k < 8; k++) { const float d = xr[j + k] - m; acc[k] += d * d; }
+    float v = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; j < cols; j++) { const float d = xr[j] - m; v += d * d; }
+    const float rs = 1.0f / sqrtf(v / (float)cols + eps);
+    for (j = 0; j < cols; j++) yr[j] = (xr[j] - m) * rs * gamma[j] + beta[j];
     mean[r] = m;
     rstd[r] = rs;
   }
@@ -35,15 +38,23 @@ FL_CLONES void fl_layer_norm_bwd(const float *dy, const float *x, const float *g
     const float *dyr = dy + r * cols, *xr = x + r * cols;
     float *dxr = dx + r * cols;
     const float m = mean[r], rs = rstd[r];
-    double sg = 0.0, sgx = 0.0;
-    for (int64_t j = 0; j < cols; j++) {
-      const float xh = (xr[j] - m) * rs;
+    float ag[8] = {0, 0, 0, 0, 0, 0, 0, 0}, agx[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t j = 0;
+    for (; j + 8 <= cols; j += 8)
+      for (int k = 0; k < 8; k++) {
+        const float gj = dyr[j + k] * gamma[j + k];
+        ag[k] += gj;
+        agx[k] += gj * ((xr[j + k] - m) * rs);
+      }
+    float sg = ((ag[0] + ag[1]) + (ag[2] + ag[3])) + ((ag[4] + ag[5]) + (ag[6] + ag[7]));
+    float sgx = ((agx[0] + agx[1]) + (agx[2] + agx[3])) + ((agx[4] + agx[5]) + (agx[6] + agx[7]));
+    for (; j < cols; j++) {
       const float gj = dyr[j] * gamma[j];
       sg += gj;
-      sgx += (double)gj * xh;
+      sgx += gj * ((xr[j] - m) * rs);
     }
-    const float mg = (float)(sg / (double)cols), mgx = (float)(sgx / (double)cols);
-    for (int64_t j = 0; j < cols; j++) {
+    const float mg = sg / (float)cols, mgx = sgx / (float)cols;
+    for (j = 0; j < cols; j++) {
       const float xh = (xr[j] - m) * rs;
       dxr[j] = rs * (dyr[j] * gamma[j] - mg - xh * mgx);
     }

@@ -42,6 +42,20 @@ describe.skipIf(skip !== null)('native BatchMatMul', () => {
     }
   }
 
+  // LoRA's rank-r products (one dimension <= 16, the others not) in every transpose variant, batched.
+  for (const [m, k, n] of [[8, 300, 200], [300, 200, 8], [150, 8, 300], [16, 17, 33], [17, 40, 16], [33, 16, 17], [1, 260, 1]]) {
+    for (const ta of [false, true]) {
+      for (const tb of [false, true]) {
+        it(`matches the pure kernel on the skinny product ${m}x${k}x${n}, transposeA=${ta} transposeB=${tb}`, async () => {
+          const a = () => seededTensor(`sa${m}${k}${ta}`, operandShape([2], m!, k!, ta), -2, 2);
+          const b = () => seededTensor(`sb${k}${n}${tb}`, operandShape([2], k!, n!, tb), -2, 2);
+          const { native, pure } = await nativeAndPure(() => tf.matMul(a(), b(), ta, tb));
+          expect(maxRelativeError(native[0]!, pure[0]!)).toBeLessThan(1e-5);
+        });
+      }
+    }
+  }
+
   it('matches the pure kernel on a product large enough to use blocked BLAS paths', async () => {
     const { native, pure } = await nativeAndPure(() =>
       tf.matMul(seededTensor('la', [2, 64, 96]), seededTensor('lb', [96, 80])),
