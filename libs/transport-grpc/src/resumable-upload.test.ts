@@ -12,6 +12,10 @@ import { chunksToSend, tensorDigests } from './resumable-upload.js';
 import { chunkToProto, headerToProto } from './serde.js';
 import type { RunningServer } from './server.js';
 import { startFederationServer } from './server.js';
+import { encodePublicKey, generateIdentity } from './security/identity.js';
+import { MemoryNonceCache } from './security/nonce-cache.js';
+import { createRequestSigner } from './security/request-signer.js';
+import { RequestVerifier } from './security/request-verifier.js';
 
 // 256K floats = 1 MiB in 64 KiB chunks: 16 chunks for the big tensor.
 const N = 262_144;
@@ -39,8 +43,8 @@ afterEach(async () => {
   server = undefined;
 });
 
-/** A coordinator with one 1-client round, recording every update the round receives whole. */
-async function setup(maxUploadBytes?: number) {
+/** A coordinator with one round of `minClients` (default 1), recording every update the round receives whole. */
+async function setup(maxUploadBytes?: number, extra: { minClients?: number; verifier?: RequestVerifier; refused?: string[] } = {}) {
   const received: ClientUpdate[] = [];
   const recording: RoundAggregationFactory = (plan) => {
     const inner = weightedFedAvg(plan);
@@ -49,7 +53,7 @@ async function setup(maxUploadBytes?: number) {
   const coordinator = new FederationCoordinator({
     federationId: 'fed-upload',
     rounds: 1,
-    minClients: 1,
+    minClients: extra.minClients ?? 1,
     roundDeadlineMs: 30_000,
     localSteps: 1,
     learningRate: 0.1,
@@ -61,9 +65,20 @@ async function setup(maxUploadBytes?: number) {
   });
   const events: Array<{ event: string; offset: number }> = [];
   const bytesIn = { n: 0 };
-  server = await startFederationServer(coordinator, { address: '127.0.0.1:0', maxUploadBytes, onUploadEvent: (e) => events.push(e), onBytes: (d, n) => d === 'in' && (bytesIn.n += n) });
+  const peak = { heldBytes: 0 };
+  server = await startFederationServer(coordinator, {
+    address: '127.0.0.1:0',
+    maxUploadBytes,
+    verifier: extra.verifier,
+    onRefused: (r) => extra.refused?.push(`${r.method}: ${r.reason}: ${r.details}`),
+    onUploadEvent: (e) => events.push(e),
+    onBytes: (d, n) => {
+      if (d === 'in') bytesIn.n += n;
+      peak.heldBytes = Math.max(peak.heldBytes, server!.uploads.heldBytes);
+    },
+  });
   const run = coordinator.run();
-  return { coordinator, received, events, run, bytesIn, address: `127.0.0.1:${server.port}` };
+  return { coordinator, received, events, run, bytesIn, peak, address: `127.0.0.1:${server.port}` };
 }
 
 /** Registers `name` and waits for its training task. */
@@ -90,12 +105,18 @@ function cutUploads(afterChunks: number, cuts: number, ready: () => boolean = ()
     if (!String(options.method_definition.path).endsWith('/UploadUpdate') || left <= 0) return new grpc.InterceptingCall(nextCall(options));
     left--;
     let sent = 0;
+    let holding = false;
     const call: grpc.InterceptingCall = new grpc.InterceptingCall(nextCall(options), {
       sendMessage(message, next) {
+        if (holding) return; // nothing gets past a dead connection
         if (sent++ !== afterChunks + 1) return next(message);
+        holding = true;
         const until = Date.now() + 10_000;
         const cut = () => (ready() || Date.now() > until ? call.cancelWithStatus(grpc.status.UNAVAILABLE, 'connection lost (test cut)') : setTimeout(cut, 5));
         cut();
+      },
+      halfClose(next) {
+        if (!holding) next();
       },
     });
     return call;
@@ -210,6 +231,46 @@ describe('resumable uploads over gRPC on 127.0.0.1', () => {
     expect(resumed[0]!.offset).toBeGreaterThan(0);
     expect(bytesIn.n).toBeLessThan(2 * bytesOf(u.delta).byteLength);
     expect((await run)[0]!.status).toBe('completed');
+  });
+
+  it('resumes behind the per-request signature gate (UploadStatus and every resumed stream are signed)', async () => {
+    const random = seededRandomBytes('resumable-signed');
+    const alice = generateIdentity('alice', random);
+    const verifier = new RequestVerifier({ federationId: 'fed-upload', identities: { getClient: (n) => (n === 'alice' ? { publicKey: encodePublicKey(alice.publicKey), status: 'enrolled' } : undefined) }, nonces: new MemoryNonceCache() });
+    const refused: string[] = [];
+    const { received, events, bytesIn, address } = await setup(undefined, { verifier, refused });
+    const retries: string[] = [];
+    const cut = cutUploads(4, 1, () => bytesIn.n >= 4 * CHUNK);
+    const signer = createRequestSigner({ federationId: 'fed-upload', identity: alice, random });
+    const conn = new GrpcConnection({ address, federationId: 'fed-upload', chunkBytes: CHUNK, signer, interceptors: [cut], uploadRetry: { initialBackoffMs: 20 }, onUploadRetry: (r) => retries.push(r.reason) });
+    closers.push(() => conn.close());
+    const plan = await join(conn, 'alice');
+    const u = clientUpdate(plan, 'alice');
+    await conn.uploadUpdate(u);
+    expect(retries).toHaveLength(1);
+    expect(events.filter((e) => e.event === 'upload.resumed').map((e) => e.offset)).toEqual([4 * CHUNK]);
+    expect(bytesOf(received[0]!.delta).equals(bytesOf(u.delta))).toBe(true);
+    expect(refused).toEqual([]);
+  });
+
+  it('keeps upload memory under the bound however many clients upload at once (they queue and resume)', async () => {
+    const clients = 6;
+    const size = 4 * (N + 4);
+    const { received, peak, run, address } = await setup(2 * size, { minClients: clients });
+    const conns = Array.from({ length: clients }, () => new GrpcConnection({ address, chunkBytes: CHUNK, uploadRetry: { retries: 30, initialBackoffMs: 20, maxBackoffMs: 200 } }));
+    for (const c of conns) closers.push(() => c.close());
+    const plans = await Promise.all(conns.map((c, i) => c.register(`inst-${i}`, 1).then(() => c)).map(async (p, i) => join(await p, `inst-${i}`)));
+    const updates = plans.map((p, i) => {
+      const u = clientUpdate(p, `inst-${i}`);
+      u.delta.get('small')!.data[0] = i; // each client's update is its own
+      return u;
+    });
+    await Promise.all(updates.map((u, i) => conns[i]!.uploadUpdate(u)));
+    expect(received).toHaveLength(clients);
+    for (const u of updates) expect(bytesOf(received.find((r) => r.header.clientId === u.header.clientId)!.delta).equals(bytesOf(u.delta))).toBe(true);
+    expect(peak.heldBytes).toBeGreaterThan(0);
+    expect(peak.heldBytes).toBeLessThanOrEqual(2 * size);
+    expect((await run)[0]!.participants).toBe(clients);
   });
 
   it('refuses a corrupted chunk with DATA_LOSS naming tensor and offset, keeping the verified prefix', async () => {

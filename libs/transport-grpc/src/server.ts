@@ -166,7 +166,9 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
       const seen: { clientId?: string } = {};
       receiveUpdate(call, seen).then(
         (msg) => cb(null, { accepted: true, message: msg }),
-        (err) => cb(fail('UploadUpdate', err, seen.clientId)),
+        // A stream the client cancelled (or lost) is not a refusal: nobody hears the answer, and a
+        // resumable upload keeps its verified prefix for the next stream.
+        (err) => cb(call.cancelled ? { code: grpc.status.CANCELLED, details: 'upload stream cancelled by the client' } : fail('UploadUpdate', err, seen.clientId)),
       );
     },
   });
@@ -241,6 +243,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
       }
       if (!header) throw new FederationError('invalid-argument', 'upload ended before its header');
       const round = header.header.round;
+      if (!alreadyCompleted && !session!.complete) await cancellationSettled(call);
       if (alreadyCompleted) return `update for round ${round} accepted (upload ${header.uploadId} was already complete)`;
       if (lease) uploads.checkLease(lease);
       const delta: NamedTensors = session!.finish();
@@ -263,6 +266,22 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
       if (lease) uploads.detach(lease);
       releaseOneShot?.();
     }
+  }
+
+  /**
+   * grpc-js ends the request stream of a call the client reset before it flags the call
+   * cancelled: an upload that stopped short waits briefly for that flag, so a broken stream is
+   * not reported (and audited) as a client that half-closed too early.
+   */
+  function cancellationSettled(call: grpc.ServerReadableStream<PbUploadMessage, unknown>): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (call.cancelled) return resolve();
+      const t = setTimeout(resolve, 250);
+      call.once('cancelled', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
   }
 
   function uploadStatus(req: PbUploadStatusRequest): PbUploadStatusResponse {
