@@ -71,12 +71,22 @@ describe('resolveAdaptiveClipping', () => {
     expect(() => resolveAdaptiveClipping({ noiseMultiplier: 1, expectedClients: 3, initialClip: 1, targetQuantile: 1 })).toThrow(/targetQuantile must be in \(0, 1\)/);
   });
 
-  it('refuses adaptive clipping with distributed noise and says what is missing', () => {
+  it('distributed: the bit coordinate S (2b - 1) is a second integer release with sensitivity S and noise std 2 S sigma_b over the survivors', () => {
+    const cfg = { mode: 'distributed' as const, clipNorm: 1, noiseMultiplier: 1.2, countNoiseStd: 1, countScale: 64, scale: 64, minSurvivors: 3, secureAggregation: true };
+    const params = dpRoundParams(cfg, { survivors: 4, dimension: 8 });
+    expect(params).toMatchObject({ mode: 'distributed', count: { noiseStd: 1, scale: 64, perClientVariance: (2 * 64) ** 2 / 3 } });
+    const events = roundEvents(params);
+    expect(events).toHaveLength(2);
+    expect(events[1]).toEqual({ mechanism: 'skellam', variance: (4 * (2 * 64) ** 2) / 3, l1Sensitivity: 64, l2Sensitivity: 64, steps: 1 });
+    // For Gaussian noise the composition of the sum (z_Delta) and the count (2 sigma_b) is Theorem 1's z.
+    const zDelta = resolveAdaptiveClipping({ noiseMultiplier: 1, expectedClients: 3, initialClip: 1 }).updateNoiseMultiplier;
+    const composed = epsilonOf([{ mechanism: 'gaussian', noiseMultiplier: zDelta, steps: 1 }, { mechanism: 'gaussian', noiseMultiplier: 2, steps: 1 }], { delta: 1e-5 }).epsilon;
+    expect(composed).toBeCloseTo(epsilonOf([{ mechanism: 'gaussian', noiseMultiplier: 1, steps: 1 }], { delta: 1e-5 }).epsilon, 9);
+  });
+
+  it('distributed adaptive clipping without the bit coordinate scale is refused, saying what is missing', () => {
     expect(() =>
-      dpRoundParams(
-        { mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, countNoiseStd: 1, scale: 64, minSurvivors: 3, secureAggregation: true },
-        { survivors: 3, dimension: 8 },
-      ),
-    ).toThrow(/central noise only.*secure aggregation/);
+      dpRoundParams({ mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, countNoiseStd: 1, scale: 64, minSurvivors: 3, secureAggregation: true }, { survivors: 3, dimension: 8 }),
+    ).toThrow(/needs the integer countScale of the securely summed bit coordinate/);
   });
 });

@@ -97,7 +97,17 @@ export class AdaptiveClipper {
       ? { unclipped: indicators.reduce((s: number, b: number) => s + (b ? 1 : 0), 0), reports: indicators.length }
       : (indicators as { unclipped: number; reports: number });
     const noise = this.countNoiseStd > 0 ? gaussianOnGrid(this.countNoiseStd, 1, rng)[0]! : 0;
-    const noisyFraction = (unclipped - reports / 2 + noise) / this.expectedClients + 0.5;
+    return this.applyNoisyCentredCount(unclipped - reports / 2 + noise);
+  }
+
+  /**
+   * Folds an already noised centred count sum_i (b_i - 1/2) + N into the clip norm (distributed
+   * noise: the clients added the count noise in the integer domain and secure aggregation summed
+   * it). b~ = count / m + 1/2; C <- C exp(-eta_C (b~ - gamma)).
+   */
+  applyNoisyCentredCount(noisyCentredCount: number): { clipNorm: number; noisyFraction: number } {
+    if (!Number.isFinite(noisyCentredCount)) throw new RangeError(`noisyCentredCount must be finite, received ${noisyCentredCount}`);
+    const noisyFraction = noisyCentredCount / this.expectedClients + 0.5;
     this.clip *= Math.exp(-this.learningRate * (noisyFraction - this.targetQuantile));
     return { clipNorm: this.clip, noisyFraction };
   }

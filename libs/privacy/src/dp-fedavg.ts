@@ -31,10 +31,18 @@ export interface DpFedAvgConfig {
   /** Allow distributed noise without secure aggregation (tests, research only). */
   force?: boolean;
   /**
-   * Central mode with adaptive clipping (`AdaptiveClipper`): std of the noise on the centred count,
-   * accounted together with the sum. Pass the round's current clip norm as `clipNorm`.
+   * Adaptive clipping (`AdaptiveClipper`): std sigma_b of the noise on the centred count of
+   * unclipped updates, accounted together with the sum. Pass the round's current clip norm as
+   * `clipNorm` and the update noise multiplier z_Delta as `noiseMultiplier`.
    */
   countNoiseStd?: number;
+  /**
+   * Distributed mode with adaptive clipping: integer scale S of the extra securely summed
+   * coordinate that carries each client's centred bit as S (2 b_i - 1) (from the round's
+   * secure-aggregation plan). Its integer noise is planned so that `minSurvivors` shares give
+   * std 2 S sigma_b, i.e. sigma_b on the centred count.
+   */
+  countScale?: number;
 }
 
 /**
@@ -65,14 +73,12 @@ export function validateDpConfig(cfg: DpFedAvgConfig): void {
       throw new RangeError(`noise must be skellam or discrete_gaussian, received ${JSON.stringify(cfg.noise)}`);
     }
   }
-  if (cfg.countNoiseStd !== undefined && cfg.mode !== 'central') {
-    // The bit would have to ride in the securely summed integer vector with its own share of discrete noise: not built yet.
-    throw new RangeError(
-      `adaptive clipping (countNoiseStd) is implemented for central noise only: in distributed mode the clipped-indicator bit is not yet carried through secure aggregation; use mode central or a fixed clipNorm`,
-    );
-  }
   if (cfg.countNoiseStd !== undefined && !(cfg.countNoiseStd > 0)) {
     throw new RangeError(`countNoiseStd (adaptive clipping) must be > 0, received ${cfg.countNoiseStd}`);
+  }
+  if (cfg.countNoiseStd !== undefined && cfg.mode === 'distributed' && !(Number.isInteger(cfg.countScale) && cfg.countScale! >= 1)) {
+    // The bit rides in the securely summed integer vector: without its scale nobody can encode or account it.
+    throw new RangeError(`adaptive clipping with distributed noise needs the integer countScale of the securely summed bit coordinate (from the round's secure-aggregation plan), received ${cfg.countScale}`);
   }
   assertDistributedNoiseIsSafe({ mode: cfg.mode, secureAggregation: cfg.secureAggregation, ...(cfg.force !== undefined ? { force: cfg.force } : {}) });
 }
@@ -106,7 +112,10 @@ export function dpRoundParams(cfg: DpFedAvgConfig, round: { survivors: number; d
     };
   }
   const { l1, l2 } = integerSensitivities(cfg.clipNorm, cfg.scale!, round.dimension);
+  const count =
+    cfg.countNoiseStd !== undefined ? { count: { noiseStd: cfg.countNoiseStd, scale: cfg.countScale!, perClientVariance: perClientCountVariance(cfg) } } : {};
   return {
+    ...count,
     mode: 'distributed',
     noise: cfg.noise ?? 'skellam',
     clipNorm: cfg.clipNorm,
@@ -119,4 +128,17 @@ export function dpRoundParams(cfg: DpFedAvgConfig, round: { survivors: number; d
     survivors: round.survivors,
     secureAggregation: cfg.secureAggregation,
   };
+}
+
+/**
+ * Distributed adaptive clipping: each client's integer noise variance on the bit coordinate
+ * S (2 b_i - 1), planned so that `minSurvivors` shares give std 2 S sigma_b (sigma_b on the
+ * centred count sum_i (b_i - 1/2) after dividing by 2S).
+ */
+export function perClientCountVariance(cfg: DpFedAvgConfig): number {
+  if (cfg.mode !== 'distributed' || cfg.countNoiseStd === undefined || !(cfg.countScale! >= 1)) {
+    throw new RangeError('perClientCountVariance applies to distributed mode with countNoiseStd and countScale only');
+  }
+  const std = 2 * cfg.countScale! * cfg.countNoiseStd;
+  return (std * std) / cfg.minSurvivors!;
 }

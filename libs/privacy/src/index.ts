@@ -86,7 +86,7 @@ export type { LoraNormInputs } from './lora-norms.js';
 /** Exact Poisson samplers (small and large rates). */
 export { poissonSampler, LARGE_POISSON_THRESHOLD } from './samplers.js';
 /** Institution-level DP-FedAvg config -> per-round parameters (central or distributed), integer sensitivities. */
-export { dpRoundParams, validateDpConfig, perClientNoiseVariance, integerSensitivities } from './dp-fedavg.js';
+export { dpRoundParams, validateDpConfig, perClientNoiseVariance, perClientCountVariance, integerSensitivities } from './dp-fedavg.js';
 /** DP-FedAvg configuration. */
 export type { DpFedAvgConfig } from './dp-fedavg.js';
 /** Record-level DP-SGD: clip per-example gradients, add exact grid Gaussian noise, Poisson sampling of examples. */

@@ -60,6 +60,16 @@ export interface DistributedParams {
   survivors: number;
   /** True when secure aggregation hid the individual noisy updates. */
   secureAggregation: boolean;
+  /**
+   * Adaptive clipping: the extra securely summed coordinate S (2 b_i - 1) carrying each survivor's
+   * clipped-indicator bit, with integer noise of `perClientVariance` per survivor (same kind as
+   * the update's). Accounted as a second release composed with the update: integer sensitivity S
+   * (one client adds or removes +-S), i.e. noise multiplier 2 sigma_b on the centred count, which
+   * for Gaussian noise composes to Andrew et al. 2021, Theorem 1.
+   */
+  count?: { noiseStd: number; scale: number; perClientVariance: number };
+  /** Adaptive clipping: what the round released about the clip (federation ledger only). */
+  adaptive?: AdaptiveClipRecord;
 }
 
 /** Record-level DP-SGD inside one client: Poisson sampling of examples, per-example clipping, Gaussian noise. */
@@ -87,36 +97,22 @@ export function roundEvents(p: RoundPrivacyParams): PrivacyEvent[] {
       ];
     case 'distributed':
       if (p.survivors === 0) return [];
-      if (p.noise === 'skellam') {
-        return [
-          {
-            mechanism: 'skellam',
-            variance: p.survivors * p.perClientVariance,
-            l1Sensitivity: p.l1Sensitivity,
-            l2Sensitivity: p.l2Sensitivity,
-            ...(p.samplingRate < 1 ? { samplingRate: p.samplingRate } : {}),
-            steps: 1,
-          },
-        ];
-      }
-      return [
-        {
-          mechanism: 'discrete_gaussian',
-          sigma: Math.sqrt(p.perClientVariance),
-          l2Sensitivity: p.l2Sensitivity,
-          l1Sensitivity: p.l1Sensitivity,
-          parties: p.survivors,
-          dimension: p.dimension,
-          ...(p.samplingRate < 1 ? { samplingRate: p.samplingRate } : {}),
-          steps: 1,
-        },
-      ];
+      return [...distributedEvents(p, p.perClientVariance, p.l1Sensitivity, p.l2Sensitivity, p.dimension), ...(p.count ? distributedEvents(p, p.count.perClientVariance, p.count.scale, p.count.scale, 1) : [])];
     case 'dp-sgd':
       if (p.steps === 0) return [];
       return [{ mechanism: 'sampled_gaussian', noiseMultiplier: p.noiseMultiplier, samplingRate: p.samplingRate, steps: p.steps }];
     default:
       throw new RangeError(`params.mode must be central, distributed or dp-sgd, received ${JSON.stringify((p as { mode?: unknown }).mode)}`);
   }
+}
+
+/** One distributed integer-noise release: Skellam (AKL21) or distributed discrete Gaussian (KLS21) over the survivors' shares. */
+function distributedEvents(p: DistributedParams, perClientVariance: number, l1: number, l2: number, dimension: number): PrivacyEvent[] {
+  const sampling = p.samplingRate < 1 ? { samplingRate: p.samplingRate } : {};
+  if (p.noise === 'skellam') {
+    return [{ mechanism: 'skellam', variance: p.survivors * perClientVariance, l1Sensitivity: l1, l2Sensitivity: l2, ...sampling, steps: 1 }];
+  }
+  return [{ mechanism: 'discrete_gaussian', sigma: Math.sqrt(perClientVariance), l2Sensitivity: l2, l1Sensitivity: l1, parties: p.survivors, dimension, ...sampling, steps: 1 }];
 }
 
 /** Thrown when distributed noise is planned without secure aggregation and not forced. */
