@@ -186,6 +186,17 @@ async function fuzzFederation(signing: boolean): Promise<void> {
       const detailsOf = (label: string): string[] => outcomes.filter((o) => o.call.label === label).map((o) => o.details);
       expect(detailsOf('NaN values').length).toBeGreaterThan(0);
       expect(detailsOf('NaN values').every((d) => /non-finite/.test(d))).toBe(true);
+      // Resumable uploads: hashes required and checked (a concurrent rep of the same case may find its stream superseded).
+      const refusedFor = (label: string, why: RegExp): void => {
+        const d = detailsOf(label);
+        expect(d.length, label).toBeGreaterThan(0);
+        expect(d.filter((x) => !why.test(x) && !/newer stream/.test(x)), label).toEqual([]);
+      };
+      refusedFor('resumable without chunk hashes', /lacks its sha256/);
+      refusedFor('resumable with wrong chunk hashes', /fails its SHA-256 check/);
+      refusedFor('resumable with a wrong tensor hash', /bytes received hash to [0-9a-f]{64}/);
+      refusedFor('digest of 31 bytes', /must be a 32-byte SHA-256 digest, received 31 bytes/);
+      refusedFor('malformed upload id', /uploadId must be 16-64 characters/);
       expect(detailsOf('huge shapes').every((d) => /layout does not match/.test(d))).toBe(true);
       if (signing) {
         expect(detailsOf('replayed signed request').length).toBe(ROUNDS * 20);

@@ -5,6 +5,7 @@
  * nonces, huge shapes, NaN and Inf, negative and out-of-range offsets, oversized chunks,
  * duplicate headers, truncated and cancelled streams.
  */
+import { createHash } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
 import type { RandomBytes } from '@fedlora/tensor';
 import type { CallShape, HostileCall } from './grpc-calls.js';
@@ -157,6 +158,13 @@ export function insiderCases(d: Dice, s: ServiceShapes, me: Session, plan: WireP
     ['truncated stream (half the chunks)', [header(), ...full(0).slice(0, Math.max(1, plan.tensors.length >> 1))]],
     ['header only', [header()]],
     ['nothing at all', []],
+    // Resumable uploads (an upload id in the header): hashes are required and checked. Each case has
+    // its own id, and none sends a whole valid update, so no case can complete another's upload.
+    ['resumable without chunk hashes', [header({ uploadId: 'fuzz-no-hashes-0000' }), ...full(0)]],
+    ['resumable with wrong chunk hashes', [header({ uploadId: 'fuzz-bad-hashes-000' }), ...full(0).map((m) => withHashes(m, new Uint8Array(32), new Uint8Array(32)))]],
+    ['resumable with a wrong tensor hash', [header({ uploadId: 'fuzz-bad-tensor-000' }), ...full(0).map((m) => withHashes(m, undefined, new Uint8Array(32).fill(1)))]],
+    ['digest of 31 bytes', [header({ uploadId: 'fuzz-short-digest-0' }), ...full(0).map((m) => withHashes(m, new Uint8Array(31)))]],
+    ['malformed upload id', [header({ uploadId: '../../etc' }), ...full(0)]],
   ];
   for (let r = 0; r < reps; r++) {
     for (const [label, msgs] of cases) out.push(upload(s, msgs, label, 'refused'));
@@ -169,6 +177,12 @@ export function insiderCases(d: Dice, s: ServiceShapes, me: Session, plan: WireP
     out.push(unary(s, 'SecAggExchange', { ...me, round: plan.round, stage: d.pick(['advertise', 'share', 'masked', 'unmask', '??']), payload: d.bytes(d.length()), nonce: plan.nonce, reportJson: '' }, 'secagg in a plain round', 'refused'));
   }
   return out;
+}
+
+/** An upload chunk message with its SHA-256 (the real one unless `sha256` is given) and a tensor hash. */
+function withHashes(m: object, sha256?: Uint8Array, tensorSha256?: Uint8Array): object {
+  const c = (m as { chunk: { data: Uint8Array } }).chunk;
+  return { chunk: { ...c, sha256: sha256 ?? createHash('sha256').update(c.data).digest(), ...(tensorSha256 ? { tensorSha256 } : {}) } };
 }
 
 function unary(s: ServiceShapes, method: string, message: object, label: string, expect: HostileCall['expect']): HostileCall {
