@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { clipL2, adaptiveClipperFor, resolveAdaptiveClipping } from '@fedlora/privacy';
+import { AdaptiveClipper, clipL2, adaptiveClipperFor, resolveAdaptiveClipping } from '@fedlora/privacy';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes } from '@fedlora/tensor';
+import { generateIdentity } from '@fedlora/secagg';
 import { centralDpAggregation } from './central-dp-aggregation.js';
 import type { LocalTrainer } from './client-runner.js';
 import { runClient } from './client-runner.js';
 import { FederationCoordinator } from './coordinator.js';
 import { inProcessConnection } from './in-process-connection.js';
-import { CLIP_INDICATOR_METRIC, plannedPrivacy, reportsClipIndicator } from './plan-privacy.js';
+import { CLIP_INDICATOR_METRIC, noiseShareFor, plannedPrivacy, reportsClipIndicator } from './plan-privacy.js';
+import { secureAdaptiveClipping } from './secure-adaptive-clipping.js';
 import { createStrategy } from './strategy.js';
 import { tinyAdapter } from './test-helpers.js';
 
@@ -91,4 +93,63 @@ describe('rounds with adaptive clipping (in-process)', () => {
     expect(await run).toBeInstanceOf(Error);
     expect(coordinator.rounds[0]!.declined).toEqual(['c0']);
   });
+});
+
+describe('rounds with adaptive clipping and distributed noise over secure aggregation (in-process)', () => {
+  it('sum the centred bits inside the secure vector: the coordinator decodes only the noisy count and moves C', async () => {
+    const rng = seededRandomBytes('secure-adaptive');
+    const names = ['c1', 'c2', 'c3'];
+    const norms = [0.5, 1, 2];
+    const identities = new Map(names.map((n) => [n, generateIdentity(rng)]));
+    // A tiny count noise (the accountant would charge for it; here it makes the decoded count checkable).
+    const countNoiseStd = 0.01;
+    const z = 1;
+    const clipper = new AdaptiveClipper({ initialClip: 1.5, countNoiseStd, expectedClients: 3, learningRate: 0.2, targetQuantile: 0.5 });
+    const coordinator = new FederationCoordinator({
+      federationId: 'secure-adaptive',
+      rounds: 2,
+      minClients: 3,
+      maxAttemptsPerRound: 1,
+      roundDeadlineMs: 20_000,
+      localSteps: 1,
+      learningRate: 0,
+      batchSize: 1,
+      strategy: createStrategy({ name: 'fedavg' }),
+      initialAdapter: tinyAdapter(0),
+      rng,
+      aggregation: secureAdaptiveClipping(clipper),
+      secureAggregation: {
+        identityOf: (n) => identities.get(n)?.publicKey,
+        clipNorm: 1.5,
+        stageTimeoutMs: 3000,
+        rng,
+        perRound: () => ({ clipNorm: clipper.clipNorm, noiseStddevPerClient: (z * clipper.clipNorm) / Math.sqrt(3), countNoiseStd, minSurvivors: 3 }),
+      },
+      planExtra: () => ({
+        privacy: { mode: 'distributed', clipNorm: clipper.clipNorm, noiseMultiplier: z, countNoiseStd, noise: 'skellam', minSurvivors: 3, samplingRate: 1, secureAggregation: true, delta: 1e-5, dimension: 12 },
+      }),
+    });
+    const run = coordinator.run();
+    await Promise.all(
+      names.map((name, i) =>
+        runClient({
+          name,
+          connection: inProcessConnection(coordinator),
+          trainer: fixedNormClient(norms[i]!),
+          pollMs: 100,
+          heartbeatMs: 50,
+          secure: { identitySecretKey: identities.get(name)!.secretKey, rng, noiseFor: (plan) => noiseShareFor(plan, rng) },
+        }),
+      ),
+    );
+    const history = await run;
+    expect(history.map((h) => h.status)).toEqual(['completed', 'completed']);
+    const [r1, r2] = history;
+    // Round 1 at C = 1.5: norms 0.5 and 1 unclipped, 2 clipped -> sum (b - 1/2) = 0.5, fraction 2/3.
+    expect(r1!.metrics.clipNorm).toBe(1.5);
+    expect(r1!.metrics.noisyUnclippedFraction).toBeCloseTo(2 / 3, 1);
+    expect(r1!.metrics.nextClipNorm).toBeCloseTo(1.5 * Math.exp(-0.2 * (r1!.metrics.noisyUnclippedFraction! - 0.5)), 12);
+    expect(r2!.metrics.clipNorm).toBe(r1!.metrics.nextClipNorm);
+    expect(r2!.metrics.secure).toBe(1);
+  }, 60_000);
 });

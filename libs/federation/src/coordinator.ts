@@ -372,7 +372,7 @@ export class FederationCoordinator {
 
     await this.waitForReports(r);
     r.closed = true;
-    let secureOutcome: { survivors: string[]; delta: NamedTensors } | undefined;
+    let secureOutcome: { survivors: string[]; delta: NamedTensors; centredCount?: number } | undefined;
     let secureFailure: string | undefined;
     if (r.secure) {
       if (r.secure.stage !== 'finished') {
@@ -412,7 +412,7 @@ export class FederationCoordinator {
       try {
         const { delta, metrics } = secureOutcome
           ? r.aggregation.finalizeSecure
-            ? (({ delta: d, metrics: m }) => ({ delta: d, metrics: { ...m, secure: 1 } }))(r.aggregation.finalizeSecure(secureOutcome.delta, participants))
+            ? (({ delta: d, metrics: m }) => ({ delta: d, metrics: { ...m, secure: 1 } }))(r.aggregation.finalizeSecure(secureOutcome.delta, participants, { centredCount: secureOutcome.centredCount }))
             : { delta: secureOutcome.delta, metrics: { aggregated: participants, secure: 1 } }
           : r.aggregation.finalize();
         newAdapter = this.opts.strategy.apply(this.global, delta);

@@ -24,11 +24,13 @@ export { Notifier } from './notifier.js';
 // Institution-level DP-FedAvg with central (coordinator-added) noise.
 export type { CentralDpOptions } from './central-dp-aggregation.js';
 export { centralDpAggregation } from './central-dp-aggregation.js';
+// Adaptive clipping over secure aggregation (distributed noise): the noisy count rides in the secure sum.
+export { secureAdaptiveClipping } from './secure-adaptive-clipping.js';
 // Secure aggregation (SecAgg+) of a round: coordinator side and client side.
 export type { SecureAggregationOptions, SecureRoundPlan } from './secure-round.js';
-export { SecureRound } from './secure-round.js';
+export { SecureRound, chooseCountScale } from './secure-round.js';
 export type { SecAggExchange, SecureClientOptions, SecureRoundEnd } from './secure-client.js';
 export { runSecureRound, flattenInPlanOrder } from './secure-client.js';
 // DP parameters of a round as both sides derive them from the plan.
 export type { PlannedPrivacy } from './plan-privacy.js';
-export { plannedPrivacy, roundPrivacyParams, plannedSurvivors, noiseShareFor, reportsClipIndicator, CLIP_INDICATOR_METRIC } from './plan-privacy.js';
+export { plannedPrivacy, roundPrivacyParams, plannedSurvivors, noiseShareFor, reportsClipIndicator, countNoiseShareFor, CLIP_INDICATOR_METRIC } from './plan-privacy.js';

@@ -1,5 +1,5 @@
 import type { DpFedAvgConfig, RoundPrivacyParams } from '@fedlora/privacy';
-import { distributedNoiseShare, dpRoundParams, perClientNoiseVariance, validateDpConfig } from '@fedlora/privacy';
+import { distributedNoiseShare, dpRoundParams, perClientCountVariance, perClientNoiseVariance, validateDpConfig } from '@fedlora/privacy';
 import type { RandomBytes } from '@fedlora/tensor';
 import type { SecureRoundPlan } from './secure-round.js';
 import type { RoundPlan } from './types.js';
@@ -21,7 +21,7 @@ export function plannedPrivacy(plan: RoundPlan): PlannedPrivacy | undefined {
   if (p.mode === 'distributed') {
     const sa = plan.extra.secagg as SecureRoundPlan | undefined;
     if (!sa) throw new RangeError(`round ${plan.round}: distributed noise without secure aggregation is refused (each update would be visible with only its own share of noise)`);
-    const cfg = { ...p, scale: sa.encoding.scale, dimension: sa.encoding.paddedDim, secureAggregation: true };
+    const cfg = { ...p, scale: sa.encoding.scale, dimension: sa.encoding.paddedDim, secureAggregation: true, ...(p.countNoiseStd !== undefined ? { countScale: sa.countScale } : {}) };
     validateDpConfig(cfg);
     return cfg;
   }
@@ -58,4 +58,11 @@ export const CLIP_INDICATOR_METRIC = 'clipIndicator';
 /** Whether the round uses adaptive clipping: each client then reports its clipped-indicator bit. */
 export function reportsClipIndicator(plan: RoundPlan): boolean {
   return plannedPrivacy(plan)?.countNoiseStd !== undefined;
+}
+
+/** Distributed adaptive clipping: this client's integer noise share for the bit coordinate (undefined otherwise). */
+export function countNoiseShareFor(plan: RoundPlan, rng: RandomBytes): number | undefined {
+  const p = plannedPrivacy(plan);
+  if (p?.mode !== 'distributed' || p.countNoiseStd === undefined) return undefined;
+  return distributedNoiseShare({ noise: p.noise ?? 'skellam', perClientVariance: perClientCountVariance(p), length: 1, rng })[0]!;
 }

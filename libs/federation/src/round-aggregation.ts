@@ -16,7 +16,7 @@ export interface RoundAggregation {
    * With secure aggregation no update is added: the coordinator only learns the survivors' mean.
    * An aggregation that must still act on the result (central DP noise) does it here.
    */
-  finalizeSecure?(mean: NamedTensors, survivors: number): { delta: NamedTensors; metrics: Record<string, number> };
+  finalizeSecure?(mean: NamedTensors, survivors: number, extra?: { centredCount?: number }): { delta: NamedTensors; metrics: Record<string, number> };
 }
 
 /** Creates the aggregation for a round from its plan. */

@@ -4,6 +4,7 @@ import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import type { Clock } from './clock.js';
 import { FederationError } from './errors.js';
 import type { SecureRoundPlan } from './secure-round.js';
+import { CLIP_INDICATOR_METRIC, countNoiseShareFor } from './plan-privacy.js';
 import type { RoundPlan } from './types.js';
 
 /** One secure-aggregation exchange, as the connection offers it. */
@@ -53,7 +54,7 @@ export async function runSecureRound(
   exchange: SecAggExchange,
   plan: RoundPlan,
   clientName: string,
-  train: () => Promise<{ delta: NamedTensors; numExamples: number; trainLoss: number }>,
+  train: () => Promise<{ delta: NamedTensors; numExamples: number; trainLoss: number; metrics?: Record<string, number> }>,
   opts: SecureClientOptions,
   clock: Clock,
   signal?: AbortSignal,
@@ -83,7 +84,7 @@ export async function runSecureRound(
         rng: opts.rng,
         noise: opts.noiseFor?.(plan),
       });
-      client.setInput(words);
+      client.setInput(sp.countScale ? withCountWord(plan, sp, words, r.metrics, opts.rng) : words);
       inputSet = true;
       report = { numExamples: r.numExamples, trainLoss: r.trainLoss };
     }
@@ -105,4 +106,23 @@ export async function runSecureRound(
     else if (out.kind === 'aborted') return 'aborted';
   }
   return 'vanished';
+}
+
+/**
+ * Adaptive clipping over secure aggregation: appends the word S (2 b - 1) + noise share (mod 2^bits)
+ * carrying this client's clipped-indicator bit b (Andrew et al. 2021, Algorithm 1), so that the
+ * coordinator learns only the noisy sum of the survivors' centred bits.
+ */
+function withCountWord(plan: RoundPlan, sp: SecureRoundPlan, words: Uint32Array, metrics: Record<string, number> | undefined, rng: RandomBytes): Uint32Array {
+  const bit = metrics?.[CLIP_INDICATOR_METRIC];
+  if (bit !== 0 && bit !== 1) {
+    throw new FederationError('failed-precondition', `round ${plan.round} uses adaptive clipping: the trainer must report metrics.${CLIP_INDICATOR_METRIC} (0 or 1), received ${String(bit)}`);
+  }
+  const noise = countNoiseShareFor(plan, rng);
+  if (noise === undefined) throw new FederationError('invalid-argument', `round ${plan.round}: the secure plan carries a bit coordinate but the privacy plan has no count noise`);
+  const mask = sp.encoding.bits === 32 ? 0xffffffff : 2 ** sp.encoding.bits - 1;
+  const out = new Uint32Array(words.length + 1);
+  out.set(words);
+  out[words.length] = ((sp.countScale! * (2 * bit - 1) + noise) >>> 0) & mask;
+  return out;
 }

@@ -24,6 +24,12 @@ export interface SecureAggregationOptions {
   rng: RandomBytes;
   /** X25519 keys seen in earlier rounds (keys are never reused across rounds). */
   usedKeys?: Set<string>;
+  /**
+   * Parameters of the round being opened when they change between rounds (adaptive clipping);
+   * overrides clipNorm and noiseStddevPerClient. With `countNoiseStd` the summed vector gets one
+   * extra integer coordinate for the clients' centred clipped-indicator bits (see SecureRoundPlan.countScale).
+   */
+  perRound?: () => { clipNorm: number; noiseStddevPerClient: number; countNoiseStd?: number; minSurvivors?: number };
 }
 
 /**
@@ -58,6 +64,27 @@ export interface SecureRoundPlan {
   encoding: EncodingParams;
   /** Public per-round seed of the randomized Hadamard rotation (hex). */
   rotationSeed: string;
+  /**
+   * Adaptive clipping: integer scale S of the extra coordinate after the encoded update, where
+   * each client puts S (2 b_i - 1) plus its share of integer noise; the coordinator learns only
+   * the noisy sum, S (2 sum b_i - n) + noise.
+   */
+  countScale?: number;
+}
+
+/**
+ * Integer scale S of the bit coordinate: as large as the ring allows with room for the sum of n
+ * values +-S and 10 standard deviations of the summed noise (std 2 S sigma_b sqrt(n / minSurvivors)),
+ * and small enough that a client's noise variance (2 S sigma_b)^2 / minSurvivors stays in the
+ * samplers' range. Throws when not even S = 1 fits (then use more bits).
+ */
+export function chooseCountScale(n: number, bits: number, countNoiseStd: number, minSurvivors: number): number {
+  const half = 2 ** (bits - 1);
+  const byRing = half / (2 * (n + 20 * countNoiseStd * Math.sqrt(n / minSurvivors)));
+  const byNoise = Math.sqrt(MAX_NOISE_VARIANCE_INT * minSurvivors) / (2 * countNoiseStd);
+  const s = Math.floor(Math.min(byRing, byNoise, 1024));
+  if (s < 1) throw new RangeError(`a ${bits}-bit ring cannot hold the noisy count of ${n} clients at count noise ${countNoiseStd}`);
+  return s;
 }
 
 /**
@@ -95,10 +122,13 @@ export class SecureRound {
     const chosen = chooseSecAggParams({ n: names.length, dropoutFraction: opts.dropoutFraction ?? 0.1, corruptFraction: opts.corruptFraction ?? 0 });
     const k = opts.k ?? chosen.k;
     const t = opts.t ?? chosen.t;
-    const encoding = chooseEncoding(names.length, d, opts.clipNorm, opts.noiseStddevPerClient ?? 0);
+    const rc = opts.perRound?.() ?? { clipNorm: opts.clipNorm, noiseStddevPerClient: opts.noiseStddevPerClient ?? 0 };
+    const encoding = chooseEncoding(names.length, d, rc.clipNorm, rc.noiseStddevPerClient);
+    const countScale = rc.countNoiseStd !== undefined ? chooseCountScale(names.length, encoding.bits, rc.countNoiseStd, rc.minSurvivors ?? names.length) : undefined;
     const rotationSeed = Buffer.from(opts.rng(32)).toString('hex');
-    this.plan = { ids, roster, k, t, encoding, rotationSeed };
-    this.server = new SecAggServer({ round, cohort: names.map((_, i) => i + 1), identities, k, t, dim: encoding.paddedDim, rng: opts.rng, usedKeys: opts.usedKeys });
+    this.plan = { ids, roster, k, t, encoding, rotationSeed, ...(countScale ? { countScale } : {}) };
+    const dim = encoding.paddedDim + (countScale ? 1 : 0);
+    this.server = new SecAggServer({ round, cohort: names.map((_, i) => i + 1), identities, k, t, dim, rng: opts.rng, usedKeys: opts.usedKeys });
     this.stageDeadline = now + opts.stageTimeoutMs;
   }
 
@@ -162,9 +192,10 @@ export class SecureRound {
   }
 
   /** The survivors' names and their averaged delta, decoded from the unmasked integer sum. */
-  result(layout: TensorLayout[]): { survivors: string[]; delta: NamedTensors } {
+  result(layout: TensorLayout[]): { survivors: string[]; delta: NamedTensors; centredCount?: number } {
     const { sum, survivors } = this.server.result();
-    const flat = decodeAverage(sum, survivors.length, this.plan.encoding, Buffer.from(this.plan.rotationSeed, 'hex'));
+    const { encoding, countScale } = this.plan;
+    const flat = decodeAverage(countScale ? sum.subarray(0, encoding.paddedDim) : sum, survivors.length, encoding, Buffer.from(this.plan.rotationSeed, 'hex'));
     const delta: NamedTensors = new Map();
     let off = 0;
     for (const { name, shape } of layout) {
@@ -172,6 +203,12 @@ export class SecureRound {
       delta.set(name, { shape: [...shape], data: flat.slice(off, off + n) });
       off += n;
     }
-    return { survivors: survivors.map((id) => this.nameOf.get(id)!).sort(), delta };
+    const names = survivors.map((id) => this.nameOf.get(id)!).sort();
+    if (!countScale) return { survivors: names, delta };
+    // The noisy sum of S (2 b_i - 1): divided by 2S it is sum_i (b_i - 1/2) + noise.
+    const modulus = 2 ** encoding.bits;
+    const word = encoding.bits === 32 ? sum[encoding.paddedDim]! : sum[encoding.paddedDim]! % modulus;
+    const signed = word >= modulus / 2 ? word - modulus : word;
+    return { survivors: names, delta, centredCount: signed / (2 * countScale) };
   }
 }
