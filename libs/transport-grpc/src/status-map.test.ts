@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { FederationError } from '@fedlora/federation';
-import { MAX_STATUS_DETAILS, clipDetails, toServiceError } from './status-map.js';
+import { MAX_STATUS_DETAILS, clipDetails, fromServiceError, toServiceError } from './status-map.js';
+import { UploadIntegrityError } from './upload-session.js';
 
 describe('toServiceError', () => {
   it('keeps a short message and maps the code', () => {
@@ -24,5 +25,11 @@ describe('toServiceError', () => {
 
   it('hides unexpected errors behind INTERNAL', () => {
     expect(toServiceError(new Error('secret path /etc'))).toEqual({ code: grpc.status.INTERNAL, details: 'internal error (see the coordinator log)' });
+  });
+
+  it('maps bytes that fail their SHA-256 check to DATA_LOSS and back', () => {
+    const se = toServiceError(new UploadIntegrityError('tensor "w": chunk at offset 64 fails its SHA-256 check', false));
+    expect(se).toEqual({ code: grpc.status.DATA_LOSS, details: 'tensor "w": chunk at offset 64 fails its SHA-256 check' });
+    expect(fromServiceError(se)).toBeInstanceOf(UploadIntegrityError);
   });
 });
