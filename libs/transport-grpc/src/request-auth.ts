@@ -7,9 +7,10 @@
  * - unary calls and DownloadAdapter (one request message): the SHA-256 of the exact request bytes
  *   received on the wire, captured by wrapping the service's deserializers;
  * - UploadUpdate (a client stream): the envelope is checked against the *first* message, the
- *   header (client, round, plan nonce, tensor layout, session token). The chunks that follow are
- *   not individually signed: they ride on the same authenticated stream (TLS protects them in
- *   transit) and are checked against the header's layout, per-chunk offsets and the round.
+ *   header (client, round, plan nonce, tensor layout, session token, upload id). The chunks that
+ *   follow are not individually signed: they ride on the same authenticated stream (TLS protects
+ *   them in transit) and are checked against the header's layout, per-chunk offsets and the round,
+ *   and in resumable uploads against their SHA-256. Each resumed stream is a new signed call.
  *
  * Besides the verifier's checks (enrolment, revocation read from the store at every call,
  * signature, clock skew, method, round, body, nonce replay), the signer must be the client the
