@@ -72,6 +72,7 @@ export async function configureProtection(cfg: CoordinatorConfig, store: Federat
         t: cfg.secagg.threshold,
         rng: cryptoRandomBytes,
         usedKeys: new Set(),
+        ...(privacy?.perRound ? { perRound: privacy.perRound } : {}),
       }
     : undefined;
   return {

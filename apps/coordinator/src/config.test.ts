@@ -152,17 +152,16 @@ describe('privacy.adaptiveClipping', () => {
     expect(off.privacy.adaptiveClipping).toBeUndefined();
   });
 
-  it('refuses it with distributed noise, naming the gap', async () => {
+  it('is accepted with distributed noise over secure aggregation', async () => {
     const { parseCoordinatorConfig } = await import('./config.js');
-    expect(() =>
-      parseCoordinatorConfig(base({ mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, adaptiveClipping: { targetQuantile: 0.5 } }, { enabled: true })),
-    ).toThrow(/privacy.adaptiveClipping: expected privacy.mode "central" with adaptive clipping \(in distributed mode the clipped-indicator bit is not yet carried through secure aggregation\), received mode "distributed"/);
+    const cfg = parseCoordinatorConfig(base({ mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, adaptiveClipping: { targetQuantile: 0.7 } }, { enabled: true }));
+    expect(cfg.privacy.adaptiveClipping).toMatchObject({ targetQuantile: 0.7 });
   });
 
-  it('refuses it with secure aggregation, which hides the bits', async () => {
+  it('refuses it with central noise and secure aggregation, which hides the bits', async () => {
     const { parseCoordinatorConfig } = await import('./config.js');
     expect(() => parseCoordinatorConfig(base({ mode: 'central', clipNorm: 1, noiseMultiplier: 1, delta: 1e-5, adaptiveClipping: {} }, { enabled: true }))).toThrow(
-      /privacy.adaptiveClipping: expected secagg.enabled false with adaptive clipping/,
+      /privacy.adaptiveClipping: expected secagg.enabled false with central noise and adaptive clipping/,
     );
   });
 

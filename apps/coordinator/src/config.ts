@@ -93,7 +93,7 @@ const StrategySchema = z.strictObject({
 });
 
 /**
- * Quantile-based adaptive clipping (Andrew et al. 2021) of central DP-FedAvg; defaults are the
+ * Quantile-based adaptive clipping (Andrew et al. 2021) of DP-FedAvg; defaults are the
  * paper's. `noiseMultiplier` stays the round's overall z: the update sum gets z_Delta > z so that
  * sum and count together cost what a fixed-clip round with z costs (Theorem 1).
  */
@@ -116,7 +116,7 @@ const PrivacySchema = z
     clipNorm: positive().optional(),
     noiseMultiplier: nonNegative().optional(),
     delta: unitOpen().optional(),
-    /** Adaptive clipping (central mode): an object turns it on; false or absent keeps the fixed clipNorm. */
+    /** Adaptive clipping: an object turns it on; false or absent keeps the fixed clipNorm. */
     adaptiveClipping: z
       .preprocess((v) => (v === false ? undefined : v), AdaptiveClippingSchema.optional())
       .describe('false or an object {targetQuantile, learningRate, bitNoiseStd?, initialClip?}'),
@@ -165,19 +165,14 @@ export const CoordinatorConfigSchema = z
     if (c.tls && c.insecure) ctx.addIssue({ code: 'custom', path: ['insecure'], message: 'expected false when tls is configured, received true' });
     const adaptive = c.privacy.adaptiveClipping;
     if (adaptive) {
-      if (c.privacy.mode !== 'central') {
-        // The bit would ride in the securely summed vector with its own share of discrete noise: not built yet.
-        ctx.addIssue({
-          code: 'custom',
-          path: ['privacy', 'adaptiveClipping'],
-          message: `expected privacy.mode "central" with adaptive clipping (in distributed mode the clipped-indicator bit is not yet carried through secure aggregation), received mode "${c.privacy.mode}"`,
-        });
+      if (c.privacy.mode === 'none') {
+        ctx.addIssue({ code: 'custom', path: ['privacy', 'adaptiveClipping'], message: 'expected privacy.mode "central" or "distributed" with adaptive clipping, received mode "none"' });
       }
       if (c.privacy.mode === 'central' && c.secagg.enabled) {
         ctx.addIssue({
           code: 'custom',
           path: ['privacy', 'adaptiveClipping'],
-          message: 'expected secagg.enabled false with adaptive clipping (secure aggregation hides the clipped-indicator bits the clip is adapted from), received secagg.enabled true',
+          message: 'expected secagg.enabled false with central noise and adaptive clipping (secure aggregation hides the bits the coordinator would add noise to; use privacy.mode "distributed"), received secagg.enabled true',
         });
       }
       const z = c.privacy.noiseMultiplier;

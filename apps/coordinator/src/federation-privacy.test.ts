@@ -91,11 +91,27 @@ describe('federation privacy with adaptive clipping', () => {
     expect(reopened.planExtra().privacy.clipNorm).toBe(params[3]!.adaptive.nextClipNorm);
   });
 
-  it('refuses adaptive clipping with distributed noise, naming the gap', async () => {
+  it('distributed: sizes each secure round for the current clip, z_Delta and the count noise', async () => {
+    const adaptive = resolveAdaptiveClipping({ noiseMultiplier: 1, expectedClients: 3, initialClip: 0.2 });
+    const privacy = await createFederationPrivacy({
+      config: { mode: 'distributed', clipNorm: 0.2, noiseMultiplier: 1, secureAggregation: true, minSurvivors: 3, noise: 'skellam', samplingRate: 1 },
+      delta: 1e-5,
+      dimension: 16,
+      ledgerPath: join(mkdtempSync(join(tmpdir(), 'fed-adaptive-')), 'l.jsonl'),
+      signer: { writer: 'coordinator', secretKey: generateLedgerKey().secretKey },
+      rng: seededRandomBytes('x'),
+      adaptive,
+    });
+    expect(privacy.perRound!()).toEqual({ clipNorm: 0.2, noiseStddevPerClient: (adaptive.updateNoiseMultiplier * 0.2) / Math.sqrt(3), countNoiseStd: 1, minSurvivors: 3 });
+    expect(privacy.planExtra().privacy).toMatchObject({ mode: 'distributed', clipNorm: 0.2, noiseMultiplier: adaptive.updateNoiseMultiplier, countNoiseStd: 1 });
+    expect(privacy.aggregation).toBeDefined();
+  });
+
+  it('refuses adaptive clipping with central noise behind secure aggregation, saying why', async () => {
     const adaptive = resolveAdaptiveClipping({ noiseMultiplier: 1, expectedClients: 3, initialClip: 1 });
     await expect(
       createFederationPrivacy({
-        config: { mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, secureAggregation: true, minSurvivors: 3 },
+        config: { mode: 'central', clipNorm: 1, noiseMultiplier: 1, secureAggregation: true },
         delta: 1e-5,
         dimension: 16,
         ledgerPath: join(mkdtempSync(join(tmpdir(), 'fed-adaptive-')), 'l.jsonl'),
@@ -103,6 +119,6 @@ describe('federation privacy with adaptive clipping', () => {
         rng: seededRandomBytes('x'),
         adaptive,
       }),
-    ).rejects.toThrow(/central noise only: in distributed mode the clipped-indicator bit is not yet carried through secure aggregation/);
+    ).rejects.toThrow(/needs each clipped-indicator bit, which secure aggregation hides: use distributed noise/);
   });
 });

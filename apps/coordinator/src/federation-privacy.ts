@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import type { AdaptiveClipRecord, AdaptiveClippingSettings, CentralParams, DpFedAvgConfig, LedgerSigner, RoundPrivacyParams } from '@fedlora/privacy';
+import type { AdaptiveClipRecord, AdaptiveClippingSettings, DpFedAvgConfig, LedgerSigner, RoundPrivacyParams } from '@fedlora/privacy';
 import { Ledger, adaptiveClipperFor, validateDpConfig, verifyLedgerFile } from '@fedlora/privacy';
 import type { RoundAggregationFactory, RoundPlan, RoundSummary } from '@fedlora/federation';
-import { centralDpAggregation, roundPrivacyParams } from '@fedlora/federation';
+import { centralDpAggregation, roundPrivacyParams, secureAdaptiveClipping } from '@fedlora/federation';
 import type { RandomBytes } from '@fedlora/tensor';
 
 /** Institution-level DP of a federation, as the coordinator plans, applies and records it. */
@@ -17,6 +17,8 @@ export interface FederationPrivacy {
   epsilon(): number;
   /** The clip norm the next round will be planned with (changes between rounds with adaptive clipping). */
   clipNorm(): number;
+  /** Distributed adaptive clipping: the secure round's per-round parameters (SecureAggregationOptions.perRound). */
+  perRound?: () => { clipNorm: number; noiseStddevPerClient: number; countNoiseStd: number; minSurvivors: number };
   readonly ledgerPath: string;
 }
 
@@ -24,13 +26,15 @@ export interface FederationPrivacy {
  * Opens the federation ledger and builds the privacy side of rounds. The ledger records the
  * survivors actually summed (never the planned cohort) and aborted rounds with nothing released.
  *
- * With `adaptive` (central mode only), quantile-based adaptive clipping (Andrew, Thakkar, McMahan,
- * Ramaswamy 2021, Algorithm 1) drives the clip: each round's plan carries the current C, the
- * update noise multiplier z_Delta and the count noise sigma_b; the aggregation releases the
- * noisy count of unclipped updates and sets the next C; the ledger records C, z_Delta, sigma_b,
- * the survivors, the released fraction and the next C, and accounts the round with
- * z = (z_Delta^-2 + (2 sigma_b)^-2)^(-1/2) (Section 3, Theorem 1). A restarted coordinator resumes
- * the clip from the ledger's last round.
+ * With `adaptive`, quantile-based adaptive clipping (Andrew, Thakkar, McMahan, Ramaswamy 2021,
+ * Algorithm 1) drives the clip: each round's plan carries the current C, the update noise
+ * multiplier z_Delta and the count noise sigma_b. Central mode: clients send their bit with the
+ * update and the coordinator adds the count noise; distributed mode: the bit and its integer
+ * noise share ride in the secure sum (`perRound` sizes the secure round). The ledger records C,
+ * z_Delta, sigma_b, the survivors, the released fraction and the next C; a central round is
+ * accounted with z = (z_Delta^-2 + (2 sigma_b)^-2)^(-1/2) (Section 3, Theorem 1), a distributed
+ * one as the composition of the two integer releases. A restarted coordinator resumes the clip
+ * from the ledger's last round.
  */
 export async function createFederationPrivacy(opts: {
   config: DpFedAvgConfig;
@@ -42,8 +46,8 @@ export async function createFederationPrivacy(opts: {
   adaptive?: AdaptiveClippingSettings;
 }): Promise<FederationPrivacy> {
   const adaptive = opts.adaptive;
-  if (adaptive && opts.config.mode !== 'central') {
-    throw new RangeError('adaptive clipping is implemented for central noise only: in distributed mode the clipped-indicator bit is not yet carried through secure aggregation');
+  if (adaptive && opts.config.mode === 'central' && opts.config.secureAggregation) {
+    throw new RangeError('adaptive clipping with central noise needs each clipped-indicator bit, which secure aggregation hides: use distributed noise with secure aggregation, or central noise without it');
   }
   const config: DpFedAvgConfig = adaptive ? { ...opts.config, noiseMultiplier: adaptive.updateNoiseMultiplier, countNoiseStd: adaptive.countNoiseStd } : opts.config;
   if (config.mode === 'central') validateDpConfig(config);
@@ -51,7 +55,17 @@ export async function createFederationPrivacy(opts: {
   const clipper = adaptive ? adaptiveClipperFor(adaptive, resumedClip(opts.ledgerPath) ?? adaptive.initialClip) : undefined;
   const ledger = await Ledger.open(opts.ledgerPath, { ...opts.signer, role: 'coordinator' }, { delta: opts.delta });
   const aggregation =
-    config.mode === 'central' ? centralDpAggregation({ clipNorm: clipper?.clipNorm ?? config.clipNorm, noiseMultiplier: config.noiseMultiplier, rng: opts.rng, ...(clipper ? { adaptive: clipper } : {}) }) : undefined;
+    config.mode === 'central'
+      ? centralDpAggregation({ clipNorm: clipper?.clipNorm ?? config.clipNorm, noiseMultiplier: config.noiseMultiplier, rng: opts.rng, ...(clipper ? { adaptive: clipper } : {}) })
+      : clipper
+        ? secureAdaptiveClipping(clipper)
+        : undefined;
+  const minSurvivors = config.minSurvivors ?? 1;
+  // Distributed: the secure round encodes for this round's C, with per-client update noise z_Delta C / sqrt(minSurvivors) and the bit coordinate's sigma_b.
+  const perRound =
+    clipper && config.mode === 'distributed'
+      ? () => ({ clipNorm: clipper.clipNorm, noiseStddevPerClient: (config.noiseMultiplier * clipper.clipNorm) / Math.sqrt(minSurvivors), countNoiseStd: adaptive!.countNoiseStd, minSurvivors })
+      : undefined;
   return {
     ledgerPath: opts.ledgerPath,
     aggregation,
@@ -60,7 +74,7 @@ export async function createFederationPrivacy(opts: {
       let entry;
       if (s.status === 'completed') {
         const planned = roundPrivacyParams(plan, s.participants)!;
-        const params: RoundPrivacyParams = adaptive && planned.mode === 'central' ? ({ ...planned, adaptive: adaptiveRecord(adaptive, s) } satisfies CentralParams) : planned;
+        const params: RoundPrivacyParams = adaptive && planned.mode !== 'dp-sgd' ? { ...planned, adaptive: adaptiveRecord(adaptive, s) } : planned;
         entry = await ledger.append({ kind: 'round', round: s.round, unit: 'institution', params, time });
       } else {
         entry = await ledger.append({ kind: 'aborted', round: s.round, unit: 'institution', note: s.reason ?? 'aborted', time });
@@ -69,6 +83,7 @@ export async function createFederationPrivacy(opts: {
     },
     epsilon: () => ledger.spent().epsilon,
     clipNorm: () => clipper?.clipNorm ?? config.clipNorm,
+    ...(perRound ? { perRound } : {}),
   };
 }
 
@@ -86,7 +101,7 @@ function resumedClip(path: string): number | undefined {
   if (!existsSync(path)) return undefined;
   const v = verifyLedgerFile(path);
   for (const e of [...v.parsed].reverse()) {
-    const next = e.kind === 'round' && e.params?.mode === 'central' ? e.params.adaptive?.nextClipNorm : undefined;
+    const next = e.kind === 'round' && e.params && e.params.mode !== 'dp-sgd' ? e.params.adaptive?.nextClipNorm : undefined;
     if (next !== undefined) return next;
   }
   return undefined;
