@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "fl_native.h"
 
 #define CHECK(call)                                                   \
@@ -353,6 +354,45 @@ static napi_value SumSquares(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* copy2d(src, srcOffset, srcStride, dst, dstOffset, dstStride, rows, cols): rows runs of cols
+ * floats (Slice/SplitV/Concat without a JS subarray per run). */
+static napi_value Copy2d(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!get_args(env, info, 8, argv)) FAIL(type_error, "copy2d: expected 8 arguments");
+  float *src, *dst;
+  const int64_t ls = f32(env, argv[0], &src), ld = f32(env, argv[3], &dst);
+  if (ls < 0 || ld < 0) return NULL;
+  const int64_t so = num(env, argv[1]), ss = num(env, argv[2]), dof = num(env, argv[4]), ds = num(env, argv[5]);
+  const int64_t rows = num(env, argv[6]), cols = num(env, argv[7]);
+  if (rows < 0 || cols < 0 || so < 0 || dof < 0 || ss < 0 || ds < 0) FAIL(range_error, "copy2d: negative offset, stride or size");
+  if (rows == 0 || cols == 0) return NULL;
+  if (so + (rows - 1) * ss + cols > ls || dof + (rows - 1) * ds + cols > ld) FAIL(range_error, "copy2d: runs reach past the end of a buffer");
+  for (int64_t r = 0; r < rows; r++) memcpy(dst + dof + r * ds, src + so + r * ss, sizeof(float) * (size_t)cols);
+  return NULL;
+}
+
+/* gatherRows(x, rowLength, indices, out): out[i] = x[indices[i]] (rows of rowLength floats). */
+static napi_value GatherRows(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) FAIL(type_error, "gatherRows(x, rowLength, indices, out)");
+  float *x, *o;
+  int32_t *idx;
+  const int64_t lx = f32(env, argv[0], &x), li = i32(env, argv[2], &idx), lo = f32(env, argv[3], &o);
+  if (lx < 0 || li < 0 || lo < 0) return NULL;
+  const int64_t row = num(env, argv[1]);
+  if (row < 0 || li * row > lo) FAIL(range_error, "gatherRows: output smaller than indices x rowLength");
+  const int64_t rows = row > 0 ? lx / row : 0;
+  for (int64_t i = 0; i < li; i++) {
+    if (idx[i] < 0 || idx[i] >= rows) {
+      char msg[128];
+      snprintf(msg, sizeof(msg), "gather: index %d at position %lld is outside [0, %lld)", idx[i], (long long)i, (long long)rows);
+      FAIL(range_error, msg);
+    }
+    memcpy(o + i * row, x + (int64_t)idx[i] * row, sizeof(float) * (size_t)row);
+  }
+  return NULL;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   fl_blas_load();
   const napi_property_descriptor props[] = {
@@ -372,6 +412,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"sparseXentFwd", NULL, SparseXentFwd, NULL, NULL, NULL, napi_default, NULL},
       {"sparseXentBwd", NULL, SparseXentBwd, NULL, NULL, NULL, napi_default, NULL},
       {"adamw", NULL, AdamW, NULL, NULL, NULL, napi_default, NULL},
+      {"copy2d", NULL, Copy2d, NULL, NULL, NULL, napi_default, NULL},
+      {"gatherRows", NULL, GatherRows, NULL, NULL, NULL, napi_default, NULL},
       {"sumSquares", NULL, SumSquares, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;

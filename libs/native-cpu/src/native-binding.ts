@@ -40,6 +40,10 @@ export interface NativeAddon {
   ): void;
   /** sum(x^2), accumulated in double. */
   sumSquares(x: Float32Array): number;
+  /** Copies `rows` runs of `cols` floats from src (every srcStride) to dst (every dstStride). */
+  copy2d(src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number, rows: number, cols: number): void;
+  /** out[i] = rows indices[i] of x (rows of rowLength floats); throws a RangeError naming an index out of range. */
+  gatherRows(x: Float32Array, rowLength: number, indices: Int32Array, out: Float32Array): void;
 }
 
 /** Operation codes shared with native/fl_native.h. */

@@ -29,10 +29,10 @@ function nativeTable(addon: NativeAddon): Record<string, NativeKernel> {
     _FusedMatMul: fusedMatMulKernel(addon),
     Softmax: softmaxKernel(addon),
     Transpose: transposeKernel(addon),
-    Slice: sliceKernel(),
-    SplitV: splitVKernel(),
-    Concat: concatKernel(),
-    GatherV2: gatherKernel(),
+    Slice: sliceKernel(addon),
+    SplitV: splitVKernel(addon),
+    Concat: concatKernel(addon),
+    GatherV2: gatherKernel(addon),
   };
   for (const [name, op] of Object.entries(BINARY_KERNELS)) table[name] = binaryKernel(addon, op);
   for (const [name, op] of Object.entries(UNARY_KERNELS)) table[name] = unaryKernel(addon, op);

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { nativeAndPure, nativeSkipReason, seededTensor } from './testing.js';
 import { sliceBox } from './slice-kernels.js';
+import { nativeAddon } from './native-binding.js';
+import { registerNativeKernels, unregisterNativeKernels } from './register.js';
 
 const skip = nativeSkipReason();
 if (skip) console.warn(`native slice tests skipped: ${skip}`);
@@ -69,5 +71,21 @@ describe.skipIf(skip !== null)('Slice and SplitV kernels', () => {
     const { native, pure } = await nativeAndPure(() => tf.gather(seededTensor('g1', [3, 5]), tf.tensor1d([4, 0], 'int32'), 1));
     expect(Array.from(native[0]!)).toEqual(Array.from(pure[0]!));
   });
-});
 
+  it('copies the same boxes with the native run copier as run by run in JS', () => {
+    const x = Float32Array.from({ length: 2 * 3 * 4 * 5 }, (_, i) => i);
+    for (const [begin, size] of [[[0, 1, 1, 0], [2, 1, 2, 5]], [[1, 0, 1, 2], [1, 3, 3, 2]], [[0, 0, 0, 0], [2, 3, 4, 5]], [[1, 2, 3, 4], [1, 1, 1, 1]]]) {
+      expect(Array.from(sliceBox(x, [2, 3, 4, 5], begin!, size!, nativeAddon()))).toEqual(Array.from(sliceBox(x, [2, 3, 4, 5], begin!, size!)));
+    }
+  });
+
+  it('gather names an index outside the table', async () => {
+    await tf.setBackend('cpu');
+    registerNativeKernels(tf);
+    try {
+      expect(() => tf.gather(tf.zeros([4, 3]), tf.tensor1d([1, 4], 'int32'))).toThrow(/index 4 at position 1 is outside \[0, 4\)/);
+    } finally {
+      unregisterNativeKernels(tf);
+    }
+  });
+});
