@@ -22,7 +22,7 @@ import { trainLocal } from '@fedlora/train';
 /** What a case asks for. */
 export interface TrainCase {
   backend: string;
-  /** `gpt2-small` (12 x 768, 12 heads, vocab 50257) or a model directory (default: the committed base). */
+  /** `gpt2-small` (12 x 768, 12 heads, vocab 50257), `gpt2-4l-v512` (4 x 768, vocab 512), `fedlora-tiny` or a model directory. */
   model: string;
   seq: number;
   batch: number;
@@ -32,6 +32,12 @@ export interface TrainCase {
 
 /** GPT-2 small's shape (Radford et al. 2019, the 124M model). */
 export const GPT2_SMALL = { model_type: 'gpt2', vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12 };
+
+/** Random-weight models by name: GPT-2 small and issue 7's small case (its blocks, 4 layers, vocab 512). */
+const SYNTHETIC: Record<string, Record<string, unknown>> = {
+  'gpt2-small': GPT2_SMALL,
+  'gpt2-4l-v512': { ...GPT2_SMALL, n_layer: 4, vocab_size: 512 },
+};
 
 // The benchmark feeds token ids directly; a tokenizer is never consulted.
 const NO_TEXT: TextTokenizer = {
@@ -45,10 +51,10 @@ const NO_TEXT: TextTokenizer = {
 async function main(): Promise<void> {
   const c = JSON.parse(process.argv[2] ?? '{}') as TrainCase;
   const { name } = await initBackend({ backend: c.backend });
-  const model =
-    c.model === 'gpt2-small'
-      ? new CausalLM(parseModelConfig(GPT2_SMALL), NO_TEXT, initWeights(parseModelConfig(GPT2_SMALL), 1))
-      : await loadModel(c.model === 'fedlora-tiny' ? DEFAULT_BASE_MODEL_DIR : c.model);
+  const synthetic = SYNTHETIC[c.model];
+  const model = synthetic
+    ? new CausalLM(parseModelConfig(synthetic), NO_TEXT, initWeights(parseModelConfig(synthetic), 1))
+    : await loadModel(c.model === 'fedlora-tiny' ? DEFAULT_BASE_MODEL_DIR : c.model);
   const lora = defaultLoraConfig(model);
   const adapter = initLoraAdapter(model, lora, seededRandomBytes('bench'));
   const rng = seededRandomBytes('bench-data');

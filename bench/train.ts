@@ -5,12 +5,13 @@
  * thread counts: PyTorch and the multi-threaded backends (native, tfjs-node) run at each, and each
  * side is reported at its best count (issue 7: fedlora's best CPU backend vs PyTorch's best
  * thread count). Peak resident memory (getrusage maxrss) is reported for both sides.
- * Models: a GPT-2-small-shaped model (12 layers, d_model 768, 12 heads, vocab 50257) and the
- * committed tiny base model; seq 128, batch 4 for both. Every case runs in its own process, so a
+ * Models: a GPT-2-small-shaped model (12 layers, d_model 768, 12 heads, vocab 50257), issue 7's
+ * small case `gpt2-4l-v512` (the same blocks, 4 layers, vocab 512) and the committed tiny base
+ * model (4 layers, d_model 128, vocab 1024); seq 128, batch 4 for all. Every case runs in its own process, so a
  * wasm abort or a timeout is reported in that case's entry instead of ending the run.
  * Prints ONE JSON document on stdout; progress on stderr.
  *
- *   node --import tsx bench/train.ts [--models gpt2-small,fedlora-tiny] [--backends wasm,cpu,...]
+ *   node --import tsx bench/train.ts [--models gpt2-small,gpt2-4l-v512,fedlora-tiny] [--backends wasm,cpu,...]
  *        [--steps 3] [--warmup 1] [--threads 1,2] [--rounds 1] [--max-seconds 300]
  *
  * `--rounds N` repeats every run N times, alternating PyTorch and fedlora, and keeps each side's
@@ -146,11 +147,12 @@ async function availableBackends(): Promise<string[]> {
 
 const MODELS: Record<string, { torch: Record<string, unknown> }> = {
   'gpt2-small': { torch: { layers: 12, d: 768, heads: 12, vocab: 50257, context: 1024 } },
+  'gpt2-4l-v512': { torch: { layers: 4, d: 768, heads: 12, vocab: 512, context: 1024 } },
   'fedlora-tiny': { torch: {} },
 };
 
 async function main(): Promise<void> {
-  const models = arg('models', 'gpt2-small,fedlora-tiny').split(',');
+  const models = arg('models', Object.keys(MODELS).join(',')).split(',');
   const backends = process.argv.includes('--backends') ? arg('backends', '').split(',') : await availableBackends();
   const steps = Number(arg('steps', '3'));
   const warmup = Number(arg('warmup', '1'));
@@ -165,7 +167,7 @@ async function main(): Promise<void> {
   const cases: TrainBenchCase[] = [];
   const torchRuns: Record<string, ThreadRun[]> = {};
   for (const model of models) {
-    if (!MODELS[model]) throw new RangeError(`--models: unknown model "${model}", expected gpt2-small or fedlora-tiny`);
+    if (!MODELS[model]) throw new RangeError(`--models: unknown model "${model}", expected one of ${Object.keys(MODELS).join(', ')}`);
     let shape = MODELS[model]!.torch;
     if (model === 'fedlora-tiny') {
       const cfgFile = join(root, 'models', 'fedlora-tiny', 'config.json');
