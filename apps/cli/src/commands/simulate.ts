@@ -34,7 +34,7 @@ export function register(program: Command): void {
     .addOption(new Option('--dp-mode <mode>', 'institution-level DP-FedAvg: central (coordinator adds noise) or distributed (needs --secagg)').choices(['central', 'distributed']))
     .option('--dp-clip <C>', 'L2 clip of each update (DP-FedAvg)', numberOption('--dp-clip', 1e-9, 1e9), 0.1)
     .option('--dp-noise-multiplier <z>', 'noise std / clip (DP-FedAvg)', numberOption('--dp-noise-multiplier', 1e-9, 1e6), 1)
-    .option('--dp-adaptive-clip', 'adaptive clipping (Andrew et al. 2021, central mode): --dp-clip is the first round\'s C, then C follows a quantile of the update norms')
+    .option('--dp-adaptive-clip', 'adaptive clipping (Andrew et al. 2021): --dp-clip is the first round\'s C, then C follows a quantile of the update norms')
     .option('--dp-adaptive-quantile <q>', 'with --dp-adaptive-clip: target quantile of unclipped updates', numberOption('--dp-adaptive-quantile', 1e-9, 1 - 1e-9), 0.5)
     .option('--dp-adaptive-lr <x>', 'with --dp-adaptive-clip: learning rate of the geometric clip update', numberOption('--dp-adaptive-lr', 1e-9, 100), 0.2)
     .option('--dp-adaptive-bit-noise <s>', 'with --dp-adaptive-clip: std of the noise on the count of unclipped updates (default max(clients/20, z))', numberOption('--dp-adaptive-bit-noise', 1e-9, 1e9))
@@ -52,9 +52,7 @@ export function register(program: Command): void {
     .addOption(new Option('--log-level <level>', 'JSON log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('warn'))
     .option('--json', 'print one JSON document on stdout')
     .action(async (o) => {
-      if (o.dpAdaptiveClip && o.dpMode !== 'central') {
-        throw new CliError(`--dp-adaptive-clip needs --dp-mode central (received ${o.dpMode ? `--dp-mode ${o.dpMode}` : 'no --dp-mode'}): the clipped-indicator bit is not yet carried through secure aggregation`);
-      }
+      if (o.dpAdaptiveClip && !o.dpMode) throw new CliError('--dp-adaptive-clip needs --dp-mode central (without --secagg) or --dp-mode distributed (with --secagg), received no --dp-mode');
       const progress = o.json ? undefined : createProgressDisplay(o.rounds);
       const report = await runSimulation({
         clients: o.clients,

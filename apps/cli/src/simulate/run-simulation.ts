@@ -169,13 +169,15 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const minClients = o.minClients ?? (o.secagg && o.secagg.dropout > 0 ? Math.max(2, Math.ceil(o.clients / 2)) : o.clients);
   const distributed = o.privacy?.mode === 'distributed';
   if (distributed && !o.secagg) throw new RangeError('simulate: distributed noise needs secure aggregation (add --secagg): each update would otherwise leave with only its own share of noise');
-  if (o.privacy?.adaptiveClipping && (distributed || o.secagg)) {
+  if (o.privacy?.adaptiveClipping && !distributed && o.secagg) {
     throw new RangeError(
-      'simulate: adaptive clipping (--dp-adaptive-clip) is implemented for --dp-mode central without --secagg only: the clipped-indicator bit is not yet carried through secure aggregation',
+      'simulate: adaptive clipping with --dp-mode central needs each clipped-indicator bit, which --secagg hides: use --dp-mode distributed with --secagg (the bits ride in the secure sum), or drop --secagg',
     );
   }
   const noiseStddevPerClient = distributed ? (o.privacy!.noiseMultiplier * o.privacy!.clipNorm) / Math.sqrt(minClients) : 0;
-  const secure = o.secagg ? createSecureSimulation(clients.map((c) => c.name), { ...o.secagg, seed: o.seed, noiseStddevPerClient }) : undefined;
+  // Distributed adaptive clipping: every secure round is sized for the clip norm the federation privacy holds at that moment.
+  const perRound = distributed && o.privacy?.adaptiveClipping ? () => fedPrivacy!.perRound!() : undefined;
+  const secure = o.secagg ? createSecureSimulation(clients.map((c) => c.name), { ...o.secagg, seed: o.seed, noiseStddevPerClient, ...(perRound ? { perRound } : {}) }) : undefined;
   // One ledger key per institution, shared by its institution-level and record-level ledgers (the audit requires it).
   const clientKeys = new Map(clients.map((c) => [c.name, generateLedgerKey().secretKey]));
   const outDir = o.privacy || o.dpSgd ? (o.outDir ?? (await mkdtemp(join(tmpdir(), 'fedlora-sim-')))) : '';
@@ -236,7 +238,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     return {
       survivors: s.participants,
       aggregateMaxAbsError: m.aggregateMaxAbsError,
-      ...(distributed ? { noiseStd: m.noiseStd, plannedNoiseStd: (o.privacy!.noiseMultiplier * o.privacy!.clipNorm) / Math.sqrt(minClients * s.participants) } : {}),
+      ...(distributed ? { noiseStd: m.noiseStd, plannedNoiseStd: (plannedNoiseMultiplier(plan) * (plannedPrivacy(plan)?.clipNorm ?? o.privacy!.clipNorm)) / Math.sqrt(minClients * s.participants) } : {}),
     };
   };
 
@@ -330,4 +332,11 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     await app.close();
     model.dispose();
   }
+}
+
+/** The noise multiplier applied to the update sum in this round (z_Delta with adaptive clipping). */
+function plannedNoiseMultiplier(plan: RoundPlan): number {
+  const p = plannedPrivacy(plan);
+  if (!p) throw new RangeError(`round ${plan.round}: the plan carries no privacy parameters`);
+  return p.noiseMultiplier;
 }

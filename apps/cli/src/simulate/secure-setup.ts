@@ -1,4 +1,4 @@
-import type { LocalTrainer, RoundPlan, SecureAggregationOptions, SecureClientOptions } from '@fedlora/federation';
+import type { LocalTrainer, RoundPlan, SecureAggregationOptions, SecureClientOptions, SecureRoundPlan } from '@fedlora/federation';
 import { flattenInPlanOrder, noiseShareFor } from '@fedlora/federation';
 import type { Stage } from '@fedlora/secagg';
 import { STAGES, generateIdentity } from '@fedlora/secagg';
@@ -23,7 +23,7 @@ export interface SimulationSecAgg {
  * simulator can know: every client's clipped update, to measure how far the securely
  * aggregated average is from the plain one.
  */
-export function createSecureSimulation(names: string[], o: SimulationSecAgg & { seed: string; noiseStddevPerClient?: number }) {
+export function createSecureSimulation(names: string[], o: SimulationSecAgg & { seed: string; noiseStddevPerClient?: number; perRound?: SecureAggregationOptions['perRound'] }) {
   const identities = new Map(names.map((n) => [n, generateIdentity(cryptoRandomBytes)]));
   const dropRng: RandomBytes = seededRandomBytes(`dropout:${o.seed}`);
   const sent = new Map<number, Map<string, Float64Array>>();
@@ -37,6 +37,7 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
     rng: cryptoRandomBytes,
     k: o.k,
     t: o.t,
+    ...(o.perRound ? { perRound: o.perRound } : {}),
   };
 
   const client = (name: string): SecureClientOptions => ({
@@ -55,10 +56,11 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
     async train(plan, global) {
       const r = await inner.train(plan, global);
       const flat = Float64Array.from(flattenInPlanOrder(plan, r.delta));
+      const clip = (plan.extra.secagg as SecureRoundPlan | undefined)?.encoding.clip ?? o.clipNorm; // the round's (adaptive clipping changes it)
       let norm = 0;
       for (const v of flat) norm += v * v;
       norm = Math.sqrt(norm);
-      if (norm > o.clipNorm) for (let i = 0; i < flat.length; i++) flat[i] = (flat[i]! * o.clipNorm) / norm;
+      if (norm > clip) for (let i = 0; i < flat.length; i++) flat[i] = (flat[i]! * clip) / norm;
       const byClient = sent.get(plan.round) ?? new Map<string, Float64Array>();
       byClient.set(name, flat);
       sent.set(plan.round, byClient);
