@@ -48,6 +48,9 @@ export interface TrainBenchCase {
   torchPeakRssMb?: number;
   /** Every thread count tried for this backend. */
   runs?: ThreadRun[];
+  /** Measured and warmup steps per run (both sides). */
+  steps?: number;
+  warmup?: number;
   error?: string;
 }
 
@@ -145,10 +148,16 @@ async function availableBackends(): Promise<string[]> {
   return [...out, 'wasm', 'cpu'];
 }
 
-const MODELS: Record<string, { torch: Record<string, unknown> }> = {
+/**
+ * Bench models. A step of the small models is short (about 40 ms for fedlora-tiny), so a median of
+ * 3 steps is mostly noise on a shared machine: they run `stepScale` times the requested steps and
+ * at least `minWarmup` warmup steps, the same on both sides (training runs thousands of steps, so
+ * the steady-state step is what matters).
+ */
+const MODELS: Record<string, { torch: Record<string, unknown>; stepScale?: number; minWarmup?: number }> = {
   'gpt2-small': { torch: { layers: 12, d: 768, heads: 12, vocab: 50257, context: 1024 } },
-  'gpt2-4l-v512': { torch: { layers: 4, d: 768, heads: 12, vocab: 512, context: 1024 } },
-  'fedlora-tiny': { torch: {} },
+  'gpt2-4l-v512': { torch: { layers: 4, d: 768, heads: 12, vocab: 512, context: 1024 }, stepScale: 2, minWarmup: 2 },
+  'fedlora-tiny': { torch: {}, stepScale: 10, minWarmup: 3 },
 };
 
 async function main(): Promise<void> {
@@ -176,7 +185,9 @@ async function main(): Promise<void> {
       const c = JSON.parse(readFileSync(cfgFile, 'utf8')) as Record<string, number>;
       shape = { layers: c.n_layer, d: c.n_embd, heads: c.n_head, vocab: c.vocab_size, context: c.n_positions };
     }
-    const torchArgs = JSON.stringify({ ...shape, seq, batch, r: 8, targets: ['c_attn', 'attn.c_proj'], steps, warmup });
+    const mSteps = steps * (MODELS[model]!.stepScale ?? 1);
+    const mWarmup = Math.max(warmup, MODELS[model]!.minWarmup ?? 0);
+    const torchArgs = JSON.stringify({ ...shape, seq, batch, r: 8, targets: ['c_attn', 'attn.c_proj'], steps: mSteps, warmup: mWarmup });
     const tRuns: ThreadRun[] = [];
     const byBackend = new Map<string, ThreadRun[]>(backends.map((b) => [b, []]));
     // Rounds alternate PyTorch and fedlora so both sides sample the same (shared, noisy) machine.
@@ -193,7 +204,7 @@ async function main(): Promise<void> {
           const env = { ...process.env, FEDLORA_NUM_THREADS: n, OMP_NUM_THREADS: n, OPENBLAS_NUM_THREADS: n };
           const r = await runJson(
             process.execPath,
-            ['--import', 'tsx', join(here, 'train-worker.ts'), JSON.stringify({ backend, model, seq, batch, steps, warmup })],
+            ['--import', 'tsx', join(here, 'train-worker.ts'), JSON.stringify({ backend, model, seq, batch, steps: mSteps, warmup: mWarmup })],
             timeoutMs,
             env,
           );
@@ -221,6 +232,8 @@ async function main(): Promise<void> {
         peakRssMb: mine.peakRssMb,
         torchPeakRssMb: torch.peakRssMb,
         runs,
+        steps: mSteps,
+        warmup: mWarmup,
         ...(mine.error !== undefined ? { error: mine.error } : torch.error !== undefined ? { error: `torch: ${torch.error}` } : {}),
       });
     }
