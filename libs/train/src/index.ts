@@ -19,5 +19,8 @@ export { saveTrainState, loadTrainState } from './train-state.js';
 // Record-level DP-SGD for LoRA (Poisson sampling, per-example clipping, exact grid Gaussian noise).
 export type { DpSgdStepInfo, DpSgdTrainOptions, DpSgdTrainResult } from './dp-sgd.js';
 export { trainLocalDpSgd, dpSgdParams, loraDimension } from './dp-sgd.js';
-export type { PrivateGradientOptions } from './dp-sgd-grads.js';
+export type { PrivateGradientOptions, PrivateGradient, PerExampleMethod } from './dp-sgd-grads.js';
 export { privateLoraGradient, perExampleLoraGrads } from './dp-sgd-grads.js';
+/** Per-example clipping from one batched pass (ghost clipping through the model's LoRA tap). */
+export type { ClippedSumMethod, GhostClipOptions, GhostClipResult, GhostCompute } from './dp-sgd-ghost.js';
+export { ghostClippedLoraGradSum } from './dp-sgd-ghost.js';
