@@ -23,7 +23,10 @@ export { sparseSoftmaxCrossEntropy } from './fused-ops.js';
 /** Whether the current backend runs the native kernels (callers pick layouts that suit BLAS). */
 export { nativeKernelsActive } from './fused-ops.js';
 /** One AdamW step per parameter tensor, one native pass when native kernels are registered. */
-export { adamwUpdate, sumOfSquares } from './optim-ops.js';
+export { adamwUpdate } from './optim-ops.js';
+/** Hyper-parameters of one AdamW step. */
 export type { AdamWStep } from './optim-ops.js';
+/** Sum of squares of a list of tensors as a host number (global-norm clipping). */
+export { sumOfSquares } from './optim-ops.js';
 /** Kernel names of the fused ops. */
 export { FusedKernelName } from './fused-kernels.js';
