@@ -1,9 +1,15 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { seededRandomBytes, uniform01 } from '@fedlora/tensor';
 import { epsilonOf } from './accountant.js';
 import { ADAPTIVE_CLIPPING_DEFAULTS, adaptiveClipperFor, resolveAdaptiveClipping } from './adaptive-clipping.js';
 import { dpRoundParams } from './dp-fedavg.js';
 import { roundEvents } from './round-events.js';
+import { Ledger } from './ledger.js';
+import { generateLedgerKey } from './ledger-format.js';
+import { verifyLedgerFile } from './ledger-verify.js';
 
 /** Runs `rounds` rounds of adaptive clipping over m norms a round drawn uniformly from [0, 2]; returns C per round. */
 function track(targetQuantile: number, rounds: number, seed: string): number[] {
@@ -88,5 +94,40 @@ describe('resolveAdaptiveClipping', () => {
     expect(() =>
       dpRoundParams({ mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, countNoiseStd: 1, scale: 64, minSurvivors: 3, secureAggregation: true }, { survivors: 3, dimension: 8 }),
     ).toThrow(/needs the integer countScale of the securely summed bit coordinate/);
+  });
+});
+
+describe('the ledger of adaptive clipping', () => {
+  const round = (clipNorm: number, noisyUnclippedFraction: number, nextClipNorm: number) => ({
+    mode: 'central' as const,
+    clipNorm,
+    noiseMultiplier: 1.2,
+    countNoiseStd: 1,
+    samplingRate: 1,
+    survivors: 3,
+    adaptive: { targetQuantile: 0.5, learningRate: 0.2, expectedClients: 3, noisyUnclippedFraction, nextClipNorm },
+  });
+  const next = (c: number, f: number) => c * Math.exp(-0.2 * (f - 0.5));
+
+  async function ledgerOf(params: ReturnType<typeof round>[]): Promise<string> {
+    const path = join(mkdtempSync(join(tmpdir(), 'adaptive-ledger-')), 'federation-ledger.jsonl');
+    const ledger = await Ledger.open(path, { writer: 'coordinator', secretKey: generateLedgerKey().secretKey, role: 'coordinator' }, { delta: 1e-5 });
+    for (const [i, p] of params.entries()) await ledger.append({ kind: 'round', round: i + 1, unit: 'institution', params: p });
+    return path;
+  }
+
+  it('verifies when every round uses the clip the previous one set', async () => {
+    const c2 = next(0.1, 0.2);
+    const v = verifyLedgerFile(await ledgerOf([round(0.1, 0.2, c2), round(c2, 0.9, next(c2, 0.9))]));
+    expect(v.problems).toEqual([]);
+  });
+
+  it('names a round whose clip is not the one the previous round set, or whose next clip does not follow the rule', async () => {
+    const c2 = next(0.1, 0.2);
+    const v = verifyLedgerFile(await ledgerOf([round(0.1, 0.2, c2), round(0.5, 0.9, next(0.5, 0.9)), round(next(0.5, 0.9), 0.5, 7)]));
+    expect(v.problems.map((p) => p.message)).toEqual([
+      expect.stringMatching(/^entry 1 \(line 2\): adaptive clipping: clipNorm 0.5 is not the 0.1\d* the previous round set/),
+      expect.stringMatching(/^entry 2 \(line 3\): adaptive clipping: nextClipNorm 7 does not follow from clipNorm/),
+    ]);
   });
 });

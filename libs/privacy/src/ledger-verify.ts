@@ -64,10 +64,30 @@ function close(a: number, b: number): boolean {
 }
 
 /**
+ * Adaptive clipping (Andrew et al. 2021, Algorithm 1, geometric update): a round's clip must be
+ * the one the previous adaptive round set, and the next clip must follow from the recorded noisy
+ * fraction: C' = C exp(-eta_C (b~ - gamma)). Returns the problem (if any) and the next clip.
+ */
+function adaptiveClipProblem(entry: LedgerEntry, expectedClip: number | undefined): { message?: string; next?: number } | undefined {
+  const p = entry.params;
+  if (!p || p.mode === 'dp-sgd' || !p.adaptive) return undefined;
+  const a = p.adaptive;
+  if (expectedClip !== undefined && !close(p.clipNorm, expectedClip)) {
+    return { message: `adaptive clipping: clipNorm ${p.clipNorm} is not the ${expectedClip} the previous round set`, next: a.nextClipNorm };
+  }
+  const next = p.clipNorm * Math.exp(-a.learningRate * (a.noisyUnclippedFraction - a.targetQuantile));
+  if (!close(next, a.nextClipNorm)) {
+    return { message: `adaptive clipping: nextClipNorm ${a.nextClipNorm} does not follow from clipNorm ${p.clipNorm} and the released fraction ${a.noisyUnclippedFraction} (expected ${next})`, next: a.nextClipNorm };
+  }
+  return { next: a.nextClipNorm };
+}
+
+/**
  * Verifies a ledger: every line parses, is complete (a torn last line is reported, never
  * accepted), carries the next seq and the hash of the previous line, is signed by the ledger's
- * single writer (and by the trusted key if given), its events follow from its parameters, and its
- * cumulative RDP and epsilon match what the accountant recomputes from all entries so far.
+ * single writer (and by the trusted key if given), its events follow from its parameters, its
+ * cumulative RDP and epsilon match what the accountant recomputes from all entries so far, and
+ * adaptive clip norms follow the recorded geometric updates from round to round.
  */
 export function verifyLedgerText(text: string, opts: VerifyOptions = {}): LedgerVerification {
   const problems: LedgerProblem[] = [];
@@ -80,6 +100,7 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
   let first: LedgerEntry | undefined;
   let cumulative: number[] = [];
   let epsilon = 0;
+  let adaptiveClip: number | undefined;
 
   lines.forEach((line, i) => {
     const lineNo = i + 1;
@@ -132,6 +153,9 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
     } catch (err) {
       report(`cannot be accounted: ${(err as Error).message}`);
     }
+    const clipProblem = entry.kind === 'round' ? adaptiveClipProblem(entry, adaptiveClip) : undefined;
+    if (clipProblem?.message) report(clipProblem.message);
+    if (clipProblem?.next !== undefined) adaptiveClip = clipProblem.next;
     const recorded = entry.cumulativeRdp ?? [];
     if (recorded.length !== cumulative.length || recorded.some((r, k) => !close(r, cumulative[k]!))) {
       report('mis-accounted: recorded cumulative RDP differs from the recomputed one');
