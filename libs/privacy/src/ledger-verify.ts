@@ -18,6 +18,8 @@ export interface LedgerRoundSummary {
   kind: LedgerEntry['kind'];
   subject?: string;
   survivors?: number;
+  /** Institution-level rounds: the clip norm C of the round (it changes between rounds with adaptive clipping). */
+  clipNorm?: number;
   epsilon: number;
 }
 
@@ -163,7 +165,16 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
     if (!close(entry.epsilon, epsilon)) report(`mis-accounted: records epsilon ${entry.epsilon}, recomputed ${epsilon}`);
     if (entry.budget && epsilon > entry.budget.epsilon * (1 + 1e-12)) report(`overspent: epsilon ${epsilon} exceeds the budget ${entry.budget.epsilon}`);
     const survivors = entry.params && 'survivors' in entry.params ? entry.params.survivors : undefined;
-    rounds.push({ seq, round: entry.round, kind: entry.kind, epsilon, ...(entry.subject ? { subject: entry.subject } : {}), ...(survivors !== undefined ? { survivors } : {}) });
+    const clipNorm = entry.params && entry.params.mode !== 'dp-sgd' ? entry.params.clipNorm : undefined;
+    rounds.push({
+      seq,
+      round: entry.round,
+      kind: entry.kind,
+      epsilon,
+      ...(entry.subject ? { subject: entry.subject } : {}),
+      ...(survivors !== undefined ? { survivors } : {}),
+      ...(clipNorm !== undefined ? { clipNorm } : {}),
+    });
   });
 
   const last = parsed[parsed.length - 1];
