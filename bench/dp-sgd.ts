@@ -103,6 +103,12 @@ async function main(): Promise<void> {
       dpSgd: { ghost: best.ghost, ghostHost: best.ghostHost, ghostReweighted: best.ghostReweighted, perExample: best.perExample },
       slowdown: { ghost: ratio('ghost'), ghostHost: ratio('ghostHost'), ghostReweighted: ratio('ghostReweighted'), perExample: ratio('perExample') },
       ghostSpeedupOverPerExample: best.ghost!.tokensPerSecond / best.perExample!.tokensPerSecond,
+      variants: {
+        ghost: 'one batched forward/backward; per-example norms and clipped sum from each LoRA layer input X and output gradient G, batched matmuls on the device (default)',
+        ghostHost: 'as ghost, norms and sums on the host in float64 (libs/privacy lora-norms)',
+        ghostReweighted: 'ghost norms on the device, clipped sum from a second backward pass of the loss re-weighted by the clip factors',
+        perExample: 'one forward/backward pass per sampled sequence (the reference)',
+      },
     })}\n`,
   );
   model.dispose();
