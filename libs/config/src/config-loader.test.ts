@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { appliedEnvOverrides, applyEnvOverrides, envName, leafPaths, schemaAt, scopedEnvName } from './config-loader.js';
+import { appliedEnvOverrides, applyEnvOverrides, envName, formatIssues, leafPaths, schemaAt, scopedEnvName } from './config-loader.js';
 
 const schema = z.strictObject({
   dataDir: z.string(),
@@ -30,6 +30,14 @@ describe('config loader', () => {
     expect(appliedEnvOverrides(schema, env, 'COORDINATOR')).toEqual(['FEDLORA_DATA_DIR', 'FEDLORA_COORDINATOR_ROUNDS_MIN_CLIENTS']);
     // Without a scope, scoped names are ignored.
     expect(applyEnvOverrides({}, schema, env).doc).toEqual({ dataDir: '/shared' });
+  });
+
+  it('lists the known keys of an object behind z.preprocess when an unknown key is found there', () => {
+    const inner = z.strictObject({ quantile: z.number().default(0.5), rate: z.number().default(0.2) });
+    const s = z.strictObject({ adaptive: z.preprocess((v) => (v === false ? undefined : v), inner.optional()) });
+    const r = s.safeParse({ adaptive: { quantlie: 0.4 } });
+    expect(r.success).toBe(false);
+    expect(formatIssues(s, r.error!.issues)).toEqual(['adaptive: unknown key "quantlie"; expected one of quantile, rate']);
   });
 
   it('does not modify the document it is given', () => {
