@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadClientConfig, parseClientConfig } from './config.js';
+import { ConfigError, loadClientConfig, parseClientConfig, reconnectRetries } from './config.js';
 
 const GOOD = `
 name: inst-1
@@ -60,13 +60,28 @@ describe('loadClientConfig', () => {
     expect(c.tls).toEqual({ ca: join(parent, 'pki/ca.crt'), cert: join(parent, 'pki/clients/inst-1.crt'), key: join(parent, 'pki/clients/inst-1.key') });
     expect(c.data).toEqual({ path: join(parent, 'data/inst-1/train.txt'), format: 'auto', evalFraction: 0.1 });
     expect(c.privacy).toEqual({ epsilon: 8, delta: 1e-5 });
-    expect(c.reconnect).toEqual({ initialBackoffMs: 500, maxBackoffMs: 30_000, giveUpAfterSeconds: 0 });
+    expect(c.reconnect).toEqual({ initialBackoffMs: 500, maxBackoffMs: 30_000, giveUpAfterSeconds: 3600 });
     expect(c.training.backend).toBe('auto');
   });
 
   it('names the key path, the expected and the received value', () => {
     const path = writeConfig(GOOD.replace('epsilon: 8', 'epsilon: lots'));
     expect(problems(() => loadClientConfig(path, {}))).toEqual(['inst-1.yaml: privacy.epsilon: expected a number > 0, received "lots"']);
+  });
+
+  it('reads FEDLORA_CLIENT_* before FEDLORA_* and ignores FEDLORA_COORDINATOR_*', () => {
+    const env = { FEDLORA_DATA_DIR: '/shared', FEDLORA_CLIENT_DATA_DIR: '/srv/client', FEDLORA_PRIVACY_DELTA: '1e-3', FEDLORA_COORDINATOR_PRIVACY_DELTA: '1e-4' };
+    const c = loadClientConfig(writeConfig(GOOD), env);
+    expect(c.dataDir).toBe('/srv/client');
+    expect(c.privacy!.delta).toBe(1e-3);
+  });
+
+  it('turns reconnect.giveUpAfterSeconds into a retry count whose capped backoff covers it', () => {
+    // 500 ms doubling, capped at 30 s: 0.5+1+2+4+8+16 = 31.5 s after 6 failures, then 30 s each.
+    expect(reconnectRetries(31_500, 500, 30_000)).toBe(6);
+    expect(reconnectRetries(31_501, 500, 30_000)).toBe(7);
+    expect(reconnectRetries(3_600_000, 500, 30_000)).toBe(6 + Math.ceil((3_600_000 - 31_500) / 30_000));
+    expect(reconnectRetries(0, 500, 30_000)).toBe(Number.POSITIVE_INFINITY);
   });
 
   it('applies environment overrides (FEDLORA_DATA_PATH, FEDLORA_PRIVACY_EPSILON)', () => {

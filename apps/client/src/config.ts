@@ -76,8 +76,11 @@ const ReconnectSchema = z
   .strictObject({
     initialBackoffMs: int(1).default(500),
     maxBackoffMs: int(1).default(30_000),
-    /** Give up after this long without reaching the coordinator (0: never). */
-    giveUpAfterSeconds: nonNegative().default(0),
+    /**
+     * Give up (exit non-zero) after about this long without reaching the coordinator, so a
+     * supervisor (systemd, Kubernetes) sees the failure; 0 retries forever.
+     */
+    giveUpAfterSeconds: nonNegative().default(3600),
   })
   .refine((r) => r.maxBackoffMs >= r.initialBackoffMs, { message: 'expected maxBackoffMs >= initialBackoffMs', path: ['maxBackoffMs'] });
 
@@ -126,12 +129,27 @@ export const CLIENT_PATH_KEYS: PathKeys = [['model', 'baseModelDir'], ['tls', 'c
 
 /** Reads, env-overrides and validates a client config file; throws ConfigError listing every problem. */
 export function loadClientConfig(path: string, env: Record<string, string | undefined> = process.env): ClientConfig {
-  return loadConfigFile(path, ClientConfigSchema, env, CLIENT_PATH_KEYS);
+  return loadConfigFile(path, ClientConfigSchema, env, CLIENT_PATH_KEYS, 'CLIENT');
 }
 
 /** Validates an in-memory document as if it were a file in `baseDir` (for provisioning and tests). */
 export function parseClientConfig(doc: unknown, options: { label?: string; baseDir?: string; env?: Record<string, string | undefined> } = {}): ClientConfig {
-  return validateConfig(options.label ?? 'client config', doc, ClientConfigSchema, options.env ?? {}, CLIENT_PATH_KEYS, options.baseDir ?? process.cwd());
+  return validateConfig(options.label ?? 'client config', doc, ClientConfigSchema, options.env ?? {}, CLIENT_PATH_KEYS, options.baseDir ?? process.cwd(), 'CLIENT');
 }
 
 export { ConfigError };
+
+/**
+ * How many consecutive failed attempts `runClient` may make so that its backoff waits (doubling
+ * from `initialMs`, capped at `maxMs`) add up to at least `giveUpMs`; 0 means retry forever.
+ */
+export function reconnectRetries(giveUpMs: number, initialMs: number, maxMs: number): number {
+  if (!(giveUpMs > 0)) return Number.POSITIVE_INFINITY;
+  let waited = 0;
+  let n = 0;
+  while (waited < giveUpMs) {
+    waited += Math.min(maxMs, initialMs * 2 ** n);
+    n++;
+  }
+  return n;
+}

@@ -8,7 +8,8 @@ import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes } from '@fedlora/tensor';
 import { readTextDocuments, splitHeldOut, tokenizeToSequences } from '@fedlora/train';
 import { GrpcConnection, createRequestSigner, insecureChannelCredentials, loadChannelCredentials, loadIdentity, wipeIdentity } from '@fedlora/transport-grpc';
-import type { ClientConfig } from './config.js';
+import { ClientConfigSchema, reconnectRetries, type ClientConfig } from './config.js';
+import { appliedEnvOverrides } from '@fedlora/config';
 import { ModelTrainer } from './model-trainer.js';
 import { DpSgdTrainer } from './dp-sgd-trainer.js';
 import { PrivacyGuardedTrainer } from './privacy-trainer.js';
@@ -75,6 +76,8 @@ export class PlanFollowingTrainer implements LocalTrainer {
 /** Runs an institution's node as its config file says, until the federation finishes. */
 export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, signal?: AbortSignal): Promise<{ roundsTrained: number[]; backend: string; stopped?: string }> {
   const backend = await initBackend({ backend: cfg.training.backend === 'auto' ? undefined : cfg.training.backend });
+  const envApplied = appliedEnvOverrides(ClientConfigSchema, process.env, 'CLIENT');
+  if (envApplied.length > 0) log.info({ event: 'config.env', applied: envApplied });
   log.info({ event: 'backend.selected', backend: backend.name });
   const model = await loadModel(cfg.model.baseModelDir ?? DEFAULT_BASE_MODEL_DIR);
   try {
@@ -123,7 +126,7 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
         logger: log,
         signal,
         backoffMs: { initial: cfg.reconnect.initialBackoffMs, max: cfg.reconnect.maxBackoffMs },
-        maxRetries: cfg.reconnect.giveUpAfterSeconds > 0 ? Math.ceil(Math.log2((cfg.reconnect.giveUpAfterSeconds * 1000) / cfg.reconnect.initialBackoffMs + 1)) + 1 : Number.POSITIVE_INFINITY,
+        maxRetries: reconnectRetries(cfg.reconnect.giveUpAfterSeconds * 1000, cfg.reconnect.initialBackoffMs, cfg.reconnect.maxBackoffMs),
       });
       return { ...r, backend: backend.name };
     } finally {
@@ -134,3 +137,4 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     model.dispose();
   }
 }
+

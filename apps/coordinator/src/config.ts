@@ -156,6 +156,8 @@ export const CoordinatorConfigSchema = z
     strategy: StrategySchema.prefault({}),
     privacy: PrivacySchema.prefault({}),
     secagg: SecAggSchema.prefault({}),
+    /** Memory for updates being uploaded (all clients together, verified partial uploads kept for resume). */
+    uploads: z.strictObject({ maxBufferedMiB: int(1, 1 << 20).default(512) }).prefault({}),
     clients: z.array(EnrolledClientSchema).default([]),
     identity: z.strictObject({ secretKeyFile: path() }),
     log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') }).prefault({}),
@@ -209,12 +211,12 @@ export const COORDINATOR_PATH_KEYS: PathKeys = [['tls', 'ca'], ['tls', 'cert'], 
 
 /** Reads, env-overrides and validates a coordinator config file; throws ConfigError listing every problem. */
 export function loadCoordinatorConfig(path: string, env: Record<string, string | undefined> = process.env): CoordinatorConfig {
-  return loadConfigFile(path, CoordinatorConfigSchema, env, COORDINATOR_PATH_KEYS);
+  return loadConfigFile(path, CoordinatorConfigSchema, env, COORDINATOR_PATH_KEYS, 'COORDINATOR');
 }
 
 /** Validates an in-memory document as if it were a file in `baseDir` (for provisioning and tests). */
 export function parseCoordinatorConfig(doc: unknown, options: { label?: string; baseDir?: string; env?: Record<string, string | undefined> } = {}): CoordinatorConfig {
-  return validateConfig(options.label ?? 'coordinator config', doc, CoordinatorConfigSchema, options.env ?? {}, COORDINATOR_PATH_KEYS, options.baseDir ?? process.cwd());
+  return validateConfig(options.label ?? 'coordinator config', doc, CoordinatorConfigSchema, options.env ?? {}, COORDINATOR_PATH_KEYS, options.baseDir ?? process.cwd(), 'COORDINATOR');
 }
 
 export { ConfigError };

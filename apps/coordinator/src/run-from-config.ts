@@ -9,7 +9,8 @@ import { FederationError } from '@fedlora/federation';
 import type { DataDirLock } from '@fedlora/store';
 import { acquireDataDirLock, openSqliteStore } from '@fedlora/store';
 import { RequestVerifier, insecureServerCredentials, loadServerCredentials, peerCertificateCommonName } from '@fedlora/transport-grpc';
-import type { CoordinatorConfig } from './config.js';
+import { CoordinatorConfigSchema, type CoordinatorConfig } from './config.js';
+import { appliedEnvOverrides } from '@fedlora/config';
 import type { CoordinatorApp } from './coordinator-app.js';
 import { startCoordinatorApp } from './coordinator-app.js';
 import type { LogLevel } from './logger.js';
@@ -48,6 +49,8 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
   const level = (cfg.log.level === 'trace' ? 'debug' : cfg.log.level === 'fatal' ? 'error' : cfg.log.level) as LogLevel;
   const log = createEventLogger(level, { component: 'coordinator', federationId: cfg.federationId });
   const backend = await initBackend();
+  const envApplied = appliedEnvOverrides(CoordinatorConfigSchema, process.env, 'COORDINATOR');
+  if (envApplied.length > 0) log.info({ event: 'config.env', applied: envApplied });
   log.info({ event: 'backend.selected', backend: backend.name });
   const model = await loadModel(cfg.model.baseModelDir ?? DEFAULT_BASE_MODEL_DIR);
   const lora = { ...defaultLoraConfig(model), ...cfg.model.lora, targetModules: cfg.model.lora.targetModules ?? defaultLoraConfig(model).targetModules };
@@ -98,6 +101,7 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     initialAdapter,
     startAfterRound: persistence.startAfterRound,
     aggregation: protection.aggregation,
+    maxUploadBytes: cfg.uploads.maxBufferedMiB * 1024 * 1024,
     secureAggregation: protection.secureAggregation,
     planExtra: () => ({ lora, seqLen: cfg.rounds.seqLen, proximalMu: cfg.strategy.proximalMu ?? 0, ...protection.planExtra() }),
     onRoundStart: (plan, cohort) => persistence.onRoundStart(plan, cohort),
