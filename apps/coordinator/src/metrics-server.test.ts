@@ -37,7 +37,7 @@ async function get(path: string): Promise<{ status: number; type: string; body: 
 describe('coordinator metrics endpoint', () => {
   it('serves round, participant, byte and refusal counters and the scrape-time gauges', async () => {
     const m = createCoordinatorMetrics();
-    const view: CoordinatorStatusView = { state: 'training', currentRound: 3, completedRounds: 2, totalRounds: 5, connectedClients: 4 };
+    const view: CoordinatorStatusView = { state: 'training', currentRound: 3, completedRounds: 2, totalRounds: 5, connectedClients: 4, uploadBufferedBytes: 65536 };
     m.observe(() => view);
     m.roundEnded(summary({}));
     m.roundEnded(summary({ round: 2, status: 'completed', participants: 2 }));
@@ -69,6 +69,7 @@ describe('coordinator metrics endpoint', () => {
       'fedlora_completed_rounds 2',
       'fedlora_total_rounds 5',
       'fedlora_connected_clients 4',
+      'fedlora_upload_buffered_bytes 65536',
       'fedlora_run_state{state="training"} 1',
       'fedlora_run_state{state="finished"} 0',
     ]) {

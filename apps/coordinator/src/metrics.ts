@@ -12,6 +12,7 @@
  * - requests_refused_total{method,reason}                  refusals (auth reasons, status names)
  * - current_round, completed_rounds, total_rounds, connected_clients, run_state{state}
  *                                                          gauges read from the operator view at scrape time
+ * - upload_buffered_bytes                                  bytes held by uploads in progress (scrape time)
  * plus prom-client's standard process_* and nodejs_* series (memory, CPU, event-loop lag, handles)
  * unless `processMetrics: false`.
  */
@@ -25,6 +26,8 @@ export interface CoordinatorStatusView {
   completedRounds: number;
   totalRounds: number;
   connectedClients: number;
+  /** Bytes held by uploads in progress (verified partial uploads kept for resume included). */
+  uploadBufferedBytes?: number;
 }
 
 /** Run states reported as `fedlora_run_state{state}` (1 for the current one, 0 otherwise). */
@@ -79,6 +82,7 @@ export function createCoordinatorMetrics(options: { processMetrics?: boolean } =
   fromStatus('fedlora_completed_rounds', 'Rounds committed, including those before a restart', (s) => s.completedRounds);
   fromStatus('fedlora_total_rounds', 'Rounds the run is configured for', (s) => s.totalRounds);
   fromStatus('fedlora_connected_clients', 'Clients seen within the liveness window', (s) => s.connectedClients);
+  fromStatus('fedlora_upload_buffered_bytes', 'Bytes held by uploads in progress, bounded by uploads.maxBufferedMiB', (s) => s.uploadBufferedBytes ?? 0);
   new Gauge({
     name: 'fedlora_run_state',
     help: 'Run state of the federation (1 for the current state)',

@@ -123,7 +123,7 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
       auditRefusal(r); // throttled per reason and client: a flood cannot become a flood of fsyncs
     },
   });
-  metrics.observe(() => app.coordinator.status());
+  metrics.observe(() => ({ ...app.coordinator.status(), uploadBufferedBytes: app.server.uploads.heldBytes }));
   const ops = cfg.metrics
     ? await startMetricsServer({
         listen: cfg.metrics.listen,
