@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { ClientUpdate, CoordinatorConnection, RoundPlan, Task } from '@fedlora/federation';
 import { FederationError } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { DEFAULT_CHUNK_BYTES, TensorAssembler } from '@fedlora/tensor';
 import { federationClientCtor } from './proto.js';
 import type { UploadProgress } from './serde.js';
@@ -114,6 +114,13 @@ export class GrpcConnection implements CoordinatorConnection {
       for await (const msg of call as AsyncIterable<PbTensorChunk>) {
         const c = chunkFromProto(msg);
         if (c.round !== round) throw new FederationError('invalid-argument', `coordinator sent a chunk of round ${c.round} for round ${round}`);
+        if (c.sha256 && !createHash('sha256').update(c.data).digest().equals(c.sha256)) {
+          // 'unavailable': a transport fault, so the client runner backs off and asks again.
+          throw new FederationError(
+            'unavailable',
+            `downloaded chunk of tensor ${JSON.stringify(c.tensorName.slice(0, 80))} at offset ${c.offset} (${c.data.byteLength} bytes) fails its SHA-256 check: the adapter was corrupted in transit; it is downloaded again`,
+          );
+        }
         asm.add(c);
       }
     } catch (err) {

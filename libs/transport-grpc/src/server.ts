@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { FederationCoordinator } from '@fedlora/federation';
 import { FederationError } from '@fedlora/federation';
@@ -180,7 +181,9 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     for (const c of chunkTensors(adapter, chunkBytes)) {
       if (call.cancelled) return;
       opts.onBytes?.('out', c.data.byteLength);
-      if (!call.write(chunkToProto(round, c))) await new Promise((r) => call.once('drain', r));
+      // Every chunk carries its SHA-256 so a client can name a corrupted chunk (and older clients ignore it).
+      const sha256 = new Uint8Array(createHash('sha256').update(c.data).digest());
+      if (!call.write(chunkToProto(round, { ...c, sha256 }))) await new Promise((r) => call.once('drain', r));
     }
     call.end();
   }
