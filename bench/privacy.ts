@@ -17,9 +17,13 @@
  * - dpSgdOverhead: the privacy work of one DP-SGD step on a GPT-2-small-like LoRA set (24 adapters):
  *   per-example norms plus clipping and exact noise, as tokens/s of that overhead alone. The full
  *   DP-SGD vs non-private training comparison needs the trainer's per-example path (libs/train).
+ * - gridNoise: one DP-SGD step's noise for the tiny model's 24 576 LoRA values (the grid Gaussian,
+ *   sigma 2^16 grid steps), `gaussianOnGrid` against `gaussianOnGridReference` (the same algorithm
+ *   with BigInt coins, as first written) in the same process, alternating, median and minimum of
+ *   wall and CPU milliseconds; `sameValues` checks both return the same draws from the same bytes.
  */
-import { cryptoRandomBytes, uniform01, type RandomBytes } from '@fedlora/tensor';
-import { calibrateNoise, epsilonOf, gaussianOnGrid, loraPerExampleGradNormsSq, privatizeGradients, sampleDiscreteGaussian, sampleSkellam } from '@fedlora/privacy';
+import { cryptoRandomBytes, seededRandomBytes, uniform01, type RandomBytes } from '@fedlora/tensor';
+import { calibrateNoise, epsilonOf, gaussianOnGrid, gaussianOnGridReference, loraPerExampleGradNormsSq, privatizeGradients, sampleDiscreteGaussian, sampleSkellam } from '@fedlora/privacy';
 
 const quick = process.argv.includes('--quick');
 const log = (m: string): void => void process.stderr.write(`${m}\n`);
@@ -137,6 +141,36 @@ const dpSgdOverhead = {
   overheadTokensPerSec: Math.round(tokens / ((normsMs + privatizeMs) / 1000)),
 };
 
+log('grid noise for one DP-SGD step (fast vs reference)...');
+const gridValues = 24_576;
+const gridReps = quick ? 8 : 30;
+const gridTimes = { fast: { wall: [] as number[], cpu: [] as number[] }, reference: { wall: [] as number[], cpu: [] as number[] } };
+for (let rep = 0; rep < gridReps; rep++) {
+  for (const [name, f] of [['fast', gaussianOnGrid], ['reference', gaussianOnGridReference]] as const) {
+    const c0 = process.cpuUsage();
+    const w0 = performance.now();
+    f(0.01, gridValues, cryptoRandomBytes);
+    const w = performance.now() - w0;
+    const c = process.cpuUsage(c0);
+    gridTimes[name].wall.push(w);
+    gridTimes[name].cpu.push((c.user + c.system) / 1000);
+  }
+}
+const stat = (xs: number[]): { medianMs: number; minMs: number } => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { medianMs: Number(s[Math.floor(s.length / 2)]!.toFixed(2)), minMs: Number(s[0]!.toFixed(2)) };
+};
+const gridFast = gaussianOnGrid(0.01, gridValues, seededRandomBytes('bench-same'));
+const gridRef = gaussianOnGridReference(0.01, gridValues, seededRandomBytes('bench-same'));
+const gridNoise = {
+  values: gridValues,
+  reps: gridReps,
+  fast: { wall: stat(gridTimes.fast.wall), cpu: stat(gridTimes.fast.cpu) },
+  reference: { wall: stat(gridTimes.reference.wall), cpu: stat(gridTimes.reference.cpu) },
+  cpuSpeedup: Number((stat(gridTimes.reference.cpu).medianMs / stat(gridTimes.fast.cpu).medianMs).toFixed(2)),
+  sameValues: gridFast.every((v, i) => v === gridRef[i]),
+};
+
 process.stdout.write(
   `${JSON.stringify(
     {
@@ -145,6 +179,7 @@ process.stdout.write(
       accountant: { opacusCaseEpsilon: eps, epsilonMs: Number(epsilonMs.toFixed(1)), calibratedNoiseMultiplier: z, calibrateMs: Number(calibrateMs.toFixed(1)) },
       ghostNorms: { dims, loraNormsMs: Number(fastMs.toFixed(1)), materialisedMs: Number(bruteMs.toFixed(1)) },
       dpSgdOverhead,
+      gridNoise,
     },
     null,
     2,

@@ -47,3 +47,34 @@ describe('ExactRandom', () => {
     expect(() => rationalAtLeast(-1, 'mu')).toThrow(/mu/);
   });
 });
+
+describe('ExactRandom.bernoulliExpOfSquare', () => {
+  /** Runs f on two readers of the same bytes; both must answer alike and stop at the same byte. */
+  function sameCoins(seed: string, f: (r: ExactRandom) => boolean, g: (r: ExactRandom) => boolean): void {
+    const a = new ExactRandom(seededRandomBytes(seed));
+    const b = new ExactRandom(seededRandomBytes(seed));
+    for (let i = 0; i < 300; i++) expect(f(a)).toBe(g(b));
+    expect(a.bits48()).toBe(b.bits48());
+  }
+
+  it('reads the same coins as bernoulliExp(diff^2, den) for fine-grid gammas, integer gammas and gammas above 256', () => {
+    const den = 2n * 2n ** 32n * 65537n ** 2n; // the DP-SGD grid: sigma^2 = 2^32, t = 2^16 + 1
+    const denF = Number(den);
+    for (const diff of [0, 1, 123_456_789, 4_294_967_296, 6_074_001_000, 6_074_001_001, 2 ** 36 + 7, 2 ** 40]) {
+      sameCoins(`sq-${diff}`, (r) => r.bernoulliExpOfSquare(diff, den, denF), (r) => r.bernoulliExp(BigInt(diff) ** 2n, den));
+    }
+    // gamma exactly an integer (diff^2 = 4 den'): the remainder is den, not 0.
+    const square = 2n ** 50n;
+    sameCoins('sq-int', (r) => r.bernoulliExpOfSquare(2 ** 26, square, Number(square)), (r) => r.bernoulliExp(2n ** 52n, square));
+  });
+
+  it('has P = exp(-gamma) for a gamma with a fractional part', () => {
+    const n = 40_000;
+    const tol = (p: number): number => 4 * Math.sqrt((p * (1 - p)) / n);
+    const r = new ExactRandom(seededRandomBytes('sq-freq'));
+    const den = 2n ** 60n;
+    const diff = 2 ** 30 * 0.75; // gamma = 0.5625
+    const p = Math.exp(-0.5625);
+    expect(Math.abs(freq(n, () => r.bernoulliExpOfSquare(diff, den, Number(den))) - p)).toBeLessThan(tol(p));
+  });
+});

@@ -75,8 +75,14 @@ export class ExactRandom {
     return this.buf[this.pos++]!;
   }
 
-  /** Uniform integer with 48 random bits. */
-  private bits48(): number {
+  /** Uniform integer with 48 random bits (6 bytes). */
+  bits48(): number {
+    const p = this.pos;
+    const b = this.buf;
+    if (p + 6 <= b.length) {
+      this.pos = p + 6;
+      return ((((b[p]! * 256 + b[p + 1]!) * 256 + b[p + 2]!) * 256 + b[p + 3]!) * 256 + b[p + 4]!) * 256 + b[p + 5]!;
+    }
     let x = 0;
     for (let i = 0; i < 6; i++) x = x * 256 + this.byte();
     return x;
@@ -148,30 +154,76 @@ export class ExactRandom {
     if (num <= 0n) return false;
     if (num >= den) return true;
     if (den <= SAFE_LIMIT) return this.bernoulliSmall(Number(num), Number(den));
-    // Fast path: the first 48 bits of U against a float estimate of p (error < 2^-50 << the 1e-12
-    // margin); only when U's 48-bit interval straddles the margin is p's expansion compared exactly.
-    const shift = BigInt(Math.max(0, den.toString(16).length * 4 - 64));
-    const p = Number(num >> shift) / Number(den >> shift);
+    return this.bernoulliLarge(num, den, 1, ratioEstimate(num, den));
+  }
+
+  /**
+   * U < num/(den k) for 0 < num < den k and den k > 2^48, given `p`, an estimate of num/(den k)
+   * within 1e-13. The first 48 bits of U are compared with p -/+ 1e-12: outside that margin the
+   * answer is certain; only when U's 48-bit interval straddles it is p's expansion compared exactly
+   * (BigInt). Which bits are read depends only on U and the exact p (the fast path never answers
+   * for the interval that holds p), so the stream of coins is the same for any valid estimate.
+   */
+  private bernoulliLarge(num: bigint, den: bigint, k: number, p: number): boolean {
+    const coarse = this.coarseBelow(p);
+    return coarse >= 0 ? coarse === 1 : this.straddle(num, k === 1 ? den : den * BigInt(k));
+  }
+
+  /** The 48 bits of U read by the last `coarseBelow` that could not decide. */
+  private straddleU = 0;
+
+  /** 48 bits of U against p -/+ 1e-12: 1 if U < p for sure, 0 if U >= p for sure, -1 if undecided (u kept). */
+  private coarseBelow(p: number): number {
     const u = this.bits48();
-    if (u + 1 <= (p - 1e-12) * TWO48) return true;
-    if (u >= (p + 1e-12) * TWO48) return false;
+    if (u + 1 <= (p - 1e-12) * TWO48) return 1;
+    if (u >= (p + 1e-12) * TWO48) return 0;
+    this.straddleU = u;
+    return -1;
+  }
+
+  /** U < num/dk exactly, given that U's first 48 bits (`straddleU`) did not decide. */
+  private straddle(num: bigint, dk: bigint): boolean {
     const scaledNum = num << 48n;
-    const lo = BigInt(u) * den;
+    const lo = BigInt(this.straddleU) * dk;
     if (scaledNum <= lo) return false;
-    if (scaledNum >= lo + den) return true;
-    // U = (u + U')/2^48 with U' uniform in [0,1): continue on U' < (num 2^48 - u den)/den.
+    if (scaledNum >= lo + dk) return true;
+    // U = (u + U')/2^48 with U' uniform in [0,1): continue on U' < (num 2^48 - u dk)/dk.
     let rem = scaledNum - lo;
     for (;;) {
       rem <<= 1n;
-      let p = false;
-      if (rem >= den) {
-        p = true;
-        rem -= den;
+      let bitP = false;
+      if (rem >= dk) {
+        bitP = true;
+        rem -= dk;
       }
-      const u = this.bit();
-      if (u !== p) return p;
+      if (this.bit() !== bitP) return bitP;
       if (rem === 0n) return false; // p's expansion ended: U >= p almost surely from here (U = p has probability 0)
     }
+  }
+
+  /**
+   * Bernoulli(exp(-diff^2 / den)) for a safe integer `diff` and den > 2^48 (`denF` = Number(den)):
+   * the same coins in the same order as `bernoulliExp(diff^2, den)`, without BigInt unless needed.
+   * gamma = diff^2 / den as a double has relative error < 2^-51 (three roundings), so below 256
+   * its absolute error is < 2^-43. When its fractional part is at least 1e-9 from 0 and 1,
+   * floor(gamma) is therefore exact and each coin Bernoulli(frac / k) gets an estimate within
+   * 1e-12 (`bernoulliLarge`'s contract); the exact remainder diff^2 mod den is formed in BigInt
+   * only if a coin's 48 bits straddle its probability. Other gammas take `bernoulliExp`.
+   */
+  bernoulliExpOfSquare(diff: number, den: bigint, denF: number): boolean {
+    const gamma = (diff * diff) / denF;
+    const whole = Math.floor(gamma);
+    const frac = gamma - whole; // exact: an integer <= gamma subtracted from gamma
+    if (!(gamma < 256) || frac < 1e-9 || frac > 1 - 1e-9 || !(denF > TWO48)) return this.bernoulliExp(BigInt(diff) ** 2n, den);
+    for (let i = whole; i > 0; i--) if (!this.bernoulliExpOfMinusOne()) return false;
+    let k = 1;
+    for (;;) {
+      const coarse = this.coarseBelow(frac / k);
+      if (coarse === 0) break;
+      if (coarse < 0 && !this.straddle(BigInt(diff) ** 2n % den, den * BigInt(k))) break;
+      k++;
+    }
+    return k % 2 === 1;
   }
 
   /**
@@ -180,9 +232,21 @@ export class ExactRandom {
    * product of floor(gamma) Bernoulli(exp(-1)) and one Bernoulli(exp(-(gamma - floor gamma)))).
    */
   bernoulliExp(num: bigint, den: bigint): boolean {
-    while (num > den) {
-      if (!this.bernoulliExpAtMostOne(1n, 1n)) return false;
-      num -= den;
+    if (num > den) {
+      // floor(gamma) factors exp(-1) (one per time num > den in "while (num > den) num -= den"),
+      // then exp(-rem/den) with rem in (0, den].
+      let whole = num / den;
+      let rem = num - whole * den;
+      if (rem === 0n) {
+        whole -= 1n;
+        rem = den;
+      }
+      if (whole <= MAX_SAFE_BIG) {
+        for (let i = Number(whole); i > 0; i--) if (!this.bernoulliExpOfMinusOne()) return false;
+      } else {
+        for (let i = whole; i > 0n; i--) if (!this.bernoulliExpOfMinusOne()) return false;
+      }
+      num = rem;
     }
     return this.bernoulliExpAtMostOne(num, den);
   }
@@ -210,9 +274,40 @@ export class ExactRandom {
     return k % 2 === 1;
   }
 
+  /**
+   * Bernoulli(exp(-num/den)) for 0 <= num <= den (CKS 2020 Algorithm 1): K = the first k with
+   * not Bernoulli(gamma / k), accepted iff K is odd. The coins Bernoulli(num / (den k)) take the
+   * float estimate of num/(den k) from two Number conversions made once (no BigInt per coin
+   * unless a coin's 48 bits straddle it, see `bernoulliLarge`).
+   */
   private bernoulliExpAtMostOne(num: bigint, den: bigint): boolean {
-    let k = 1n;
-    while (this.bernoulli(num, den * k)) k += 1n;
-    return k % 2n === 1n;
+    if (num <= 0n) return true; // the first coin, Bernoulli(0), fails: K = 1
+    const numF = Number(num);
+    const denF = Number(den);
+    let k = 1;
+    for (;;) {
+      let hit: boolean;
+      const dk = denF * k;
+      if (k === 1 && num >= den) hit = true; // num = den: Bernoulli(1)
+      else if (dk <= TWO48) hit = this.bernoulliSmall(numF, dk); // den k <= 2^48: both exact safe integers
+      else hit = this.bernoulliLarge(num, den, k, dk < 1e300 ? numF / dk : ratioEstimate(num, den * BigInt(k)));
+      if (!hit) break;
+      k++;
+    }
+    return k % 2 === 1;
   }
+}
+
+const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * num/den (0 < num < den) as a double within 1e-15: each Number() conversion rounds to nearest
+ * (relative error <= 2^-53) and so does the division. Denominators beyond the double range are
+ * first shifted so that den keeps its top 64 bits (error < 2^-50).
+ */
+function ratioEstimate(num: bigint, den: bigint): number {
+  const d = Number(den);
+  if (d < 1e300) return Number(num) / d;
+  const shift = BigInt(den.toString(16).length * 4 - 64);
+  return Number(num >> shift) / Number(den >> shift);
 }

@@ -9,6 +9,8 @@ export {
   gridSensitivity,
   DEFAULT_GRID_FRACTION,
 } from './samplers.js';
+/** The grid Gaussian as first written (BigInt coins): the bit-for-bit oracle of gaussianOnGrid, for tests and bench/privacy.ts. */
+export { gaussianOnGridReference } from './grid-gaussian-reference.js';
 /** Exact Bernoulli / uniform primitives over a RandomBytes source (for other exact samplers). */
 export { ExactRandom, rationalAtLeast } from './exact-bits.js';
 /** Rational number type used by the exact samplers. */

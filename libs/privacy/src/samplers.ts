@@ -35,7 +35,7 @@ function checkPositive(x: number, what: string): void {
  */
 export function discreteGaussianOnce(sigma2: Rational, t: bigint, r: ExactRandom): bigint {
   const { num: a, den: b } = sigma2;
-  if (t < 2n ** 40n) return discreteGaussianSmallT(sigma2, Number(t), r);
+  if (t < 2n ** 40n) return BigInt(discreteGaussianSmallT(sigma2, Number(t), r));
   for (;;) {
     // Discrete Laplace with scale t (CKS Algorithm 2, s = 1).
     const u = r.belowBig(t);
@@ -51,11 +51,20 @@ export function discreteGaussianOnce(sigma2: Rational, t: bigint, r: ExactRandom
   }
 }
 
-/** The same algorithm with the discrete Laplace stage in safe integers (t < 2^40); only the final test uses BigInt. */
-function discreteGaussianSmallT(sigma2: Rational, t: number, r: ExactRandom): bigint {
+/**
+ * The same algorithm with the discrete Laplace stage in safe integers (t < 2^40), returning a
+ * number: only the final test's gamma = (x t b - a)^2 / (2 a b t^2) is formed in BigInt (its
+ * numerator exceeds 2^53 on fine grids), and x t b - a is formed in doubles when that is exact.
+ * It reads the same coins as `discreteGaussianOnce` with a BigInt t.
+ */
+function discreteGaussianSmallT(sigma2: Rational, t: number, r: ExactRandom): number {
   const { num: a, den: b } = sigma2;
   const tb = BigInt(t);
   const den = 2n * a * b * tb * tb;
+  const aF = Number(a);
+  const tbF = t * Number(b);
+  const safe = Number.isSafeInteger(aF) && Number.isSafeInteger(tbF);
+  const denF = Number(den);
   for (;;) {
     const u = r.below(t);
     if (!r.bernoulliExpSmall(u, t)) continue;
@@ -64,8 +73,15 @@ function discreteGaussianSmallT(sigma2: Rational, t: number, r: ExactRandom): bi
     const x = u + t * v;
     const negative = r.bit();
     if (negative && x === 0) continue;
+    const xtb = x * tbF;
+    if (safe && xtb <= Number.MAX_SAFE_INTEGER) {
+      // diff = x t b - a is exact in doubles; gamma's double has relative error < 2^-50.
+      const diff = xtb - aF;
+      if (r.bernoulliExpOfSquare(diff, den, denF)) return negative ? -x : x;
+      continue;
+    }
     const diff = BigInt(x) * tb * b - a;
-    if (r.bernoulliExp(diff * diff, den)) return BigInt(negative ? -x : x);
+    if (r.bernoulliExp(diff * diff, den)) return negative ? -x : x;
   }
 }
 
@@ -82,7 +98,12 @@ export function sampleDiscreteGaussian(sigma2: number, n: number, rng: RandomByt
   const t = isqrt(s2.num / s2.den) + 1n;
   const r = new ExactRandom(rng);
   const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Number(discreteGaussianOnce(s2, t, r));
+  if (t < 2n ** 40n) {
+    const tn = Number(t);
+    for (let i = 0; i < n; i++) out[i] = discreteGaussianSmallT(s2, tn, r);
+  } else {
+    for (let i = 0; i < n; i++) out[i] = Number(discreteGaussianOnce(s2, t, r));
+  }
   return out;
 }
 
@@ -175,7 +196,12 @@ export function gaussianOnGrid(sigma: number, n: number, rng: RandomBytes, gridS
   const t = isqrt(s2.num / s2.den) + 1n;
   const r = new ExactRandom(rng);
   const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) out[i] = Number(discreteGaussianOnce(s2, t, r)) * gridStep;
+  if (t < 2n ** 40n) {
+    const tn = Number(t);
+    for (let i = 0; i < n; i++) out[i] = discreteGaussianSmallT(s2, tn, r) * gridStep;
+  } else {
+    for (let i = 0; i < n; i++) out[i] = Number(discreteGaussianOnce(s2, t, r)) * gridStep;
+  }
   return out;
 }
 
