@@ -60,6 +60,12 @@ const DpSgdSchema = z.strictObject({
   epsilon: positive().optional(),
   /** Record-level delta; default privacy.delta. */
   delta: unitOpen().optional(),
+  /**
+   * How each record's gradient is obtained for clipping: `ghost` (the default when absent) from one
+   * batched pass (ghost clipping, Li et al. 2022), or `per-example`, one pass per record (the
+   * reference, slower). Both clip and noise alike; the privacy cost is the same.
+   */
+  perExampleGradients: z.enum(['ghost', 'per-example']).optional(),
 });
 
 /** Local overrides of the coordinator's plan (only ever more conservative ones are honoured by the app). */

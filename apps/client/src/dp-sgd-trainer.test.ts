@@ -7,8 +7,9 @@ import type { RoundPlan } from '@fedlora/federation';
 import { ClientPrivacyGuard, epsilonOf, generateLedgerKey, verifyLedgerFile } from '@fedlora/privacy';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes } from '@fedlora/tensor';
-import { tokenizeToSequences } from '@fedlora/train';
-import { DpSgdTrainer } from './dp-sgd-trainer.js';
+import { tokenizeToSequences, trainLocalDpSgd } from '@fedlora/train';
+import { parseClientConfig } from './config.js';
+import { DpSgdTrainer, dpSgdTrainerSettings } from './dp-sgd-trainer.js';
 import { PlanFollowingTrainer } from './run-from-config.js';
 import { FederationCoordinator, createStrategy, inProcessConnection, runClient, silentLogger } from '@fedlora/federation';
 
@@ -88,6 +89,31 @@ describe('DpSgdTrainer', () => {
     const t = new PlanFollowingTrainer(model, [TEXT.repeat(3)], { evalFraction: 0, defaultSeqLen: 12, seed: 'c', log: silentLogger, dpSgd: { clipNorm: 1, noiseMultiplier: 1 } });
     const r = await t.train({ ...plan(1), localSteps: 1, extra: { seqLen: 12, lora } }, global);
     expect(r.metrics.clippedFraction).toBeGreaterThanOrEqual(0); // only the DP-SGD trainer reports it
+  });
+
+  it('rejects an unknown per-example gradient method naming the config key', () => {
+    expect(() => new DpSgdTrainer({ model, lora, train, clipNorm: 1, noiseMultiplier: 1, perExampleGradients: 'vmap' as never, rng: seededRandomBytes('r') })).toThrow(
+      /dpSgd.perExampleGradients must be "ghost" or "per-example", received "vmap"/,
+    );
+  });
+
+  it('trains with the per-example gradient method the client config names (dpSgd.perExampleGradients; default ghost)', async () => {
+    // No noise, q = 1 and no LoRA dropout: a step depends only on the method, so each run can be compared bit for bit.
+    const docs = [TEXT.repeat(3)];
+    const seqs = tokenizeToSequences(model, docs[0]!, 12);
+    const direct = async (perExampleGradients: 'ghost' | 'per-example') =>
+      (await trainLocalDpSgd(model, lora, global, seqs, { steps: 1, samplingRate: 1, clipNorm: 0.05, noiseMultiplier: 0, learningRate: 1e-3, rng: seededRandomBytes('d'), perExampleGradients })).adapter;
+    const fromConfig = async (dpSgd: Record<string, unknown>) => {
+      const cfg = parseClientConfig({ name: 'inst-1', coordinator: 'coord.example.org:7443', insecure: true, identity: { secretKeyFile: 'k.json' }, dataDir: 'd', data: { path: 'train.txt' }, dpSgd });
+      const t = new PlanFollowingTrainer(model, docs, { evalFraction: 0, defaultSeqLen: 12, seed: 'c', log: silentLogger, dpSgd: dpSgdTrainerSettings(cfg.dpSgd!) });
+      const r = await t.train({ ...plan(1), localSteps: 1, batchSize: seqs.length, extra: { seqLen: 12, lora } }, global);
+      return new Map([...r.delta].map(([n, d]) => [n, Float32Array.from(d.data, (x, i) => x + global.get(n)!.data[i]!)]));
+    };
+    const [ghost, perExample] = [await direct('ghost'), await direct('per-example')];
+    const same = (a: Map<string, Float32Array>, b: NamedTensors) => [...a].every(([n, d]) => d.every((x, i) => x === b.get(n)!.data[i]));
+    expect(same(await fromConfig({ clipNorm: 0.05, noiseMultiplier: 0, perExampleGradients: 'per-example' }), perExample)).toBe(true);
+    expect(same(await fromConfig({ clipNorm: 0.05, noiseMultiplier: 0 }), ghost)).toBe(true);
+    expect(same(new Map([...ghost].map(([n, t]) => [n, t.data])), perExample)).toBe(false); // the methods round differently: the comparison tells them apart
   });
 
   it('a client with a small record-level budget (dpSgd.epsilon) refuses the round that would exceed it and stops, with a message', async () => {

@@ -3,7 +3,7 @@ import type { LocalTrainer, RoundPlan } from '@fedlora/federation';
 import type { ClientPrivacyGuard, DpSgdParams } from '@fedlora/privacy';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { subtractNamed } from '@fedlora/tensor';
-import type { DpSgdStepInfo } from '@fedlora/train';
+import type { DpSgdStepInfo, PerExampleMethod } from '@fedlora/train';
 import { dpSgdParams, evaluate, loraDimension, trainLocalDpSgd } from '@fedlora/train';
 
 /** Options of DpSgdTrainer. */
@@ -18,6 +18,8 @@ export interface DpSgdTrainerOptions {
   clipNorm: number;
   /** Noise std / C. */
   noiseMultiplier: number;
+  /** `ghost` (default): per-record norms and the clipped sum from one batched pass; `per-example`: one pass per record. */
+  perExampleGradients?: PerExampleMethod;
   /**
    * The institution's record-level budget, kept in its own ledger (unit 'record'). Without it the
    * rounds are still DP-SGD, but nothing stops an overspend.
@@ -36,6 +38,11 @@ export interface DpSgdTrainerOptions {
   now?: () => Date;
 }
 
+/** The DP-SGD settings of a client config's `dpSgd` block that the trainer takes (the budget goes to the guard). */
+export function dpSgdTrainerSettings(block: { clipNorm: number; noiseMultiplier: number; perExampleGradients?: PerExampleMethod }): Pick<DpSgdTrainerOptions, 'clipNorm' | 'noiseMultiplier' | 'perExampleGradients'> {
+  return { clipNorm: block.clipNorm, noiseMultiplier: block.noiseMultiplier, perExampleGradients: block.perExampleGradients ?? 'ghost' };
+}
+
 /**
  * The LocalTrainer of an institution that protects each record (a patient, a customer) with
  * DP-SGD (Abadi et al. 2016): a round runs the plan's local steps with Poisson sampling at rate
@@ -51,6 +58,10 @@ export class DpSgdTrainer implements LocalTrainer {
     if (opts.train.length === 0) throw new RangeError('the client has no training sequences: its data file is empty or shorter than one sequence');
     if (!(opts.clipNorm > 0)) throw new RangeError(`dpSgd.clipNorm must be > 0, received ${opts.clipNorm}`);
     if (!(opts.noiseMultiplier >= 0)) throw new RangeError(`dpSgd.noiseMultiplier must be >= 0, received ${opts.noiseMultiplier}`);
+    const method = opts.perExampleGradients;
+    if (method !== undefined && method !== 'ghost' && method !== 'per-example') {
+      throw new RangeError(`dpSgd.perExampleGradients must be "ghost" or "per-example", received ${JSON.stringify(method)}`);
+    }
     this.numExamples = opts.train.length;
   }
 
@@ -92,6 +103,7 @@ export class DpSgdTrainer implements LocalTrainer {
       learningRate: plan.learningRate,
       rng: this.opts.rng,
       weightDecay: this.opts.weightDecay ?? 0,
+      perExampleGradients: this.opts.perExampleGradients ?? 'ghost',
       onStep: this.opts.onStep ? (s) => this.opts.onStep!(plan.round, s) : undefined,
     });
     if (guard) await guard.record(plan.round, r.privacy, { time: this.time() });

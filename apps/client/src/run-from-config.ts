@@ -6,12 +6,12 @@ import { noiseShareFor, runClient } from '@fedlora/federation';
 import { ClientPrivacyGuard } from '@fedlora/privacy';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes } from '@fedlora/tensor';
-import { readTextDocuments, splitHeldOut, tokenizeToSequences } from '@fedlora/train';
+import { readTextDocuments, splitHeldOut, tokenizeToSequences, type PerExampleMethod } from '@fedlora/train';
 import { GrpcConnection, createRequestSigner, insecureChannelCredentials, loadChannelCredentials, loadIdentity, wipeIdentity } from '@fedlora/transport-grpc';
 import { ClientConfigSchema, reconnectRetries, type ClientConfig } from './config.js';
 import { appliedEnvOverrides } from '@fedlora/config';
 import { ModelTrainer } from './model-trainer.js';
-import { DpSgdTrainer } from './dp-sgd-trainer.js';
+import { DpSgdTrainer, dpSgdTrainerSettings } from './dp-sgd-trainer.js';
 import { PrivacyGuardedTrainer } from './privacy-trainer.js';
 
 /**
@@ -32,7 +32,7 @@ export class PlanFollowingTrainer implements LocalTrainer {
       seed: string;
       log: EventLogger;
       /** Record-level DP-SGD; with `guard`, rounds that would exceed the record-level budget are refused and training stops. */
-      dpSgd?: { clipNorm: number; noiseMultiplier: number; guard?: ClientPrivacyGuard };
+      dpSgd?: { clipNorm: number; noiseMultiplier: number; perExampleGradients?: PerExampleMethod; guard?: ClientPrivacyGuard };
     },
   ) {
     // An estimate for registration: packed sequences at the default length.
@@ -47,7 +47,7 @@ export class PlanFollowingTrainer implements LocalTrainer {
       const { train, heldOut } = this.opts.evalFraction > 0 && seqs.length >= 2 ? splitHeldOut(seqs, this.opts.evalFraction) : { train: seqs, heldOut: [] };
       const dp = this.opts.dpSgd;
       t = dp
-        ? new DpSgdTrainer({ model: this.model, lora, train, heldOut, clipNorm: dp.clipNorm, noiseMultiplier: dp.noiseMultiplier, guard: dp.guard, stopOnRefusal: true, rng: cryptoRandomBytes })
+        ? new DpSgdTrainer({ model: this.model, lora, train, heldOut, clipNorm: dp.clipNorm, noiseMultiplier: dp.noiseMultiplier, perExampleGradients: dp.perExampleGradients, guard: dp.guard, stopOnRefusal: true, rng: cryptoRandomBytes })
         : new ModelTrainer({ model: this.model, lora, train, heldOut, seed: this.opts.seed });
       this.cache.set(key, t);
       this.opts.log.info({ event: 'data.prepared', seqLen, trainSequences: train.length, heldOutSequences: heldOut.length });
@@ -101,7 +101,7 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
       defaultSeqLen: cfg.training.seqLen ?? 64,
       seed: cfg.name,
       log,
-      dpSgd: cfg.dpSgd ? { clipNorm: cfg.dpSgd.clipNorm, noiseMultiplier: cfg.dpSgd.noiseMultiplier, guard: recordGuard } : undefined,
+      dpSgd: cfg.dpSgd ? { ...dpSgdTrainerSettings(cfg.dpSgd), guard: recordGuard } : undefined,
     });
     const signer = cfg.federationId ? createRequestSigner({ federationId: cfg.federationId, identity, random: cryptoRandomBytes }) : undefined;
     if (!signer) log.warn({ event: 'auth.unsigned', message: 'federationId is not set: requests are not signed and a coordinator with enrolled clients will refuse them' });
