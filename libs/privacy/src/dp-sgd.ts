@@ -1,5 +1,6 @@
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
-import { DEFAULT_GRID_FRACTION, gaussianOnGrid } from './samplers.js';
+import { certifiedClipFactor, GridClippedSum, privatizeGridCounts } from './grid-clipped-sum.js';
+import { DEFAULT_GRID_FRACTION } from './samplers.js';
 
 /**
  * The privatisation half of one DP-SGD step (Abadi et al. 2016, "Deep Learning with Differential
@@ -21,47 +22,54 @@ export interface DpSgdStepOptions {
 }
 
 /**
- * sum_i g_i * min(1, C / ||g_i||) + N(0, (z C)^2 I), divided by the expected batch size. The noise is
- * the exact discrete Gaussian on a fine grid (`gaussianOnGrid`), added after rounding the clipped
- * sum to the grid. An empty batch (possible under Poisson sampling) still gets its noise.
- * `layout` gives the tensor names and shapes when the batch is empty.
+ * sum_i c_i g_i + N(0, (z C)^2 I), divided by the expected batch size, with c_i the certified
+ * clip factor (`certifiedClipFactor`: ||c_i g_i|| <= C holds in floating point, not only in real
+ * numbers). With noise, each clipped gradient is rounded to the grid h Z (h = z C 2^-16 by
+ * default) before summing, so the sum is exact in integers and one example moves it by at most
+ * C + sqrt(d) h / 2 (`GridClippedSum`), within the accounted `gridSensitivity`; the noise is the
+ * exact discrete Gaussian on that grid, added to the integer sum. An empty batch (possible under
+ * Poisson sampling) still gets its noise. `layout` gives the tensor names, order and shapes;
+ * a tensor an example lacks counts as zeros.
  */
 export function privatizeGradients(perExample: readonly NamedTensors[], layout: NamedTensors, opts: DpSgdStepOptions): { gradient: NamedTensors; clippedFraction: number } {
   const { clipNorm, noiseMultiplier, expectedBatchSize, rng } = opts;
   if (!(clipNorm > 0)) throw new RangeError(`clipNorm must be > 0, received ${clipNorm}`);
   if (!(noiseMultiplier >= 0)) throw new RangeError(`noiseMultiplier must be >= 0, received ${noiseMultiplier}`);
   if (!(expectedBatchSize > 0)) throw new RangeError(`expectedBatchSize must be > 0, received ${expectedBatchSize}`);
-  const sums = new Map<string, Float64Array>();
-  for (const [name, t] of layout) sums.set(name, new Float64Array(t.data.length));
-  let clipped = 0;
-  perExample.forEach((g, i) => {
-    let sq = 0;
-    for (const [name, t] of g) {
-      if (!sums.has(name)) throw new RangeError(`example ${i} has tensor "${name}" that the layout lacks`);
-      for (const v of t.data) sq += v * v;
-    }
-    if (!Number.isFinite(sq)) throw new RangeError(`example ${i} has a non-finite gradient`);
-    const norm = Math.sqrt(sq);
-    const s = norm > clipNorm ? clipNorm / norm : 1;
-    if (s < 1) clipped++;
-    for (const [name, t] of g) {
-      const acc = sums.get(name)!;
-      if (acc.length !== t.data.length) throw new RangeError(`example ${i} tensor "${name}" has ${t.data.length} values, layout has ${acc.length}`);
-      for (let k = 0; k < acc.length; k++) acc[k] = acc[k]! + t.data[k]! * s;
-    }
+  const names = [...layout.keys()];
+  const sizes = names.map((n) => layout.get(n)!.data.length);
+  const parts = perExample.map((g, i) => {
+    for (const name of g.keys()) if (!layout.has(name)) throw new RangeError(`example ${i} has tensor "${name}" that the layout lacks`);
+    return names.map((name, t) => {
+      const data = g.get(name)?.data ?? new Float32Array(sizes[t]!);
+      if (data.length !== sizes[t]) throw new RangeError(`example ${i} tensor "${name}" has ${data.length} values, layout has ${sizes[t]}`);
+      return data;
+    });
   });
   const std = noiseMultiplier * clipNorm;
-  const step = opts.gridStep ?? (std > 0 ? std * DEFAULT_GRID_FRACTION : 1);
   const gradient: NamedTensors = new Map();
-  for (const [name, t] of layout) {
-    const acc = sums.get(name)!;
-    const noise = std > 0 ? gaussianOnGrid(std, acc.length, rng, step) : new Float64Array(acc.length);
-    const data = new Float32Array(acc.length);
-    for (let k = 0; k < acc.length; k++) {
-      const base = std > 0 ? Math.round(acc[k]! / step) * step : acc[k]!;
-      data[k] = (base + noise[k]!) / expectedBatchSize;
-    }
-    gradient.set(name, { shape: [...t.shape], data });
+  let clipped = 0;
+  if (std > 0) {
+    const gridStep = opts.gridStep ?? std * DEFAULT_GRID_FRACTION;
+    const sum = new GridClippedSum(sizes, { clipNorm, gridStep });
+    for (const p of parts) if (sum.add(p).factor < 1) clipped++;
+    const noisy = privatizeGridCounts(sum.counts, { sigma: std, gridStep, rng, divisor: expectedBatchSize });
+    names.forEach((name, t) => gradient.set(name, { shape: [...layout.get(name)!.shape], data: noisy[t]! }));
+  } else {
+    const d = sizes.reduce((a, b) => a + b, 0);
+    const sums = sizes.map((n) => new Float64Array(n));
+    parts.forEach((p, i) => {
+      let sq = 0;
+      for (const data of p) for (const v of data) sq += v * v;
+      if (!Number.isFinite(sq)) throw new RangeError(`example ${i} has a non-finite gradient`);
+      const c = certifiedClipFactor(sq, d, clipNorm);
+      if (c < 1) clipped++;
+      p.forEach((data, t) => {
+        const acc = sums[t]!;
+        for (let k = 0; k < acc.length; k++) acc[k] = acc[k]! + c * data[k]!;
+      });
+    });
+    names.forEach((name, t) => gradient.set(name, { shape: [...layout.get(name)!.shape], data: Float32Array.from(sums[t]!, (v) => v / expectedBatchSize) }));
   }
   return { gradient, clippedFraction: perExample.length ? clipped / perExample.length : 0 };
 }

@@ -5,10 +5,15 @@ export {
   samplePoisson,
   sampleSkellam,
   gaussianOnGrid,
+  gaussianOnGridCounts,
   addGaussianOnGrid,
   gridSensitivity,
   DEFAULT_GRID_FRACTION,
 } from './samplers.js';
+/** DP-SGD clipping whose bound holds in floating point: certified clip factors and exact per-example sums on the noise grid. */
+export { certifiedClipFactor, clipMargin, GridClippedSum, privatizeGridCounts, gridCountsToTensors } from './grid-clipped-sum.js';
+/** One example's clip factor and squared norm, as `GridClippedSum.add` reports them. */
+export type { GridContribution } from './grid-clipped-sum.js';
 /** The grid Gaussian as first written (BigInt coins): the bit-for-bit oracle of gaussianOnGrid, for tests and bench/privacy.ts. */
 export { gaussianOnGridReference } from './grid-gaussian-reference.js';
 /** Exact Bernoulli / uniform primitives over a RandomBytes source (for other exact samplers). */

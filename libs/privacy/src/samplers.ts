@@ -188,6 +188,17 @@ export const DEFAULT_GRID_FRACTION = 2 ** -16;
  * rounding to the grid adds up to sqrt(d)*gridStep to the L2 sensitivity (`gridSensitivity`).
  */
 export function gaussianOnGrid(sigma: number, n: number, rng: RandomBytes, gridStep = sigma * DEFAULT_GRID_FRACTION): Float64Array {
+  const z = gaussianOnGridCounts(sigma, n, rng, gridStep);
+  for (let i = 0; i < n; i++) z[i] = z[i]! * gridStep;
+  return z;
+}
+
+/**
+ * The integers Z of `gaussianOnGrid` (its noise is Z * gridStep): n exact draws of
+ * N_Z(0, (sigma/gridStep)^2), CKS 2020 Algorithm 3, from the same random bytes in the same order.
+ * For sums kept as grid counts, so that count + Z is formed exactly before any scaling.
+ */
+export function gaussianOnGridCounts(sigma: number, n: number, rng: RandomBytes, gridStep = sigma * DEFAULT_GRID_FRACTION): Float64Array {
   checkPositive(sigma, 'sigma');
   checkPositive(gridStep, 'gridStep');
   checkCount(n);
@@ -198,9 +209,9 @@ export function gaussianOnGrid(sigma: number, n: number, rng: RandomBytes, gridS
   const out = new Float64Array(n);
   if (t < 2n ** 40n) {
     const tn = Number(t);
-    for (let i = 0; i < n; i++) out[i] = discreteGaussianSmallT(s2, tn, r) * gridStep;
+    for (let i = 0; i < n; i++) out[i] = discreteGaussianSmallT(s2, tn, r);
   } else {
-    for (let i = 0; i < n; i++) out[i] = Number(discreteGaussianOnce(s2, t, r)) * gridStep;
+    for (let i = 0; i < n; i++) out[i] = Number(discreteGaussianOnce(s2, t, r));
   }
   return out;
 }

@@ -15,6 +15,7 @@ import {
 } from '@fedlora/model';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes, uniform01, uniformInt } from '@fedlora/tensor';
+import { gridSensitivity } from '@fedlora/privacy';
 import { ghostClippedLoraGradSum, padBatch, weightedExampleLoss, type ClippedSumMethod, type GhostCompute } from './dp-sgd-ghost.js';
 import { perExampleLoraGrads, privateLoraGradient } from './dp-sgd-grads.js';
 import { trainLocalDpSgd } from './dp-sgd.js';
@@ -156,6 +157,36 @@ describe('ghostClippedLoraGradSum', () => {
   it('rejects a sequence without a target', () => {
     expect(() => padBatch([Int32Array.of(1, 2), Int32Array.of(3)])).toThrow(/sequence 1 holds 1/);
   });
+});
+
+describe('ghost clipping sensitivity in floating point (issue 4)', () => {
+  it('an example scaled to sit at, just below or just above C never moves the grid sum by more than the accounted C + sqrt(d) h (float64, against the per-example reference)', async () => {
+    const f = fixtures.get('fedlora-tiny')!;
+    // Large entries: LoRA B scaled up 1000-fold, so the gradients are large and their float32 rounding large in absolute terms.
+    const vars = new Map([...f.adapter].map(([n, t]) => [n, tf.variable(tf.tensor(n.includes('lora_B') ? t.data.map((x) => x * 1000) : t.data, t.shape), true)]));
+    const [target, ...others] = f.data;
+    const { grads } = await perExampleLoraGrads(f.model, f.lora, vars, [target!], [0]);
+    const ref = flat(grads[0]!);
+    const d = ref.length;
+    const refNorm = Math.sqrt(normSq(ref));
+    const float64Norm = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
+    for (const clipNorm of [refNorm, refNorm * (1 - 1e-7), refNorm * (1 + 1e-7), refNorm * (1 - 1e-4), refNorm / 4]) {
+      const gridStep = clipNorm * 2 ** -16; // z = 1
+      const o = { clipNorm, dropoutSeed: 0, gridStep };
+      const withTarget = await ghostClippedLoraGradSum(f.model, f.lora, vars, [target!, ...others], o);
+      const without = await ghostClippedLoraGradSum(f.model, f.lora, vars, others, o);
+      // What the target adds to the sum the noise is added to: exact integers on the grid.
+      const k = withTarget.gridCounts!.flatMap((c, t) => Array.from(c, (x, q) => x - without.gridCounts![t]![q]!));
+      expect(k.every(Number.isInteger)).toBe(true);
+      const moved = float64Norm(k) * gridStep;
+      expect(moved).toBeLessThanOrEqual(clipNorm + (Math.sqrt(d) * gridStep) / 2);
+      expect(moved).toBeLessThanOrEqual(gridSensitivity(clipNorm, d, gridStep));
+      // The ghost path's clip factor applied to the reference gradient (one backward pass for this example alone).
+      expect(float64Norm(ref.map((x) => x * withTarget.factors[0]!))).toBeLessThanOrEqual(gridSensitivity(clipNorm, d, gridStep));
+      expect(without.factors).toEqual(withTarget.factors.subarray(1)); // each example's clip factor depends on that example alone
+    }
+    disposeAll(vars);
+  }, 120_000);
 });
 
 describe('privateLoraGradient noise', () => {

@@ -4,23 +4,30 @@
  * Learners", Section 4; book-keeping: Bu et al. 2023, "Differentially Private Optimization on
  * Large Model at Small Cost", Algorithm 1). LoRA layers are linear in A and B, so example i's
  * gradients are dB_i = s G_i^T (X_i A^T) and dA_i = s (G_i B)^T X_i, where X_i and G_i are the rows
- * of the layer's input and output gradient that belong to example i (`loraLayerTraces`). The
- * squared norms and the clipped sum sum_i min(1, C / ||g_i||) g_i come from those factors, either
- * on the device (default: batched matmuls, float32) or on the host in float64 with libs/privacy's
- * `loraPerExampleGradNormsSq` and `loraClippedGradSums`; or the clipped sum comes from a second
- * backward pass of the loss re-weighted by the clip factors (`reweighted-backward`).
+ * of the layer's input and output gradient that belong to example i (`loraLayerTraces`). By
+ * default (`compute: 'device'`) the device forms these small per-example factor gradients for the
+ * whole batch in two batched matmuls per layer (for LoRA, r (dIn + dOut) values per example and
+ * layer: cheaper than the Gram ("ghost norm") form <G_i G_i^T, H_i H_i^T> whenever T > r) and the
+ * host takes them as float32, computes the squared norms in float64, the clip factors and the
+ * clipped sum. `compute: 'host'` instead forms norms and the sum from X, G, H, P in float64 with
+ * libs/privacy's `loraPerExampleGradNormsSq` and `loraClippedGradSums` (picking the cheaper form
+ * per factor, `gramProductNormSq`); `clippedSum: 'reweighted-backward'` forms the sum by a second
+ * backward pass of the loss re-weighted by the clip factors. None runs a backward pass per example.
  *
- * For LoRA the per-example factors s G_i^T H_i ([dOut, r]) and s P_i^T X_i ([r, dIn]) are small,
- * so forming them is cheaper than the Gram ("ghost norm") form <G_i G_i^T, H_i H_i^T> whenever
- * T > r (T^2 (dOut + r) versus T dOut r): the device path forms them for the whole batch in two
- * batched matmuls per layer and keeps only their squared norms (the host path picks the cheaper
- * form per factor, `gramProductNormSq`). Neither materialises the full per-example gradient of a
- * backward pass per example.
- *
- * Precision: the device path forms norms and sums in float32 with two different products, so an
- * example's contribution to the sum meets ||c_i g_i|| <= C up to float32 rounding (about 1e-6
- * relative; tests check 1e-4 against per-example passes). `compute: 'host'` forms both from the
- * same X, G, H, P in float64, as the per-example reference does from its float32 gradients.
+ * Precision (issue 4): with the defaults (`traces` on the `device`) and a noise grid (`gridStep`)
+ * the sensitivity holds in floating point, not only in real numbers. Example i's downloaded
+ * float32 gradient g_i depends on example i alone (given kernels that compute each row of a
+ * batched op from that row, in an order that does not depend on the batch size: true of the wasm
+ * and cpu kernels; a backend that changes its reduction order with the batch size would move
+ * other examples' g_j by float32 rounding, an assumption stated here); its clip factor is certified
+ * (`certifiedClipFactor`: float64 norm, margin (3 d + 16) 2^-53) and c_i g_i is rounded to the grid
+ * before the exact integer sum (`GridClippedSum`), so neighbouring batches differ by one integer
+ * vector of norm <= C + sqrt(d) h / 2, within the C + sqrt(d) h that `dpSgdParams` accounts (proof
+ * in libs/privacy grid-clipped-sum.ts). The float32 rounding of the batched forward and backward
+ * passes only changes which g_i is clipped, not the bound. The other two variants sum many
+ * examples in floating point before rounding to the grid, so their bound holds up to that
+ * rounding (about 1e-16 relative on the host, 1e-7 for the re-weighted pass): they are kept for
+ * comparison and benchmarks.
  *
  * Examples stay separate in the batch: attention is causal within each row of ids and nothing
  * mixes rows. Sequences of unequal length are right-padded; the loss ignores padded targets and
@@ -29,7 +36,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '@fedlora/tensor';
-import { clipFactors, loraClippedGradSums, loraPerExampleGradNormsSq, type LoraNormInputs } from '@fedlora/privacy';
+import { certifiedClipFactor, GridClippedSum, loraClippedGradSums, loraPerExampleGradNormsSq, type LoraNormInputs } from '@fedlora/privacy';
 import {
   crossEntropy,
   crossEntropySum,
@@ -63,6 +70,12 @@ export interface GhostClipOptions {
   clippedSum?: ClippedSumMethod;
   /** Default `device`. */
   compute?: GhostCompute;
+  /**
+   * The noise grid step h (DP-SGD with noise): the result then also holds the clipped sum as
+   * integer grid counts (`gridCounts`). With `traces` on the `device` each example's clipped
+   * gradient is rounded to the grid before summing, the sum exact (`GridClippedSum`).
+   */
+  gridStep?: number;
 }
 
 /** Result of `ghostClippedLoraGradSum`. */
@@ -75,6 +88,8 @@ export interface GhostClipResult {
   factors: Float64Array;
   /** sum_i L_i, each example's mean next-token loss (not private: local diagnostics). */
   lossSum: number;
+  /** With `gridStep`: the clipped sum as integers K on the grid (clippedSum = K h), in the order of `vars`. */
+  gridCounts?: Float64Array[];
 }
 
 /** A right-padded batch: ids [B, T], targets [B*T], and each sequence's number of targets. */
@@ -126,12 +141,15 @@ export async function ghostClippedLoraGradSum(
   const method = o.clippedSum ?? 'traces';
   if (method !== 'traces' && method !== 'reweighted-backward') throw new RangeError(`clippedSum must be "traces" or "reweighted-backward", received ${JSON.stringify(method)}`);
   if (!(o.clipNorm > 0)) throw new RangeError(`clipNorm must be > 0, received ${o.clipNorm}`);
+  if (o.gridStep !== undefined && !(o.gridStep > 0 && Number.isFinite(o.gridStep))) throw new RangeError(`gridStep must be a finite number > 0, received ${o.gridStep}`);
   if (sequences.length === 0) {
     const zero: NamedTensors = new Map([...vars].map(([n, v]) => [n, { shape: [...v.shape], data: new Float32Array(v.size) }]));
-    return { clippedSum: zero, normsSq: new Float64Array(0), factors: new Float64Array(0), lossSum: 0 };
+    const counts = o.gridStep !== undefined ? { gridCounts: [...vars.values()].map((v) => new Float64Array(v.size)) } : {};
+    return { clippedSum: zero, normsSq: new Float64Array(0), factors: new Float64Array(0), lossSum: 0, ...counts };
   }
   const compute = o.compute ?? 'device';
   if (compute !== 'device' && compute !== 'host') throw new RangeError(`compute must be "device" or "host", received ${JSON.stringify(compute)}`);
+  const dimension = [...vars.values()].reduce((n, v) => n + v.size, 0);
   const rt = loraRuntime(model, lora, new Map(vars));
   const batch = padBatch(sequences);
   const fwd = { training: true, seed: o.dropoutSeed };
@@ -141,68 +159,110 @@ export async function ghostClippedLoraGradSum(
     let normsSq: Float64Array;
     let factors: Float64Array;
     let clippedSum: NamedTensors | undefined;
+    let gridCounts: Float64Array[] | undefined;
     try {
       lossSum = (await traces.loss.data())[0]!;
-      const host = compute === 'host' ? await normInputs(rt, traces.layers, sequences.length, batch.seqLen) : undefined;
-      normsSq = host ? hostNormsSq(host, sequences.length) : await deviceNormsSq(rt, traces.layers, sequences.length, batch.seqLen);
-      normsSq.forEach((n, i) => {
-        if (!Number.isFinite(n)) throw new RangeError(`example ${i} has a non-finite gradient (squared norm ${n}); lower the learning rate or check the data`);
-      });
-      factors = clipFactors(normsSq, o.clipNorm);
-      if (method === 'traces') clippedSum = host ? hostClippedSum(vars, host, factors) : await deviceClippedSum(vars, rt, traces.layers, factors, batch.seqLen);
+      if (compute === 'host') {
+        const host = await normInputs(rt, traces.layers, sequences.length, batch.seqLen);
+        normsSq = hostNormsSq(host, sequences.length);
+        checkFinite(normsSq);
+        factors = Float64Array.from(normsSq, (n) => certifiedClipFactor(n, dimension, o.clipNorm));
+        if (method === 'traces') clippedSum = hostClippedSum(vars, host, factors);
+      } else {
+        const perExample = await devicePerExampleGrads(rt, traces.layers, sequences.length, batch.seqLen);
+        const r = sumPerExample(vars, perExample, sequences.length, o.clipNorm, method === 'traces' ? o.gridStep : undefined);
+        ({ normsSq, factors } = r);
+        if (method === 'traces') ({ clippedSum, gridCounts } = r);
+      }
     } finally {
       disposeLoraTraces(traces);
     }
     clippedSum ??= await sumByReweightedBackward(model, lora, vars, batch, factors, fwd);
-    return { clippedSum, normsSq, factors, lossSum };
+    if (o.gridStep !== undefined && !gridCounts) gridCounts = [...clippedSum.values()].map((t) => Float64Array.from(t.data, (v) => Math.round(v / o.gridStep!)));
+    return { clippedSum, normsSq, factors, lossSum, ...(gridCounts ? { gridCounts } : {}) };
   } finally {
     tf.dispose([batch.inputs, batch.targets]);
   }
 }
 
-/**
- * ||g_i||^2 summed over the layers, on the device: per layer the batch's s G_i^T H_i and
- * s P_i^T X_i in two batched matmuls, squared and summed per example; one download of [B].
- */
-async function deviceNormsSq(rt: LoraRuntime, traces: Map<string, LoraLayerTrace>, batch: number, seqLen: number): Promise<Float64Array> {
-  const total = tf.tidy(() => {
-    const perLayer = [...traces].map(([path, { input, outputGrad }]) => {
-      const { a, b } = rt.modules.get(path)!;
-      const h = tf.reshape(tf.matMul(input, a, false, true), [batch, seqLen, a.shape[0]]);
-      const p = tf.reshape(tf.matMul(outputGrad, b), [batch, seqLen, a.shape[0]]);
-      const dB = tf.matMul(tf.reshape(outputGrad, [batch, seqLen, b.shape[0]]), h, true, false); // [B, dOut, r]
-      const dA = tf.matMul(p, tf.reshape(input, [batch, seqLen, a.shape[1]]), true, false); // [B, r, dIn]
-      return tf.add(tf.sum(tf.square(dB), [1, 2]), tf.sum(tf.square(dA), [1, 2]));
-    });
-    return tf.mul(perLayer.length > 1 ? tf.addN(perLayer) : perLayer[0]!, rt.scale * rt.scale);
+function checkFinite(normsSq: Float64Array): void {
+  normsSq.forEach((n, i) => {
+    if (!Number.isFinite(n)) throw new RangeError(`example ${i} has a non-finite gradient (squared norm ${n}); lower the learning rate or check the data`);
   });
-  const out = Float64Array.from((await total.data()) as Float32Array);
-  total.dispose();
-  return out;
 }
 
-/** sum_i c_i g_i on the device: dB = s (c G)^T H and dA = s (c G B)^T X per layer (c repeated over each example's rows). */
-async function deviceClippedSum(vars: ReadonlyMap<string, tf.Variable>, rt: LoraRuntime, traces: Map<string, LoraLayerTrace>, factors: Float64Array, seqLen: number): Promise<NamedTensors> {
-  const rowFactors = new Float32Array(factors.length * seqLen);
-  factors.forEach((c, i) => rowFactors.fill(c * rt.scale, i * seqLen, (i + 1) * seqLen));
+/**
+ * Each example's LoRA gradient on the device, per layer in two batched matmuls: dB_i = s G_i^T H_i
+ * ([B, dOut, r]) and dA_i = s P_i^T X_i ([B, r, dIn]), downloaded as float32 (B r (dIn + dOut)
+ * values per layer, the size of B LoRA gradients). Keyed by PEFT tensor name.
+ */
+async function devicePerExampleGrads(rt: LoraRuntime, traces: Map<string, LoraLayerTrace>, batch: number, seqLen: number): Promise<Map<string, Float32Array>> {
   const device = tf.tidy(() => {
-    const c = tf.tensor2d(rowFactors, [rowFactors.length, 1]);
     const out: Record<string, tf.Tensor> = {}; // a plain object: tidy keeps the tensors of objects, not of Maps
     for (const [path, { input, outputGrad }] of traces) {
       const { a, b } = rt.modules.get(path)!;
-      const gc = tf.mul(outputGrad, c);
-      out[peftName(path, 'B')] = tf.matMul(gc, tf.matMul(input, a, false, true), true, false);
-      out[peftName(path, 'A')] = tf.matMul(tf.matMul(gc, b), input, true, false);
+      const h = tf.reshape(tf.matMul(input, a, false, true), [batch, seqLen, a.shape[0]]);
+      const p = tf.reshape(tf.matMul(outputGrad, b), [batch, seqLen, a.shape[0]]);
+      out[peftName(path, 'B')] = tf.mul(tf.matMul(tf.reshape(outputGrad, [batch, seqLen, b.shape[0]]), h, true, false), rt.scale); // [B, dOut, r]
+      out[peftName(path, 'A')] = tf.mul(tf.matMul(p, tf.reshape(input, [batch, seqLen, a.shape[1]]), true, false), rt.scale); // [B, r, dIn]
     }
     return out;
   });
   try {
-    const sums = new Map<string, Float32Array>();
-    for (const [name, t] of Object.entries(device)) sums.set(name, (await t.data()) as Float32Array);
-    return inVarOrder(vars, sums);
+    const host = new Map<string, Float32Array>();
+    for (const [name, t] of Object.entries(device)) host.set(name, (await t.data()) as Float32Array);
+    return host;
   } finally {
     tf.dispose(Object.values(device));
   }
+}
+
+/**
+ * Norms, certified clip factors and the clipped sum from the per-example gradients, on the host.
+ * With `gridStep`, each clipped gradient is rounded to the grid and the integers summed exactly
+ * (`GridClippedSum`: one example moves the sum by at most C + sqrt(d) h / 2, a bound that holds
+ * in floating point); without, the clipped gradients are summed in float64.
+ */
+function sumPerExample(
+  vars: ReadonlyMap<string, tf.Variable>,
+  perExample: Map<string, Float32Array>,
+  batch: number,
+  clipNorm: number,
+  gridStep: number | undefined,
+): { normsSq: Float64Array; factors: Float64Array; clippedSum: NamedTensors; gridCounts?: Float64Array[] } {
+  const names = [...vars.keys()];
+  const sizes = names.map((n) => vars.get(n)!.size);
+  const flat = names.map((n) => {
+    const data = perExample.get(n);
+    if (!data) throw new Error(`ghost clipping: no LoRA layer produced the gradient of "${n}"`);
+    return data;
+  });
+  const example = (i: number) => flat.map((data, t) => data.subarray(i * sizes[t]!, (i + 1) * sizes[t]!));
+  const normsSq = new Float64Array(batch);
+  const factors = new Float64Array(batch);
+  const dimension = sizes.reduce((a, b) => a + b, 0);
+  const clippedSum: NamedTensors = new Map();
+  if (gridStep !== undefined) {
+    const sum = new GridClippedSum(sizes, { clipNorm, gridStep });
+    for (let i = 0; i < batch; i++) ({ normSq: normsSq[i], factor: factors[i] } = sum.add(example(i)));
+    names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: Float32Array.from(sum.counts[t]!, (k) => k * gridStep) }));
+    return { normsSq, factors, clippedSum, gridCounts: sum.counts };
+  }
+  const sums = sizes.map((n) => new Float64Array(n));
+  for (let i = 0; i < batch; i++) {
+    const parts = example(i);
+    let sq = 0;
+    for (const p of parts) for (let k = 0; k < p.length; k++) sq += p[k]! * p[k]!;
+    normsSq[i] = sq;
+    checkFinite(normsSq.subarray(i, i + 1));
+    const c = (factors[i] = certifiedClipFactor(sq, dimension, clipNorm));
+    parts.forEach((p, t) => {
+      const acc = sums[t]!;
+      for (let k = 0; k < p.length; k++) acc[k] = acc[k]! + c * p[k]!;
+    });
+  }
+  names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: Float32Array.from(sums[t]!) }));
+  return { normsSq, factors, clippedSum };
 }
 
 function hostNormsSq(layers: Map<string, LoraNormInputs>, batch: number): Float64Array {

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
-import { addGaussianNoiseToSum, privatizeGradients } from '@fedlora/privacy';
+import { DEFAULT_GRID_FRACTION, privatizeGradients, privatizeGridCounts } from '@fedlora/privacy';
 import { crossEntropy, loraRuntime, type CausalLM, type LoraConfig } from '@fedlora/model';
 import { ghostClippedLoraGradSum, type ClippedSumMethod, type GhostCompute } from './dp-sgd-ghost.js';
 import { toTensors } from './trainer.js';
@@ -78,8 +78,11 @@ export interface PrivateGradient {
 /**
  * One DP-SGD gradient (Abadi et al. 2016, Algorithm 1, lines 4-7): per-sequence gradients,
  * each clipped to `clipNorm`, summed, plus the exact grid Gaussian N(0, (z C)^2), over q N.
- * Both methods add the noise the same way (the clipped sum rounded to the grid, then
- * `gaussianOnGrid`, tensor by tensor in the order of `vars`).
+ * Both methods clip and add the noise the same way: each sequence's float32 gradient clipped
+ * with the certified factor and rounded to the grid h = z C 2^-16, the integers summed exactly,
+ * the discrete Gaussian added to that integer sum tensor by tensor in the order of `vars`
+ * (`GridClippedSum`, `privatizeGridCounts`): one sequence moves the sum by at most
+ * C + sqrt(d) h / 2 in floating point, inside the accounted C + sqrt(d) h.
  */
 export async function privateLoraGradient(
   model: CausalLM,
@@ -100,10 +103,16 @@ export async function privateLoraGradient(
   if (method !== 'ghost') throw new RangeError(`method must be "ghost" or "per-example", received ${JSON.stringify(method)}`);
   if (!(o.noiseMultiplier >= 0)) throw new RangeError(`noiseMultiplier must be >= 0, received ${o.noiseMultiplier}`);
   if (!(o.expectedBatchSize > 0)) throw new RangeError(`expectedBatchSize must be > 0, received ${o.expectedBatchSize}`);
-  const g = await ghostClippedLoraGradSum(model, lora, vars, sequences, { clipNorm: o.clipNorm, dropoutSeed: o.dropoutSeed, clippedSum: o.clippedSum, compute: o.compute });
-  const noisy = addGaussianNoiseToSum(g.clippedSum, { clipNorm: o.clipNorm, noiseMultiplier: o.noiseMultiplier, rng: o.rng });
+  const std = o.noiseMultiplier * o.clipNorm;
+  const gridStep = std > 0 ? std * DEFAULT_GRID_FRACTION : undefined;
+  const g = await ghostClippedLoraGradSum(model, lora, vars, sequences, { clipNorm: o.clipNorm, dropoutSeed: o.dropoutSeed, clippedSum: o.clippedSum, compute: o.compute, gridStep });
   const gradient: NamedTensors = new Map();
-  for (const [name, t] of noisy) gradient.set(name, { shape: t.shape, data: t.data.map((v) => v / o.expectedBatchSize) });
+  if (gridStep !== undefined) {
+    const noisy = privatizeGridCounts(g.gridCounts!, { sigma: std, gridStep, rng: o.rng, divisor: o.expectedBatchSize });
+    [...g.clippedSum].forEach(([name, t], i) => gradient.set(name, { shape: t.shape, data: noisy[i]! }));
+  } else {
+    for (const [name, t] of g.clippedSum) gradient.set(name, { shape: t.shape, data: t.data.map((v) => v / o.expectedBatchSize) });
+  }
   const clipped = g.factors.reduce((n, c) => n + (c < 1 ? 1 : 0), 0);
   return { gradient, clippedFraction: sequences.length ? clipped / sequences.length : 0, meanLoss: sequences.length ? g.lossSum / sequences.length : Number.NaN };
 }
