@@ -62,6 +62,8 @@ async function main(): Promise<void> {
     Int32Array.from({ length: c.seq + 1 }, () => uniformInt(rng, model.config.vocabSize)),
   );
   const times: number[] = [];
+  const cpuMs: number[] = [];
+  let cpuMark = process.cpuUsage();
   await trainLocal(model, lora, adapter, data, {
     steps: c.warmup + c.steps,
     batchSize: c.batch,
@@ -70,16 +72,24 @@ async function main(): Promise<void> {
     gradClipNorm: 1,
     onStep: (s) => {
       process.stderr.write(`  ${name} step ${s.step}: ${Math.round(s.tokensPerSecond)} tokens/s\n`);
-      if (s.step > c.warmup) times.push((c.batch * c.seq) / s.tokensPerSecond);
+      // CPU time of the whole process since the previous step ended (steadier than wall time on a busy machine)
+      const cpu = process.cpuUsage(cpuMark);
+      cpuMark = process.cpuUsage();
+      if (s.step > c.warmup) {
+        times.push((c.batch * c.seq) / s.tokensPerSecond);
+        cpuMs.push((cpu.user + cpu.system) / 1000);
+      }
     },
   });
   times.sort((a, b) => a - b);
+  cpuMs.sort((a, b) => a - b);
   const med = times[Math.floor(times.length / 2)]!;
   process.stdout.write(
     `${JSON.stringify({
       backend: name,
       tokensPerSecond: (c.batch * c.seq) / med,
       medianStepMs: med * 1000,
+      medianStepCpuMs: cpuMs[Math.floor(cpuMs.length / 2)],
       layers: model.config.numLayers,
       dModel: model.config.hiddenSize,
       loraTargets: lora.targetModules,

@@ -51,6 +51,12 @@ export interface TrainBenchCase {
   /** Measured and warmup steps per run (both sides). */
   steps?: number;
   warmup?: number;
+  /**
+   * PyTorch's / fedlora's process CPU time per step at 1 thread (each side's lowest median over the
+   * rounds): time-sharing with other processes inflates wall time but hardly CPU time, so on a
+   * busy machine this ratio is the steadier comparison of the two implementations.
+   */
+  cpuRatio1Thread?: number;
   error?: string;
 }
 
@@ -59,6 +65,8 @@ export interface ThreadRun {
   threads: number;
   tokensPerSecond: number | null;
   medianStepMs?: number;
+  /** Median process CPU time (all threads) per measured step. */
+  medianStepCpuMs?: number;
   peakRssMb?: number;
   error?: string;
 }
@@ -66,14 +74,28 @@ export interface ThreadRun {
 /** Backends whose speed depends on the thread count. */
 const THREADED = new Set(['native', 'tfjs-node', 'tfjs-node-gpu']);
 
-// Runs bench_lora_step.py in-process and adds the process's peak RSS to its JSON line.
+// Runs bench_lora_step.py in-process and adds the process's peak RSS to its JSON line, and the
+// median CPU time per measured step: the script reads time.perf_counter() once before each step
+// and once after each measured one, so those calls (wrapped here) delimit the steps.
 const TORCH_RUNNER = [
-  'import io, json, resource, runpy, sys, contextlib',
+  'import io, json, resource, runpy, sys, contextlib, time',
   'buf = io.StringIO()',
   'sys.argv = sys.argv[1:]',
+  'cfg = json.loads(sys.argv[1])',
+  'calls = []',
+  'wall = time.perf_counter',
+  'def timed():',
+  '    t = wall()',
+  '    calls.append(time.process_time())',
+  '    return t',
+  'time.perf_counter = timed',
   'with contextlib.redirect_stdout(buf): runpy.run_path(sys.argv[0], run_name="__main__")',
   'out = json.loads(buf.getvalue().strip().splitlines()[-1])',
   'out["peakRssMb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)',
+  'w, n = cfg.get("warmup", 1), cfg.get("steps", 3)',
+  'if len(calls) == w + 2 * n:',
+  '    cpu = sorted((calls[w + 2 * i + 1] - calls[w + 2 * i]) * 1000 for i in range(n))',
+  '    out["medianStepCpuMs"] = cpu[len(cpu) // 2]',
   'print(json.dumps(out))',
 ].join('\n');
 
@@ -87,7 +109,19 @@ function threadList(raw: string): number[] {
 
 function toRun(threads: number, r: Record<string, unknown> | { error: string }): ThreadRun {
   if ('error' in r) return { threads, tokensPerSecond: null, error: String(r.error) };
-  return { threads, tokensPerSecond: r.tokensPerSecond as number, medianStepMs: r.medianStepMs as number, peakRssMb: r.peakRssMb as number | undefined };
+  return {
+    threads,
+    tokensPerSecond: r.tokensPerSecond as number,
+    medianStepMs: r.medianStepMs as number,
+    medianStepCpuMs: r.medianStepCpuMs as number | undefined,
+    peakRssMb: r.peakRssMb as number | undefined,
+  };
+}
+
+/** The lowest median CPU time per step among 1-thread runs, if any reported one. */
+function bestCpuMs1Thread(runs: ThreadRun[]): number | undefined {
+  const xs = runs.filter((r) => r.threads === 1 && r.medianStepCpuMs !== undefined).map((r) => r.medianStepCpuMs!);
+  return xs.length > 0 ? Math.min(...xs) : undefined;
 }
 
 /** The run with the most tokens/s, or the first (failed) one. */
@@ -159,6 +193,10 @@ const MODELS: Record<string, { torch: Record<string, unknown>; stepScale?: numbe
   'gpt2-4l-v512': { torch: { layers: 4, d: 768, heads: 12, vocab: 512, context: 1024 }, stepScale: 2, minWarmup: 2 },
   'fedlora-tiny': { torch: {}, stepScale: 10, minWarmup: 3 },
 };
+
+function cpuRatio(torchMs: number | undefined, mineMs: number | undefined): { cpuRatio1Thread?: number } {
+  return torchMs !== undefined && mineMs !== undefined && mineMs > 0 ? { cpuRatio1Thread: torchMs / mineMs } : {};
+}
 
 async function main(): Promise<void> {
   const models = arg('models', Object.keys(MODELS).join(',')).split(',');
@@ -234,6 +272,7 @@ async function main(): Promise<void> {
         runs,
         steps: mSteps,
         warmup: mWarmup,
+        ...cpuRatio(bestCpuMs1Thread(tRuns), bestCpuMs1Thread(runs)),
         ...(mine.error !== undefined ? { error: mine.error } : torch.error !== undefined ? { error: `torch: ${torch.error}` } : {}),
       });
     }
