@@ -140,7 +140,7 @@ export function gatherKernel(addon: Pick<NativeAddon, 'gatherRows'> | null = nul
     const rows = x.shape[0]!;
     const row = sizeOf(x.shape.slice(1));
     const out = allocF32(iv.length * row);
-    if (addon) {
+    if (addon && row > 0) {
       addon.gatherRows(xv, row, iv, out);
       return output(args.backend, [...indices.shape, ...x.shape.slice(1)], out);
     }
