@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { loadCoordinatorConfig, startCoordinatorFromConfig } from '@fedlora/coordinator';
 import { CliError, info, printJson } from '../output.js';
+import { explainFailedRun, type CoordinatorRunSummary } from './coordinator-outcome.js';
 
 /** `fedlora coordinator --config FILE`: runs the federation's coordinator. */
 export function register(program: Command): void {
@@ -9,13 +10,19 @@ export function register(program: Command): void {
     .description('Run the coordinator: gRPC server, round loop, SQLite state in dataDir (resumes after a restart)')
     .requiredOption('-c, --config <file>', 'coordinator YAML config (fedlora provision writes one)')
     .option('--exit-when-done', 'exit 0 once the configured rounds are committed (for scripts and tests)')
-    .option('--json', 'print a JSON summary on stdout when the run ends')
-    .addHelpText('after', '\nEvery config key can be overridden from the environment as FEDLORA_<SECTION>_<KEY>, e.g. FEDLORA_ROUNDS_TOTAL=10.')
+    .option('--json', 'print a JSON summary on stdout when the run ends (finished or failed)')
+    .addHelpText(
+      'after',
+      '\nEvery config key can be overridden from the environment as FEDLORA_<SECTION>_<KEY>, e.g. FEDLORA_ROUNDS_TOTAL=10,' +
+        '\nor with the scoped name FEDLORA_COORDINATOR_<SECTION>_<KEY>, which only the coordinator reads and which wins.',
+    )
     .action(async (o: { config: string; exitWhenDone?: boolean; json?: boolean }) => {
       const cfg = loadCoordinatorConfig(o.config);
       const c = await startCoordinatorFromConfig(cfg);
       info(`fedlora coordinator: federation ${cfg.federationId} listening on port ${c.app.port} (backend ${c.backend}${cfg.insecure ? ', INSECURE: no TLS' : ', TLS'})`);
+      let stopping = false;
       const stop = async (signal: string) => {
+        stopping = true;
         info(`fedlora coordinator: ${signal}, shutting down`);
         await c.close();
         process.exit(130);
@@ -26,10 +33,15 @@ export function register(program: Command): void {
       try {
         history = await c.done;
       } catch (err) {
+        if (stopping) return new Promise<void>(() => {}); // stop() exits once the server is closed
+        const error = explainFailedRun((err as Error).message, c.app.coordinator.rounds);
         await c.close();
-        throw new CliError(`the run failed: ${(err as Error).message}`);
+        if (o.json) printJson({ federationId: cfg.federationId, state: 'failed', rounds: c.app.coordinator.rounds, error } satisfies CoordinatorRunSummary);
+        throw new CliError(`the run failed: ${error}`);
       }
-      const summary = { federationId: cfg.federationId, state: 'finished', rounds: history, finalAdapterDir: `${cfg.dataDir}/final-adapter` };
+      // A signal stops the round loop, which then resolves with the rounds so far: not a finished run.
+      if (stopping) return new Promise<void>(() => {}); // stop() exits once the server is closed
+      const summary: CoordinatorRunSummary = { federationId: cfg.federationId, state: 'finished', rounds: history, finalAdapterDir: `${cfg.dataDir}/final-adapter` };
       if (o.json) printJson(summary);
       else info(`fedlora coordinator: all ${cfg.rounds.total} rounds committed; final adapter in ${summary.finalAdapterDir}`);
       if (o.exitWhenDone) {

@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Command } from 'commander';
-import { register } from './provision.js';
+import { PROJECT_FILE_EXAMPLE, register } from './provision.js';
 
 const BIN = fileURLToPath(new URL('../../bin/fedlora.mjs', import.meta.url));
 const dirs: string[] = [];
@@ -39,6 +39,20 @@ describe('fedlora provision', () => {
     await expect(program.parseAsync(['node', 'fedlora', 'provision', '--help'])).rejects.toMatchObject({ code: 'commander.helpDisplayed' });
     expect(out.join('')).toMatch(/--project <file>/);
     expect(out.join('')).toMatch(/--insecure/);
+    expect(out.join('')).toContain('A project file (--project) describes a federation across hosts');
+    expect(out.join('')).toContain('  institutions:\n    - name: hospital-a');
+  });
+
+  it('the project file example of --help provisions a federation across hosts as written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedlora-cli-prov-project-'));
+    dirs.push(dir);
+    writeFileSync(join(dir, 'federation.yaml'), PROJECT_FILE_EXAMPLE);
+    const { program } = provisionProgram();
+    await program.parseAsync(['node', 'fedlora', 'provision', '--project', join(dir, 'federation.yaml'), '--out', join(dir, 'fed'), '--json']);
+    const client = readFileSync(join(dir, 'fed', 'clients', 'hospital-a.yaml'), 'utf8');
+    expect(client).toMatch(/^coordinator: fl\.hospital-a\.example\.org:7443$/m);
+    expect(client).toMatch(/path: \/srv\/notes\/train\.jsonl/);
+    expect(readFileSync(join(dir, 'fed', 'coordinator.yaml'), 'utf8')).toMatch(/^listen: 0\.0\.0\.0:7443$/m);
   });
 });
 

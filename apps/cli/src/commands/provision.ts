@@ -41,6 +41,22 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
+/** The project-file example `provision --help` prints (a test checks that it provisions). */
+export const PROJECT_FILE_EXAMPLE = `federationId: oncology-2026
+coordinator:
+  host: fl.hospital-a.example.org   # the name clients dial; goes into the server certificate
+  port: 7443                        # optional: listen (default 0.0.0.0:<port>), altNames: [10.0.0.5]
+institutions:
+  - name: hospital-a
+    dataPath: /srv/notes/train.jsonl  # path on that institution's host
+    jsonField: text
+    budget: { epsilon: 8, delta: 1.0e-5 }
+  - name: hospital-b                # data.path to be set in clients/hospital-b.yaml
+rounds: { total: 20, minClients: 2 }
+privacy: { mode: central, clipNorm: 1, noiseMultiplier: 1.1, delta: 1.0e-5 }
+# optional, copied into coordinator.yaml: strategy, secagg, model, metrics; insecure: true (development only)
+`;
+
 /** Adds `provision` to the program. */
 export function register(program: Command): void {
   program
@@ -65,7 +81,8 @@ export function register(program: Command): void {
     .option('--json', 'print what was written as one JSON document')
     .addHelpText(
       'after',
-      '\nExamples:\n  fedlora provision --clients 3 --rounds 5 --out ./fed\n  fedlora provision --project federation.yaml --out ./fed --json\n  fedlora provision --add-client inst-4 --out ./fed\n  fedlora provision --revoke inst-2 --reason "key leaked" --out ./fed',
+      '\nExamples:\n  fedlora provision --clients 3 --rounds 5 --out ./fed\n  fedlora provision --project federation.yaml --out ./fed --json\n  fedlora provision --add-client inst-4 --out ./fed\n  fedlora provision --revoke inst-2 --reason "key leaked" --out ./fed' +
+        `\n\nA project file (--project) describes a federation across hosts, e.g.:\n${PROJECT_FILE_EXAMPLE.replace(/^/gm, '  ').trimEnd()}`,
     )
     .action(async (flags: ProvisionFlags) => {
       if (flags.addClient !== undefined) return addOne(flags);

@@ -98,7 +98,7 @@ describe('fedlora status', () => {
   });
 
   it('names the address when the coordinator cannot be reached', async () => {
-    await expect(fetchStatus({ coordinator: '127.0.0.1:1', insecure: true, timeout: 2000 })).rejects.toThrow(/cannot get the status of the coordinator at 127\.0\.0\.1:1/);
+    await expect(fetchStatus({ coordinator: '127.0.0.1:1', insecure: true, timeout: 2000 })).rejects.toThrow(/cannot get the status of the coordinator at 127\.0\.0\.1:1: .*is a coordinator running there\?/);
   });
 
   it('rejects contradictory or missing transport flags, naming them', async () => {

@@ -63,7 +63,12 @@ export async function fetchStatus(f: StatusFlags): Promise<StatusReport> {
     const s = (await conn.status()) as Omit<StatusReport, 'coordinator'>;
     return { coordinator: f.coordinator, federationId: s.federationId, state: s.state, currentRound: s.currentRound, totalRounds: s.totalRounds, connectedClients: s.connectedClients, rounds: s.rounds ?? [] };
   } catch (err) {
-    throw new CliError(`cannot get the status of the coordinator at ${f.coordinator}: ${(err as Error).message}`);
+    const detail = (err as Error).message.replace(/\s*Resolution note:\s*$/, '');
+    const unreachable = /No connection established|ECONNREFUSED|ENOTFOUND|Deadline exceeded|UNAVAILABLE/i.test(detail);
+    const hint = unreachable
+      ? `; is a coordinator running there? Check the address against its config's \`listen\` (a coordinator started with --exit-when-done exits after its last round, and a failed run exits too)`
+      : '';
+    throw new CliError(`cannot get the status of the coordinator at ${f.coordinator}: ${detail}${hint}`);
   } finally {
     conn.close();
   }
