@@ -13,9 +13,12 @@
  * one backward pass per sampled sequence (`'per-example'`), gives the same result.
  *
  * The privacy cost of a call is the `sampled_gaussian` event {q, z', steps}: see `dpSgdParams`.
- * Rounding the clipped sum to the noise grid moves each of its d coordinates by up to half a
- * step, so the sensitivity is C + sqrt(d) step (`gridSensitivity`) and the multiplier accounted is
- * z' = z C / (C + sqrt(d) step), slightly below z (0.9976 z for the tiny model's 24 576 values).
+ * Each clipped per-example gradient is rounded to the noise grid (step h = z C 2^-16) before the
+ * exact integer sum, with a clip factor certified against float rounding, so one sequence moves
+ * the sum by at most C + sqrt(d) h / 2 in floating point (libs/privacy grid-clipped-sum.ts).
+ * The accounted sensitivity stays C + sqrt(d) h (`gridSensitivity`, what the ledger verifier
+ * recomputes) and the multiplier accounted is z' = z C / (C + sqrt(d) h), slightly below z
+ * (0.9976 z for the tiny model's 24 576 values).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
