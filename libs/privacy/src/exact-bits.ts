@@ -159,7 +159,7 @@ export class ExactRandom {
 
   /**
    * U < num/(den k) for 0 < num < den k and den k > 2^48, given `p`, an estimate of num/(den k)
-   * within 1e-13. The first 48 bits of U are compared with p -/+ 1e-12: outside that margin the
+   * with an error below 1e-12 (every caller's is below 2e-13). The first 48 bits of U are compared with p -/+ 1e-12: outside that margin the
    * answer is certain; only when U's 48-bit interval straddles it is p's expansion compared exactly
    * (BigInt). Which bits are read depends only on U and the exact p (the fast path never answers
    * for the interval that holds p), so the stream of coins is the same for any valid estimate.
