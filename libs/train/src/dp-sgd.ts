@@ -62,9 +62,16 @@ export interface DpSgdTrainOptions {
   now?: () => number;
   /** `ghost` (default): one batched pass per step; `per-example`: one pass per sequence (the reference). */
   perExampleGradients?: PerExampleMethod;
-  /** Ghost only: the clipped sum from the recorded traces (`traces`, default) or a second, re-weighted backward pass. */
+  /**
+   * Ghost only: the clipped sum from the recorded traces (`traces`, default) or a second, re-weighted
+   * backward pass. Only the default keeps the sensitivity bound exact in floating point (dp-sgd-ghost.ts).
+   */
   clippedSum?: ClippedSumMethod;
-  /** Ghost only: norms and the clipped sum on the device (`device`, default) or on the host in float64 (`host`). */
+  /**
+   * Ghost only: per-example gradients formed on the device (`device`, default) or norms and sums
+   * from the traces on the host in float64 (`host`). Only the default keeps the sensitivity bound
+   * exact in floating point (dp-sgd-ghost.ts).
+   */
   ghostCompute?: GhostCompute;
 }
 
