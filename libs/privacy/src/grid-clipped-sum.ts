@@ -77,7 +77,7 @@ export class GridClippedSum {
     if (!(opts.gridStep > 0) || !Number.isFinite(opts.gridStep)) throw new RangeError(`gridStep must be a finite number > 0, received ${opts.gridStep}`);
     this.dimension = sizes.reduce((a, b) => a + b, 0);
     clipMargin(this.dimension); // validates d
-    // |K_k| <= C / h + 1 per example: the sums stay exact integers while examples * that < 2^53.
+    // |K_k| <= C / h + 1 per example: the sums, and the sums plus int32 noise, stay exact integers while examples * that <= 2^52.
     this.maxPerCoordinate = Math.ceil(opts.clipNorm / opts.gridStep) + 1;
     this.counts = sizes.map((n) => new Float64Array(n));
   }
@@ -88,7 +88,7 @@ export class GridClippedSum {
    */
   add(parts: readonly ArrayLike<number>[]): GridContribution {
     if (parts.length !== this.sizes.length) throw new RangeError(`an example must have ${this.sizes.length} tensors, received ${parts.length}`);
-    if ((this.examples + 1) * this.maxPerCoordinate > Number.MAX_SAFE_INTEGER) {
+    if ((this.examples + 1) * this.maxPerCoordinate > 2 ** 52) {
       throw new RangeError(`${this.examples + 1} examples of up to ${this.maxPerCoordinate} grid steps each could overflow exact integer sums; use a coarser grid or a smaller batch`);
     }
     let normSq = 0;
