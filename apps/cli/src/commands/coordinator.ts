@@ -19,7 +19,6 @@ export function register(program: Command): void {
     .action(async (o: { config: string; exitWhenDone?: boolean; json?: boolean }) => {
       const cfg = loadCoordinatorConfig(o.config);
       const c = await startCoordinatorFromConfig(cfg);
-      info(`fedlora coordinator: federation ${cfg.federationId} listening on port ${c.app.port} (backend ${c.backend}${cfg.insecure ? ', INSECURE: no TLS' : ', TLS'})`);
       let stopping = false;
       const stop = async (signal: string) => {
         stopping = true;
@@ -29,6 +28,8 @@ export function register(program: Command): void {
       };
       process.once('SIGINT', () => void stop('SIGINT'));
       process.once('SIGTERM', () => void stop('SIGTERM'));
+      // Announced only once the handlers are in place, so a supervisor that signals on this line is heard.
+      info(`fedlora coordinator: federation ${cfg.federationId} listening on port ${c.app.port} (backend ${c.backend}${cfg.insecure ? ', INSECURE: no TLS' : ', TLS'})`);
       let history;
       try {
         history = await c.done;

@@ -101,6 +101,10 @@ describe('fedlora status', () => {
     await expect(fetchStatus({ coordinator: '127.0.0.1:1', insecure: true, timeout: 2000 })).rejects.toThrow(/cannot get the status of the coordinator at 127\.0\.0\.1:1: .*is a coordinator running there\?/);
   });
 
+  it('says to add --cert/--key when the coordinator requires mutual TLS and none was given', async () => {
+    await expect(fetchStatus({ coordinator: `127.0.0.1:${server.port}`, ca: join(dir, 'ca.crt'), timeout: 5000 })).rejects.toThrow(/requires mutual TLS: add --cert and --key/);
+  });
+
   it('rejects contradictory or missing transport flags, naming them', async () => {
     await expect(fetchStatus({ coordinator: '127.0.0.1:7443', insecure: true, ca: 'ca.crt', timeout: 1000 })).rejects.toThrow(CliError);
     await expect(fetchStatus({ coordinator: '127.0.0.1:7443', timeout: 1000 })).rejects.toThrow(/--ca is required/);

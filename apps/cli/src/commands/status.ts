@@ -64,14 +64,21 @@ export async function fetchStatus(f: StatusFlags): Promise<StatusReport> {
     return { coordinator: f.coordinator, federationId: s.federationId, state: s.state, currentRound: s.currentRound, totalRounds: s.totalRounds, connectedClients: s.connectedClients, rounds: s.rounds ?? [] };
   } catch (err) {
     const detail = (err as Error).message.replace(/\s*Resolution note:\s*$/, '');
-    const unreachable = /No connection established|ECONNREFUSED|ENOTFOUND|Deadline exceeded|UNAVAILABLE/i.test(detail);
-    const hint = unreachable
-      ? `; is a coordinator running there? Check the address against its config's \`listen\` (a coordinator started with --exit-when-done exits after its last round, and a failed run exits too)`
-      : '';
-    throw new CliError(`cannot get the status of the coordinator at ${f.coordinator}: ${detail}${hint}`);
+    throw new CliError(`cannot get the status of the coordinator at ${f.coordinator}: ${detail}${statusHint(detail)}`);
   } finally {
     conn.close();
   }
+}
+
+/** What to check for the usual reasons a status call fails (empty when the error says it all). */
+export function statusHint(detail: string): string {
+  if (/certificate required/i.test(detail)) {
+    return '; the coordinator requires mutual TLS: add --cert and --key (a certificate the federation CA signed, e.g. pki/clients/NAME.crt and .key)';
+  }
+  if (/ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ETIMEDOUT|Deadline exceeded/i.test(detail)) {
+    return "; is a coordinator running there? Check the address against its config's `listen` (a coordinator started with --exit-when-done exits after its last round, and a failed run exits too)";
+  }
+  return '';
 }
 
 /** Human-readable form of a status report. */
