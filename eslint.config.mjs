@@ -18,6 +18,9 @@ export default [
         'error',
         {
           enforceBuildableLibDependency: false,
+          // Some code loads a library lazily on purpose (tfjs backends, heavy CLI commands); that is
+          // about start-up time, not bundles, so static imports of them elsewhere are fine.
+          checkDynamicDependenciesExceptions: ['@fedlora/model', '@fedlora/native-cpu', '@fedlora/tensor', '@fedlora/train'],
           allow: [],
           depConstraints: [
             { sourceTag: 'type:core', onlyDependOnLibsWithTags: ['type:core'] },

@@ -82,16 +82,16 @@ describe('loadCoordinatorConfig', () => {
   });
 
   it('reads FEDLORA_COORDINATOR_* before FEDLORA_* and ignores FEDLORA_CLIENT_*', () => {
-    const env = { FEDLORA_DATA_DIR: '/shared', FEDLORA_COORDINATOR_DATA_DIR: '/srv/coordinator', FEDLORA_CLIENT_ROUNDS_TOTAL: '99', FEDLORA_COORDINATOR_UPLOADS_MAX_BUFFERED_MI_B: '64' };
+    const env = { FEDLORA_DATA_DIR: '/shared', FEDLORA_COORDINATOR_DATA_DIR: '/srv/coordinator', FEDLORA_CLIENT_ROUNDS_TOTAL: '99', FEDLORA_COORDINATOR_UPLOADS_MAX_BUFFERED_MB: '64' };
     const c = loadCoordinatorConfig(writeConfig(GOOD), env);
     expect(c.dataDir).toBe('/srv/coordinator');
     expect(c.rounds.total).not.toBe(99);
-    expect(c.uploads.maxBufferedMiB).toBe(64);
+    expect(c.uploads.maxBufferedMB).toBe(64);
   });
 
   it('validates environment overrides like file values', () => {
     expect(problems(() => loadCoordinatorConfig(writeConfig(GOOD), { FEDLORA_ROUNDS_DEADLINE_SECONDS: '-5' }))).toEqual([
-      'coordinator.yaml: rounds.deadlineSeconds: expected a number > 0, received -5',
+      'FEDLORA_ROUNDS_DEADLINE_SECONDS (overrides coordinator.yaml): rounds.deadlineSeconds: expected a number > 0, received -5',
     ]);
   });
 

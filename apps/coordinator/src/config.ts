@@ -156,8 +156,8 @@ export const CoordinatorConfigSchema = z
     strategy: StrategySchema.prefault({}),
     privacy: PrivacySchema.prefault({}),
     secagg: SecAggSchema.prefault({}),
-    /** Memory for updates being uploaded (all clients together, verified partial uploads kept for resume). */
-    uploads: z.strictObject({ maxBufferedMiB: int(1, 1 << 20).default(512) }).prefault({}),
+    /** Memory for updates being uploaded, in MiB (2^20 bytes; all clients together, verified partial uploads kept for resume). */
+    uploads: z.strictObject({ maxBufferedMB: int(1, 1 << 20).default(512) }).prefault({}),
     clients: z.array(EnrolledClientSchema).default([]),
     identity: z.strictObject({ secretKeyFile: path() }),
     log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') }).prefault({}),

@@ -82,7 +82,7 @@ export function createCoordinatorMetrics(options: { processMetrics?: boolean } =
   fromStatus('fedlora_completed_rounds', 'Rounds committed, including those before a restart', (s) => s.completedRounds);
   fromStatus('fedlora_total_rounds', 'Rounds the run is configured for', (s) => s.totalRounds);
   fromStatus('fedlora_connected_clients', 'Clients seen within the liveness window', (s) => s.connectedClients);
-  fromStatus('fedlora_upload_buffered_bytes', 'Bytes held by uploads in progress, bounded by uploads.maxBufferedMiB', (s) => s.uploadBufferedBytes ?? 0);
+  fromStatus('fedlora_upload_buffered_bytes', 'Bytes held by uploads in progress, bounded by uploads.maxBufferedMB', (s) => s.uploadBufferedBytes ?? 0);
   new Gauge({
     name: 'fedlora_run_state',
     help: 'Run state of the federation (1 for the current state)',

@@ -101,7 +101,7 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     initialAdapter,
     startAfterRound: persistence.startAfterRound,
     aggregation: protection.aggregation,
-    maxUploadBytes: cfg.uploads.maxBufferedMiB * 1024 * 1024,
+    maxUploadBytes: cfg.uploads.maxBufferedMB * 1024 * 1024,
     secureAggregation: protection.secureAggregation,
     planExtra: () => ({ lora, seqLen: cfg.rounds.seqLen, proximalMu: cfg.strategy.proximalMu ?? 0, ...protection.planExtra() }),
     onRoundStart: (plan, cohort) => persistence.onRoundStart(plan, cohort),

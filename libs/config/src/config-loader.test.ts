@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { appliedEnvOverrides, applyEnvOverrides, envName, formatIssues, leafPaths, schemaAt, scopedEnvName } from './config-loader.js';
+import { ConfigError, appliedEnvOverrides, applyEnvOverrides, envName, formatIssues, unknownEnvNames, validateConfig, leafPaths, schemaAt, scopedEnvName } from './config-loader.js';
 
 const schema = z.strictObject({
   dataDir: z.string(),
@@ -38,6 +38,22 @@ describe('config loader', () => {
     const r = s.safeParse({ adaptive: { quantlie: 0.4 } });
     expect(r.success).toBe(false);
     expect(formatIssues(s, r.error!.issues)).toEqual(['adaptive: unknown key "quantlie"; expected one of quantile, rate']);
+  });
+
+  it('blames a bad value from the environment on its variable', () => {
+    const withIt = () => validateConfig('c.yaml', { dataDir: '/a' }, schema, { FEDLORA_ROUNDS_MIN_CLIENTS: 'abc' }, [], '/');
+    expect(withIt).toThrow(ConfigError);
+    try {
+      withIt();
+    } catch (e) {
+      expect((e as ConfigError).problems).toEqual(['FEDLORA_ROUNDS_MIN_CLIENTS (overrides c.yaml): rounds.minClients: expected a number, received "abc"']);
+    }
+  });
+
+  it('names FEDLORA_* variables that match no key, with the closest known name', () => {
+    const known = leafPaths(schema).map((p) => envName(p));
+    const env = { FEDLORA_ROUNDS_MIN_CLIENT: '3', FEDLORA_BACKEND: 'wasm', FEDLORA_DATA_DIR: '/d', FEDLORA_ZZZZZZZZZZZZ: '1', PATH: '/bin' };
+    expect(unknownEnvNames(env, known)).toEqual([{ name: 'FEDLORA_ROUNDS_MIN_CLIENT', didYouMean: 'FEDLORA_ROUNDS_MIN_CLIENTS' }, { name: 'FEDLORA_ZZZZZZZZZZZZ' }]);
   });
 
   it('does not modify the document it is given', () => {

@@ -118,9 +118,16 @@ export function scopedEnvName(path: string[], scope: EnvScope): string {
  * Applies `FEDLORA_*` overrides to a parsed document (a copy is returned). With a scope, the
  * scoped name of a key wins over its unscoped name. `applied` lists the variables used.
  */
-export function applyEnvOverrides(doc: unknown, schema: z.ZodType, env: Record<string, string | undefined>, scope?: EnvScope): { doc: unknown; applied: string[] } {
+export function applyEnvOverrides(
+  doc: unknown,
+  schema: z.ZodType,
+  env: Record<string, string | undefined>,
+  scope?: EnvScope,
+): { doc: unknown; applied: string[]; sources: Map<string, string> } {
   const out = (typeof doc === 'object' && doc !== null ? structuredClone(doc) : {}) as Record<string, unknown>;
   const applied: string[] = [];
+  /** key path (dot-joined) -> the variable that set it */
+  const sources = new Map<string, string>();
   for (const path of leafPaths(schema)) {
     const scoped = scope ? scopedEnvName(path, scope) : undefined;
     const name = scoped !== undefined && env[scoped] !== undefined ? scoped : envName(path);
@@ -135,8 +142,50 @@ export function applyEnvOverrides(doc: unknown, schema: z.ZodType, env: Record<s
     }
     node[path.at(-1)!] = value;
     applied.push(name);
+    sources.set(path.join('.'), name);
   }
-  return { doc: out, applied };
+  return { doc: out, applied, sources };
+}
+
+/** Environment variables fedlora reads that are not config keys. */
+export const RUNTIME_ENV = ['FEDLORA_BACKEND', 'FEDLORA_MODEL_DIR', 'FEDLORA_NUM_THREADS', 'FEDLORA_NATIVE', 'FEDLORA_BENCH_ROUNDS', 'FEDLORA_DEBUG', 'FEDLORA_UID', 'FEDLORA_GID'];
+
+/**
+ * `FEDLORA_*` variables in `env` that are neither in `known` nor in RUNTIME_ENV: most likely
+ * misspelt overrides, which would otherwise be ignored without a word. Each comes with the
+ * closest known name when one is near (edit distance <= 3).
+ */
+export function unknownEnvNames(env: Record<string, string | undefined>, known: Iterable<string>): Array<{ name: string; didYouMean?: string }> {
+  const all = new Set([...known, ...RUNTIME_ENV]);
+  const out: Array<{ name: string; didYouMean?: string }> = [];
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith(ENV_PREFIX) || all.has(name) || env[name] === undefined) continue;
+    let best: string | undefined;
+    let bestD = 4;
+    for (const k of all) {
+      const d = editDistance(name, k, bestD);
+      if (d < bestD) [best, bestD] = [k, d];
+    }
+    out.push(best ? { name, didYouMean: best } : { name });
+  }
+  return out;
+}
+
+/** Levenshtein distance, giving up (returning `limit`) once it cannot be below `limit`. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) >= limit) return limit;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      rowMin = Math.min(rowMin, cur[j]!);
+    }
+    if (rowMin >= limit) return limit;
+    prev = cur;
+  }
+  return Math.min(prev[b.length]!, limit);
 }
 
 /** The `FEDLORA_*` variables in `env` that `applyEnvOverrides` would use (for a start-up log line; names only, never values). */
@@ -210,10 +259,14 @@ export function validateConfig<S extends z.ZodType>(
   baseDir: string,
   scope?: EnvScope,
 ): z.infer<S> {
-  const { doc: merged } = applyEnvOverrides(doc, schema, env, scope);
+  const { doc: merged, sources } = applyEnvOverrides(doc, schema, env, scope);
   const result = schema.safeParse(merged, { reportInput: true });
   if (!result.success) {
-    const problems = formatIssues(schema, result.error.issues).map((p) => `${label}: ${p}`);
+    // A value that came from the environment is blamed on its variable, not on the file.
+    const problems = formatIssues(schema, result.error.issues).map((p, i) => {
+      const variable = sources.get(result.error.issues[i]!.path.map(String).join('.'));
+      return variable ? `${variable} (overrides ${label}): ${p}` : `${label}: ${p}`;
+    });
     throw new ConfigError(problems.join('\n'), problems);
   }
   const config = result.data as Record<string, unknown>;

@@ -89,6 +89,6 @@ describe('UploadRegistry', () => {
 
   it('refuses an update larger than the whole bound with the setting to raise', () => {
     const { reg } = registry(512);
-    expect(() => reg.attach(header('a'), ID, layout)).toThrow(/exceeds the coordinator's upload memory bound \(512 bytes\): the operator can raise it \(uploads.maxBufferedMiB/);
+    expect(() => reg.attach(header('a'), ID, layout)).toThrow(/exceeds the coordinator's upload memory bound \(512 bytes\): the operator can raise it \(uploads.maxBufferedMB/);
   });
 });

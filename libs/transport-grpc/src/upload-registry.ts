@@ -183,7 +183,7 @@ export class UploadRegistry {
 
   private reserve(bytes: number): void {
     if (bytes > this.maxBytes) {
-      throw new FederationError('resource-exhausted', `an update of ${bytes} bytes exceeds the coordinator's upload memory bound (${this.maxBytes} bytes): the operator can raise it (uploads.maxBufferedMiB in the coordinator config)`);
+      throw new FederationError('resource-exhausted', `an update of ${bytes} bytes exceeds the coordinator's upload memory bound (${this.maxBytes} bytes): the operator can raise it (uploads.maxBufferedMB in the coordinator config)`);
     }
     if (this.held + bytes > this.maxBytes) {
       const idle = [...this.entries.values()].filter((e) => e.session && e.owner === 0).sort((a, b) => a.lastActive - b.lastActive);

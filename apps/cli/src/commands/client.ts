@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { loadClientConfig, runClientFromConfig } from '@fedlora/client';
 import { createEventLogger } from '@fedlora/coordinator';
+import { unknownEnvWarnings } from '../env-check.js';
 import { info, printJson } from '../output.js';
 
 /** `fedlora client --config FILE`: runs an institution's node next to its private data. */
@@ -17,6 +18,7 @@ export function register(program: Command): void {
     )
     .action(async (o: { config: string; json?: boolean }) => {
       const cfg = loadClientConfig(o.config);
+      for (const w of unknownEnvWarnings()) info(w);
       const level = cfg.log.level === 'trace' ? 'debug' : cfg.log.level === 'fatal' ? 'error' : cfg.log.level;
       const log = createEventLogger(level, { component: 'client', client: cfg.name });
       const abort = new AbortController();

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { loadCoordinatorConfig, startCoordinatorFromConfig } from '@fedlora/coordinator';
+import { unknownEnvWarnings } from '../env-check.js';
 import { CliError, info, printJson } from '../output.js';
 import { explainFailedRun, type CoordinatorRunSummary } from './coordinator-outcome.js';
 
@@ -18,6 +19,7 @@ export function register(program: Command): void {
     )
     .action(async (o: { config: string; exitWhenDone?: boolean; json?: boolean }) => {
       const cfg = loadCoordinatorConfig(o.config);
+      for (const w of unknownEnvWarnings()) info(w);
       const c = await startCoordinatorFromConfig(cfg);
       let stopping = false;
       const stop = async (signal: string) => {
