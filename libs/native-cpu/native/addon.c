@@ -114,6 +114,7 @@ static napi_value Matmul(napi_env env, napi_callback_info info) {
     FAIL(range_error, "matmul: buffers are smaller than the shapes and strides require");
   int64_t idx[FL_MAX_DIMS] = {0};
   int64_t oa = 0, ob = 0;
+  const int single = batch > 1 && M * N * K < FL_SMALL_PRODUCT ? fl_blas_single_thread_begin() : 0;
   for (int64_t i = 0; i < batch; i++) {
     fl_sgemm(ta, tb, (int)M, (int)N, (int)K, 1.0f, a + oa, ta ? (int)M : (int)K, b + ob,
              tb ? (int)K : (int)N, 0.0f, c + i * M * N, (int)N);
@@ -123,6 +124,7 @@ static napi_value Matmul(napi_env env, napi_callback_info info) {
       oa -= sa[d] * bs[d]; ob -= sb[d] * bs[d]; idx[d] = 0;
     }
   }
+  fl_blas_single_thread_end(single);
   return NULL;
 }
 

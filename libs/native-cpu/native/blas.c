@@ -59,6 +59,19 @@ void fl_blas_set_threads(int n) {
   if (g_set_threads) g_set_threads(n);
 }
 
+/* OpenBLAS splits any product above ~64^3 across its threads; for the many small products of a
+ * batched matmul (attention: 128 x 64 x 128 per head) the hand-off costs more than it saves (1.6x
+ * slower at 2 threads here), so a batch loop of small products runs them on one thread. */
+int fl_blas_single_thread_begin(void) {
+  if (!g_set_threads || g_threads <= 1) return 0;
+  g_set_threads(1);
+  return 1;
+}
+
+void fl_blas_single_thread_end(int token) {
+  if (token && g_set_threads) g_set_threads(g_threads);
+}
+
 int fl_blas_get_threads(void) { return g_get_threads ? g_get_threads() : g_threads; }
 
 /* Fallback: pack op(A) as [M,K] and op(B) as [K,N], then i-k-j loops the compiler vectorises. */

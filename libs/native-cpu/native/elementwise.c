@@ -112,10 +112,12 @@ void fl_binary(int op, const float *a, const int64_t *aShape, int aRank, const f
   }
   if (n == 0) { binary_inner(op, a, 1, b, 1, out, 1); return; }
   binary_ctx c = {op, n, a, b, out, shape, xa, xb};
-  if (n == 1) { fl_parallel_for(shape[0], 1, binary_flat_range, &c); return; }
+  /* pow with a general exponent calls powf per element: worth threads sooner than add/mul. */
+  const int64_t grain = op == FL_POW ? FL_GRAIN : FL_GRAIN_CHEAP;
+  if (n == 1) { fl_parallel_for_grain(shape[0], 1, grain, binary_flat_range, &c); return; }
   int64_t outer = 1;
   for (int d = 1; d < n; d++) outer *= shape[d];
-  fl_parallel_for(outer, shape[0], binary_range, &c);
+  fl_parallel_for_grain(outer, shape[0], grain, binary_range, &c);
 }
 
 #define GELU_C 0.7978845608028654f /* sqrt(2/pi) */
@@ -170,7 +172,8 @@ static void gelu_bwd_range(void *p, int64_t i0, int64_t i1) {
 
 void fl_unary(int op, const float *x, float *out, int64_t n) {
   unary_ctx c = {op, x, NULL, out};
-  fl_parallel_for(n, 1, unary_range, &c);
+  const int cheap = op == FL_SQUARE || op == FL_NEG || op == FL_RELU || op == FL_ABS;
+  fl_parallel_for_grain(n, 1, cheap ? FL_GRAIN_CHEAP : FL_GRAIN, unary_range, &c);
 }
 
 void fl_gelu_tanh_bwd(const float *dy, const float *x, float *dx, int64_t n) {

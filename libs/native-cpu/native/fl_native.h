@@ -10,6 +10,10 @@
 int fl_blas_load(void);                 /* 1 when a CBLAS library was found */
 const char *fl_blas_name(void);         /* soname of the loaded library or "" */
 void fl_blas_set_threads(int n);
+/* Runs BLAS on the calling thread until _end(token) (for loops of small products). */
+int fl_blas_single_thread_begin(void);
+void fl_blas_single_thread_end(int token);
+#define FL_SMALL_PRODUCT (1 << 21) /* M * N * K below which a batched product runs single-threaded */
 int fl_blas_get_threads(void);
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major. */
 void fl_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
@@ -17,11 +21,16 @@ void fl_sgemm(int transA, int transB, int M, int N, int K, float alpha, const fl
 
 /* ---- threads for the element-wise and row kernels (parallel.c) ---- */
 #define FL_GRAIN 65536 /* elements of work below which a chunk is not worth a thread */
+/* Memory-bound element-wise ops (add, multiply, square, ...) run at ~0.1 ns per element, so a
+ * thread created for them must get far more elements to pay for itself (tens of microseconds). */
+#define FL_GRAIN_CHEAP (1 << 20)
 typedef void (*fl_range_fn)(void *ctx, int64_t begin, int64_t end);
 void fl_set_loop_threads(int n);
 int fl_loop_threads(void);
 /* Calls fn(ctx, begin, end) over [0, n) split across threads; unitWork = elements per index. */
 void fl_parallel_for(int64_t n, int64_t unitWork, fl_range_fn fn, void *ctx);
+/* The same with an explicit grain (elements of work per thread below which it stays serial). */
+void fl_parallel_for_grain(int64_t n, int64_t unitWork, int64_t grain, fl_range_fn fn, void *ctx);
 
 /* ---- element-wise (elementwise.c) ---- */
 enum fl_binary_op { FL_ADD = 0, FL_SUB, FL_MUL, FL_DIV, FL_SQDIFF, FL_MAX, FL_MIN, FL_POW };

@@ -24,9 +24,13 @@ static void *run_chunk(void *arg) {
 }
 
 void fl_parallel_for(int64_t n, int64_t unitWork, fl_range_fn fn, void *ctx) {
+  fl_parallel_for_grain(n, unitWork, FL_GRAIN, fn, ctx);
+}
+
+void fl_parallel_for_grain(int64_t n, int64_t unitWork, int64_t grain, fl_range_fn fn, void *ctx) {
   int64_t t = g_loop_threads;
   const int64_t work = n * (unitWork < 1 ? 1 : unitWork);
-  if (t > work / FL_GRAIN) t = work / FL_GRAIN;
+  if (t > work / grain) t = work / grain;
   if (t > n) t = n;
   if (t <= 1) { fn(ctx, 0, n); return; }
   chunk_t chunks[64];

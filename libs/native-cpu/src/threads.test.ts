@@ -7,7 +7,8 @@ import { geluTanh, layerNorm, sparseSoftmaxCrossEntropy } from './fused-ops.js';
 const skip = nativeSkipReason();
 if (skip) console.warn(`threaded kernel tests skipped: ${skip}`);
 
-// Large enough (> 2 x 65536 elements) that the element-wise and row kernels split across threads.
+// Large enough (> 2 x 65536 elements of work; memory-bound element-wise ops > 2 x 2^20) that the
+// kernels split across threads.
 describe.skipIf(skip !== null)('kernels split across 3 threads', () => {
   it('match the pure kernels on large broadcast, unary, softmax and fused ops', async () => {
     expect(loadNativeCpu({ numThreads: 3 }).threads).toBe(3);
@@ -33,5 +34,16 @@ describe.skipIf(skip !== null)('kernels split across 3 threads', () => {
       ];
     });
     native.forEach((v, i) => expect(maxRelativeError(v, pure[i]!), `output ${i}`).toBeLessThan(2e-5));
+  });
+
+  it('match the pure kernels on memory-bound element-wise ops large enough to be split (> 2^20 elements per thread)', async () => {
+    expect(loadNativeCpu({ numThreads: 3 }).threads).toBe(3);
+    const { native, pure } = await nativeAndPure(() => {
+      const x = seededTensor('cx', [2400, 1024], -4, 4);
+      const bias = seededTensor('cb', [1024]);
+      const rowScale = seededTensor('cr', [2400, 1], 0.5, 2);
+      return [tf.add(x, bias), tf.mul(x, rowScale), tf.sub(x, x), tf.square(x), tf.relu(x)];
+    });
+    native.forEach((v, i) => expect(maxRelativeError(v, pure[i]!), `output ${i}`).toBeLessThan(1e-6));
   });
 });
