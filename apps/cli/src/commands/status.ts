@@ -58,7 +58,9 @@ function credentialsFor(f: StatusFlags) {
 
 /** Asks the coordinator for its operator view (the GetStatus RPC, which needs no signed identity). */
 export async function fetchStatus(f: StatusFlags): Promise<StatusReport> {
-  const conn = new GrpcConnection({ address: f.coordinator, credentials: credentialsFor(f), serverName: f.serverName, callTimeoutMs: f.timeout });
+  // A loopback IP over TLS: verify the certificate's `localhost` name (an IP as TLS server name makes Node print DEP0123).
+  const serverName = f.serverName ?? (f.ca && /^(127\.0\.0\.1|\[::1\]):\d+$/.test(f.coordinator) ? 'localhost' : undefined);
+  const conn = new GrpcConnection({ address: f.coordinator, credentials: credentialsFor(f), serverName, callTimeoutMs: f.timeout });
   try {
     const s = (await conn.status()) as Omit<StatusReport, 'coordinator'>;
     return { coordinator: f.coordinator, federationId: s.federationId, state: s.state, currentRound: s.currentRound, totalRounds: s.totalRounds, connectedClients: s.connectedClients, rounds: s.rounds ?? [] };

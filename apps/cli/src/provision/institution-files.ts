@@ -77,6 +77,9 @@ export interface InstitutionContext {
 }
 
 /** Writes an institution's identity, certificate, data directory and client config; returns its manifest entry. */
+/** `127.0.0.1:port` or `[::1]:port`. */
+const LOOPBACK_DIAL = /^(127\.0\.0\.1|\[::1\]):\d+$/;
+
 export function writeInstitution(w: FileWriter, inst: InstitutionPlan, ctx: InstitutionContext): ClientManifest {
   const id = generateIdentity(inst.name, ctx.random);
   const idFile = `identities/${inst.name}.key.json`;
@@ -107,7 +110,18 @@ export function writeInstitution(w: FileWriter, inst: InstitutionPlan, ctx: Inst
     name: inst.name,
     federationId: ctx.federationId,
     coordinator: ctx.dial,
-    ...(ctx.tls ? { tls: { ca: '../pki/ca.crt', cert: `../pki/clients/${inst.name}.crt`, key: `../pki/clients/${inst.name}.key` } } : { insecure: true }),
+    ...(ctx.tls
+      ? {
+          tls: {
+            ca: '../pki/ca.crt',
+            cert: `../pki/clients/${inst.name}.crt`,
+            key: `../pki/clients/${inst.name}.key`,
+            // Dialling a loopback IP, verify the certificate's `localhost` name: a TLS server name
+            // that is an IP address makes Node print DEP0123 (not a JSON log line; grpc-node#1919).
+            ...(LOOPBACK_DIAL.test(ctx.dial) ? { serverName: 'localhost' } : {}),
+          },
+        }
+      : { insecure: true }),
     identity: { secretKeyFile: `../${idFile}` },
     dataDir: `../data/${inst.name}`,
     data: { path: dataPath, ...(inst.jsonField ? { format: 'jsonl', jsonField: inst.jsonField } : {}) },
