@@ -74,7 +74,8 @@ describe('DpSgdTrainer', () => {
   it('refuses a round that would exceed its record-level budget, and never trains it', async () => {
     const g = await guard(0.01);
     const t = new DpSgdTrainer({ model, lora, train, clipNorm: 1, noiseMultiplier: 0.5, guard: g, rng: seededRandomBytes('r') });
-    expect(await t.accept(plan(1))).toEqual({ accept: false, reason: 'refused: budget' });
+    // The coordinator is told only the reason; the local log gets the numbers.
+    expect(await t.accept(plan(1))).toEqual({ accept: false, reason: 'refused: budget', detail: expect.stringMatching(/^record-level: refused: the round would bring epsilon to \d+\.\d+, above this institution's budget 0.01/) });
     await expect(t.train(plan(1), global)).rejects.toThrow(/above this institution's budget 0.01/);
     expect(g.spent()).toBe(0);
     const entries = readFileSync(g.ledgerPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string });

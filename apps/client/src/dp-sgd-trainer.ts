@@ -76,17 +76,17 @@ export class DpSgdTrainer implements LocalTrainer {
     });
   }
 
-  async accept(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string; stop?: string }> {
+  async accept(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string; stop?: string; detail?: string }> {
     const guard = this.opts.guard;
     if (!guard) return { accept: true };
     const decision = guard.plan(this.roundParams(plan));
     if (decision.accept) return { accept: true };
     await guard.refuse(plan.round, decision.message, { time: this.time() });
-    if (!this.opts.stopOnRefusal) return { accept: false, reason: 'refused: budget' };
+    if (!this.opts.stopOnRefusal) return { accept: false, reason: 'refused: budget', detail: `record-level: ${decision.message}` };
     const stop =
       `record-level privacy budget exhausted: round ${plan.round} ${decision.message.replace(/^refused: the round /, '')}; ` +
       `record-level epsilon spent so far ${guard.spent().toFixed(4)} (ledger ${guard.ledgerPath}). Training stops: a larger dpSgd.epsilon needs the data owner's decision`;
-    return { accept: false, reason: 'refused: budget', stop };
+    return { accept: false, reason: 'refused: budget', stop, detail: `record-level: ${decision.message}` };
   }
 
   async train(plan: RoundPlan, global: NamedTensors) {

@@ -23,7 +23,7 @@ export class PrivacyGuardedTrainer implements LocalTrainer {
     return this.inner.numExamples;
   }
 
-  async accept(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string }> {
+  async accept(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string; stop?: string; detail?: string }> {
     const inner = (await this.inner.accept?.(plan)) ?? { accept: true as const };
     if (!inner.accept) return inner;
     const p = plannedPrivacy(plan);
@@ -31,7 +31,7 @@ export class PrivacyGuardedTrainer implements LocalTrainer {
     const decision = this.guard.plan(roundPrivacyParams(plan, plannedSurvivors(plan))!);
     if (decision.accept) return { accept: true };
     await this.guard.refuse(plan.round, decision.message, { time: this.now().toISOString() });
-    return { accept: false, reason: 'refused: budget' };
+    return { accept: false, reason: 'refused: budget', detail: decision.message };
   }
 
   async train(plan: RoundPlan, global: NamedTensors) {

@@ -29,7 +29,7 @@ export interface LocalTrainer {
    * given. A refusal with `stop` also ends this client's participation (for example: its budget
    * cannot pay for any further round); `stop` says why, for the institution's operator.
    */
-  accept?(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string; stop?: string }>;
+  accept?(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string; stop?: string; detail?: string }>;
   /** Trains from the global adapter; returns delta = local - global. */
   train(plan: RoundPlan, global: NamedTensors): Promise<{ delta: NamedTensors; numExamples: number; trainLoss: number; metrics?: Record<string, number> }>;
 }
@@ -96,7 +96,8 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
       lastAttempt = key;
       const verdict = (await opts.trainer.accept?.(plan)) ?? { accept: true as const };
       if (!verdict.accept) {
-        log.warn({ event: 'round.declined', client: opts.name, round: plan.round, reason: verdict.reason });
+        // `detail` (e.g. the epsilon the round would reach against the budget) stays in the local log; only `reason` is sent.
+        log.warn({ event: 'round.declined', client: opts.name, round: plan.round, reason: verdict.reason, ...(verdict.detail ? { detail: verdict.detail } : {}) });
         await conn.decline(plan.round, verdict.reason);
         if (verdict.stop) {
           log.error({ event: 'client.stopped', client: opts.name, round: plan.round, reason: verdict.stop });
