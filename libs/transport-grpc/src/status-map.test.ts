@@ -33,3 +33,12 @@ describe('toServiceError', () => {
     expect(fromServiceError(se)).toBeInstanceOf(UploadIntegrityError);
   });
 });
+
+describe('fromServiceError', () => {
+  it('drops the empty "Resolution note:" grpc-js appends to connection failures', () => {
+    const e = Object.assign(new Error('x'), { code: grpc.status.UNAVAILABLE, details: 'No connection established. Last error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: ' });
+    const f = fromServiceError(e);
+    expect(f).toBeInstanceOf(FederationError);
+    expect(f.message).toBe('No connection established. Last error: connect ECONNREFUSED 127.0.0.1:1.');
+  });
+});

@@ -46,7 +46,8 @@ export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
 export function fromServiceError(err: unknown): Error {
   const e = err as Partial<grpc.ServiceError>;
   if (typeof e?.code !== 'number') return err instanceof Error ? err : new Error(String(err));
-  const details = e.details ?? e.message ?? 'unknown error';
+  // grpc-js appends an empty "Resolution note:" to connection failures; it says nothing.
+  const details = (e.details ?? e.message ?? 'unknown error').replace(/\s*Resolution note:\s*$/, '');
   for (const [code, status] of Object.entries(TO_STATUS)) {
     if (status === e.code) return new FederationError(code as FederationErrorCode, details);
   }
