@@ -3,8 +3,8 @@
 //  1. Three institutions fine-tune together with secure aggregation: the coordinator only ever
 //     sees the sum of their updates, and the held-out loss falls.
 //  2. The same with distributed differential privacy on top: each institution adds its share of
-//     Skellam noise, enforces its own budget, and keeps a signed ledger; the run ends with the
-//     audit of every ledger.
+//     Skellam noise, enforces its own budget, and keeps a signed ledger; the clip norm adapts to
+//     the updates from round to round (Andrew et al. 2021); the run ends with the audit of every ledger.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -15,8 +15,8 @@ const steps = [
     args: ['simulate', '--clients', '3', '--rounds', '3', '--secagg'],
   },
   {
-    title: 'Part 2/2: the same with distributed differential privacy (Skellam noise, per-institution budgets, signed ledgers, audit)',
-    args: ['simulate', '--clients', '3', '--rounds', '3', '--secagg', '--dp-mode', 'distributed', '--dp-clip', '0.3', '--dp-noise-multiplier', '1', '--client-epsilon', '20'],
+    title: 'Part 2/2: the same with distributed differential privacy (Skellam noise, adaptive clipping, per-institution budgets, signed ledgers, audit)',
+    args: ['simulate', '--clients', '3', '--rounds', '3', '--secagg', '--dp-mode', 'distributed', '--dp-clip', '0.3', '--dp-noise-multiplier', '1', '--dp-adaptive-clip', '--client-epsilon', '20'],
   },
 ];
 for (const s of steps) {
