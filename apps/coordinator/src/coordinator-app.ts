@@ -30,6 +30,8 @@ export interface CoordinatorAppOptions {
   seed?: string | number;
   initialAdapter?: NamedTensors;
   startAfterRound?: number;
+  /** Round attempts that ended before a restart (from the store), for the history `status` reports. */
+  previousRounds?: RoundSummary[];
   aggregation?: RoundAggregationFactory;
   secureAggregation?: SecureAggregationOptions;
   planExtra?: (round: number) => Record<string, unknown>;
@@ -78,6 +80,7 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     strategy: createStrategy(o.strategy),
     initialAdapter,
     startAfterRound: o.startAfterRound,
+    previousRounds: o.previousRounds,
     aggregation: o.aggregation,
     secureAggregation: o.secureAggregation,
     planExtra: o.planExtra,

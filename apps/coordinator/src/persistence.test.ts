@@ -65,4 +65,23 @@ describe('adapter hashes in the store and the logs', () => {
     expect(() => attachStore(store, recorder())).toThrow(expect.objectContaining({ code: 'corrupt', message: expect.stringMatching(/metadata says adapterSha256 0{64}, its tensors hash to [0-9a-f]{64}/) }));
     store.close();
   });
+
+  it('gives back the round attempts that ended before a restart, so status keeps the history', () => {
+    const store = openMemoryStore();
+    const hooks = attachStore(store, recorder());
+    hooks.onRoundStart(plan(1), ['a', 'b']);
+    hooks.onRoundEnd({ ...summary(1, 'x'), participants: 2, participantNames: ['a', 'b'], cohort: 2 }, adapter(), plan(1));
+    hooks.onRoundStart(plan(2), ['a', 'b']);
+    hooks.onRoundEnd({ ...summary(2, 'y'), status: 'aborted', participants: 0, participantNames: [], reason: 'deadline: 1 of 2 clients reported' }, null, plan(2));
+    hooks.onRoundStart(plan(2), ['a', 'b']); // open when the coordinator was killed
+
+    const resumed = attachStore(store, recorder());
+    expect(resumed.startAfterRound).toBe(1);
+    expect(resumed.previousRounds.map((r) => [r.round, r.attempt, r.status, r.participantNames, r.cohort, r.reason, r.restored])).toEqual([
+      [1, 1, 'completed', ['a', 'b'], 2, undefined, true],
+      [2, 1, 'aborted', [], 2, 'deadline: 1 of 2 clients reported', true],
+      [2, 2, 'aborted', [], 2, 'coordinator restarted while the round was open', true],
+    ]);
+    store.close();
+  });
 });

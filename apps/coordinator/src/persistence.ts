@@ -25,6 +25,8 @@ export interface PersistenceHooks {
   startAfterRound: number;
   /** The adapter of the last committed round, if any. */
   resumeAdapter?: NamedTensors;
+  /** Round attempts that ended before this start (committed or aborted), oldest first. */
+  previousRounds: RoundSummary[];
   onRoundStart(plan: RoundPlan, cohort: string[]): void;
   onRoundEnd(summary: RoundSummary, adapter: NamedTensors | null, plan: RoundPlan, ledgerLine?: string): void;
 }
@@ -57,6 +59,30 @@ export function attachStore(store: FederationStore, log: EventLogger): Persisten
   return {
     startAfterRound: last?.round ?? 0,
     resumeAdapter,
+    previousRounds: store
+      .listRounds()
+      .filter((r) => r.state === 'committed' || r.state === 'aborted')
+      .map((r): RoundSummary => {
+        const cohort = (r.plan as { cohort?: unknown } | null)?.cohort;
+        return {
+          round: r.round,
+          attempt: r.attempt,
+          status: r.state === 'committed' ? 'completed' : 'aborted',
+          participants: r.state === 'committed' ? r.participants.length : 0,
+          participantNames: r.state === 'committed' ? [...r.participants] : [],
+          cohort: Array.isArray(cohort) ? cohort.length : r.participants.length,
+          dropped: [],
+          declined: [],
+          trainLoss: null,
+          numExamples: 0,
+          adapterSha256: null,
+          ...(r.reason ? { reason: r.reason } : {}),
+          startedAt: r.startedAt,
+          endedAt: r.committedAt ?? r.updatedAt,
+          metrics: {},
+          restored: true,
+        };
+      }),
     onRoundStart(plan, cohort) {
       store.beginRound(plan.round, plan, cohort);
       store.setRoundState(plan.round, 'training');

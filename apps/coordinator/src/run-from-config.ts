@@ -100,6 +100,7 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     seed: cfg.model.seed,
     initialAdapter,
     startAfterRound: persistence.startAfterRound,
+    previousRounds: persistence.previousRounds,
     aggregation: protection.aggregation,
     maxUploadBytes: cfg.uploads.maxBufferedMB * 1024 * 1024,
     secureAggregation: protection.secureAggregation,

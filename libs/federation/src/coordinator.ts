@@ -36,6 +36,8 @@ export interface CoordinatorOptions {
   initialAdapter: NamedTensors;
   /** Resume after this many committed rounds (from the store). */
   startAfterRound?: number;
+  /** Round attempts that ended before a restart (from the store): they start the history `status` reports. */
+  previousRounds?: RoundSummary[];
   aggregation?: RoundAggregationFactory;
   /** Secure aggregation (SecAgg+): the coordinator sees only the sum of the cohort's encoded updates. */
   secureAggregation?: SecureAggregationOptions;
@@ -94,6 +96,7 @@ export class FederationCoordinator {
     this.log = opts.logger ?? silentLogger;
     this.rng = opts.rng ?? cryptoRandomBytes;
     this.completedRounds = opts.startAfterRound ?? 0;
+    this.history.push(...(opts.previousRounds ?? []));
   }
 
   /** Registers (or re-registers after a reconnect) a client; returns its session token. */

@@ -64,6 +64,12 @@ export interface RoundSummary {
   startedAt: number;
   endedAt: number;
   metrics: Record<string, number>;
+  /**
+   * Set on rounds that ran before the coordinator's last restart, read back from its store: only
+   * the round, attempt, status, participant names, reason and times are kept there (trainLoss null,
+   * numExamples 0, adapterSha256 null: see the checkpoint for the adapter).
+   */
+  restored?: true;
 }
 
 /** A client as the coordinator knows it. */
