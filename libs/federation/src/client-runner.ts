@@ -79,6 +79,11 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
       const task = await conn.getTask(opts.pollMs ?? 5000);
       failures = 0;
       if (task.kind === 'finished') {
+        if (task.failed) {
+          const stop = `the federation failed at the coordinator: ${task.failed}`;
+          log.error({ event: 'client.stopped', client: opts.name, reason: stop });
+          return { roundsTrained, stopped: stop };
+        }
         log.info({ event: 'client.finished', client: opts.name, rounds: roundsTrained.length });
         return { roundsTrained };
       }

@@ -64,8 +64,10 @@ describe('FederationCoordinator (in-process)', () => {
       ['aborted', 2],
     ]);
     expect(c.rounds[0]!.reason).toMatch(/1 of 2 clients reported, minClients is 2/);
-    stopClient.abort();
-    await client;
+    // The client still polling is told the run failed, and why, and stops (no retrying for an hour).
+    const r = await client;
+    expect(r.stopped).toMatch(/^the federation failed at the coordinator: round 1 aborted 2 times \(last: .*1 of 2 clients reported/);
+    expect(stopClient.signal.aborted).toBe(false);
   });
 
   it('discards a result that arrives after the round closed', async () => {

@@ -85,6 +85,8 @@ export class FederationCoordinator {
   private readonly stopController = new AbortController();
   private completedRounds: number;
   private readonly toldFinished = new Set<string>();
+  /** Why the run failed (told to clients that ask for a task afterwards). */
+  private failure: string | undefined;
   /** Outcome of the last secure round, so clients still polling it learn how it ended. */
   private lastSecure: { round: number; nonce: string; survivors: Set<string> | null } | undefined;
 
@@ -134,10 +136,10 @@ export class FederationCoordinator {
   }
 
   private taskFor(clientId: string): Task {
-    if (this.state === 'finished') {
+    if (this.state === 'finished' || this.state === 'failed') {
       this.toldFinished.add(clientId);
       this.changed.notify();
-      return { kind: 'finished' };
+      return this.state === 'failed' ? { kind: 'finished', failed: this.failure ?? 'the run failed' } : { kind: 'finished' };
     }
     const r = this.current;
     if (r && !r.closed && r.cohort.has(clientId) && !r.reported.has(clientId) && !r.declined.has(clientId)) {
@@ -292,6 +294,8 @@ export class FederationCoordinator {
         done = await this.runRound(round, attempt);
       }
       if (!done) {
+        const last = this.history.at(-1);
+        this.failure = `round ${round} aborted ${maxAttempts} times${last?.reason ? ` (last: ${last.reason})` : ''}`;
         this.state = 'failed';
         this.log.error({ event: 'federation.failed', round, reason: `round ${round} aborted ${maxAttempts} times` });
         this.changed.notify();

@@ -27,7 +27,8 @@ export interface RoundPlan {
 export type Task =
   | { kind: 'wait'; retryAfterMs: number }
   | { kind: 'train'; plan: RoundPlan }
-  | { kind: 'finished' };
+  /** The run is over; `failed` (why the run failed at the coordinator) when it did not complete. */
+  | { kind: 'finished'; failed?: string };
 
 /** Metadata that precedes a client's update tensors. */
 export interface UpdateHeader {

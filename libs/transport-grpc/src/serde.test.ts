@@ -38,7 +38,7 @@ describe('serde round-trips', () => {
   });
 
   it('every task kind', () => {
-    const tasks: Task[] = [{ kind: 'wait', retryAfterMs: 250 }, { kind: 'train', plan }, { kind: 'finished' }];
+    const tasks: Task[] = [{ kind: 'wait', retryAfterMs: 250 }, { kind: 'train', plan }, { kind: 'finished' }, { kind: 'finished', failed: 'round 2 aborted 3 times' }];
     for (const t of tasks) expect(taskFromProto(taskToProto(t))).toEqual(t);
   });
 

@@ -81,7 +81,7 @@ export function taskToProto(t: Task): PbGetTaskResponse {
     case 'train':
       return { kind: 'TRAIN', plan: planToProto(t.plan), retryAfterMs: 0 };
     case 'finished':
-      return { kind: 'FINISHED', plan: null, retryAfterMs: 0 };
+      return { kind: 'FINISHED', plan: null, retryAfterMs: 0, failure: t.failed ?? '' };
   }
 }
 
@@ -93,7 +93,7 @@ export function taskFromProto(r: PbGetTaskResponse): Task {
       if (!r.plan) throw bad('TRAIN task without a plan');
       return { kind: 'train', plan: planFromProto(r.plan) };
     case 'FINISHED':
-      return { kind: 'finished' };
+      return r.failure ? { kind: 'finished', failed: r.failure.slice(0, 1024) } : { kind: 'finished' };
     default:
       throw bad(`unknown task kind ${String(r.kind)}`);
   }

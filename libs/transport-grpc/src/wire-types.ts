@@ -24,6 +24,8 @@ export interface PbGetTaskResponse {
   kind: 'KIND_UNSPECIFIED' | 'WAIT' | 'TRAIN' | 'FINISHED';
   plan?: PbRoundPlan | null;
   retryAfterMs: number;
+  /** With FINISHED: why the run failed ('' or absent when it completed). */
+  failure?: string;
 }
 
 export interface PbTensorChunk {

@@ -38,6 +38,8 @@ export function register(program: Command): void {
       } catch (err) {
         if (stopping) return new Promise<void>(() => {}); // stop() exits once the server is closed
         const error = explainFailedRun((err as Error).message, c.app.coordinator.rounds);
+        // Clients polling for a task learn that the run failed (and stop) before the server goes away.
+        await c.app.coordinator.drain(15_000);
         await c.close();
         if (o.json) printJson({ federationId: cfg.federationId, state: 'failed', rounds: c.app.coordinator.rounds, error } satisfies CoordinatorRunSummary);
         throw new CliError(`the run failed: ${error}`);
