@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '@fedlora/tensor';
-import { nativeKernelsActive } from '@fedlora/native-cpu';
+import { linear as linearOp, nativeKernelsActive } from '@fedlora/native-cpu';
 import type { ModelConfig } from './config.js';
 import { parameterLayout, type LinearModule } from './architecture.js';
 import type { TextTokenizer } from './tokenizer.js';
@@ -106,8 +106,9 @@ export class CausalLM {
       };
       let dropCount = 0;
       const linear = (x: tf.Tensor2D, path: string, bias: boolean): tf.Tensor2D => {
-        let y = tf.matMul(x, p(`${path}.weight`) as tf.Tensor2D);
-        if (bias) y = tf.add(y, p(`${path}.bias`));
+        // The bias, and the LoRA branch, ride in the products: on the native path each product is
+        // one _FusedMatMul adding its "bias" operand in place (linearOp; matMul + add elsewhere).
+        let extra: tf.Tensor | undefined = bias ? p(`${path}.bias`) : undefined;
         const l = opts.lora?.modules.get(path);
         if (l) {
           let xin = x;
@@ -117,19 +118,20 @@ export class CausalLM {
             xin = tf.mul(x, tf.div(tf.cast(tf.less(u, keep), 'float32'), keep));
           }
           // Scale the [N, r] product, not the [N, out] one; A and B are used in PEFT's layout as
-          // transposed operands (a BLAS flag natively, an explicit transpose on wasm).
-          let low = tf.matMul(tf.mul(tf.matMul(xin, l.a, false, true), opts.lora!.scale), l.b, false, true);
+          // transposed operands (a BLAS flag natively, an explicit transpose on wasm). The base
+          // bias is added to the [N, out] LoRA output, which is then the base product's bias.
+          let low = linearOp(tf.mul(tf.matMul(xin, l.a, false, true), opts.lora!.scale) as tf.Tensor2D, l.b, extra, true);
           const tap = opts.loraTap;
           if (tap) {
             const probe = tap.probes.get(path);
-            if (probe) low = tf.add(low, probe);
+            if (probe) low = tf.add(low, probe) as tf.Tensor2D;
             // A clone: the frugal backward pass disposes the matMul's saved copy of xin.
             tap.inputs.get(path)?.dispose();
             tap.inputs.set(path, tf.keep(tf.clone(xin)) as tf.Tensor2D);
           }
-          y = tf.add(y, low);
+          extra = low;
         }
-        return y as tf.Tensor2D;
+        return linearOp(x, p(`${path}.weight`) as tf.Tensor2D, extra);
       };
       const flat = tf.reshape(ids, [b * t]) as tf.Tensor1D;
       const embName = this.config.modelType === 'gpt2' ? 'transformer.wte.weight' : 'model.embed_tokens.weight';

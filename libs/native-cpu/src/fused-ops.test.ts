@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
+import { registerNativeKernels, unregisterNativeKernels } from './register.js';
 import { maxRelativeError, nativeAndPure, nativeSkipReason, seededTensor } from './testing.js';
-import { geluTanh, layerNorm, sparseSoftmaxCrossEntropy } from './fused-ops.js';
+import { geluTanh, layerNorm, linear, sparseSoftmaxCrossEntropy } from './fused-ops.js';
 
 const skip = nativeSkipReason();
 if (skip) console.warn(`native fused-op tests skipped: ${skip}`);
@@ -39,6 +40,54 @@ describe.skipIf(skip !== null)('fused ops: native kernels vs tfjs composites', (
       return [sparseSoftmaxCrossEntropy(logits, y), tf.grad(f)(logits)];
     });
     native.forEach((v, i) => expect(maxRelativeError(v, pure[i]!)).toBeLessThan(1e-5));
+  });
+});
+
+describe.skipIf(skip !== null)('linear: one _FusedMatMul natively, matMul + add elsewhere', () => {
+  for (const transposeB of [false, true]) {
+    for (const biasKind of ['none', 'row', 'full'] as const) {
+      it(`forward and gradients (x, w, bias) agree (transposeB ${transposeB}, bias ${biasKind})`, async () => {
+        const { native, pure } = await nativeAndPure(() => {
+          const x = seededTensor('linx', [6, 5], -2, 2) as tf.Tensor2D;
+          const w = seededTensor('linw', transposeB ? [7, 5] : [5, 7]) as tf.Tensor2D;
+          const bias = biasKind === 'none' ? undefined : seededTensor('linb', biasKind === 'row' ? [7] : [6, 7]);
+          const u = seededTensor('linu', [6, 7]);
+          const f = (xi: tf.Tensor, wi: tf.Tensor, bi?: tf.Tensor) => tf.sum(tf.mul(linear(xi as tf.Tensor2D, wi as tf.Tensor2D, bi, transposeB), u));
+          const xs = bias ? [x, w, bias] : [x, w];
+          return [linear(x, w, bias, transposeB), ...tf.grads(f)(xs)];
+        });
+        expect(native).toHaveLength(pure.length);
+        native.forEach((v, i) => expect(maxRelativeError(v, pure[i]!)).toBeLessThan(1e-5));
+      });
+    }
+  }
+
+  it('computes only the gradients asked for (a frozen weight costs no product)', async () => {
+    await tf.setBackend('cpu');
+    registerNativeKernels(tf);
+    const x = seededTensor('linx', [6, 5]) as tf.Tensor2D;
+    const w = seededTensor('linw', [5, 7]) as tf.Tensor2D;
+    const b = seededTensor('linb', [7]);
+    tf.grad((xi: tf.Tensor) => tf.sum(linear(xi as tf.Tensor2D, w, b)))(x); // warm up
+    const before = tf.memory().numTensors;
+    const info = tf.tidy(() => {
+      const kernels: string[] = [];
+      const eng = tf.engine() as unknown as { runKernel: (name: string, ...rest: unknown[]) => unknown };
+      const orig = eng.runKernel;
+      eng.runKernel = function (name: string, ...rest: unknown[]) {
+        if (name === 'BatchMatMul' || name === '_FusedMatMul') kernels.push(name);
+        return orig.call(this, name, ...rest);
+      };
+      try {
+        tf.grad((xi: tf.Tensor) => tf.sum(linear(xi as tf.Tensor2D, w, b)))(x);
+      } finally {
+        eng.runKernel = orig;
+      }
+      return kernels;
+    });
+    unregisterNativeKernels(tf);
+    expect(info).toEqual(['_FusedMatMul', 'BatchMatMul']); // forward, then dx = dy w^T only
+    expect(tf.memory().numTensors).toBe(before);
   });
 });
 

@@ -137,3 +137,53 @@ export function softmaxGradConfig(original: tf.GradConfig): tf.GradConfig {
     },
   };
 }
+
+/**
+ * A linear layer y = x w (+ bias), x [N, in], w [in, out] (or [out, in] with `transposeB`), bias
+ * [out] or a full [N, out] (a residual or LoRA branch added for free). With native kernels
+ * registered this is one `_FusedMatMul` kernel (BLAS product, bias added in place), differentiated
+ * by `fusedMatMulGradConfig`, which computes only the gradients the tape asks for (a frozen w gets
+ * none; tf.fused.matMul's customGrad would form all three). Elsewhere matMul + add.
+ */
+export function linear(x: tf.Tensor2D, w: tf.Tensor2D, bias?: tf.Tensor, transposeB = false): tf.Tensor2D {
+  if (!nativeKernelsActive() || tf.getGradient('_FusedMatMul') === undefined || x.dtype !== 'float32' || w.dtype !== 'float32') {
+    const y = tf.matMul(x, w, false, transposeB);
+    return (bias ? tf.add(y, bias) : y) as tf.Tensor2D;
+  }
+  const inputs: tf.NamedTensorMap = bias ? { a: x, b: w, bias } : { a: x, b: w };
+  // biasShape is for the gradient (the bias itself is not saved); the kernels ignore it.
+  const attrs = { transposeA: false, transposeB, activation: 'linear', biasShape: bias ? bias.shape : [] };
+  return tf.engine().runKernel('_FusedMatMul', inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
+/**
+ * Gradient of a rank-2 `_FusedMatMul` with linear activation, as `linear` runs it: per input only
+ * on demand (BatchMatMul's gradient for a and b, the bias gradient is dy summed over the axes the
+ * bias was broadcast along). tfjs-core registers none (its fused op brings its own customGrad).
+ */
+export const fusedMatMulGradConfig: tf.GradConfig = {
+  kernelName: '_FusedMatMul',
+  inputsToSave: ['a', 'b'],
+  gradFunc: (dy, saved, attrs) => {
+    const g = (Array.isArray(dy) ? dy[0]! : dy) as tf.Tensor2D;
+    const [a, b] = saved as [tf.Tensor2D, tf.Tensor2D];
+    const { transposeA, transposeB, activation, biasShape } = attrs as { transposeA: boolean; transposeB: boolean; activation?: string; biasShape?: number[] };
+    if ((activation ?? 'linear') !== 'linear' || a.rank !== 2 || b.rank !== 2) {
+      throw new Error(
+        `_FusedMatMul gradient: only rank-2 operands with linear activation are supported (received ranks ${a.rank}, ${b.rank}, activation ${activation}); use tf.fused.matMul, which brings its own gradient`,
+      );
+    }
+    const out = g.shape;
+    const grads: Record<string, () => tf.Tensor> = {
+      a: () => (transposeA ? tf.matMul(b, g, transposeB, true) : tf.matMul(g, b, false, !transposeB)),
+      b: () => (transposeB ? tf.matMul(g, a, true, transposeA) : tf.matMul(a, g, !transposeA, false)),
+    };
+    grads['bias'] = () => {
+      if (!biasShape) throw new Error('_FusedMatMul gradient: attribute biasShape missing (run the kernel through linear())');
+      const axes = tf.backend_util.getReductionAxes(biasShape, out);
+      // Same shape: dy itself, as a new tensor (the frugal and tfjs backward passes own each gradient).
+      return tf.reshape(axes.length > 0 ? tf.sum(g, axes) : g, biasShape);
+    };
+    return grads;
+  },
+};

@@ -20,6 +20,8 @@ export { layerNorm } from './fused-ops.js';
 export { geluTanh } from './fused-ops.js';
 /** Softmax cross-entropy against int32 labels, without one-hot targets. */
 export { sparseSoftmaxCrossEntropy } from './fused-ops.js';
+/** A linear layer x w + bias: one native _FusedMatMul (gradients on demand) when native kernels are registered. */
+export { linear } from './fused-ops.js';
 /** Whether the current backend runs the native kernels (callers pick layouts that suit BLAS). */
 export { nativeKernelsActive } from './fused-ops.js';
 /** One AdamW step per parameter tensor, one native pass when native kernels are registered. */

@@ -12,7 +12,7 @@ import { BINARY_KERNELS, UNARY_KERNELS, binaryKernel, unaryKernel } from './elem
 import { REDUCE_KERNELS, reduceKernel, softmaxKernel } from './reduce-kernels.js';
 import { transposeKernel } from './transpose-kernel.js';
 import { fusedKernels } from './fused-kernels.js';
-import { softmaxGradConfig } from './fused-ops.js';
+import { fusedMatMulGradConfig, softmaxGradConfig } from './fused-ops.js';
 import { disableBufferPool, enableBufferPool, type BufferPoolOptions } from './buffer-pool.js';
 import { concatKernel, gatherKernel, sliceKernel, splitVKernel } from './slice-kernels.js';
 import type { NativeAddon } from './native-binding.js';
@@ -22,6 +22,8 @@ const BACKEND = 'cpu';
 const originals = new Map<string, KernelConfig | undefined>();
 /** Gradients we replaced, with the configuration registered before. */
 const originalGradients = new Map<string, GradConfig>();
+/** Gradients we registered where there was none (see fused-ops.ts `linear`). */
+const addedGradients = new Set<string>();
 
 function nativeTable(addon: NativeAddon): Record<string, NativeKernel> {
   const table: Record<string, NativeKernel> = {
@@ -63,6 +65,10 @@ export function registerNativeKernels(tf: KernelRegistry, options: { bufferPool?
     originalGradients.set('Softmax', softmaxGrad);
     tf.registerGradient(softmaxGradConfig(softmaxGrad));
   }
+  if (!tf.getGradient('_FusedMatMul')) {
+    tf.registerGradient(fusedMatMulGradConfig);
+    addedGradients.add('_FusedMatMul');
+  }
   return Object.keys(table);
 }
 
@@ -80,5 +86,7 @@ export function unregisterNativeKernels(tf: KernelRegistry): string[] {
     tf.registerGradient(grad);
   }
   originalGradients.clear();
+  for (const name of addedGradients) tf.unregisterGradient(name);
+  addedGradients.clear();
   return names;
 }
