@@ -36,22 +36,29 @@ export const ENV_PREFIX = 'FEDLORA_';
 type Def = { type: string; shape?: Record<string, z.ZodType>; innerType?: z.ZodType; element?: z.ZodType; in?: z.ZodType; out?: z.ZodType; options?: z.ZodType[] };
 const defOf = (s: z.ZodType): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
 
-/** Strips optional/default/nullable/pipe wrappers. */
-function unwrap(s: z.ZodType): z.ZodType {
+const WRAPPERS = ['optional', 'default', 'nullable', 'prefault', 'readonly', 'catch', 'nonoptional'];
+
+/**
+ * Strips optional/default/nullable/pipe wrappers. A `z.preprocess` pipe (from a transform) is
+ * entered at its input (env overrides treat the value as one leaf) or, with `toOutput`, at the
+ * schema that validates the result (where its known keys are).
+ */
+function unwrap(s: z.ZodType, toOutput = false): z.ZodType {
   for (;;) {
     const d = defOf(s);
-    if (d.innerType && ['optional', 'default', 'nullable', 'prefault', 'readonly', 'catch', 'nonoptional'].includes(d.type)) s = d.innerType;
+    if (d.innerType && WRAPPERS.includes(d.type)) s = d.innerType;
+    else if (toOutput && d.type === 'pipe' && d.in && d.out && defOf(d.in).type === 'transform') s = d.out;
     else if (d.type === 'pipe' && d.in) s = d.in;
     else return s;
   }
 }
 
-/** The schema at `path` inside `schema` (objects and arrays), or undefined. */
-export function schemaAt(schema: z.ZodType, path: ReadonlyArray<PropertyKey>): z.ZodType | undefined {
+/** The schema at `path` inside `schema` (objects and arrays), or undefined; `toOutput` as in unwrap. */
+export function schemaAt(schema: z.ZodType, path: ReadonlyArray<PropertyKey>, toOutput = false): z.ZodType | undefined {
   let s: z.ZodType | undefined = schema;
   for (const key of path) {
     if (!s) return undefined;
-    const d = defOf(unwrap(s));
+    const d = defOf(unwrap(s, toOutput));
     if (d.type === 'object' && typeof key === 'string') s = d.shape?.[key];
     else if (d.type === 'array' && typeof key === 'number') s = d.element;
     else return undefined;
@@ -67,31 +74,6 @@ function descriptionOf(s: z.ZodType | undefined): string | undefined {
     s = d.innerType ?? (d.type === 'pipe' ? d.in : undefined);
   }
   return undefined;
-}
-
-/**
- * Like schemaAt, but also looks through `z.preprocess` (a pipe from a transform) to the schema
- * that validates the result: where an unknown key inside such a value is reported, the keys that
- * are known live there. (Env overrides treat a preprocessed value as one leaf, so schemaAt does not.)
- */
-function validatingSchemaAt(schema: z.ZodType, path: ReadonlyArray<PropertyKey>): z.ZodType | undefined {
-  const peel = (s: z.ZodType): z.ZodType => {
-    for (;;) {
-      const d = defOf(s);
-      if (d.type === 'pipe' && d.in && d.out && defOf(d.in).type === 'transform') s = d.out;
-      else if (d.innerType && ['optional', 'default', 'nullable', 'prefault', 'readonly', 'catch', 'nonoptional'].includes(d.type)) s = d.innerType;
-      else return s;
-    }
-  };
-  let s: z.ZodType | undefined = schema;
-  for (const key of path) {
-    if (!s) return undefined;
-    const d = defOf(peel(s));
-    if (d.type === 'object' && typeof key === 'string') s = d.shape?.[key];
-    else if (d.type === 'array' && typeof key === 'number') s = d.element;
-    else return undefined;
-  }
-  return s && peel(s);
 }
 
 /** Every leaf key path of an object schema (objects are descended, everything else is a leaf). */
@@ -208,7 +190,8 @@ export function formatIssues(schema: z.ZodType, issues: z.core.$ZodIssue[]): str
     const input = (issue as { input?: unknown }).input;
     const received = input === undefined ? 'nothing' : JSON.stringify(input)?.slice(0, 120);
     if (issue.code === 'unrecognized_keys') {
-      const known = Object.keys(defOf(validatingSchemaAt(schema, issue.path) ?? schema).shape ?? {});
+      const at = schemaAt(schema, issue.path, true);
+      const known = Object.keys(defOf(unwrap(at ?? schema, true)).shape ?? {});
       return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}; expected one of ${known.join(', ')}`;
     }
     const described = descriptionOf(schemaAt(schema, issue.path));
