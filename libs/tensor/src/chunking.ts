@@ -15,18 +15,21 @@ export interface TensorChunkData {
 /**
  * Splits tensors into chunks of at most `chunkBytes` bytes (a multiple of 4), in tensor order.
  * Chunks are views, not copies. An empty tensor yields one empty chunk so its presence is sent.
+ * `startAt` (tensor name -> byte offset) resumes a transfer: each tensor starts at its offset, and
+ * a tensor already complete yields nothing. The caller validates the offsets (see `resumeOffsets`).
  */
-export function* chunkTensors(tensors: NamedTensors, chunkBytes = DEFAULT_CHUNK_BYTES): Generator<TensorChunkData> {
+export function* chunkTensors(tensors: NamedTensors, chunkBytes = DEFAULT_CHUNK_BYTES, startAt?: ReadonlyMap<string, number>): Generator<TensorChunkData> {
   if (!Number.isInteger(chunkBytes) || chunkBytes < 4 || chunkBytes % 4 !== 0) {
     throw new RangeError(`chunkBytes must be a positive multiple of 4, received ${chunkBytes}`);
   }
   for (const [name, t] of tensors) {
     const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    const start = startAt?.get(name) ?? 0;
     if (bytes.length === 0) {
-      yield { tensorName: name, offset: 0, totalBytes: 0, data: bytes };
+      if (!startAt?.has(name)) yield { tensorName: name, offset: 0, totalBytes: 0, data: bytes };
       continue;
     }
-    for (let off = 0; off < bytes.length; off += chunkBytes) {
+    for (let off = start; off < bytes.length; off += chunkBytes) {
       yield { tensorName: name, offset: off, totalBytes: bytes.length, data: bytes.subarray(off, Math.min(off + chunkBytes, bytes.length)) };
     }
   }
@@ -67,6 +70,11 @@ export class TensorAssembler {
     }
     b.bytes.set(chunk.data, chunk.offset);
     b.received += chunk.data.length;
+  }
+
+  /** Bytes received so far per tensor, in layout order: where an interrupted transfer resumes. */
+  progress(): Array<{ name: string; receivedBytes: number; totalBytes: number }> {
+    return [...this.buffers].map(([name, b]) => ({ name, receivedBytes: b.received, totalBytes: b.bytes.length }));
   }
 
   /** True when every announced tensor is complete. */

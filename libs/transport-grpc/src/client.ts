@@ -34,6 +34,8 @@ export interface GrpcConnectionOptions {
   uploadRetry?: Partial<UploadRetryPolicy>;
   /** Called before each upload retry (logs). */
   onUploadRetry?: (info: { round: number; attempt: number; delayMs: number; reason: string }) => void;
+  /** Called when a download resumes an interrupted one of the same adapter (bytes already held). */
+  onDownloadResumed?: (info: { round: number; receivedBytes: number }) => void;
   /** gRPC client interceptors (tracing, fault injection in tests). */
   interceptors?: grpc.Interceptor[];
 }
@@ -49,6 +51,8 @@ export class GrpcConnection implements CoordinatorConnection {
   private clientId = '';
   private token = '';
   private lastPlan: RoundPlan | undefined;
+  /** What an interrupted download of the current plan's adapter already holds (resumed by the next call). */
+  private partialDownload: { round: number; nonce: string; adapterSha256: string; asm: TensorAssembler } | undefined;
 
   constructor(private readonly opts: GrpcConnectionOptions) {
     const Ctor = federationClientCtor();
@@ -107,8 +111,15 @@ export class GrpcConnection implements CoordinatorConnection {
   async downloadAdapter(round: number): Promise<NamedTensors> {
     const plan = this.lastPlan;
     if (!plan || plan.round !== round) throw new FederationError('failed-precondition', `no plan for round ${round}: call getTask first`);
-    const asm = new TensorAssembler(plan.tensors);
-    const req = { ...this.auth, round };
+    // Resume an interrupted download of the same adapter from the bytes already verified.
+    const p = this.partialDownload;
+    const asm = p && p.round === round && p.nonce === plan.nonce && p.adapterSha256 === plan.adapterSha256 ? p.asm : new TensorAssembler(plan.tensors);
+    this.partialDownload = { round, nonce: plan.nonce, adapterSha256: plan.adapterSha256, asm };
+    const progress = asm.progress();
+    const receivedBytes = progress.reduce((a, t) => a + t.receivedBytes, 0);
+    const resume = receivedBytes > 0 ? progress.filter((t) => t.receivedBytes > 0 || t.totalBytes === 0) : [];
+    if (receivedBytes > 0) this.opts.onDownloadResumed?.({ round, receivedBytes });
+    const req = { ...this.auth, round, resume };
     const call = (this.client.DownloadAdapter as (r: object, m: grpc.Metadata) => grpc.ClientReadableStream<PbTensorChunk>).call(this.client, req, this.metadataFor('DownloadAdapter', round, req));
     try {
       for await (const msg of call as AsyncIterable<PbTensorChunk>) {
@@ -127,6 +138,7 @@ export class GrpcConnection implements CoordinatorConnection {
       call.cancel();
       throw err instanceof FederationError ? err : fromServiceError(err);
     }
+    this.partialDownload = undefined;
     return asm.finish();
   }
 

@@ -28,6 +28,8 @@ afterEach(async () => {
   server = undefined;
 });
 
+const sentBytes = { n: 0 };
+
 async function setup(): Promise<number> {
   const coordinator = new FederationCoordinator({
     federationId: 'fed-download',
@@ -41,7 +43,7 @@ async function setup(): Promise<number> {
     initialAdapter: adapter(),
     rng: seededRandomBytes('download-integrity'),
   });
-  server = await startFederationServer(coordinator, { address: '127.0.0.1:0', chunkBytes: CHUNK });
+  server = await startFederationServer(coordinator, { address: '127.0.0.1:0', chunkBytes: CHUNK, onBytes: (d, n) => void (d === 'out' && (sentBytes.n += n)) });
   void coordinator.run().catch(() => undefined);
   return server.port;
 }
@@ -52,6 +54,38 @@ async function trainTask(conn: GrpcConnection, name: string): Promise<{ round: n
     const t = await conn.getTask(2000);
     if (t.kind === 'train') return t.plan;
   }
+}
+
+/** A TCP proxy that kills its first connection (no goodbye) once `cutAt` bytes went down it. */
+async function cuttingProxy(target: number, cutAt: number): Promise<{ port: number; close(): void }> {
+  const sockets = new Set<net.Socket>();
+  let first = true;
+  const proxy = net.createServer((inbound) => {
+    const outbound = net.connect(target, '127.0.0.1');
+    sockets.add(inbound).add(outbound);
+    const cutting = first;
+    first = false;
+    let down = 0;
+    inbound.on('data', (d: Buffer) => outbound.write(d));
+    outbound.on('data', (d: Buffer) => {
+      down += d.length;
+      if (cutting && down > cutAt) {
+        inbound.destroy();
+        outbound.destroy();
+        return;
+      }
+      inbound.write(d);
+    });
+    for (const s of [inbound, outbound]) s.on('error', () => undefined).on('close', () => (inbound.destroy(), outbound.destroy()));
+  });
+  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+  return {
+    port: (proxy.address() as net.AddressInfo).port,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      proxy.close();
+    },
+  };
 }
 
 /** A TCP proxy that flips one byte of the coordinator-to-client stream once `flipAt` bytes went down. */
@@ -128,5 +162,48 @@ describe('adapter downloads carry per-chunk SHA-256', () => {
     expect(err).toBeInstanceOf(FederationError);
     expect((err as FederationError).code).toBe('unavailable');
     expect((err as Error).message).toMatch(/downloaded chunk of tensor "w" at offset \d+ \(65536 bytes\) fails its SHA-256 check/);
+  });
+
+  it('resumes an interrupted download where the verified bytes end, and the coordinator sends only the rest', async () => {
+    const port = await setup();
+    const proxy = await cuttingProxy(port, 500_000);
+    closers.push(() => proxy.close());
+    const conn = new GrpcConnection({ address: `127.0.0.1:${proxy.port}`, chunkBytes: CHUNK, onDownloadResumed: (r) => resumed.push(r.receivedBytes) });
+    const resumed: number[] = [];
+    closers.push(() => conn.close());
+    const plan = await trainTask(conn, 'inst-1');
+    // The first download dies with its connection.
+    await expect(conn.downloadAdapter(plan.round)).rejects.toBeInstanceOf(FederationError);
+    const before = sentBytes.n;
+    const got = await conn.downloadAdapter(plan.round);
+    expect(sha256Named(got)).toBe(plan.adapterSha256);
+    expect(resumed).toHaveLength(1);
+    expect(resumed[0]! % CHUNK).toBe(0);
+    expect(resumed[0]).toBeGreaterThan(0);
+    // Only what the client did not hold was sent again.
+    expect(sentBytes.n - before).toBe(N * 4 - resumed[0]!);
+  });
+
+  it('refuses resume offsets that do not fit the adapter', async () => {
+    const port = await setup();
+    const conn = new GrpcConnection({ address: `127.0.0.1:${port}`, chunkBytes: CHUNK });
+    closers.push(() => conn.close());
+    const plan = await trainTask(conn, 'inst-1');
+    const { clientId, token } = conn as unknown as { clientId: string; token: string };
+    const Ctor = federationClientCtor();
+    const raw = new Ctor(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & { DownloadAdapter: (r: object) => grpc.ClientReadableStream<PbTensorChunk> };
+    closers.push(() => raw.close());
+    const attempt = async (resume: object[]) => {
+      try {
+        for await (const _ of raw.DownloadAdapter({ clientId, sessionToken: token, round: plan.round, resume }) as AsyncIterable<PbTensorChunk>) void _;
+        return 'ok';
+      } catch (e) {
+        return `${grpc.status[(e as grpc.ServiceError).code]}: ${(e as grpc.ServiceError).details}`;
+      }
+    };
+    expect(await attempt([{ name: 'nope', receivedBytes: 0, totalBytes: 4 }])).toBe('INVALID_ARGUMENT: resume names tensor "nope", which the adapter does not have');
+    expect(await attempt([{ name: 'w', receivedBytes: 6, totalBytes: N * 4 }])).toMatch(/^INVALID_ARGUMENT: resume offset 6 of tensor "w" must be a multiple of 4/);
+    expect(await attempt([{ name: 'w', receivedBytes: 8, totalBytes: 12 }])).toMatch(/^INVALID_ARGUMENT: resume says tensor "w" has 12 bytes/);
+    expect(await attempt([{ name: 'w', receivedBytes: N * 4, totalBytes: N * 4 }])).toBe('ok');
   });
 });

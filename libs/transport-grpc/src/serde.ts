@@ -1,4 +1,4 @@
-import type { TensorChunkData } from '@fedlora/tensor';
+import type { NamedTensors, TensorChunkData } from '@fedlora/tensor';
 import type { RoundPlan, Task, TensorLayout, UpdateHeader } from '@fedlora/federation';
 import { FederationError } from '@fedlora/federation';
 import type { PbGetTaskResponse, PbRoundPlan, PbSecAggRequest, PbSecAggResponse, PbTensorChunk, PbTensorSpec, PbUpdateHeader, PbUploadStatusResponse } from './wire-types.js';
@@ -140,6 +140,27 @@ export function headerFromProto(h: PbUpdateHeader): { header: UpdateHeader; sess
       metrics,
     },
   };
+}
+
+/**
+ * Checks a download's resume offsets against the adapter: each names a tensor once, matches its
+ * size, and lies on a float32 boundary within it. Returns tensor name -> offset.
+ */
+export function resumeOffsets(adapter: NamedTensors, resume: ReadonlyArray<{ name: string; receivedBytes: number; totalBytes: number }> | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const r of resume ?? []) {
+    const name = JSON.stringify(String(r.name).slice(0, 80));
+    const t = adapter.get(r.name);
+    if (!t) throw bad(`resume names tensor ${name}, which the adapter does not have`);
+    if (out.has(r.name)) throw bad(`resume names tensor ${name} twice`);
+    const total = t.data.byteLength;
+    if (r.totalBytes !== total) throw bad(`resume says tensor ${name} has ${r.totalBytes} bytes, it has ${total}`);
+    if (!Number.isInteger(r.receivedBytes) || r.receivedBytes < 0 || r.receivedBytes > total || r.receivedBytes % 4 !== 0) {
+      throw bad(`resume offset ${r.receivedBytes} of tensor ${name} must be a multiple of 4 within its ${total} bytes`);
+    }
+    out.set(r.name, r.receivedBytes);
+  }
+  return out;
 }
 
 /** A chunk with the optional integrity fields of resumable uploads (raw 32-byte SHA-256 digests). */

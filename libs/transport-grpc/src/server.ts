@@ -5,14 +5,14 @@ import { FederationError } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { DEFAULT_CHUNK_BYTES, chunkTensors } from '@fedlora/tensor';
 import { federationService } from './proto.js';
-import { chunkFromProto, chunkToProto, headerFromProto, secAggRequestFromProto, taskToProto, uploadIdFromProto, uploadStatusToProto } from './serde.js';
+import { chunkFromProto, chunkToProto, headerFromProto, resumeOffsets, secAggRequestFromProto, taskToProto, uploadIdFromProto, uploadStatusToProto } from './serde.js';
 import type { RequestGate } from './request-auth.js';
 import { RequestRefusedError, createRequestGate, withRequestBodyHashes } from './request-auth.js';
 import type { RequestVerifier } from './security/request-verifier.js';
 import { toServiceError } from './status-map.js';
 import { UploadRegistry, type UploadLease } from './upload-registry.js';
 import { UploadIntegrityError, type UploadSession } from './upload-session.js';
-import type { PbAuth, PbSecAggRequest, PbTensorChunk, PbUploadMessage, PbUploadStatusRequest, PbUploadStatusResponse } from './wire-types.js';
+import type { PbAuth, PbDownloadRequest, PbSecAggRequest, PbTensorChunk, PbUploadMessage, PbUploadStatusRequest, PbUploadStatusResponse } from './wire-types.js';
 
 /** Options of the gRPC front of a coordinator. */
 export interface FederationServerOptions {
@@ -158,7 +158,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
       opts.onBytes?.('out', r.payload.byteLength);
       return { kind: r.kind, stage: r.stage, payload: r.payload };
     }),
-    DownloadAdapter: (call: grpc.ServerWritableStream<PbAuth & { round: number }, PbTensorChunk>) => {
+    DownloadAdapter: (call: grpc.ServerWritableStream<PbDownloadRequest, PbTensorChunk>) => {
       // emit('error') makes grpc-js end the stream with this status; destroy(err) never sends one and the caller hangs.
       void streamAdapter(call).catch((err) => call.emit('error', fail('DownloadAdapter', err, call.request.clientId)));
     },
@@ -174,11 +174,12 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     },
   });
 
-  async function streamAdapter(call: grpc.ServerWritableStream<PbAuth & { round: number }, PbTensorChunk>): Promise<void> {
+  async function streamAdapter(call: grpc.ServerWritableStream<PbDownloadRequest, PbTensorChunk>): Promise<void> {
     const { clientId, sessionToken, round } = call.request;
     gate(call, 'DownloadAdapter', { round, client: clientId, request: call.request });
     const { adapter } = coordinator.getAdapter(clientId, sessionToken, round);
-    for (const c of chunkTensors(adapter, chunkBytes)) {
+    const startAt = resumeOffsets(adapter, call.request.resume);
+    for (const c of chunkTensors(adapter, chunkBytes, startAt)) {
       if (call.cancelled) return;
       opts.onBytes?.('out', c.data.byteLength);
       // Every chunk carries its SHA-256 so a client can name a corrupted chunk (and older clients ignore it).

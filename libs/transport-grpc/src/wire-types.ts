@@ -59,6 +59,12 @@ export interface PbUploadMessage {
   payload?: 'header' | 'chunk';
 }
 
+export interface PbDownloadRequest extends PbAuth {
+  round: number;
+  /** Per tensor, bytes already received: the download resumes there. */
+  resume?: Array<{ name: string; receivedBytes: number; totalBytes: number }>;
+}
+
 export interface PbAuth {
   clientId: string;
   sessionToken: string;
