@@ -187,6 +187,36 @@ static napi_value Softmax(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* causalSoftmax(x, out, rows, cols, scale): cols is T, rows a multiple of T. */
+static napi_value CausalSoftmax(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  float *x, *o;
+  int64_t r, c;
+  double scale = 1.0;
+  if (!get_args(env, info, 5, argv)) FAIL(type_error, "causalSoftmax(x, out, rows, cols, scale)");
+  if (!rows_cols(env, argv, &x, &o, &r, &c, -1)) return NULL;
+  if (c > 0 && r % c != 0) FAIL(range_error, "causalSoftmax: rows must be a multiple of cols (square [T, T] blocks)");
+  napi_get_value_double(env, argv[4], &scale);
+  if (c > 0) fl_causal_softmax(x, o, r, c, (float)scale);
+  return NULL;
+}
+
+/* causalSoftmaxBwd(dy, y, dx, rows, cols, scale) */
+static napi_value CausalSoftmaxBwd(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  double scale = 1.0;
+  if (!get_args(env, info, 6, argv)) FAIL(type_error, "causalSoftmaxBwd(dy, y, dx, rows, cols, scale)");
+  float *dy, *y, *dx;
+  int64_t l0 = f32(env, argv[0], &dy), l1 = f32(env, argv[1], &y), l2 = f32(env, argv[2], &dx);
+  if (l0 < 0 || l1 < 0 || l2 < 0) return NULL;
+  const int64_t r = num(env, argv[3]), c = num(env, argv[4]);
+  if (r < 0 || c < 0 || r * c > l0 || r * c > l1 || r * c > l2) FAIL(range_error, "causalSoftmaxBwd: buffers smaller than rows x cols");
+  if (c > 0 && r % c != 0) FAIL(range_error, "causalSoftmaxBwd: rows must be a multiple of cols (square [T, T] blocks)");
+  napi_get_value_double(env, argv[5], &scale);
+  if (c > 0) fl_causal_softmax_bwd(dy, y, dx, r, c, (float)scale);
+  return NULL;
+}
+
 /* softmaxBwd(dy, y, dx, rows, cols) */
 static napi_value SoftmaxBwd(napi_env env, napi_callback_info info) {
   napi_value argv[5];
@@ -405,6 +435,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"unary", NULL, Unary, NULL, NULL, NULL, napi_default, NULL},
       {"softmax", NULL, Softmax, NULL, NULL, NULL, napi_default, NULL},
       {"softmaxBwd", NULL, SoftmaxBwd, NULL, NULL, NULL, napi_default, NULL},
+      {"causalSoftmax", NULL, CausalSoftmax, NULL, NULL, NULL, napi_default, NULL},
+      {"causalSoftmaxBwd", NULL, CausalSoftmaxBwd, NULL, NULL, NULL, napi_default, NULL},
       {"reduceRows", NULL, ReduceRows, NULL, NULL, NULL, napi_default, NULL},
       {"reduceCols", NULL, ReduceCols, NULL, NULL, NULL, napi_default, NULL},
       {"transpose", NULL, Transpose, NULL, NULL, NULL, napi_default, NULL},

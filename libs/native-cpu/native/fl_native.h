@@ -48,6 +48,10 @@ enum fl_reduce_op { FL_RSUM = 0, FL_RMAX, FL_RMIN, FL_RMEAN, FL_RPROD };
 void fl_softmax_rows(const float *x, float *out, int64_t rows, int64_t cols);
 /* dx = y * (dy - sum(dy * y)) per row: the softmax Jacobian-vector product. */
 void fl_softmax_bwd(const float *dy, const float *y, float *dx, int64_t rows, int64_t cols);
+/* Softmax of scale * x with a causal mask: rows are queries of trailing [T, T] blocks (cols = T),
+ * row r sees keys 0..r % T, later keys get 0. Backward: dx = scale * y * (dy - sum(dy * y)). */
+void fl_causal_softmax(const float *x, float *out, int64_t rows, int64_t cols, float scale);
+void fl_causal_softmax_bwd(const float *dy, const float *y, float *dx, int64_t rows, int64_t cols, float scale);
 void fl_reduce_rows(int op, const float *x, float *out, int64_t rows, int64_t cols);
 void fl_reduce_cols(int op, const float *x, float *out, int64_t rows, int64_t cols);
 void fl_transpose(const float *x, const int64_t *shape, int rank, const int64_t *perm, float *out);

@@ -49,6 +49,41 @@ FL_CLONES static void softmax_bwd_serial(const float *dy, const float *y, float 
   }
 }
 
+/* Causal softmax of scale * x over rows of a trailing [T, T] block: row r is query r % T and sees
+ * keys 0..r % T; later keys get exactly 0 (what softmax(scale * x + M) gives in float32 with an
+ * additive mask M of -1e9, as exp underflows to 0), without reading or exponentiating them. */
+FL_CLONES static void causal_softmax_serial(const float *x, float *out, int64_t r0, int64_t r1, int64_t cols, float scale) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float *xr = x + r * cols;
+    float *o = out + r * cols;
+    const int64_t n = r % cols + 1;
+    float m = xr[0];
+    for (int64_t j = 1; j < n; j++) m = xr[j] > m ? xr[j] : m;
+    m *= scale;
+    float sum = 0.0f;
+    for (int64_t j = 0; j < n; j++) {
+      o[j] = fl_expf(scale * xr[j] - m);
+      sum += o[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n; j++) o[j] *= inv;
+    for (int64_t j = n; j < cols; j++) o[j] = 0.0f;
+  }
+}
+
+/* dx = scale * y * (dy - sum(dy * y)) over each row's visible keys, 0 for the masked ones. */
+FL_CLONES static void causal_softmax_bwd_serial(const float *dy, const float *y, float *dx, int64_t r0, int64_t r1, int64_t cols, float scale) {
+  for (int64_t r = r0; r < r1; r++) {
+    const float *dyr = dy + r * cols, *yr = y + r * cols;
+    float *o = dx + r * cols;
+    const int64_t n = r % cols + 1;
+    float s = 0.0f;
+    for (int64_t j = 0; j < n; j++) s += dyr[j] * yr[j];
+    for (int64_t j = 0; j < n; j++) o[j] = scale * yr[j] * (dyr[j] - s);
+    for (int64_t j = n; j < cols; j++) o[j] = 0.0f;
+  }
+}
+
 FL_CLONES void fl_reduce_rows(int op, const float *x, float *out, int64_t rows, int64_t cols) {
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
@@ -187,4 +222,31 @@ void fl_softmax_rows(const float *x, float *out, int64_t rows, int64_t cols) {
 void fl_softmax_bwd(const float *dy, const float *y, float *dx, int64_t rows, int64_t cols) {
   rows_ctx c = {dy, y, dx, cols};
   fl_parallel_for(rows, cols, softmax_bwd_range, &c);
+}
+
+typedef struct {
+  const float *x, *y;
+  float *out;
+  int64_t cols;
+  float scale;
+} causal_ctx;
+
+static void causal_softmax_range(void *p, int64_t r0, int64_t r1) {
+  const causal_ctx *c = (const causal_ctx *)p;
+  causal_softmax_serial(c->x, c->out, r0, r1, c->cols, c->scale);
+}
+
+static void causal_softmax_bwd_range(void *p, int64_t r0, int64_t r1) {
+  const causal_ctx *c = (const causal_ctx *)p;
+  causal_softmax_bwd_serial(c->x, c->y, c->out, r0, r1, c->cols, c->scale);
+}
+
+void fl_causal_softmax(const float *x, float *out, int64_t rows, int64_t cols, float scale) {
+  causal_ctx c = {x, NULL, out, cols, scale};
+  fl_parallel_for(rows, cols, causal_softmax_range, &c);
+}
+
+void fl_causal_softmax_bwd(const float *dy, const float *y, float *dx, int64_t rows, int64_t cols, float scale) {
+  causal_ctx c = {dy, y, dx, cols, scale};
+  fl_parallel_for(rows, cols, causal_softmax_bwd_range, &c);
 }

@@ -16,6 +16,8 @@ export const FusedKernelName = {
   sparseXent: 'FedloraSparseXent',
   sparseXentGrad: 'FedloraSparseXentGrad',
   softmaxGrad: 'FedloraSoftmaxGrad',
+  causalSoftmax: 'FedloraCausalSoftmax',
+  causalSoftmaxGrad: 'FedloraCausalSoftmaxGrad',
   adamw: 'FedloraAdamW',
 } as const;
 
@@ -39,9 +41,32 @@ function rowsCols(shape: number[]): [number, number] {
   return [cols === 0 ? 0 : sizeOf(shape) / cols, cols];
 }
 
+/** The causal softmax kernels, when the addon was built with them. */
+function causalSoftmaxKernels(addon: NativeAddon): Record<string, NativeKernel> {
+  const fwd = addon.causalSoftmax?.bind(addon), bwd = addon.causalSoftmaxBwd?.bind(addon);
+  if (!fwd || !bwd) return {};
+  return {
+    [FusedKernelName.causalSoftmax]: ({ inputs, backend, attrs }: KernelArgs) => {
+      const x = inputs['x']!;
+      const [rows, cols] = rowsCols(x.shape);
+      const out = allocF32(rows * cols);
+      fwd(need(backend, x, 'x'), out, rows, cols, Number(attrs?.['scale'] ?? 1));
+      return output(backend, x.shape.slice(), out);
+    },
+    [FusedKernelName.causalSoftmaxGrad]: ({ inputs, backend, attrs }: KernelArgs) => {
+      const y = inputs['y']!;
+      const [rows, cols] = rowsCols(y.shape);
+      const dx = allocF32(rows * cols);
+      bwd(need(backend, inputs['dy'], 'dy'), need(backend, y, 'y'), dx, rows, cols, Number(attrs?.['scale'] ?? 1));
+      return output(backend, y.shape.slice(), dx);
+    },
+  };
+}
+
 /** Returns every fused kernel keyed by name. */
 export function fusedKernels(addon: NativeAddon): Record<string, NativeKernel> {
   return {
+    ...causalSoftmaxKernels(addon),
     [FusedKernelName.layerNorm]: ({ inputs, backend, attrs }: KernelArgs) => {
       const x = inputs['x']!;
       const [rows, cols] = rowsCols(x.shape);

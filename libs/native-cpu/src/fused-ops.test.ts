@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerNativeKernels, unregisterNativeKernels } from './register.js';
 import { maxRelativeError, nativeAndPure, nativeSkipReason, seededTensor } from './testing.js';
-import { geluTanh, layerNorm, linear, sparseSoftmaxCrossEntropy } from './fused-ops.js';
+import { causalSoftmax, geluTanh, layerNorm, linear, sparseSoftmaxCrossEntropy } from './fused-ops.js';
 
 const skip = nativeSkipReason();
 if (skip) console.warn(`native fused-op tests skipped: ${skip}`);
@@ -40,6 +40,27 @@ describe.skipIf(skip !== null)('fused ops: native kernels vs tfjs composites', (
       return [sparseSoftmaxCrossEntropy(logits, y), tf.grad(f)(logits)];
     });
     native.forEach((v, i) => expect(maxRelativeError(v, pure[i]!)).toBeLessThan(1e-5));
+  });
+});
+
+describe.skipIf(skip !== null)('causalSoftmax: fused masked softmax vs softmax(scale * s + M)', () => {
+  it('forward and gradient agree, and masked weights are exactly 0', async () => {
+    const { native, pure } = await nativeAndPure(() => {
+      const s = seededTensor('css', [2, 3, 7, 7], -4, 4);
+      const w = seededTensor('csw', [2, 3, 7, 7]);
+      return [causalSoftmax(s, 0.35), tf.grad((si: tf.Tensor) => tf.sum(tf.mul(causalSoftmax(si, 0.35), w)))(s)];
+    });
+    native.forEach((v, i) => expect(maxRelativeError(v, pure[i]!)).toBeLessThan(1e-5));
+    for (let row = 0; row < 2 * 3 * 7; row++) {
+      for (let j = (row % 7) + 1; j < 7; j++) {
+        expect(native[0]![row * 7 + j]).toBe(0);
+        expect(native[1]![row * 7 + j]).toBe(0);
+      }
+    }
+  });
+
+  it('rejects scores that do not end in a square block', () => {
+    expect(() => causalSoftmax(tf.zeros([2, 3, 4]), 1)).toThrow(/square \[T, T\] block, received shape \[2,3,4\]/);
   });
 });
 

@@ -187,3 +187,33 @@ export const fusedMatMulGradConfig: tf.GradConfig = {
     return grads;
   },
 };
+
+/**
+ * Causal attention weights softmax(scale * s + M) over the last axis of scores s [..., T, T], M
+ * the additive causal mask (key j > query i masked; Vaswani et al. 2017, eq. 1 and Section 3.2.3).
+ * With native kernels registered: one pass forward that never exponentiates the masked upper
+ * half (it is exactly 0, as exp(-1e9) underflows in float32) and one backward,
+ * dx = scale * y * (dy - sum(dy * y)); elsewhere the masked softmax composed from tfjs ops.
+ */
+export function causalSoftmax(scores: tf.Tensor, scale: number): tf.Tensor {
+  const t = scores.shape[scores.rank - 1]!;
+  if (scores.rank < 2 || scores.shape[scores.rank - 2] !== t) {
+    throw new RangeError(`causalSoftmax: scores must end in a square [T, T] block, received shape [${scores.shape}]`);
+  }
+  if (!nativeFor(FusedKernelName.causalSoftmax) || scores.dtype !== 'float32') {
+    return tf.tidy(() => {
+      const mask = new Float32Array(t * t);
+      for (let i = 0; i < t; i++) for (let j = i + 1; j < t; j++) mask[i * t + j] = -1e9;
+      return tf.softmax(tf.add(tf.mul(scores, scale), tf.tensor2d(mask, [t, t])));
+    });
+  }
+  const op = customOp(1, ([x], save) => {
+    const [y] = run(FusedKernelName.causalSoftmax, { x: x! }, { scale });
+    save([y!]);
+    return {
+      value: y!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => run(FusedKernelName.causalSoftmaxGrad, { dy, y: saved[0]! }, { scale })[0]!,
+    };
+  });
+  return op(scores);
+}

@@ -22,6 +22,8 @@ export { geluTanh } from './fused-ops.js';
 export { sparseSoftmaxCrossEntropy } from './fused-ops.js';
 /** A linear layer x w + bias: one native _FusedMatMul (gradients on demand) when native kernels are registered. */
 export { linear } from './fused-ops.js';
+/** Causal-masked softmax of scaled attention scores, one native pass (masked half skipped) when registered. */
+export { causalSoftmax } from './fused-ops.js';
 /** Whether the current backend runs the native kernels (callers pick layouts that suit BLAS). */
 export { nativeKernelsActive } from './fused-ops.js';
 /** One AdamW step per parameter tensor, one native pass when native kernels are registered. */

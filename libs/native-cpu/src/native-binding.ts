@@ -19,6 +19,9 @@ export interface NativeAddon {
   unary(op: number, x: Float32Array, out: Float32Array): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   softmaxBwd(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, cols: number): void;
+  /** Absent from addons built before it existed (the op then uses tfjs kernels). */
+  causalSoftmax?(x: Float32Array, out: Float32Array, rows: number, cols: number, scale: number): void;
+  causalSoftmaxBwd?(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, cols: number, scale: number): void;
   reduceRows(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   reduceCols(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   transpose(x: Float32Array, shape: number[], perm: number[], out: Float32Array): void;
