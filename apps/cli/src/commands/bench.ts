@@ -24,8 +24,9 @@ export function register(program: Command): void {
   bench
     .command('train')
     .description(
-      'Tokens/s of a LoRA training step (seq 128, batch 4, r 8 on attention) for a GPT-2-small-shaped model and the ' +
-        'committed tiny base, on every available backend, next to the same step in PyTorch (/usr/bin/python3), with the ratio',
+      'Tokens/s of a LoRA training step (seq 128, batch 4, r 8 on attention) for a GPT-2-small-shaped model, its first 4 layers ' +
+        'with vocab 512, and the committed tiny base, on every available backend, next to the same step in PyTorch (/usr/bin/python3), ' +
+        'with the ratio and peak memory of both',
     )
     .option('--models <list>', 'comma-separated: gpt2-small, gpt2-4l-v512 (4 layers of GPT-2 small, vocab 512), fedlora-tiny', 'gpt2-small,gpt2-4l-v512,fedlora-tiny')
     .option('--backends <list>', 'comma-separated backends (default: every available one)')
