@@ -5,7 +5,7 @@
  * backend's slow path, DESIGN.md).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { causalSoftmax, geluTanh, layerNorm as fusedLayerNorm, nativeKernelsActive } from '@fedlora/native-cpu';
+import { causalApply, causalScores, causalSoftmax, geluTanh, layerNorm as fusedLayerNorm, nativeKernelsActive } from '@fedlora/native-cpu';
 
 /**
  * LayerNorm over the last axis (Ba et al. 2016, eq. 4), biased variance as torch.nn.LayerNorm.
@@ -55,14 +55,15 @@ export function mergeHeads(x: tf.Tensor4D): tf.Tensor2D {
 
 /**
  * Scaled dot-product attention with a causal mask (Vaswani et al. 2017, eq. 1):
- * softmax(Q K^T / sqrt(d) + M) V, for q, k, v of shape [B, H, T, D]. On the native path K^T is a
- * BLAS flag and the scale, mask and softmax are one fused kernel that skips the masked upper half
- * (`causalSoftmax`; `mask` is then unused). Elsewhere Q is scaled before the product ([T, D] per
+ * softmax(Q K^T / sqrt(d) + M) V, for q, k, v of shape [B, H, T, D]. On the native path the two
+ * products skip the masked upper block triangle (`causalScores`, `causalApply`, forward and
+ * backward) and the scale, mask and softmax are one fused kernel (`causalSoftmax`; `mask` is then
+ * unused). Elsewhere Q is scaled before the product ([T, D] per
  * head, not [T, T]) and K is transposed explicitly (wasm's transposed matmul is its slow path).
  */
 export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D): tf.Tensor4D {
   const d = q.shape[3];
-  if (nativeKernelsActive()) return tf.matMul(causalSoftmax(tf.matMul(q, k, false, true), 1 / Math.sqrt(d)), v) as tf.Tensor4D;
+  if (nativeKernelsActive()) return causalApply(causalSoftmax(causalScores(q, k), 1 / Math.sqrt(d)), v) as tf.Tensor4D;
   const qs = tf.mul(q, 1 / Math.sqrt(d));
   const scores = tf.add(tf.matMul(qs, tf.transpose(k, [0, 1, 3, 2])), mask);
   return tf.matMul(tf.softmax(scores), v) as tf.Tensor4D;

@@ -187,6 +187,45 @@ static napi_value Softmax(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* causalMatmul(mode, a, b, c, batch, T, D, block): per batch item, products of causal attention
+ * that touch only the lower block triangle of the [T, T] operand (blocks of `block` rows).
+ * mode 0: c[T,T] = a[T,D] b[T,D]^T on row block i for key blocks 0..i (rest of c set to 0; the
+ *         diagonal blocks' upper entries are computed, callers mask them);
+ * mode 1: c[T,D] = a[T,T] b[T,D], a lower (block) triangular;
+ * mode 2: c[T,D] = a[T,T]^T b[T,D], a lower (block) triangular. */
+static napi_value CausalMatmul(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  float *a, *b, *c;
+  if (!get_args(env, info, 8, argv)) FAIL(type_error, "causalMatmul(mode, a, b, c, batch, T, D, block)");
+  const int64_t mode = num(env, argv[0]);
+  int64_t la = f32(env, argv[1], &a), lb = f32(env, argv[2], &b), lc = f32(env, argv[3], &c);
+  if (la < 0 || lb < 0 || lc < 0) return NULL;
+  const int64_t batch = num(env, argv[4]), T = num(env, argv[5]), D = num(env, argv[6]), bt = num(env, argv[7]);
+  if (mode < 0 || mode > 2 || batch < 0 || T <= 0 || D <= 0 || bt <= 0) FAIL(range_error, "causalMatmul: bad mode or sizes");
+  const int64_t tt = T * T, td = T * D;
+  const int64_t na = mode == 0 ? td : tt, nc = mode == 0 ? tt : td;
+  if (batch * na > la || batch * td > lb || batch * nc > lc) FAIL(range_error, "causalMatmul: buffers smaller than the shapes require");
+  const int single = fl_blas_single_thread_begin();
+  for (int64_t i = 0; i < batch; i++) {
+    const float *ai = a + i * na, *bi = b + i * td;
+    float *ci = c + i * nc;
+    for (int64_t r0 = 0; r0 < T; r0 += bt) {
+      const int64_t m = T - r0 < bt ? T - r0 : bt;
+      if (mode == 0) {
+        const int64_t e = r0 + m;
+        fl_sgemm(0, 1, (int)m, (int)e, (int)D, 1.0f, ai + r0 * D, (int)D, bi, (int)D, 0.0f, ci + r0 * T, (int)T);
+        for (int64_t r = r0; r < e; r++) memset(ci + r * T + e, 0, sizeof(float) * (size_t)(T - e));
+      } else if (mode == 1) {
+        fl_sgemm(0, 0, (int)m, (int)D, (int)(r0 + m), 1.0f, ai + r0 * T, (int)T, bi, (int)D, 0.0f, ci + r0 * D, (int)D);
+      } else {
+        fl_sgemm(1, 0, (int)m, (int)D, (int)(T - r0), 1.0f, ai + r0 * T + r0, (int)T, bi + r0 * D, (int)D, 0.0f, ci + r0 * D, (int)D);
+      }
+    }
+  }
+  fl_blas_single_thread_end(single);
+  return NULL;
+}
+
 /* causalSoftmax(x, out, rows, cols, scale): cols is T, rows a multiple of T. */
 static napi_value CausalSoftmax(napi_env env, napi_callback_info info) {
   napi_value argv[5];
@@ -436,6 +475,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"softmax", NULL, Softmax, NULL, NULL, NULL, napi_default, NULL},
       {"softmaxBwd", NULL, SoftmaxBwd, NULL, NULL, NULL, napi_default, NULL},
       {"causalSoftmax", NULL, CausalSoftmax, NULL, NULL, NULL, napi_default, NULL},
+      {"causalMatmul", NULL, CausalMatmul, NULL, NULL, NULL, napi_default, NULL},
       {"causalSoftmaxBwd", NULL, CausalSoftmaxBwd, NULL, NULL, NULL, napi_default, NULL},
       {"reduceRows", NULL, ReduceRows, NULL, NULL, NULL, napi_default, NULL},
       {"reduceCols", NULL, ReduceCols, NULL, NULL, NULL, napi_default, NULL},

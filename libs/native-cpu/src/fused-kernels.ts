@@ -18,6 +18,7 @@ export const FusedKernelName = {
   softmaxGrad: 'FedloraSoftmaxGrad',
   causalSoftmax: 'FedloraCausalSoftmax',
   causalSoftmaxGrad: 'FedloraCausalSoftmaxGrad',
+  causalMatmul: 'FedloraCausalMatmul',
   adamw: 'FedloraAdamW',
 } as const;
 
@@ -43,9 +44,23 @@ function rowsCols(shape: number[]): [number, number] {
 
 /** The causal softmax kernels, when the addon was built with them. */
 function causalSoftmaxKernels(addon: NativeAddon): Record<string, NativeKernel> {
-  const fwd = addon.causalSoftmax?.bind(addon), bwd = addon.causalSoftmaxBwd?.bind(addon);
+  const fwd = addon.causalSoftmax?.bind(addon), bwd = addon.causalSoftmaxBwd?.bind(addon), mm = addon.causalMatmul?.bind(addon);
   if (!fwd || !bwd) return {};
+  const matmul: Record<string, NativeKernel> = !mm ? {} : {
+    [FusedKernelName.causalMatmul]: ({ inputs, backend, attrs }: KernelArgs) => {
+      const a = inputs['a']!, b = inputs['b']!;
+      const mode = Number(attrs?.['mode']);
+      const t = b.shape[b.shape.length - 2]!, d = b.shape[b.shape.length - 1]!;
+      const batchShape = b.shape.slice(0, -2);
+      const batch = sizeOf(batchShape);
+      const outShape = [...batchShape, t, mode === 0 ? t : d];
+      const out = allocF32(sizeOf(outShape));
+      mm(mode, need(backend, a, 'a'), need(backend, b, 'b'), out, batch, t, d, Number(attrs?.['block'] ?? 32));
+      return output(backend, outShape, out);
+    },
+  };
   return {
+    ...matmul,
     [FusedKernelName.causalSoftmax]: ({ inputs, backend, attrs }: KernelArgs) => {
       const x = inputs['x']!;
       const [rows, cols] = rowsCols(x.shape);

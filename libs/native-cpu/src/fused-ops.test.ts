@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { registerNativeKernels, unregisterNativeKernels } from './register.js';
 import { maxRelativeError, nativeAndPure, nativeSkipReason, seededTensor } from './testing.js';
-import { causalSoftmax, geluTanh, layerNorm, linear, sparseSoftmaxCrossEntropy } from './fused-ops.js';
+import { causalApply, causalScores, causalSoftmax, geluTanh, layerNorm, linear, sparseSoftmaxCrossEntropy } from './fused-ops.js';
 
 const skip = nativeSkipReason();
 if (skip) console.warn(`native fused-op tests skipped: ${skip}`);
@@ -57,6 +57,24 @@ describe.skipIf(skip !== null)('causalSoftmax: fused masked softmax vs softmax(s
         expect(native[1]![row * 7 + j]).toBe(0);
       }
     }
+  });
+
+  for (const t of [5, 37, 70]) {
+    it(`attention causalApply(causalSoftmax(causalScores(q, k)), v) and its q, k, v gradients agree (T ${t})`, async () => {
+      const { native, pure } = await nativeAndPure(() => {
+        const q = seededTensor('caq', [2, 2, t, 8], -2, 2), k = seededTensor('cak', [2, 2, t, 8], -2, 2), v = seededTensor('cav', [2, 2, t, 8]);
+        const w = seededTensor('caw', [2, 2, t, 8]);
+        const att = (qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor) => causalApply(causalSoftmax(causalScores(qi, ki), 0.3), vi);
+        return [att(q, k, v), ...tf.grads((qi: tf.Tensor, ki: tf.Tensor, vi: tf.Tensor) => tf.sum(tf.mul(att(qi, ki, vi), w)))([q, k, v])];
+      });
+      expect(native).toHaveLength(4);
+      native.forEach((x, i) => expect(maxRelativeError(x, pure[i]!)).toBeLessThan(1e-5));
+    });
+  }
+
+  it('causalScores and causalApply reject shapes that are not attention operands', () => {
+    expect(() => causalScores(tf.zeros([2, 4, 8]), tf.zeros([2, 5, 8]))).toThrow(/causalScores: operand shapes \[2,4,8\] and \[2,5,8\] do not fit/);
+    expect(() => causalApply(tf.zeros([2, 4, 5]), tf.zeros([2, 4, 8]))).toThrow(/causalApply: operand shapes/);
   });
 
   it('rejects scores that do not end in a square block', () => {

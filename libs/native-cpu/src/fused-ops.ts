@@ -217,3 +217,55 @@ export function causalSoftmax(scores: tf.Tensor, scale: number): tf.Tensor {
   });
   return op(scores);
 }
+
+/** Row block of the causal products: blocks above the diagonal block are skipped (T = 128: 10 of 16). */
+const CAUSAL_BLOCK = 32;
+
+function causalMatmul(mode: 0 | 1 | 2, a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  return run(FusedKernelName.causalMatmul, { a, b }, { mode, block: CAUSAL_BLOCK })[0]!;
+}
+
+function checkQkv(what: string, x: tf.Tensor, y: tf.Tensor, square: boolean): void {
+  const t = y.shape[y.rank - 2];
+  const ok = x.rank === y.rank && x.rank >= 2 && x.shape.slice(0, -2).join() === y.shape.slice(0, -2).join() &&
+    x.shape[x.rank - 2] === t && x.shape[x.rank - 1] === (square ? t : y.shape[y.rank - 1]);
+  if (!ok) throw new RangeError(`${what}: operand shapes [${x.shape}] and [${y.shape}] do not fit causal attention ([..., T, ${square ? 'T' : 'D'}] and [..., T, D])`);
+}
+
+/**
+ * Attention scores Q K^T for q, k [..., T, D], for `causalSoftmax` only: natively just the lower
+ * block triangle is computed (key blocks after the query's block are 0; entries above the diagonal
+ * inside diagonal blocks are unmasked products), which causalSoftmax never reads. Elsewhere the
+ * full product.
+ */
+export function causalScores(q: tf.Tensor, k: tf.Tensor): tf.Tensor {
+  checkQkv('causalScores', q, k, false);
+  if (!nativeFor(FusedKernelName.causalMatmul) || q.dtype !== 'float32' || k.dtype !== 'float32') return tf.matMul(q, k, false, true);
+  const op = customOp(2, ([qi, ki], save) => {
+    save([qi!, ki!]);
+    return {
+      value: causalMatmul(0, qi!, ki!),
+      // dS is 0 above the diagonal (causalSoftmax's gradient): dQ = dS K, dK = dS^T Q on the lower triangle.
+      gradFunc: (ds: tf.Tensor, saved: tf.Tensor[]) => [causalMatmul(1, ds, saved[1]!), causalMatmul(2, ds, saved[0]!)],
+    };
+  });
+  return op(q, k);
+}
+
+/**
+ * P V for attention weights p [..., T, T] that are 0 above the diagonal (causalSoftmax's output)
+ * and v [..., T, D]: natively only the lower block triangle of P is read, forward and backward
+ * (dP is formed on that triangle only, which is all causalSoftmax's gradient reads). Elsewhere matMul.
+ */
+export function causalApply(p: tf.Tensor, v: tf.Tensor): tf.Tensor {
+  checkQkv('causalApply', p, v, true);
+  if (!nativeFor(FusedKernelName.causalMatmul) || p.dtype !== 'float32' || v.dtype !== 'float32') return tf.matMul(p, v);
+  const op = customOp(2, ([pi, vi], save) => {
+    save([pi!, vi!]);
+    return {
+      value: causalMatmul(1, pi!, vi!),
+      gradFunc: (dout: tf.Tensor, saved: tf.Tensor[]) => [causalMatmul(0, dout, saved[1]!), causalMatmul(2, saved[0]!, dout)],
+    };
+  });
+  return op(p, v);
+}

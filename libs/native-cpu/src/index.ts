@@ -24,6 +24,8 @@ export { sparseSoftmaxCrossEntropy } from './fused-ops.js';
 export { linear } from './fused-ops.js';
 /** Causal-masked softmax of scaled attention scores, one native pass (masked half skipped) when registered. */
 export { causalSoftmax } from './fused-ops.js';
+/** Causal attention's products Q K^T and P V that skip the masked upper block triangle natively. */
+export { causalApply, causalScores } from './fused-ops.js';
 /** Whether the current backend runs the native kernels (callers pick layouts that suit BLAS). */
 export { nativeKernelsActive } from './fused-ops.js';
 /** One AdamW step per parameter tensor, one native pass when native kernels are registered. */

@@ -21,6 +21,7 @@ export interface NativeAddon {
   softmaxBwd(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, cols: number): void;
   /** Absent from addons built before it existed (the op then uses tfjs kernels). */
   causalSoftmax?(x: Float32Array, out: Float32Array, rows: number, cols: number, scale: number): void;
+  causalMatmul?(mode: number, a: Float32Array, b: Float32Array, c: Float32Array, batch: number, t: number, d: number, block: number): void;
   causalSoftmaxBwd?(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, cols: number, scale: number): void;
   reduceRows(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   reduceCols(op: number, x: Float32Array, out: Float32Array, rows: number, cols: number): void;
