@@ -6,16 +6,6 @@
 #include "fl_native.h"
 #include "vmath.h"
 
-static float row_sum(const float *x, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int k = 0; k < 8; k++) acc[k] += x[j + k];
-  float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; j < n; j++) s += x[j];
-  return s;
-}
-
 static float row_max(const float *x, int64_t n) {
   float m = x[0];
   for (int64_t j = 1; j < n; j++) m = (x[j] > m || x[j] != x[j]) ? x[j] : m;
@@ -34,7 +24,7 @@ FL_CLONES static void softmax_serial(const float *x, float *out, int64_t rows, i
     float *o = out + r * cols;
     const float m = fl_row_max_fast(xr, cols);
     for (int64_t j = 0; j < cols; j++) o[j] = fl_expf(xr[j] - m);
-    const float inv = 1.0f / row_sum(o, cols);
+    const float inv = 1.0f / fl_row_sum(o, cols);
     for (int64_t j = 0; j < cols; j++) o[j] *= inv;
   }
 }
@@ -44,7 +34,7 @@ FL_CLONES static void softmax_bwd_serial(const float *dy, const float *y, float 
     const float *dyr = dy + r * cols, *yr = y + r * cols;
     float *o = dx + r * cols;
     for (int64_t j = 0; j < cols; j++) o[j] = dyr[j] * yr[j];
-    const float s = row_sum(o, cols);
+    const float s = fl_row_sum(o, cols);
     for (int64_t j = 0; j < cols; j++) o[j] = yr[j] * (dyr[j] - s);
   }
 }
@@ -88,8 +78,8 @@ FL_CLONES void fl_reduce_rows(int op, const float *x, float *out, int64_t rows, 
   for (int64_t r = 0; r < rows; r++) {
     const float *xr = x + r * cols;
     switch (op) {
-      case FL_RSUM: out[r] = row_sum(xr, cols); break;
-      case FL_RMEAN: out[r] = row_sum(xr, cols) / (float)cols; break;
+      case FL_RSUM: out[r] = fl_row_sum(xr, cols); break;
+      case FL_RMEAN: out[r] = fl_row_sum(xr, cols) / (float)cols; break;
       case FL_RMAX: out[r] = row_max(xr, cols); break;
       case FL_RMIN: out[r] = row_min(xr, cols); break;
       case FL_RPROD: {
