@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { GrpcConnection, insecureChannelCredentials, loadChannelCredentials } from '@fedlora/transport-grpc';
 import { CliError, formatTable, info, printJson } from '../output.js';
+import { loopbackServerName } from '../provision/federation-plan.js';
 import { intOption } from './parse-options.js';
 
 interface StatusFlags {
@@ -58,8 +59,7 @@ function credentialsFor(f: StatusFlags) {
 
 /** Asks the coordinator for its operator view (the GetStatus RPC, which needs no signed identity). */
 export async function fetchStatus(f: StatusFlags): Promise<StatusReport> {
-  // A loopback IP over TLS: verify the certificate's `localhost` name (an IP as TLS server name makes Node print DEP0123).
-  const serverName = f.serverName ?? (f.ca && /^(127\.0\.0\.1|\[::1\]):\d+$/.test(f.coordinator) ? 'localhost' : undefined);
+  const serverName = f.serverName ?? (f.ca ? loopbackServerName(f.coordinator) : undefined);
   const conn = new GrpcConnection({ address: f.coordinator, credentials: credentialsFor(f), serverName, callTimeoutMs: f.timeout });
   try {
     const s = (await conn.status()) as Omit<StatusReport, 'coordinator'>;

@@ -46,6 +46,16 @@ export interface LocalPlanOptions {
 
 const LOOPBACK = ['127.0.0.1', '::1', 'localhost'];
 
+/**
+ * The TLS server name to verify when dialling `address`: `localhost` for a loopback IP
+ * (`127.0.0.1:port`, `[::1]:port`; local federations' certificates carry that name), since an IP
+ * address as TLS server name makes Node print DEP0123, which is not a JSON log line
+ * (grpc-node#1919). Undefined otherwise: the host itself is verified.
+ */
+export function loopbackServerName(address: string): 'localhost' | undefined {
+  return /^(127\.0\.0\.1|\[::1\]):\d+$/.test(address) ? 'localhost' : undefined;
+}
+
 /** A federation on this machine: inst-1..inst-N dial 127.0.0.1:port. */
 export function localPlan(o: LocalPlanOptions): FederationPlan {
   if (!Number.isInteger(o.clients) || o.clients < 1 || o.clients > 1000) throw new RangeError(`--clients: expected an integer in 1..1000, received ${o.clients}`);

@@ -8,7 +8,7 @@ import { encodePublicKey, generateIdentity, saveIdentity, wipeIdentity, writePri
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import type { InstitutionPlan } from './federation-plan.js';
+import { loopbackServerName, type InstitutionPlan } from './federation-plan.js';
 
 /** A written file, relative to the output directory, with its permission bits. */
 export interface WrittenFile {
@@ -77,9 +77,6 @@ export interface InstitutionContext {
 }
 
 /** Writes an institution's identity, certificate, data directory and client config; returns its manifest entry. */
-/** `127.0.0.1:port` or `[::1]:port`. */
-const LOOPBACK_DIAL = /^(127\.0\.0\.1|\[::1\]):\d+$/;
-
 export function writeInstitution(w: FileWriter, inst: InstitutionPlan, ctx: InstitutionContext): ClientManifest {
   const id = generateIdentity(inst.name, ctx.random);
   const idFile = `identities/${inst.name}.key.json`;
@@ -106,6 +103,7 @@ export function writeInstitution(w: FileWriter, inst: InstitutionPlan, ctx: Inst
     w.putSecret(`pki/clients/${inst.name}.key`, ctx.tls.keyPem);
     ship.push('pki/ca.crt', `pki/clients/${inst.name}.crt`, `pki/clients/${inst.name}.key`);
   }
+  const serverName = loopbackServerName(ctx.dial);
   const doc = {
     name: inst.name,
     federationId: ctx.federationId,
@@ -116,9 +114,7 @@ export function writeInstitution(w: FileWriter, inst: InstitutionPlan, ctx: Inst
             ca: '../pki/ca.crt',
             cert: `../pki/clients/${inst.name}.crt`,
             key: `../pki/clients/${inst.name}.key`,
-            // Dialling a loopback IP, verify the certificate's `localhost` name: a TLS server name
-            // that is an IP address makes Node print DEP0123 (not a JSON log line; grpc-node#1919).
-            ...(LOOPBACK_DIAL.test(ctx.dial) ? { serverName: 'localhost' } : {}),
+            ...(serverName ? { serverName } : {}),
           },
         }
       : { insecure: true }),
