@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NamedTensors } from '@fedlora/tensor';
@@ -9,6 +8,7 @@ import { GrpcConnection } from './client.js';
 import { federationClientCtor } from './proto.js';
 import type { RunningServer } from './server.js';
 import { startFederationServer } from './server.js';
+import { tcpProxy } from './testing/tcp-proxy.js';
 import type { PbTensorChunk } from './wire-types.js';
 
 // A 1 MiB adapter: 16 chunks of 64 KiB.
@@ -56,69 +56,6 @@ async function trainTask(conn: GrpcConnection, name: string): Promise<{ round: n
   }
 }
 
-/** A TCP proxy that kills its first connection (no goodbye) once `cutAt` bytes went down it. */
-async function cuttingProxy(target: number, cutAt: number): Promise<{ port: number; close(): void }> {
-  const sockets = new Set<net.Socket>();
-  let first = true;
-  const proxy = net.createServer((inbound) => {
-    const outbound = net.connect(target, '127.0.0.1');
-    sockets.add(inbound).add(outbound);
-    const cutting = first;
-    first = false;
-    let down = 0;
-    inbound.on('data', (d: Buffer) => outbound.write(d));
-    outbound.on('data', (d: Buffer) => {
-      down += d.length;
-      if (cutting && down > cutAt) {
-        inbound.destroy();
-        outbound.destroy();
-        return;
-      }
-      inbound.write(d);
-    });
-    for (const s of [inbound, outbound]) s.on('error', () => undefined).on('close', () => (inbound.destroy(), outbound.destroy()));
-  });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-  return {
-    port: (proxy.address() as net.AddressInfo).port,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      proxy.close();
-    },
-  };
-}
-
-/** A TCP proxy that flips one byte of the coordinator-to-client stream once `flipAt` bytes went down. */
-async function corruptingProxy(target: number, flipAt: number): Promise<{ port: number; flipped: () => boolean; close(): void }> {
-  const sockets = new Set<net.Socket>();
-  let flipped = false;
-  const proxy = net.createServer((inbound) => {
-    const outbound = net.connect(target, '127.0.0.1');
-    sockets.add(inbound).add(outbound);
-    let down = 0;
-    inbound.on('data', (d: Buffer) => outbound.write(d));
-    outbound.on('data', (d: Buffer) => {
-      if (!flipped && down + d.length > flipAt) {
-        d = Buffer.from(d);
-        d[flipAt - down] ^= 0x40;
-        flipped = true;
-      }
-      down += d.length;
-      inbound.write(d);
-    });
-    for (const s of [inbound, outbound]) s.on('error', () => undefined).on('close', () => (inbound.destroy(), outbound.destroy()));
-  });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-  return {
-    port: (proxy.address() as net.AddressInfo).port,
-    flipped: () => flipped,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      proxy.close();
-    },
-  };
-}
-
 describe('adapter downloads carry per-chunk SHA-256', () => {
   it('sends a SHA-256 of every chunk, and the client verifies and assembles the adapter', async () => {
     const port = await setup();
@@ -146,7 +83,16 @@ describe('adapter downloads carry per-chunk SHA-256', () => {
     // (inside a chunk's payload: HTTP/2 has no checksum of its own, so only the digest can notice).
     const direct = new GrpcConnection({ address: `127.0.0.1:${port}`, chunkBytes: CHUNK });
     closers.push(() => direct.close());
-    const proxy = await corruptingProxy(port, 600_000);
+    let flipped = false;
+    const proxy = await tcpProxy(port, {
+      down: (d, { before }) => {
+        if (flipped || before + d.length <= 600_000) return d;
+        flipped = true;
+        const out = Buffer.from(d);
+        out[600_000 - before]! ^= 0x40;
+        return out;
+      },
+    });
     closers.push(() => proxy.close());
     const plan = await trainTask(direct, 'inst-1');
     const viaProxy = new GrpcConnection({ address: `127.0.0.1:${proxy.port}`, chunkBytes: CHUNK });
@@ -158,7 +104,7 @@ describe('adapter downloads carry per-chunk SHA-256', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(proxy.flipped()).toBe(true);
+    expect(flipped).toBe(true);
     expect(err).toBeInstanceOf(FederationError);
     expect((err as FederationError).code).toBe('unavailable');
     expect((err as Error).message).toMatch(/downloaded chunk of tensor "w" at offset \d+ \(65536 bytes\) fails its SHA-256 check/);
@@ -166,7 +112,8 @@ describe('adapter downloads carry per-chunk SHA-256', () => {
 
   it('resumes an interrupted download where the verified bytes end, and the coordinator sends only the rest', async () => {
     const port = await setup();
-    const proxy = await cuttingProxy(port, 500_000);
+    // Kills the first connection once 500 KB went down it.
+    const proxy = await tcpProxy(port, { down: (d, { conn, before }) => (conn === 0 && before + d.length > 500_000 ? 'cut' : d) });
     closers.push(() => proxy.close());
     const conn = new GrpcConnection({ address: `127.0.0.1:${proxy.port}`, chunkBytes: CHUNK, onDownloadResumed: (r) => resumed.push(r.receivedBytes) });
     const resumed: number[] = [];

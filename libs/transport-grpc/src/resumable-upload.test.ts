@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NamedTensors } from '@fedlora/tensor';
@@ -12,6 +11,7 @@ import { chunksToSend, tensorDigests } from './resumable-upload.js';
 import { chunkToProto, headerToProto } from './serde.js';
 import type { RunningServer } from './server.js';
 import { startFederationServer } from './server.js';
+import { tcpProxy } from './testing/tcp-proxy.js';
 import { encodePublicKey, generateIdentity } from './security/identity.js';
 import { MemoryNonceCache } from './security/nonce-cache.js';
 import { createRequestSigner } from './security/request-signer.js';
@@ -123,42 +123,6 @@ function cutUploads(afterChunks: number, cuts: number, ready: () => boolean = ()
   };
 }
 
-/**
- * A TCP proxy in front of the coordinator that kills the connection (both sockets, no goodbye)
- * once `cutAfterBytes` bytes went upstream on it, `cuts` times: a network failure mid-upload.
- */
-async function flakyProxy(target: number, cutAfterBytes: number, cuts: number): Promise<{ port: number; cutsDone: () => number; close(): void }> {
-  let left = cuts;
-  const sockets = new Set<net.Socket>();
-  const proxy = net.createServer((inbound) => {
-    const outbound = net.connect(target, '127.0.0.1');
-    sockets.add(inbound).add(outbound);
-    let up = 0;
-    const cutting = left > 0;
-    if (cutting) left--;
-    inbound.on('data', (d: Buffer) => {
-      up += d.length;
-      if (cutting && up > cutAfterBytes) {
-        inbound.destroy();
-        outbound.destroy();
-        return;
-      }
-      outbound.write(d);
-    });
-    outbound.on('data', (d: Buffer) => inbound.write(d));
-    for (const s of [inbound, outbound]) s.on('error', () => undefined).on('close', () => (inbound.destroy(), outbound.destroy()));
-  });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-  return {
-    port: (proxy.address() as net.AddressInfo).port,
-    cutsDone: () => cuts - left,
-    close: () => {
-      for (const s of sockets) s.destroy();
-      proxy.close();
-    },
-  };
-}
-
 type Raw = Record<string, (...a: unknown[]) => unknown>;
 
 /** Sends raw upload messages on one stream; resolves with the error status (null when accepted). */
@@ -213,7 +177,8 @@ describe('resumable uploads over gRPC on 127.0.0.1', () => {
 
   it('resumes after the TCP connection dies mid-upload (a real network cut, not a cancel)', async () => {
     const { received, events, run, bytesIn } = await setup();
-    const proxy = await flakyProxy(server!.port, 600 * 1024, 1);
+    // Kills the first connection once 600 KiB went up it: a network failure mid-upload.
+    const proxy = await tcpProxy(server!.port, { up: (d, { conn, before }) => (conn === 0 && before + d.length > 600 * 1024 ? 'cut' : d) });
     closers.push(() => proxy.close());
     const retries: string[] = [];
     const conn = new GrpcConnection({ address: `127.0.0.1:${proxy.port}`, chunkBytes: CHUNK, uploadRetry: { initialBackoffMs: 50 }, onUploadRetry: (r) => retries.push(r.reason) });
@@ -222,7 +187,7 @@ describe('resumable uploads over gRPC on 127.0.0.1', () => {
     // One HTTP/2 connection carries every call: it dies once 600 KiB went up, mid-upload.
     const u = clientUpdate(plan, 'inst-1');
     await conn.uploadUpdate(u);
-    expect(proxy.cutsDone()).toBe(1);
+    expect(proxy.cuts()).toBe(1);
     expect(retries.length).toBeGreaterThanOrEqual(1);
     expect(received.length).toBe(1);
     expect(bytesOf(received[0]!.delta).equals(bytesOf(u.delta))).toBe(true);
