@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { CausalLM, defaultLoraConfig, initBackend, initLoraAdapter, initWeights, parseModelConfig, type TextTokenizer } from '@fedlora/model';
 import { seededRandomBytes, uniformInt } from '@fedlora/tensor';
 import { trainLocal } from '@fedlora/train';
+import { kernelTotals } from './kernel-totals.js';
 
 const NO_TEXT: TextTokenizer = { encode: () => [], decode: () => '', vocabSize: 0 } as unknown as TextTokenizer;
 
@@ -28,14 +29,9 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const info = await tf.profile(run);
   const stepMs = performance.now() - t0;
-  const byName = new Map<string, { ms: number; calls: number }>();
-  for (const k of info.kernels) {
-    const e = byName.get(k.name) ?? { ms: 0, calls: 0 };
-    e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    e.calls++;
-    byName.set(k.name, e);
-  }
-  const top = [...byName].map(([kernel, e]) => ({ kernel, ms: Math.round(e.ms), calls: e.calls })).sort((a, b) => b.ms - a.ms).slice(0, 15);
+  const top = kernelTotals(info.kernels)
+    .slice(0, 15)
+    .map(({ key, ms, calls }) => ({ kernel: key, ms, calls }));
   process.stdout.write(`${JSON.stringify({ backend: name, layers, stepMs: Math.round(stepMs), peakBytes: info.peakBytes, topKernels: top })}\n`);
   model.dispose();
 }

@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '@fedlora/model';
 import { loadNativeCpu } from '@fedlora/native-cpu';
+import { kernelTotals } from './kernel-totals.js';
 import { buildGpt2Lora, lossOf, type Gpt2Shape } from './native-gpt2.js';
 
 /** Configuration passed by the orchestrator (bench/native-train.ts). */
@@ -34,18 +35,9 @@ function median(xs: number[]): number {
 
 async function profileStep(step: () => void, top = 12): Promise<{ kernel: string; ms: number; calls: number }[]> {
   const info = await tf.profile(step);
-  const byName = new Map<string, { ms: number; calls: number }>();
-  for (const k of info.kernels) {
-    const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    const e = byName.get(k.name) ?? { ms: 0, calls: 0 };
-    e.ms += ms;
-    e.calls += 1;
-    byName.set(k.name, e);
-  }
-  return [...byName.entries()]
-    .map(([kernel, e]) => ({ kernel, ms: Math.round(e.ms), calls: e.calls }))
-    .sort((a, b) => b.ms - a.ms)
-    .slice(0, top);
+  return kernelTotals(info.kernels)
+    .slice(0, top)
+    .map(({ key, ms, calls }) => ({ kernel: key, ms, calls }));
 }
 
 async function main(): Promise<void> {

@@ -10,6 +10,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { CausalLM, DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, initWeights, loadModel, parseModelConfig, type TextTokenizer } from '@fedlora/model';
 import { seededRandomBytes, uniformInt } from '@fedlora/tensor';
+import { kernelTotals } from './kernel-totals.js';
 import { trainLocal } from '@fedlora/train';
 
 /** GPT-2 small's shape, as train-worker.ts (which runs on import, so it is not imported here). */
@@ -41,25 +42,11 @@ async function main(): Promise<void> {
     await run(1);
     return [];
   });
-  const byName = new Map<string, { ms: number; calls: number }>();
-  for (const k of info.kernels) {
-    const e = byName.get(k.name) ?? { ms: 0, calls: 0 };
-    e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    e.calls++;
-    byName.set(k.name, e);
-  }
   // Matrix products by operand shapes and transpose flags: where the BatchMatMul time goes.
-  const byShape = new Map<string, { ms: number; calls: number }>();
-  for (const k of info.kernels) {
-    if (k.name !== 'BatchMatMul' && k.name !== '_FusedMatMul') continue;
-    const key = `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join('x')}`;
-    const e = byShape.get(key) ?? { ms: 0, calls: 0 };
-    e.ms += typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-    e.calls++;
-    byShape.set(key, e);
-  }
-  const matmuls = [...byShape].map(([shapes, e]) => ({ shapes, ms: Math.round(e.ms * 10) / 10, calls: e.calls })).sort((a, b) => b.ms - a.ms);
-  const all = [...byName].map(([kernel, e]) => ({ kernel, ms: Math.round(e.ms * 10) / 10, calls: e.calls })).sort((a, b) => b.ms - a.ms);
+  const matmuls = kernelTotals(info.kernels, (k) => (k.name === 'BatchMatMul' || k.name === '_FusedMatMul' ? `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join('x')}` : undefined), 1).map(
+    ({ key, ms, calls }) => ({ shapes: key, ms, calls }),
+  );
+  const all = kernelTotals(info.kernels, undefined, 1).map(({ key, ms, calls }) => ({ kernel: key, ms, calls }));
   const kernelMs = all.reduce((s, k) => s + k.ms, 0);
   process.stdout.write(
     `${JSON.stringify({ backend: name, model: which, layers: model.config.numLayers, stepMs: Math.round(stepMs), kernelMsPerRun: Math.round(kernelMs), kernelCalls: info.kernels.length, peakBytes: info.peakBytes, topKernels: all.slice(0, Number(process.env["PROFILE_TOP"] ?? 15)), matmuls: matmuls.slice(0, 20) })}\n`,
