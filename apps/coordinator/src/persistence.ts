@@ -62,15 +62,15 @@ export function attachStore(store: FederationStore, log: EventLogger): Persisten
     previousRounds: store
       .listRounds()
       .filter((r) => r.state === 'committed' || r.state === 'aborted')
-      .map((r): RoundSummary => {
-        const cohort = (r.plan as { cohort?: unknown } | null)?.cohort;
-        return {
+      .map(
+        (r): RoundSummary => ({
           round: r.round,
           attempt: r.attempt,
           status: r.state === 'committed' ? 'completed' : 'aborted',
           participants: r.state === 'committed' ? r.participants.length : 0,
           participantNames: r.state === 'committed' ? [...r.participants] : [],
-          cohort: Array.isArray(cohort) ? cohort.length : r.participants.length,
+          // The store keeps a committed round's survivors and an aborted round's cohort.
+          cohort: r.participants.length,
           dropped: [],
           declined: [],
           trainLoss: null,
@@ -81,8 +81,8 @@ export function attachStore(store: FederationStore, log: EventLogger): Persisten
           endedAt: r.committedAt ?? r.updatedAt,
           metrics: {},
           restored: true,
-        };
-      }),
+        }),
+      ),
     onRoundStart(plan, cohort) {
       store.beginRound(plan.round, plan, cohort);
       store.setRoundState(plan.round, 'training');
