@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { NamedTensors } from '@fedlora/tensor';
+import { chunkTensors } from '@fedlora/tensor';
 import type { HashedChunk, UploadProgress } from './serde.js';
 
 /** How a client retries a broken upload stream. */
@@ -47,24 +48,14 @@ export function tensorDigests(delta: NamedTensors): Map<string, Uint8Array> {
  * when it holds nothing). Tensors it holds whole are skipped. Chunks are views, not copies.
  */
 export function* chunksToSend(delta: NamedTensors, digests: Map<string, Uint8Array>, progress: UploadProgress, chunkBytes: number): Generator<HashedChunk> {
-  if (!Number.isInteger(chunkBytes) || chunkBytes < 4 || chunkBytes % 4 !== 0) {
-    throw new RangeError(`chunkBytes must be a positive multiple of 4, received ${chunkBytes}`);
-  }
   if (progress.state === 'completed') return;
   const acknowledged = new Map(progress.state === 'in-progress' ? progress.tensors.map((t) => [t.name, t.receivedBytes]) : []);
-  for (const [name, t] of delta) {
-    const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    const start = acknowledged.get(name) ?? 0;
-    if (start > bytes.length) throw new RangeError(`the coordinator acknowledges ${start} bytes of tensor "${name}", which has ${bytes.length}`);
-    const tensorSha256 = digests.get(name)!;
-    if (bytes.length === 0) {
-      if (!acknowledged.has(name)) yield { tensorName: name, offset: 0, totalBytes: 0, data: bytes, sha256: createHash('sha256').digest(), tensorSha256 };
-      continue;
-    }
-    for (let off = start; off < bytes.length; off += chunkBytes) {
-      const data = bytes.subarray(off, Math.min(off + chunkBytes, bytes.length));
-      const last = off + data.length === bytes.length;
-      yield { tensorName: name, offset: off, totalBytes: bytes.length, data, sha256: createHash('sha256').update(data).digest(), ...(last ? { tensorSha256 } : {}) };
-    }
+  for (const [name, start] of acknowledged) {
+    const size = delta.get(name)?.data.byteLength;
+    if (size !== undefined && start > size) throw new RangeError(`the coordinator acknowledges ${start} bytes of tensor "${name}", which has ${size}`);
+  }
+  for (const c of chunkTensors(delta, chunkBytes, acknowledged)) {
+    const last = c.offset + c.data.length === c.totalBytes;
+    yield { ...c, sha256: createHash('sha256').update(c.data).digest(), ...(last ? { tensorSha256: digests.get(c.tensorName)! } : {}) };
   }
 }
