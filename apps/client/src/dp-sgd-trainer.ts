@@ -2,7 +2,8 @@ import type { CausalLM, LoraConfig } from '@fedlora/model';
 import type { LocalTrainer, RoundPlan } from '@fedlora/federation';
 import type { ClientPrivacyGuard, DpSgdParams } from '@fedlora/privacy';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
-import { subtractNamed } from '@fedlora/tensor';
+import { planUpdate } from '@fedlora/federation';
+import { assertPlanVariant } from './model-trainer.js';
 import type { DpSgdStepInfo, PerExampleMethod } from '@fedlora/train';
 import { dpSgdParams, evaluate, loraDimension, trainLocalDpSgd } from '@fedlora/train';
 
@@ -67,6 +68,7 @@ export class DpSgdTrainer implements LocalTrainer {
 
   /** What a round of `plan` costs this institution's records. */
   roundParams(plan: RoundPlan): DpSgdParams {
+    assertPlanVariant(plan, this.opts.lora);
     return dpSgdParams({
       samplingRate: Math.min(1, plan.batchSize / this.opts.train.length),
       clipNorm: this.opts.clipNorm,
@@ -110,7 +112,7 @@ export class DpSgdTrainer implements LocalTrainer {
     const metrics: Record<string, number> = { tokens: r.tokens, steps: r.steps, clippedFraction: r.clippedFraction };
     if (guard) metrics.recordEpsilon = guard.spent();
     if (this.opts.heldOut?.length) metrics.globalEvalLoss = (await evaluate(model, lora, global, this.opts.heldOut)).loss;
-    return { delta: subtractNamed(r.adapter, global), numExamples: this.numExamples, trainLoss: Number.isFinite(r.trainLoss) ? r.trainLoss : 0, metrics };
+    return { delta: planUpdate(plan, r.adapter, global), numExamples: this.numExamples, trainLoss: Number.isFinite(r.trainLoss) ? r.trainLoss : 0, metrics };
   }
 
   /** Record-level epsilon spent so far (at the budget's delta), when a budget is kept. */

@@ -5,6 +5,7 @@ import { silentLogger, systemClock } from './clock.js';
 import { FederationError } from './errors.js';
 import type { SecAggExchange, SecureClientOptions } from './secure-client.js';
 import { runSecureRound } from './secure-client.js';
+import { checkPlanLayout } from './lora-variant.js';
 import type { ClientUpdate, RoundPlan, Task } from './types.js';
 
 /** The client's view of the coordinator; implemented over gRPC and in-process. */
@@ -115,6 +116,8 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
       if (got !== plan.adapterSha256) {
         throw new FederationError('invalid-argument', `downloaded adapter hash ${got.slice(0, 12)}… does not match the plan's ${plan.adapterSha256.slice(0, 12)}…`);
       }
+      // The update layout must be the one the plan's LoRA variant implies (FFA-LoRA: every B and nothing else).
+      checkPlanLayout(plan, global);
       const train = () => withHeartbeat(conn, plan.round, opts.heartbeatMs ?? 5000, () => opts.trainer.train(plan, global));
       if (plan.extra.secagg) {
         if (!opts.secure) throw new FederationError('failed-precondition', `round ${plan.round} uses secure aggregation but this client has no identity key configured for it`);
