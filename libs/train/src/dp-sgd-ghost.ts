@@ -50,6 +50,7 @@ import {
   type LoraLayerTrace,
   type LoraRuntime,
 } from '@fedlora/model';
+import { sumRowsByUnit, unitCount } from './unit-rows.js';
 
 /**
  * How the clipped sum is formed once the clip factors are known: `traces` from the recorded
@@ -76,13 +77,19 @@ export interface GhostClipOptions {
    * gradient is rounded to the grid before summing, the sum exact (`GridClippedSum`).
    */
   gridStep?: number;
+  /**
+   * The privacy unit (0 .. G-1) of each sequence: the sequences of a unit are summed into one
+   * gradient before clipping (unit-rows.ts), so norms, factors and the clip are per unit.
+   * Needs the defaults (`traces` on the `device`).
+   */
+  units?: readonly number[];
 }
 
 /** Result of `ghostClippedLoraGradSum`. */
 export interface GhostClipResult {
   /** sum_i c_i g_i over the batch, unnoised, in the order and shapes of `vars`. */
   clippedSum: NamedTensors;
-  /** ||g_i||^2 of each example's LoRA gradient (all layers). */
+  /** ||g_i||^2 of each example's LoRA gradient (all layers); per unit with `units`. */
   normsSq: Float64Array;
   /** c_i = min(1, C / ||g_i||). */
   factors: Float64Array;
@@ -149,6 +156,8 @@ export async function ghostClippedLoraGradSum(
   }
   const compute = o.compute ?? 'device';
   if (compute !== 'device' && compute !== 'host') throw new RangeError(`compute must be "device" or "host", received ${JSON.stringify(compute)}`);
+  const groups = o.units ? unitCount(o.units, sequences.length) : undefined;
+  if (groups !== undefined && (compute !== 'device' || method !== 'traces')) throw new RangeError('grouping sequences by privacy unit needs clippedSum "traces" and compute "device" (the defaults)');
   const dimension = [...vars.values()].reduce((n, v) => n + v.size, 0);
   const rt = loraRuntime(model, lora, new Map(vars));
   const batch = padBatch(sequences);
@@ -169,8 +178,9 @@ export async function ghostClippedLoraGradSum(
         factors = Float64Array.from(normsSq, (n) => certifiedClipFactor(n, dimension, o.clipNorm));
         if (method === 'traces') clippedSum = hostClippedSum(vars, host, factors);
       } else {
-        const perExample = await devicePerExampleGrads(rt, traces.layers, sequences.length, batch.seqLen);
-        const r = sumPerExample(vars, perExample, sequences.length, o.clipNorm, method === 'traces' ? o.gridStep : undefined);
+        let perExample = await devicePerExampleGrads(rt, traces.layers, sequences.length, batch.seqLen);
+        if (groups !== undefined) perExample = groupByUnit(vars, perExample, o.units!, groups);
+        const r = sumPerExample(vars, perExample, groups ?? sequences.length, o.clipNorm, method === 'traces' ? o.gridStep : undefined);
         ({ normsSq, factors } = r);
         if (method === 'traces') ({ clippedSum, gridCounts } = r);
       }
@@ -183,6 +193,13 @@ export async function ghostClippedLoraGradSum(
   } finally {
     tf.dispose([batch.inputs, batch.targets]);
   }
+}
+
+/** Per-sequence gradient rows summed into per-unit rows (unit-rows.ts). */
+function groupByUnit(vars: ReadonlyMap<string, tf.Variable>, perExample: Map<string, Float32Array>, units: readonly number[], groups: number): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, rows] of perExample) out.set(name, sumRowsByUnit(rows, vars.get(name)?.size ?? rows.length / units.length, units, groups));
+  return out;
 }
 
 function checkFinite(normsSq: Float64Array): void {
