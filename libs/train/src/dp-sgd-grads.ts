@@ -11,7 +11,7 @@ import { DEFAULT_GRID_FRACTION, privatizeGradients, privatizeGridCounts } from '
 import { crossEntropy, loraRuntime, type CausalLM, type LoraConfig } from '@fedlora/model';
 import { ghostClippedLoraGradSum, type ClippedSumMethod, type GhostCompute } from './dp-sgd-ghost.js';
 import { toTensors } from './trainer.js';
-import { sumRowsByUnit, unitCount } from './unit-rows.js';
+import { groupUnits, unitSlice } from './ghost-units.js';
 
 /**
  * The gradient of each sequence's mean next-token loss with respect to every LoRA tensor in
@@ -66,7 +66,7 @@ export interface PrivateGradientOptions {
   compute?: GhostCompute;
   /**
    * The privacy unit (0 .. G-1) of each sequence: a unit's sequences' gradients are summed and
-   * the sum clipped as one (unit-rows.ts). Default: each sequence is its own unit.
+   * the sum clipped as one (ghost-units.ts). Default: each sequence is its own unit.
    */
   units?: readonly number[];
 }
@@ -112,7 +112,7 @@ export async function privateLoraGradient(
   if (!(o.expectedBatchSize > 0)) throw new RangeError(`expectedBatchSize must be > 0, received ${o.expectedBatchSize}`);
   const std = o.noiseMultiplier * o.clipNorm;
   const gridStep = std > 0 ? std * DEFAULT_GRID_FRACTION : undefined;
-  const g = await ghostClippedLoraGradSum(model, lora, vars, sequences, { clipNorm: o.clipNorm, dropoutSeed: o.dropoutSeed, clippedSum: o.clippedSum, compute: o.compute, gridStep, ...(o.units ? { units: o.units } : {}) });
+  const g = await ghostClippedLoraGradSum(model, lora, vars, sequences, { clipNorm: o.clipNorm, dropoutSeed: o.dropoutSeed, clippedSum: o.clippedSum, compute: o.compute, gridStep, ...(o.units ? { unitOf: o.units } : {}) });
   const gradient: NamedTensors = new Map();
   if (gridStep !== undefined) {
     const noisy = privatizeGridCounts(g.gridCounts!, { sigma: std, gridStep, rng: o.rng, divisor: o.expectedBatchSize });
@@ -124,16 +124,15 @@ export async function privateLoraGradient(
   return { gradient, clippedFraction: g.factors.length ? clipped / g.factors.length : 0, meanLoss: sequences.length ? g.lossSum / sequences.length : Number.NaN };
 }
 
-/** Per-sequence host gradients summed per unit (unit-rows.ts), tensor by tensor. */
-function groupGrads(perSequence: readonly NamedTensors[], layout: NamedTensors, units: readonly number[]): NamedTensors[] {
-  const g = unitCount(units, perSequence.length);
-  const out: NamedTensors[] = Array.from({ length: g }, () => new Map());
+/** Per-sequence host gradients summed per unit (`unitSlice`: float32 sums in batch order, as the ghost path). */
+function groupGrads(perSequence: readonly NamedTensors[], layout: NamedTensors, unitOf: readonly number[]): NamedTensors[] {
+  const g = groupUnits(perSequence.length, unitOf);
+  const out: NamedTensors[] = Array.from({ length: g.units }, () => new Map());
   for (const [name, t] of layout) {
     const size = t.data.length;
     const rows = new Float32Array(perSequence.length * size);
     perSequence.forEach((p, i) => rows.set(p.get(name)?.data ?? new Float32Array(size), i * size));
-    const summed = sumRowsByUnit(rows, size, units, g);
-    out.forEach((m, u) => m.set(name, { shape: [...t.shape], data: summed.subarray(u * size, (u + 1) * size) }));
+    out.forEach((m, u) => m.set(name, { shape: [...t.shape], data: unitSlice(rows, size, g.rows[u]!) }));
   }
   return out;
 }

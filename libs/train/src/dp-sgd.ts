@@ -7,8 +7,8 @@
  * unit with more than `maxSequencesPerUnit` sequences that many are drawn uniformly without
  * replacement from the CSPRNG (contribution bounding, Chua et al. 2024 Section 3; the rest are
  * dropped for this step and counted); the gradients of a unit's sequences are summed and that
- * sum clipped to L2 norm C (unit-rows.ts), so one unit moves the clipped sum by at most C whatever
- * its size; the clipped unit gradients are summed, the exact
+ * sum clipped to L2 norm C (ghost-units.ts), so one unit moves the clipped sum by at most C whatever
+ * its size (ghost-units.ts); the clipped unit gradients are summed, the exact
  * discrete Gaussian N(0, (z C)^2) on a fine grid is added (`privatizeGradients`, never tf.random)
  * and the result divided by the expected batch size q N before the AdamW update (post-processing).
  *
@@ -176,8 +176,7 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
         method: opts.perExampleGradients,
         clippedSum: opts.clippedSum,
         compute: opts.ghostCompute,
-        // One sequence per unit is the identity grouping (and lets the comparison variants run).
-        ...(batchSequences.length > sampled.length ? { units: batch.unitOf } : {}),
+        units: batch.unitOf,
       });
       const lr = warmupCosine(s, opts.steps, opts.learningRate, opts.warmupSteps ?? 0);
       const device = new Map<string, tf.Tensor>([...gradient].map(([n, t]) => [n, tf.tensor(t.data, t.shape)]));
