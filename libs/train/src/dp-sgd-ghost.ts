@@ -29,6 +29,12 @@
  * rounding (about 1e-16 relative on the host, 1e-7 for the re-weighted pass): they are kept for
  * comparison and benchmarks.
  *
+ * Privacy units (`unitOf`): when a unit (a document, a patient) spans several rows, its gradient
+ * is the sum of its rows' gradients and the unit, not the row, is clipped (ghost-units.ts): for a
+ * LoRA layer the unit is one example whose tokens are its rows' tokens. On the device path unit
+ * u's float32 gradient is the float32 sum of its rows' gradients in batch order, a function of
+ * unit u's rows alone, so the argument above holds with "example" read as "unit".
+ *
  * Examples stay separate in the batch: attention is causal within each row of ids and nothing
  * mixes rows. Sequences of unequal length are right-padded; the loss ignores padded targets and
  * padded positions come after every real one, so their output gradients are exactly zero and
@@ -36,6 +42,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '@fedlora/tensor';
+import { groupRowBlocks, groupUnits, unitSlice, type UnitGrouping } from './ghost-units.js';
 import { certifiedClipFactor, GridClippedSum, loraClippedGradSums, loraPerExampleGradNormsSq, type LoraNormInputs } from '@fedlora/privacy';
 import {
   crossEntropy,
@@ -50,6 +57,7 @@ import {
   type LoraLayerTrace,
   type LoraRuntime,
 } from '@fedlora/model';
+import { hasLossMask, tokenIdOf, trainedTargets } from './loss-mask.js';
 
 /**
  * How the clipped sum is formed once the clip factors are known: `traces` from the recorded
@@ -77,8 +85,14 @@ export interface GhostClipOptions {
    */
   gridStep?: number;
   /**
+   * The privacy unit of each sequence (`unitOf[i]` for `sequences[i]`, units numbered densely
+   * 0..U-1): each unit's gradient, summed over its sequences, is clipped as one. Default: every
+   * sequence is its own unit.
+   */
+  unitOf?: ArrayLike<number>;
+  /**
    * Adapter tensors that are not trained (FFA-LoRA's A, Sun et al. 2024): they take part in the
-   * forward pass, but each example's norm, clip and sum cover only the tensors of `vars`.
+   * forward pass, but each unit's norm, clip and sum cover only the tensors of `vars`.
    */
   frozen?: ReadonlyMap<string, tf.Tensor>;
 }
@@ -87,9 +101,9 @@ export interface GhostClipOptions {
 export interface GhostClipResult {
   /** sum_i c_i g_i over the batch, unnoised, in the order and shapes of `vars`. */
   clippedSum: NamedTensors;
-  /** ||g_i||^2 of each example's LoRA gradient (all layers). */
+  /** ||g_u||^2 of each unit's LoRA gradient (all layers); a unit is a sequence unless `unitOf` is given. */
   normsSq: Float64Array;
-  /** c_i = min(1, C / ||g_i||). */
+  /** c_u = min(1, C / ||g_u||), per unit. */
   factors: Float64Array;
   /** sum_i L_i, each example's mean next-token loss (not private: local diagnostics). */
   lossSum: number;
@@ -97,8 +111,13 @@ export interface GhostClipResult {
   gridCounts?: Float64Array[];
 }
 
-/** A right-padded batch: ids [B, T], targets [B*T], and each sequence's number of targets. */
-export function padBatch(sequences: readonly Int32Array[]): { inputs: tf.Tensor2D; targets: tf.Tensor1D; lengths: number[]; seqLen: number } {
+/**
+ * A right-padded batch: ids [B, T], targets [B*T], and each sequence's number of targets. Masked
+ * targets (loss-mask.ts) are decoded: `tokenWeights` [B*T] then holds 1 / (example's trained
+ * targets) at each trained target and 0 elsewhere (padding, prompt), so the weighted sum of token
+ * losses is sum_i L_i with L_i example i's mean over its own trained targets.
+ */
+export function padBatch(sequences: readonly Int32Array[]): { inputs: tf.Tensor2D; targets: tf.Tensor1D; lengths: number[]; seqLen: number; tokenWeights?: Float32Array } {
   const lengths = sequences.map((s, i) => {
     if (s.length < 2) throw new RangeError(`every sequence needs at least 2 tokens (an input and a target), sequence ${i} holds ${s.length}`);
     return s.length - 1;
@@ -106,19 +125,37 @@ export function padBatch(sequences: readonly Int32Array[]): { inputs: tf.Tensor2
   const T = Math.max(...lengths);
   const inp = new Int32Array(sequences.length * T);
   const tgt = new Int32Array(sequences.length * T);
+  const masked = hasLossMask(sequences);
+  const w = masked ? new Float32Array(sequences.length * T) : undefined;
   sequences.forEach((s, i) => {
-    inp.set(s.subarray(0, lengths[i]), i * T);
-    tgt.set(s.subarray(1), i * T);
+    if (!masked) {
+      inp.set(s.subarray(0, lengths[i]), i * T);
+      tgt.set(s.subarray(1), i * T);
+      return;
+    }
+    const n = trainedTargets(s);
+    if (n === 0) throw new RangeError(`sequence ${i} has every target masked out; drop it before training`);
+    for (let j = 0; j < lengths[i]!; j++) {
+      inp[i * T + j] = tokenIdOf(s[j]!);
+      const v = s[j + 1]!;
+      tgt[i * T + j] = v < 0 ? 0 : v;
+      w![i * T + j] = v < 0 ? 0 : 1 / n;
+    }
   });
-  return { inputs: tf.tensor2d(inp, [sequences.length, T], 'int32'), targets: tf.tensor1d(tgt, 'int32'), lengths, seqLen: T };
+  return { inputs: tf.tensor2d(inp, [sequences.length, T], 'int32'), targets: tf.tensor1d(tgt, 'int32'), lengths, seqLen: T, ...(w ? { tokenWeights: w } : {}) };
 }
 
 /**
- * sum_i w_i L_i with L_i example i's mean loss over its own targets (padding excluded). Equal
- * lengths and unit weights take one fused loss over the whole batch.
+ * sum_i w_i L_i with L_i example i's mean loss over its own targets (padding excluded; with
+ * `tokenWeights` from `padBatch`, over its trained targets). Equal lengths and unit weights take
+ * one fused loss over the whole batch.
  */
-export function weightedExampleLoss(logits: tf.Tensor2D, targets: tf.Tensor1D, lengths: readonly number[], seqLen: number, weights?: ArrayLike<number>): tf.Scalar {
+export function weightedExampleLoss(logits: tf.Tensor2D, targets: tf.Tensor1D, lengths: readonly number[], seqLen: number, weights?: ArrayLike<number>, tokenWeights?: Float32Array): tf.Scalar {
   return tf.tidy(() => {
+    if (tokenWeights) {
+      const tw = weights ? tokenWeights.map((v, k) => v * weights[Math.floor(k / seqLen)]!) : tokenWeights;
+      return crossEntropySum(logits, targets, tf.tensor1d(tw, 'float32'));
+    }
     if (!weights && lengths.every((l) => l === seqLen)) return tf.div(crossEntropySum(logits, targets), seqLen) as tf.Scalar;
     const terms: tf.Scalar[] = [];
     lengths.forEach((len, i) => {
@@ -154,13 +191,14 @@ export async function ghostClippedLoraGradSum(
   }
   const compute = o.compute ?? 'device';
   if (compute !== 'device' && compute !== 'host') throw new RangeError(`compute must be "device" or "host", received ${JSON.stringify(compute)}`);
+  const units = groupUnits(sequences.length, o.unitOf);
   const dimension = [...vars.values()].reduce((n, v) => n + v.size, 0);
   const frozen = o.frozen ?? new Map<string, tf.Tensor>();
   const rt = loraRuntime(model, lora, new Map<string, tf.Tensor>([...frozen, ...vars]));
   const batch = padBatch(sequences);
   const fwd = { training: true, seed: o.dropoutSeed };
   try {
-    const traces = loraLayerTraces(model, batch.inputs, rt, (logits) => weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen), fwd);
+    const traces = loraLayerTraces(model, batch.inputs, rt, (logits) => weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen, undefined, batch.tokenWeights), fwd);
     let lossSum: number;
     let normsSq: Float64Array;
     let factors: Float64Array;
@@ -169,21 +207,21 @@ export async function ghostClippedLoraGradSum(
     try {
       lossSum = (await traces.loss.data())[0]!;
       if (compute === 'host') {
-        const host = await normInputs(rt, traces.layers, sequences.length, batch.seqLen);
-        normsSq = hostNormsSq(host, sequences.length, vars);
+        const host = await normInputs(rt, traces.layers, batch.seqLen, units);
+        normsSq = hostNormsSq(host, units.units, vars);
         checkFinite(normsSq);
         factors = Float64Array.from(normsSq, (n) => certifiedClipFactor(n, dimension, o.clipNorm));
         if (method === 'traces') clippedSum = hostClippedSum(vars, host, factors);
       } else {
         const perExample = await devicePerExampleGrads(rt, traces.layers, sequences.length, batch.seqLen, vars);
-        const r = sumPerExample(vars, perExample, sequences.length, o.clipNorm, method === 'traces' ? o.gridStep : undefined);
+        const r = sumPerUnit(vars, perExample, units, o.clipNorm, method === 'traces' ? o.gridStep : undefined);
         ({ normsSq, factors } = r);
         if (method === 'traces') ({ clippedSum, gridCounts } = r);
       }
     } finally {
       disposeLoraTraces(traces);
     }
-    clippedSum ??= await sumByReweightedBackward(model, lora, vars, frozen, batch, factors, fwd);
+    clippedSum ??= await sumByReweightedBackward(model, lora, vars, frozen, batch, Float64Array.from(sequences, (_, i) => factors[o.unitOf ? o.unitOf[i]! : i]!), fwd);
     if (o.gridStep !== undefined && !gridCounts) gridCounts = [...clippedSum.values()].map((t) => Float64Array.from(t.data, (v) => Math.round(v / o.gridStep!)));
     return { clippedSum, normsSq, factors, lossSum, ...(gridCounts ? { gridCounts } : {}) };
   } finally {
@@ -193,7 +231,7 @@ export async function ghostClippedLoraGradSum(
 
 function checkFinite(normsSq: Float64Array): void {
   normsSq.forEach((n, i) => {
-    if (!Number.isFinite(n)) throw new RangeError(`example ${i} has a non-finite gradient (squared norm ${n}); lower the learning rate or check the data`);
+    if (!Number.isFinite(n)) throw new RangeError(`unit ${i} has a non-finite gradient (squared norm ${n}); lower the learning rate or check the data`);
   });
 }
 
@@ -215,6 +253,7 @@ async function devicePerExampleGrads(
       const { a, b } = rt.modules.get(path)!;
       const nameA = peftName(path, 'A');
       const nameB = peftName(path, 'B');
+      // Only the trained tensors (FFA-LoRA: B alone) get per-example gradients.
       if (vars.has(nameB)) {
         const h = tf.reshape(tf.matMul(input, a, false, true), [batch, seqLen, a.shape[0]]);
         out[nameB] = tf.mul(tf.matMul(tf.reshape(outputGrad, [batch, seqLen, b.shape[0]]), h, true, false), rt.scale); // [B, dOut, r]
@@ -236,15 +275,16 @@ async function devicePerExampleGrads(
 }
 
 /**
- * Norms, certified clip factors and the clipped sum from the per-example gradients, on the host.
+ * Norms, certified clip factors and the clipped sum from the per-example gradients, on the host,
+ * per unit (a unit's gradient: its rows' float32 gradients summed in float32, `unitSlice`).
  * With `gridStep`, each clipped gradient is rounded to the grid and the integers summed exactly
  * (`GridClippedSum`: one example moves the sum by at most C + sqrt(d) h / 2, a bound that holds
  * in floating point); without, the clipped gradients are summed in float64.
  */
-function sumPerExample(
+function sumPerUnit(
   vars: ReadonlyMap<string, tf.Variable>,
   perExample: Map<string, Float32Array>,
-  batch: number,
+  units: UnitGrouping,
   clipNorm: number,
   gridStep: number | undefined,
 ): { normsSq: Float64Array; factors: Float64Array; clippedSum: NamedTensors; gridCounts?: Float64Array[] } {
@@ -255,7 +295,8 @@ function sumPerExample(
     if (!data) throw new Error(`ghost clipping: no LoRA layer produced the gradient of "${n}"`);
     return data;
   });
-  const example = (i: number) => flat.map((data, t) => data.subarray(i * sizes[t]!, (i + 1) * sizes[t]!));
+  const batch = units.units;
+  const example = (u: number) => flat.map((data, t) => unitSlice(data, sizes[t]!, units.rows[u]!));
   const normsSq = new Float64Array(batch);
   const factors = new Float64Array(batch);
   const dimension = sizes.reduce((a, b) => a + b, 0);
@@ -283,7 +324,7 @@ function sumPerExample(
   return { normsSq, factors, clippedSum };
 }
 
-/** Each example's squared gradient norm over the trained tensors (`vars`: B only with FFA-LoRA). */
+/** Each unit's squared gradient norm over the trained tensors (`vars`: B only with FFA-LoRA). */
 function hostNormsSq(layers: Map<string, LoraNormInputs>, batch: number, vars: ReadonlyMap<string, tf.Variable>): Float64Array {
   const normsSq = new Float64Array(batch);
   for (const [path, x] of layers) {
@@ -295,23 +336,29 @@ function hostNormsSq(layers: Map<string, LoraNormInputs>, batch: number, vars: R
   return normsSq;
 }
 
-/** Host copies of each layer's X, G, A, B and of H = X A^T, P = G B (formed on the device). */
-async function normInputs(rt: LoraRuntime, traces: Map<string, LoraLayerTrace>, batch: number, seqLen: number): Promise<Map<string, LoraNormInputs>> {
+/**
+ * Host copies of each layer's X, G, A, B and of H = X A^T, P = G B (formed on the device), rows
+ * grouped by unit (`groupRowBlocks`: each unit one example of maxRows * T tokens).
+ */
+async function normInputs(rt: LoraRuntime, traces: Map<string, LoraLayerTrace>, seqLen: number, units: UnitGrouping): Promise<Map<string, LoraNormInputs>> {
+  const perRow = units.maxRows === 1 && units.rows.every((r, u) => r[0] === u);
+  const group = (data: Float32Array, width: number) => (perRow ? data : groupRowBlocks(data, width, seqLen, units));
   const out = new Map<string, LoraNormInputs>();
   for (const [path, { input, outputGrad }] of traces) {
     const { a, b } = rt.modules.get(path)!;
     const [h, p] = tf.tidy(() => [tf.matMul(input, a, false, true), tf.matMul(outputGrad, b)]);
     const host = await Promise.all([input, outputGrad, a, b, h!, p!].map(async (t) => (await t.data()) as Float32Array));
     tf.dispose([h!, p!]);
+    const rank = a.shape[0];
     out.set(path, {
-      inputs: host[0]!,
-      outputGrads: host[1]!,
+      inputs: group(host[0]!, a.shape[1]),
+      outputGrads: group(host[1]!, b.shape[0]),
       a: host[2]!,
       b: host[3]!,
-      hidden: host[4]!,
-      hiddenGrad: host[5]!,
-      batch,
-      seqLen,
+      hidden: group(host[4]!, rank),
+      hiddenGrad: group(host[5]!, rank),
+      batch: units.units,
+      seqLen: seqLen * units.maxRows,
       dIn: a.shape[1],
       dOut: b.shape[0],
       rank: a.shape[0],
@@ -347,14 +394,14 @@ async function sumByReweightedBackward(
   lora: LoraConfig,
   vars: ReadonlyMap<string, tf.Variable>,
   frozen: ReadonlyMap<string, tf.Tensor>,
-  batch: { inputs: tf.Tensor2D; targets: tf.Tensor1D; lengths: number[]; seqLen: number },
+  batch: { inputs: tf.Tensor2D; targets: tf.Tensor1D; lengths: number[]; seqLen: number; tokenWeights?: Float32Array },
   factors: Float64Array,
   fwd: { training: boolean; seed: number },
 ): Promise<NamedTensors> {
   const names = [...vars.keys()];
   const { value, grads } = valueAndGradsFrugal((...xs: tf.Tensor[]) => {
     const rt = loraRuntime(model, lora, new Map([...frozen, ...names.map((n, k) => [n, xs[k]!] as const)]));
-    return weightedExampleLoss(model.forward(batch.inputs, { ...fwd, lora: rt }), batch.targets, batch.lengths, batch.seqLen, factors);
+    return weightedExampleLoss(model.forward(batch.inputs, { ...fwd, lora: rt }), batch.targets, batch.lengths, batch.seqLen, factors, batch.tokenWeights);
   })(names.map((n) => vars.get(n)!));
   const out: NamedTensors = new Map();
   for (let k = 0; k < names.length; k++) out.set(names[k]!, { shape: [...grads[k]!.shape], data: (await grads[k]!.data()) as Float32Array });
