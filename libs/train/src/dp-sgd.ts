@@ -29,6 +29,7 @@ import { AdamW } from './adamw.js';
 import { privateLoraGradient, type PerExampleMethod } from './dp-sgd-grads.js';
 import type { ClippedSumMethod, GhostCompute } from './dp-sgd-ghost.js';
 import { warmupCosine } from './schedule.js';
+import { yieldToEventLoop } from './event-loop.js';
 
 /** Progress of one DP-SGD step. */
 export interface DpSgdStepInfo {
@@ -57,7 +58,8 @@ export interface DpSgdTrainOptions {
   rng: RandomBytes;
   weightDecay?: number;
   warmupSteps?: number;
-  onStep?: (s: DpSgdStepInfo) => void;
+  /** Awaited after each step; the loop then yields to the event loop so timers and I/O keep running. */
+  onStep?: (s: DpSgdStepInfo) => unknown;
   /** Clock in milliseconds (a parameter, for reproducible tests). */
   now?: () => number;
   /** `ghost` (default): one batched pass per step; `per-example`: one pass per sequence (the reference). */
@@ -156,7 +158,8 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
       clippedTotal += clippedFraction * batch.length;
       const stepTokens = batch.reduce((n, i) => n + data[i]!.length - 1, 0);
       tokenTotal += stepTokens;
-      opts.onStep?.({ step: s + 1, batchSize: batch.length, loss, clippedFraction, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr });
+      await opts.onStep?.({ step: s + 1, batchSize: batch.length, loss, clippedFraction, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr });
+      await yieldToEventLoop();
     }
     const out: NamedTensors = new Map();
     for (const [name, v] of vars) out.set(name, { shape: [...v.shape], data: new Float32Array((await v.data()) as Float32Array) });
