@@ -60,10 +60,11 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
   const seed = cfg.model.seed;
   const strategy = createStrategy({ name: cfg.strategy.name, serverLearningRate: cfg.strategy.serverLearningRate, beta1: cfg.strategy.beta1, beta2: cfg.strategy.beta2, tau: cfg.strategy.tau });
   // The store restores the optimizer's state with the last checkpoint; the ledger is needed before the first commit.
-  let protection: ConfiguredProtection | undefined;
-  const persistence = attachStore(store, log, { strategy, recordLedger: (summary, plan) => protection!.recordRound(summary, plan) });
+  const ledger: Pick<ConfiguredProtection, 'recordRound'> = { recordRound: async () => undefined };
+  const persistence = attachStore(store, log, { strategy, recordLedger: (summary, plan) => ledger.recordRound(summary, plan) });
   const initialAdapter = persistence.resumeAdapter ?? initLoraAdapter(model, lora, seed === undefined ? cryptoRandomBytes : seededRandomBytes(`lora-init:${seed}`));
-  protection = await configureProtection(cfg, store, numElements(initialAdapter));
+  const protection = await configureProtection(cfg, store, numElements(initialAdapter));
+  ledger.recordRound = protection.recordRound;
 
   const credentials = cfg.tls
     ? loadServerCredentials({ ca: cfg.tls.ca, cert: cfg.tls.cert, key: cfg.tls.key, requireClientCert: cfg.tls.requireClientCert })
