@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { composeRdp, validateEvent, type PrivacyEvent } from './accountant.js';
 import { rdpToEpsilon } from './conversion.js';
 import { canonicalJson, GENESIS_HASH, lineHash, verifyEntrySignature, type LedgerEntry } from './ledger-format.js';
+import { describeMechanism } from './mechanism-description.js';
 import { roundEvents } from './round-events.js';
 
 /** One finding of the verifier, naming the entry (seq, or line number when the line cannot be parsed). */
@@ -21,6 +22,11 @@ export interface LedgerRoundSummary {
   /** Institution-level rounds: the clip norm C of the round (it changes between rounds with adaptive clipping). */
   clipNorm?: number;
   epsilon: number;
+  /** The recorded mechanism and its noise, described for people (rounds with parameters). */
+  mechanism?: string;
+  noise?: string;
+  /** Why nothing was released (aborted and refused entries), as recorded. */
+  note?: string;
 }
 
 /** Result of verifying one ledger. */
@@ -174,6 +180,8 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
       ...(entry.subject ? { subject: entry.subject } : {}),
       ...(survivors !== undefined ? { survivors } : {}),
       ...(clipNorm !== undefined ? { clipNorm } : {}),
+      ...(entry.params ? describeMechanism(entry.params) : {}),
+      ...(entry.note !== undefined ? { note: String(entry.note).slice(0, 300) } : {}),
     });
   });
 
