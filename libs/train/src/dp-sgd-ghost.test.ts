@@ -103,6 +103,68 @@ for (const name of ['fedlora-tiny', 'llama']) {
   });
 }
 
+/** Brute force per unit: per-sequence gradients summed per unit in float64, clipped, summed. */
+async function bruteForceUnits(f: Fixture, vars: Map<string, tf.Variable>, unitOf: number[], clip: number): Promise<{ normsSq: number[]; clippedSum: Float64Array }> {
+  const { grads } = await perExampleLoraGrads(f.model, f.lora, vars, f.data, f.data.map(() => 0));
+  const per = grads.map(flat);
+  const units = Array.from({ length: Math.max(...unitOf) + 1 }, () => new Float64Array(per[0]!.length));
+  per.forEach((g, i) => g.forEach((x, k) => (units[unitOf[i]!]![k] += x)));
+  const clippedSum = new Float64Array(per[0]!.length);
+  for (const g of units) {
+    const c = Math.min(1, clip / Math.sqrt(normSq(g)));
+    g.forEach((x, k) => (clippedSum[k] = clippedSum[k]! + c * x));
+  }
+  return { normsSq: units.map(normSq), clippedSum };
+}
+
+describe('ghostClippedLoraGradSum with privacy units (unitOf)', () => {
+  // Six sequences of unequal length in four units: units 0 and 2 span two sequences each, units 1 and 3 one each.
+  const units = [0, 2, 0, 1, 2, 3];
+  for (const [method, compute] of [['traces', 'device'], ['traces', 'host'], ['reweighted-backward', 'device']] as Array<[ClippedSumMethod, GhostCompute]>) {
+    it(`clips each unit's summed gradient as one, matching the per-example reference summed per unit (${method}, ${compute})`, async () => {
+      const f = fixtures.get('fedlora-tiny')!;
+      const vars = variables(f.adapter);
+      const probe = await bruteForceUnits(f, vars, units, 1e9);
+      const sorted = [...probe.normsSq].sort((a, b) => a - b);
+      const clip = Math.sqrt(sorted[1]!) * 1.01; // two units below the clip, two above
+      const want = await bruteForceUnits(f, vars, units, clip);
+      const got = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data, { clipNorm: clip, dropoutSeed: 0, clippedSum: method, compute, unitOf: Int32Array.from(units) });
+      disposeAll(vars);
+      expect(got.normsSq.length).toBe(4);
+      got.normsSq.forEach((n, u) => expect(Math.abs(n / want.normsSq[u]! - 1)).toBeLessThan(1e-4));
+      expect(Array.from(got.factors).filter((c) => c < 1).length).toBe(2);
+      expect(relErr(flat(got.clippedSum), want.clippedSum)).toBeLessThan(1e-4);
+    });
+  }
+
+  it('a unit of several sequences moves the grid sum by at most the accounted sensitivity, and the other units keep their factors', async () => {
+    const f = fixtures.get('fedlora-tiny')!;
+    const vars = variables(f.adapter);
+    const clipNorm = 0.02;
+    const gridStep = clipNorm * 2 ** -16;
+    const o = { clipNorm, dropoutSeed: 0, gridStep };
+    // Unit 0 = sequences 0, 2, 5; the rest are single-sequence units.
+    const withUnit = await ghostClippedLoraGradSum(f.model, f.lora, vars, f.data, { ...o, unitOf: Int32Array.of(0, 1, 0, 2, 3, 0) });
+    const without = await ghostClippedLoraGradSum(f.model, f.lora, vars, [f.data[1]!, f.data[3]!, f.data[4]!], { ...o, unitOf: Int32Array.of(0, 1, 2) });
+    disposeAll(vars);
+    const d = withUnit.gridCounts!.reduce((n, c) => n + c.length, 0);
+    const k = withUnit.gridCounts!.flatMap((c, t) => Array.from(c, (x, q) => x - without.gridCounts![t]![q]!));
+    expect(withUnit.factors[0]).toBeLessThan(1); // the unit is clipped
+    expect(Math.sqrt(normSq(k)) * gridStep).toBeLessThanOrEqual(clipNorm + (Math.sqrt(d) * gridStep) / 2);
+    expect(Array.from(withUnit.factors.subarray(1))).toEqual(Array.from(without.factors));
+  });
+
+  it('rejects unit indices that are not one dense index per sequence', async () => {
+    const f = fixtures.get('llama')!;
+    const vars = variables(f.adapter);
+    const run = (unitOf: number[]) => ghostClippedLoraGradSum(f.model, f.lora, vars, f.data, { clipNorm: 1, dropoutSeed: 0, unitOf });
+    await expect(run([0, 1])).rejects.toThrow(/unitOf must hold one unit index per sequence \(5\), received 2/);
+    await expect(run([0, 1, 1, 3, 3])).rejects.toThrow(/unit 2 has no sequence in the batch/);
+    await expect(run([0, 1, -1, 2, 2])).rejects.toThrow(/unitOf\[2\] must be an integer/);
+    disposeAll(vars);
+  });
+});
+
 describe('ghostClippedLoraGradSum', () => {
   it.each(['device', 'host'] as GhostCompute[])('ignores padding: a sequence padded inside a batch has the gradient it has alone (%s)', async (compute) => {
     const f = fixtures.get('fedlora-tiny')!;

@@ -29,6 +29,12 @@
  * rounding (about 1e-16 relative on the host, 1e-7 for the re-weighted pass): they are kept for
  * comparison and benchmarks.
  *
+ * Privacy units (`unitOf`): when a unit (a document, a patient) spans several rows, its gradient
+ * is the sum of its rows' gradients and the unit, not the row, is clipped (ghost-units.ts): for a
+ * LoRA layer the unit is one example whose tokens are its rows' tokens. On the device path unit
+ * u's float32 gradient is the float32 sum of its rows' gradients in batch order, a function of
+ * unit u's rows alone, so the argument above holds with "example" read as "unit".
+ *
  * Examples stay separate in the batch: attention is causal within each row of ids and nothing
  * mixes rows. Sequences of unequal length are right-padded; the loss ignores padded targets and
  * padded positions come after every real one, so their output gradients are exactly zero and
@@ -36,6 +42,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '@fedlora/tensor';
+import { groupRowBlocks, groupUnits, unitSlice, type UnitGrouping } from './ghost-units.js';
 import { certifiedClipFactor, GridClippedSum, loraClippedGradSums, loraPerExampleGradNormsSq, type LoraNormInputs } from '@fedlora/privacy';
 import {
   crossEntropy,
@@ -76,15 +83,21 @@ export interface GhostClipOptions {
    * gradient is rounded to the grid before summing, the sum exact (`GridClippedSum`).
    */
   gridStep?: number;
+  /**
+   * The privacy unit of each sequence (`unitOf[i]` for `sequences[i]`, units numbered densely
+   * 0..U-1): each unit's gradient, summed over its sequences, is clipped as one. Default: every
+   * sequence is its own unit.
+   */
+  unitOf?: ArrayLike<number>;
 }
 
 /** Result of `ghostClippedLoraGradSum`. */
 export interface GhostClipResult {
   /** sum_i c_i g_i over the batch, unnoised, in the order and shapes of `vars`. */
   clippedSum: NamedTensors;
-  /** ||g_i||^2 of each example's LoRA gradient (all layers). */
+  /** ||g_u||^2 of each unit's LoRA gradient (all layers); a unit is a sequence unless `unitOf` is given. */
   normsSq: Float64Array;
-  /** c_i = min(1, C / ||g_i||). */
+  /** c_u = min(1, C / ||g_u||), per unit. */
   factors: Float64Array;
   /** sum_i L_i, each example's mean next-token loss (not private: local diagnostics). */
   lossSum: number;
@@ -149,6 +162,7 @@ export async function ghostClippedLoraGradSum(
   }
   const compute = o.compute ?? 'device';
   if (compute !== 'device' && compute !== 'host') throw new RangeError(`compute must be "device" or "host", received ${JSON.stringify(compute)}`);
+  const units = groupUnits(sequences.length, o.unitOf);
   const dimension = [...vars.values()].reduce((n, v) => n + v.size, 0);
   const rt = loraRuntime(model, lora, new Map(vars));
   const batch = padBatch(sequences);
@@ -163,21 +177,21 @@ export async function ghostClippedLoraGradSum(
     try {
       lossSum = (await traces.loss.data())[0]!;
       if (compute === 'host') {
-        const host = await normInputs(rt, traces.layers, sequences.length, batch.seqLen);
-        normsSq = hostNormsSq(host, sequences.length);
+        const host = await normInputs(rt, traces.layers, batch.seqLen, units);
+        normsSq = hostNormsSq(host, units.units);
         checkFinite(normsSq);
         factors = Float64Array.from(normsSq, (n) => certifiedClipFactor(n, dimension, o.clipNorm));
         if (method === 'traces') clippedSum = hostClippedSum(vars, host, factors);
       } else {
         const perExample = await devicePerExampleGrads(rt, traces.layers, sequences.length, batch.seqLen);
-        const r = sumPerExample(vars, perExample, sequences.length, o.clipNorm, method === 'traces' ? o.gridStep : undefined);
+        const r = sumPerUnit(vars, perExample, units, o.clipNorm, method === 'traces' ? o.gridStep : undefined);
         ({ normsSq, factors } = r);
         if (method === 'traces') ({ clippedSum, gridCounts } = r);
       }
     } finally {
       disposeLoraTraces(traces);
     }
-    clippedSum ??= await sumByReweightedBackward(model, lora, vars, batch, factors, fwd);
+    clippedSum ??= await sumByReweightedBackward(model, lora, vars, batch, Float64Array.from(sequences, (_, i) => factors[o.unitOf ? o.unitOf[i]! : i]!), fwd);
     if (o.gridStep !== undefined && !gridCounts) gridCounts = [...clippedSum.values()].map((t) => Float64Array.from(t.data, (v) => Math.round(v / o.gridStep!)));
     return { clippedSum, normsSq, factors, lossSum, ...(gridCounts ? { gridCounts } : {}) };
   } finally {
@@ -187,7 +201,7 @@ export async function ghostClippedLoraGradSum(
 
 function checkFinite(normsSq: Float64Array): void {
   normsSq.forEach((n, i) => {
-    if (!Number.isFinite(n)) throw new RangeError(`example ${i} has a non-finite gradient (squared norm ${n}); lower the learning rate or check the data`);
+    if (!Number.isFinite(n)) throw new RangeError(`unit ${i} has a non-finite gradient (squared norm ${n}); lower the learning rate or check the data`);
   });
 }
 
@@ -218,15 +232,16 @@ async function devicePerExampleGrads(rt: LoraRuntime, traces: Map<string, LoraLa
 }
 
 /**
- * Norms, certified clip factors and the clipped sum from the per-example gradients, on the host.
+ * Norms, certified clip factors and the clipped sum from the per-example gradients, on the host,
+ * per unit (a unit's gradient: its rows' float32 gradients summed in float32, `unitSlice`).
  * With `gridStep`, each clipped gradient is rounded to the grid and the integers summed exactly
  * (`GridClippedSum`: one example moves the sum by at most C + sqrt(d) h / 2, a bound that holds
  * in floating point); without, the clipped gradients are summed in float64.
  */
-function sumPerExample(
+function sumPerUnit(
   vars: ReadonlyMap<string, tf.Variable>,
   perExample: Map<string, Float32Array>,
-  batch: number,
+  units: UnitGrouping,
   clipNorm: number,
   gridStep: number | undefined,
 ): { normsSq: Float64Array; factors: Float64Array; clippedSum: NamedTensors; gridCounts?: Float64Array[] } {
@@ -237,7 +252,8 @@ function sumPerExample(
     if (!data) throw new Error(`ghost clipping: no LoRA layer produced the gradient of "${n}"`);
     return data;
   });
-  const example = (i: number) => flat.map((data, t) => data.subarray(i * sizes[t]!, (i + 1) * sizes[t]!));
+  const batch = units.units;
+  const example = (u: number) => flat.map((data, t) => unitSlice(data, sizes[t]!, units.rows[u]!));
   const normsSq = new Float64Array(batch);
   const factors = new Float64Array(batch);
   const dimension = sizes.reduce((a, b) => a + b, 0);
@@ -274,23 +290,29 @@ function hostNormsSq(layers: Map<string, LoraNormInputs>, batch: number): Float6
   return normsSq;
 }
 
-/** Host copies of each layer's X, G, A, B and of H = X A^T, P = G B (formed on the device). */
-async function normInputs(rt: LoraRuntime, traces: Map<string, LoraLayerTrace>, batch: number, seqLen: number): Promise<Map<string, LoraNormInputs>> {
+/**
+ * Host copies of each layer's X, G, A, B and of H = X A^T, P = G B (formed on the device), rows
+ * grouped by unit (`groupRowBlocks`: each unit one example of maxRows * T tokens).
+ */
+async function normInputs(rt: LoraRuntime, traces: Map<string, LoraLayerTrace>, seqLen: number, units: UnitGrouping): Promise<Map<string, LoraNormInputs>> {
+  const perRow = units.maxRows === 1 && units.rows.every((r, u) => r[0] === u);
+  const group = (data: Float32Array, width: number) => (perRow ? data : groupRowBlocks(data, width, seqLen, units));
   const out = new Map<string, LoraNormInputs>();
   for (const [path, { input, outputGrad }] of traces) {
     const { a, b } = rt.modules.get(path)!;
     const [h, p] = tf.tidy(() => [tf.matMul(input, a, false, true), tf.matMul(outputGrad, b)]);
     const host = await Promise.all([input, outputGrad, a, b, h!, p!].map(async (t) => (await t.data()) as Float32Array));
     tf.dispose([h!, p!]);
+    const rank = a.shape[0];
     out.set(path, {
-      inputs: host[0]!,
-      outputGrads: host[1]!,
+      inputs: group(host[0]!, a.shape[1]),
+      outputGrads: group(host[1]!, b.shape[0]),
       a: host[2]!,
       b: host[3]!,
-      hidden: host[4]!,
-      hiddenGrad: host[5]!,
-      batch,
-      seqLen,
+      hidden: group(host[4]!, rank),
+      hiddenGrad: group(host[5]!, rank),
+      batch: units.units,
+      seqLen: seqLen * units.maxRows,
       dIn: a.shape[1],
       dOut: b.shape[0],
       rank: a.shape[0],
