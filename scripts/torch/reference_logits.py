@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Logits of a Hugging Face model directory (and optionally a PEFT LoRA adapter directory) computed
-by the independent PyTorch reference in make_fixtures.py. Used by tests to check that what fedlora
+by the independent PyTorch references: make_fixtures.py for GPT-2, families.py (float64) for the
+RoPE decoders (Llama, Mistral, Qwen2, Gemma 2, Phi-3). Sharded checkpoints
+(model.safetensors.index.json) load too. Used by tests to check that what fedlora
 *writes* (checkpoints, PEFT adapters) reads back correctly on the Python side.
 
 Usage: /usr/bin/python3 scripts/torch/reference_logits.py MODEL_DIR [ADAPTER_DIR|-] IDS_JSON
@@ -14,7 +16,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import gpt2_forward, llama_forward  # noqa: E402
+from make_fixtures import gpt2_forward  # noqa: E402
+import families  # noqa: E402
 
 
 def load_safetensors(path):
@@ -42,7 +45,13 @@ def load_safetensors(path):
 
 def main(model_dir, adapter_dir, ids):
     c = json.load(open(os.path.join(model_dir, "config.json")))
-    w = load_safetensors(os.path.join(model_dir, "model.safetensors"))
+    index = os.path.join(model_dir, "model.safetensors.index.json")
+    if os.path.exists(index):
+        w = {}
+        for shard in sorted(set(json.load(open(index))["weight_map"].values())):
+            w.update(load_safetensors(os.path.join(model_dir, shard)))
+    else:
+        w = load_safetensors(os.path.join(model_dir, "model.safetensors"))
     if c["model_type"] == "gpt2":
         w = {(k if k.startswith("transformer.") or k.startswith("lm_head") else "transformer." + k): v for k, v in w.items()}
     lora = None
@@ -58,7 +67,7 @@ def main(model_dir, adapter_dir, ids):
         lora = {"modules": {k: tuple(v) for k, v in mods.items()}, "scale": ac["lora_alpha"] / ac["r"]}
     ids_t = torch.tensor(ids)
     with torch.no_grad():
-        fwd = gpt2_forward if c["model_type"] == "gpt2" else llama_forward
+        fwd = gpt2_forward if c["model_type"] == "gpt2" else families.forward
         logits = fwd(c, w, ids_t, lora)
     print(json.dumps({"shape": list(logits.shape), "logits": logits.flatten().tolist()}))
 

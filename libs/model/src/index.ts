@@ -1,9 +1,13 @@
 // Backend selection (the ladder of DESIGN.md: Tensors).
 export { initBackend, currentBackend, BACKEND_NAMES } from './backend.js';
 export type { BackendName } from './backend.js';
-// Configuration of the supported families (GPT-2, Llama).
+// Configuration of the supported families (GPT-2; Llama, Mistral, Qwen2, Gemma 2, Phi-3).
 export type { ModelConfig, ModelType } from './config.js';
 export { parseModelConfig } from './config.js';
+/** RoPE frequency scaling (rope_scaling: default, linear, dynamic, llama3). */
+export type { RopeScaling } from './rope.js';
+/** The ops of a model configuration that the native kernels do not cover (for the backend report). */
+export { nativeFallbacks } from './decoder-blocks.js';
 // Parameter layout: expected tensors and the linear modules LoRA can adapt.
 export type { LinearModule, ParameterLayout } from './architecture.js';
 export { parameterLayout } from './architecture.js';

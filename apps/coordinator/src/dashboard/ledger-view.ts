@@ -41,7 +41,8 @@ export interface PrivacyView {
 
 /** Converts one verification into the dashboard's series (points only for released rounds). */
 export function ledgerView(path: string, v: LedgerVerification): LedgerView {
-  const label = `${v.writer ?? basename(path)}${v.role === 'coordinator' ? ' (federation)' : v.unit === 'record' ? ' (records)' : ''}`;
+  const unit = v.unitLabel ?? v.unit ?? 'unknown';
+  const label = `${v.writer ?? basename(path)}${v.role === 'coordinator' ? ' (federation)' : v.unit && v.unit !== 'institution' ? ` (${unit})` : ''}`;
   let previous = 0;
   const points = v.rounds
     .filter((r) => r.kind === 'round' && Number.isFinite(r.epsilon))
@@ -56,7 +57,7 @@ export function ledgerView(path: string, v: LedgerVerification): LedgerView {
     valid: v.valid,
     entries: v.entries,
     problems: v.problems.slice(0, 5).map((p) => p.message),
-    series: { label, unit: v.unit ?? 'unknown', delta: v.delta ?? null, budget: v.budget?.epsilon ?? null, points: v.valid ? points : [] },
+    series: { label, unit, delta: v.delta ?? null, budget: v.budget?.epsilon ?? null, points: v.valid ? points : [] },
   };
 }
 
