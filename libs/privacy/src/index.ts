@@ -59,6 +59,12 @@ export { PrivacyBudget, BudgetExceededError } from './budget.js';
 /** Budget options and serialised state. */
 export type { PrivacyBudgetOptions, PrivacyBudgetState } from './budget.js';
 
+// Privacy units.
+/** Whose data an epsilon protects (institution, document, a field such as patient_id, sequence), and its printed label. */
+export { unitLabel, validateUnit } from './privacy-unit.js';
+/** A privacy unit as a ledger records it, and the record-level units of DP-SGD. */
+export type { PrivacyUnit, RecordUnit } from './privacy-unit.js';
+
 // Rounds and the ledger.
 /** Round parameters -> accountant events; refusal of distributed noise without secure aggregation. */
 export { roundEvents, assertDistributedNoiseIsSafe, InsecureDistributedNoiseError } from './round-events.js';

@@ -42,6 +42,7 @@ export function register(program: Command): void {
     .option('--client-epsilon <e>', "each institution's own budget (rounds that would exceed it are refused)", numberOption('--client-epsilon', 1e-9, 1e9), 100)
     .option('--dp-sgd-clip <C>', 'record-level DP-SGD inside each client: per-sequence L2 clip (enables DP-SGD)', numberOption('--dp-sgd-clip', 1e-9, 1e9))
     .option('--dp-sgd-noise-multiplier <z>', 'record-level DP-SGD: noise std / clip', numberOption('--dp-sgd-noise-multiplier', 0, 1e6), 1)
+    .addOption(new Option('--dp-sgd-unit <unit>', 'record-level DP-SGD: the privacy unit, a simulated record of about 400 characters (document) or a training sequence').choices(['document', 'sequence']).default('document'))
     .option('--dp-sgd-epsilon <e>', "record-level DP-SGD: each client's record-level budget at --delta (rounds that would exceed it are refused)", numberOption('--dp-sgd-epsilon', 1e-9, 1e9))
     .option('--secagg', 'secure aggregation (SecAgg+): the coordinator sees only the sum of the updates')
     .option('--dropout <p>', 'with --secagg: each client vanishes during a round with probability p, at a random stage', numberOption('--dropout', 0, 0.9), 0)
@@ -83,7 +84,7 @@ export function register(program: Command): void {
               ...(o.dpAdaptiveClip ? { adaptiveClipping: { targetQuantile: o.dpAdaptiveQuantile, learningRate: o.dpAdaptiveLr, bitNoiseStd: o.dpAdaptiveBitNoise } } : {}),
             }
           : undefined,
-        dpSgd: o.dpSgdClip !== undefined ? { clipNorm: o.dpSgdClip, noiseMultiplier: o.dpSgdNoiseMultiplier, epsilon: o.dpSgdEpsilon, delta: o.delta } : undefined,
+        dpSgd: o.dpSgdClip !== undefined ? { clipNorm: o.dpSgdClip, noiseMultiplier: o.dpSgdNoiseMultiplier, epsilon: o.dpSgdEpsilon, delta: o.delta, ...(o.dpSgdUnit !== 'document' ? { privacyUnit: o.dpSgdUnit } : {}) } : undefined,
         outDir: o.out,
         secagg: o.secagg ? { dropout: o.dropout, clipNorm: o.dpMode ? o.dpClip : o.secaggClip, stageTimeoutMs: o.stageTimeout * 1000 } : undefined,
         logger: createEventLogger(o.logLevel as LogLevel, { component: 'simulate' }),
