@@ -67,6 +67,8 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
   const roundsTrained: number[] = [];
   let registered = false;
   let failures = 0;
+  /** Sessions refused since the last task received (a coordinator that restarted refuses one). */
+  let refusedSessions = 0;
   let lastAttempt = '';
 
   while (!opts.signal?.aborted) {
@@ -74,10 +76,12 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
       if (!registered) {
         await conn.register(opts.name, opts.trainer.numExamples);
         registered = true;
+        failures = 0;
         log.info({ event: 'client.registered', client: opts.name });
       }
       const task = await conn.getTask(opts.pollMs ?? 5000);
       failures = 0;
+      refusedSessions = 0;
       if (task.kind === 'finished') {
         if (task.failed) {
           const stop = `the federation failed at the coordinator: ${task.failed}`;
@@ -157,11 +161,23 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
       log.info({ event: 'update.sent', client: opts.name, round: plan.round, trainLoss: result.trainLoss });
     } catch (err) {
       const code = err instanceof FederationError ? err.code : undefined;
-      if (code === 'unauthenticated') {
-        registered = false; // the coordinator restarted or forgot us: register again
-      } else if (code === 'failed-precondition' || code === 'already-exists') {
+      if (code === 'unauthenticated' && registered) {
+        // The coordinator answered but does not know this session (it restarted, or forgot us).
+        // It is reachable, so register again at once: no backoff, and the outage's failure count
+        // is cleared. A backoff here once kept an institution out of every later round (issue 11).
+        registered = false;
+        failures = 0;
+        refusedSessions++;
+        log.warn({ event: 'client.reregistering', client: opts.name, reason: (err as Error).message });
+        // Guard against a coordinator that accepts registrations but refuses each new session.
+        if (refusedSessions > 3) await clock.sleep(Math.min(backoff.max, backoff.initial * 2 ** (refusedSessions - 4)), opts.signal);
+        continue;
+      }
+      if (code === 'failed-precondition' || code === 'already-exists') {
         log.warn({ event: 'round.missed', client: opts.name, reason: (err as Error).message });
         continue; // the round moved on; ask for the next task
+      } else if (code === 'unauthenticated') {
+        // Registration itself was refused (for example a clock outside the allowed skew): retry with backoff.
       } else if (code !== 'unavailable' && code !== undefined) {
         throw err;
       } else if (code === undefined && !(err instanceof Error && /ECONNREFUSED|UNAVAILABLE|ECONNRESET/.test(err.message))) {
