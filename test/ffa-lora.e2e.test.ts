@@ -43,8 +43,8 @@ function recorder() {
   const wrap = (_name: string, inner: LocalTrainer): LocalTrainer => ({
     numExamples: inner.numExamples,
     accept: inner.accept?.bind(inner),
-    async train(plan, global) {
-      const r = await inner.train(plan, global);
+    async train(plan, global, progress) {
+      const r = await inner.train(plan, global, progress);
       const adapter: NamedTensors = new Map([...global].map(([k, g]) => [k, r.delta.has(k) ? { shape: g.shape, data: Float32Array.from(g.data, (v, i) => v + r.delta.get(k)!.data[i]!) } : g]));
       sent.set(plan.round, [...(sent.get(plan.round) ?? []), { adapter, weight: r.numExamples, keys: [...r.delta.keys()] }]);
       return r;

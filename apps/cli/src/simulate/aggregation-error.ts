@@ -81,8 +81,8 @@ export function createAggregationProbe(o: { uniform: boolean }) {
       return inner.numExamples;
     },
     accept: inner.accept?.bind(inner),
-    async train(plan, global) {
-      const r = await inner.train(plan, global);
+    async train(plan, global, progress) {
+      const r = await inner.train(plan, global, progress);
       const adapter: NamedTensors = new Map();
       for (const [k, g] of global) {
         const d = r.delta.get(k);

@@ -18,6 +18,8 @@ import type { SimulationSecAgg } from './secure-setup.js';
 import { createSecureSimulation } from './secure-setup.js';
 import { partitionSotu, splitIntoRecords } from './sotu-partition.js';
 import { createAggregationProbe } from './aggregation-error.js';
+import type { SimulationDashboard, SimulationDashboardHandle } from './simulation-dashboard.js';
+import { startSimulationDashboard } from './simulation-dashboard.js';
 
 /** Characters of one simulated record (a document: DP-SGD's default privacy unit). */
 export const SIMULATED_RECORD_CHARS = 400;
@@ -56,6 +58,8 @@ export interface SimulationOptions {
   dpSgd?: SimulationDpSgd;
   /** Where ledgers are written (default: a new temporary directory). */
   outDir?: string;
+  /** Serve the coordinator's web dashboard during the run (and `lingerMs` after it). */
+  dashboard?: SimulationDashboard;
   /** Clients that register and then never answer (fault injection for tests and demos). */
   silentClients?: number;
   logger?: EventLogger;
@@ -272,6 +276,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   // Without secure aggregation the simulator sees every update: it measures plain LoRA's aggregation error.
   const probe = secure ? undefined : createAggregationProbe({ uniform: !!o.privacy });
   const rounds: SimulationRound[] = [];
+  let dash: SimulationDashboardHandle | undefined;
   let initialEvalLoss = Number.NaN;
   let previous: NamedTensors | undefined;
   const app = await startCoordinatorApp({
@@ -295,6 +300,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     // The LoRA config (with its variant) travels in the plan, as a configured coordinator sends it.
     planExtra: () => ({ lora, ...(fedPrivacy?.planExtra() ?? {}), ...(o.strategy.name === 'fedprox' ? { proximalMu: o.proximalMu ?? 0.01 } : {}) }),
     logger: log,
+    onRefused: (r) => dash?.refused(r),
     onRoundEnd: async (s, adapter, plan) => {
       const recorded = fedPrivacy ? await fedPrivacy.recordRound(s, plan, new Date(s.endedAt).toISOString()) : undefined;
       o.onRoundAdapters?.(s.round, previous!, adapter);
@@ -320,6 +326,10 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   });
   const stopClients = new AbortController();
   try {
+    if (o.dashboard) {
+      const evalOf = (round: number) => rounds.filter((r) => r.round === round && r.status === 'completed').at(-1)?.evalLoss;
+      dash = await startSimulationDashboard(o.dashboard, { coordinator: app.coordinator, ledgers, evalLoss: evalOf, logger: log });
+    }
     previous = app.coordinator.adapter;
     initialEvalLoss = await evalLoss(previous);
     const address = `127.0.0.1:${app.port}`;
@@ -364,6 +374,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     stopClients.abort();
     await app.close();
     model.dispose();
+    await dash?.finish();
   }
 }
 
