@@ -43,7 +43,8 @@ def load_safetensors(path):
     return out
 
 
-def main(model_dir, adapter_dir, ids):
+def load_model_and_adapter(model_dir, adapter_dir):
+    """(config, weights, lora or None) of a model directory and an optional PEFT adapter directory."""
     c = json.load(open(os.path.join(model_dir, "config.json")))
     index = os.path.join(model_dir, "model.safetensors.index.json")
     if os.path.exists(index):
@@ -65,6 +66,11 @@ def main(model_dir, adapter_dir, ids):
             mods.setdefault(path, [None, None])[0 if which == "A" else 1] = v
         assert ac["fan_in_fan_out"] == (c["model_type"] == "gpt2"), "fan_in_fan_out must be true exactly for GPT-2 Conv1D"
         lora = {"modules": {k: tuple(v) for k, v in mods.items()}, "scale": ac["lora_alpha"] / ac["r"]}
+    return c, w, lora
+
+
+def main(model_dir, adapter_dir, ids):
+    c, w, lora = load_model_and_adapter(model_dir, adapter_dir)
     ids_t = torch.tensor(ids)
     with torch.no_grad():
         fwd = gpt2_forward if c["model_type"] == "gpt2" else families.forward

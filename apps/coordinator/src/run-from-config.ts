@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServerUnaryCall } from '@grpc/grpc-js';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel } from '@fedlora/model';
@@ -19,6 +19,7 @@ import { createCoordinatorMetrics } from './metrics.js';
 import { coordinatorHealth, startMetricsServer } from './metrics-server.js';
 import { attachStore } from './persistence.js';
 import { createRefusalAudit } from './refusal-audit.js';
+import { startCoordinatorDashboard } from './dashboard/start-dashboard.js';
 
 /** A coordinator started from its config file. */
 export interface ConfiguredCoordinator {
@@ -27,6 +28,8 @@ export interface ConfiguredCoordinator {
   done: Promise<RoundSummary[]>;
   /** Port of the /metrics + /healthz endpoint when `metrics.listen` is configured. */
   metricsPort?: number;
+  /** URL of the web dashboard when `dashboard` is configured. */
+  dashboardUrl?: string;
   close(): Promise<void>;
 }
 
@@ -138,6 +141,25 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
       })
     : undefined;
   if (ops) log.info({ event: 'metrics.listening', port: ops.port });
+  const dash = cfg.dashboard
+    ? await startCoordinatorDashboard({
+        listen: cfg.dashboard.listen,
+        auth: cfg.dashboard.auth,
+        tls: cfg.dashboard.tls && cfg.tls ? { cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key), ca: readFileSync(cfg.tls.ca) } : undefined,
+        coordinator: app.coordinator,
+        ledgerPaths: () => (protection.ledgerPath ? [protection.ledgerPath] : []),
+        auditRecords: () => store.listAudit({ limit: 5000 }),
+        auditRefusal,
+        enrolled: () => (enrolled ? store.listClients().filter((c) => c.status !== 'revoked').map((c) => c.name) : null),
+        uploadBufferedBytes: () => app.server.uploads.heldBytes,
+        logger: log,
+      }).catch(async (err: unknown) => {
+        await ops?.close();
+        await app.close();
+        store.close();
+        throw err;
+      })
+    : undefined;
   const done = app.done.then((h) => {
     store.saveFederation({ id: cfg.federationId, config: cfg, state: 'finished' });
     return h;
@@ -147,7 +169,9 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     backend: backend.name,
     done,
     metricsPort: ops?.port,
+    dashboardUrl: dash?.url,
     close: async () => {
+      await dash?.close();
       await ops?.close();
       await app.close();
       auditRefusal.flush();

@@ -249,6 +249,22 @@ export class FederationCoordinator {
     };
   }
 
+  /** The round in progress (for dashboards): its stage and how many of its cohort have answered. */
+  openRound(): { round: number; attempt: number; stage: string; cohort: number; reported: number; declined: number; deadlineUnixMs: number; startedAt: number } | null {
+    const r = this.current;
+    if (!r || r.closed) return null;
+    return {
+      round: r.plan.round,
+      attempt: r.plan.attempt,
+      stage: r.secure ? `secagg ${r.secure.stage}` : 'collecting updates',
+      cohort: r.cohort.size,
+      reported: r.reported.size,
+      declined: r.declined.size,
+      deadlineUnixMs: r.plan.deadlineUnixMs,
+      startedAt: r.startedAt,
+    };
+  }
+
   /** The current global adapter. */
   get adapter(): NamedTensors {
     return this.global;
@@ -276,7 +292,7 @@ export class FederationCoordinator {
 
   /** Stops the loop (shutdown); pending long-polls return. */
   stop(): void {
-    if (this.state !== 'finished') this.state = 'stopped';
+    if (this.state !== 'finished' && this.state !== 'failed') this.state = 'stopped';
     this.stopController.abort();
     this.changed.notify();
   }

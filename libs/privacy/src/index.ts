@@ -86,6 +86,9 @@ export { canonicalJson, lineHash, generateLedgerKey, ledgerKeyFromSeed, GENESIS_
 export type { LedgerEntry, LedgerRecordInput } from './ledger-format.js';
 /** Verifies chains, signatures and recomputes every epsilon from recorded parameters. */
 export { verifyLedger, verifyLedgerText, verifyLedgerFile } from './ledger-verify.js';
+/** A recorded release described for people (mechanism, noise), for charts and reports. */
+export { describeMechanism } from './mechanism-description.js';
+export type { MechanismDescription } from './mechanism-description.js';
 /** Verification results. */
 export type { LedgerVerification, LedgerProblem, LedgerRoundSummary, VerifyOptions } from './ledger-verify.js';
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { composeRdp, validateEvent, type PrivacyEvent } from './accountant.js';
 import { rdpToEpsilon } from './conversion.js';
 import { canonicalJson, GENESIS_HASH, lineHash, verifyEntrySignature, type LedgerEntry } from './ledger-format.js';
+import { describeMechanism } from './mechanism-description.js';
 import { unitLabel, validateUnit } from './privacy-unit.js';
 import { roundEvents } from './round-events.js';
 
@@ -22,6 +23,11 @@ export interface LedgerRoundSummary {
   /** Institution-level rounds: the clip norm C of the round (it changes between rounds with adaptive clipping). */
   clipNorm?: number;
   epsilon: number;
+  /** The recorded mechanism and its noise, described for people (rounds with parameters). */
+  mechanism?: string;
+  noise?: string;
+  /** Why nothing was released (aborted and refused entries), as recorded. */
+  note?: string;
 }
 
 /** Result of verifying one ledger. */
@@ -192,6 +198,8 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
       ...(entry.subject ? { subject: entry.subject } : {}),
       ...(survivors !== undefined ? { survivors } : {}),
       ...(clipNorm !== undefined ? { clipNorm } : {}),
+      ...(entry.params ? describeMechanism(entry.params) : {}),
+      ...(entry.note !== undefined ? { note: String(entry.note).slice(0, 300) } : {}),
     });
   });
 

@@ -14,7 +14,7 @@ import { toTensors } from './trainer.js';
 import { groupUnits, unitSlice } from './ghost-units.js';
 
 /**
- * The gradient of each sequence's mean next-token loss with respect to every LoRA tensor in
+ * The gradient of each sequence's mean next-token loss (over its unmasked targets, loss-mask.ts) with respect to every LoRA tensor in
  * `vars`, with that sequence's loss. `dropoutSeeds[i]` seeds sequence i's LoRA dropout masks.
  */
 export async function perExampleLoraGrads(
@@ -31,16 +31,16 @@ export async function perExampleLoraGrads(
   const losses: number[] = [];
   for (let i = 0; i < sequences.length; i++) {
     const seq = sequences[i]!;
-    const { inputs, targets } = toTensors([seq], seq.length - 1);
+    const { inputs, targets, weights } = toTensors([seq], seq.length - 1);
     const { value, grads: g } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
       const rt = loraRuntime(model, lora, new Map(names.map((n, k) => [n, xs[k]!])));
       const logits = model.forward(inputs, { lora: rt, training: true, seed: dropoutSeeds[i]! });
-      return crossEntropy(logits, targets);
+      return crossEntropy(logits, targets, weights);
     })(varList);
     const host: NamedTensors = new Map();
     for (let k = 0; k < names.length; k++) host.set(names[k]!, { shape: [...g[k]!.shape], data: new Float32Array((await g[k]!.data()) as Float32Array) });
     losses.push((await value.data())[0]!);
-    tf.dispose([value, inputs, targets, ...g]);
+    tf.dispose([value, inputs, targets, ...(weights ? [weights] : []), ...g]);
     grads.push(host);
   }
   return { grads, losses };

@@ -27,3 +27,25 @@ export { privateLoraGradient, perExampleLoraGrads } from './dp-sgd-grads.js';
 /** Per-example clipping from one batched pass (ghost clipping through the model's LoRA tap). */
 export type { ClippedSumMethod, GhostClipOptions, GhostClipResult, GhostCompute } from './dp-sgd-ghost.js';
 export { ghostClippedLoraGradSum } from './dp-sgd-ghost.js';
+// Loss masks inside sequences (completion-only training).
+export { maskedId, tokenIdOf, tokenIds, trainedTargets, hasLossMask, withLossMask } from './loss-mask.js';
+// Instruction data: prompt-completion, chat messages (chat templates), Alpaca.
+export type { InstructFormat, InstructSequences } from './instruct-data.js';
+export {
+  INSTRUCT_FORMATS,
+  isInstructFormat,
+  readJsonl,
+  instructSegments,
+  tokenizeSegments,
+  fitToContext,
+  maskedSequences,
+  padMasked,
+  readInstructExamples,
+  instructTrainingSequences,
+} from './instruct-data.js';
+// Scoring: per-example log-likelihoods and completion-only loss.
+export type { SequenceScores, ScoreOptions } from './scoring.js';
+export { scoreSequences, completionLoss } from './scoring.js';
+// Evaluation harness: multiple choice by log-likelihood (acc, acc_norm), exact match.
+export type { McqItem, McqResult, ExactMatchItem } from './eval-harness.js';
+export { parseMcqItem, mcqContext, evaluateMcq, parseExactMatchItem, evaluateExactMatch } from './eval-harness.js';

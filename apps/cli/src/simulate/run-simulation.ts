@@ -16,6 +16,8 @@ import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, ModelTrainer, PrivacyGuardedTra
 import type { SimulationSecAgg } from './secure-setup.js';
 import { createSecureSimulation } from './secure-setup.js';
 import { partitionSotu, splitIntoRecords } from './sotu-partition.js';
+import type { SimulationDashboard, SimulationDashboardHandle } from './simulation-dashboard.js';
+import { startSimulationDashboard } from './simulation-dashboard.js';
 
 /** Characters of one simulated record (a document: DP-SGD's default privacy unit). */
 export const SIMULATED_RECORD_CHARS = 400;
@@ -52,6 +54,8 @@ export interface SimulationOptions {
   dpSgd?: SimulationDpSgd;
   /** Where ledgers are written (default: a new temporary directory). */
   outDir?: string;
+  /** Serve the coordinator's web dashboard during the run (and `lingerMs` after it). */
+  dashboard?: SimulationDashboard;
   /** Clients that register and then never answer (fault injection for tests and demos). */
   silentClients?: number;
   logger?: EventLogger;
@@ -282,6 +286,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   };
 
   const rounds: SimulationRound[] = [];
+  let dash: SimulationDashboardHandle | undefined;
   let initialEvalLoss = Number.NaN;
   let previous: NamedTensors | undefined;
   const app = await startCoordinatorApp({
@@ -304,6 +309,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     secureAggregation: secure?.coordinator,
     planExtra: () => ({ ...(fedPrivacy?.planExtra() ?? {}), ...(o.strategy.name === 'fedprox' ? { proximalMu: o.proximalMu ?? 0.01 } : {}) }),
     logger: log,
+    onRefused: (r) => dash?.refused(r),
     onRoundEnd: async (s, adapter, plan) => {
       const recorded = fedPrivacy ? await fedPrivacy.recordRound(s, plan, new Date(s.endedAt).toISOString()) : undefined;
       o.onRoundAdapters?.(s.round, previous!, adapter);
@@ -328,6 +334,10 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   });
   const stopClients = new AbortController();
   try {
+    if (o.dashboard) {
+      const evalOf = (round: number) => rounds.filter((r) => r.round === round && r.status === 'completed').at(-1)?.evalLoss;
+      dash = await startSimulationDashboard(o.dashboard, { coordinator: app.coordinator, ledgers, evalLoss: evalOf, logger: log });
+    }
     previous = app.coordinator.adapter;
     initialEvalLoss = await evalLoss(previous);
     const address = `127.0.0.1:${app.port}`;
@@ -373,6 +383,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     stopClients.abort();
     await app.close();
     model.dispose();
+    await dash?.finish();
   }
 }
 
