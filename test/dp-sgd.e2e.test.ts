@@ -40,7 +40,7 @@ describe('a federation whose clients train with record-level DP-SGD, over gRPC',
     const spent = report.ledgers!.map((path) => {
       const v = verifyLedgerFile(path);
       expect(v.valid).toBe(true);
-      expect(v.unit).toBe('record');
+      expect(v.unit).toBe('document'); // the default privacy unit: one simulated record
       const entries = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; params: { mode: string; steps: number } });
       expect(entries.map((e) => [e.kind, e.params.mode, e.params.steps])).toEqual([
         ['round', 'dp-sgd', 2],
@@ -54,7 +54,7 @@ describe('a federation whose clients train with record-level DP-SGD, over gRPC',
   it('a client refuses the round that would exceed its record-level budget; a federation that every client refuses fails promptly', async () => {
     const outDir = await mkdtemp(join(tmpdir(), 'fedlora-dpsgd-refuse-e2e-'));
     const started = performance.now();
-    // One round (q about 4/60, 2 steps, z 1) costs about epsilon 2 at delta 1e-5: a budget of 2.1 affords one, not two.
+    // With the sequence unit, one round (q about 4/60, 2 steps, z 1) costs about epsilon 2 at delta 1e-5: a budget of 2.1 affords one, not two.
     await expect(
       runSimulation({
         clients: 2,
@@ -70,7 +70,7 @@ describe('a federation whose clients train with record-level DP-SGD, over gRPC',
         strategy: { name: 'fedavg' },
         seed: 'dp-sgd-refuse-e2e',
         outDir,
-        dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 2.1 },
+        dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 2.1, privacyUnit: 'sequence' },
       }),
     ).rejects.toThrow(/round 2 aborted/);
     expect(performance.now() - started).toBeLessThan(30_000);

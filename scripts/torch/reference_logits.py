@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """Logits of a Hugging Face model directory (and optionally a PEFT LoRA adapter directory) computed
-by the independent PyTorch reference in make_fixtures.py. Used by tests to check that what fedlora
+by the independent PyTorch references: make_fixtures.py for GPT-2, families.py (float64) for the
+RoPE decoders (Llama, Mistral, Qwen2, Gemma 2, Phi-3). Sharded checkpoints
+(model.safetensors.index.json) load too. Used by tests to check that what fedlora
 *writes* (checkpoints, PEFT adapters) reads back correctly on the Python side.
 
 Usage: /usr/bin/python3 scripts/torch/reference_logits.py MODEL_DIR [ADAPTER_DIR|-] IDS_JSON
@@ -14,7 +16,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_fixtures import gpt2_forward, llama_forward  # noqa: E402
+from make_fixtures import gpt2_forward  # noqa: E402
+import families  # noqa: E402
 
 
 def load_safetensors(path):
@@ -40,9 +43,16 @@ def load_safetensors(path):
     return out
 
 
-def main(model_dir, adapter_dir, ids):
+def load_model_and_adapter(model_dir, adapter_dir):
+    """(config, weights, lora or None) of a model directory and an optional PEFT adapter directory."""
     c = json.load(open(os.path.join(model_dir, "config.json")))
-    w = load_safetensors(os.path.join(model_dir, "model.safetensors"))
+    index = os.path.join(model_dir, "model.safetensors.index.json")
+    if os.path.exists(index):
+        w = {}
+        for shard in sorted(set(json.load(open(index))["weight_map"].values())):
+            w.update(load_safetensors(os.path.join(model_dir, shard)))
+    else:
+        w = load_safetensors(os.path.join(model_dir, "model.safetensors"))
     if c["model_type"] == "gpt2":
         w = {(k if k.startswith("transformer.") or k.startswith("lm_head") else "transformer." + k): v for k, v in w.items()}
     lora = None
@@ -56,9 +66,14 @@ def main(model_dir, adapter_dir, ids):
             mods.setdefault(path, [None, None])[0 if which == "A" else 1] = v
         assert ac["fan_in_fan_out"] == (c["model_type"] == "gpt2"), "fan_in_fan_out must be true exactly for GPT-2 Conv1D"
         lora = {"modules": {k: tuple(v) for k, v in mods.items()}, "scale": ac["lora_alpha"] / ac["r"]}
+    return c, w, lora
+
+
+def main(model_dir, adapter_dir, ids):
+    c, w, lora = load_model_and_adapter(model_dir, adapter_dir)
     ids_t = torch.tensor(ids)
     with torch.no_grad():
-        fwd = gpt2_forward if c["model_type"] == "gpt2" else llama_forward
+        fwd = gpt2_forward if c["model_type"] == "gpt2" else families.forward
         logits = fwd(c, w, ids_t, lora)
     print(json.dumps({"shape": list(logits.shape), "logits": logits.flatten().tolist()}))
 

@@ -58,7 +58,7 @@ describe('loadClientConfig', () => {
     const c = loadClientConfig(path, {});
     const parent = join(path, '..', '..');
     expect(c.tls).toEqual({ ca: join(parent, 'pki/ca.crt'), cert: join(parent, 'pki/clients/inst-1.crt'), key: join(parent, 'pki/clients/inst-1.key') });
-    expect(c.data).toEqual({ path: join(parent, 'data/inst-1/train.txt'), format: 'auto', evalFraction: 0.1 });
+    expect(c.data).toEqual({ path: join(parent, 'data/inst-1/train.txt'), format: 'auto', evalFraction: 0.1, privacyUnit: 'document' });
     expect(c.privacy).toEqual({ epsilon: 8, delta: 1e-5 });
     expect(c.reconnect).toEqual({ initialBackoffMs: 500, maxBackoffMs: 30_000, giveUpAfterSeconds: 3600 });
     expect(c.training.backend).toBe('auto');
@@ -107,6 +107,14 @@ describe('loadClientConfig', () => {
     expect(problems(() => parseClientConfig(base({ data: { path: 'x.jsonl', format: 'jsonl' } })))).toEqual([
       'client config: data.jsonField: expected a field name when data.format is "jsonl", received nothing',
     ]);
+  });
+
+  it('takes the privacy unit (document by default) and needs the field for a field unit', () => {
+    expect(parseClientConfig(base({ data: { path: 'x.jsonl', format: 'jsonl', jsonField: 'note', privacyUnit: 'field', privacyUnitField: 'patient_id' } })).data).toMatchObject({ privacyUnit: 'field', privacyUnitField: 'patient_id' });
+    expect(problems(() => parseClientConfig(base({ data: { path: 'x.jsonl', format: 'jsonl', jsonField: 'note', privacyUnit: 'field' } })))).toEqual([
+      'client config: data.privacyUnitField: expected the JSONL field naming a unit (e.g. patient_id) with privacyUnit "field", received nothing',
+    ]);
+    expect(problems(() => parseClientConfig(base({ data: { path: 'x.txt', privacyUnitField: 'patient_id' } })))).toEqual(['client config: data.privacyUnit: expected "field" with privacyUnitField, received "document"']);
   });
 
   it('rejects unknown keys with the list of known ones', () => {

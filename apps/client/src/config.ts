@@ -40,6 +40,14 @@ const DataSchema = z.strictObject({
   /** For JSONL: the field holding the text. */
   jsonField: z.string().min(1).optional().describe('a JSON field name'),
   evalFraction: unitHalfOpen().default(0.1),
+  /**
+   * What DP-SGD protects (the privacy unit; see the README): `document` (one line of a text file,
+   * one JSONL record), `field` (all records with the same `privacyUnitField` value, e.g. one
+   * patient), or `sequence` (one packed training sequence; weaker, only when asked for).
+   */
+  privacyUnit: z.enum(['document', 'field', 'sequence']).default('document'),
+  /** With privacyUnit `field`: the JSONL field whose value names a unit (e.g. `patient_id`). */
+  privacyUnitField: z.string().min(1).optional().describe('a JSON field name'),
 });
 
 /** The privacy budget this institution will not exceed, whatever the coordinator plans. */
@@ -50,7 +58,8 @@ const BudgetSchema = z.strictObject({
 
 /**
  * Record-level DP-SGD on the client (Abadi et al. 2016). With `epsilon` the institution enforces
- * a record-level budget (privacy unit: one training sequence) in its own ledger
+ * a budget per privacy unit (data.privacyUnit: a document by default, or all records of one
+ * data.privacyUnitField value) in its own ledger
  * (dataDir/record-ledger.jsonl): a round whose DP-SGD would exceed it is refused and training stops.
  */
 const DpSgdSchema = z.strictObject({
@@ -117,6 +126,15 @@ export const ClientConfigSchema = z
     if (c.tls && c.insecure) ctx.addIssue({ code: 'custom', path: ['insecure'], message: 'expected false when tls is configured, received true' });
     if (c.tls && (c.tls.cert === undefined) !== (c.tls.key === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['tls', c.tls.cert === undefined ? 'cert' : 'key'], message: 'expected both cert and key (mTLS) or neither, received only one' });
+    }
+    if (c.data.privacyUnit === 'field' && !c.data.privacyUnitField) {
+      ctx.addIssue({ code: 'custom', path: ['data', 'privacyUnitField'], message: 'expected the JSONL field naming a unit (e.g. patient_id) with privacyUnit "field", received nothing' });
+    }
+    if (c.data.privacyUnit !== 'field' && c.data.privacyUnitField) {
+      ctx.addIssue({ code: 'custom', path: ['data', 'privacyUnit'], message: `expected "field" with privacyUnitField, received ${JSON.stringify(c.data.privacyUnit)}` });
+    }
+    if (c.data.privacyUnit === 'field' && c.data.format === 'text') {
+      ctx.addIssue({ code: 'custom', path: ['data', 'format'], message: 'expected jsonl with privacyUnit "field" (a text line has no fields), received "text"' });
     }
     if (c.data.format === 'jsonl' && !c.data.jsonField) ctx.addIssue({ code: 'custom', path: ['data', 'jsonField'], message: 'expected a field name when data.format is "jsonl", received nothing' });
     if (c.dpSgd?.epsilon !== undefined && c.dpSgd.delta === undefined && c.privacy === undefined) {

@@ -45,7 +45,7 @@ const plan = (round: number): RoundPlan => ({
 
 async function guard(epsilon: number): Promise<ClientPrivacyGuard> {
   const dir = mkdtempSync(join(tmpdir(), 'dpsgd-guard-'));
-  return ClientPrivacyGuard.open({ ledgerPath: join(dir, 'record-ledger.jsonl'), signer: { writer: 'hospital-a', secretKey: generateLedgerKey().secretKey }, budget: { epsilon, delta: 1e-5 }, unit: 'record' });
+  return ClientPrivacyGuard.open({ ledgerPath: join(dir, 'record-ledger.jsonl'), signer: { writer: 'hospital-a', secretKey: generateLedgerKey().secretKey }, budget: { epsilon, delta: 1e-5 }, unit: 'sequence' });
 }
 
 describe('DpSgdTrainer', () => {
@@ -62,8 +62,8 @@ describe('DpSgdTrainer', () => {
     }
     const entries = readFileSync(g.ledgerPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string; round: number; unit: string; params: unknown });
     expect(entries.map((e) => [e.kind, e.round, e.unit])).toEqual([
-      ['round', 1, 'record'],
-      ['round', 2, 'record'],
+      ['round', 1, 'sequence'],
+      ['round', 2, 'sequence'],
     ]);
     expect(entries[0]!.params).toEqual(t.roundParams(plan(1)));
     const v = verifyLedgerFile(g.ledgerPath);
@@ -106,7 +106,7 @@ describe('DpSgdTrainer', () => {
       (await trainLocalDpSgd(model, lora, global, seqs, { steps: 1, samplingRate: 1, clipNorm: 0.05, noiseMultiplier: 0, learningRate: 1e-3, rng: seededRandomBytes('d'), perExampleGradients })).adapter;
     const fromConfig = async (dpSgd: Record<string, unknown>) => {
       const cfg = parseClientConfig({ name: 'inst-1', coordinator: 'coord.example.org:7443', insecure: true, identity: { secretKeyFile: 'k.json' }, dataDir: 'd', data: { path: 'train.txt' }, dpSgd });
-      const t = new PlanFollowingTrainer(model, docs, { evalFraction: 0, defaultSeqLen: 12, seed: 'c', log: silentLogger, dpSgd: dpSgdTrainerSettings(cfg.dpSgd!) });
+      const t = new PlanFollowingTrainer(model, docs, { evalFraction: 0, defaultSeqLen: 12, seed: 'c', log: silentLogger, dpSgd: { ...dpSgdTrainerSettings(cfg.dpSgd!), unit: { unit: 'sequence' } } });
       const r = await t.train({ ...plan(1), localSteps: 1, batchSize: seqs.length, extra: { seqLen: 12, lora } }, global);
       return new Map([...r.delta].map(([n, d]) => [n, Float32Array.from(d.data, (x, i) => x + global.get(n)!.data[i]!)]));
     };
@@ -118,14 +118,14 @@ describe('DpSgdTrainer', () => {
   });
 
   it('a client with a small record-level budget (dpSgd.epsilon) refuses the round that would exceed it and stops, with a message', async () => {
-    // The client config's trainer: 6 sequences of 12 tokens, batch 2 -> q = 1/3, 1 step of z = 1 a round.
+    // The client config's trainer with the sequence unit: 6 sequences of 12 tokens, batch 2 -> q = 1/3, 1 step of z = 1 a round.
     const docs = [TEXT.repeat(3)];
     const n = tokenizeToSequences(model, docs[0]!, 12).length;
     const oneRound = epsilonOf([{ mechanism: 'sampled_gaussian', noiseMultiplier: 1, samplingRate: 2 / n, steps: 1 }], { delta: 1e-5 }).epsilon;
     const twoRounds = epsilonOf([{ mechanism: 'sampled_gaussian', noiseMultiplier: 1, samplingRate: 2 / n, steps: 2 }], { delta: 1e-5 }).epsilon;
     const budget = (oneRound + twoRounds) / 2; // affords one round, not two
     const g = await guard(budget);
-    const trainer = new PlanFollowingTrainer(model, docs, { evalFraction: 0, defaultSeqLen: 12, seed: 'c', log: silentLogger, dpSgd: { clipNorm: 1, noiseMultiplier: 1, guard: g } });
+    const trainer = new PlanFollowingTrainer(model, docs, { evalFraction: 0, defaultSeqLen: 12, seed: 'c', log: silentLogger, dpSgd: { clipNorm: 1, noiseMultiplier: 1, guard: g, unit: { unit: 'sequence' } } });
     const coordinator = new FederationCoordinator({
       federationId: 'record-budget',
       rounds: 2,
@@ -152,8 +152,8 @@ describe('DpSgdTrainer', () => {
     const v = verifyLedgerFile(g.ledgerPath);
     expect(v.valid).toBe(true);
     expect(v.parsed.map((e) => [e.kind, e.round, e.unit])).toEqual([
-      ['round', 1, 'record'],
-      ['refused', 2, 'record'],
+      ['round', 1, 'sequence'],
+      ['refused', 2, 'sequence'],
     ]);
     expect(v.epsilon!).toBeLessThanOrEqual(budget);
   }, 60_000);

@@ -1,27 +1,32 @@
 import type { CausalLM, LoraConfig } from '@fedlora/model';
-import type { LocalTrainer, RoundPlan } from '@fedlora/federation';
+import type { LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federation';
 import type { ClientPrivacyGuard, DpSgdParams } from '@fedlora/privacy';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { subtractNamed } from '@fedlora/tensor';
-import type { DpSgdStepInfo, PerExampleMethod } from '@fedlora/train';
+import type { DpSgdStepInfo, PerExampleMethod, UnitData } from '@fedlora/train';
 import { dpSgdParams, evaluate, loraDimension, trainLocalDpSgd } from '@fedlora/train';
 
 /** Options of DpSgdTrainer. */
 export interface DpSgdTrainerOptions {
   model: CausalLM;
   lora: LoraConfig;
-  /** Packed training sequences (seqLen + 1 tokens each); each is one protected record. */
-  train: Int32Array[];
+  /**
+   * Training data by privacy unit (`packUnits`: documents, a field's values, or sequences), or bare
+   * packed sequences, each then its own unit (the `sequence` unit).
+   */
+  train: Int32Array[] | UnitData;
   /** Held-out sequences, used to report the global adapter's eval loss. */
   heldOut?: Int32Array[];
-  /** Per-record L2 clip C. */
+  /** Per-unit L2 clip C (of the sum of a unit's sequences' gradients). */
   clipNorm: number;
+  /** At most this many sequences of a sampled unit per step (default DEFAULT_MAX_SEQUENCES_PER_UNIT). */
+  maxSequencesPerUnit?: number;
   /** Noise std / C. */
   noiseMultiplier: number;
   /** `ghost` (default): per-record norms and the clipped sum from one batched pass; `per-example`: one pass per record. */
   perExampleGradients?: PerExampleMethod;
   /**
-   * The institution's record-level budget, kept in its own ledger (unit 'record'). Without it the
+   * The institution's record-level budget, kept in its own ledger (its unit: document, the field, or sequence). Without it the
    * rounds are still DP-SGD, but nothing stops an overspend.
    */
   guard?: ClientPrivacyGuard;
@@ -35,6 +40,11 @@ export interface DpSgdTrainerOptions {
   rng: RandomBytes;
   weightDecay?: number;
   onStep?: (round: number, s: DpSgdStepInfo) => void;
+  /**
+   * Local report of a trained round: units, sequences that entered steps and that the per-unit cap
+   * left out, clipped fraction. For the institution's own log; never sent to the coordinator.
+   */
+  onTrained?: (round: number, r: { units: number; sampledSequences: number; droppedSequences: number; clippedFraction: number }) => void;
   now?: () => Date;
 }
 
@@ -44,9 +54,10 @@ export function dpSgdTrainerSettings(block: { clipNorm: number; noiseMultiplier:
 }
 
 /**
- * The LocalTrainer of an institution that protects each record (a patient, a customer) with
- * DP-SGD (Abadi et al. 2016): a round runs the plan's local steps with Poisson sampling at rate
- * q = min(1, batchSize / N), per-record clipping and exact grid Gaussian noise. Before training
+ * The LocalTrainer of an institution that protects each privacy unit (a document, or all records
+ * of one patient_id) with DP-SGD (Abadi et al. 2016; units: Chua et al. 2024): a round runs the
+ * plan's local steps with Poisson sampling of units at rate q = min(1, batchSize / units),
+ * per-unit clipping and exact grid Gaussian noise. Before training
  * it checks the round's cost {q, z, steps} against its own record-level budget and refuses a
  * round that would exceed it (the coordinator learns only "refused: budget"); after training it
  * commits the spend to its own signed ledger before the update leaves.
@@ -55,20 +66,21 @@ export class DpSgdTrainer implements LocalTrainer {
   readonly numExamples: number;
 
   constructor(private readonly opts: DpSgdTrainerOptions) {
-    if (opts.train.length === 0) throw new RangeError('the client has no training sequences: its data file is empty or shorter than one sequence');
+    const units = Array.isArray(opts.train) ? opts.train.length : opts.train.units.length;
+    if (units === 0) throw new RangeError('the client has no training sequences: its data file is empty or shorter than one sequence');
     if (!(opts.clipNorm > 0)) throw new RangeError(`dpSgd.clipNorm must be > 0, received ${opts.clipNorm}`);
     if (!(opts.noiseMultiplier >= 0)) throw new RangeError(`dpSgd.noiseMultiplier must be >= 0, received ${opts.noiseMultiplier}`);
     const method = opts.perExampleGradients;
     if (method !== undefined && method !== 'ghost' && method !== 'per-example') {
       throw new RangeError(`dpSgd.perExampleGradients must be "ghost" or "per-example", received ${JSON.stringify(method)}`);
     }
-    this.numExamples = opts.train.length;
+    this.numExamples = units;
   }
 
   /** What a round of `plan` costs this institution's records. */
   roundParams(plan: RoundPlan): DpSgdParams {
     return dpSgdParams({
-      samplingRate: Math.min(1, plan.batchSize / this.opts.train.length),
+      samplingRate: Math.min(1, plan.batchSize / this.numExamples),
       clipNorm: this.opts.clipNorm,
       noiseMultiplier: this.opts.noiseMultiplier,
       steps: plan.localSteps,
@@ -89,7 +101,7 @@ export class DpSgdTrainer implements LocalTrainer {
     return { accept: false, reason: 'refused: budget', stop, detail: `record-level: ${decision.message}` };
   }
 
-  async train(plan: RoundPlan, global: NamedTensors) {
+  async train(plan: RoundPlan, global: NamedTensors, progress?: TrainingProgress) {
     const { model, lora, guard } = this.opts;
     const params = this.roundParams(plan);
     // The check again: train must never overspend, even if a caller skipped accept.
@@ -104,9 +116,14 @@ export class DpSgdTrainer implements LocalTrainer {
       rng: this.opts.rng,
       weightDecay: this.opts.weightDecay ?? 0,
       perExampleGradients: this.opts.perExampleGradients ?? 'ghost',
-      onStep: this.opts.onStep ? (s) => this.opts.onStep!(plan.round, s) : undefined,
+      ...(this.opts.maxSequencesPerUnit !== undefined ? { maxSequencesPerUnit: this.opts.maxSequencesPerUnit } : {}),
+      onStep: async (s) => {
+        this.opts.onStep?.(plan.round, s);
+        await progress?.(s.step);
+      },
     });
     if (guard) await guard.record(plan.round, r.privacy, { time: this.time() });
+    this.opts.onTrained?.(plan.round, { units: r.numExamples, sampledSequences: r.sampledSequences, droppedSequences: r.droppedSequences, clippedFraction: r.clippedFraction });
     const metrics: Record<string, number> = { tokens: r.tokens, steps: r.steps, clippedFraction: r.clippedFraction };
     if (guard) metrics.recordEpsilon = guard.spent();
     if (this.opts.heldOut?.length) metrics.globalEvalLoss = (await evaluate(model, lora, global, this.opts.heldOut)).loss;

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel, validateLoraConfig } from '@fedlora/model';
-import type { EventLogger, LocalTrainer, RoundPlan } from '@fedlora/federation';
+import type { EventLogger, LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federation';
 import { noiseShareFor, runClient } from '@fedlora/federation';
 import { ClientPrivacyGuard } from '@fedlora/privacy';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes } from '@fedlora/tensor';
-import { readTextDocuments, splitHeldOut, tokenizeToSequences, type PerExampleMethod } from '@fedlora/train';
+import { packUnits, readTextDocuments, readUnitRecords, splitHeldOut, splitRecordsByUnit, tokenizeToSequences, type PerExampleMethod, type PrivacyUnitSpec, type UnitRecord } from '@fedlora/train';
 import { GrpcConnection, createRequestSigner, insecureChannelCredentials, loadChannelCredentials, loadIdentity, wipeIdentity } from '@fedlora/transport-grpc';
 import { ClientConfigSchema, reconnectRetries, type ClientConfig } from './config.js';
 import { appliedEnvOverrides } from '@fedlora/config';
@@ -25,14 +25,15 @@ export class PlanFollowingTrainer implements LocalTrainer {
 
   constructor(
     private readonly model: CausalLM,
-    private readonly documents: string[],
+    /** Documents for plain training; for DP-SGD, records by privacy unit (`readUnitRecords`). */
+    private readonly documents: string[] | UnitRecord[],
     private readonly opts: {
       evalFraction: number;
       defaultSeqLen: number;
       seed: string;
       log: EventLogger;
       /** Record-level DP-SGD; with `guard`, rounds that would exceed the record-level budget are refused and training stops. */
-      dpSgd?: { clipNorm: number; noiseMultiplier: number; perExampleGradients?: PerExampleMethod; guard?: ClientPrivacyGuard };
+      dpSgd?: { clipNorm: number; noiseMultiplier: number; perExampleGradients?: PerExampleMethod; guard?: ClientPrivacyGuard; unit?: PrivacyUnitSpec };
     },
   ) {
     // An estimate for registration: packed sequences at the default length.
@@ -43,14 +44,37 @@ export class PlanFollowingTrainer implements LocalTrainer {
     const key = `${seqLen}:${JSON.stringify(lora)}`;
     let t = this.cache.get(key);
     if (!t) {
-      const seqs = tokenizeToSequences(this.model, this.documents, seqLen);
-      const { train, heldOut } = this.opts.evalFraction > 0 && seqs.length >= 2 ? splitHeldOut(seqs, this.opts.evalFraction) : { train: seqs, heldOut: [] };
       const dp = this.opts.dpSgd;
-      t = dp
-        ? new DpSgdTrainer({ model: this.model, lora, train, heldOut, clipNorm: dp.clipNorm, noiseMultiplier: dp.noiseMultiplier, perExampleGradients: dp.perExampleGradients, guard: dp.guard, stopOnRefusal: true, rng: cryptoRandomBytes })
-        : new ModelTrainer({ model: this.model, lora, train, heldOut, seed: this.opts.seed });
+      if (dp) {
+        // DP-SGD: whole units are held out, and packing never mixes units (privacy-units.ts).
+        const unit = dp.unit ?? { unit: 'document' };
+        const records = this.documents.map((d) => (typeof d === 'string' ? { text: d } : d));
+        const split = this.opts.evalFraction > 0 && records.length >= 2 ? splitRecordsByUnit(records, unit, this.opts.evalFraction) : { train: records, heldOut: [] };
+        const train = packUnits(this.model, split.train, seqLen, unit);
+        const heldOut = split.heldOut.length ? tokenizeToSequences(this.model, split.heldOut.map((r) => r.text), seqLen) : [];
+        const log = this.opts.log;
+        t = new DpSgdTrainer({
+          model: this.model,
+          lora,
+          train,
+          heldOut,
+          clipNorm: dp.clipNorm,
+          noiseMultiplier: dp.noiseMultiplier,
+          perExampleGradients: dp.perExampleGradients,
+          guard: dp.guard,
+          stopOnRefusal: true,
+          rng: cryptoRandomBytes,
+          // Local only: what the per-unit cap left out never reaches the coordinator.
+          onTrained: (round, r) => log.info({ event: 'dpsgd.trained', round, ...r }),
+        });
+        log.info({ event: 'data.prepared', seqLen, privacyUnit: unit.field ?? unit.unit, trainUnits: train.units.length, trainSequences: train.sequences.length, heldOutSequences: heldOut.length });
+      } else {
+        const seqs = tokenizeToSequences(this.model, this.documents.map((d) => (typeof d === 'string' ? d : d.text)), seqLen);
+        const { train, heldOut } = this.opts.evalFraction > 0 && seqs.length >= 2 ? splitHeldOut(seqs, this.opts.evalFraction) : { train: seqs, heldOut: [] };
+        t = new ModelTrainer({ model: this.model, lora, train, heldOut, seed: this.opts.seed });
+        this.opts.log.info({ event: 'data.prepared', seqLen, trainSequences: train.length, heldOutSequences: heldOut.length });
+      }
       this.cache.set(key, t);
-      this.opts.log.info({ event: 'data.prepared', seqLen, trainSequences: train.length, heldOutSequences: heldOut.length });
     }
     return t;
   }
@@ -68,8 +92,8 @@ export class PlanFollowingTrainer implements LocalTrainer {
     return t instanceof DpSgdTrainer ? t.accept(plan) : { accept: true };
   }
 
-  async train(plan: RoundPlan, global: NamedTensors) {
-    return this.forPlan(plan).train(plan, global);
+  async train(plan: RoundPlan, global: NamedTensors, progress?: TrainingProgress) {
+    return this.forPlan(plan).train(plan, global, progress);
   }
 }
 
@@ -82,7 +106,10 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
   const model = await loadModel(cfg.model.baseModelDir ?? DEFAULT_BASE_MODEL_DIR);
   try {
     const format = cfg.data.format === 'auto' ? undefined : cfg.data.format;
-    const documents = await readTextDocuments(cfg.data.path, { format, field: cfg.data.jsonField });
+    const unit: PrivacyUnitSpec = cfg.data.privacyUnit === 'field' ? { unit: 'field', field: cfg.data.privacyUnitField! } : { unit: cfg.data.privacyUnit };
+    const documents = cfg.dpSgd
+      ? await readUnitRecords(cfg.data.path, { format, field: cfg.data.jsonField, ...(unit.field ? { unitField: unit.field } : {}) })
+      : await readTextDocuments(cfg.data.path, { format, field: cfg.data.jsonField });
     const credentials = cfg.tls
       ? loadChannelCredentials({ ca: cfg.tls.ca, cert: cfg.tls.cert, key: cfg.tls.key })
       : insecureChannelCredentials((message) => log.warn({ event: 'tls.disabled', message }));
@@ -93,15 +120,21 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     // Record-level DP-SGD budget: the institution's own ledger for the record unit, signed with its identity key (wiped after the run).
     const recordBudget = cfg.dpSgd?.epsilon !== undefined ? { epsilon: cfg.dpSgd.epsilon, delta: cfg.dpSgd.delta ?? cfg.privacy!.delta } : undefined;
     const recordGuard = recordBudget
-      ? await ClientPrivacyGuard.open({ ledgerPath: join(cfg.dataDir, 'record-ledger.jsonl'), signer: { writer: cfg.name, secretKey: identity.secretKey }, budget: recordBudget, unit: 'record' })
+      ? await ClientPrivacyGuard.open({
+          ledgerPath: join(cfg.dataDir, 'record-ledger.jsonl'),
+          signer: { writer: cfg.name, secretKey: identity.secretKey },
+          budget: recordBudget,
+          unit: unit.unit,
+          ...(unit.field ? { unitField: unit.field } : {}),
+        })
       : undefined;
-    if (recordGuard) log.info({ event: 'privacy.budget', unit: 'record', epsilonSpent: recordGuard.spent(), budget: recordBudget, ledger: recordGuard.ledgerPath });
+    if (recordGuard) log.info({ event: 'privacy.budget', unit: recordGuard.unitLabel, epsilonSpent: recordGuard.spent(), budget: recordBudget, ledger: recordGuard.ledgerPath });
     const trainer = new PlanFollowingTrainer(model, documents, {
       evalFraction: cfg.data.evalFraction,
       defaultSeqLen: cfg.training.seqLen ?? 64,
       seed: cfg.name,
       log,
-      dpSgd: cfg.dpSgd ? { ...dpSgdTrainerSettings(cfg.dpSgd), guard: recordGuard } : undefined,
+      dpSgd: cfg.dpSgd ? { ...dpSgdTrainerSettings(cfg.dpSgd), guard: recordGuard, unit } : undefined,
     });
     const signer = cfg.federationId ? createRequestSigner({ federationId: cfg.federationId, identity, random: cryptoRandomBytes }) : undefined;
     if (!signer) log.warn({ event: 'auth.unsigned', message: 'federationId is not set: requests are not signed and a coordinator with enrolled clients will refuse them' });

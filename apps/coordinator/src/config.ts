@@ -69,6 +69,11 @@ const RoundsSchema = z
       .describe('a count (integer >= 1) or a fraction in (0, 1]'),
     deadlineSeconds: positive().default(600),
     waitAfterMinimumSeconds: nonNegative().default(0),
+    /**
+     * After a restart, the first round waits up to this long for every client of the last committed
+     * round to register again (a client's reconnect backoff may outlast the restart); 0 does not wait.
+     */
+    rejoinGraceSeconds: nonNegative().default(60),
     heartbeatSeconds: positive().default(15),
     localSteps: int(1).default(10),
     batchSize: int(1).default(4),
@@ -136,6 +141,25 @@ const SecAggSchema = z.strictObject({
   neighbours: int(2).optional(),
 });
 
+/** Who may read the dashboard: a role for a bearer token (stored as its SHA-256) or a client certificate's CN. */
+const DashboardRoleSchema = z.enum(['operator', 'auditor']).describe('"operator" or "auditor"');
+const DashboardAuthSchema = z.strictObject({
+  /** Bearer tokens by their SHA-256 in hex (`printf %s "$TOKEN" | sha256sum`): the config never holds the token itself. */
+  tokens: z
+    .array(z.strictObject({ role: DashboardRoleSchema, sha256: z.string().regex(/^[0-9a-fA-F]{64}$/).describe('64 hex digits (SHA-256 of the token)') }))
+    .default([]),
+  /** Mutual TLS (with dashboard.tls): a client certificate the federation CA signed, by its common name. */
+  certificates: z.array(z.strictObject({ commonName: NameSchema, role: DashboardRoleSchema })).default([]),
+});
+
+/** The read-only web dashboard (apps/coordinator/src/dashboard): opt-in, loopback unless authenticated over TLS. */
+const DashboardSchema = z.strictObject({
+  listen: HostPortSchema.default('127.0.0.1:8080'),
+  /** Serve HTTPS with tls.cert/tls.key and ask for client certificates of tls.ca. */
+  tls: z.boolean().default(false).describe('true or false'),
+  auth: DashboardAuthSchema.prefault({}),
+});
+
 const EnrolledClientSchema = z.strictObject({
   name: NameSchema,
   publicKey: PublicKeySchema,
@@ -151,6 +175,7 @@ export const CoordinatorConfigSchema = z
     insecure: z.boolean().default(false).describe('true or false'),
     dataDir: path(),
     metrics: z.strictObject({ listen: HostPortSchema }).optional(),
+    dashboard: DashboardSchema.optional(),
     model: ModelSchema.prefault({}),
     rounds: RoundsSchema,
     strategy: StrategySchema.prefault({}),
@@ -193,6 +218,7 @@ export const CoordinatorConfigSchema = z
       // Otherwise a round opens with 2 clients, SecAgg+ setup refuses it and the run fails (chooseSecAggParams needs n >= 3).
       ctx.addIssue({ code: 'custom', path: ['rounds', 'minClients'], message: `expected at least 3 when secagg.enabled (SecAgg+ needs a cohort of 3 or more), received ${c.rounds.minClients}` });
     }
+    if (c.dashboard) dashboardIssues(c.dashboard, !!c.tls).forEach((i) => ctx.addIssue({ code: 'custom', ...i }));
     const seen = new Set<string>();
     c.clients.forEach((cl, i) => {
       if (seen.has(cl.name)) ctx.addIssue({ code: 'custom', path: ['clients', i, 'name'], message: `expected a unique name, received duplicate ${JSON.stringify(cl.name)}` });
@@ -202,6 +228,28 @@ export const CoordinatorConfigSchema = z
       ctx.addIssue({ code: 'custom', path: ['rounds', 'minClients'], message: `expected at most the ${c.clients.length} enrolled clients, received ${c.rounds.minClients}` });
     }
   });
+
+/** True for 127.0.0.0/8, ::1 and localhost: addresses only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/** Beyond loopback the dashboard needs TLS and a way to authenticate (tokens or client certificates). */
+function dashboardIssues(d: z.infer<typeof DashboardSchema>, haveTls: boolean): Array<{ path: PropertyKey[]; message: string }> {
+  const out: Array<{ path: PropertyKey[]; message: string }> = [];
+  const host = d.listen.slice(0, d.listen.lastIndexOf(':'));
+  const authed = d.auth.tokens.length > 0 || d.auth.certificates.length > 0;
+  if (d.tls && !haveTls) out.push({ path: ['dashboard', 'tls'], message: 'expected the coordinator\'s tls {ca, cert, key} to serve the dashboard over HTTPS, received dashboard.tls true without them' });
+  if (d.auth.certificates.length > 0 && !d.tls) out.push({ path: ['dashboard', 'auth', 'certificates'], message: 'expected dashboard.tls true (client certificates need HTTPS), received certificates without it' });
+  if (!isLoopbackHost(host) && (!d.tls || !authed)) {
+    out.push({
+      path: ['dashboard', 'listen'],
+      message: `expected a loopback address (127.0.0.1, ::1) unless dashboard.tls is true and dashboard.auth lists tokens or certificates, received ${d.listen} with${d.tls ? '' : 'out'} TLS and ${authed ? 'some' : 'no'} auth`,
+    });
+  }
+  return out;
+}
 
 /** A validated coordinator config (defaults filled in, paths absolute). */
 export type CoordinatorConfig = z.infer<typeof CoordinatorConfigSchema>;

@@ -23,3 +23,17 @@ export { attachStore } from './persistence.js';
 // Institution-level DP on the coordinator: plan parameters, central noise, federation ledger.
 export type { FederationPrivacy } from './federation-privacy.js';
 export { createFederationPrivacy } from './federation-privacy.js';
+// The read-only web dashboard (config key `dashboard`) and the charts it shares with `fedlora audit --html`.
+export type { DashboardRole, AuthVerdict, DashboardAuthOptions } from './dashboard/dashboard-auth.js';
+export { createDashboardAuth } from './dashboard/dashboard-auth.js';
+export type { EpsilonPoint, EpsilonSeries, TrainingPoint } from './dashboard/charts.js';
+export { epsilonChartSpec, budgetChartSpec, trainingChartSpecs, renderSvg, pointLabel } from './dashboard/charts.js';
+export type { DashboardServerOptions, RunningDashboard, DashboardRefusal } from './dashboard/dashboard-server.js';
+export { startDashboardServer } from './dashboard/dashboard-server.js';
+export type { DashboardSource, DashboardSnapshot, DashboardCoordinatorView } from './dashboard/dashboard-state.js';
+export { buildSnapshot, countRefusals } from './dashboard/dashboard-state.js';
+export type { LedgerView, PrivacyView, RefusalView } from './dashboard/ledger-view.js';
+export { createLedgerReader, ledgerView } from './dashboard/ledger-view.js';
+export type { CoordinatorDashboardOptions } from './dashboard/start-dashboard.js';
+export { startCoordinatorDashboard } from './dashboard/start-dashboard.js';
+export { isLoopbackHost } from './config.js';

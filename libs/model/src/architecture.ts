@@ -1,7 +1,8 @@
 /**
  * The parameter layout of each family: which tensors a checkpoint must hold, with which shapes,
  * and which of them are linear layers (the places LoRA can attach). Names are the Hugging Face
- * `state_dict` names of `GPT2LMHeadModel` and `LlamaForCausalLM`.
+ * `state_dict` names of `GPT2LMHeadModel`, `LlamaForCausalLM` (and Mistral, Qwen2), `Gemma2ForCausalLM`
+ * and `Phi3ForCausalLM`.
  *
  * Internally every linear weight is kept as a kernel of shape [in, out] so the forward pass is a
  * plain `x @ W` (the wasm backend is slow on transposed matmuls, DESIGN.md). GPT-2's `Conv1D`
@@ -56,18 +57,32 @@ export function parameterLayout(c: ModelConfig): ParameterLayout {
   } else {
     const q = c.numHeads * c.headDim;
     const kv = c.numKvHeads * c.headDim;
+    const I = c.intermediateSize;
     tensors.set('model.embed_tokens.weight', [c.vocabSize, d]);
     for (let i = 0; i < c.numLayers; i++) {
       const p = `model.layers.${i}`;
       tensors.set(`${p}.input_layernorm.weight`, [d]);
-      linear(`${p}.self_attn.q_proj`, d, q, c.attentionBias, false);
-      linear(`${p}.self_attn.k_proj`, d, kv, c.attentionBias, false);
-      linear(`${p}.self_attn.v_proj`, d, kv, c.attentionBias, false);
-      linear(`${p}.self_attn.o_proj`, q, d, c.raw.model_type !== 'qwen2' && c.attentionBias, false);
+      if (c.modelType === 'phi3') {
+        // Phi-3 fuses q/k/v (rows q, then k, then v) and gate/up (rows gate, then up).
+        linear(`${p}.self_attn.qkv_proj`, d, q + 2 * kv, false, false);
+      } else {
+        linear(`${p}.self_attn.q_proj`, d, q, c.attentionBias, false);
+        linear(`${p}.self_attn.k_proj`, d, kv, c.attentionBias, false);
+        linear(`${p}.self_attn.v_proj`, d, kv, c.attentionBias, false);
+      }
+      linear(`${p}.self_attn.o_proj`, q, d, c.outputBias, false);
       tensors.set(`${p}.post_attention_layernorm.weight`, [d]);
-      linear(`${p}.mlp.gate_proj`, d, c.intermediateSize, false, false);
-      linear(`${p}.mlp.up_proj`, d, c.intermediateSize, false, false);
-      linear(`${p}.mlp.down_proj`, c.intermediateSize, d, false, false);
+      if (c.modelType === 'gemma2') {
+        tensors.set(`${p}.pre_feedforward_layernorm.weight`, [d]);
+        tensors.set(`${p}.post_feedforward_layernorm.weight`, [d]);
+      }
+      if (c.modelType === 'phi3') {
+        linear(`${p}.mlp.gate_up_proj`, d, 2 * I, false, false);
+      } else {
+        linear(`${p}.mlp.gate_proj`, d, I, c.mlpBias, false);
+        linear(`${p}.mlp.up_proj`, d, I, c.mlpBias, false);
+      }
+      linear(`${p}.mlp.down_proj`, I, d, c.mlpBias, false);
     }
     tensors.set('model.norm.weight', [d]);
     if (!c.tieWordEmbeddings) tensors.set('lm_head.weight', [c.vocabSize, d]);

@@ -1,5 +1,5 @@
 /**
- * A decoder-only causal language model (GPT-2 or Llama family) on tfjs, with frozen base
+ * A decoder-only causal language model (GPT-2, or the RoPE decoders of decoder-blocks.ts) on tfjs, with frozen base
  * weights and optional LoRA adapters applied on the fly: h = x W + b + (alpha / r) * drop(x) A^T B^T
  * (Hu et al. 2021, eq. 3). Base weights are uploaded once and never copied per step.
  */
@@ -9,19 +9,9 @@ import { linear as linearOp, nativeKernelsActive } from '@fedlora/native-cpu';
 import type { ModelConfig } from './config.js';
 import { parameterLayout, type LinearModule } from './architecture.js';
 import type { TextTokenizer } from './tokenizer.js';
-import {
-  applyRope,
-  causalAttention,
-  causalMask,
-  geluNew,
-  layerNorm,
-  mergeHeads,
-  repeatKv,
-  rmsNorm,
-  ropeTables,
-  silu,
-  splitHeads,
-} from './layers.js';
+import { causalAttention, causalMask, geluNew, layerNorm, mergeHeads, slidingWindowMask, softcap, splitHeads } from './layers.js';
+import { decoderBlock, familyNorm, nativeFallbacks, type BlockContext } from './decoder-blocks.js';
+import { ropeInverseFrequencies, ropeTables } from './rope.js';
 
 /** Internal name of a tied model's cached E^T (see CausalLM.transposedHead). */
 const HEAD_KERNEL = '__head_kernel';
@@ -73,8 +63,8 @@ export class CausalLM {
   /** Linear layers in order, with HF paths and shapes. */
   readonly linears: LinearModule[];
   private readonly weights: Map<string, tf.Tensor>;
-  private readonly masks = new Map<number, tf.Tensor2D>();
-  private rope?: { cos: tf.Tensor2D; sin: tf.Tensor2D };
+  private readonly masks = new Map<string, tf.Tensor2D>();
+  private readonly ropes = new Map<number, { cos: tf.Tensor2D; sin: tf.Tensor2D }>();
   private disposed = false;
 
   constructor(
@@ -96,8 +86,11 @@ export class CausalLM {
   forward(ids: tf.Tensor2D, opts: ForwardOptions = {}): tf.Tensor2D {
     if (this.disposed) throw new Error('CausalLM.forward: model was disposed');
     const [b, t] = ids.shape;
-    if (t > this.config.maxPositions) throw new RangeError(`forward: sequence length must be <= ${this.config.maxPositions}, received ${t}`);
-    const mask = this.mask(t);
+    // Dynamic NTK RoPE exists to run past max_position_embeddings; every other model stops there.
+    if (t > this.config.maxPositions && this.config.ropeScaling.type !== 'dynamic') {
+      throw new RangeError(`forward: sequence length must be <= ${this.config.maxPositions}, received ${t}`);
+    }
+    const mask = this.mask(t, 0);
     return tf.tidy(() => {
       const p = (name: string): tf.Tensor => {
         const v = opts.params?.get(name) ?? this.weights.get(name);
@@ -140,12 +133,15 @@ export class CausalLM {
       let h: tf.Tensor2D = trainEmb
         ? tf.matMul(tf.oneHot(tf.cast(flat, 'int32'), this.config.vocabSize), emb)
         : (tf.gather(emb, tf.cast(flat, 'int32')) as tf.Tensor2D);
-      h = this.config.modelType === 'gpt2' ? this.gpt2(h, b, t, p, linear, mask) : this.llama(h, b, t, p, linear, mask);
-      if (!this.config.tieWordEmbeddings) return tf.matMul(h, p('lm_head.weight') as tf.Tensor2D);
+      h = this.config.modelType === 'gpt2' ? this.gpt2(h, b, t, p, linear, mask) : this.decoder(h, b, t, p, linear);
+      let logits: tf.Tensor2D;
+      if (!this.config.tieWordEmbeddings) logits = tf.matMul(h, p('lm_head.weight') as tf.Tensor2D);
       // Tied head h E^T: BLAS takes E transposed as a flag, so the native path needs no copy of E;
       // elsewhere a kept E^T avoids transposing [V, d] on every pass (wasm has no transposed matmul).
-      if (trainEmb || nativeKernelsActive()) return tf.matMul(h, emb, false, true);
-      return tf.matMul(h, this.transposedHead(emb));
+      else if (trainEmb || nativeKernelsActive()) logits = tf.matMul(h, emb, false, true);
+      else logits = tf.matMul(h, this.transposedHead(emb));
+      const cap = this.config.finalLogitSoftcap;
+      return cap === undefined ? logits : (softcap(logits, cap) as tf.Tensor2D);
     });
   }
 
@@ -178,50 +174,30 @@ export class CausalLM {
     return layerNorm(h, p('transformer.ln_f.weight'), p('transformer.ln_f.bias'), c.normEps);
   }
 
-  private llama(
-    x: tf.Tensor2D,
-    b: number,
-    t: number,
-    p: (n: string) => tf.Tensor,
-    linear: (x: tf.Tensor2D, path: string, bias: boolean) => tf.Tensor2D,
-    mask: tf.Tensor2D,
-  ): tf.Tensor2D {
+  private decoder(x: tf.Tensor2D, b: number, t: number, p: (n: string) => tf.Tensor, linear: BlockContext['linear']): tf.Tensor2D {
     const c = this.config;
-    const rope = this.ropeTables();
-    const cos = tf.slice(rope.cos, [0, 0], [t, c.headDim]);
-    const sin = tf.slice(rope.sin, [0, 0], [t, c.headDim]);
-    let h = x;
+    const rope = this.ropeTables(t);
+    const ctx: BlockContext = {
+      b,
+      t,
+      p,
+      linear,
+      // A window at least T long masks nothing beyond causality: the plain (fusable) causal mask.
+      mask: (w) => (w === 0 || w >= t ? { mask: this.mask(t, 0), plainCausal: true } : { mask: this.mask(t, w), plainCausal: false }),
+      cos: tf.slice(rope.cos, [0, 0], [t, c.headDim]),
+      sin: tf.slice(rope.sin, [0, 0], [t, c.headDim]),
+    };
+    let h = c.embeddingScale === undefined ? x : (tf.mul(x, c.embeddingScale) as tf.Tensor2D);
     for (let i = 0; i < c.numLayers; i++) {
-      const pre = `model.layers.${i}`;
-      h = tf.tidy(() => this.llamaBlock(h, pre, b, t, p, linear, mask, cos, sin));
+      // One tidy per block, as in gpt2().
+      h = tf.tidy(() => decoderBlock(c, h, i, ctx));
     }
-    return rmsNorm(h, p('model.norm.weight'), c.normEps);
+    return familyNorm(c, h, p('model.norm.weight'));
   }
 
-  private llamaBlock(
-    h: tf.Tensor2D,
-    pre: string,
-    b: number,
-    t: number,
-    p: (n: string) => tf.Tensor,
-    linear: (x: tf.Tensor2D, path: string, bias: boolean) => tf.Tensor2D,
-    mask: tf.Tensor2D,
-    cos: tf.Tensor2D,
-    sin: tf.Tensor2D,
-  ): tf.Tensor2D {
-    const c = this.config;
-    const qBias = c.attentionBias;
-    const oBias = c.attentionBias && c.raw.model_type !== 'qwen2';
-    const a = rmsNorm(h, p(`${pre}.input_layernorm.weight`), c.normEps);
-    const q = applyRope(splitHeads(linear(a, `${pre}.self_attn.q_proj`, qBias), b, t, c.numHeads, c.headDim), cos, sin);
-    const k = applyRope(splitHeads(linear(a, `${pre}.self_attn.k_proj`, qBias), b, t, c.numKvHeads, c.headDim), cos, sin);
-    const v = splitHeads(linear(a, `${pre}.self_attn.v_proj`, qBias), b, t, c.numKvHeads, c.headDim);
-    const rep = c.numHeads / c.numKvHeads;
-    const att = mergeHeads(causalAttention(q, repeatKv(k, rep), repeatKv(v, rep), mask));
-    const r = tf.add(h, linear(att, `${pre}.self_attn.o_proj`, oBias)) as tf.Tensor2D;
-    const m = rmsNorm(r, p(`${pre}.post_attention_layernorm.weight`), c.normEps);
-    const gated = tf.mul(silu(linear(m, `${pre}.mlp.gate_proj`, false)), linear(m, `${pre}.mlp.up_proj`, false)) as tf.Tensor2D;
-    return tf.add(r, linear(gated, `${pre}.mlp.down_proj`, false)) as tf.Tensor2D;
+  /** The ops of this model that the native kernels do not cover (composed tfjs ops instead). */
+  nativeFallbacks(): string[] {
+    return nativeFallbacks(this.config);
   }
 
   /** E^T of a tied model, made on first use off the native path and kept in sync by setParameter. */
@@ -234,21 +210,32 @@ export class CausalLM {
     return k;
   }
 
-  private mask(t: number): tf.Tensor2D {
-    let m = this.masks.get(t);
+  /** The additive mask for T tokens: causal (window 0) or sliding-window; cached. */
+  private mask(t: number, window: number): tf.Tensor2D {
+    const key = `${t}:${window}`;
+    let m = this.masks.get(key);
     if (!m) {
-      m = tf.keep(causalMask(t)); // cached across calls, possibly created inside a caller's tidy
-      this.masks.set(t, m);
+      m = tf.keep(window === 0 ? causalMask(t) : slidingWindowMask(t, window)); // cached across calls, possibly created inside a caller's tidy
+      this.masks.set(key, m);
     }
     return m;
   }
 
-  private ropeTables(): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
-    if (!this.rope) {
-      const r = ropeTables(this.config.maxPositions, this.config.headDim, this.config.ropeTheta);
-      this.rope = { cos: tf.keep(r.cos), sin: tf.keep(r.sin) };
+  /**
+   * Rotary tables covering T positions: one table of maxPositions rows serves every T up to it;
+   * dynamic NTK scaling past it depends on T, so each longer T gets its own table.
+   */
+  private ropeTables(t: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+    const c = this.config;
+    const rows = t > c.maxPositions ? t : c.maxPositions;
+    let r = this.ropes.get(rows);
+    if (!r) {
+      const inv = ropeInverseFrequencies(c.headDim, c.ropeTheta, c.ropeScaling, rows, c.maxPositions);
+      const made = ropeTables(rows, c.headDim, inv);
+      r = { cos: tf.keep(made.cos), sin: tf.keep(made.sin) };
+      this.ropes.set(rows, r);
     }
-    return this.rope;
+    return r;
   }
 
   /** Replaces one internal parameter (used by merge/unmerge and pretraining); disposes the old tensor. */
@@ -282,8 +269,7 @@ export class CausalLM {
     this.disposed = true;
     for (const t of this.weights.values()) t.dispose();
     for (const t of this.masks.values()) t.dispose();
-    this.rope?.cos.dispose();
-    this.rope?.sin.dispose();
+    for (const r of this.ropes.values()) tf.dispose([r.cos, r.sin]);
   }
 }
 

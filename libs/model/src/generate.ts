@@ -18,6 +18,8 @@ export interface GenerateOptions {
   lora?: LoraRuntime;
   /** Stop at the end-of-text token (default true). */
   stopAtEos?: boolean;
+  /** Stop once the generated text contains this string (e.g. "\n" for short answers). */
+  stopAt?: string;
 }
 
 /** Continues `prompt`; returns the new token ids and their text. */
@@ -40,6 +42,7 @@ export async function generate(model: CausalLM, prompt: string, opts: GenerateOp
     const next = sample(z.subarray(0, model.tokenizer.vocabSize), temperature, opts.topK, opts.rng);
     if ((opts.stopAtEos ?? true) && next === model.tokenizer.eosTokenId) break;
     ids.push(next);
+    if (opts.stopAt !== undefined && model.tokenizer.decode(ids.slice(start)).includes(opts.stopAt)) break;
   }
   const out = ids.slice(start);
   return { ids: out, text: model.tokenizer.decode(out) };

@@ -1,15 +1,22 @@
 // Backend selection (the ladder of DESIGN.md: Tensors).
 export { initBackend, currentBackend, BACKEND_NAMES } from './backend.js';
 export type { BackendName } from './backend.js';
-// Configuration of the supported families (GPT-2, Llama).
+// Configuration of the supported families (GPT-2; Llama, Mistral, Qwen2, Gemma 2, Phi-3).
 export type { ModelConfig, ModelType } from './config.js';
 export { parseModelConfig } from './config.js';
+/** RoPE frequency scaling (rope_scaling: default, linear, dynamic, llama3). */
+export type { RopeScaling } from './rope.js';
+/** The ops of a model configuration that the native kernels do not cover (for the backend report). */
+export { nativeFallbacks } from './decoder-blocks.js';
 // Parameter layout: expected tensors and the linear modules LoRA can adapt.
 export type { LinearModule, ParameterLayout } from './architecture.js';
 export { parameterLayout } from './architecture.js';
 // Tokenizers through @huggingface/tokenizers.
 export type { TextTokenizer } from './tokenizer.js';
 export { loadTokenizer, fromJson as tokenizerFromJson } from './tokenizer.js';
+// Chat templates (tokenizer_config.json `chat_template`, Jinja) and their assistant spans.
+export type { ChatMessage, TextSegment } from './chat-template.js';
+export { SIMPLE_CHAT_TEMPLATE, assertChatMessages, chatSegments, renderChat } from './chat-template.js';
 // Hugging Face model directories: read and write.
 export { CheckpointError, readModelConfig, readModelWeights, writeModelDir } from './checkpoint.js';
 // The causal LM on tfjs and its loss.
@@ -19,7 +26,7 @@ export { CausalLM } from './causal-lm.js';
 export type { LoraTap } from './causal-lm.js';
 export type { LoraLayerTrace, LoraTraces } from './lora-tap.js';
 export { loraLayerTraces, disposeLoraTraces } from './lora-tap.js';
-export { crossEntropy, crossEntropySum } from './loss.js';
+export { crossEntropy, crossEntropySum, crossEntropyPerToken } from './loss.js';
 /** tf.valueAndGrads that frees saved activations and gradients node by node during the backward pass. */
 export { valueAndGradsFrugal } from './backprop.js';
 // Loading a model directory; the committed base model.

@@ -14,7 +14,8 @@ export function initWeights(config: ModelConfig, seed: number, std = 0.02): Name
   let k = 0;
   for (const [name, shape] of parameterLayout(config).tensors) {
     let data: Float32Array;
-    if (/(ln_\d|ln_f|layernorm|norm)\.weight$/.test(name)) data = new Float32Array(shape[0]!).fill(1);
+    // Norms start as the identity: weight 1, or 0 for Gemma 2, whose RMSNorm scales by (1 + w).
+    if (/(ln_\d|ln_f|layernorm|norm)\.weight$/.test(name)) data = new Float32Array(shape[0]!).fill(config.modelType === 'gemma2' ? 0 : 1);
     else if (name.endsWith('.bias')) data = new Float32Array(shape[0]!);
     else {
       const s = config.modelType === 'gpt2' && name.endsWith('c_proj.weight') ? std / Math.sqrt(2 * config.numLayers) : std;

@@ -53,50 +53,46 @@ export function mergeHeads(x: tf.Tensor4D): tf.Tensor2D {
   return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [b * t, h * d]);
 }
 
+/** Additive sliding-window causal mask [T, T]: key j is visible to query i iff i - window < j <= i. */
+export function slidingWindowMask(t: number, window: number): tf.Tensor2D {
+  const data = new Float32Array(t * t);
+  for (let i = 0; i < t; i++) for (let j = 0; j < t; j++) if (j > i || j <= i - window) data[i * t + j] = -1e9;
+  return tf.tensor2d(data, [t, t]);
+}
+
+/** How one attention layer scores: scale of Q K^T, optional soft-capping, and its additive mask. */
+export interface AttentionOptions {
+  /** Multiplier of Q K^T (default 1/sqrt(D)). */
+  scale?: number;
+  /** Gemma 2's attention logit soft-capping: scores <- c tanh(scores / c), before the mask. */
+  softcap?: number;
+  /** False when `mask` is more than the plain causal mask (a sliding window shorter than T). */
+  plainCausal?: boolean;
+}
+
 /**
  * Scaled dot-product attention with a causal mask (Vaswani et al. 2017, eq. 1):
- * softmax(Q K^T / sqrt(d) + M) V, for q, k, v of shape [B, H, T, D]. On the native path the two
+ * softmax(Q K^T * scale + M) V, for q, k, v of shape [B, H, T, D]. On the native path the two
  * products skip the masked upper block triangle (`causalScores`, `causalApply`, forward and
  * backward) and the scale, mask and softmax are one fused kernel (`causalSoftmax`; `mask` is then
- * unused). Elsewhere Q is scaled before the product ([T, D] per
- * head, not [T, T]) and K is transposed explicitly (wasm's transposed matmul is its slow path).
+ * unused). The fused kernel knows only the plain causal mask and no soft-capping, so layers with
+ * either run the composed path (see `nativeFallbacks`). There Q is scaled before the product
+ * ([T, D] per head, not [T, T]) and K is transposed explicitly (wasm's transposed matmul is its
+ * slow path).
  */
-export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D): tf.Tensor4D {
-  const d = q.shape[3];
-  if (nativeKernelsActive()) return causalApply(causalSoftmax(causalScores(q, k), 1 / Math.sqrt(d)), v) as tf.Tensor4D;
-  const qs = tf.mul(q, 1 / Math.sqrt(d));
-  const scores = tf.add(tf.matMul(qs, tf.transpose(k, [0, 1, 3, 2])), mask);
-  return tf.matMul(tf.softmax(scores), v) as tf.Tensor4D;
-}
-
-/** Rotary tables cos/sin [T, D] as HF's LlamaRotaryEmbedding builds them (float32 like torch). */
-export function ropeTables(t: number, headDim: number, theta: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
-  const half = headDim / 2;
-  const cos = new Float32Array(t * headDim);
-  const sin = new Float32Array(t * headDim);
-  const invFreq = new Float32Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = 1 / theta ** ((2 * i) / headDim);
-  const f = new Float32Array(1);
-  for (let p = 0; p < t; p++) {
-    for (let i = 0; i < half; i++) {
-      f[0] = p * invFreq[i]!; // torch forms the angle in float32
-      const c = Math.cos(f[0]);
-      const s = Math.sin(f[0]);
-      cos[p * headDim + i] = c;
-      cos[p * headDim + half + i] = c;
-      sin[p * headDim + i] = s;
-      sin[p * headDim + half + i] = s;
-    }
+export function causalAttention(q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D, mask: tf.Tensor2D, opts: AttentionOptions = {}): tf.Tensor4D {
+  const scale = opts.scale ?? 1 / Math.sqrt(q.shape[3]);
+  if (nativeKernelsActive() && opts.softcap === undefined && opts.plainCausal !== false) {
+    return causalApply(causalSoftmax(causalScores(q, k), scale), v) as tf.Tensor4D;
   }
-  return { cos: tf.tensor2d(cos, [t, headDim]), sin: tf.tensor2d(sin, [t, headDim]) };
+  let scores: tf.Tensor = tf.matMul(tf.mul(q, scale), tf.transpose(k, [0, 1, 3, 2]));
+  if (opts.softcap !== undefined) scores = softcap(scores, opts.softcap);
+  return tf.matMul(tf.softmax(tf.add(scores, mask)), v) as tf.Tensor4D;
 }
 
-/** Applies rotary position embedding (Su et al. 2021) to x [B, H, T, D]: x cos + rotate_half(x) sin. */
-export function applyRope(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D {
-  const d = x.shape[3];
-  const [x1, x2] = tf.split(x, [d / 2, d / 2], 3);
-  const rotated = tf.concat([tf.neg(x2!), x1!], 3);
-  return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
+/** Soft-capping (Gemma 2): c tanh(x / c), a smooth clamp of x to (-c, c). */
+export function softcap(x: tf.Tensor, c: number): tf.Tensor {
+  return tf.mul(tf.tanh(tf.mul(x, 1 / c)), c);
 }
 
 /** Repeats each of Hkv key/value heads n times: [B, Hkv, T, D] -> [B, Hkv * n, T, D] (GQA). */

@@ -19,9 +19,10 @@ export interface LoraConfig {
   targetModules: string[];
 }
 
-/** Attention projections, r 8, alpha 16, no dropout. */
+/** Attention projections (Phi-3: its fused qkv_proj and o_proj), r 8, alpha 16, no dropout. */
 export function defaultLoraConfig(model: Pick<CausalLM, 'config'>): LoraConfig {
-  const targets = model.config.modelType === 'gpt2' ? ['c_attn', 'attn.c_proj'] : ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
+  const t = model.config.modelType;
+  const targets = t === 'gpt2' ? ['c_attn', 'attn.c_proj'] : t === 'phi3' ? ['qkv_proj', 'o_proj'] : ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
   return { r: 8, alpha: 16, dropout: 0, targetModules: targets };
 }
 

@@ -17,12 +17,25 @@ function tokenLosses(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
   return sparseSoftmaxCrossEntropy(logits, labels) as tf.Tensor1D;
 }
 
-/** Mean cross-entropy in nats of logits [N, V] against integer targets [N]: -(1/N) sum_i log softmax(z_i)[y_i]. */
-export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
-  return tf.tidy(() => tf.div(tf.sum(tokenLosses(logits, targets)), logits.shape[0]) as tf.Scalar);
+/**
+ * Mean cross-entropy in nats of logits [N, V] against integer targets [N]: -(1/N) sum_i log softmax(z_i)[y_i].
+ * With a loss mask `weights` [N] of 0/1 (instruction tuning: prompt and padding tokens 0) it is the
+ * mean over the weighted tokens, -(sum_i w_i log softmax(z_i)[y_i]) / sum_i w_i, and a token of
+ * weight 0 contributes exactly zero gradient.
+ */
+export function crossEntropy(logits: tf.Tensor2D, targets: tf.Tensor1D, weights?: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => {
+    if (!weights) return tf.div(tf.sum(tokenLosses(logits, targets)), logits.shape[0]) as tf.Scalar;
+    return tf.div(tf.sum(tf.mul(tokenLosses(logits, targets), weights)), tf.maximum(tf.sum(weights), 1)) as tf.Scalar;
+  });
 }
 
-/** Sum (not mean) of cross-entropy, for exact token-weighted averages over windows of unequal length. */
-export function crossEntropySum(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Scalar {
-  return tf.tidy(() => tf.sum(tokenLosses(logits, targets)) as tf.Scalar);
+/** Sum (not mean) of cross-entropy (over the tokens of weight 1 with `weights`), for exact token-weighted averages. */
+export function crossEntropySum(logits: tf.Tensor2D, targets: tf.Tensor1D, weights?: tf.Tensor1D): tf.Scalar {
+  return tf.tidy(() => tf.sum(weights ? tf.mul(tokenLosses(logits, targets), weights) : tokenLosses(logits, targets)) as tf.Scalar);
+}
+
+/** Per-token cross-entropy in nats [N] (times `weights` when given), e.g. for per-example log-likelihoods. */
+export function crossEntropyPerToken(logits: tf.Tensor2D, targets: tf.Tensor1D, weights?: tf.Tensor1D): tf.Tensor1D {
+  return tf.tidy(() => (weights ? tf.mul(tokenLosses(logits, targets), weights) : tokenLosses(logits, targets)) as tf.Tensor1D);
 }

@@ -116,6 +116,6 @@ describe.skipIf(!hasTorch)('what fedlora writes loads in the PyTorch reference',
       } finally {
         model.dispose();
       }
-    });
+    }, 300_000); // two torch processes; minutes on a loaded machine
   }
 });

@@ -2,6 +2,7 @@ import type { Conversion } from './conversion.js';
 import { BudgetExceededError, PrivacyBudget } from './budget.js';
 import { Ledger, type LedgerSigner } from './ledger.js';
 import type { LedgerEntry } from './ledger-format.js';
+import { unitLabel, validateUnit, type PrivacyUnit } from './privacy-unit.js';
 import { roundEvents, type RoundPrivacyParams } from './round-events.js';
 
 /** A client's decision on a planned round. `reason` is all the coordinator may learn. */
@@ -13,7 +14,9 @@ export interface ClientGuardOptions {
   signer: LedgerSigner;
   /** The institution's budget for this privacy unit. */
   budget: { epsilon: number; delta: number };
-  unit: 'institution' | 'record';
+  unit: Exclude<PrivacyUnit, 'record'>;
+  /** With unit `field`: the field that defines a unit (e.g. `patient_id`). */
+  unitField?: string;
   orders?: string | number[];
   conversion?: Conversion;
 }
@@ -33,6 +36,7 @@ export class ClientPrivacyGuard {
 
   /** Opens (or creates) the client's ledger and restores its spend. */
   static async open(opts: ClientGuardOptions): Promise<ClientPrivacyGuard> {
+    validateUnit(opts.unit, opts.unitField);
     const ledger = await Ledger.open(opts.ledgerPath, { ...opts.signer, role: 'client' }, { delta: opts.budget.delta, ...(opts.orders ? { orders: opts.orders } : {}), ...(opts.conversion ? { conversion: opts.conversion } : {}) });
     const fresh = new PrivacyBudget({ epsilon: opts.budget.epsilon, delta: opts.budget.delta, ...(opts.orders ? { orders: opts.orders } : {}), ...(opts.conversion ? { conversion: opts.conversion } : {}) });
     const budget = PrivacyBudget.fromJSON({ ...fresh.toJSON(), rdp: ledger.spent().rdp, events: ledger.length });
@@ -64,17 +68,17 @@ export class ClientPrivacyGuard {
   /** Records a completed release with the parameters actually used (e.g. the real survivors). */
   async record(round: number, params: RoundPrivacyParams, extra: { time?: string; subject?: string } = {}): Promise<LedgerEntry> {
     for (const e of roundEvents(params)) this.budget.commit(e);
-    return this.ledger.append({ kind: 'round', round, unit: this.opts.unit, params, budget: this.opts.budget, ...extra });
+    return this.ledger.append({ kind: 'round', round, unit: this.opts.unit, ...this.unitFieldPart(), params, budget: this.opts.budget, ...extra });
   }
 
   /** Records that the client refused a round (nothing released). */
   async refuse(round: number, note: string, extra: { time?: string } = {}): Promise<LedgerEntry> {
-    return this.ledger.append({ kind: 'refused', round, unit: this.opts.unit, budget: this.opts.budget, note, ...extra });
+    return this.ledger.append({ kind: 'refused', round, unit: this.opts.unit, ...this.unitFieldPart(), budget: this.opts.budget, note, ...extra });
   }
 
   /** Records a round that was aborted after the client joined (nothing released). */
   async aborted(round: number, note: string, extra: { time?: string } = {}): Promise<LedgerEntry> {
-    return this.ledger.append({ kind: 'aborted', round, unit: this.opts.unit, budget: this.opts.budget, note, ...extra });
+    return this.ledger.append({ kind: 'aborted', round, unit: this.opts.unit, ...this.unitFieldPart(), budget: this.opts.budget, note, ...extra });
   }
 
   /** Epsilon spent so far at the budget's delta. */
@@ -85,6 +89,15 @@ export class ClientPrivacyGuard {
   /** True when no release at all fits any more. */
   exhausted(): boolean {
     return this.budget.exhausted();
+  }
+
+  /** The unit as printed beside an epsilon ("document", "patient_id", "institution"). */
+  get unitLabel(): string {
+    return unitLabel(this.opts.unit, this.opts.unitField);
+  }
+
+  private unitFieldPart(): { unitField?: string } {
+    return this.opts.unitField !== undefined ? { unitField: this.opts.unitField } : {};
   }
 
   /** The ledger file. */

@@ -59,6 +59,12 @@ export { PrivacyBudget, BudgetExceededError } from './budget.js';
 /** Budget options and serialised state. */
 export type { PrivacyBudgetOptions, PrivacyBudgetState } from './budget.js';
 
+// Privacy units.
+/** Whose data an epsilon protects (institution, document, a field such as patient_id, sequence), and its printed label. */
+export { unitLabel, validateUnit } from './privacy-unit.js';
+/** A privacy unit as a ledger records it, and the record-level units of DP-SGD. */
+export type { PrivacyUnit, RecordUnit } from './privacy-unit.js';
+
 // Rounds and the ledger.
 /** Round parameters -> accountant events; refusal of distributed noise without secure aggregation. */
 export { roundEvents, assertDistributedNoiseIsSafe, InsecureDistributedNoiseError } from './round-events.js';
@@ -74,6 +80,9 @@ export { canonicalJson, lineHash, generateLedgerKey, ledgerKeyFromSeed, GENESIS_
 export type { LedgerEntry, LedgerRecordInput } from './ledger-format.js';
 /** Verifies chains, signatures and recomputes every epsilon from recorded parameters. */
 export { verifyLedger, verifyLedgerText, verifyLedgerFile } from './ledger-verify.js';
+/** A recorded release described for people (mechanism, noise), for charts and reports. */
+export { describeMechanism } from './mechanism-description.js';
+export type { MechanismDescription } from './mechanism-description.js';
 /** Verification results. */
 export type { LedgerVerification, LedgerProblem, LedgerRoundSummary, VerifyOptions } from './ledger-verify.js';
 

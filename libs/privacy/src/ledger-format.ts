@@ -3,6 +3,7 @@ import { cryptoRandomBytes, type RandomBytes } from '@fedlora/tensor';
 import nacl from 'tweetnacl';
 import type { PrivacyEvent } from './accountant.js';
 import type { Conversion } from './conversion.js';
+import type { PrivacyUnit } from './privacy-unit.js';
 import type { RoundPrivacyParams } from './round-events.js';
 
 /**
@@ -22,8 +23,10 @@ export interface LedgerRecordInput {
   /** round: a release; aborted: a round that released nothing; refused: the client declined (budget). */
   kind: 'round' | 'aborted' | 'refused';
   round: number;
-  /** Privacy unit: institution-level (DP-FedAvg) or record-level (DP-SGD). */
-  unit: 'institution' | 'record';
+  /** Privacy unit (privacy-unit.ts): institution (DP-FedAvg) or, for DP-SGD, document, field or sequence. */
+  unit: PrivacyUnit;
+  /** With unit `field`: the field whose value defines a unit (e.g. `patient_id`). */
+  unitField?: string;
   /** Mechanism parameters; the auditor re-derives `events` from them. Absent for aborted/refused. */
   params?: RoundPrivacyParams;
   /** Accountant events of this entry; defaults to roundEvents(params) (or [] without params). */

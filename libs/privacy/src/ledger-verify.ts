@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { composeRdp, validateEvent, type PrivacyEvent } from './accountant.js';
 import { rdpToEpsilon } from './conversion.js';
 import { canonicalJson, GENESIS_HASH, lineHash, verifyEntrySignature, type LedgerEntry } from './ledger-format.js';
+import { describeMechanism } from './mechanism-description.js';
+import { unitLabel, validateUnit } from './privacy-unit.js';
 import { roundEvents } from './round-events.js';
 
 /** One finding of the verifier, naming the entry (seq, or line number when the line cannot be parsed). */
@@ -21,6 +23,11 @@ export interface LedgerRoundSummary {
   /** Institution-level rounds: the clip norm C of the round (it changes between rounds with adaptive clipping). */
   clipNorm?: number;
   epsilon: number;
+  /** The recorded mechanism and its noise, described for people (rounds with parameters). */
+  mechanism?: string;
+  noise?: string;
+  /** Why nothing was released (aborted and refused entries), as recorded. */
+  note?: string;
 }
 
 /** Result of verifying one ledger. */
@@ -31,6 +38,10 @@ export interface LedgerVerification {
   role?: LedgerEntry['role'];
   publicKey?: string;
   unit?: LedgerEntry['unit'];
+  /** With unit `field`: the field that defines a unit. */
+  unitField?: string;
+  /** The unit as printed beside an epsilon (`unitLabel`): "document", "patient_id", "institution". */
+  unitLabel?: string;
   delta?: number;
   budget?: { epsilon: number; delta: number };
   /** Cumulative epsilon recomputed from the recorded parameters (not read from the file). */
@@ -57,6 +68,16 @@ function normalizeKey(k: string | undefined): string | undefined {
   if (/^[0-9a-f]{64}$/i.test(k)) return k.toLowerCase();
   const raw = Buffer.from(k, 'base64');
   return raw.length === 32 ? raw.toString('hex') : k;
+}
+
+function isKnownUnit(unit: unknown, unitField: unknown): boolean {
+  if (unit === 'record') return unitField === undefined;
+  try {
+    validateUnit(unit, unitField);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function close(a: number, b: number): boolean {
@@ -136,7 +157,10 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
     if (canonicalJson(entry.orders) !== canonicalJson(first.orders) || entry.delta !== first.delta || entry.conversion !== first.conversion) {
       report('orders, delta or conversion changed within the ledger');
     }
-    if (entry.unit !== first.unit) report(`privacy unit ${entry.unit} differs from the ledger's (${first.unit}): one ledger per privacy unit`);
+    if (entry.unit !== first.unit || entry.unitField !== first.unitField) {
+      report(`privacy unit ${unitLabel(entry.unit, entry.unitField)} differs from the ledger's (${unitLabel(first.unit, first.unitField)}): one ledger per privacy unit`);
+    }
+    if (!isKnownUnit(entry.unit, entry.unitField)) report(`privacy unit ${JSON.stringify(entry.unit)} is not one fedlora accounts (institution, document, field with unitField, sequence, or the legacy record)`);
     parsed.push(entry);
 
     // Recompute the accounting from the recorded parameters.
@@ -174,6 +198,8 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
       ...(entry.subject ? { subject: entry.subject } : {}),
       ...(survivors !== undefined ? { survivors } : {}),
       ...(clipNorm !== undefined ? { clipNorm } : {}),
+      ...(entry.params ? describeMechanism(entry.params) : {}),
+      ...(entry.note !== undefined ? { note: String(entry.note).slice(0, 300) } : {}),
     });
   });
 
@@ -182,7 +208,9 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
   return {
     valid: problems.length === 0,
     entries: lines.length,
-    ...(first ? { writer: first.writer, role: first.role, publicKey: first.publicKey, unit: first.unit, delta: first.delta } : {}),
+    ...(first
+      ? { writer: first.writer, role: first.role, publicKey: first.publicKey, unit: first.unit, ...(first.unitField ? { unitField: first.unitField } : {}), unitLabel: unitLabel(first.unit, first.unitField), delta: first.delta }
+      : {}),
     ...(budget ? { budget } : {}),
     epsilon,
     rounds,

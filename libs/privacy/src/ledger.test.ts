@@ -160,7 +160,7 @@ describe('Ledger', () => {
   it('keeps one privacy unit per ledger', async () => {
     const path = await writeLedger(1);
     const ledger = await Ledger.open(path, { writer: 'coordinator', secretKey: key.secretKey, role: 'coordinator' }, settings);
-    await expect(ledger.append({ kind: 'round', round: 1, unit: 'record', params: { mode: 'dp-sgd', clipNorm: 1, noiseMultiplier: 1, samplingRate: 0.01, steps: 10 } })).rejects.toThrow(/one ledger per privacy unit/);
+    await expect(ledger.append({ kind: 'round', round: 1, unit: 'document', params: { mode: 'dp-sgd', clipNorm: 1, noiseMultiplier: 1, samplingRate: 0.01, steps: 10 } })).rejects.toThrow(/one ledger per privacy unit/);
   });
 
   it('canonical JSON sorts keys recursively', () => {

@@ -5,6 +5,7 @@ import { composeRdp, validateEvent } from './accountant.js';
 import { rdpToEpsilon, type Conversion } from './conversion.js';
 import { GENESIS_HASH, LEDGER_VERSION, lineHash, signEntry, toHex, type LedgerEntry, type LedgerRecordInput } from './ledger-format.js';
 import { verifyLedgerText } from './ledger-verify.js';
+import { unitLabel, validateUnit } from './privacy-unit.js';
 import { resolveOrders } from './orders.js';
 import { roundEvents } from './round-events.js';
 
@@ -62,11 +63,12 @@ export class LedgerCorruptError extends Error {
  * never silently dropped or continued). Each append writes one complete line with a single
  * write() and fsyncs before resolving, so a crash leaves either the whole entry or a torn tail
  * that the next open and every audit detect. Appends are serialised within the process.
- * A ledger accounts one privacy unit (institution or record): keep one ledger per unit.
+ * A ledger accounts one privacy unit (privacy-unit.ts: institution, document, a field, or sequence): keep one ledger per unit.
  */
 export class Ledger {
   private queue: Promise<unknown> = Promise.resolve();
-  private unit: LedgerRecordInput['unit'] | undefined;
+  /** The unit's label (`unitLabel`): the unit, or the field's name for `field`. */
+  private unit: string | undefined;
 
   private constructor(
     readonly path: string,
@@ -101,7 +103,7 @@ export class Ledger {
     }
     const rdp = v.cumulativeRdp.length ? v.cumulativeRdp : new Array<number>(s.orders.length).fill(0);
     const ledger = new Ledger(path, full, s, v.entries, v.lastHash, rdp, publicKey);
-    ledger.unit = head?.unit;
+    ledger.unit = head ? unitLabel(head.unit, head.unitField) : undefined;
     return ledger;
   }
 
@@ -123,9 +125,10 @@ export class Ledger {
   }
 
   private async write(input: LedgerRecordInput): Promise<LedgerEntry> {
-    if (input.unit !== 'institution' && input.unit !== 'record') throw new RangeError(`unit must be institution or record, received ${JSON.stringify(input.unit)}`);
-    this.unit ??= input.unit;
-    if (input.unit !== this.unit) throw new RangeError(`this ledger accounts the ${this.unit} unit, received an entry for ${input.unit}: keep one ledger per privacy unit`);
+    validateUnit(input.unit, input.unitField);
+    const label = unitLabel(input.unit, input.unitField);
+    this.unit ??= label;
+    if (label !== this.unit) throw new RangeError(`this ledger accounts the ${this.unit} unit, received an entry for ${label}: keep one ledger per privacy unit`);
     const events = (input.events ?? (input.params ? roundEvents(input.params) : [])).map((e, j) => validateEvent(e, `events[${j}]`));
     if (input.kind !== 'round' && events.length) throw new RangeError(`a ${input.kind} entry must release nothing, received ${events.length} event(s)`);
     const add = composeRdp(events, this.settings.orders);

@@ -57,6 +57,7 @@ import {
   type LoraLayerTrace,
   type LoraRuntime,
 } from '@fedlora/model';
+import { hasLossMask, tokenIdOf, trainedTargets } from './loss-mask.js';
 
 /**
  * How the clipped sum is formed once the clip factors are known: `traces` from the recorded
@@ -105,8 +106,13 @@ export interface GhostClipResult {
   gridCounts?: Float64Array[];
 }
 
-/** A right-padded batch: ids [B, T], targets [B*T], and each sequence's number of targets. */
-export function padBatch(sequences: readonly Int32Array[]): { inputs: tf.Tensor2D; targets: tf.Tensor1D; lengths: number[]; seqLen: number } {
+/**
+ * A right-padded batch: ids [B, T], targets [B*T], and each sequence's number of targets. Masked
+ * targets (loss-mask.ts) are decoded: `tokenWeights` [B*T] then holds 1 / (example's trained
+ * targets) at each trained target and 0 elsewhere (padding, prompt), so the weighted sum of token
+ * losses is sum_i L_i with L_i example i's mean over its own trained targets.
+ */
+export function padBatch(sequences: readonly Int32Array[]): { inputs: tf.Tensor2D; targets: tf.Tensor1D; lengths: number[]; seqLen: number; tokenWeights?: Float32Array } {
   const lengths = sequences.map((s, i) => {
     if (s.length < 2) throw new RangeError(`every sequence needs at least 2 tokens (an input and a target), sequence ${i} holds ${s.length}`);
     return s.length - 1;
@@ -114,19 +120,37 @@ export function padBatch(sequences: readonly Int32Array[]): { inputs: tf.Tensor2
   const T = Math.max(...lengths);
   const inp = new Int32Array(sequences.length * T);
   const tgt = new Int32Array(sequences.length * T);
+  const masked = hasLossMask(sequences);
+  const w = masked ? new Float32Array(sequences.length * T) : undefined;
   sequences.forEach((s, i) => {
-    inp.set(s.subarray(0, lengths[i]), i * T);
-    tgt.set(s.subarray(1), i * T);
+    if (!masked) {
+      inp.set(s.subarray(0, lengths[i]), i * T);
+      tgt.set(s.subarray(1), i * T);
+      return;
+    }
+    const n = trainedTargets(s);
+    if (n === 0) throw new RangeError(`sequence ${i} has every target masked out; drop it before training`);
+    for (let j = 0; j < lengths[i]!; j++) {
+      inp[i * T + j] = tokenIdOf(s[j]!);
+      const v = s[j + 1]!;
+      tgt[i * T + j] = v < 0 ? 0 : v;
+      w![i * T + j] = v < 0 ? 0 : 1 / n;
+    }
   });
-  return { inputs: tf.tensor2d(inp, [sequences.length, T], 'int32'), targets: tf.tensor1d(tgt, 'int32'), lengths, seqLen: T };
+  return { inputs: tf.tensor2d(inp, [sequences.length, T], 'int32'), targets: tf.tensor1d(tgt, 'int32'), lengths, seqLen: T, ...(w ? { tokenWeights: w } : {}) };
 }
 
 /**
- * sum_i w_i L_i with L_i example i's mean loss over its own targets (padding excluded). Equal
- * lengths and unit weights take one fused loss over the whole batch.
+ * sum_i w_i L_i with L_i example i's mean loss over its own targets (padding excluded; with
+ * `tokenWeights` from `padBatch`, over its trained targets). Equal lengths and unit weights take
+ * one fused loss over the whole batch.
  */
-export function weightedExampleLoss(logits: tf.Tensor2D, targets: tf.Tensor1D, lengths: readonly number[], seqLen: number, weights?: ArrayLike<number>): tf.Scalar {
+export function weightedExampleLoss(logits: tf.Tensor2D, targets: tf.Tensor1D, lengths: readonly number[], seqLen: number, weights?: ArrayLike<number>, tokenWeights?: Float32Array): tf.Scalar {
   return tf.tidy(() => {
+    if (tokenWeights) {
+      const tw = weights ? tokenWeights.map((v, k) => v * weights[Math.floor(k / seqLen)]!) : tokenWeights;
+      return crossEntropySum(logits, targets, tf.tensor1d(tw, 'float32'));
+    }
     if (!weights && lengths.every((l) => l === seqLen)) return tf.div(crossEntropySum(logits, targets), seqLen) as tf.Scalar;
     const terms: tf.Scalar[] = [];
     lengths.forEach((len, i) => {
@@ -168,7 +192,7 @@ export async function ghostClippedLoraGradSum(
   const batch = padBatch(sequences);
   const fwd = { training: true, seed: o.dropoutSeed };
   try {
-    const traces = loraLayerTraces(model, batch.inputs, rt, (logits) => weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen), fwd);
+    const traces = loraLayerTraces(model, batch.inputs, rt, (logits) => weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen, undefined, batch.tokenWeights), fwd);
     let lossSum: number;
     let normsSq: Float64Array;
     let factors: Float64Array;
@@ -347,14 +371,14 @@ async function sumByReweightedBackward(
   model: CausalLM,
   lora: LoraConfig,
   vars: ReadonlyMap<string, tf.Variable>,
-  batch: { inputs: tf.Tensor2D; targets: tf.Tensor1D; lengths: number[]; seqLen: number },
+  batch: { inputs: tf.Tensor2D; targets: tf.Tensor1D; lengths: number[]; seqLen: number; tokenWeights?: Float32Array },
   factors: Float64Array,
   fwd: { training: boolean; seed: number },
 ): Promise<NamedTensors> {
   const names = [...vars.keys()];
   const { value, grads } = valueAndGradsFrugal((...xs: tf.Tensor[]) => {
     const rt = loraRuntime(model, lora, new Map(names.map((n, k) => [n, xs[k]!])));
-    return weightedExampleLoss(model.forward(batch.inputs, { ...fwd, lora: rt }), batch.targets, batch.lengths, batch.seqLen, factors);
+    return weightedExampleLoss(model.forward(batch.inputs, { ...fwd, lora: rt }), batch.targets, batch.lengths, batch.seqLen, factors, batch.tokenWeights);
   })(names.map((n) => vars.get(n)!));
   const out: NamedTensors = new Map();
   for (let k = 0; k < names.length; k++) out.set(names[k]!, { shape: [...grads[k]!.shape], data: (await grads[k]!.data()) as Float32Array });

@@ -11,9 +11,10 @@ import { DEFAULT_GRID_FRACTION, privatizeGradients, privatizeGridCounts } from '
 import { crossEntropy, loraRuntime, type CausalLM, type LoraConfig } from '@fedlora/model';
 import { ghostClippedLoraGradSum, type ClippedSumMethod, type GhostCompute } from './dp-sgd-ghost.js';
 import { toTensors } from './trainer.js';
+import { groupUnits, unitSlice } from './ghost-units.js';
 
 /**
- * The gradient of each sequence's mean next-token loss with respect to every LoRA tensor in
+ * The gradient of each sequence's mean next-token loss (over its unmasked targets, loss-mask.ts) with respect to every LoRA tensor in
  * `vars`, with that sequence's loss. `dropoutSeeds[i]` seeds sequence i's LoRA dropout masks.
  */
 export async function perExampleLoraGrads(
@@ -30,16 +31,16 @@ export async function perExampleLoraGrads(
   const losses: number[] = [];
   for (let i = 0; i < sequences.length; i++) {
     const seq = sequences[i]!;
-    const { inputs, targets } = toTensors([seq], seq.length - 1);
+    const { inputs, targets, weights } = toTensors([seq], seq.length - 1);
     const { value, grads: g } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
       const rt = loraRuntime(model, lora, new Map(names.map((n, k) => [n, xs[k]!])));
       const logits = model.forward(inputs, { lora: rt, training: true, seed: dropoutSeeds[i]! });
-      return crossEntropy(logits, targets);
+      return crossEntropy(logits, targets, weights);
     })(varList);
     const host: NamedTensors = new Map();
     for (let k = 0; k < names.length; k++) host.set(names[k]!, { shape: [...g[k]!.shape], data: new Float32Array((await g[k]!.data()) as Float32Array) });
     losses.push((await value.data())[0]!);
-    tf.dispose([value, inputs, targets, ...g]);
+    tf.dispose([value, inputs, targets, ...(weights ? [weights] : []), ...g]);
     grads.push(host);
   }
   return { grads, losses };
@@ -63,13 +64,18 @@ export interface PrivateGradientOptions {
   clippedSum?: ClippedSumMethod;
   /** Ghost method only: norms and sums on the device (default) or on the host in float64. */
   compute?: GhostCompute;
+  /**
+   * The privacy unit (0 .. G-1) of each sequence: a unit's sequences' gradients are summed and
+   * the sum clipped as one (ghost-units.ts). Default: each sequence is its own unit.
+   */
+  units?: readonly number[];
 }
 
 /** Result of `privateLoraGradient`. */
 export interface PrivateGradient {
   /** (sum_i clip(g_i) + noise) / (q N), in the layout of `vars`. */
   gradient: NamedTensors;
-  /** Fraction of the sequences whose gradient was clipped. */
+  /** Fraction of the units (sequences without `units`) whose gradient was clipped. */
   clippedFraction: number;
   /** Mean over the sequences of each one's mean loss (NaN for an empty batch; not private). */
   meanLoss: number;
@@ -95,8 +101,9 @@ export async function privateLoraGradient(
   if (!Number.isInteger(o.dropoutSeed)) throw new RangeError(`dropoutSeed must be an integer, received ${o.dropoutSeed}`);
   if (method === 'per-example') {
     const seeds = sequences.map((_, i) => (o.dropoutSeed + i) % 2 ** 31);
-    const { grads, losses } = await perExampleLoraGrads(model, lora, vars, sequences, seeds);
+    const { grads: perSequence, losses } = await perExampleLoraGrads(model, lora, vars, sequences, seeds);
     const layout: NamedTensors = new Map([...vars].map(([n, v]) => [n, { shape: [...v.shape], data: new Float32Array(v.size) }]));
+    const grads = o.units ? groupGrads(perSequence, layout, o.units) : perSequence;
     const { gradient, clippedFraction } = privatizeGradients(grads, layout, { clipNorm: o.clipNorm, noiseMultiplier: o.noiseMultiplier, expectedBatchSize: o.expectedBatchSize, rng: o.rng });
     return { gradient, clippedFraction, meanLoss: losses.length ? losses.reduce((a, b) => a + b, 0) / losses.length : Number.NaN };
   }
@@ -105,7 +112,7 @@ export async function privateLoraGradient(
   if (!(o.expectedBatchSize > 0)) throw new RangeError(`expectedBatchSize must be > 0, received ${o.expectedBatchSize}`);
   const std = o.noiseMultiplier * o.clipNorm;
   const gridStep = std > 0 ? std * DEFAULT_GRID_FRACTION : undefined;
-  const g = await ghostClippedLoraGradSum(model, lora, vars, sequences, { clipNorm: o.clipNorm, dropoutSeed: o.dropoutSeed, clippedSum: o.clippedSum, compute: o.compute, gridStep });
+  const g = await ghostClippedLoraGradSum(model, lora, vars, sequences, { clipNorm: o.clipNorm, dropoutSeed: o.dropoutSeed, clippedSum: o.clippedSum, compute: o.compute, gridStep, ...(o.units ? { unitOf: o.units } : {}) });
   const gradient: NamedTensors = new Map();
   if (gridStep !== undefined) {
     const noisy = privatizeGridCounts(g.gridCounts!, { sigma: std, gridStep, rng: o.rng, divisor: o.expectedBatchSize });
@@ -114,5 +121,18 @@ export async function privateLoraGradient(
     for (const [name, t] of g.clippedSum) gradient.set(name, { shape: t.shape, data: t.data.map((v) => v / o.expectedBatchSize) });
   }
   const clipped = g.factors.reduce((n, c) => n + (c < 1 ? 1 : 0), 0);
-  return { gradient, clippedFraction: sequences.length ? clipped / sequences.length : 0, meanLoss: sequences.length ? g.lossSum / sequences.length : Number.NaN };
+  return { gradient, clippedFraction: g.factors.length ? clipped / g.factors.length : 0, meanLoss: sequences.length ? g.lossSum / sequences.length : Number.NaN };
+}
+
+/** Per-sequence host gradients summed per unit (`unitSlice`: float32 sums in batch order, as the ghost path). */
+function groupGrads(perSequence: readonly NamedTensors[], layout: NamedTensors, unitOf: readonly number[]): NamedTensors[] {
+  const g = groupUnits(perSequence.length, unitOf);
+  const out: NamedTensors[] = Array.from({ length: g.units }, () => new Map());
+  for (const [name, t] of layout) {
+    const size = t.data.length;
+    const rows = new Float32Array(perSequence.length * size);
+    perSequence.forEach((p, i) => rows.set(p.get(name)?.data ?? new Float32Array(size), i * size));
+    out.forEach((m, u) => m.set(name, { shape: [...t.shape], data: unitSlice(rows, size, g.rows[u]!) }));
+  }
+  return out;
 }

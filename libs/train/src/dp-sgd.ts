@@ -1,8 +1,14 @@
 /**
  * Record-level DP-SGD for LoRA (Abadi et al. 2016, "Deep Learning with Differential Privacy",
- * Algorithm 1): at every step each training sequence joins the batch independently with
- * probability q (Poisson sampling, what the sampled-Gaussian accountant assumes), each sampled
- * sequence's LoRA gradient is clipped to L2 norm C, the clipped gradients are summed, the exact
+ * Algorithm 1) over privacy UNITS (privacy-units.ts; Chua et al. 2024, "Mind the Privacy Unit!
+ * User-Level Differential Privacy for Language Model Fine-Tuning"): at every step each unit (a
+ * document, all records of one patient_id, or one sequence) joins the batch independently with
+ * probability q (Poisson sampling, what the sampled-Gaussian accountant assumes); of a sampled
+ * unit with more than `maxSequencesPerUnit` sequences that many are drawn uniformly without
+ * replacement from the CSPRNG (contribution bounding, Chua et al. 2024 Section 3; the rest are
+ * dropped for this step and counted); the gradients of a unit's sequences are summed and that
+ * sum clipped to L2 norm C (ghost-units.ts), so one unit moves the clipped sum by at most C whatever
+ * its size (ghost-units.ts); the clipped unit gradients are summed, the exact
  * discrete Gaussian N(0, (z C)^2) on a fine grid is added (`privatizeGradients`, never tf.random)
  * and the result divided by the expected batch size q N before the AdamW update (post-processing).
  *
@@ -28,16 +34,20 @@ import { DEFAULT_GRID_FRACTION, gridSensitivity, poissonSample, type DpSgdParams
 import { AdamW } from './adamw.js';
 import { privateLoraGradient, type PerExampleMethod } from './dp-sgd-grads.js';
 import type { ClippedSumMethod, GhostCompute } from './dp-sgd-ghost.js';
+import type { UnitData } from './privacy-units.js';
 import { warmupCosine } from './schedule.js';
+import { yieldToEventLoop } from './event-loop.js';
 
 /** Progress of one DP-SGD step. */
 export interface DpSgdStepInfo {
   step: number;
-  /** Realised Poisson batch size (not private: for local display only). */
+  /** Realised Poisson batch size in units (not private: for local display only). */
   batchSize: number;
+  /** Sequences of the sampled units that the per-unit cap left out of this step (local only, never sent). */
+  droppedSequences: number;
   /** Mean loss of the sampled sequences (not private: for local display only; NaN for an empty batch). */
   loss: number;
-  /** Fraction of the sampled sequences whose gradient was clipped. */
+  /** Fraction of the sampled units whose gradient was clipped. */
   clippedFraction: number;
   tokensPerSecond: number;
   learningRate: number;
@@ -46,10 +56,15 @@ export interface DpSgdStepInfo {
 /** Options of `trainLocalDpSgd`. */
 export interface DpSgdTrainOptions {
   steps: number;
-  /** Poisson sampling rate q: the probability that a sequence joins a step's batch. */
+  /** Poisson sampling rate q: the probability that a unit joins a step's batch. */
   samplingRate: number;
-  /** Per-example L2 clip C. */
+  /** Per-unit L2 clip C (of the sum of the unit's sequences' gradients). */
   clipNorm: number;
+  /**
+   * Contribution bound: at most this many of a sampled unit's sequences enter a step, drawn
+   * uniformly without replacement (default `DEFAULT_MAX_SEQUENCES_PER_UNIT`).
+   */
+  maxSequencesPerUnit?: number;
   /** Noise std / C. */
   noiseMultiplier: number;
   learningRate: number;
@@ -57,7 +72,8 @@ export interface DpSgdTrainOptions {
   rng: RandomBytes;
   weightDecay?: number;
   warmupSteps?: number;
-  onStep?: (s: DpSgdStepInfo) => void;
+  /** Awaited after each step; the loop then yields to the event loop so timers and I/O keep running. */
+  onStep?: (s: DpSgdStepInfo) => unknown;
   /** Clock in milliseconds (a parameter, for reproducible tests). */
   now?: () => number;
   /** `ghost` (default): one batched pass per step; `per-example`: one pass per sequence (the reference). */
@@ -80,13 +96,18 @@ export interface DpSgdTrainResult {
   adapter: NamedTensors;
   /** Mean over steps of the sampled sequences' loss (not private: local diagnostics). */
   trainLoss: number;
+  /** Privacy units in the data (what q is a fraction of). */
   numExamples: number;
+  /** Sequences of sampled units left out by the per-unit cap, over all steps (local only, never sent). */
+  droppedSequences: number;
+  /** Sequences of sampled units that entered a step, over all steps. */
+  sampledSequences: number;
   /** Tokens (targets) processed: the sampled sequences' lengths minus one, summed. */
   tokens: number;
   steps: number;
-  /** Mean realised batch size over the steps. */
+  /** Mean realised batch size (units) over the steps. */
   meanBatchSize: number;
-  /** Fraction of all sampled sequences whose gradient was clipped. */
+  /** Fraction of all sampled units whose gradient was clipped. */
   clippedFraction: number;
   /** What to account for this run (the sampled-Gaussian mechanism). */
   privacy: DpSgdParams;
@@ -111,9 +132,19 @@ export function loraDimension(model: Pick<CausalLM, 'linears'>, lora: LoraConfig
   return loraTargets(model, lora).reduce((n, m) => n + lora.r * (m.inFeatures + m.outFeatures), 0);
 }
 
-/** Trains a LoRA adapter with DP-SGD; returns new tensors, leaving `adapter` and the base weights untouched. */
-export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter: NamedTensors, data: Int32Array[], opts: DpSgdTrainOptions): Promise<DpSgdTrainResult> {
-  validateDpSgdOptions(opts, data);
+/** Default cap on the sequences of one unit in a step (contribution bounding). */
+export const DEFAULT_MAX_SEQUENCES_PER_UNIT = 8;
+
+/**
+ * Trains a LoRA adapter with DP-SGD over privacy units; returns new tensors, leaving `adapter`
+ * and the base weights untouched. `data` is either packed units (`packUnits`) or bare sequences,
+ * each then its own unit (the `sequence` unit).
+ */
+export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter: NamedTensors, data: Int32Array[] | UnitData, opts: DpSgdTrainOptions): Promise<DpSgdTrainResult> {
+  const { sequences, units } = asUnits(data);
+  validateDpSgdOptions(opts, sequences);
+  const cap = opts.maxSequencesPerUnit ?? DEFAULT_MAX_SEQUENCES_PER_UNIT;
+  if (!Number.isInteger(cap) || cap < 1) throw new RangeError(`maxSequencesPerUnit must be a positive integer, received ${cap}`);
   assertAdapterLayout(model, lora, adapter);
   const now = opts.now ?? (() => performance.now());
   const vars = new Map<string, tf.Variable>();
@@ -123,18 +154,22 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
     init.dispose();
   }
   const optimizer = new AdamW(vars, { weightDecay: opts.weightDecay ?? 0 });
-  const expectedBatchSize = opts.samplingRate * data.length;
+  const expectedBatchSize = opts.samplingRate * units.length;
   let lossSum = 0;
   let lossSteps = 0;
   let sampledTotal = 0;
   let clippedTotal = 0;
   let tokenTotal = 0;
+  let droppedTotal = 0;
+  let sequencesTotal = 0;
   try {
     for (let s = 0; s < opts.steps; s++) {
       const t0 = now();
-      const batch = poissonSample(data.length, opts.samplingRate, opts.rng);
+      const sampled = poissonSample(units.length, opts.samplingRate, opts.rng);
+      const batch = boundedUnitBatch(sampled.map((u) => units[u]!), cap, opts.rng);
       const dropoutSeed = uniformInt(opts.rng, 2 ** 31);
-      const { gradient, clippedFraction, meanLoss: loss } = await privateLoraGradient(model, lora, vars, batch.map((i) => data[i]!), {
+      const batchSequences = batch.sequences.map((i) => sequences[i]!);
+      const { gradient, clippedFraction, meanLoss: loss } = await privateLoraGradient(model, lora, vars, batchSequences, {
         clipNorm: opts.clipNorm,
         noiseMultiplier: opts.noiseMultiplier,
         expectedBatchSize,
@@ -143,27 +178,33 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
         method: opts.perExampleGradients,
         clippedSum: opts.clippedSum,
         compute: opts.ghostCompute,
+        units: batch.unitOf,
       });
       const lr = warmupCosine(s, opts.steps, opts.learningRate, opts.warmupSteps ?? 0);
       const device = new Map<string, tf.Tensor>([...gradient].map(([n, t]) => [n, tf.tensor(t.data, t.shape)]));
       optimizer.apply(device, lr);
       for (const g of device.values()) g.dispose();
-      if (batch.length) {
+      if (batchSequences.length) {
         lossSum += loss;
         lossSteps++;
       }
-      sampledTotal += batch.length;
-      clippedTotal += clippedFraction * batch.length;
-      const stepTokens = batch.reduce((n, i) => n + data[i]!.length - 1, 0);
+      sampledTotal += sampled.length;
+      clippedTotal += clippedFraction * sampled.length;
+      droppedTotal += batch.dropped;
+      sequencesTotal += batchSequences.length;
+      const stepTokens = batchSequences.reduce((n, q) => n + q.length - 1, 0);
       tokenTotal += stepTokens;
-      opts.onStep?.({ step: s + 1, batchSize: batch.length, loss, clippedFraction, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr });
+      await opts.onStep?.({ step: s + 1, batchSize: sampled.length, droppedSequences: batch.dropped, loss, clippedFraction, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr });
+      await yieldToEventLoop();
     }
     const out: NamedTensors = new Map();
     for (const [name, v] of vars) out.set(name, { shape: [...v.shape], data: new Float32Array((await v.data()) as Float32Array) });
     return {
       adapter: out,
       trainLoss: lossSteps ? lossSum / lossSteps : Number.NaN,
-      numExamples: data.length,
+      numExamples: units.length,
+      droppedSequences: droppedTotal,
+      sampledSequences: sequencesTotal,
       tokens: tokenTotal,
       steps: opts.steps,
       meanBatchSize: sampledTotal / opts.steps,
@@ -174,6 +215,40 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
     optimizer.dispose();
     for (const v of vars.values()) v.dispose();
   }
+}
+
+/** Bare sequences become one unit each; packed units pass through. */
+function asUnits(data: Int32Array[] | UnitData): { sequences: Int32Array[]; units: number[][] } {
+  if (Array.isArray(data)) return { sequences: data, units: data.map((_, i) => [i]) };
+  return { sequences: data.sequences, units: data.units };
+}
+
+/**
+ * The step's sequences from the sampled units, at most `cap` per unit, drawn uniformly without
+ * replacement from `rng` (a partial Fisher-Yates shuffle over unbiased `uniformInt` draws), with
+ * the batch-local unit of each sequence and the number left out.
+ */
+export function boundedUnitBatch(sampled: readonly (readonly number[])[], cap: number, rng: RandomBytes): { sequences: number[]; unitOf: number[]; dropped: number } {
+  const sequences: number[] = [];
+  const unitOf: number[] = [];
+  let dropped = 0;
+  sampled.forEach((seqs, u) => {
+    let chosen: readonly number[] = seqs;
+    if (seqs.length > cap) {
+      const pool = [...seqs];
+      for (let k = 0; k < cap; k++) {
+        const j = k + uniformInt(rng, pool.length - k);
+        [pool[k], pool[j]] = [pool[j]!, pool[k]!];
+      }
+      chosen = pool.slice(0, cap);
+      dropped += seqs.length - cap;
+    }
+    for (const i of chosen) {
+      sequences.push(i);
+      unitOf.push(u);
+    }
+  });
+  return { sequences, unitOf, dropped };
 }
 
 /** Throws a RangeError naming the first invalid option. */

@@ -11,6 +11,8 @@ import { assertAdapterLayout, crossEntropy, crossEntropySum, loraRuntime, dispos
 import { sumOfSquares } from '@fedlora/native-cpu';
 import { AdamW, type AdamWState } from './adamw.js';
 import { warmupCosine } from './schedule.js';
+import { yieldToEventLoop } from './event-loop.js';
+import { hasLossMask, tokenIdOf } from './loss-mask.js';
 
 /** Progress of one optimizer step. */
 export interface StepInfo {
@@ -34,7 +36,8 @@ export interface TrainOptions {
   gradClipNorm?: number;
   /** Micro-batches per optimizer step (default 1). */
   gradAccumulation?: number;
-  onStep?: (s: StepInfo) => void;
+  /** Awaited after each step; the loop then yields to the event loop so timers and I/O keep running. */
+  onStep?: (s: StepInfo) => unknown;
   /** Held-out sequences for periodic evaluation and early stopping. */
   evalData?: Int32Array[];
   /** Evaluate every this many steps (default: steps / 5). */
@@ -129,19 +132,19 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
       const t0 = now();
       const grads = new Map<string, tf.Tensor>();
       let stepLoss = 0;
+      let stepTokens = 0;
       for (let micro = 0; micro < accum; micro++) {
         const k = s * accum + micro;
-        const { inputs, targets } = toTensors(batchAt(k), seqLen);
+        const { inputs, targets, weights, targetCount } = toTensors(batchAt(k), seqLen);
+        stepTokens += targetCount;
         const dropoutSeed = uniformInt(seededRandomBytes(`train:${opts.seed}:dropout:${k}`), 2 ** 31);
         const { value, grads: g } = valueAndGradsFrugal((...xs: tf.Tensor[]) => {
           const rt = loraRuntime(model, lora, new Map(names.map((n, i) => [n, xs[i]!])));
           const logits = model.forward(inputs, { lora: rt, training: true, seed: dropoutSeed });
-          return crossEntropy(logits, targets);
+          return crossEntropy(logits, targets, weights);
         })(varList);
         stepLoss += (await value.data())[0]! / accum;
-        value.dispose();
-        inputs.dispose();
-        targets.dispose();
+        tf.dispose([value, inputs, targets, ...(weights ? [weights] : [])]);
         g.forEach((gi, i) => {
           const prev = grads.get(names[i]!);
           grads.set(names[i]!, prev ? tf.tidy(() => tf.add(prev, gi)) : gi);
@@ -164,7 +167,6 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
       for (const g of grads.values()) g.dispose();
       lossSum += stepLoss;
       stepsRun++;
-      const stepTokens = accum * opts.batchSize * seqLen;
       tokens += stepTokens;
       const info: StepInfo = { step: s + 1, loss: stepLoss, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr, gradNorm };
       if (opts.evalData && opts.evalData.length > 0 && ((s + 1 - firstStep) % evalEvery === 0 || s + 1 === lastStep)) {
@@ -178,7 +180,8 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
           stoppedEarly = true;
         }
       }
-      opts.onStep?.(info);
+      await opts.onStep?.(info);
+      await yieldToEventLoop();
       if (stoppedEarly) break;
     }
     const finalAdapter = stoppedEarly && best ? best.adapter : await hostAdapter(vars);
@@ -199,7 +202,7 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
   }
 }
 
-/** Mean next-token loss (nats per token) of the adapted model over `data`, all tokens weighted equally. */
+/** Mean next-token loss (nats per token) of the adapted model over `data`, all trained (unmasked) targets weighted equally. */
 export async function evaluate(
   model: CausalLM,
   lora: LoraConfig | undefined,
@@ -216,28 +219,48 @@ export async function evaluate(
     for (let i = 0; i < data.length; i += bs) {
       const batch = data.slice(i, i + bs);
       const seqLen = batch[0]!.length - 1;
-      const { inputs, targets } = toTensors(batch, seqLen);
-      const loss = tf.tidy(() => crossEntropySum(model.forward(inputs, rt ? { lora: rt } : {}), targets));
+      const { inputs, targets, weights, targetCount } = toTensors(batch, seqLen);
+      const loss = tf.tidy(() => crossEntropySum(model.forward(inputs, rt ? { lora: rt } : {}), targets, weights));
       sum += (await loss.data())[0]!;
-      tokens += batch.length * seqLen;
-      tf.dispose([loss, inputs, targets]);
+      tokens += targetCount;
+      tf.dispose([loss, inputs, targets, ...(weights ? [weights] : [])]);
     }
   } finally {
     if (rt) disposeLoraRuntime(rt);
   }
+  if (tokens === 0) throw new RangeError('evaluate: every target of data is masked out; nothing to evaluate');
   return { loss: sum / tokens, tokens };
 }
 
-/** Inputs [B, T] and flattened targets [B*T] from windows of T + 1 tokens. */
-export function toTensors(batch: Int32Array[], seqLen: number): { inputs: tf.Tensor2D; targets: tf.Tensor1D } {
+/**
+ * Inputs [B, T] and flattened targets [B*T] from windows of T + 1 tokens. When a window holds
+ * masked targets (loss-mask.ts) they are decoded: inputs get the token ids, masked targets become
+ * 0 with weight 0 in `weights` [B*T] (absent when nothing is masked); `targetCount` is the number
+ * of targets trained on.
+ */
+export function toTensors(batch: Int32Array[], seqLen: number): { inputs: tf.Tensor2D; targets: tf.Tensor1D; weights?: tf.Tensor1D; targetCount: number } {
   const inp = new Int32Array(batch.length * seqLen);
   const tgt = new Int32Array(batch.length * seqLen);
+  const masked = hasLossMask(batch);
+  const w = masked ? new Float32Array(batch.length * seqLen) : undefined;
+  let count = 0;
   batch.forEach((s, i) => {
     if (s.length !== seqLen + 1) throw new RangeError(`every sequence must hold ${seqLen + 1} tokens, sequence ${i} holds ${s.length}`);
-    inp.set(s.subarray(0, seqLen), i * seqLen);
-    tgt.set(s.subarray(1), i * seqLen);
+    if (!masked) {
+      inp.set(s.subarray(0, seqLen), i * seqLen);
+      tgt.set(s.subarray(1), i * seqLen);
+      return;
+    }
+    for (let j = 0; j < seqLen; j++) {
+      inp[i * seqLen + j] = tokenIdOf(s[j]!);
+      const v = s[j + 1]!;
+      tgt[i * seqLen + j] = v < 0 ? 0 : v;
+      w![i * seqLen + j] = v < 0 ? 0 : 1;
+      if (v >= 0) count++;
+    }
   });
-  return { inputs: tf.tensor2d(inp, [batch.length, seqLen], 'int32'), targets: tf.tensor1d(tgt, 'int32') };
+  const out = { inputs: tf.tensor2d(inp, [batch.length, seqLen], 'int32'), targets: tf.tensor1d(tgt, 'int32'), targetCount: masked ? count : batch.length * seqLen };
+  return w ? { ...out, weights: tf.tensor1d(w, 'float32') } : out;
 }
 
 /**

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Ledger, ledgerKeyFromSeed } from '@fedlora/privacy';
 import { describe, expect, it } from 'vitest';
 import { auditLedgers } from './audit-report.js';
+import { formatAuditText } from './audit-text.js';
 import { renderAuditHtml } from './html-report.js';
 
 const bin = fileURLToPath(new URL('../../bin/fedlora.mjs', import.meta.url));
@@ -39,6 +40,23 @@ describe('auditLedgers', () => {
     expect(report.clients[0]!.rounds).toHaveLength(3);
     expect(report.clients[0]!.epsilon).toBeGreaterThan(0);
     expect(report.clients[0]!.budget).toEqual({ epsilon: 10, delta: 1e-5 });
+  });
+
+  it('prints the privacy unit beside every epsilon: per institution, per document, per patient_id', async () => {
+    const { dir, paths } = await federation();
+    const dp = { mode: 'dp-sgd' as const, clipNorm: 1, noiseMultiplier: 1.1, samplingRate: 0.05, steps: 30 };
+    const key = (n: number) => ledgerKeyFromSeed(new Uint8Array(32).fill(n)).secretKey;
+    const docs = await Ledger.open(join(dir, 'alpha-record.jsonl'), { writer: 'alpha', secretKey: key(10) }, settings);
+    await docs.append({ kind: 'round', round: 0, unit: 'document', params: dp });
+    const patients = await Ledger.open(join(dir, 'beta-record.jsonl'), { writer: 'beta', secretKey: key(11) }, settings);
+    await patients.append({ kind: 'round', round: 0, unit: 'field', unitField: 'patient_id', params: dp });
+    const report = auditLedgers([...paths, docs.path, patients.path]);
+    expect(report.valid).toBe(true);
+    expect([report.federation!.unitLabel, ...report.clients.map((c) => c.unitLabel)]).toEqual(['institution', 'institution', 'institution', 'document', 'patient_id']);
+    const text = formatAuditText(report);
+    expect(text).toMatch(/record-level +beta +1 +[\d.]+ +per patient_id/);
+    expect(text).toMatch(/record-level +alpha +1 +[\d.]+ +per document/);
+    expect(text).toMatch(/federation +coordinator +3 +[\d.]+ +per institution/);
   });
 
   it('names the tampered entry and its ledger', async () => {

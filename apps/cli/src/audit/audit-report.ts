@@ -7,6 +7,8 @@ export interface LedgerSummary {
   writer: string | null;
   publicKey: string | null;
   unit: string | null;
+  /** Whose data the epsilon protects, as printed beside it: "institution", "document", "patient_id". */
+  unitLabel: string | null;
   entries: number;
   /** Cumulative epsilon recomputed from the recorded parameters. */
   epsilon: number | null;
@@ -39,6 +41,7 @@ function summarize(ledger: string, v: LedgerVerification): LedgerSummary {
     writer: v.writer ?? null,
     publicKey: v.publicKey ?? null,
     unit: v.unit ?? null,
+    unitLabel: v.unitLabel ?? null,
     entries: v.entries,
     epsilon: Number.isFinite(v.epsilon) ? v.epsilon : null,
     delta: v.delta ?? null,

@@ -10,6 +10,7 @@ import { modelInfo } from '../model/info.js';
 import { runPretrain } from '../model/pretrain.js';
 import { progressReporter } from '../model/progress.js';
 import { loadForCli, startBackend } from '../model/load.js';
+import { runModelEval, type EvalTask } from '../model/eval.js';
 
 const int = (v: string): number => {
   const n = Number(v);
@@ -61,6 +62,37 @@ export function register(program: Command): void {
         const r = await textPerplexity(m, text, lora ? { lora: lora.config, adapter: lora.adapter } : {});
         if (o.json) printJson(r);
         else process.stdout.write(`tokens ${r.tokens}  loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(3)}\n`);
+      } finally {
+        m.dispose();
+      }
+    });
+
+  model
+    .command('eval')
+    .description(
+      'Evaluate on a JSONL file. --task loss (default): mean cross-entropy per completion token of instruction data ' +
+        '(prompt tokens masked out; formats prompt-completion, messages with the chat template, alpaca); prints loss, tokens, examples. ' +
+        '--task mcq: {question, choices[], answer} scored by log-likelihood as lm-evaluation-harness does (acc, acc_norm). ' +
+        '--task exact-match: {prompt, answer}, greedy generation to the first newline.',
+    )
+    .requiredOption('--model <dir>', 'model directory')
+    .option('--adapter <dir>', 'PEFT LoRA adapter directory to apply')
+    .requiredOption('--data <file>', 'JSONL file')
+    .option('--task <task>', 'loss | mcq | exact-match', 'loss')
+    .option('--format <format>', 'for --task loss: auto | prompt-completion | messages | alpaca', 'auto')
+    .option('--batch-size <n>', 'sequences per forward pass', int, 8)
+    .option('--max-new-tokens <n>', 'for --task exact-match: generation limit', int, 32)
+    .option('--backend <name>', 'force a backend (also FEDLORA_BACKEND)')
+    .option('--json', 'print one JSON document on stdout')
+    .action(async (o: { model: string; adapter?: string; data: string; task: string; format: string; batchSize: number; maxNewTokens: number; backend?: string; json?: boolean }) => {
+      await startBackend(o.backend);
+      const { model: m, lora } = await loadForCli(o.model, o.adapter);
+      try {
+        const r = await runModelEval(m, lora, { data: o.data, task: o.task as EvalTask, format: o.format, batchSize: o.batchSize, maxNewTokens: o.maxNewTokens });
+        if (o.json) printJson(r);
+        else {
+          for (const [k, v] of Object.entries(r)) if (k !== 'predictions') process.stdout.write(`${k.padEnd(12)} ${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : String(v)}\n`);
+        }
       } finally {
         m.dispose();
       }

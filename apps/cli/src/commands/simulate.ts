@@ -1,13 +1,26 @@
 import type { Command } from 'commander';
-import { Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { createEventLogger } from '@fedlora/coordinator';
 import type { LogLevel } from '@fedlora/coordinator';
 import { auditLedgers } from '../audit/audit-report.js';
 import { formatAuditText } from '../audit/audit-text.js';
-import { CliError, formatTable, printJson } from '../output.js';
+import { isLoopbackHost, parseHostPort } from '@fedlora/coordinator';
+import { CliError, formatTable, info, printJson } from '../output.js';
 import { createProgressDisplay } from '../simulate/progress.js';
 import { runSimulation } from '../simulate/run-simulation.js';
 import { intOption, numberOption } from './parse-options.js';
+
+/** `--dashboard`: a loopback host:port (a simulation has no credentials to protect the dashboard with). */
+function dashboardListen(value: string): string {
+  let host: string;
+  try {
+    host = parseHostPort(value).host;
+  } catch {
+    throw new InvalidArgumentError(`--dashboard: expected host:port such as 127.0.0.1:8080, received ${JSON.stringify(value)}`);
+  }
+  if (!isLoopbackHost(host)) throw new InvalidArgumentError(`--dashboard: expected a loopback address (127.0.0.1 or [::1]; the simulated dashboard has no authentication), received ${JSON.stringify(value)}`);
+  return value;
+}
 
 /** `fedlora simulate`: a whole federation on this machine over real gRPC on 127.0.0.1. */
 export function register(program: Command): void {
@@ -42,11 +55,14 @@ export function register(program: Command): void {
     .option('--client-epsilon <e>', "each institution's own budget (rounds that would exceed it are refused)", numberOption('--client-epsilon', 1e-9, 1e9), 100)
     .option('--dp-sgd-clip <C>', 'record-level DP-SGD inside each client: per-sequence L2 clip (enables DP-SGD)', numberOption('--dp-sgd-clip', 1e-9, 1e9))
     .option('--dp-sgd-noise-multiplier <z>', 'record-level DP-SGD: noise std / clip', numberOption('--dp-sgd-noise-multiplier', 0, 1e6), 1)
+    .addOption(new Option('--dp-sgd-unit <unit>', 'record-level DP-SGD: the privacy unit, a simulated record of about 400 characters (document) or a training sequence').choices(['document', 'sequence']).default('document'))
     .option('--dp-sgd-epsilon <e>', "record-level DP-SGD: each client's record-level budget at --delta (rounds that would exceed it are refused)", numberOption('--dp-sgd-epsilon', 1e-9, 1e9))
     .option('--secagg', 'secure aggregation (SecAgg+): the coordinator sees only the sum of the updates')
     .option('--dropout <p>', 'with --secagg: each client vanishes during a round with probability p, at a random stage', numberOption('--dropout', 0, 0.9), 0)
     .option('--secagg-clip <C>', 'with --secagg and no DP: L2 clip of each update before encoding', numberOption('--secagg-clip', 1e-9, 1e9), 10)
     .option('--stage-timeout <seconds>', 'with --secagg: deadline of each protocol stage', numberOption('--stage-timeout', 0.1, 3600), 10)
+    .option('--dashboard <host:port>', 'serve the coordinator\'s web dashboard at http://HOST:PORT/ during the run (loopback only, e.g. 127.0.0.1:8080)', dashboardListen)
+    .option('--dashboard-linger <seconds>', 'with --dashboard: keep serving it this long after the run ends', numberOption('--dashboard-linger', 0, 86_400), 0)
     .option('--out <dir>', 'directory for the ledgers (default: a new temporary directory)')
     .option('--seed <s>', 'seed of the initial adapter and the clients\' batch order', 'fedlora')
     .addOption(new Option('--log-level <level>', 'JSON log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('warn'))
@@ -83,10 +99,17 @@ export function register(program: Command): void {
               ...(o.dpAdaptiveClip ? { adaptiveClipping: { targetQuantile: o.dpAdaptiveQuantile, learningRate: o.dpAdaptiveLr, bitNoiseStd: o.dpAdaptiveBitNoise } } : {}),
             }
           : undefined,
-        dpSgd: o.dpSgdClip !== undefined ? { clipNorm: o.dpSgdClip, noiseMultiplier: o.dpSgdNoiseMultiplier, epsilon: o.dpSgdEpsilon, delta: o.delta } : undefined,
+        dpSgd: o.dpSgdClip !== undefined ? { clipNorm: o.dpSgdClip, noiseMultiplier: o.dpSgdNoiseMultiplier, epsilon: o.dpSgdEpsilon, delta: o.delta, ...(o.dpSgdUnit !== 'document' ? { privacyUnit: o.dpSgdUnit } : {}) } : undefined,
         outDir: o.out,
         secagg: o.secagg ? { dropout: o.dropout, clipNorm: o.dpMode ? o.dpClip : o.secaggClip, stageTimeoutMs: o.stageTimeout * 1000 } : undefined,
         logger: createEventLogger(o.logLevel as LogLevel, { component: 'simulate' }),
+        dashboard: o.dashboard
+          ? {
+              listen: o.dashboard,
+              lingerMs: o.dashboardLinger * 1000,
+              onListening: (url) => info(`dashboard: ${url}${o.dashboardLinger > 0 ? ` (kept up ${o.dashboardLinger} s after the run)` : ''}`),
+            }
+          : undefined,
         onProgress: progress,
       });
       if (o.json) return printJson(report);

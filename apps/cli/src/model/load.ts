@@ -17,13 +17,15 @@ export async function startBackend(forced?: string): Promise<string> {
 
 /** Loads a model directory and optionally a PEFT adapter; load errors become CliErrors. */
 export async function loadForCli(dir: string, adapterDir?: string): Promise<{ model: CausalLM; lora?: { config: LoraConfig; adapter: NamedTensors } }> {
-  const { loadModel, loadPeftAdapter } = await import('@fedlora/model');
+  const { loadModel, loadPeftAdapter, currentBackend } = await import('@fedlora/model');
   let model: CausalLM;
   try {
     model = await loadModel(dir);
   } catch (err) {
     throw new CliError((err as Error).message);
   }
+  // Ops the native kernels do not cover run composed from other kernels: say so, never silently.
+  if (currentBackend() === 'native') for (const f of model.nativeFallbacks()) info(`native fallback: ${f}`);
   if (!adapterDir) return { model };
   try {
     return { model, lora: await loadPeftAdapter(adapterDir, model) };

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
   CausalLM,
+  SIMPLE_CHAT_TEMPLATE,
   initWeights,
   parseModelConfig,
   tokenizerFromJson,
@@ -111,7 +112,7 @@ export async function runPretrain(s: PretrainSettings): Promise<PretrainReport> 
     const ev = await evaluate(model, undefined, undefined, heldSeqs, { batchSize: 16 });
     await writeModelDir(s.out, config, await model.hostWeights());
     await writeFile(join(s.out, 'tokenizer.json'), `${JSON.stringify(bpe.tokenizer)}\n`);
-    await writeFile(join(s.out, 'tokenizer_config.json'), `${JSON.stringify(bpe.config, null, 2)}\n`);
+    await writeFile(join(s.out, 'tokenizer_config.json'), `${JSON.stringify({ ...bpe.config, chat_template: SIMPLE_CHAT_TEMPLATE }, null, 2)}\n`);
     const params = [...(await model.hostWeights()).values()].reduce((a, t) => a + t.data.length, 0);
     const report: PretrainReport = {
       dir: s.out,

@@ -8,14 +8,19 @@ import type { EventLogger, LocalTrainer, RoundPlan, RoundSummary, StrategyOption
 import { flattenInPlanOrder, plannedPrivacy, runClient, silentLogger } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
-import { evaluate, splitHeldOut, tokenizeToSequences } from '@fedlora/train';
+import { evaluate, packUnits, splitRecordsByUnit, tokenizeToSequences, type UnitData } from '@fedlora/train';
 import { GrpcConnection } from '@fedlora/transport-grpc';
 import type { FederationPrivacy } from '@fedlora/coordinator';
 import { createFederationPrivacy, startCoordinatorApp } from '@fedlora/coordinator';
 import { DpSgdTrainer, ModelTrainer, PrivacyGuardedTrainer } from '@fedlora/client';
 import type { SimulationSecAgg } from './secure-setup.js';
 import { createSecureSimulation } from './secure-setup.js';
-import { partitionSotu } from './sotu-partition.js';
+import { partitionSotu, splitIntoRecords } from './sotu-partition.js';
+import type { SimulationDashboard, SimulationDashboardHandle } from './simulation-dashboard.js';
+import { startSimulationDashboard } from './simulation-dashboard.js';
+
+/** Characters of one simulated record (a document: DP-SGD's default privacy unit). */
+export const SIMULATED_RECORD_CHARS = 400;
 
 /** Settings of a simulated federation on one machine. */
 export interface SimulationOptions {
@@ -49,6 +54,8 @@ export interface SimulationOptions {
   dpSgd?: SimulationDpSgd;
   /** Where ledgers are written (default: a new temporary directory). */
   outDir?: string;
+  /** Serve the coordinator's web dashboard during the run (and `lingerMs` after it). */
+  dashboard?: SimulationDashboard;
   /** Clients that register and then never answer (fault injection for tests and demos). */
   silentClients?: number;
   logger?: EventLogger;
@@ -80,6 +87,8 @@ export interface SimulationPrivacy {
 export interface SimulationDpSgd {
   clipNorm: number;
   noiseMultiplier: number;
+  /** The privacy unit: `document` (default: one simulated record) or `sequence`. */
+  privacyUnit?: 'document' | 'sequence';
   /** Each client's record-level budget (epsilon at `delta`); rounds that would exceed it are refused. Default 1e9. */
   epsilon?: number;
   /** Default: the institution-level delta, else 1e-5. */
@@ -123,7 +132,7 @@ export interface SimulationRound {
 export interface SimulationReport {
   backend: string;
   model: string;
-  clients: Array<{ name: string; era: string; trainSequences: number; heldOutSequences: number }>;
+  clients: Array<{ name: string; era: string; trainSequences: number; heldOutSequences: number; trainUnits?: number }>;
   initialEvalLoss: number;
   rounds: SimulationRound[];
   finalEvalLoss: number | null;
@@ -154,9 +163,15 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const log = o.logger ?? silentLogger;
 
   const corpora = partitionSotu(o.clients, o.charsPerClient);
+  // Each address is cut into records (short documents); whole records are held out, so runs with
+  // and without DP-SGD train and evaluate on the same text.
   const clients = corpora.map((c) => {
-    const { train, heldOut } = splitHeldOut(tokenizeToSequences(model, c.documents, o.seqLen), o.evalFraction);
-    return { ...c, train, heldOut: heldOut.slice(0, o.evalSequences) };
+    const records = c.documents.flatMap((d) => splitIntoRecords(d, SIMULATED_RECORD_CHARS)).map((text) => ({ text }));
+    const split = splitRecordsByUnit(records, { unit: 'document' }, o.evalFraction);
+    const heldOut = tokenizeToSequences(model, split.heldOut.map((r) => r.text), o.seqLen).slice(0, o.evalSequences);
+    const units: UnitData | undefined = o.dpSgd ? packUnits(model, split.train, o.seqLen, { unit: o.dpSgd.privacyUnit ?? 'document' }) : undefined;
+    const train = units ? units.sequences : tokenizeToSequences(model, split.train.map((r) => r.text), o.seqLen);
+    return { ...c, train, units, heldOut };
   });
   o.onProgress?.({ kind: 'ready', backend: backend.name, clients: clients.map((c) => ({ name: c.name, era: c.era, trainSequences: c.train.length })) });
   const allHeldOut = clients.flatMap((c) => c.heldOut);
@@ -223,7 +238,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       ledgerPath: join(outDir, 'clients', `${c.name}-record-ledger.jsonl`),
       signer: { writer: c.name, secretKey: clientKeys.get(c.name)! },
       budget: { epsilon: o.dpSgd!.epsilon ?? 1e9, delta: o.dpSgd!.delta ?? o.privacy?.delta ?? 1e-5 },
-      unit: 'record',
+      unit: o.dpSgd!.privacyUnit ?? 'document',
     });
     recordGuards.set(c.name, guard);
     ledgers.push(guard.ledgerPath);
@@ -243,6 +258,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   };
 
   const rounds: SimulationRound[] = [];
+  let dash: SimulationDashboardHandle | undefined;
   let initialEvalLoss = Number.NaN;
   let previous: NamedTensors | undefined;
   const app = await startCoordinatorApp({
@@ -265,6 +281,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     secureAggregation: secure?.coordinator,
     planExtra: () => ({ ...(fedPrivacy?.planExtra() ?? {}), ...(o.strategy.name === 'fedprox' ? { proximalMu: o.proximalMu ?? 0.01 } : {}) }),
     logger: log,
+    onRefused: (r) => dash?.refused(r),
     onRoundEnd: async (s, adapter, plan) => {
       const recorded = fedPrivacy ? await fedPrivacy.recordRound(s, plan, new Date(s.endedAt).toISOString()) : undefined;
       o.onRoundAdapters?.(s.round, previous!, adapter);
@@ -289,6 +306,10 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   });
   const stopClients = new AbortController();
   try {
+    if (o.dashboard) {
+      const evalOf = (round: number) => rounds.filter((r) => r.round === round && r.status === 'completed').at(-1)?.evalLoss;
+      dash = await startSimulationDashboard(o.dashboard, { coordinator: app.coordinator, ledgers, evalLoss: evalOf, logger: log });
+    }
     previous = app.coordinator.adapter;
     initialEvalLoss = await evalLoss(previous);
     const address = `127.0.0.1:${app.port}`;
@@ -304,7 +325,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       const onStep = (round: number, s: { step: number; loss: number; tokensPerSecond: number }) =>
         o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond });
       const base = o.dpSgd
-        ? new DpSgdTrainer({ model, lora, train: c.train, clipNorm: o.dpSgd.clipNorm, noiseMultiplier: o.dpSgd.noiseMultiplier, guard: recordGuards.get(c.name), rng: cryptoRandomBytes, onStep })
+        ? new DpSgdTrainer({ model, lora, train: c.units!, clipNorm: o.dpSgd.clipNorm, noiseMultiplier: o.dpSgd.noiseMultiplier, guard: recordGuards.get(c.name), rng: cryptoRandomBytes, onStep })
         : new ModelTrainer({ model, lora, train: c.train, seed: `${o.seed}:${c.name}`, onStep });
       const guarded = fedPrivacy ? new PrivacyGuardedTrainer(base, guards.get(c.name)) : base;
       const recorded = secure ? secure.recordUpdates(c.name, guarded) : guarded;
@@ -317,7 +338,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     return {
       backend: backend.name,
       model: modelDir,
-      clients: clients.map((c) => ({ name: c.name, era: c.era, trainSequences: c.train.length, heldOutSequences: c.heldOut.length })),
+      clients: clients.map((c) => ({ name: c.name, era: c.era, trainSequences: c.train.length, heldOutSequences: c.heldOut.length, ...(c.units ? { trainUnits: c.units.units.length } : {}) })),
       initialEvalLoss,
       rounds,
       finalEvalLoss: rounds.filter((r) => r.evalLoss !== null).at(-1)?.evalLoss ?? null,
@@ -331,6 +352,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     stopClients.abort();
     await app.close();
     model.dispose();
+    await dash?.finish();
   }
 }
 

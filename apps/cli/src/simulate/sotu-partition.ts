@@ -43,3 +43,24 @@ export function partitionSotu(clients: number, maxChars: number): ClientCorpus[]
   }
   return out;
 }
+
+/**
+ * Cuts an address into records of at most about `maxChars` characters at sentence ends (a
+ * sentence longer than that is a record of its own): the simulated institution's documents,
+ * like short notes, so that DP-SGD's default privacy unit (one document) has many units.
+ */
+export function splitIntoRecords(text: string, maxChars: number): string[] {
+  if (!Number.isInteger(maxChars) || maxChars < 1) throw new RangeError(`maxChars must be a positive integer, received ${maxChars}`);
+  const sentences = text.match(/[^.!?]+[.!?]+["')\]]*\s*|[^.!?]+$/g) ?? [];
+  const out: string[] = [];
+  let current = '';
+  for (const s of sentences) {
+    if (current && current.length + s.length > maxChars) {
+      out.push(current.trim());
+      current = '';
+    }
+    current += s;
+  }
+  if (current.trim()) out.push(current.trim());
+  return out;
+}
