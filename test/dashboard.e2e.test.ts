@@ -1,3 +1,5 @@
+/// <reference lib="dom" />
+// (page.evaluate callbacks run in the browser.)
 /**
  * Issue 15 proof: `fedlora simulate --dashboard` serves the coordinator's dashboard, and a person
  * opening it in a real browser (Debian's headless Chromium, driven by playwright-core; no browser
