@@ -69,6 +69,11 @@ const RoundsSchema = z
       .describe('a count (integer >= 1) or a fraction in (0, 1]'),
     deadlineSeconds: positive().default(600),
     waitAfterMinimumSeconds: nonNegative().default(0),
+    /**
+     * After a restart, the first round waits up to this long for every client of the last committed
+     * round to register again (a client's reconnect backoff may outlast the restart); 0 does not wait.
+     */
+    rejoinGraceSeconds: nonNegative().default(60),
     heartbeatSeconds: positive().default(15),
     localSteps: int(1).default(10),
     batchSize: int(1).default(4),

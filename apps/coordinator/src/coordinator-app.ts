@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import { initLoraAdapter, savePeftAdapter } from '@fedlora/model';
-import type { CoordinatorOptions, EventLogger, RoundAggregationFactory, SecureAggregationOptions, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
+import type { CoordinatorOptions, EventLogger, RoundAggregationFactory, SecureAggregationOptions, RoundPlan, RoundSummary, ServerStrategy, StrategyOptions } from '@fedlora/federation';
 import { FederationCoordinator, createStrategy, silentLogger } from '@fedlora/federation';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { cryptoRandomBytes, seededRandomBytes } from '@fedlora/tensor';
@@ -25,13 +25,16 @@ export interface CoordinatorAppOptions {
   localSteps: number;
   learningRate: number;
   batchSize: number;
-  strategy: StrategyOptions;
+  /** The server optimizer, or its options (a built one carries state restored from the store). */
+  strategy: StrategyOptions | ServerStrategy;
   /** Seed of the initial LoRA A matrices (every client starts from the same global adapter). */
   seed?: string | number;
   initialAdapter?: NamedTensors;
   startAfterRound?: number;
   /** Round attempts that ended before a restart (from the store), for the history `status` reports. */
   previousRounds?: RoundSummary[];
+  /** After a restart: clients the first round waits for (see CoordinatorOptions.rejoin). */
+  rejoin?: CoordinatorOptions['rejoin'];
   aggregation?: RoundAggregationFactory;
   secureAggregation?: SecureAggregationOptions;
   planExtra?: (round: number) => Record<string, unknown>;
@@ -77,10 +80,11 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     localSteps: o.localSteps,
     learningRate: o.learningRate,
     batchSize: o.batchSize,
-    strategy: createStrategy(o.strategy),
+    strategy: 'apply' in o.strategy ? o.strategy : createStrategy(o.strategy),
     initialAdapter,
     startAfterRound: o.startAfterRound,
     previousRounds: o.previousRounds,
+    rejoin: o.rejoin,
     aggregation: o.aggregation,
     secureAggregation: o.secureAggregation,
     planExtra: o.planExtra,

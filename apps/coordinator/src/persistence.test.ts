@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { EventLogger, RoundPlan, RoundSummary } from '@fedlora/federation';
+import { createStrategy } from '@fedlora/federation';
 import { openMemoryStore, sha256Hex } from '@fedlora/store';
 import type { NamedTensors } from '@fedlora/tensor';
 import { parseSafetensors, serializeSafetensors, sha256Named } from '@fedlora/tensor';
@@ -82,6 +83,24 @@ describe('adapter hashes in the store and the logs', () => {
       [2, 1, 'aborted', [], 2, 'deadline: 1 of 2 clients reported', true],
       [2, 2, 'aborted', [], 2, 'coordinator restarted while the round was open', true],
     ]);
+    store.close();
+  });
+
+  it('commits the server optimizer state with the checkpoint and restores it on resume (FedAdam moments survive a restart)', async () => {
+    const store = openMemoryStore();
+    const before = createStrategy({ name: 'fedadam', serverLearningRate: 0.05 });
+    const hooks = attachStore(store, recorder(), { strategy: before, recordLedger: async (s) => JSON.stringify({ kind: 'round', round: s.round }) });
+    const next = before.apply(adapter(), adapter()); // round 1's step: the moments are no longer fresh
+    hooks.onRoundStart(plan(1), ['a']);
+    await hooks.endRound(summary(1, sha256Named(next)), next, plan(1));
+    expect(store.listLedger().map((l) => l.line)).toEqual(['{"kind":"round","round":1}']);
+
+    const after = createStrategy({ name: 'fedadam', serverLearningRate: 0.05 });
+    const log = recorder();
+    attachStore(store, log, { strategy: after });
+    expect(log.events.find((e) => e.event === 'strategy.restored')).toEqual({ event: 'strategy.restored', round: 1, strategy: 'fedadam', step: 1 });
+    const [x, y] = [before.apply(next, adapter()), after.apply(next, adapter())];
+    for (const k of ['lora_A', 'lora_B']) expect(Array.from(y.get(k)!.data)).toEqual(Array.from(x.get(k)!.data));
     store.close();
   });
 });

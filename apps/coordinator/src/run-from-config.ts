@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import type { ServerUnaryCall } from '@grpc/grpc-js';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel } from '@fedlora/model';
 import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
-import { configureProtection } from './config-protection.js';
+import { configureProtection, type ConfiguredProtection } from './config-protection.js';
 import type { RoundSummary } from '@fedlora/federation';
-import { FederationError } from '@fedlora/federation';
+import { FederationError, createStrategy } from '@fedlora/federation';
 import type { DataDirLock } from '@fedlora/store';
 import { acquireDataDirLock, openSqliteStore } from '@fedlora/store';
 import { RequestVerifier, insecureServerCredentials, loadServerCredentials, peerCertificateCommonName } from '@fedlora/transport-grpc';
@@ -60,10 +60,14 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
   const store = openSqliteStore(join(cfg.dataDir, 'fedlora.db'));
   store.saveFederation({ id: cfg.federationId, config: cfg, state: 'running' });
   for (const c of cfg.clients) store.upsertClient({ name: c.name, publicKey: c.publicKey });
-  const persistence = attachStore(store, log);
   const seed = cfg.model.seed;
+  const strategy = createStrategy({ name: cfg.strategy.name, serverLearningRate: cfg.strategy.serverLearningRate, beta1: cfg.strategy.beta1, beta2: cfg.strategy.beta2, tau: cfg.strategy.tau });
+  // The store restores the optimizer's state with the last checkpoint; the ledger is needed before the first commit.
+  const ledger: Pick<ConfiguredProtection, 'recordRound'> = { recordRound: async () => undefined };
+  const persistence = attachStore(store, log, { strategy, recordLedger: (summary, plan) => ledger.recordRound(summary, plan) });
   const initialAdapter = persistence.resumeAdapter ?? initLoraAdapter(model, lora, seed === undefined ? cryptoRandomBytes : seededRandomBytes(`lora-init:${seed}`));
   const protection = await configureProtection(cfg, store, numElements(initialAdapter));
+  ledger.recordRound = protection.recordRound;
 
   const credentials = cfg.tls
     ? loadServerCredentials({ ca: cfg.tls.ca, cert: cfg.tls.cert, key: cfg.tls.key, requireClientCert: cfg.tls.requireClientCert })
@@ -99,21 +103,19 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     localSteps: cfg.rounds.localSteps,
     learningRate: cfg.rounds.learningRate,
     batchSize: cfg.rounds.batchSize,
-    strategy: { name: cfg.strategy.name, serverLearningRate: cfg.strategy.serverLearningRate, beta1: cfg.strategy.beta1, beta2: cfg.strategy.beta2, tau: cfg.strategy.tau },
+    strategy,
     seed: cfg.model.seed,
     initialAdapter,
     startAfterRound: persistence.startAfterRound,
     previousRounds: persistence.previousRounds,
+    rejoin: { clients: persistence.rejoinClients, graceMs: cfg.rounds.rejoinGraceSeconds * 1000 },
     aggregation: protection.aggregation,
     maxUploadBytes: cfg.uploads.maxBufferedMB * 1024 * 1024,
     secureAggregation: protection.secureAggregation,
     planExtra: () => ({ lora, seqLen: cfg.rounds.seqLen, proximalMu: cfg.strategy.proximalMu ?? 0, ...protection.planExtra() }),
     onRoundStart: (plan, cohort) => persistence.onRoundStart(plan, cohort),
     onRoundEnd: async (summary, adapter, plan) => {
-      // The signed ledger entry is appended first, then committed with the checkpoint in one store
-      // transaction: a crash in between reruns the round and records it again (over-counting, never under).
-      const ledgerLine = await protection.recordRound(summary, plan);
-      persistence.onRoundEnd(summary, adapter, plan, ledgerLine);
+      await persistence.endRound(summary, adapter, plan);
       if (protection.ledgerPath) log.info({ event: 'privacy.recorded', round: summary.round, epsilon: protection.epsilon() });
       metrics.roundEnded(summary);
     },

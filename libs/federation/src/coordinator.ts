@@ -38,6 +38,13 @@ export interface CoordinatorOptions {
   startAfterRound?: number;
   /** Round attempts that ended before a restart (from the store): they start the history `status` reports. */
   previousRounds?: RoundSummary[];
+  /**
+   * After a restart: the clients of the last committed round. The first round of this process
+   * waits up to `graceMs` for all of them to register again (their reconnect backoff may outlast
+   * the restart), so nobody who was in the federation misses the first round after it; and a run
+   * that finishes waits (in `drain`) for each of them to learn that it finished.
+   */
+  rejoin?: { clients: readonly string[]; graceMs: number };
   aggregation?: RoundAggregationFactory;
   /** Secure aggregation (SecAgg+): the coordinator sees only the sum of the cohort's encoded updates. */
   secureAggregation?: SecureAggregationOptions;
@@ -85,6 +92,8 @@ export class FederationCoordinator {
   private readonly stopController = new AbortController();
   private completedRounds: number;
   private readonly toldFinished = new Set<string>();
+  /** Clients of the last committed round before a restart that the first round still waits for (once). */
+  private pendingRejoin: { clients: readonly string[]; graceMs: number } | undefined;
   /** Why the run failed (told to clients that ask for a task afterwards). */
   private failure: string | undefined;
   /** Outcome of the last secure round, so clients still polling it learn how it ended. */
@@ -99,6 +108,7 @@ export class FederationCoordinator {
     this.rng = opts.rng ?? cryptoRandomBytes;
     this.completedRounds = opts.startAfterRound ?? 0;
     this.history.push(...(opts.previousRounds ?? []));
+    this.pendingRejoin = opts.rejoin && opts.rejoin.clients.length > 0 ? opts.rejoin : undefined;
   }
 
   /** Registers (or re-registers after a reconnect) a client; returns its session token. */
@@ -285,7 +295,8 @@ export class FederationCoordinator {
    */
   async drain(timeoutMs: number): Promise<void> {
     const until = this.clock.now() + timeoutMs;
-    while (this.clock.now() < until && this.liveClients().some((c) => !this.toldFinished.has(c))) {
+    const expected = () => new Set([...this.liveClients(), ...(this.opts.rejoin?.clients ?? [])]);
+    while (this.clock.now() < until && [...expected()].some((c) => !this.toldFinished.has(c))) {
       await this.changed.wait(Math.min(500, until - this.clock.now()));
     }
   }
@@ -335,6 +346,17 @@ export class FederationCoordinator {
     while (this.liveClients().length < needed && !this.stopController.signal.aborted) {
       await this.changed.wait(1000, this.stopController.signal);
     }
+    const rejoin = this.pendingRejoin;
+    if (!rejoin) return;
+    this.pendingRejoin = undefined;
+    const until = this.clock.now() + rejoin.graceMs;
+    const missing = () => rejoin.clients.filter((c) => !this.liveClients().includes(c));
+    while (missing().length > 0 && this.clock.now() < until && !this.stopController.signal.aborted) {
+      await this.changed.wait(Math.min(1000, until - this.clock.now()), this.stopController.signal);
+    }
+    const absent = missing();
+    if (absent.length > 0) this.log.warn({ event: 'federation.rejoin-incomplete', missing: absent, graceMs: rejoin.graceMs });
+    else this.log.info({ event: 'federation.rejoined', clients: rejoin.clients.length });
   }
 
   private selectCohort(): string[] {

@@ -7,8 +7,10 @@ export { FederationError } from './errors.js';
 export type { Clock, EventLogger } from './clock.js';
 export { systemClock, silentLogger } from './clock.js';
 // Server optimizers (FedAvg, FedAdam, FedYogi, FedAdagrad; FedProx is FedAvg on the server).
-export type { ServerStrategy, StrategyOptions } from './strategy.js';
+export type { ServerStrategy, StrategyOptions, StrategyState } from './strategy.js';
 export { createStrategy } from './strategy.js';
+/** The byte form of a server optimizer's state, committed with each checkpoint. */
+export { decodeStrategyState, encodeStrategyState } from './strategy-state.js';
 // Aggregation of updates within a round.
 export { WeightedMeanAggregator } from './aggregator.js';
 export type { RoundAggregation, RoundAggregationFactory } from './round-aggregation.js';
@@ -17,7 +19,7 @@ export { validateUpdate, MAX_NUM_EXAMPLES } from './validate-update.js';
 // The coordinator's round loop and the client loop, both transport-agnostic.
 export type { CoordinatorOptions } from './coordinator.js';
 export { FederationCoordinator } from './coordinator.js';
-export type { CoordinatorConnection, LocalTrainer, ClientRunnerOptions } from './client-runner.js';
+export type { CoordinatorConnection, LocalTrainer, TrainingProgress, ClientRunnerOptions } from './client-runner.js';
 export { runClient } from './client-runner.js';
 export { inProcessConnection } from './in-process-connection.js';
 export { Notifier } from './notifier.js';

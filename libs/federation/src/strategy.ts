@@ -10,8 +10,24 @@ export interface ServerStrategy {
   readonly name: string;
   /** Returns the new global adapter; must not modify its inputs. */
   apply(global: NamedTensors, averagedDelta: NamedTensors): NamedTensors;
-  /** Optimizer state to checkpoint (moments), JSON-serialisable. */
-  state(): { name: string; step: number; moments?: Record<string, { m: number[]; v: number[] }> };
+  /** Optimizer state to checkpoint (the step and, for the adaptive optimizers, the moments). */
+  state(): StrategyState;
+  /** Continues from a checkpointed state (after a restart); throws RangeError if it is another optimizer's. */
+  restore(state: StrategyState): void;
+}
+
+/** A server optimizer's state: what FedAdam/FedYogi/FedAdagrad need to continue exactly. */
+export interface StrategyState {
+  name: string;
+  /** Rounds applied so far. */
+  step: number;
+  /** First and second moments per tensor, float64 (absent for FedAvg/FedProx). */
+  moments?: Record<string, { m: Float64Array; v: Float64Array }>;
+}
+
+function assertStateOf(name: string, state: StrategyState): void {
+  if (state.name !== name) throw new RangeError(`server optimizer state: expected the state of ${name}, received the state of ${state.name}; the strategy must not change across a restart`);
+  if (!Number.isInteger(state.step) || state.step < 0) throw new RangeError(`server optimizer state: step must be an integer >= 0, received ${state.step}`);
 }
 
 /** Options of the server optimizers (defaults follow Reddi et al. 2021, Table 8 ranges). */
@@ -41,8 +57,12 @@ class FedAvgStrategy implements ServerStrategy {
     this.step++;
     return out;
   }
-  state() {
+  state(): StrategyState {
     return { name: this.name, step: this.step };
+  }
+  restore(state: StrategyState): void {
+    assertStateOf(this.name, state);
+    this.step = state.step;
   }
 }
 
@@ -76,6 +96,7 @@ class AdaptiveStrategy implements ServerStrategy {
       const d = delta.get(k)!.data;
       let m = this.m.get(k);
       let v = this.v.get(k);
+      if (m && m.length !== d.length) throw new RangeError(`server optimizer state: tensor "${k}" has ${m.length} moments, the update has ${d.length} values`);
       if (!m || !v) {
         m = new Float64Array(d.length);
         // Reddi et al. initialise v_{-1} = τ² (Algorithm 2, "v_{-1} ≥ τ²").
@@ -97,10 +118,22 @@ class AdaptiveStrategy implements ServerStrategy {
     return out;
   }
 
-  state() {
-    const moments: Record<string, { m: number[]; v: number[] }> = {};
-    for (const [k, m] of this.m) moments[k] = { m: Array.from(m), v: Array.from(this.v.get(k)!) };
+  state(): StrategyState {
+    const moments: Record<string, { m: Float64Array; v: Float64Array }> = {};
+    for (const [k, m] of this.m) moments[k] = { m: Float64Array.from(m), v: Float64Array.from(this.v.get(k)!) };
     return { name: this.name, step: this.step, moments };
+  }
+
+  restore(state: StrategyState): void {
+    assertStateOf(this.name, state);
+    this.m.clear();
+    this.v.clear();
+    for (const [k, { m, v }] of Object.entries(state.moments ?? {})) {
+      if (m.length !== v.length) throw new RangeError(`server optimizer state: tensor "${k}" has ${m.length} first and ${v.length} second moments`);
+      this.m.set(k, Float64Array.from(m));
+      this.v.set(k, Float64Array.from(v));
+    }
+    this.step = state.step;
   }
 }
 

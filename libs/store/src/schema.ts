@@ -4,7 +4,7 @@
  */
 
 /** The schema version this code writes and understands. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Migration n takes the database from version n to n + 1. */
 export const MIGRATIONS: readonly string[] = [
@@ -70,5 +70,10 @@ export const MIGRATIONS: readonly string[] = [
     expires_at INTEGER NOT NULL
   );
   CREATE INDEX nonces_expiry ON nonces (expires_at);
+  `,
+  // 2: the server optimizer's state (FedAdam/FedYogi/FedAdagrad moments) committed with each checkpoint.
+  `
+  ALTER TABLE checkpoints ADD COLUMN server_state BLOB;
+  ALTER TABLE checkpoints ADD COLUMN server_state_sha256 TEXT;
   `,
 ];

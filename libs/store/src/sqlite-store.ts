@@ -13,6 +13,7 @@ import {
   assertRoundNumber,
   assertTransition,
   OPEN_ROUND_STATES,
+  sha256Hex,
 } from './round-rules.js';
 import { StoreError, toStoreError } from './store-error.js';
 import type {
@@ -171,9 +172,10 @@ export class SqliteFederationStore implements FederationStore {
       assertTransition(round, cur.state, 'committed');
       const t = this.now();
       this.updateRound(cur, 'committed', { participants: commit.participants }, t);
+      const state = commit.serverState;
       this.conn()
-        .prepare('INSERT INTO checkpoints (round, attempt, sha256, size, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(round, cur.attempt, commit.sha256, commit.checkpoint.byteLength, Buffer.from(commit.checkpoint), t);
+        .prepare('INSERT INTO checkpoints (round, attempt, sha256, size, bytes, created_at, server_state, server_state_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(round, cur.attempt, commit.sha256, commit.checkpoint.byteLength, Buffer.from(commit.checkpoint), t, state ? Buffer.from(state) : null, state ? sha256Hex(state) : null);
       if (commit.ledgerLine !== undefined) {
         this.conn().prepare('INSERT INTO ledger (line, round, created_at) VALUES (?, ?, ?)').run(commit.ledgerLine, round, t);
       }
@@ -206,10 +208,10 @@ export class SqliteFederationStore implements FederationStore {
     });
   }
 
-  loadCheckpoint(round: number): { bytes: Uint8Array; sha256: string } {
+  loadCheckpoint(round: number): { bytes: Uint8Array; sha256: string; serverState?: Uint8Array } {
     assertRoundNumber(round);
     return this.guard(() => {
-      const r = this.conn().prepare('SELECT sha256, bytes FROM checkpoints WHERE round = ?').get(round) as Row | undefined;
+      const r = this.conn().prepare('SELECT sha256, bytes, server_state, server_state_sha256 FROM checkpoints WHERE round = ?').get(round) as Row | undefined;
       if (!r) throw new StoreError('not-found', `loadCheckpoint: round ${round} has no committed checkpoint`);
       const bytes = new Uint8Array(r.bytes as Buffer);
       const sha256 = String(r.sha256);
@@ -218,7 +220,12 @@ export class SqliteFederationStore implements FederationStore {
       } catch (err) {
         throw new StoreError('corrupt', `loadCheckpoint: ${(err as Error).message}; the database was damaged outside fedlora`, { cause: err });
       }
-      return { bytes, sha256 };
+      if (r.server_state === null || r.server_state === undefined) return { bytes, sha256 };
+      const serverState = new Uint8Array(r.server_state as Buffer);
+      if (sha256Hex(serverState) !== String(r.server_state_sha256)) {
+        throw new StoreError('corrupt', `loadCheckpoint: the server optimizer state of round ${round} fails its SHA-256 check; the database was damaged outside fedlora`);
+      }
+      return { bytes, sha256, serverState };
     });
   }
 

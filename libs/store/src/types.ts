@@ -73,6 +73,11 @@ export interface RoundCommit {
   ledgerLine?: string;
   /** Final participant list (survivors), if it differs from the planned one. */
   participants?: string[];
+  /**
+   * The server optimizer's state after this round (opaque bytes, e.g. FedAdam's moments), kept
+   * with the checkpoint so a resumed run continues with the same optimizer, never fresh moments.
+   */
+  serverState?: Uint8Array;
 }
 
 /** A stored checkpoint without its bytes. */
@@ -159,7 +164,12 @@ export interface FederationStore {
   /** The highest committed round, or undefined when none is. */
   latestCommitted(): CommittedRound | undefined;
   /** The checkpoint bytes of a committed round, verified against the stored SHA-256. */
-  loadCheckpoint(round: number): { bytes: Uint8Array; /** Of the bytes (`checkpointSha256`). */ sha256: string };
+  loadCheckpoint(round: number): {
+    bytes: Uint8Array;
+    /** Of the bytes (`checkpointSha256`). */ sha256: string;
+    /** The server optimizer's state committed with the checkpoint (checksum verified), if any. */
+    serverState?: Uint8Array;
+  };
   /** Metadata of every stored checkpoint, oldest first (no bytes). */
   listCheckpoints(): CheckpointInfo[];
   /**

@@ -59,6 +59,10 @@ export class GrpcConnection implements CoordinatorConnection {
     this.client = new Ctor(opts.address, opts.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': 8 * 1024 * 1024,
       'grpc.keepalive_time_ms': 30_000,
+      // grpc-js backs off reconnecting up to 120 s by default: after a coordinator restart the channel
+      // would stay down long after the coordinator is back. The client runner has its own backoff.
+      'grpc.initial_reconnect_backoff_ms': 250,
+      'grpc.max_reconnect_backoff_ms': 2000,
       ...(opts.interceptors ? { interceptors: opts.interceptors } : {}),
       ...(opts.serverName ? { 'grpc.ssl_target_name_override': opts.serverName, 'grpc.default_authority': opts.serverName } : {}),
     }) as unknown as AnyClient;

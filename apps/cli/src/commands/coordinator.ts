@@ -50,7 +50,8 @@ export function register(program: Command): void {
       if (o.json) printJson(summary);
       else info(`fedlora coordinator: all ${cfg.rounds.total} rounds committed; final adapter in ${summary.finalAdapterDir}`);
       if (o.exitWhenDone) {
-        await c.app.coordinator.drain(15_000);
+        // Every client of the run learns that it finished (one still backing off after a restart is waited for too).
+        await c.app.coordinator.drain(Math.max(15_000, cfg.rounds.rejoinGraceSeconds * 1000));
         await c.close();
         return;
       }
