@@ -12,6 +12,7 @@ import { ClientConfigSchema, reconnectRetries, type ClientConfig } from './confi
 import { appliedEnvOverrides } from '@fedlora/config';
 import { ModelTrainer } from './model-trainer.js';
 import { DpSgdTrainer, dpSgdTrainerSettings } from './dp-sgd-trainer.js';
+import { DEFAULT_DP_SGD_DELTA } from './config.js';
 import { PrivacyGuardedTrainer } from './privacy-trainer.js';
 
 /**
@@ -33,7 +34,16 @@ export class PlanFollowingTrainer implements LocalTrainer {
       seed: string;
       log: EventLogger;
       /** Record-level DP-SGD; with `guard`, rounds that would exceed the record-level budget are refused and training stops. */
-      dpSgd?: { clipNorm: number; noiseMultiplier: number; perExampleGradients?: PerExampleMethod; guard?: ClientPrivacyGuard; unit?: PrivacyUnitSpec };
+      dpSgd?: {
+        clipNorm: number;
+        /** Absent: calibrated from `budget` (budget first). */
+        noiseMultiplier?: number;
+        budget?: { epsilon: number; delta: number; rounds?: number };
+        maxSequencesPerUnit?: number;
+        perExampleGradients?: PerExampleMethod;
+        guard?: ClientPrivacyGuard;
+        unit?: PrivacyUnitSpec;
+      };
     },
   ) {
     // An estimate for registration: packed sequences at the default length.
@@ -59,7 +69,9 @@ export class PlanFollowingTrainer implements LocalTrainer {
           train,
           heldOut,
           clipNorm: dp.clipNorm,
-          noiseMultiplier: dp.noiseMultiplier,
+          ...(dp.noiseMultiplier !== undefined ? { noiseMultiplier: dp.noiseMultiplier } : {}),
+          ...(dp.budget ? { budget: dp.budget } : {}),
+          ...(dp.maxSequencesPerUnit !== undefined ? { maxSequencesPerUnit: dp.maxSequencesPerUnit } : {}),
           perExampleGradients: dp.perExampleGradients,
           guard: dp.guard,
           stopOnRefusal: true,
@@ -118,7 +130,7 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     const identity = { ...loaded, name: loaded.name || cfg.name }; // a bare base64 key file carries no name
     if (identity.name !== cfg.name) throw new RangeError(`identity.secretKeyFile: expected the key of "${cfg.name}", received the key of "${identity.name}"`);
     // Record-level DP-SGD budget: the institution's own ledger for the record unit, signed with its identity key (wiped after the run).
-    const recordBudget = cfg.dpSgd?.epsilon !== undefined ? { epsilon: cfg.dpSgd.epsilon, delta: cfg.dpSgd.delta ?? cfg.privacy!.delta } : undefined;
+    const recordBudget = cfg.dpSgd?.epsilon !== undefined ? { epsilon: cfg.dpSgd.epsilon, delta: cfg.dpSgd.delta ?? cfg.privacy?.delta ?? DEFAULT_DP_SGD_DELTA } : undefined;
     const recordGuard = recordBudget
       ? await ClientPrivacyGuard.open({
           ledgerPath: join(cfg.dataDir, 'record-ledger.jsonl'),
@@ -134,7 +146,7 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
       defaultSeqLen: cfg.training.seqLen ?? 64,
       seed: cfg.name,
       log,
-      dpSgd: cfg.dpSgd ? { ...dpSgdTrainerSettings(cfg.dpSgd), guard: recordGuard, unit } : undefined,
+      dpSgd: cfg.dpSgd ? { ...dpSgdTrainerSettings(cfg.dpSgd), guard: recordGuard, unit, ...(recordBudget ? { budget: { ...recordBudget, ...(cfg.dpSgd.rounds ? { rounds: cfg.dpSgd.rounds } : {}) } } : {}) } : undefined,
     });
     const signer = cfg.federationId ? createRequestSigner({ federationId: cfg.federationId, identity, random: cryptoRandomBytes }) : undefined;
     if (!signer) log.warn({ event: 'auth.unsigned', message: 'federationId is not set: requests are not signed and a coordinator with enrolled clients will refuse them' });
