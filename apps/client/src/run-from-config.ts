@@ -13,6 +13,7 @@ import { ClientConfigSchema, reconnectRetries, type ClientConfig } from './confi
 import { appliedEnvOverrides } from '@fedlora/config';
 import { ModelTrainer } from './model-trainer.js';
 import { DpSgdTrainer, dpSgdTrainerSettings } from './dp-sgd-trainer.js';
+import { DEFAULT_DP_SGD_DELTA } from './config.js';
 import { PrivacyGuardedTrainer } from './privacy-trainer.js';
 import { EvaluatingTrainer, type FederatedEvalSets } from './federated-eval.js';
 
@@ -35,7 +36,16 @@ export class PlanFollowingTrainer implements LocalTrainer {
       seed: string;
       log: EventLogger;
       /** Record-level DP-SGD; with `guard`, rounds that would exceed the record-level budget are refused and training stops. */
-      dpSgd?: { clipNorm: number; noiseMultiplier: number; perExampleGradients?: PerExampleMethod; guard?: ClientPrivacyGuard; unit?: PrivacyUnitSpec };
+      dpSgd?: {
+        clipNorm: number;
+        /** Absent: calibrated from `budget` (budget first). */
+        noiseMultiplier?: number;
+        budget?: { epsilon: number; delta: number; rounds?: number };
+        maxSequencesPerUnit?: number;
+        perExampleGradients?: PerExampleMethod;
+        guard?: ClientPrivacyGuard;
+        unit?: PrivacyUnitSpec;
+      };
       /**
        * Instruction data (prompt/completion segments per example) instead of `documents`: one
        * example per sequence, loss on the completion only; for DP-SGD each example is one unit.
@@ -57,7 +67,19 @@ export class PlanFollowingTrainer implements LocalTrainer {
         if (r.sequences.length === 0) throw new RangeError(`every instruction example was skipped (${r.skipped}): no completion fits seqLen ${seqLen}; raise training.seqLen`);
         const { train, heldOut } = this.opts.evalFraction > 0 && r.sequences.length >= 2 ? splitHeldOut(r.sequences, this.opts.evalFraction) : { train: r.sequences, heldOut: [] };
         t = dp
-          ? new DpSgdTrainer({ model: this.model, lora, train, heldOut, clipNorm: dp.clipNorm, noiseMultiplier: dp.noiseMultiplier, perExampleGradients: dp.perExampleGradients, guard: dp.guard, stopOnRefusal: true, rng: cryptoRandomBytes })
+          ? new DpSgdTrainer({
+              model: this.model,
+              lora,
+              train,
+              heldOut,
+              clipNorm: dp.clipNorm,
+              ...(dp.noiseMultiplier !== undefined ? { noiseMultiplier: dp.noiseMultiplier } : {}),
+              ...(dp.budget ? { budget: dp.budget } : {}),
+              perExampleGradients: dp.perExampleGradients,
+              guard: dp.guard,
+              stopOnRefusal: true,
+              rng: cryptoRandomBytes,
+            })
           : new ModelTrainer({ model: this.model, lora, train, heldOut, seed: this.opts.seed });
         this.opts.log.info({ event: 'data.prepared', seqLen, format: 'instruction', trainSequences: train.length, heldOutSequences: heldOut.length, truncated: r.truncated, skipped: r.skipped });
       } else if (dp) {
@@ -74,7 +96,9 @@ export class PlanFollowingTrainer implements LocalTrainer {
           train,
           heldOut,
           clipNorm: dp.clipNorm,
-          noiseMultiplier: dp.noiseMultiplier,
+          ...(dp.noiseMultiplier !== undefined ? { noiseMultiplier: dp.noiseMultiplier } : {}),
+          ...(dp.budget ? { budget: dp.budget } : {}),
+          ...(dp.maxSequencesPerUnit !== undefined ? { maxSequencesPerUnit: dp.maxSequencesPerUnit } : {}),
           perExampleGradients: dp.perExampleGradients,
           guard: dp.guard,
           stopOnRefusal: true,
@@ -136,7 +160,7 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     const identity = { ...loaded, name: loaded.name || cfg.name }; // a bare base64 key file carries no name
     if (identity.name !== cfg.name) throw new RangeError(`identity.secretKeyFile: expected the key of "${cfg.name}", received the key of "${identity.name}"`);
     // Record-level DP-SGD budget: the institution's own ledger for the record unit, signed with its identity key (wiped after the run).
-    const recordBudget = cfg.dpSgd?.epsilon !== undefined ? { epsilon: cfg.dpSgd.epsilon, delta: cfg.dpSgd.delta ?? cfg.privacy!.delta } : undefined;
+    const recordBudget = cfg.dpSgd?.epsilon !== undefined ? { epsilon: cfg.dpSgd.epsilon, delta: cfg.dpSgd.delta ?? cfg.privacy?.delta ?? DEFAULT_DP_SGD_DELTA } : undefined;
     const recordGuard = recordBudget
       ? await ClientPrivacyGuard.open({
           ledgerPath: join(cfg.dataDir, 'record-ledger.jsonl'),
@@ -152,7 +176,7 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
       defaultSeqLen: cfg.training.seqLen ?? 64,
       seed: cfg.name,
       log,
-      dpSgd: cfg.dpSgd ? { ...dpSgdTrainerSettings(cfg.dpSgd), guard: recordGuard, unit } : undefined,
+      dpSgd: cfg.dpSgd ? { ...dpSgdTrainerSettings(cfg.dpSgd), guard: recordGuard, unit, ...(recordBudget ? { budget: { ...recordBudget, ...(cfg.dpSgd.rounds ? { rounds: cfg.dpSgd.rounds } : {}) } } : {}) } : undefined,
       ...(instruct ? { instruct } : {}),
     });
     const evalSets = await federatedEvalSets(model, cfg);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel } from '@fedlora/model';
-import { ClientPrivacyGuard, generateLedgerKey, resolveAdaptiveClipping } from '@fedlora/privacy';
+import { ClientPrivacyGuard, generateLedgerKey, resolveAdaptiveClipping, type NoiseCalibration } from '@fedlora/privacy';
 import type { EventLogger, LocalTrainer, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
 import { flattenInPlanOrder, plannedPrivacy, runClient, silentLogger } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
@@ -12,7 +12,7 @@ import { evaluate, packUnits, splitRecordsByUnit, tokenizeToSequences, type Unit
 import { GrpcConnection } from '@fedlora/transport-grpc';
 import type { FederationPrivacy } from '@fedlora/coordinator';
 import { createFederationPrivacy, startCoordinatorApp } from '@fedlora/coordinator';
-import { DpSgdTrainer, ModelTrainer, PrivacyGuardedTrainer } from '@fedlora/client';
+import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, ModelTrainer, PrivacyGuardedTrainer } from '@fedlora/client';
 import type { SimulationSecAgg } from './secure-setup.js';
 import { createSecureSimulation } from './secure-setup.js';
 import { partitionSotu, splitIntoRecords } from './sotu-partition.js';
@@ -81,15 +81,21 @@ export interface SimulationPrivacy {
    * first round's C; defaults are the paper's (gamma 0.5, eta_C 0.2, sigma_b max(m/20, z)).
    */
   adaptiveClipping?: { targetQuantile?: number; learningRate?: number; bitNoiseStd?: number };
+  /** Budget first: how `noiseMultiplier` was calibrated (recorded in the plans and the federation ledger). */
+  calibration?: NoiseCalibration;
 }
 
 /** Record-level DP-SGD settings of a simulation (every client uses them). */
 export interface SimulationDpSgd {
-  clipNorm: number;
-  noiseMultiplier: number;
+  /** Per-unit clip C; default DEFAULT_DP_SGD_CLIP_NORM. */
+  clipNorm?: number;
+  /** Noise std / C; absent: each client calibrates it from `epsilon` over the planned rounds (budget first). */
+  noiseMultiplier?: number;
   /** The privacy unit: `document` (default: one simulated record) or `sequence`. */
   privacyUnit?: 'document' | 'sequence';
-  /** Each client's record-level budget (epsilon at `delta`); rounds that would exceed it are refused. Default 1e9. */
+  /** At most this many sequences of a unit per step (default 8). */
+  maxSequencesPerUnit?: number;
+  /** Each client's budget per unit (epsilon at `delta`); rounds that would exceed it are refused. Default 1e9. */
   epsilon?: number;
   /** Default: the institution-level delta, else 1e-5. */
   delta?: number;
@@ -132,7 +138,7 @@ export interface SimulationRound {
 export interface SimulationReport {
   backend: string;
   model: string;
-  clients: Array<{ name: string; era: string; trainSequences: number; heldOutSequences: number; trainUnits?: number }>;
+  clients: Array<{ name: string; era: string; trainSequences: number; heldOutSequences: number; trainUnits?: number; dpSgdCalibration?: NoiseCalibration }>;
   initialEvalLoss: number;
   rounds: SimulationRound[];
   finalEvalLoss: number | null;
@@ -206,6 +212,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       ledgerPath: join(outDir, 'federation-ledger.jsonl'),
       signer: { writer: 'coordinator', secretKey: generateLedgerKey().secretKey },
       rng: cryptoRandomBytes,
+      ...(o.privacy.calibration ? { calibration: o.privacy.calibration } : {}),
       ...(o.privacy.adaptiveClipping
         ? {
             adaptive: resolveAdaptiveClipping({
@@ -233,6 +240,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   }
 
   const recordGuards = new Map<string, ClientPrivacyGuard>();
+  const dpSgdTrainers = new Map<string, DpSgdTrainer>();
   for (const c of o.dpSgd ? clients : []) {
     const guard = await ClientPrivacyGuard.open({
       ledgerPath: join(outDir, 'clients', `${c.name}-record-ledger.jsonl`),
@@ -242,6 +250,26 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     });
     recordGuards.set(c.name, guard);
     ledgers.push(guard.ledgerPath);
+    const dp = o.dpSgd!;
+    const onStep = (round: number, s: { step: number; loss: number; tokensPerSecond: number }) =>
+      o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond });
+    dpSgdTrainers.set(
+      c.name,
+      new DpSgdTrainer({
+        model,
+        lora,
+        train: c.units!,
+        clipNorm: dp.clipNorm ?? DEFAULT_DP_SGD_CLIP_NORM,
+        // Budget first: without a multiplier each client calibrates one that spends its budget over the planned rounds.
+        ...(dp.noiseMultiplier !== undefined ? { noiseMultiplier: dp.noiseMultiplier } : { budget: { ...guard.budgetLimit, rounds: o.rounds } }),
+        ...(dp.maxSequencesPerUnit !== undefined ? { maxSequencesPerUnit: dp.maxSequencesPerUnit } : {}),
+        guard,
+        rng: cryptoRandomBytes,
+        onStep,
+        // Local only (never sent): what the per-unit cap left out of each round.
+        onTrained: (round, r) => log.info({ event: 'dpsgd.trained', client: c.name, round, ...r }),
+      }),
+    );
   }
 
   const secureMetrics = (s: RoundSummary, plan: RoundPlan, before: NamedTensors, after: NamedTensors | null) => {
@@ -325,7 +353,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       const onStep = (round: number, s: { step: number; loss: number; tokensPerSecond: number }) =>
         o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond });
       const base = o.dpSgd
-        ? new DpSgdTrainer({ model, lora, train: c.units!, clipNorm: o.dpSgd.clipNorm, noiseMultiplier: o.dpSgd.noiseMultiplier, guard: recordGuards.get(c.name), rng: cryptoRandomBytes, onStep })
+        ? dpSgdTrainers.get(c.name)!
         : new ModelTrainer({ model, lora, train: c.train, seed: `${o.seed}:${c.name}`, onStep });
       const guarded = fedPrivacy ? new PrivacyGuardedTrainer(base, guards.get(c.name)) : base;
       const recorded = secure ? secure.recordUpdates(c.name, guarded) : guarded;
@@ -338,7 +366,10 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     return {
       backend: backend.name,
       model: modelDir,
-      clients: clients.map((c) => ({ name: c.name, era: c.era, trainSequences: c.train.length, heldOutSequences: c.heldOut.length, ...(c.units ? { trainUnits: c.units.units.length } : {}) })),
+      clients: clients.map((c) => {
+        const cal = dpSgdTrainers.get(c.name)?.calibration(calibrationPlan(o));
+        return { name: c.name, era: c.era, trainSequences: c.train.length, heldOutSequences: c.heldOut.length, ...(c.units ? { trainUnits: c.units.units.length } : {}), ...(cal ? { dpSgdCalibration: cal } : {}) };
+      }),
       initialEvalLoss,
       rounds,
       finalEvalLoss: rounds.filter((r) => r.evalLoss !== null).at(-1)?.evalLoss ?? null,
@@ -354,6 +385,11 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     model.dispose();
     await dash?.finish();
   }
+}
+
+/** The part of a round plan a DP-SGD calibration depends on (batch of units, local steps). */
+function calibrationPlan(o: SimulationOptions): RoundPlan {
+  return { round: 1, attempt: 0, adapterSha256: '', tensors: [], localSteps: o.localSteps, learningRate: o.learningRate, batchSize: o.batchSize, deadlineUnixMs: 0, nonce: '', extra: {} };
 }
 
 /** The noise multiplier applied to the update sum in this round (z_Delta with adaptive clipping). */
