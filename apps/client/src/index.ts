@@ -11,3 +11,6 @@ export { PrivacyGuardedTrainer } from './privacy-trainer.js';
 // Record-level DP-SGD on the data owner's side: own record-level budget and ledger.
 export type { DpSgdTrainerOptions } from './dp-sgd-trainer.js';
 export { DpSgdTrainer } from './dp-sgd-trainer.js';
+// An institution's privacy guards (institution-level and record-level budgets), opened in one place.
+export type { ClientGuardsOptions, GuardSpec } from './client-guards.js';
+export { openClientGuards } from './client-guards.js';
