@@ -22,7 +22,7 @@ import { trainLocal } from '@fedlora/train';
 /** What a case asks for. */
 export interface TrainCase {
   backend: string;
-  /** `gpt2-small` (12 x 768, 12 heads, vocab 50257), `gpt2-4l-v512` (4 x 768, vocab 512), `fedlora-tiny` or a model directory. */
+  /** `gpt2-small` (12 x 768, 12 heads, vocab 50257), `gpt2-4l-v512` (4 x 768, vocab 512), `qwen2.5-0.5b[-4l]`, `fedlora-tiny` or a model directory. */
   model: string;
   seq: number;
   batch: number;
@@ -33,10 +33,28 @@ export interface TrainCase {
 /** GPT-2 small's shape (Radford et al. 2019, the 124M model). */
 export const GPT2_SMALL = { model_type: 'gpt2', vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12 };
 
-/** Random-weight models by name: GPT-2 small and issue 7's small case (its blocks, 4 layers, vocab 512). */
+/** Qwen2.5-0.5B's config.json (Hugging Face Qwen/Qwen2.5-0.5B): 494M parameters, tied, q/k/v biases. */
+export const QWEN25_05B = {
+  model_type: 'qwen2',
+  hidden_size: 896,
+  intermediate_size: 4864,
+  num_hidden_layers: 24,
+  num_attention_heads: 14,
+  num_key_value_heads: 2,
+  max_position_embeddings: 32768,
+  rms_norm_eps: 1e-6,
+  rope_theta: 1000000.0,
+  tie_word_embeddings: true,
+  use_sliding_window: false,
+  vocab_size: 151936,
+};
+
+/** Random-weight models by name: GPT-2 small, issue 7's small case (its blocks, 4 layers, vocab 512), Qwen2.5-0.5B (and its first 4 layers). */
 const SYNTHETIC: Record<string, Record<string, unknown>> = {
   'gpt2-small': GPT2_SMALL,
   'gpt2-4l-v512': { ...GPT2_SMALL, n_layer: 4, vocab_size: 512 },
+  'qwen2.5-0.5b': QWEN25_05B,
+  'qwen2.5-0.5b-4l': { ...QWEN25_05B, num_hidden_layers: 4 },
 };
 
 // The benchmark feeds token ids directly; a tokenizer is never consulted.
@@ -55,6 +73,8 @@ async function main(): Promise<void> {
   const model = synthetic
     ? new CausalLM(parseModelConfig(synthetic), NO_TEXT, initWeights(parseModelConfig(synthetic), 1))
     : await loadModel(c.model === 'fedlora-tiny' ? DEFAULT_BASE_MODEL_DIR : c.model);
+  // Ops this model needs that the native kernels do not cover (none for GPT-2, Llama, Qwen2).
+  for (const f of model.nativeFallbacks()) process.stderr.write(`  native fallback: ${f}\n`);
   const lora = defaultLoraConfig(model);
   const adapter = initLoraAdapter(model, lora, seededRandomBytes('bench'));
   const rng = seededRandomBytes('bench-data');

@@ -7,7 +7,10 @@
  * thread count). Peak resident memory (getrusage maxrss) is reported for both sides.
  * Models: a GPT-2-small-shaped model (12 layers, d_model 768, 12 heads, vocab 50257), issue 7's
  * small case `gpt2-4l-v512` (the same blocks, 4 layers, vocab 512) and the committed tiny base
- * model (4 layers, d_model 128, vocab 1024); seq 128, batch 4 for all. Every case runs in its own process, so a
+ * model (4 layers, d_model 128, vocab 1024), seq 128, batch 4; and a model of today's size,
+ * `qwen2.5-0.5b` (Qwen2.5-0.5B's shapes: 24 layers, d 896, 14 heads / 2 KV heads, MLP 4864,
+ * vocab 151936, tied, q/k/v biases; random weights; LoRA on q/k/v/o_proj), seq 128, batch 1
+ * (`qwen2.5-0.5b-4l`: its first 4 layers, for a quicker run). Every case runs in its own process, so a
  * wasm abort or a timeout is reported in that case's entry instead of ending the run.
  * Prints ONE JSON document on stdout; progress on stderr.
  *
@@ -48,6 +51,8 @@ export interface TrainBenchCase {
   torchPeakRssMb?: number;
   /** Every thread count tried for this backend. */
   runs?: ThreadRun[];
+  /** Sequences per step (both sides). */
+  batch?: number;
   /** Measured and warmup steps per run (both sides). */
   steps?: number;
   warmup?: number;
@@ -188,18 +193,24 @@ async function availableBackends(): Promise<string[]> {
  * at least `minWarmup` warmup steps, the same on both sides (training runs thousands of steps, so
  * the steady-state step is what matters).
  */
-const MODELS: Record<string, { torch: Record<string, unknown>; stepScale?: number; minWarmup?: number }> = {
+const QWEN25_05B = { d: 896, heads: 14, kvHeads: 2, inter: 4864, vocab: 151936, qkvBias: true, theta: 1e6, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] };
+const MODELS: Record<string, { torch: Record<string, unknown>; stepScale?: number; minWarmup?: number; script?: string; batch?: number }> = {
   'gpt2-small': { torch: { layers: 12, d: 768, heads: 12, vocab: 50257, context: 1024 } },
   'gpt2-4l-v512': { torch: { layers: 4, d: 768, heads: 12, vocab: 512, context: 1024 }, stepScale: 2, minWarmup: 2 },
   'fedlora-tiny': { torch: {}, stepScale: 10, minWarmup: 3 },
+  // A step is seconds long: batch 1, and the Llama/Qwen2-shaped PyTorch peer.
+  'qwen2.5-0.5b': { torch: { ...QWEN25_05B, layers: 24 }, script: 'bench_lora_step_llama.py', batch: 1 },
+  'qwen2.5-0.5b-4l': { torch: { ...QWEN25_05B, layers: 4 }, script: 'bench_lora_step_llama.py', batch: 1 },
 };
+/** Run when --models is not given. */
+const DEFAULT_MODELS = ['gpt2-small', 'gpt2-4l-v512', 'fedlora-tiny', 'qwen2.5-0.5b'];
 
 function cpuRatio(torchMs: number | undefined, mineMs: number | undefined): { cpuRatio1Thread?: number } {
   return torchMs !== undefined && mineMs !== undefined && mineMs > 0 ? { cpuRatio1Thread: torchMs / mineMs } : {};
 }
 
 async function main(): Promise<void> {
-  const models = arg('models', Object.keys(MODELS).join(',')).split(',');
+  const models = arg('models', DEFAULT_MODELS.join(',')).split(',');
   const backends = process.argv.includes('--backends') ? arg('backends', '').split(',') : await availableBackends();
   const steps = Number(arg('steps', '3'));
   const warmup = Number(arg('warmup', '1'));
@@ -210,7 +221,6 @@ async function main(): Promise<void> {
   if (!Number.isInteger(rounds) || rounds < 1) throw new RangeError(`--rounds: expected a positive integer, received "${roundsRaw}"`);
   const timeoutMs = Number(arg('max-seconds', '300')) * 1000;
   const seq = 128;
-  const batch = 4;
   const cases: TrainBenchCase[] = [];
   const torchRuns: Record<string, ThreadRun[]> = {};
   for (const model of models) {
@@ -225,7 +235,9 @@ async function main(): Promise<void> {
     }
     const mSteps = steps * (MODELS[model]!.stepScale ?? 1);
     const mWarmup = Math.max(warmup, MODELS[model]!.minWarmup ?? 0);
-    const torchArgs = JSON.stringify({ ...shape, seq, batch, r: 8, targets: ['c_attn', 'attn.c_proj'], steps: mSteps, warmup: mWarmup });
+    const batch = MODELS[model]!.batch ?? 4;
+    const script = MODELS[model]!.script ?? 'bench_lora_step.py';
+    const torchArgs = JSON.stringify({ targets: ['c_attn', 'attn.c_proj'], ...shape, seq, batch, r: 8, steps: mSteps, warmup: mWarmup });
     const tRuns: ThreadRun[] = [];
     const byBackend = new Map<string, ThreadRun[]>(backends.map((b) => [b, []]));
     // Rounds alternate PyTorch and fedlora so both sides sample the same (shared, noisy) machine.
@@ -233,7 +245,7 @@ async function main(): Promise<void> {
       for (const t of threads) {
         process.stderr.write(`[${model}] torch (${t} thread${t > 1 ? 's' : ''}, round ${round + 1}/${rounds})\n`);
         const cfg = JSON.stringify({ ...(JSON.parse(torchArgs) as object), threads: t });
-        tRuns.push(toRun(t, await runJson(PYTHON, ['-c', TORCH_RUNNER, join(root, 'scripts', 'torch', 'bench_lora_step.py'), cfg], timeoutMs)));
+        tRuns.push(toRun(t, await runJson(PYTHON, ['-c', TORCH_RUNNER, join(root, 'scripts', 'torch', script), cfg], timeoutMs)));
       }
       for (const backend of backends) {
         for (const t of THREADED.has(backend) ? threads : [1]) {
@@ -270,6 +282,7 @@ async function main(): Promise<void> {
         peakRssMb: mine.peakRssMb,
         torchPeakRssMb: torch.peakRssMb,
         runs,
+        batch,
         steps: mSteps,
         warmup: mWarmup,
         ...cpuRatio(bestCpuMs1Thread(tRuns), bestCpuMs1Thread(runs)),
@@ -278,7 +291,7 @@ async function main(): Promise<void> {
     }
   }
   process.stdout.write(
-    `${JSON.stringify({ cases, torch: torchRuns, seq, batch, loraR: 8, steps, warmup, threads, rounds, loadAverage: loadavg().map((x) => Math.round(x * 100) / 100) }, null, 2)}\n`,
+    `${JSON.stringify({ cases, torch: torchRuns, seq, batch: 4, loraR: 8, steps, warmup, threads, rounds, loadAverage: loadavg().map((x) => Math.round(x * 100) / 100) }, null, 2)}\n`,
   );
 }
 

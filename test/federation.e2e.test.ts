@@ -27,8 +27,8 @@ describe('a 3-client federation over gRPC on 127.0.0.1', () => {
     const adapters = new Map<number, { before: NamedTensors; after: NamedTensors | null }>();
     const wrapTrainer = (_name: string, inner: LocalTrainer): LocalTrainer => ({
       numExamples: inner.numExamples,
-      async train(plan, global) {
-        const r = await inner.train(plan, global);
+      async train(plan, global, progress) {
+        const r = await inner.train(plan, global, progress);
         const list = sent.get(plan.round) ?? [];
         list.push({ delta: cloneNamed(r.delta), numExamples: r.numExamples });
         sent.set(plan.round, list);

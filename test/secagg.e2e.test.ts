@@ -30,7 +30,8 @@ describe('secure aggregation (SecAgg+) over gRPC on 127.0.0.1, 8 clients', () =>
     const report = await runSimulation({
       ...base,
       minClients: 4,
-      secagg: { dropout: 0, clipNorm: 10, stageTimeoutMs: 10_000, k: 7, t: 4, forcedDrops: { 'client-1': 'advertise', 'client-2': 'share', 'client-3': 'collect' } },
+      // livenessMs: a client that vanished at collect is noticed after one stage timeout of silence (training is 1 step here).
+      secagg: { dropout: 0, clipNorm: 10, stageTimeoutMs: 10_000, livenessMs: 10_000, k: 7, t: 4, forcedDrops: { 'client-1': 'advertise', 'client-2': 'share', 'client-3': 'collect' } },
     });
     const [r] = report.rounds;
     expect(r).toMatchObject({ status: 'completed', survivors: 5 });
@@ -57,7 +58,7 @@ describe('secure aggregation (SecAgg+) over gRPC on 127.0.0.1, 8 clients', () =>
         minClients: 2,
         outDir,
         privacy: { mode: 'distributed', clipNorm: 0.05, noiseMultiplier: 1, delta: 1e-5, clientEpsilon: 100 },
-        secagg: { dropout: 0, clipNorm: 0.05, stageTimeoutMs: 5000, k: 7, t: 4, forcedDrops: drops },
+        secagg: { dropout: 0, clipNorm: 0.05, stageTimeoutMs: 5000, livenessMs: 5000, k: 7, t: 4, forcedDrops: drops },
       }),
     ).rejects.toThrow(/aborted 3 times/);
     const ledger = join(outDir, 'federation-ledger.jsonl');

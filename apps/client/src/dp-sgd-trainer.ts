@@ -1,5 +1,5 @@
 import type { CausalLM, LoraConfig } from '@fedlora/model';
-import type { LocalTrainer, RoundPlan } from '@fedlora/federation';
+import type { LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federation';
 import type { ClientPrivacyGuard, DpSgdParams } from '@fedlora/privacy';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { subtractNamed } from '@fedlora/tensor';
@@ -101,7 +101,7 @@ export class DpSgdTrainer implements LocalTrainer {
     return { accept: false, reason: 'refused: budget', stop, detail: `record-level: ${decision.message}` };
   }
 
-  async train(plan: RoundPlan, global: NamedTensors) {
+  async train(plan: RoundPlan, global: NamedTensors, progress?: TrainingProgress) {
     const { model, lora, guard } = this.opts;
     const params = this.roundParams(plan);
     // The check again: train must never overspend, even if a caller skipped accept.
@@ -117,7 +117,10 @@ export class DpSgdTrainer implements LocalTrainer {
       weightDecay: this.opts.weightDecay ?? 0,
       perExampleGradients: this.opts.perExampleGradients ?? 'ghost',
       ...(this.opts.maxSequencesPerUnit !== undefined ? { maxSequencesPerUnit: this.opts.maxSequencesPerUnit } : {}),
-      onStep: this.opts.onStep ? (s) => this.opts.onStep!(plan.round, s) : undefined,
+      onStep: async (s) => {
+        this.opts.onStep?.(plan.round, s);
+        await progress?.(s.step);
+      },
     });
     if (guard) await guard.record(plan.round, r.privacy, { time: this.time() });
     this.opts.onTrained?.(plan.round, { units: r.numExamples, sampledSequences: r.sampledSequences, droppedSequences: r.droppedSequences, clippedFraction: r.clippedFraction });

@@ -1,5 +1,5 @@
 import type { CausalLM, LoraConfig } from '@fedlora/model';
-import type { LocalTrainer } from '@fedlora/federation';
+import type { LocalTrainer, TrainingProgress } from '@fedlora/federation';
 import type { RoundPlan } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { subtractNamed } from '@fedlora/tensor';
@@ -32,7 +32,7 @@ export class ModelTrainer implements LocalTrainer {
     this.numExamples = opts.train.length;
   }
 
-  async train(plan: RoundPlan, global: NamedTensors) {
+  async train(plan: RoundPlan, global: NamedTensors, progress?: TrainingProgress) {
     const { model, lora } = this.opts;
     const r = await trainLocal(model, lora, global, this.opts.train, {
       steps: plan.localSteps,
@@ -42,7 +42,10 @@ export class ModelTrainer implements LocalTrainer {
       weightDecay: this.opts.weightDecay ?? 0,
       gradClipNorm: this.opts.gradClipNorm ?? 1,
       proximalMu: typeof plan.extra.proximalMu === 'number' ? plan.extra.proximalMu : 0,
-      onStep: this.opts.onStep ? (s) => this.opts.onStep!(plan.round, s) : undefined,
+      onStep: async (s) => {
+        this.opts.onStep?.(plan.round, s);
+        await progress?.(s.step);
+      },
     });
     const metrics: Record<string, number> = { tokens: r.tokens, steps: r.steps };
     if (this.opts.heldOut?.length) {

@@ -1,4 +1,4 @@
-import type { LocalTrainer, RoundPlan } from '@fedlora/federation';
+import type { LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federation';
 import { CLIP_INDICATOR_METRIC, plannedPrivacy, plannedSurvivors, reportsClipIndicator, roundPrivacyParams } from '@fedlora/federation';
 import type { ClientPrivacyGuard } from '@fedlora/privacy';
 import { clipL2 } from '@fedlora/privacy';
@@ -34,8 +34,8 @@ export class PrivacyGuardedTrainer implements LocalTrainer {
     return { accept: false, reason: 'refused: budget', detail: decision.message };
   }
 
-  async train(plan: RoundPlan, global: NamedTensors) {
-    const r = await this.inner.train(plan, global);
+  async train(plan: RoundPlan, global: NamedTensors, progress?: TrainingProgress) {
+    const r = await this.inner.train(plan, global, progress);
     const p = plannedPrivacy(plan);
     if (!p) return r;
     const { clipped, norm } = clipL2(r.delta, p.clipNorm);

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel, validateLoraConfig } from '@fedlora/model';
-import type { EventLogger, LocalTrainer, RoundPlan } from '@fedlora/federation';
+import type { EventLogger, LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federation';
 import { noiseShareFor, runClient } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes } from '@fedlora/tensor';
@@ -93,8 +93,8 @@ export class PlanFollowingTrainer implements LocalTrainer {
     return t instanceof DpSgdTrainer ? t.accept(plan) : { accept: true };
   }
 
-  async train(plan: RoundPlan, global: NamedTensors) {
-    return this.forPlan(plan).train(plan, global);
+  async train(plan: RoundPlan, global: NamedTensors, progress?: TrainingProgress) {
+    return this.forPlan(plan).train(plan, global, progress);
   }
 }
 

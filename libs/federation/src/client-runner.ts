@@ -30,9 +30,17 @@ export interface LocalTrainer {
    * cannot pay for any further round); `stop` says why, for the institution's operator.
    */
   accept?(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string; stop?: string; detail?: string }>;
-  /** Trains from the global adapter; returns delta = local - global. */
-  train(plan: RoundPlan, global: NamedTensors): Promise<{ delta: NamedTensors; numExamples: number; trainLoss: number; metrics?: Record<string, number> }>;
+  /**
+   * Trains from the global adapter; returns delta = local - global. A trainer that runs many
+   * steps awaits `progress` between them: that proves liveness to the coordinator (a heartbeat,
+   * throttled) and yields to the event loop, so the connection (and, in a simulation, the
+   * coordinator sharing this process) keeps running while training.
+   */
+  train(plan: RoundPlan, global: NamedTensors, progress?: TrainingProgress): Promise<{ delta: NamedTensors; numExamples: number; trainLoss: number; metrics?: Record<string, number> }>;
 }
+
+/** Awaited by a trainer between local steps (see LocalTrainer.train). */
+export type TrainingProgress = (step: number) => Promise<void>;
 
 /** Options of the client loop. */
 export interface ClientRunnerOptions {
@@ -119,7 +127,7 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
       if (got !== plan.adapterSha256) {
         throw new FederationError('invalid-argument', `downloaded adapter hash ${got.slice(0, 12)}… does not match the plan's ${plan.adapterSha256.slice(0, 12)}…`);
       }
-      const train = () => withHeartbeat(conn, plan.round, opts.heartbeatMs ?? 5000, () => opts.trainer.train(plan, global));
+      const train = () => whileTraining(conn, plan.round, opts.heartbeatMs ?? 5000, clock, (progress) => opts.trainer.train(plan, global, progress));
       if (plan.extra.secagg) {
         if (!opts.secure) throw new FederationError('failed-precondition', `round ${plan.round} uses secure aggregation but this client has no identity key configured for it`);
         let trained: { trainLoss: number; numExamples: number } | undefined;
@@ -193,13 +201,34 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
   return { roundsTrained };
 }
 
-async function withHeartbeat<T>(conn: CoordinatorConnection, round: number, everyMs: number, work: () => Promise<T>): Promise<T> {
-  const timer = setInterval(() => {
+/**
+ * Runs local training with liveness signals: a heartbeat at the start, then one from the
+ * training loop between steps (at most every `everyMs`: training that blocks this process's
+ * event loop cannot fire timers, but it does reach its next step), and a timer as a fallback for
+ * trainers that await I/O but report no steps. Each step also yields to the event loop.
+ */
+async function whileTraining<T>(conn: CoordinatorConnection, round: number, everyMs: number, clock: Clock, work: (progress: TrainingProgress) => Promise<T>): Promise<T> {
+  let last = clock.now();
+  const beat = (): void => {
+    last = clock.now();
     conn.heartbeat(round).catch(() => {});
+  };
+  beat();
+  const timer = setInterval(() => {
+    if (clock.now() - last >= everyMs) beat();
   }, everyMs);
+  const progress: TrainingProgress = async () => {
+    if (clock.now() - last >= everyMs) beat();
+    await yieldToEventLoop();
+  };
   try {
-    return await work();
+    return await work(progress);
   } finally {
     clearInterval(timer);
   }
+}
+
+/** Lets timers and I/O run (a resolved promise would not: microtasks run before them). */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

@@ -19,7 +19,7 @@ export { validateUpdate, MAX_NUM_EXAMPLES } from './validate-update.js';
 // The coordinator's round loop and the client loop, both transport-agnostic.
 export type { CoordinatorOptions } from './coordinator.js';
 export { FederationCoordinator } from './coordinator.js';
-export type { CoordinatorConnection, LocalTrainer, ClientRunnerOptions } from './client-runner.js';
+export type { CoordinatorConnection, LocalTrainer, TrainingProgress, ClientRunnerOptions } from './client-runner.js';
 export { runClient } from './client-runner.js';
 export { inProcessConnection } from './in-process-connection.js';
 export { Notifier } from './notifier.js';

@@ -27,7 +27,8 @@ function federation(dropAt: Record<string, Stage>) {
     initialAdapter: tinyAdapter(1),
     rng,
     // Full SecAgg (k = n - 1) with threshold 4 (> k/2): every survivor keeps >= 4 share holders.
-    secureAggregation: { identityOf: (n) => identities.get(n)?.publicKey, clipNorm: 10, stageTimeoutMs: 3000, rng, k: 7, t: 4 },
+    // A client that vanished at collect is noticed after 3 s of silence (these trainers finish at once).
+    secureAggregation: { identityOf: (n) => identities.get(n)?.publicKey, clipNorm: 10, stageTimeoutMs: 3000, livenessMs: 3000, rng, k: 7, t: 4 },
   });
   const run = coordinator.run();
   const stop = new AbortController();

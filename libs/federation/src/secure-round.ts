@@ -16,8 +16,17 @@ export interface SecureAggregationOptions {
   dropoutFraction?: number;
   /** Tolerated fraction of corrupt clients. */
   corruptFraction?: number;
-  /** Deadline of each stage other than masked-input collection (which includes local training). */
+  /**
+   * Deadline of each stage other than masked-input collection: collection includes local
+   * training, which only the round deadline (and the liveness window below) bounds.
+   */
   stageTimeoutMs: number;
+  /**
+   * A client still owed its masked input (it is training) has vanished once silent this long:
+   * no heartbeat (trainers send one between steps) and no protocol message. When every such
+   * client has vanished, collection ends before the round deadline. Default max(30 s, 3 stage timeouts).
+   */
+  livenessMs?: number;
   /** Overrides of the chosen neighbourhood size and threshold. */
   k?: number;
   t?: number;
@@ -161,11 +170,10 @@ export class SecureRound {
     if (st === 'finished' || st === 'aborted') return true;
     const pending = this.server.pending();
     const deadline = st === 'collect' ? Math.max(this.stageDeadline, this.collectDeadline) : this.stageDeadline;
-    // While clients train (collect stage) they send heartbeats; when every client still owed a
-    // masked input has been silent for a whole stage timeout, it has vanished: do not wait for
-    // the round deadline.
-    const allSilent =
-      st === 'collect' && lastSeen !== undefined && pending.length > 0 && pending.every((id) => now - lastSeen(this.nameOf.get(id)!) >= this.opts.stageTimeoutMs);
+    // While clients train (collect stage) they send heartbeats between training steps; when every
+    // client still owed a masked input has been silent for the liveness window, it has vanished:
+    // do not wait for the round deadline. Never a stage timeout: training may take far longer.
+    const allSilent = st === 'collect' && lastSeen !== undefined && pending.length > 0 && pending.every((id) => now - lastSeen(this.nameOf.get(id)!) >= this.livenessMs);
     if (pending.length === 0 || now >= deadline || allSilent) {
       this.server.advance();
       this.stageDeadline = now + this.opts.stageTimeoutMs;
@@ -173,6 +181,11 @@ export class SecureRound {
       return next === 'finished' || next === 'aborted';
     }
     return false;
+  }
+
+  /** How long a client owed a masked input may be silent before it counts as vanished. */
+  get livenessMs(): number {
+    return this.opts.livenessMs ?? Math.max(30_000, 3 * this.opts.stageTimeoutMs);
   }
 
   /** When the current stage's deadline passes (for the caller's wait loop). */

@@ -36,6 +36,7 @@ import { privateLoraGradient, type PerExampleMethod } from './dp-sgd-grads.js';
 import type { ClippedSumMethod, GhostCompute } from './dp-sgd-ghost.js';
 import type { UnitData } from './privacy-units.js';
 import { warmupCosine } from './schedule.js';
+import { yieldToEventLoop } from './event-loop.js';
 
 /** Progress of one DP-SGD step. */
 export interface DpSgdStepInfo {
@@ -71,7 +72,8 @@ export interface DpSgdTrainOptions {
   rng: RandomBytes;
   weightDecay?: number;
   warmupSteps?: number;
-  onStep?: (s: DpSgdStepInfo) => void;
+  /** Awaited after each step; the loop then yields to the event loop so timers and I/O keep running. */
+  onStep?: (s: DpSgdStepInfo) => unknown;
   /** Clock in milliseconds (a parameter, for reproducible tests). */
   now?: () => number;
   /** `ghost` (default): one batched pass per step; `per-example`: one pass per sequence (the reference). */
@@ -192,7 +194,8 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
       sequencesTotal += batchSequences.length;
       const stepTokens = batchSequences.reduce((n, q) => n + q.length - 1, 0);
       tokenTotal += stepTokens;
-      opts.onStep?.({ step: s + 1, batchSize: sampled.length, droppedSequences: batch.dropped, loss, clippedFraction, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr });
+      await opts.onStep?.({ step: s + 1, batchSize: sampled.length, droppedSequences: batch.dropped, loss, clippedFraction, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr });
+      await yieldToEventLoop();
     }
     const out: NamedTensors = new Map();
     for (const [name, v] of vars) out.set(name, { shape: [...v.shape], data: new Float32Array((await v.data()) as Float32Array) });

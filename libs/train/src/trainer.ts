@@ -11,6 +11,7 @@ import { assertAdapterLayout, crossEntropy, crossEntropySum, loraRuntime, dispos
 import { sumOfSquares } from '@fedlora/native-cpu';
 import { AdamW, type AdamWState } from './adamw.js';
 import { warmupCosine } from './schedule.js';
+import { yieldToEventLoop } from './event-loop.js';
 import { hasLossMask, tokenIdOf } from './loss-mask.js';
 
 /** Progress of one optimizer step. */
@@ -35,7 +36,8 @@ export interface TrainOptions {
   gradClipNorm?: number;
   /** Micro-batches per optimizer step (default 1). */
   gradAccumulation?: number;
-  onStep?: (s: StepInfo) => void;
+  /** Awaited after each step; the loop then yields to the event loop so timers and I/O keep running. */
+  onStep?: (s: StepInfo) => unknown;
   /** Held-out sequences for periodic evaluation and early stopping. */
   evalData?: Int32Array[];
   /** Evaluate every this many steps (default: steps / 5). */
@@ -178,7 +180,8 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
           stoppedEarly = true;
         }
       }
-      opts.onStep?.(info);
+      await opts.onStep?.(info);
+      await yieldToEventLoop();
       if (stoppedEarly) break;
     }
     const finalAdapter = stoppedEarly && best ? best.adapter : await hostAdapter(vars);

@@ -25,10 +25,14 @@ export function register(program: Command): void {
     .command('train')
     .description(
       'Tokens/s of a LoRA training step (seq 128, batch 4, r 8 on attention) for a GPT-2-small-shaped model, its first 4 layers ' +
-        'with vocab 512, and the committed tiny base, on every available backend, next to the same step in PyTorch (/usr/bin/python3), ' +
-        'with the ratio and peak memory of both',
+        'with vocab 512, the committed tiny base, and a Qwen2.5-0.5B-shaped model (random weights, batch 1), on every available backend, ' +
+        'next to the same step in PyTorch (/usr/bin/python3), with the ratio and peak memory of both',
     )
-    .option('--models <list>', 'comma-separated: gpt2-small, gpt2-4l-v512 (4 layers of GPT-2 small, vocab 512), fedlora-tiny', 'gpt2-small,gpt2-4l-v512,fedlora-tiny')
+    .option(
+      '--models <list>',
+      'comma-separated: gpt2-small, gpt2-4l-v512 (4 layers of GPT-2 small, vocab 512), fedlora-tiny, qwen2.5-0.5b (24 layers, d 896, vocab 151936), qwen2.5-0.5b-4l (its first 4 layers)',
+      'gpt2-small,gpt2-4l-v512,fedlora-tiny,qwen2.5-0.5b',
+    )
     .option('--backends <list>', 'comma-separated backends (default: every available one)')
     .option('--steps <n>', 'measured steps per case (median reported)', '3')
     .option('--warmup <n>', 'unmeasured warmup steps', '1')

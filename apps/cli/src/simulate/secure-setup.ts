@@ -11,6 +11,8 @@ export interface SimulationSecAgg {
   dropout: number;
   clipNorm: number;
   stageTimeoutMs: number;
+  /** A client owed its masked input counts as vanished after this long without a heartbeat (default max(30 s, 3 stage timeouts)). */
+  livenessMs?: number;
   /** Fault injection for tests: these clients vanish at the given stage in every round. */
   forcedDrops?: Record<string, Stage>;
   /** Overrides of the SecAgg+ neighbourhood size and threshold. */
@@ -34,6 +36,7 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
     noiseStddevPerClient: o.noiseStddevPerClient ?? 0,
     dropoutFraction: Math.min(0.5, Math.max(0.1, o.dropout * 1.5)),
     stageTimeoutMs: o.stageTimeoutMs,
+    ...(o.livenessMs !== undefined ? { livenessMs: o.livenessMs } : {}),
     rng: cryptoRandomBytes,
     k: o.k,
     t: o.t,
@@ -53,8 +56,8 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
       return inner.numExamples;
     },
     accept: inner.accept?.bind(inner),
-    async train(plan, global) {
-      const r = await inner.train(plan, global);
+    async train(plan, global, progress) {
+      const r = await inner.train(plan, global, progress);
       const flat = Float64Array.from(flattenInPlanOrder(plan, r.delta));
       const clip = (plan.extra.secagg as SecureRoundPlan | undefined)?.encoding.clip ?? o.clipNorm; // the round's (adaptive clipping changes it)
       let norm = 0;
