@@ -14,7 +14,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tcpProxy, type TcpProxy } from '../libs/transport-grpc/src/testing/tcp-proxy.js';
+import { tcpProxy, type TcpProxy } from '@fedlora/transport-grpc/testing';
 import { FAST_ENV, exitWithin, freePort, killAll, provision, removeFederation, spawnFedlora, isEvent, unlessExited, type FedloraProcess, type LogEvent } from './process-harness.js';
 
 const ROUNDS = 4;
