@@ -10,7 +10,10 @@ export { PlanFollowingTrainer, runClientFromConfig } from './run-from-config.js'
 export { PrivacyGuardedTrainer } from './privacy-trainer.js';
 // Record-level DP-SGD on the data owner's side: own record-level budget and ledger.
 export type { DpSgdTrainerOptions } from './dp-sgd-trainer.js';
-export { DpSgdTrainer } from './dp-sgd-trainer.js';
+export { DpSgdTrainer, DEFAULT_DP_SGD_CLIP_NORM } from './dp-sgd-trainer.js';
+// Federated evaluation: every global adapter scored on the institution's held-out sets, aggregates sent with the update.
+export type { FederatedEvalSets } from './federated-eval.js';
+export { EvaluatingTrainer, evaluateGlobal } from './federated-eval.js';
 // An institution's privacy guards (institution-level and record-level budgets), opened in one place.
 export type { ClientGuardsOptions, GuardSpec } from './client-guards.js';
 export { openClientGuards } from './client-guards.js';
