@@ -34,7 +34,8 @@ const plan = (round: number): RoundPlan => ({
   round,
   attempt: 0,
   adapterSha256: '',
-  tensors: [],
+  // A plan announces the global adapter's layout (the update carries what the LoRA variant trains).
+  tensors: [...global].map(([name, t]) => ({ name, shape: [...t.shape] })),
   localSteps: 2,
   learningRate: 1e-3,
   batchSize: 2,

@@ -3,7 +3,8 @@ import type { LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federat
 import type { ClientPrivacyGuard, DpSgdParams, NoiseCalibration } from '@fedlora/privacy';
 import { assertDeltaForUnits, calibrateDpSgd } from '@fedlora/privacy';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
-import { subtractNamed } from '@fedlora/tensor';
+import { planUpdate } from '@fedlora/federation';
+import { assertPlanVariant } from './model-trainer.js';
 import type { DpSgdStepInfo, PerExampleMethod, UnitData } from '@fedlora/train';
 import { dpSgdParams, evaluate, loraDimension, trainLocalDpSgd } from '@fedlora/train';
 
@@ -136,6 +137,7 @@ export class DpSgdTrainer implements LocalTrainer {
 
   /** What a round of `plan` costs this institution's privacy units. */
   roundParams(plan: RoundPlan): DpSgdParams {
+    assertPlanVariant(plan, this.opts.lora);
     return dpSgdParams({
       samplingRate: Math.min(1, plan.batchSize / this.numExamples),
       clipNorm: this.opts.clipNorm,
@@ -185,7 +187,7 @@ export class DpSgdTrainer implements LocalTrainer {
     const metrics: Record<string, number> = { tokens: r.tokens, steps: r.steps, clippedFraction: r.clippedFraction };
     if (guard) metrics.recordEpsilon = guard.spent();
     if (this.opts.heldOut?.length) metrics.globalEvalLoss = (await evaluate(model, lora, global, this.opts.heldOut)).loss;
-    return { delta: subtractNamed(r.adapter, global), numExamples: this.numExamples, trainLoss: Number.isFinite(r.trainLoss) ? r.trainLoss : 0, metrics };
+    return { delta: planUpdate(plan, r.adapter, global), numExamples: this.numExamples, trainLoss: Number.isFinite(r.trainLoss) ? r.trainLoss : 0, metrics };
   }
 
   /** Record-level epsilon spent so far (at the budget's delta), when a budget is kept. */

@@ -9,6 +9,7 @@ import { weightedFedAvg } from './round-aggregation.js';
 import type { ServerStrategy } from './strategy.js';
 import type { ClientRecord, ClientUpdate, RoundPlan, RoundSummary, Task } from './types.js';
 import { validateUpdate } from './validate-update.js';
+import { fullDelta, loraVariantOf, updateLayout, updateTensors } from './lora-variant.js';
 import type { SecureAggregationOptions } from './secure-round.js';
 import { SecureRound } from './secure-round.js';
 
@@ -370,11 +371,13 @@ export class FederationCoordinator {
   private async runRound(round: number, attempt: number): Promise<boolean> {
     const cohort = this.selectCohort();
     const startedAt = this.clock.now();
+    const extra = this.opts.planExtra?.(round) ?? {};
     const layout = [...this.global].map(([name, t]) => ({ name, shape: [...t.shape] }));
     let secure: SecureRound | undefined;
     if (this.opts.secureAggregation) {
       try {
-        secure = new SecureRound(round, cohort, layout, this.opts.secureAggregation, startedAt + this.opts.roundDeadlineMs, startedAt);
+        // The secure sum covers what an update carries: every tensor for plain LoRA, only the B matrices for FFA-LoRA.
+        secure = new SecureRound(round, cohort, updateLayout(this.global, loraVariantOf(extra, round)), this.opts.secureAggregation, startedAt + this.opts.roundDeadlineMs, startedAt);
       } catch (err) {
         this.log.warn({ event: 'round.aborted', round, attempt, reason: (err as Error).message });
         const summary: RoundSummary = {
@@ -397,7 +400,7 @@ export class FederationCoordinator {
       batchSize: this.opts.batchSize,
       deadlineUnixMs: startedAt + this.opts.roundDeadlineMs,
       nonce: Buffer.from(this.rng(16)).toString('hex'),
-      extra: { ...(this.opts.planExtra?.(round) ?? {}), ...(secure ? { secagg: secure.plan } : {}) },
+      extra: { ...extra, ...(secure ? { secagg: secure.plan } : {}) },
     };
     this.opts.onRoundStart?.(plan, cohort);
     const r: OpenRound = {
@@ -431,7 +434,7 @@ export class FederationCoordinator {
         r.secure.abort(why);
         secureFailure = protocolError ?? why;
       } else {
-        secureOutcome = r.secure.result(plan.tensors);
+        secureOutcome = r.secure.result(updateTensors(plan));
       }
       // Only the survivors' updates are in the sum: metrics of clients that dropped later do not count.
       for (const c of [...r.reported.keys()]) if (!secureOutcome?.survivors.includes(c)) r.reported.delete(c);
@@ -460,7 +463,9 @@ export class FederationCoordinator {
             ? (({ delta: d, metrics: m }) => ({ delta: d, metrics: { ...m, secure: 1 } }))(r.aggregation.finalizeSecure(secureOutcome.delta, participants, { centredCount: secureOutcome.centredCount }))
             : { delta: secureOutcome.delta, metrics: { aggregated: participants, secure: 1 } }
           : r.aggregation.finalize();
-        newAdapter = this.opts.strategy.apply(this.global, delta);
+        newAdapter = this.opts.strategy.apply(this.global, fullDelta(this.global, delta));
+        // Tensors the round did not carry (FFA-LoRA's frozen A) stay bit for bit what every client trained with.
+        for (const [name, t] of this.global) if (!delta.has(name)) newAdapter.set(name, t);
         summary = { ...base, status: 'completed', adapterSha256: sha256Named(newAdapter), endedAt: this.clock.now(), metrics };
       } catch (err) {
         const reason = `aggregation failed: ${err instanceof Error ? err.message : String(err)}`;

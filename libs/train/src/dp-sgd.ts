@@ -29,7 +29,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { uniformInt } from '@fedlora/tensor';
-import { assertAdapterLayout, loraTargets, type CausalLM, type LoraConfig } from '@fedlora/model';
+import { assertAdapterLayout, loraTrainableDimension, type CausalLM, type LoraConfig } from '@fedlora/model';
 import { DEFAULT_GRID_FRACTION, gridSensitivity, poissonSample, type DpSgdParams } from '@fedlora/privacy';
 import { privateLoraGradient, type PerExampleMethod } from './dp-sgd-grads.js';
 import type { ClippedSumMethod, GhostCompute } from './dp-sgd-ghost.js';
@@ -123,9 +123,9 @@ export function dpSgdParams(o: Pick<DpSgdTrainOptions, 'samplingRate' | 'clipNor
   return { mode: 'dp-sgd', clipNorm: o.clipNorm, noiseMultiplier: z, samplingRate: o.samplingRate, steps: o.steps };
 }
 
-/** Trainable values of a LoRA adapter: r (dIn + dOut) per adapted linear layer. */
+/** Trainable values of a LoRA adapter: r (dIn + dOut) per adapted linear layer, r dOut with FFA-LoRA (A frozen). */
 export function loraDimension(model: Pick<CausalLM, 'linears'>, lora: LoraConfig): number {
-  return loraTargets(model, lora).reduce((n, m) => n + lora.r * (m.inFeatures + m.outFeatures), 0);
+  return loraTrainableDimension(model, lora);
 }
 
 /** Default cap on the sequences of one unit in a step (contribution bounding). */
@@ -146,7 +146,7 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
   const totals = { sampled: 0, clipped: 0, dropped: 0, sequences: 0 };
   // DP-SGD is a gradient source of the one training loop: sample units, clip per unit, add the noise.
   const source: GradientSource<{ batchSize: number; droppedSequences: number; clippedFraction: number }> = {
-    async gradients(vars) {
+    async gradients(vars, _step, frozen) {
       const sampled = poissonSample(units.length, opts.samplingRate, opts.rng);
       const batch = boundedUnitBatch(sampled.map((u) => units[u]!), cap, opts.rng);
       const dropoutSeed = uniformInt(opts.rng, 2 ** 31);
@@ -161,6 +161,7 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
         clippedSum: opts.clippedSum,
         compute: opts.ghostCompute,
         units: batch.unitOf,
+        frozen,
       });
       totals.sampled += sampled.length;
       totals.clipped += clippedFraction * sampled.length;

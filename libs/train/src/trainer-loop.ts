@@ -12,7 +12,7 @@ import type { NamedTensors } from '@fedlora/tensor';
 import { AdamW, type AdamWState } from './adamw.js';
 import { yieldToEventLoop } from './event-loop.js';
 import { warmupCosine } from './schedule.js';
-import type { CausalLM, LoraConfig } from '@fedlora/model';
+import { isTrainableLoraTensor, type CausalLM, type LoraConfig } from '@fedlora/model';
 import { evaluate } from './trainer.js';
 
 /** One optimizer step's gradients, as a source hands them to the loop. */
@@ -31,8 +31,11 @@ export interface StepGradients<I extends object = object> {
 
 /** Where a step's gradients come from. */
 export interface GradientSource<I extends object = object> {
-  /** The gradients of optimizer step `step` (0-based, counted over the whole run) at the current `vars`. */
-  gradients(vars: ReadonlyMap<string, tf.Variable>, step: number): Promise<StepGradients<I>>;
+  /**
+   * The gradients of optimizer step `step` (0-based, counted over the whole run) at the current
+   * `vars` (the trainable tensors); `frozen` holds the adapter's constant tensors (FFA-LoRA's A).
+   */
+  gradients(vars: ReadonlyMap<string, tf.Variable>, step: number, frozen: ReadonlyMap<string, tf.Tensor>): Promise<StepGradients<I>>;
   /** Releases what the source holds on the device (called once, after the loop). */
   dispose?(): void;
 }
@@ -81,8 +84,15 @@ let runCounter = 0; // tfjs variable names are process-global
 /** Trains the LoRA tensors of `adapter` (or of `opts.resume`) with gradients from `source`; `adapter` is left untouched. */
 export async function runTrainingLoop<I extends object>(model: CausalLM, lora: LoraConfig, adapter: NamedTensors, source: GradientSource<I>, opts: LoopOptions<I>): Promise<LoopResult> {
   const now = opts.now ?? (() => performance.now());
+  const start = opts.resume?.adapter ?? adapter;
   const vars = new Map<string, tf.Variable>();
-  for (const [name, t] of opts.resume?.adapter ?? adapter) {
+  // FFA-LoRA: the frozen matrices (A) are constants of the forward pass, never variables; they come back bit for bit.
+  const frozen = new Map<string, tf.Tensor>();
+  for (const [name, t] of start) {
+    if (!isTrainableLoraTensor(lora, name)) {
+      frozen.set(name, tf.tensor(t.data, t.shape));
+      continue;
+    }
     // The variable shares the initial tensor's data; dispose the tensor so nothing leaks per run.
     const init = tf.tensor(t.data, t.shape);
     vars.set(name, tf.variable(init, true, `lora/${name}/${++runCounter}`));
@@ -103,7 +113,7 @@ export async function runTrainingLoop<I extends object>(model: CausalLM, lora: L
   try {
     for (let s = firstStep; s < lastStep; s++) {
       const t0 = now();
-      const g = await source.gradients(vars, s);
+      const g = await source.gradients(vars, s, frozen);
       const lr = warmupCosine(s, totalSteps, opts.learningRate, opts.warmupSteps ?? 0);
       try {
         optimizer.apply(g.grads, lr, g.factor);
@@ -118,7 +128,7 @@ export async function runTrainingLoop<I extends object>(model: CausalLM, lora: L
       tokens += g.tokens;
       const info = { ...g.info, step: s + 1, loss: g.loss, tokensPerSecond: g.tokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr } as LoopStepInfo & I;
       if (opts.evalData && opts.evalData.length > 0 && ((s + 1 - firstStep) % evalEvery === 0 || s + 1 === lastStep)) {
-        const current = await hostAdapter(vars);
+        const current = await hostAdapter(vars, start);
         const ev = await evaluate(model, lora, current, opts.evalData, { batchSize: opts.evalBatchSize ?? 8 });
         info.evalLoss = ev.loss;
         if (!best || ev.loss < best.loss) {
@@ -132,7 +142,7 @@ export async function runTrainingLoop<I extends object>(model: CausalLM, lora: L
       await yieldToEventLoop();
       if (stoppedEarly) break;
     }
-    const last = await hostAdapter(vars);
+    const last = await hostAdapter(vars, start);
     return {
       adapter: stoppedEarly && best ? best.adapter : last,
       trainLoss: stepsRun === 0 ? 0 : lossSteps ? lossSum / lossSteps : Number.NaN,
@@ -140,18 +150,22 @@ export async function runTrainingLoop<I extends object>(model: CausalLM, lora: L
       steps: stepsRun,
       bestEvalLoss: best?.loss,
       stoppedEarly,
-      state: { adapter: await hostAdapter(vars), optimizer: await optimizer.state() },
+      state: { adapter: await hostAdapter(vars, start), optimizer: await optimizer.state() },
     };
   } finally {
     optimizer.dispose();
     for (const v of vars.values()) v.dispose();
+    for (const t of frozen.values()) t.dispose();
     source.dispose?.();
   }
 }
 
-/** The variables' values on the host. */
-export async function hostAdapter(vars: ReadonlyMap<string, tf.Variable>): Promise<NamedTensors> {
+/** The adapter on the host in the layout of `layout`: the variables' values, and the frozen tensors copied from `layout`. */
+export async function hostAdapter(vars: ReadonlyMap<string, tf.Variable>, layout: NamedTensors): Promise<NamedTensors> {
   const out: NamedTensors = new Map();
-  for (const [name, v] of vars) out.set(name, { shape: [...v.shape], data: new Float32Array((await v.data()) as Float32Array) });
+  for (const [name, t] of layout) {
+    const v = vars.get(name);
+    out.set(name, v ? { shape: [...v.shape], data: new Float32Array((await v.data()) as Float32Array) } : { shape: [...t.shape], data: new Float32Array(t.data) });
+  }
   return out;
 }

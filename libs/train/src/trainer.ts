@@ -1,6 +1,7 @@
 /**
  * Local LoRA training: the base model stays frozen; only the adapter's A and B matrices are
- * tfjs variables. Each optimizer step averages the gradients of `gradAccumulation` micro-batches,
+ * tfjs variables (only B with FFA-LoRA, `lora.variant: 'ffa'`: A is a constant and comes back
+ * bit for bit). Each optimizer step averages the gradients of `gradAccumulation` micro-batches,
  * clips their global L2 norm, and applies AdamW with linear warmup and cosine decay. Batches are
  * drawn by a seeded shuffle, so a run is reproducible from (data, seed). The loop itself is
  * trainer-loop.ts, shared with DP-SGD; this file is plain training's gradient source.
@@ -8,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes, shuffleInPlace, uniformInt } from '@fedlora/tensor';
-import { assertAdapterLayout, crossEntropy, crossEntropySum, loraRuntime, disposeLoraRuntime, valueAndGradsFrugal, type CausalLM, type LoraConfig } from '@fedlora/model';
+import { assertAdapterLayout, crossEntropy, crossEntropySum, isTrainableLoraTensor, loraRuntime, disposeLoraRuntime, valueAndGradsFrugal, type CausalLM, type LoraConfig } from '@fedlora/model';
 import { sumOfSquares } from '@fedlora/native-cpu';
 import type { AdamWState } from './adamw.js';
 import { runTrainingLoop, type GradientSource } from './trainer-loop.js';
@@ -112,7 +113,7 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
 function plainGradients(model: CausalLM, lora: LoraConfig, adapter: NamedTensors, data: Int32Array[], opts: TrainOptions): GradientSource<{ gradNorm: number }> {
   const accum = opts.gradAccumulation ?? 1;
   const mu = opts.proximalMu ?? 0;
-  const anchor = mu > 0 ? new Map([...adapter].map(([name, t]) => [name, tf.tensor(t.data, t.shape)])) : undefined;
+  const anchor = mu > 0 ? new Map([...adapter].filter(([name]) => isTrainableLoraTensor(lora, name)).map(([name, t]) => [name, tf.tensor(t.data, t.shape)])) : undefined;
   const seqLen = data[0]!.length - 1;
   const epochs = new Map<number, number[]>();
   const example = (p: number): Int32Array => {
@@ -127,7 +128,7 @@ function plainGradients(model: CausalLM, lora: LoraConfig, adapter: NamedTensors
   };
   const batchAt = (k: number): Int32Array[] => Array.from({ length: opts.batchSize }, (_, j) => example(k * opts.batchSize + j));
   return {
-    async gradients(vars, s) {
+    async gradients(vars, s, frozen) {
       const names = [...vars.keys()];
       const varList = names.map((n) => vars.get(n)!);
       const grads = new Map<string, tf.Tensor>();
@@ -139,7 +140,7 @@ function plainGradients(model: CausalLM, lora: LoraConfig, adapter: NamedTensors
         tokens += targetCount;
         const dropoutSeed = uniformInt(seededRandomBytes(`train:${opts.seed}:dropout:${k}`), 2 ** 31);
         const { value, grads: g } = valueAndGradsFrugal((...xs: tf.Tensor[]) => {
-          const rt = loraRuntime(model, lora, new Map(names.map((n, i) => [n, xs[i]!])));
+          const rt = loraRuntime(model, lora, new Map([...frozen, ...names.map((n, i) => [n, xs[i]!] as const)]));
           const logits = model.forward(inputs, { lora: rt, training: true, seed: dropoutSeed });
           return crossEntropy(logits, targets, weights);
         })(varList);

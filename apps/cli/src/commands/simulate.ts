@@ -42,6 +42,7 @@ export function register(program: Command): void {
     .option('--server-lr <x>', 'server learning rate (default 1 for fedavg, 0.01 for adaptive)', numberOption('--server-lr', 0, 100))
     .option('--proximal-mu <mu>', 'FedProx proximal coefficient (with --strategy fedprox)', numberOption('--proximal-mu', 0, 1e6), 0.01)
     .option('--lora-r <n>', 'LoRA rank', intOption('--lora-r', 1, 1024))
+    .addOption(new Option('--lora-variant <v>', 'lora: train and average A and B; ffa: FFA-LoRA, A frozen at the shared seeded initialisation, only B trained and sent (exact aggregation, half the update)').choices(['lora', 'ffa']).default('lora'))
     .option('--model <dir>', 'base model directory (Hugging Face layout); default: the bundled tiny model')
     .option('--backend <name>', 'force a tfjs backend (as FEDLORA_BACKEND): tfjs-node-gpu, tfjs-node, native, wasm, cpu')
     .option('--silent-clients <n>', 'extra clients that register and never answer (fault injection)', intOption('--silent-clients', 0, 64), 0)
@@ -95,6 +96,7 @@ export function register(program: Command): void {
         strategy: { name: o.strategy, serverLearningRate: o.serverLr },
         proximalMu: o.proximalMu,
         lora: o.loraR ? { r: o.loraR, alpha: 2 * o.loraR } : undefined,
+        loraVariant: o.loraVariant,
         modelDir: o.model,
         backend: o.backend,
         seed: o.seed,
@@ -137,7 +139,7 @@ export function register(program: Command): void {
       if (o.json) return printJson(report);
       process.stdout.write(
         `\n${formatTable(
-          ['round', 'status', 'participants', 'trainLoss', 'evalLoss', 'epsilon', 'clip', 'recordEps', 'secAggMaxErr', 'seconds'],
+          ['round', 'status', 'participants', 'trainLoss', 'evalLoss', 'epsilon', 'clip', 'recordEps', report.rounds.some((r) => r.aggregationError !== undefined) ? 'aggErr' : 'secAggMaxErr', 'seconds'],
           report.rounds.map((r) => [
             r.round,
             r.status,
@@ -147,7 +149,7 @@ export function register(program: Command): void {
             r.epsilon ?? '-',
             r.clipNorm ?? '-',
             r.recordEpsilon ?? '-',
-            r.aggregateMaxAbsError ?? '-',
+            r.aggregationError ?? r.aggregateMaxAbsError ?? '-',
             (r.durationMs / 1000).toFixed(1),
           ]),
         )}\n\neval loss ${report.initialEvalLoss.toFixed(4)} before training -> ${report.finalEvalLoss?.toFixed(4) ?? '-'} after ${report.rounds.length} rounds (backend ${report.backend}, ${(report.durationMs / 1000).toFixed(0)} s)\n`,
@@ -156,9 +158,9 @@ export function register(program: Command): void {
         // What the noise does to utility: its norm on the averaged update against the clip (the largest signal).
         const n = report.clients.length;
         const perCoord = report.privacy.mode === 'distributed' ? report.privacy.noiseMultiplier * report.privacy.clipNorm / n : report.privacy.noiseMultiplier * report.privacy.clipNorm / n;
-        const noiseNorm = perCoord * Math.sqrt(report.adapterParameters);
+        const noiseNorm = perCoord * Math.sqrt(report.updateParameters);
         process.stdout.write(
-          `\nDP noise on the averaged update: about ${noiseNorm.toPrecision(3)} in L2 norm (${report.adapterParameters} parameters), against at most ${report.privacy.clipNorm} of signal per update.` +
+          `\nDP noise on the averaged update: about ${noiseNorm.toPrecision(3)} in L2 norm (${report.updateParameters} values per update), against at most ${report.privacy.clipNorm} of signal per update.` +
             (noiseNorm > report.privacy.clipNorm
               ? `\nWith ${n} institutions the noise outweighs the updates; DP-FedAvg needs cohorts of hundreds to thousands (McMahan et al. 2018) or fewer trainable parameters for useful models at this epsilon.\n`
               : '\n'),

@@ -2,10 +2,11 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
-import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel } from '@fedlora/model';
+import type { LoraVariant } from '@fedlora/model';
+import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel, validateLoraConfig } from '@fedlora/model';
 import { ClientPrivacyGuard, generateLedgerKey, resolveAdaptiveClipping, type NoiseCalibration } from '@fedlora/privacy';
 import type { EventLogger, LocalTrainer, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
-import { flattenInPlanOrder, plannedPrivacy, runClient, silentLogger } from '@fedlora/federation';
+import { flattenInPlanOrder, plannedPrivacy, runClient, silentLogger, updateDimension, updateLayout } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
 import { evaluate, packUnits, splitRecordsByUnit, tokenizeToSequences, type UnitData } from '@fedlora/train';
@@ -16,6 +17,7 @@ import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, ModelTrainer, PrivacyGuardedTra
 import type { SimulationSecAgg } from './secure-setup.js';
 import { createSecureSimulation } from './secure-setup.js';
 import { partitionSotu, splitIntoRecords } from './sotu-partition.js';
+import { createAggregationProbe } from './aggregation-error.js';
 import type { SimulationDashboard, SimulationDashboardHandle } from './simulation-dashboard.js';
 import { startSimulationDashboard } from './simulation-dashboard.js';
 
@@ -43,6 +45,8 @@ export interface SimulationOptions {
   /** FedProx proximal coefficient mu (with strategy fedprox; default 0.01). */
   proximalMu?: number;
   lora?: Partial<LoraConfig>;
+  /** `ffa`: FFA-LoRA (A frozen at the shared seeded initialisation, only B trained, sent and averaged). Default `lora`. */
+  loraVariant?: LoraVariant;
   modelDir?: string;
   backend?: string;
   seed: string;
@@ -132,6 +136,12 @@ export interface SimulationRound {
   /** Distributed DP: measured std of the aggregate's noise (on the average), and the planned one. */
   noiseStd?: number;
   plannedNoiseStd?: number;
+  /**
+   * Without secure aggregation: ||mean(B_i A_i) - mean(B_i) mean(A_i)||_F / ||mean(B_i A_i)||_F over
+   * the aggregated clients' adapters, how far averaging A and B separately is from averaging the
+   * updates (0 up to float rounding with FFA-LoRA, where every A_i is the same A).
+   */
+  aggregationError?: number;
 }
 
 /** What `fedlora simulate --json` prints. */
@@ -143,8 +153,12 @@ export interface SimulationReport {
   rounds: SimulationRound[];
   finalEvalLoss: number | null;
   finalAdapterSha256: string | null;
-  /** Trainable (LoRA) parameters: the dimension of every update. */
+  /** LoRA variant trained: `lora` (A and B) or `ffa` (B only, A frozen). */
+  loraVariant: LoraVariant;
+  /** Values of the adapter (A and B, what the PEFT file holds). */
   adapterParameters: number;
+  /** Values of every update (what is clipped, noised and securely summed): all of them with `lora`, the B matrices with `ffa`. */
+  updateParameters: number;
   durationMs: number;
   /** DP settings, when enabled. */
   privacy?: SimulationPrivacy;
@@ -165,7 +179,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const backend = await initBackend({ backend: o.backend });
   const modelDir = o.modelDir ?? (process.env.FEDLORA_MODEL_DIR || DEFAULT_BASE_MODEL_DIR);
   const model: CausalLM = await loadModel(modelDir);
-  const lora: LoraConfig = { ...defaultLoraConfig(model), ...o.lora };
+  const lora: LoraConfig = { ...defaultLoraConfig(model), ...o.lora, variant: o.loraVariant ?? o.lora?.variant ?? 'lora' };
+  validateLoraConfig(lora);
   const log = o.logger ?? silentLogger;
 
   const corpora = partitionSotu(o.clients, o.charsPerClient);
@@ -184,6 +199,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const evalLoss = async (adapter: NamedTensors) => (await evaluate(model, lora, adapter, allHeldOut, { batchSize: 8 })).loss;
 
   const initialAdapter = initLoraAdapter(model, lora, seededRandomBytes(`lora-init:${o.seed}`));
+  const updateParameters = updateDimension(updateLayout(initialAdapter, lora.variant!));
   let fedPrivacy: FederationPrivacy | undefined;
   const guards = new Map<string, ClientPrivacyGuard>();
   const ledgers: string[] = [];
@@ -208,7 +224,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         ? { mode: 'distributed', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: 1, secureAggregation: true, noise: 'skellam', minSurvivors: minClients }
         : { mode: 'central', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: 1, secureAggregation: !!o.secagg },
       delta: o.privacy.delta,
-      dimension: numElements(initialAdapter),
+      dimension: updateParameters,
       ledgerPath: join(outDir, 'federation-ledger.jsonl'),
       signer: { writer: 'coordinator', secretKey: generateLedgerKey().secretKey },
       rng: cryptoRandomBytes,
@@ -285,6 +301,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     };
   };
 
+  // Without secure aggregation the simulator sees every update: it measures plain LoRA's aggregation error.
+  const probe = secure ? undefined : createAggregationProbe({ uniform: !!o.privacy });
   const rounds: SimulationRound[] = [];
   let dash: SimulationDashboardHandle | undefined;
   let initialEvalLoss = Number.NaN;
@@ -307,7 +325,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     initialAdapter,
     aggregation: fedPrivacy?.aggregation,
     secureAggregation: secure?.coordinator,
-    planExtra: () => ({ ...(fedPrivacy?.planExtra() ?? {}), ...(o.strategy.name === 'fedprox' ? { proximalMu: o.proximalMu ?? 0.01 } : {}) }),
+    // The LoRA config (with its variant) travels in the plan, as a configured coordinator sends it.
+    planExtra: () => ({ lora, ...(fedPrivacy?.planExtra() ?? {}), ...(o.strategy.name === 'fedprox' ? { proximalMu: o.proximalMu ?? 0.01 } : {}) }),
     logger: log,
     onRefused: (r) => dash?.refused(r),
     onRoundEnd: async (s, adapter, plan) => {
@@ -325,6 +344,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         ...(recorded ? { epsilon: recorded.epsilon, clipNorm: plannedPrivacy(plan)?.clipNorm } : {}),
         ...(recordGuards.size ? { recordEpsilon: Math.max(...[...recordGuards.values()].map((g) => g.spent())) } : {}),
         ...(secure ? secureMetrics(s, plan, previous!, adapter) : {}),
+        ...(probe && adapter ? optional('aggregationError', probe.measure(s.round, s.participantNames)) : {}),
         ...(s.declined.length ? { declined: s.declined } : {}),
       };
       if (adapter) previous = adapter;
@@ -356,7 +376,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         ? dpSgdTrainers.get(c.name)!
         : new ModelTrainer({ model, lora, train: c.train, seed: `${o.seed}:${c.name}`, onStep });
       const guarded = fedPrivacy ? new PrivacyGuardedTrainer(base, guards.get(c.name)) : base;
-      const recorded = secure ? secure.recordUpdates(c.name, guarded) : guarded;
+      const recorded = secure ? secure.recordUpdates(c.name, guarded) : probe!.wrap(c.name, guarded);
       const trainer = o.wrapTrainer ? o.wrapTrainer(c.name, recorded) : recorded;
       return runClient({ name: c.name, connection, trainer, pollMs: 2000, heartbeatMs: 1000, logger: log, secure: secure?.client(c.name), signal: stopClients.signal }).finally(() => connection.close());
     });
@@ -367,14 +387,16 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       backend: backend.name,
       model: modelDir,
       clients: clients.map((c) => {
-        const cal = dpSgdTrainers.get(c.name)?.calibration(calibrationPlan(o));
+        const cal = dpSgdTrainers.get(c.name)?.calibration(calibrationPlan(o, lora));
         return { name: c.name, era: c.era, trainSequences: c.train.length, heldOutSequences: c.heldOut.length, ...(c.units ? { trainUnits: c.units.units.length } : {}), ...(cal ? { dpSgdCalibration: cal } : {}) };
       }),
       initialEvalLoss,
       rounds,
       finalEvalLoss: rounds.filter((r) => r.evalLoss !== null).at(-1)?.evalLoss ?? null,
       finalAdapterSha256: last?.adapterSha256 ?? null,
+      loraVariant: lora.variant!,
       adapterParameters: numElements(initialAdapter),
+      updateParameters,
       durationMs: Math.round(performance.now() - started),
       ...(o.privacy ? { privacy: o.privacy, ledgers } : {}),
       ...(o.dpSgd ? { dpSgd: o.dpSgd, ledgers } : {}),
@@ -387,9 +409,14 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   }
 }
 
-/** The part of a round plan a DP-SGD calibration depends on (batch of units, local steps). */
-function calibrationPlan(o: SimulationOptions): RoundPlan {
-  return { round: 1, attempt: 0, adapterSha256: '', tensors: [], localSteps: o.localSteps, learningRate: o.learningRate, batchSize: o.batchSize, deadlineUnixMs: 0, nonce: '', extra: {} };
+/** `{key: value}` when value is defined, else `{}`. */
+function optional<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
+}
+
+/** The part of a round plan a DP-SGD calibration depends on (batch of units, local steps, the LoRA variant: the dimension). */
+function calibrationPlan(o: SimulationOptions, lora: LoraConfig): RoundPlan {
+  return { round: 1, attempt: 0, adapterSha256: '', tensors: [], localSteps: o.localSteps, learningRate: o.learningRate, batchSize: o.batchSize, deadlineUnixMs: 0, nonce: '', extra: { lora } };
 }
 
 /** The noise multiplier applied to the update sum in this round (z_Delta with adaptive clipping). */
