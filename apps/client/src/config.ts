@@ -36,10 +36,23 @@ const TlsSchema = z.strictObject({
 const DataSchema = z.strictObject({
   /** A UTF-8 text file (one document per blank-line-separated block) or JSONL. */
   path: path(),
-  format: z.enum(['auto', 'text', 'jsonl']).default('auto'),
+  /**
+   * `text`, `jsonl` (a text field per line) or an instruction format, one JSON object a line:
+   * `prompt-completion` ({prompt, completion}), `messages` ({messages: [{role, content}]}, rendered
+   * with the model's chat_template) or `alpaca` ({instruction, input, output}); instruction data
+   * trains on the completion (assistant) tokens only.
+   */
+  format: z.enum(['auto', 'text', 'jsonl', 'prompt-completion', 'messages', 'alpaca']).default('auto'),
   /** For JSONL: the field holding the text. */
   jsonField: z.string().min(1).optional().describe('a JSON field name'),
   evalFraction: unitHalfOpen().default(0.1),
+  /**
+   * Federated evaluation: a JSONL of multiple-choice questions ({question, choices, answer}) on
+   * which every global adapter is scored before training; only count and accuracy leave.
+   */
+  evalMcq: path().optional(),
+  /** A general text (e.g. held-out book chapters) whose loss per round shows forgetting; only the loss leaves. */
+  generalText: path().optional(),
   /**
    * What DP-SGD protects (the privacy unit; see the README): `document` (one line of a text file,
    * one JSONL record), `field` (all records with the same `privacyUnitField` value, e.g. one
@@ -145,6 +158,9 @@ export const ClientConfigSchema = z
     if (c.data.privacyUnit === 'field' && c.data.format === 'text') {
       ctx.addIssue({ code: 'custom', path: ['data', 'format'], message: 'expected jsonl with privacyUnit "field" (a text line has no fields), received "text"' });
     }
+    if (c.data.privacyUnit === 'field' && ['prompt-completion', 'messages', 'alpaca'].includes(c.data.format)) {
+      ctx.addIssue({ code: 'custom', path: ['data', 'privacyUnit'], message: `expected "document" with instruction data (each example is one unit), received "field"` });
+    }
     if (c.data.format === 'jsonl' && !c.data.jsonField) ctx.addIssue({ code: 'custom', path: ['data', 'jsonField'], message: 'expected a field name when data.format is "jsonl", received nothing' });
     if (c.dpSgd && c.dpSgd.epsilon === undefined && c.dpSgd.noiseMultiplier === undefined) {
       ctx.addIssue({ code: 'custom', path: ['dpSgd', 'epsilon'], message: 'expected the budget epsilon (the noise is calibrated from it) or a noiseMultiplier, received neither' });
@@ -158,7 +174,7 @@ export const ClientConfigSchema = z
 export type ClientConfig = z.infer<typeof ClientConfigSchema>;
 
 /** Keys holding paths, resolved against the config file's directory. */
-export const CLIENT_PATH_KEYS: PathKeys = [['model', 'baseModelDir'], ['tls', 'ca'], ['tls', 'cert'], ['tls', 'key'], ['identity', 'secretKeyFile'], ['dataDir'], ['data', 'path']];
+export const CLIENT_PATH_KEYS: PathKeys = [['model', 'baseModelDir'], ['tls', 'ca'], ['tls', 'cert'], ['tls', 'key'], ['identity', 'secretKeyFile'], ['dataDir'], ['data', 'path'], ['data', 'evalMcq'], ['data', 'generalText']];
 
 /** Reads, env-overrides and validates a client config file; throws ConfigError listing every problem. */
 export function loadClientConfig(path: string, env: Record<string, string | undefined> = process.env): ClientConfig {

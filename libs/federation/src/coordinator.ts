@@ -6,6 +6,7 @@ import { FederationError } from './errors.js';
 import { Notifier } from './notifier.js';
 import type { RoundAggregation, RoundAggregationFactory } from './round-aggregation.js';
 import { weightedFedAvg } from './round-aggregation.js';
+import { combineEvaluations } from './round-evaluation.js';
 import type { ServerStrategy } from './strategy.js';
 import type { ClientRecord, ClientUpdate, RoundPlan, RoundSummary, Task } from './types.js';
 import { validateUpdate } from './validate-update.js';
@@ -63,7 +64,7 @@ export interface CoordinatorOptions {
 interface OpenRound {
   plan: RoundPlan;
   cohort: Set<string>;
-  reported: Map<string, { numExamples: number; trainLoss: number }>;
+  reported: Map<string, { numExamples: number; trainLoss: number; metrics?: Record<string, number> }>;
   declined: Map<string, string>;
   aggregation: RoundAggregation;
   closed: boolean;
@@ -177,7 +178,7 @@ export class FederationCoordinator {
     if (r.reported.has(clientId)) throw new FederationError('already-exists', `client ${clientId} already reported for round ${r.plan.round}`);
     validateUpdate(r.plan, update.header, update.delta);
     r.aggregation.add(clientId, update);
-    r.reported.set(clientId, { numExamples: update.header.numExamples, trainLoss: update.header.trainLoss });
+    r.reported.set(clientId, { numExamples: update.header.numExamples, trainLoss: update.header.trainLoss, metrics: update.header.metrics });
     if (r.reported.size >= this.opts.minClients && r.minReachedAt === undefined) r.minReachedAt = this.clock.now();
     this.log.info({ event: 'update.received', round: r.plan.round, client: clientId, numExamples: update.header.numExamples });
     this.changed.notify();
@@ -449,7 +450,9 @@ export class FederationCoordinator {
     const losses = [...r.reported.values()].filter((v) => Number.isFinite(v.trainLoss));
     const lossWeight = losses.reduce((a, b) => a + b.numExamples, 0);
     const trainLoss = lossWeight ? losses.reduce((a, b) => a + b.trainLoss * b.numExamples, 0) / lossWeight : null;
-    const base = { round, attempt, participants, participantNames: [...r.reported.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt };
+    // Federated evaluation of the global adapter this round started from (round-evaluation.ts).
+    const evaluation = combineEvaluations([...r.reported.values()].map((v) => v.metrics));
+    const base = { round, attempt, participants, participantNames: [...r.reported.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt, ...(evaluation ? { evaluation } : {}) };
     let summary: RoundSummary;
     let newAdapter: NamedTensors | null = null;
     if (secureFailure || participants < this.opts.minClients) {
@@ -479,7 +482,7 @@ export class FederationCoordinator {
     if (newAdapter) {
       this.global = newAdapter;
       this.completedRounds = round;
-      this.log.info({ event: 'round.completed', round, attempt, participants, trainLoss, adapterSha256: summary.adapterSha256 });
+      this.log.info({ event: 'round.completed', round, attempt, participants, trainLoss, adapterSha256: summary.adapterSha256, ...(summary.evaluation ? { evaluation: summary.evaluation } : {}) });
     }
     this.current = null;
     this.changed.notify();

@@ -39,3 +39,6 @@ export { travelsInUpdate, loraVariantOf, plannedLoraVariant, updateLayout, updat
 // DP parameters of a round as both sides derive them from the plan.
 export type { PlannedPrivacy } from './plan-privacy.js';
 export { plannedPrivacy, roundPrivacyParams, plannedSurvivors, noiseShareFor, reportsClipIndicator, countNoiseShareFor, CLIP_INDICATOR_METRIC } from './plan-privacy.js';
+// Federated evaluation: institutions' held-out metrics combined per round.
+export type { RoundEvaluation } from './round-evaluation.js';
+export { combineEvaluations } from './round-evaluation.js';
