@@ -72,6 +72,8 @@
   function renderTraining(s) {
     $('training').hidden = !s.training;
     if (!s.training) return;
+    const when = s.training.find((t) => t.evaluated)?.evaluated;
+    $('training-note').textContent = when ? `Held-out metrics are of the shared adapter ${when}${when.startsWith('at') ? ' (reported by the institutions on their own held-out data)' : ''}.` : 'No held-out evaluation reported.';
     showSvg($('loss-chart'), s.charts.loss);
     showSvg($('mcq-chart'), s.charts.mcq);
     fillRows(
