@@ -10,12 +10,15 @@
   let timer = null;
 
   // A token can come in the address's fragment (#token=...), which browsers never send to a server.
-  const hash = new URLSearchParams(location.hash.slice(1));
-  if (hash.get('token')) {
-    token = hash.get('token');
+  const takeToken = () => {
+    const given = new URLSearchParams(location.hash.slice(1)).get('token');
+    if (!given) return false;
+    token = given;
     sessionStorage.setItem('fedlora-dashboard-token', token);
     history.replaceState(null, '', location.pathname);
-  }
+    return true;
+  };
+  takeToken();
 
   const el = (tag, text, attrs) => {
     const e = document.createElement(tag);
@@ -154,6 +157,11 @@
     timer = setTimeout(poll, next);
   }
 
+  window.addEventListener('hashchange', () => {
+    if (!takeToken()) return;
+    etag = null;
+    poll();
+  });
   $('login').addEventListener('submit', (e) => {
     e.preventDefault();
     token = $('token').value.trim();
