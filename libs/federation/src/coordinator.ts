@@ -6,9 +6,11 @@ import { FederationError } from './errors.js';
 import { Notifier } from './notifier.js';
 import type { RoundAggregation, RoundAggregationFactory } from './round-aggregation.js';
 import { weightedFedAvg } from './round-aggregation.js';
+import { combineEvaluations } from './round-evaluation.js';
 import type { ServerStrategy } from './strategy.js';
 import type { ClientRecord, ClientUpdate, RoundPlan, RoundSummary, Task } from './types.js';
 import { validateUpdate } from './validate-update.js';
+import { fullDelta, loraVariantOf, updateLayout, updateTensors } from './lora-variant.js';
 import type { SecureAggregationOptions } from './secure-round.js';
 import { SecureRound } from './secure-round.js';
 
@@ -62,7 +64,7 @@ export interface CoordinatorOptions {
 interface OpenRound {
   plan: RoundPlan;
   cohort: Set<string>;
-  reported: Map<string, { numExamples: number; trainLoss: number }>;
+  reported: Map<string, { numExamples: number; trainLoss: number; metrics?: Record<string, number> }>;
   declined: Map<string, string>;
   aggregation: RoundAggregation;
   closed: boolean;
@@ -176,7 +178,7 @@ export class FederationCoordinator {
     if (r.reported.has(clientId)) throw new FederationError('already-exists', `client ${clientId} already reported for round ${r.plan.round}`);
     validateUpdate(r.plan, update.header, update.delta);
     r.aggregation.add(clientId, update);
-    r.reported.set(clientId, { numExamples: update.header.numExamples, trainLoss: update.header.trainLoss });
+    r.reported.set(clientId, { numExamples: update.header.numExamples, trainLoss: update.header.trainLoss, metrics: update.header.metrics });
     if (r.reported.size >= this.opts.minClients && r.minReachedAt === undefined) r.minReachedAt = this.clock.now();
     this.log.info({ event: 'update.received', round: r.plan.round, client: clientId, numExamples: update.header.numExamples });
     this.changed.notify();
@@ -370,11 +372,13 @@ export class FederationCoordinator {
   private async runRound(round: number, attempt: number): Promise<boolean> {
     const cohort = this.selectCohort();
     const startedAt = this.clock.now();
+    const extra = this.opts.planExtra?.(round) ?? {};
     const layout = [...this.global].map(([name, t]) => ({ name, shape: [...t.shape] }));
     let secure: SecureRound | undefined;
     if (this.opts.secureAggregation) {
       try {
-        secure = new SecureRound(round, cohort, layout, this.opts.secureAggregation, startedAt + this.opts.roundDeadlineMs, startedAt);
+        // The secure sum covers what an update carries: every tensor for plain LoRA, only the B matrices for FFA-LoRA.
+        secure = new SecureRound(round, cohort, updateLayout(this.global, loraVariantOf(extra, round)), this.opts.secureAggregation, startedAt + this.opts.roundDeadlineMs, startedAt);
       } catch (err) {
         this.log.warn({ event: 'round.aborted', round, attempt, reason: (err as Error).message });
         const summary: RoundSummary = {
@@ -397,7 +401,7 @@ export class FederationCoordinator {
       batchSize: this.opts.batchSize,
       deadlineUnixMs: startedAt + this.opts.roundDeadlineMs,
       nonce: Buffer.from(this.rng(16)).toString('hex'),
-      extra: { ...(this.opts.planExtra?.(round) ?? {}), ...(secure ? { secagg: secure.plan } : {}) },
+      extra: { ...extra, ...(secure ? { secagg: secure.plan } : {}) },
     };
     this.opts.onRoundStart?.(plan, cohort);
     const r: OpenRound = {
@@ -431,7 +435,7 @@ export class FederationCoordinator {
         r.secure.abort(why);
         secureFailure = protocolError ?? why;
       } else {
-        secureOutcome = r.secure.result(plan.tensors);
+        secureOutcome = r.secure.result(updateTensors(plan));
       }
       // Only the survivors' updates are in the sum: metrics of clients that dropped later do not count.
       for (const c of [...r.reported.keys()]) if (!secureOutcome?.survivors.includes(c)) r.reported.delete(c);
@@ -446,7 +450,9 @@ export class FederationCoordinator {
     const losses = [...r.reported.values()].filter((v) => Number.isFinite(v.trainLoss));
     const lossWeight = losses.reduce((a, b) => a + b.numExamples, 0);
     const trainLoss = lossWeight ? losses.reduce((a, b) => a + b.trainLoss * b.numExamples, 0) / lossWeight : null;
-    const base = { round, attempt, participants, participantNames: [...r.reported.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt };
+    // Federated evaluation of the global adapter this round started from (round-evaluation.ts).
+    const evaluation = combineEvaluations([...r.reported.values()].map((v) => v.metrics));
+    const base = { round, attempt, participants, participantNames: [...r.reported.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt, ...(evaluation ? { evaluation } : {}) };
     let summary: RoundSummary;
     let newAdapter: NamedTensors | null = null;
     if (secureFailure || participants < this.opts.minClients) {
@@ -460,7 +466,9 @@ export class FederationCoordinator {
             ? (({ delta: d, metrics: m }) => ({ delta: d, metrics: { ...m, secure: 1 } }))(r.aggregation.finalizeSecure(secureOutcome.delta, participants, { centredCount: secureOutcome.centredCount }))
             : { delta: secureOutcome.delta, metrics: { aggregated: participants, secure: 1 } }
           : r.aggregation.finalize();
-        newAdapter = this.opts.strategy.apply(this.global, delta);
+        newAdapter = this.opts.strategy.apply(this.global, fullDelta(this.global, delta));
+        // Tensors the round did not carry (FFA-LoRA's frozen A) stay bit for bit what every client trained with.
+        for (const [name, t] of this.global) if (!delta.has(name)) newAdapter.set(name, t);
         summary = { ...base, status: 'completed', adapterSha256: sha256Named(newAdapter), endedAt: this.clock.now(), metrics };
       } catch (err) {
         const reason = `aggregation failed: ${err instanceof Error ? err.message : String(err)}`;
@@ -474,7 +482,7 @@ export class FederationCoordinator {
     if (newAdapter) {
       this.global = newAdapter;
       this.completedRounds = round;
-      this.log.info({ event: 'round.completed', round, attempt, participants, trainLoss, adapterSha256: summary.adapterSha256 });
+      this.log.info({ event: 'round.completed', round, attempt, participants, trainLoss, adapterSha256: summary.adapterSha256, ...(summary.evaluation ? { evaluation: summary.evaluation } : {}) });
     }
     this.current = null;
     this.changed.notify();

@@ -1,6 +1,7 @@
 import type { NamedTensors } from '@fedlora/tensor';
 import { WeightedMeanAggregator } from './aggregator.js';
 import type { ClientUpdate, RoundPlan } from './types.js';
+import { updateTensors } from './lora-variant.js';
 
 /**
  * How one round turns the accepted updates into one averaged delta. The default is the
@@ -24,7 +25,7 @@ export type RoundAggregationFactory = (plan: RoundPlan) => RoundAggregation;
 
 /** Example-weighted FedAvg (McMahan et al. 2017): weights are the clients' example counts. */
 export const weightedFedAvg: RoundAggregationFactory = (plan) => {
-  const agg = new WeightedMeanAggregator(plan.tensors);
+  const agg = new WeightedMeanAggregator(updateTensors(plan));
   return {
     add: (_clientId, update) => agg.add(update.delta, update.header.numExamples),
     finalize: () => ({ delta: agg.mean(), metrics: { aggregated: agg.size } }),

@@ -1,4 +1,5 @@
 import type { NamedTensors } from '@fedlora/tensor';
+import type { RoundEvaluation } from './round-evaluation.js';
 
 /** Name and shape of one tensor of the global adapter, as announced in a round plan. */
 export interface TensorLayout {
@@ -65,6 +66,11 @@ export interface RoundSummary {
   startedAt: number;
   endedAt: number;
   metrics: Record<string, number>;
+  /**
+   * Federated evaluation of the global adapter this round started from: the institutions'
+   * held-out metrics reported with their updates, combined (round-evaluation.ts). Absent when none evaluated.
+   */
+  evaluation?: RoundEvaluation;
   /**
    * Set on rounds that ran before the coordinator's last restart, read back from its store: only
    * the round, attempt, status, participant names, reason and times are kept there (trainLoss null,
