@@ -40,6 +40,8 @@ export interface TrainingPoint {
   evalLoss?: number | null;
   perplexity?: number | null;
   mcqAccuracy?: number | null;
+  /** Which adapter the held-out metrics are of: the one the round produced, or the one it started from (federated evaluation). */
+  evaluated?: 'after the round' | 'at the start of the round';
 }
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
