@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import type { LoraVariant } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel, validateLoraConfig } from '@fedlora/model';
-import { ClientPrivacyGuard, generateLedgerKey, resolveAdaptiveClipping, type NoiseCalibration } from '@fedlora/privacy';
+import type { ClientPrivacyGuard } from '@fedlora/privacy';
+import { generateLedgerKey, resolveAdaptiveClipping, type NoiseCalibration } from '@fedlora/privacy';
 import type { EventLogger, LocalTrainer, RoundEvaluation, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
 import { flattenInPlanOrder, plannedPrivacy, runClient, silentLogger, updateDimension, updateLayout } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
@@ -12,8 +13,8 @@ import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tens
 import { evaluate, evaluateMcq, instructSegments, instructTrainingSequences, packUnits, splitRecordsByUnit, tokenizeToSequences, type McqItem, type UnitData } from '@fedlora/train';
 import { GrpcConnection } from '@fedlora/transport-grpc';
 import type { FederationPrivacy } from '@fedlora/coordinator';
-import { createFederationPrivacy, startCoordinatorApp } from '@fedlora/coordinator';
-import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, EvaluatingTrainer, ModelTrainer, PrivacyGuardedTrainer } from '@fedlora/client';
+import { createFederationPrivacy, distributedNoiseStddevPerClient, startCoordinatorApp } from '@fedlora/coordinator';
+import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, EvaluatingTrainer, ModelTrainer, PrivacyGuardedTrainer, openClientGuards } from '@fedlora/client';
 import type { SimulationSecAgg } from './secure-setup.js';
 import { createSecureSimulation } from './secure-setup.js';
 import { partitionSotu, splitIntoRecords } from './sotu-partition.js';
@@ -221,7 +222,6 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const initialAdapter = initLoraAdapter(model, lora, seededRandomBytes(`lora-init:${o.seed}`));
   const updateParameters = updateDimension(updateLayout(initialAdapter, lora.variant!));
   let fedPrivacy: FederationPrivacy | undefined;
-  const guards = new Map<string, ClientPrivacyGuard>();
   const ledgers: string[] = [];
   const minClients = o.minClients ?? (o.secagg && o.secagg.dropout > 0 ? Math.max(2, Math.ceil(o.clients / 2)) : o.clients);
   const distributed = o.privacy?.mode === 'distributed';
@@ -231,7 +231,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       'simulate: adaptive clipping with --dp-mode central needs each clipped-indicator bit, which --secagg hides: use --dp-mode distributed with --secagg (the bits ride in the secure sum), or drop --secagg',
     );
   }
-  const noiseStddevPerClient = distributed ? (o.privacy!.noiseMultiplier * o.privacy!.clipNorm) / Math.sqrt(minClients) : 0;
+  const noiseStddevPerClient = distributed ? distributedNoiseStddevPerClient(o.privacy!.noiseMultiplier, o.privacy!.clipNorm, minClients) : 0;
   // Distributed adaptive clipping: every secure round is sized for the clip norm the federation privacy holds at that moment.
   const perRound = distributed && o.privacy?.adaptiveClipping ? () => fedPrivacy!.perRound!() : undefined;
   const secure = o.secagg ? createSecureSimulation(clients.map((c) => c.name), { ...o.secagg, seed: o.seed, noiseStddevPerClient, ...(perRound ? { perRound } : {}) }) : undefined;
@@ -263,29 +263,27 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         : {}),
     });
     ledgers.push(fedPrivacy.ledgerPath);
-    for (const c of clients) {
-      const guard = await ClientPrivacyGuard.open({
-        ledgerPath: join(outDir, 'clients', `${c.name}-ledger.jsonl`),
-        signer: { writer: c.name, secretKey: clientKeys.get(c.name)! },
-        budget: { epsilon: o.privacy.clientEpsilonOverrides?.[c.name] ?? o.privacy.clientEpsilon, delta: o.privacy.delta },
-        unit: 'institution',
-      });
-      guards.set(c.name, guard);
-      ledgers.push(guard.ledgerPath);
-    }
   }
-
+  // Each institution's budgets, opened as `fedlora client` opens them (one ledger key per institution for both).
+  const guards = new Map<string, ClientPrivacyGuard>();
   const recordGuards = new Map<string, ClientPrivacyGuard>();
+  for (const c of o.privacy || o.dpSgd ? clients : []) {
+    const opened = await openClientGuards({
+      name: c.name,
+      secretKey: clientKeys.get(c.name)!,
+      ...(o.privacy
+        ? { institution: { ledgerPath: join(outDir, 'clients', `${c.name}-ledger.jsonl`), epsilon: o.privacy.clientEpsilonOverrides?.[c.name] ?? o.privacy.clientEpsilon, delta: o.privacy.delta } }
+        : {}),
+      ...(o.dpSgd
+        ? { record: { ledgerPath: join(outDir, 'clients', `${c.name}-record-ledger.jsonl`), epsilon: o.dpSgd.epsilon ?? 1e9, delta: o.dpSgd.delta ?? o.privacy?.delta ?? 1e-5, unit: { unit: o.dpSgd.privacyUnit ?? 'document' } } }
+        : {}),
+    });
+    if (opened.institution) guards.set(c.name, opened.institution);
+    if (opened.record) recordGuards.set(c.name, opened.record);
+  }
   const dpSgdTrainers = new Map<string, DpSgdTrainer>();
   for (const c of o.dpSgd ? clients : []) {
-    const guard = await ClientPrivacyGuard.open({
-      ledgerPath: join(outDir, 'clients', `${c.name}-record-ledger.jsonl`),
-      signer: { writer: c.name, secretKey: clientKeys.get(c.name)! },
-      budget: { epsilon: o.dpSgd!.epsilon ?? 1e9, delta: o.dpSgd!.delta ?? o.privacy?.delta ?? 1e-5 },
-      unit: o.dpSgd!.privacyUnit ?? 'document',
-    });
-    recordGuards.set(c.name, guard);
-    ledgers.push(guard.ledgerPath);
+    const guard = recordGuards.get(c.name)!;
     const dp = o.dpSgd!;
     const onStep = (round: number, s: { step: number; loss: number; tokensPerSecond: number }) =>
       o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond });
@@ -307,6 +305,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       }),
     );
   }
+  // Ledger paths: the federation's first, then each client's institution-level ledgers, then the record-level ones.
+  ledgers.push(...[...guards.values(), ...recordGuards.values()].map((g) => g.ledgerPath));
 
   const secureMetrics = (s: RoundSummary, plan: RoundPlan, before: NamedTensors, after: NamedTensors | null) => {
     if (!after || !secure) return { survivors: s.participants };

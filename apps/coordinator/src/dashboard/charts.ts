@@ -63,7 +63,7 @@ export function epsilonChartSpec(series: readonly EpsilonSeries[], title = 'Cumu
   const enc = {
     x: { field: 'round', type: 'quantitative', axis: ROUND_AXIS, scale: ROUND_SCALE },
     y: { field: 'epsilon', type: 'quantitative', title: 'epsilon (cumulative)' },
-    color: { field: 'ledger', type: 'nominal', title: 'ledger' },
+    color: { field: 'ledger', type: 'nominal', title: 'ledger', legend: { labelLimit: 260 } },
   };
   return {
     $schema: SCHEMA,
@@ -92,7 +92,7 @@ export function budgetChartSpec(series: readonly EpsilonSeries[]): TopLevelSpec 
   const enc = {
     x: { field: 'round', type: 'quantitative', axis: ROUND_AXIS, scale: ROUND_SCALE },
     y: { field: 'spent', type: 'quantitative', title: 'share of budget spent', axis: { format: '%' }, scale: { domain: [0, top] } },
-    color: { field: 'ledger', type: 'nominal', title: 'ledger' },
+    color: { field: 'ledger', type: 'nominal', title: 'ledger', legend: { labelLimit: 260 } },
   };
   return {
     $schema: SCHEMA,
