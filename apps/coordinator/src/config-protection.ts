@@ -32,7 +32,10 @@ export async function configureProtection(cfg: CoordinatorConfig, store: Federat
   const dp = p.mode !== 'none';
   const distributed = p.mode === 'distributed';
   const minSurvivors = cfg.rounds.minClients;
-  const sampling = cfg.rounds.clientsPerRound !== undefined && cfg.rounds.clientsPerRound < 1 ? cfg.rounds.clientsPerRound : 1;
+  // What clients' budget guards see in the plan: amplification only for a fraction drawn by Poisson
+  // sampling in central mode; distributed mode never claims it (accountedSampling, @fedlora/privacy).
+  const k = cfg.rounds.clientsPerRound;
+  const sampling = !distributed && cfg.rounds.sampling === 'poisson' && k !== undefined && k < 1 ? k : 1;
   let privacy: FederationPrivacy | undefined;
   if (dp) {
     const identity = loadIdentity(cfg.identity.secretKeyFile);

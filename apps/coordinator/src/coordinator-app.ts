@@ -20,6 +20,8 @@ export interface CoordinatorAppOptions {
   minClients: number;
   minAvailableClients?: number;
   clientsPerRound?: number;
+  /** How clientsPerRound is drawn (default uniform). */
+  sampling?: 'uniform' | 'poisson';
   roundDeadlineMs: number;
   waitAfterMinimumMs?: number;
   localSteps: number;
@@ -75,6 +77,7 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     minClients: o.minClients,
     minAvailableClients: o.minAvailableClients,
     clientsPerRound: o.clientsPerRound,
+    ...(o.sampling ? { sampling: o.sampling } : {}),
     roundDeadlineMs: o.roundDeadlineMs,
     waitAfterMinimumMs: o.waitAfterMinimumMs,
     localSteps: o.localSteps,

@@ -99,6 +99,7 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     rounds: cfg.rounds.total,
     minClients: cfg.rounds.minClients,
     clientsPerRound: cfg.rounds.clientsPerRound,
+    sampling: cfg.rounds.sampling,
     roundDeadlineMs: cfg.rounds.deadlineSeconds * 1000,
     waitAfterMinimumMs: cfg.rounds.waitAfterMinimumSeconds > 0 ? cfg.rounds.waitAfterMinimumSeconds * 1000 : undefined,
     localSteps: cfg.rounds.localSteps,

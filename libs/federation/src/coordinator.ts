@@ -1,7 +1,9 @@
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
-import { cryptoRandomBytes, sha256Named, shuffleInPlace } from '@fedlora/tensor';
+import { cryptoRandomBytes, sha256Named } from '@fedlora/tensor';
 import type { Clock, EventLogger } from './clock.js';
 import { silentLogger, systemClock } from './clock.js';
+import type { CohortSampling, SamplingMode } from './cohort-sampling.js';
+import { drawCohort } from './cohort-sampling.js';
 import { FederationError } from './errors.js';
 import { Notifier } from './notifier.js';
 import type { RoundAggregation, RoundAggregationFactory } from './round-aggregation.js';
@@ -24,6 +26,8 @@ export interface CoordinatorOptions {
   minAvailableClients?: number;
   /** Cohort size per round: a count (>= 1) or a fraction (0, 1) of the live clients; all when unset. */
   clientsPerRound?: number;
+  /** How the cohort is drawn when `clientsPerRound` is set (default uniform); recorded in `RoundPlan.sampling`. */
+  sampling?: SamplingMode;
   roundDeadlineMs: number;
   /** Once minClients have reported, wait at most this long for the rest of the cohort. */
   waitAfterMinimumMs?: number;
@@ -361,16 +365,12 @@ export class FederationCoordinator {
     else this.log.info({ event: 'federation.rejoined', clients: rejoin.clients.length });
   }
 
-  private selectCohort(): string[] {
-    const live = this.liveClients();
-    const k = this.opts.clientsPerRound;
-    if (k === undefined) return live;
-    const size = k < 1 ? Math.max(this.opts.minClients, Math.ceil(k * live.length)) : Math.min(live.length, Math.floor(k));
-    return shuffleInPlace(live, this.rng).slice(0, size).sort();
+  private selectCohort(): { cohort: string[]; sampling: CohortSampling } {
+    return drawCohort(this.liveClients(), this.opts.clientsPerRound, this.opts.sampling ?? 'uniform', this.rng, this.opts.minClients);
   }
 
   private async runRound(round: number, attempt: number): Promise<boolean> {
-    const cohort = this.selectCohort();
+    const { cohort, sampling } = this.selectCohort();
     const startedAt = this.clock.now();
     const extra = this.opts.planExtra?.(round) ?? {};
     const layout = [...this.global].map(([name, t]) => ({ name, shape: [...t.shape] }));
@@ -402,6 +402,7 @@ export class FederationCoordinator {
       deadlineUnixMs: startedAt + this.opts.roundDeadlineMs,
       nonce: Buffer.from(this.rng(16)).toString('hex'),
       extra: { ...extra, ...(secure ? { secagg: secure.plan } : {}) },
+      sampling,
     };
     this.opts.onRoundStart?.(plan, cohort);
     const r: OpenRound = {

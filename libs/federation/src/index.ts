@@ -42,3 +42,6 @@ export { plannedPrivacy, roundPrivacyParams, plannedSurvivors, noiseShareFor, re
 // Federated evaluation: institutions' held-out metrics combined per round.
 export type { RoundEvaluation } from './round-evaluation.js';
 export { combineEvaluations } from './round-evaluation.js';
+
+export type { CohortSampling, SamplingMode } from './cohort-sampling.js';
+export { drawCohort } from './cohort-sampling.js';

@@ -1,3 +1,4 @@
+import type { CohortSampling } from './cohort-sampling.js';
 import type { NamedTensors } from '@fedlora/tensor';
 import type { RoundEvaluation } from './round-evaluation.js';
 
@@ -22,6 +23,8 @@ export interface RoundPlan {
   nonce: string;
   /** Strategy, privacy and secure-aggregation parameters (JSON-serialisable). */
   extra: Record<string, unknown>;
+  /** How the coordinator drew this round's cohort (coordinator side: the ledger accounts from it; not sent to clients over gRPC yet). */
+  sampling?: CohortSampling;
 }
 
 /** The answer to a client asking what to do next. */

@@ -36,6 +36,8 @@ export function register(program: Command): void {
     .option('--seq-len <n>', 'tokens per training sequence', intOption('--seq-len', 8, 8192), 64)
     .option('--chars-per-client <n>', 'characters of text per client', intOption('--chars-per-client', 1000, 50_000_000), 60_000)
     .option('--eval-sequences <n>', 'held-out sequences per client for the eval loss', intOption('--eval-sequences', 1, 100_000), 16)
+    .option('--clients-per-round <n>', 'cohort per round, drawn by the coordinator from its CSPRNG: a count, or a fraction in (0, 1) of --clients (default: all)', numberOption('--clients-per-round', 1e-9, 1_000_000))
+    .option('--sampling <mode>', 'with --clients-per-round: uniform (fixed-size cohort) or poisson (each institution independently; central DP then accounts amplification by sampling)', samplingOption, 'uniform')
     .option('--min-clients <n>', 'a round completes only if this many clients report (default: all)', intOption('--min-clients', 1, 64))
     .option('--deadline <seconds>', 'round deadline', numberOption('--deadline', 1, 86_400), 600)
     .addOption(new Option('--strategy <name>', 'server optimizer').choices(['fedavg', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad']).default('fedavg'))
@@ -93,6 +95,7 @@ export function register(program: Command): void {
         evalSequences: o.evalSequences,
         evalFraction: 0.1,
         minClients: o.minClients,
+        ...(o.clientsPerRound !== undefined ? { clientsPerRound: o.clientsPerRound, sampling: o.sampling } : {}),
         roundDeadlineMs: o.deadline * 1000,
         strategy: { name: o.strategy, serverLearningRate: o.serverLr },
         proximalMu: o.proximalMu,
@@ -186,4 +189,9 @@ export function register(program: Command): void {
 
 function badTask(task: unknown): never {
   throw new CliError(`--task must be text or qa, received "${String(task)}"`, 2);
+}
+
+function samplingOption(v: string): 'uniform' | 'poisson' {
+  if (v !== 'uniform' && v !== 'poisson') throw new CliError(`--sampling must be uniform or poisson, received ${JSON.stringify(v)}`);
+  return v;
 }

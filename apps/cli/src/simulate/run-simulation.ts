@@ -6,7 +6,7 @@ import type { LoraVariant } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel, validateLoraConfig } from '@fedlora/model';
 import type { ClientPrivacyGuard } from '@fedlora/privacy';
 import { generateLedgerKey, resolveAdaptiveClipping, type NoiseCalibration } from '@fedlora/privacy';
-import type { EventLogger, LocalTrainer, RoundEvaluation, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
+import type { CohortSampling, EventLogger, LocalTrainer, RoundEvaluation, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
 import { flattenInPlanOrder, plannedPrivacy, runClient, silentLogger, updateDimension, updateLayout } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
@@ -41,6 +41,10 @@ export interface SimulationOptions {
   evalSequences: number;
   evalFraction: number;
   minClients?: number;
+  /** Cohort per round: a count (>= 1) or a fraction (0, 1) of the population; all when unset. */
+  clientsPerRound?: number;
+  /** How the coordinator draws the cohort (default uniform): fixed-size, or Poisson (each institution independently). */
+  sampling?: 'uniform' | 'poisson';
   roundDeadlineMs: number;
   /** Once minClients have reported, close the round after this long even if others have not. */
   waitAfterMinimumMs?: number;
@@ -142,6 +146,8 @@ export interface SimulationRound {
   recordEpsilon?: number;
   /** Clients that declined the round (for example: privacy budget). */
   declined?: string[];
+  /** How the coordinator drew this round's cohort (population, expected and drawn size). */
+  sampling?: CohortSampling;
   /** Secure aggregation: clients whose updates are in the sum. */
   survivors?: number;
   /** Secure aggregation: largest coordinate difference between the secure and the plain average of the same clipped updates. */
@@ -223,7 +229,15 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const updateParameters = updateDimension(updateLayout(initialAdapter, lora.variant!));
   let fedPrivacy: FederationPrivacy | undefined;
   const ledgers: string[] = [];
-  const minClients = o.minClients ?? (o.secagg && o.secagg.dropout > 0 ? Math.max(2, Math.ceil(o.clients / 2)) : o.clients);
+  // The expected cohort: everyone, or clientsPerRound (a count or a fraction of the population).
+  const cohortSize = o.clientsPerRound === undefined ? o.clients : Math.min(o.clients, o.clientsPerRound < 1 ? Math.ceil(o.clientsPerRound * o.clients) : Math.floor(o.clientsPerRound));
+  const minClients =
+    o.minClients ??
+    (o.secagg && o.secagg.dropout > 0 ? Math.max(2, Math.ceil(cohortSize / 2)) : o.sampling === 'poisson' && o.clientsPerRound !== undefined ? Math.max(1, Math.ceil(cohortSize / 2)) : cohortSize);
+  if (minClients > cohortSize) throw new RangeError(`simulate: --min-clients ${minClients} exceeds the cohort of ${cohortSize} per round: lower --min-clients or raise --clients-per-round`);
+  // What the clients' budget guards see in the plan: amplification by sampling only for a Poisson draw
+  // in central mode (the ledger records the draw and why: accountedSampling in @fedlora/privacy).
+  const plannedSamplingRate = o.privacy?.mode !== 'distributed' && o.sampling === 'poisson' && cohortSize < o.clients ? cohortSize / o.clients : 1;
   const distributed = o.privacy?.mode === 'distributed';
   if (distributed && !o.secagg) throw new RangeError('simulate: distributed noise needs secure aggregation (add --secagg): each update would otherwise leave with only its own share of noise');
   if (o.privacy?.adaptiveClipping && !distributed && o.secagg) {
@@ -241,8 +255,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   if (o.privacy) {
     fedPrivacy = await createFederationPrivacy({
       config: distributed
-        ? { mode: 'distributed', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: 1, secureAggregation: true, noise: 'skellam', minSurvivors: minClients }
-        : { mode: 'central', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: 1, secureAggregation: !!o.secagg },
+        ? { mode: 'distributed', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: plannedSamplingRate, secureAggregation: true, noise: 'skellam', minSurvivors: minClients }
+        : { mode: 'central', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: plannedSamplingRate, secureAggregation: !!o.secagg },
       delta: o.privacy.delta,
       dimension: updateParameters,
       ledgerPath: join(outDir, 'federation-ledger.jsonl'),
@@ -335,6 +349,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     rounds: o.rounds,
     minClients,
     minAvailableClients: o.clients + (o.silentClients ?? 0),
+    ...(o.clientsPerRound !== undefined ? { clientsPerRound: o.clientsPerRound, sampling: o.sampling ?? 'uniform' } : {}),
     roundDeadlineMs: o.roundDeadlineMs,
     waitAfterMinimumMs: o.waitAfterMinimumMs,
     localSteps: o.localSteps,
@@ -367,6 +382,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         ...(probe && adapter ? optional('aggregationError', probe.measure(s.round, s.participantNames)) : {}),
         ...(s.declined.length ? { declined: s.declined } : {}),
         ...(s.evaluation ? { evaluation: s.evaluation } : {}),
+        ...(plan.sampling ? { sampling: plan.sampling } : {}),
       };
       if (adapter) previous = adapter;
       rounds.push(r);
