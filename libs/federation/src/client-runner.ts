@@ -128,7 +128,7 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
         throw new FederationError('invalid-argument', `downloaded adapter hash ${got.slice(0, 12)}… does not match the plan's ${plan.adapterSha256.slice(0, 12)}…`);
       }
       const train = () => whileTraining(conn, plan.round, opts.heartbeatMs ?? 5000, clock, (progress) => opts.trainer.train(plan, global, progress));
-      if (plan.extra.secagg) {
+      if (plan.secagg) {
         if (!opts.secure) throw new FederationError('failed-precondition', `round ${plan.round} uses secure aggregation but this client has no identity key configured for it`);
         let trained: { trainLoss: number; numExamples: number } | undefined;
         const end = await runSecureRound(

@@ -279,7 +279,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     initialAdapter,
     aggregation: fedPrivacy?.aggregation,
     secureAggregation: secure?.coordinator,
-    planExtra: () => ({ ...(fedPrivacy?.planExtra() ?? {}), ...(o.strategy.name === 'fedprox' ? { proximalMu: o.proximalMu ?? 0.01 } : {}) }),
+    planParts: () => ({ ...(fedPrivacy?.planExtra() ?? {}), ...(o.strategy.name === 'fedprox' ? { training: { proximalMu: o.proximalMu ?? 0.01 } } : {}) }),
     logger: log,
     onRefused: (r) => dash?.refused(r),
     onRoundEnd: async (s, adapter, plan) => {
