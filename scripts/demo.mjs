@@ -16,7 +16,8 @@ const steps = [
   },
   {
     title: 'Part 2/2: the same with distributed differential privacy (Skellam noise, adaptive clipping, per-institution budgets, signed ledgers, audit)',
-    args: ['simulate', '--clients', '3', '--rounds', '3', '--secagg', '--dp-mode', 'distributed', '--dp-clip', '0.3', '--dp-noise-multiplier', '1', '--dp-adaptive-clip', '--client-epsilon', '20'],
+    // --dashboard: the coordinator's web dashboard during the run (its URL is printed; port 0 picks a free one).
+    args: ['simulate', '--clients', '3', '--rounds', '3', '--secagg', '--dp-mode', 'distributed', '--dp-clip', '0.3', '--dp-noise-multiplier', '1', '--dp-adaptive-clip', '--client-epsilon', '20', '--dashboard', '127.0.0.1:0'],
   },
 ];
 for (const s of steps) {
@@ -24,3 +25,8 @@ for (const s of steps) {
   const r = spawnSync(process.execPath, [bin, ...s.args, ...process.argv.slice(2)], { stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
+process.stdout.write(
+  '\nTo watch a federation in your browser, run it with the dashboard and keep it up after the run:\n' +
+    '  npx fedlora simulate --rounds 5 --dp-mode central --client-epsilon 8 --dashboard 127.0.0.1:8080 --dashboard-linger 600\n' +
+    'and open http://127.0.0.1:8080/ (rounds, training, the verified privacy ledgers and refusals).\n',
+);

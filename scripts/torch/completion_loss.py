@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Completion-only loss of a Hugging Face model directory (and optionally a PEFT LoRA adapter
-directory) from the independent PyTorch reference in make_fixtures.py, in float64: an independent
+directory) from the independent PyTorch references (make_fixtures.py for GPT-2, families.py for the
+RoPE decoders), in float64: an independent
 check of `fedlora model eval`'s masking and mean.
 
 Each example is {"prompt": [ids], "completion": [ids]}; the model reads prompt + completion and
@@ -19,7 +20,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from reference_logits import load_model_and_adapter  # noqa: E402
-from make_fixtures import gpt2_forward, llama_forward  # noqa: E402
+from make_fixtures import gpt2_forward  # noqa: E402
+import families  # noqa: E402
 
 
 def main(model_dir, adapter_dir, examples_file):
@@ -27,7 +29,7 @@ def main(model_dir, adapter_dir, examples_file):
     w = {k: v.double() for k, v in w.items()}
     if lora:
         lora = {"modules": {k: (a.double(), b.double()) for k, (a, b) in lora["modules"].items()}, "scale": lora["scale"]}
-    fwd = gpt2_forward if c["model_type"] == "gpt2" else llama_forward
+    fwd = gpt2_forward if c["model_type"] == "gpt2" else families.forward  # Llama, Mistral, Qwen2, Gemma 2, Phi-3
     total, tokens, per_example = 0.0, 0, []
     examples = json.load(open(examples_file))
     for ex in examples:

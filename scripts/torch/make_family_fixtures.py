@@ -6,7 +6,7 @@ reference in families.py.
 
 Run:  /usr/bin/python3 scripts/torch/make_family_fixtures.py libs/model/fixtures
 Checked by libs/model/src/families.test.ts (logits, 1e-4) and
-apps/cli/src/commands/model-families.test.ts (`fedlora model perplexity`, 1e-3).
+apps/cli/src/commands/model-families.test.ts (`fedlora model perplexity` and `fedlora model eval`, 1e-3).
 """
 import json
 import math
@@ -22,6 +22,8 @@ from make_fixtures import DTYPES, bytes_to_unicode, rounded, save_safetensors, w
 torch.manual_seed(20261205)
 TEXT = ("Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, "
         "and nothing particular to interest me on shore, I thought I would sail about a little and see the watery part of the world.")
+# `fedlora model eval` example (prompt-completion format; the completion ends with EOS, id 257).
+EVAL_PROMPT, EVAL_COMPLETION = "Call me", " Ahab."
 IDS = torch.tensor([[256, 72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100, 33, 10, 257],
                     [84, 104, 101, 32, 119, 104, 97, 108, 101, 46, 256, 1, 2, 3, 200, 255]])
 
@@ -148,6 +150,12 @@ def fixture(out, name, c, dtype, shards, targets, r, alpha, variants=None, chat_
         for key, lo in (("text_loss", None), ("text_loss_lora", lora)):
             total, n = windowed_loss(c, w, text_ids, ctx, lo)
             exp[key] = torch.tensor([total / n, n], dtype=torch.float64).float()
+        prompt, completion = encode(EVAL_PROMPT), encode(EVAL_COMPLETION) + [257]
+        ids = prompt + completion
+        for key, lo in (("eval_loss", None), ("eval_loss_lora", lora)):
+            lp = torch.log_softmax(forward(c, w, torch.tensor([ids[:-1]]), lo)[0], dim=-1)  # completion tokens scored
+            nll = -sum(lp[pos - 1, ids[pos]].item() for pos in range(len(prompt), len(ids)))
+            exp[key] = torch.tensor([nll / len(completion), len(completion)], dtype=torch.float64).float()
         for vname, vc in (variants or {}).items():
             exp[f"logits_{vname}"] = forward(dict(c, **vc), w, IDS[:1]).float()
     save_safetensors(os.path.join(d, "expected.safetensors"), exp)

@@ -119,7 +119,7 @@ describe('loadClientConfig', () => {
 
   it('rejects unknown keys with the list of known ones', () => {
     const p = problems(() => parseClientConfig(base({ dpSgd: { clipNorm: 1, noiseMultiplier: 1, sigma: 2 } })));
-    expect(p).toEqual(['client config: dpSgd: unknown key "sigma"; expected one of clipNorm, noiseMultiplier, epsilon, delta, perExampleGradients']);
+    expect(p).toEqual(['client config: dpSgd: unknown key "sigma"; expected one of clipNorm, noiseMultiplier, epsilon, delta, rounds, maxSequencesPerUnit, perExampleGradients']);
   });
 });
 
@@ -129,9 +129,10 @@ describe('dpSgd record-level budget', () => {
     expect(parseClientConfig(base({ privacy: { epsilon: 10, delta: 1e-5 }, dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 3 } })).dpSgd?.epsilon).toBe(3);
   });
 
-  it('names the missing half of the budget', () => {
-    expect(problems(() => parseClientConfig(base({ dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 3 } })))).toEqual([
-      'client config: dpSgd.delta: expected a number in (0, 1) with dpSgd.epsilon (or privacy.delta to share), received nothing',
+  it('takes dpSgd.epsilon alone (budget first: delta 1e-5 by default, noise calibrated), and names the missing half of the budget', () => {
+    expect(parseClientConfig(base({ dpSgd: { epsilon: 8 } })).dpSgd).toEqual({ epsilon: 8 });
+    expect(problems(() => parseClientConfig(base({ dpSgd: { clipNorm: 1 } })))).toEqual([
+      'client config: dpSgd.epsilon: expected the budget epsilon (the noise is calibrated from it) or a noiseMultiplier, received neither',
     ]);
     expect(problems(() => parseClientConfig(base({ dpSgd: { clipNorm: 1, noiseMultiplier: 1, delta: 1e-5 } })))).toEqual([
       'client config: dpSgd.epsilon: expected the record-level budget epsilon (> 0) with dpSgd.delta, received nothing',

@@ -36,10 +36,23 @@ const TlsSchema = z.strictObject({
 const DataSchema = z.strictObject({
   /** A UTF-8 text file (one document per blank-line-separated block) or JSONL. */
   path: path(),
-  format: z.enum(['auto', 'text', 'jsonl']).default('auto'),
+  /**
+   * `text`, `jsonl` (a text field per line) or an instruction format, one JSON object a line:
+   * `prompt-completion` ({prompt, completion}), `messages` ({messages: [{role, content}]}, rendered
+   * with the model's chat_template) or `alpaca` ({instruction, input, output}); instruction data
+   * trains on the completion (assistant) tokens only.
+   */
+  format: z.enum(['auto', 'text', 'jsonl', 'prompt-completion', 'messages', 'alpaca']).default('auto'),
   /** For JSONL: the field holding the text. */
   jsonField: z.string().min(1).optional().describe('a JSON field name'),
   evalFraction: unitHalfOpen().default(0.1),
+  /**
+   * Federated evaluation: a JSONL of multiple-choice questions ({question, choices, answer}) on
+   * which every global adapter is scored before training; only count and accuracy leave.
+   */
+  evalMcq: path().optional(),
+  /** A general text (e.g. held-out book chapters) whose loss per round shows forgetting; only the loss leaves. */
+  generalText: path().optional(),
   /**
    * What DP-SGD protects (the privacy unit; see the README): `document` (one line of a text file,
    * one JSONL record), `field` (all records with the same `privacyUnitField` value, e.g. one
@@ -63,12 +76,18 @@ const BudgetSchema = z.strictObject({
  * (dataDir/record-ledger.jsonl): a round whose DP-SGD would exceed it is refused and training stops.
  */
 const DpSgdSchema = z.strictObject({
-  clipNorm: positive(),
-  noiseMultiplier: nonNegative(),
-  /** Record-level budget epsilon (at `delta`). */
+  /** Per-unit L2 clip C; default DEFAULT_DP_SGD_CLIP_NORM (0.1). */
+  clipNorm: positive().optional(),
+  /** Noise std / C; absent: calibrated from `epsilon` over the planned rounds (budget first). */
+  noiseMultiplier: nonNegative().optional(),
+  /** Budget epsilon per privacy unit (at `delta`). */
   epsilon: positive().optional(),
-  /** Record-level delta; default privacy.delta. */
+  /** delta per privacy unit; default privacy.delta, else 1e-5. Refused above 1 / (number of units). */
   delta: unitOpen().optional(),
+  /** Rounds the budget is spread over when the noise is calibrated; default: what the coordinator announces. */
+  rounds: int(1).optional(),
+  /** At most this many sequences of a unit per step (default 8). */
+  maxSequencesPerUnit: int(1).optional(),
   /**
    * How each record's gradient is obtained for clipping: `ghost` (the default when absent) from one
    * batched pass (ghost clipping, Li et al. 2022), or `per-example`, one pass per record (the
@@ -76,6 +95,9 @@ const DpSgdSchema = z.strictObject({
    */
   perExampleGradients: z.enum(['ghost', 'per-example']).optional(),
 });
+
+/** delta of the DP-SGD budget when neither dpSgd.delta nor privacy.delta is given. */
+export const DEFAULT_DP_SGD_DELTA = 1e-5;
 
 /** Local overrides of the coordinator's plan (only ever more conservative ones are honoured by the app). */
 const TrainingSchema = z.strictObject({
@@ -136,9 +158,12 @@ export const ClientConfigSchema = z
     if (c.data.privacyUnit === 'field' && c.data.format === 'text') {
       ctx.addIssue({ code: 'custom', path: ['data', 'format'], message: 'expected jsonl with privacyUnit "field" (a text line has no fields), received "text"' });
     }
+    if (c.data.privacyUnit === 'field' && ['prompt-completion', 'messages', 'alpaca'].includes(c.data.format)) {
+      ctx.addIssue({ code: 'custom', path: ['data', 'privacyUnit'], message: `expected "document" with instruction data (each example is one unit), received "field"` });
+    }
     if (c.data.format === 'jsonl' && !c.data.jsonField) ctx.addIssue({ code: 'custom', path: ['data', 'jsonField'], message: 'expected a field name when data.format is "jsonl", received nothing' });
-    if (c.dpSgd?.epsilon !== undefined && c.dpSgd.delta === undefined && c.privacy === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['dpSgd', 'delta'], message: 'expected a number in (0, 1) with dpSgd.epsilon (or privacy.delta to share), received nothing' });
+    if (c.dpSgd && c.dpSgd.epsilon === undefined && c.dpSgd.noiseMultiplier === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['dpSgd', 'epsilon'], message: 'expected the budget epsilon (the noise is calibrated from it) or a noiseMultiplier, received neither' });
     }
     if (c.dpSgd?.epsilon === undefined && c.dpSgd?.delta !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['dpSgd', 'epsilon'], message: 'expected the record-level budget epsilon (> 0) with dpSgd.delta, received nothing' });
@@ -149,7 +174,7 @@ export const ClientConfigSchema = z
 export type ClientConfig = z.infer<typeof ClientConfigSchema>;
 
 /** Keys holding paths, resolved against the config file's directory. */
-export const CLIENT_PATH_KEYS: PathKeys = [['model', 'baseModelDir'], ['tls', 'ca'], ['tls', 'cert'], ['tls', 'key'], ['identity', 'secretKeyFile'], ['dataDir'], ['data', 'path']];
+export const CLIENT_PATH_KEYS: PathKeys = [['model', 'baseModelDir'], ['tls', 'ca'], ['tls', 'cert'], ['tls', 'key'], ['identity', 'secretKeyFile'], ['dataDir'], ['data', 'path'], ['data', 'evalMcq'], ['data', 'generalText']];
 
 /** Reads, env-overrides and validates a client config file; throws ConfigError listing every problem. */
 export function loadClientConfig(path: string, env: Record<string, string | undefined> = process.env): ClientConfig {

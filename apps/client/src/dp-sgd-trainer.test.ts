@@ -34,7 +34,8 @@ const plan = (round: number): RoundPlan => ({
   round,
   attempt: 0,
   adapterSha256: '',
-  tensors: [],
+  // A plan announces the global adapter's layout (the update carries what the LoRA variant trains).
+  tensors: [...global].map(([name, t]) => ({ name, shape: [...t.shape] })),
   localSteps: 2,
   learningRate: 1e-3,
   batchSize: 2,
@@ -79,6 +80,25 @@ describe('DpSgdTrainer', () => {
     expect(g.spent()).toBe(0);
     const entries = readFileSync(g.ledgerPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: string });
     expect(entries.map((e) => e.kind)).toEqual(['refused']);
+  });
+
+  it('budget first: with only epsilon it calibrates the noise so the planned rounds spend the budget, and records the calibration', async () => {
+    const g = await guard(2);
+    const t = new DpSgdTrainer({ model, lora, train, clipNorm: 1, budget: { epsilon: 2, delta: 1e-5, rounds: 2 }, guard: g, rng: seededRandomBytes('cal') });
+    for (const round of [1, 2]) {
+      expect(await t.accept(plan(round))).toEqual({ accept: true });
+      await t.train(plan(round), global);
+    }
+    expect(g.spent()).toBeLessThanOrEqual(2);
+    expect(2 - g.spent()).toBeLessThan(1e-3);
+    const entries = readFileSync(g.ledgerPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { calibration?: Record<string, number> });
+    expect(entries[0]!.calibration).toMatchObject({ targetEpsilon: 2, delta: 1e-5, steps: 4, samplingRate: 2 / 8, units: 8 });
+    expect(entries[0]!.calibration!.noiseMultiplier).toBe(t.calibration(plan(1))!.noiseMultiplier);
+    expect(verifyLedgerFile(g.ledgerPath).valid).toBe(true);
+  });
+
+  it('refuses a delta above 1/(number of privacy units) with a clear error', () => {
+    expect(() => new DpSgdTrainer({ model, lora, train, clipNorm: 1, budget: { epsilon: 2, delta: 0.2 }, rng: seededRandomBytes('r') })).toThrow(/delta 0.2 is above 1\/8 \(one over the number of privacy units\)/);
   });
 
   it('rejects a non-positive clip', () => {

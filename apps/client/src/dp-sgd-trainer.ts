@@ -1,8 +1,10 @@
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import type { LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federation';
-import type { ClientPrivacyGuard, DpSgdParams } from '@fedlora/privacy';
+import type { ClientPrivacyGuard, DpSgdParams, NoiseCalibration } from '@fedlora/privacy';
+import { assertDeltaForUnits, calibrateDpSgd } from '@fedlora/privacy';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
-import { subtractNamed } from '@fedlora/tensor';
+import { planUpdate } from '@fedlora/federation';
+import { assertPlanVariant } from './model-trainer.js';
 import type { DpSgdStepInfo, PerExampleMethod, UnitData } from '@fedlora/train';
 import { dpSgdParams, evaluate, loraDimension, trainLocalDpSgd } from '@fedlora/train';
 
@@ -21,8 +23,17 @@ export interface DpSgdTrainerOptions {
   clipNorm: number;
   /** At most this many sequences of a sampled unit per step (default DEFAULT_MAX_SEQUENCES_PER_UNIT). */
   maxSequencesPerUnit?: number;
-  /** Noise std / C. */
-  noiseMultiplier: number;
+  /** Noise std / C; absent: calibrated from `budget` (budget first). */
+  noiseMultiplier?: number;
+  /**
+   * Budget first: with no `noiseMultiplier`, the multiplier that spends `epsilon` at `delta` over
+   * `rounds` rounds of the plan's local steps and batch (q = batchSize / units) is calibrated
+   * (calibrateDpSgd) at the first plan, and recorded in the ledger with each round. `rounds`
+   * defaults to what the plan announces (`plan.training.plannedRounds`). A coordinator that announces
+   * fewer rounds than it runs only makes the budget run out sooner: the guard still refuses any
+   * round that would exceed it.
+   */
+  budget?: { epsilon: number; delta: number; rounds?: number };
   /** `ghost` (default): per-record norms and the clipped sum from one batched pass; `per-example`: one pass per record. */
   perExampleGradients?: PerExampleMethod;
   /**
@@ -49,9 +60,29 @@ export interface DpSgdTrainerOptions {
 }
 
 /** The DP-SGD settings of a client config's `dpSgd` block that the trainer takes (the budget goes to the guard). */
-export function dpSgdTrainerSettings(block: { clipNorm: number; noiseMultiplier: number; perExampleGradients?: PerExampleMethod }): Pick<DpSgdTrainerOptions, 'clipNorm' | 'noiseMultiplier' | 'perExampleGradients'> {
-  return { clipNorm: block.clipNorm, noiseMultiplier: block.noiseMultiplier, perExampleGradients: block.perExampleGradients ?? 'ghost' };
+export function dpSgdTrainerSettings(block: {
+  clipNorm?: number;
+  noiseMultiplier?: number;
+  perExampleGradients?: PerExampleMethod;
+  maxSequencesPerUnit?: number;
+}): Pick<DpSgdTrainerOptions, 'clipNorm' | 'noiseMultiplier' | 'perExampleGradients' | 'maxSequencesPerUnit'> {
+  return {
+    clipNorm: block.clipNorm ?? DEFAULT_DP_SGD_CLIP_NORM,
+    ...(block.noiseMultiplier !== undefined ? { noiseMultiplier: block.noiseMultiplier } : {}),
+    perExampleGradients: block.perExampleGradients ?? 'ghost',
+    ...(block.maxSequencesPerUnit !== undefined ? { maxSequencesPerUnit: block.maxSequencesPerUnit } : {}),
+  };
 }
+
+/**
+ * Default per-unit clip C of DP-SGD when none is configured. With AdamW the update's scale does not
+ * depend on C once most units are clipped (the noise is z C and the signal at most C), so C only
+ * needs to sit below most units' gradient norms; measured on the simulated SOTU records with the
+ * bundled model, unit gradient norms are well above it (see the README), so nearly every unit is
+ * clipped and C acts as a normaliser, the regime De et al. 2022 ("Unlocking High-Accuracy
+ * Differentially Private Image Classification through Scale") recommend.
+ */
+export const DEFAULT_DP_SGD_CLIP_NORM = 0.1;
 
 /**
  * The LocalTrainer of an institution that protects each privacy unit (a document, or all records
@@ -69,7 +100,11 @@ export class DpSgdTrainer implements LocalTrainer {
     const units = Array.isArray(opts.train) ? opts.train.length : opts.train.units.length;
     if (units === 0) throw new RangeError('the client has no training sequences: its data file is empty or shorter than one sequence');
     if (!(opts.clipNorm > 0)) throw new RangeError(`dpSgd.clipNorm must be > 0, received ${opts.clipNorm}`);
-    if (!(opts.noiseMultiplier >= 0)) throw new RangeError(`dpSgd.noiseMultiplier must be >= 0, received ${opts.noiseMultiplier}`);
+    if (opts.noiseMultiplier === undefined && !opts.budget) throw new RangeError('dpSgd needs a noiseMultiplier or a budget epsilon to calibrate one from, received neither');
+    if (opts.noiseMultiplier !== undefined && !(opts.noiseMultiplier >= 0)) throw new RangeError(`dpSgd.noiseMultiplier must be >= 0, received ${opts.noiseMultiplier}`);
+    // delta must be meaningful for this data: at most 1 / (number of privacy units).
+    const delta = opts.budget?.delta ?? opts.guard?.budgetLimit.delta;
+    if (delta !== undefined) assertDeltaForUnits(delta, units, 'privacy units');
     const method = opts.perExampleGradients;
     if (method !== undefined && method !== 'ghost' && method !== 'per-example') {
       throw new RangeError(`dpSgd.perExampleGradients must be "ghost" or "per-example", received ${JSON.stringify(method)}`);
@@ -77,12 +112,36 @@ export class DpSgdTrainer implements LocalTrainer {
     this.numExamples = units;
   }
 
-  /** What a round of `plan` costs this institution's records. */
+  private readonly calibrations = new Map<string, NoiseCalibration>();
+
+  /** The calibration behind a plan's noise multiplier (budget first), or undefined when it was given. */
+  calibration(plan: RoundPlan): NoiseCalibration | undefined {
+    const b = this.opts.budget;
+    if (this.opts.noiseMultiplier !== undefined || !b) return undefined;
+    const rounds = b.rounds ?? plan.training?.plannedRounds;
+    if (!(Number.isInteger(rounds) && rounds! >= 1)) {
+      throw new RangeError('dpSgd.epsilon without noiseMultiplier needs the planned number of rounds to spread the budget over: set dpSgd.rounds (the coordinator did not announce plannedRounds)');
+    }
+    const key = `${plan.batchSize}:${plan.localSteps}:${rounds}`;
+    let c = this.calibrations.get(key);
+    if (!c) {
+      c = calibrateDpSgd({ targetEpsilon: b.epsilon, delta: b.delta, units: this.numExamples, expectedUnitsPerStep: plan.batchSize, steps: rounds! * plan.localSteps, dimension: loraDimension(this.opts.model, this.opts.lora) });
+      this.calibrations.set(key, c);
+    }
+    return c;
+  }
+
+  private noiseMultiplier(plan: RoundPlan): number {
+    return this.opts.noiseMultiplier ?? this.calibration(plan)!.noiseMultiplier;
+  }
+
+  /** What a round of `plan` costs this institution's privacy units. */
   roundParams(plan: RoundPlan): DpSgdParams {
+    assertPlanVariant(plan, this.opts.lora);
     return dpSgdParams({
       samplingRate: Math.min(1, plan.batchSize / this.numExamples),
       clipNorm: this.opts.clipNorm,
-      noiseMultiplier: this.opts.noiseMultiplier,
+      noiseMultiplier: this.noiseMultiplier(plan),
       steps: plan.localSteps,
       dimension: loraDimension(this.opts.model, this.opts.lora),
     });
@@ -111,7 +170,7 @@ export class DpSgdTrainer implements LocalTrainer {
       steps: params.steps,
       samplingRate: params.samplingRate,
       clipNorm: params.clipNorm,
-      noiseMultiplier: this.opts.noiseMultiplier,
+      noiseMultiplier: this.noiseMultiplier(plan),
       learningRate: plan.learningRate,
       rng: this.opts.rng,
       weightDecay: this.opts.weightDecay ?? 0,
@@ -122,12 +181,13 @@ export class DpSgdTrainer implements LocalTrainer {
         await progress?.(s.step);
       },
     });
-    if (guard) await guard.record(plan.round, r.privacy, { time: this.time() });
+    const calibration = this.calibration(plan);
+    if (guard) await guard.record(plan.round, r.privacy, { time: this.time(), ...(calibration ? { calibration } : {}) });
     this.opts.onTrained?.(plan.round, { units: r.numExamples, sampledSequences: r.sampledSequences, droppedSequences: r.droppedSequences, clippedFraction: r.clippedFraction });
     const metrics: Record<string, number> = { tokens: r.tokens, steps: r.steps, clippedFraction: r.clippedFraction };
     if (guard) metrics.recordEpsilon = guard.spent();
     if (this.opts.heldOut?.length) metrics.globalEvalLoss = (await evaluate(model, lora, global, this.opts.heldOut)).loss;
-    return { delta: subtractNamed(r.adapter, global), numExamples: this.numExamples, trainLoss: Number.isFinite(r.trainLoss) ? r.trainLoss : 0, metrics };
+    return { delta: planUpdate(plan, r.adapter, global), numExamples: this.numExamples, trainLoss: Number.isFinite(r.trainLoss) ? r.trainLoss : 0, metrics };
   }
 
   /** Record-level epsilon spent so far (at the budget's delta), when a budget is kept. */

@@ -10,4 +10,7 @@ export { PlanFollowingTrainer, runClientFromConfig } from './run-from-config.js'
 export { PrivacyGuardedTrainer } from './privacy-trainer.js';
 // Record-level DP-SGD on the data owner's side: own record-level budget and ledger.
 export type { DpSgdTrainerOptions } from './dp-sgd-trainer.js';
-export { DpSgdTrainer } from './dp-sgd-trainer.js';
+export { DpSgdTrainer, DEFAULT_DP_SGD_CLIP_NORM } from './dp-sgd-trainer.js';
+// Federated evaluation: every global adapter scored on the institution's held-out sets, aggregates sent with the update.
+export type { FederatedEvalSets } from './federated-eval.js';
+export { EvaluatingTrainer, evaluateGlobal } from './federated-eval.js';

@@ -2,7 +2,7 @@ import type { CausalLM, LoraConfig } from '@fedlora/model';
 import type { LocalTrainer, TrainingProgress } from '@fedlora/federation';
 import type { RoundPlan } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
-import { subtractNamed } from '@fedlora/tensor';
+import { planUpdate, plannedLoraVariant } from '@fedlora/federation';
 import type { StepInfo } from '@fedlora/train';
 import { evaluate, trainLocal } from '@fedlora/train';
 
@@ -34,6 +34,7 @@ export class ModelTrainer implements LocalTrainer {
 
   async train(plan: RoundPlan, global: NamedTensors, progress?: TrainingProgress) {
     const { model, lora } = this.opts;
+    assertPlanVariant(plan, lora);
     const r = await trainLocal(model, lora, global, this.opts.train, {
       steps: plan.localSteps,
       batchSize: Math.min(plan.batchSize, this.opts.train.length),
@@ -52,6 +53,17 @@ export class ModelTrainer implements LocalTrainer {
       // Federated evaluation: the loss of the global adapter this round started from.
       metrics.globalEvalLoss = (await evaluate(model, lora, global, this.opts.heldOut)).loss;
     }
-    return { delta: subtractNamed(r.adapter, global), numExamples: this.numExamples, trainLoss: r.trainLoss, metrics };
+    return { delta: planUpdate(plan, r.adapter, global), numExamples: this.numExamples, trainLoss: r.trainLoss, metrics };
   }
+}
+
+/**
+ * Refuses a plan whose LoRA variant is not the one this trainer trains: under FFA-LoRA the
+ * coordinator averages only B and keeps A, so a client that trained A would have its A changes
+ * silently dropped (and would account DP-SGD for twice the dimension), and the reverse.
+ */
+export function assertPlanVariant(plan: RoundPlan, lora: LoraConfig): void {
+  const planned = plannedLoraVariant(plan);
+  const mine = lora.variant ?? 'lora';
+  if (planned !== mine) throw new RangeError(`round ${plan.round}: the plan's lora.variant is ${planned}, this client trains ${mine}`);
 }

@@ -1,18 +1,21 @@
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CausalLM, LoraConfig } from '@fedlora/model';
+import type { CausalLM, LoraConfig, TextSegment } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel, validateLoraConfig } from '@fedlora/model';
 import type { EventLogger, LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federation';
 import { noiseShareFor, runClient } from '@fedlora/federation';
 import { ClientPrivacyGuard } from '@fedlora/privacy';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes } from '@fedlora/tensor';
-import { packUnits, readTextDocuments, readUnitRecords, splitHeldOut, splitRecordsByUnit, tokenizeToSequences, type PerExampleMethod, type PrivacyUnitSpec, type UnitRecord } from '@fedlora/train';
+import { instructTrainingSequences, isInstructFormat, packUnits, readInstructExamples, readJsonl, parseMcqItem, readTextDocuments, readUnitRecords, splitHeldOut, splitRecordsByUnit, tokenizeToSequences, type PerExampleMethod, type PrivacyUnitSpec, type UnitRecord } from '@fedlora/train';
 import { GrpcConnection, createRequestSigner, insecureChannelCredentials, loadChannelCredentials, loadIdentity, wipeIdentity } from '@fedlora/transport-grpc';
 import { ClientConfigSchema, reconnectRetries, type ClientConfig } from './config.js';
 import { appliedEnvOverrides } from '@fedlora/config';
 import { ModelTrainer } from './model-trainer.js';
 import { DpSgdTrainer, dpSgdTrainerSettings } from './dp-sgd-trainer.js';
+import { DEFAULT_DP_SGD_DELTA } from './config.js';
 import { PrivacyGuardedTrainer } from './privacy-trainer.js';
+import { EvaluatingTrainer, type FederatedEvalSets } from './federated-eval.js';
 
 /**
  * A LocalTrainer that follows the coordinator's plan: the LoRA layout and sequence length come
@@ -33,7 +36,21 @@ export class PlanFollowingTrainer implements LocalTrainer {
       seed: string;
       log: EventLogger;
       /** Record-level DP-SGD; with `guard`, rounds that would exceed the record-level budget are refused and training stops. */
-      dpSgd?: { clipNorm: number; noiseMultiplier: number; perExampleGradients?: PerExampleMethod; guard?: ClientPrivacyGuard; unit?: PrivacyUnitSpec };
+      dpSgd?: {
+        clipNorm: number;
+        /** Absent: calibrated from `budget` (budget first). */
+        noiseMultiplier?: number;
+        budget?: { epsilon: number; delta: number; rounds?: number };
+        maxSequencesPerUnit?: number;
+        perExampleGradients?: PerExampleMethod;
+        guard?: ClientPrivacyGuard;
+        unit?: PrivacyUnitSpec;
+      };
+      /**
+       * Instruction data (prompt/completion segments per example) instead of `documents`: one
+       * example per sequence, loss on the completion only; for DP-SGD each example is one unit.
+       */
+      instruct?: TextSegment[][];
     },
   ) {
     // An estimate for registration: packed sequences at the default length.
@@ -45,7 +62,27 @@ export class PlanFollowingTrainer implements LocalTrainer {
     let t = this.cache.get(key);
     if (!t) {
       const dp = this.opts.dpSgd;
-      if (dp) {
+      if (this.opts.instruct) {
+        const r = instructTrainingSequences(this.model.tokenizer, this.opts.instruct, seqLen);
+        if (r.sequences.length === 0) throw new RangeError(`every instruction example was skipped (${r.skipped}): no completion fits seqLen ${seqLen}; raise training.seqLen`);
+        const { train, heldOut } = this.opts.evalFraction > 0 && r.sequences.length >= 2 ? splitHeldOut(r.sequences, this.opts.evalFraction) : { train: r.sequences, heldOut: [] };
+        t = dp
+          ? new DpSgdTrainer({
+              model: this.model,
+              lora,
+              train,
+              heldOut,
+              clipNorm: dp.clipNorm,
+              ...(dp.noiseMultiplier !== undefined ? { noiseMultiplier: dp.noiseMultiplier } : {}),
+              ...(dp.budget ? { budget: dp.budget } : {}),
+              perExampleGradients: dp.perExampleGradients,
+              guard: dp.guard,
+              stopOnRefusal: true,
+              rng: cryptoRandomBytes,
+            })
+          : new ModelTrainer({ model: this.model, lora, train, heldOut, seed: this.opts.seed });
+        this.opts.log.info({ event: 'data.prepared', seqLen, format: 'instruction', trainSequences: train.length, heldOutSequences: heldOut.length, truncated: r.truncated, skipped: r.skipped });
+      } else if (dp) {
         // DP-SGD: whole units are held out, and packing never mixes units (privacy-units.ts).
         const unit = dp.unit ?? { unit: 'document' };
         const records = this.documents.map((d) => (typeof d === 'string' ? { text: d } : d));
@@ -59,7 +96,9 @@ export class PlanFollowingTrainer implements LocalTrainer {
           train,
           heldOut,
           clipNorm: dp.clipNorm,
-          noiseMultiplier: dp.noiseMultiplier,
+          ...(dp.noiseMultiplier !== undefined ? { noiseMultiplier: dp.noiseMultiplier } : {}),
+          ...(dp.budget ? { budget: dp.budget } : {}),
+          ...(dp.maxSequencesPerUnit !== undefined ? { maxSequencesPerUnit: dp.maxSequencesPerUnit } : {}),
           perExampleGradients: dp.perExampleGradients,
           guard: dp.guard,
           stopOnRefusal: true,
@@ -105,9 +144,12 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
   log.info({ event: 'backend.selected', backend: backend.name });
   const model = await loadModel(cfg.model.baseModelDir ?? DEFAULT_BASE_MODEL_DIR);
   try {
-    const format = cfg.data.format === 'auto' ? undefined : cfg.data.format;
+    const format = cfg.data.format === 'text' || cfg.data.format === 'jsonl' ? cfg.data.format : undefined;
     const unit: PrivacyUnitSpec = cfg.data.privacyUnit === 'field' ? { unit: 'field', field: cfg.data.privacyUnitField! } : { unit: cfg.data.privacyUnit };
-    const documents = cfg.dpSgd
+    const instruct = isInstructFormat(cfg.data.format) ? await readInstructExamples(cfg.data.path, model.tokenizer, cfg.data.format) : undefined;
+    const documents = instruct
+      ? []
+      : cfg.dpSgd
       ? await readUnitRecords(cfg.data.path, { format, field: cfg.data.jsonField, ...(unit.field ? { unitField: unit.field } : {}) })
       : await readTextDocuments(cfg.data.path, { format, field: cfg.data.jsonField });
     const credentials = cfg.tls
@@ -118,7 +160,7 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     const identity = { ...loaded, name: loaded.name || cfg.name }; // a bare base64 key file carries no name
     if (identity.name !== cfg.name) throw new RangeError(`identity.secretKeyFile: expected the key of "${cfg.name}", received the key of "${identity.name}"`);
     // Record-level DP-SGD budget: the institution's own ledger for the record unit, signed with its identity key (wiped after the run).
-    const recordBudget = cfg.dpSgd?.epsilon !== undefined ? { epsilon: cfg.dpSgd.epsilon, delta: cfg.dpSgd.delta ?? cfg.privacy!.delta } : undefined;
+    const recordBudget = cfg.dpSgd?.epsilon !== undefined ? { epsilon: cfg.dpSgd.epsilon, delta: cfg.dpSgd.delta ?? cfg.privacy?.delta ?? DEFAULT_DP_SGD_DELTA } : undefined;
     const recordGuard = recordBudget
       ? await ClientPrivacyGuard.open({
           ledgerPath: join(cfg.dataDir, 'record-ledger.jsonl'),
@@ -134,8 +176,11 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
       defaultSeqLen: cfg.training.seqLen ?? 64,
       seed: cfg.name,
       log,
-      dpSgd: cfg.dpSgd ? { ...dpSgdTrainerSettings(cfg.dpSgd), guard: recordGuard, unit } : undefined,
+      dpSgd: cfg.dpSgd ? { ...dpSgdTrainerSettings(cfg.dpSgd), guard: recordGuard, unit, ...(recordBudget ? { budget: { ...recordBudget, ...(cfg.dpSgd.rounds ? { rounds: cfg.dpSgd.rounds } : {}) } } : {}) } : undefined,
+      ...(instruct ? { instruct } : {}),
     });
+    const evalSets = await federatedEvalSets(model, cfg);
+    const evaluating = evalSets ? new EvaluatingTrainer(trainer, model, evalSets) : trainer;
     const signer = cfg.federationId ? createRequestSigner({ federationId: cfg.federationId, identity, random: cryptoRandomBytes }) : undefined;
     if (!signer) log.warn({ event: 'auth.unsigned', message: 'federationId is not set: requests are not signed and a coordinator with enrolled clients will refuse them' });
     const connection = new GrpcConnection({ address: cfg.coordinator, federationId: cfg.federationId, credentials, serverName: cfg.tls?.serverName, signer });
@@ -153,7 +198,7 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
       const r = await runClient({
         name: cfg.name,
         connection,
-        trainer: new PrivacyGuardedTrainer(trainer, guard),
+        trainer: new PrivacyGuardedTrainer(evaluating, guard),
         // Secure aggregation uses the same enrolled Ed25519 identity that signs requests.
         secure: { identitySecretKey: identity.secretKey, rng: cryptoRandomBytes, noiseFor: (plan) => noiseShareFor(plan, cryptoRandomBytes) },
         logger: log,
@@ -171,3 +216,12 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
   }
 }
 
+
+/** The held-out sets of federated evaluation named in the config (data.evalMcq, data.generalText), if any. */
+async function federatedEvalSets(model: CausalLM, cfg: ClientConfig): Promise<FederatedEvalSets | undefined> {
+  if (!cfg.data.evalMcq && !cfg.data.generalText) return undefined;
+  const mcq = cfg.data.evalMcq ? (await readJsonl(cfg.data.evalMcq)).map((r, i) => parseMcqItem(r, `${cfg.data.evalMcq}: record ${i + 1}`)) : undefined;
+  // At most 32 windows of the general text: enough for a stable loss, cheap every round.
+  const general = cfg.data.generalText ? tokenizeToSequences(model, await readFile(cfg.data.generalText, 'utf8'), cfg.training.seqLen ?? 64).slice(0, 32) : undefined;
+  return { ...(mcq ? { mcq } : {}), ...(general ? { general } : {}) };
+}

@@ -57,8 +57,16 @@ describe('loadCoordinatorConfig', () => {
     expect(c.rounds).toMatchObject({ total: 3, minClients: 2, deadlineSeconds: 600, localSteps: 10 });
     expect(c.strategy.name).toBe('fedavg');
     expect(c.privacy.mode).toBe('none');
-    expect(c.model.lora).toEqual({ r: 8, alpha: 16, dropout: 0 });
+    expect(c.model.lora).toEqual({ r: 8, alpha: 16, dropout: 0, variant: 'lora' });
     expect(c.insecure).toBe(false);
+  });
+
+  it('takes model.lora.variant ffa (FFA-LoRA) and names a wrong one', () => {
+    const doc = parseYamlLike(GOOD);
+    doc.model = { lora: { variant: 'ffa' } };
+    expect(parseCoordinatorConfig(doc).model.lora).toEqual({ r: 8, alpha: 16, dropout: 0, variant: 'ffa' });
+    doc.model = { lora: { variant: 'dora' } };
+    expect(problems(() => parseCoordinatorConfig(doc))).toEqual([expect.stringMatching(/^coordinator config: model\.lora\.variant: expected one of .*lora.*ffa.*, received "dora"$/)]);
   });
 
   it('names the file, key path, expected and received value', () => {

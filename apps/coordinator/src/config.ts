@@ -48,6 +48,8 @@ const LoraSchema = z.strictObject({
   alpha: positive().default(16),
   dropout: unitHalfOpen().default(0),
   targetModules: z.array(z.string().min(1)).min(1).optional().describe('a non-empty list of module names'),
+  /** `ffa`: FFA-LoRA (A frozen at the shared seeded initialisation, only B trained and sent); `lora`: both. */
+  variant: z.enum(['lora', 'ffa']).default('lora'),
 });
 
 const ModelSchema = z.strictObject({

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import type { AdaptiveClipRecord, AdaptiveClippingSettings, DpFedAvgConfig, LedgerSigner, RoundPrivacyParams } from '@fedlora/privacy';
+import type { AdaptiveClipRecord, AdaptiveClippingSettings, DpFedAvgConfig, LedgerSigner, NoiseCalibration, RoundPrivacyParams } from '@fedlora/privacy';
 import { Ledger, adaptiveClipperFor, validateDpConfig, verifyLedgerFile } from '@fedlora/privacy';
 import type { RoundAggregationFactory, RoundPlan, RoundSummary } from '@fedlora/federation';
 import { centralDpAggregation, roundPrivacyParams, secureAdaptiveClipping } from '@fedlora/federation';
@@ -8,7 +8,7 @@ import type { RandomBytes } from '@fedlora/tensor';
 /** Institution-level DP of a federation, as the coordinator plans, applies and records it. */
 export interface FederationPrivacy {
   /** The DP-FedAvg parameters every client receives in the plan of the round being opened (they check them against their budgets). */
-  planExtra(): { privacy: DpFedAvgConfig & { delta: number; dimension: number } };
+  planExtra(): { privacy: DpFedAvgConfig & { delta: number; dimension: number; calibration?: NoiseCalibration } };
   /** Aggregation with central noise (undefined in distributed mode: secure aggregation sums). */
   aggregation: RoundAggregationFactory | undefined;
   /** Appends the round's signed ledger entry; returns the line and the cumulative epsilon. */
@@ -44,6 +44,8 @@ export async function createFederationPrivacy(opts: {
   signer: LedgerSigner;
   rng: RandomBytes;
   adaptive?: AdaptiveClippingSettings;
+  /** Budget first: how the noise multiplier was calibrated (recorded in the plan and in every round's ledger entry). */
+  calibration?: NoiseCalibration;
 }): Promise<FederationPrivacy> {
   const adaptive = opts.adaptive;
   if (adaptive && opts.config.mode === 'central' && opts.config.secureAggregation) {
@@ -69,13 +71,15 @@ export async function createFederationPrivacy(opts: {
   return {
     ledgerPath: opts.ledgerPath,
     aggregation,
-    planExtra: () => ({ privacy: { ...config, ...(clipper ? { clipNorm: clipper.clipNorm } : {}), delta: opts.delta, dimension: opts.dimension } }),
+    planExtra: () => ({
+      privacy: { ...config, ...(clipper ? { clipNorm: clipper.clipNorm } : {}), delta: opts.delta, dimension: opts.dimension, ...(opts.calibration ? { calibration: opts.calibration } : {}) },
+    }),
     async recordRound(s, plan, time) {
       let entry;
       if (s.status === 'completed') {
         const planned = roundPrivacyParams(plan, s.participants)!;
         const params: RoundPrivacyParams = adaptive && planned.mode !== 'dp-sgd' ? { ...planned, adaptive: adaptiveRecord(adaptive, s) } : planned;
-        entry = await ledger.append({ kind: 'round', round: s.round, unit: 'institution', params, time });
+        entry = await ledger.append({ kind: 'round', round: s.round, unit: 'institution', params, time, ...(opts.calibration ? { calibration: opts.calibration } : {}) });
       } else {
         entry = await ledger.append({ kind: 'aborted', round: s.round, unit: 'institution', note: s.reason ?? 'aborted', time });
       }

@@ -2,10 +2,10 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ServerUnaryCall } from '@grpc/grpc-js';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel } from '@fedlora/model';
-import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
+import { cryptoRandomBytes, seededRandomBytes } from '@fedlora/tensor';
 import { configureProtection, type ConfiguredProtection } from './config-protection.js';
 import type { RoundSummary } from '@fedlora/federation';
-import { FederationError, createStrategy } from '@fedlora/federation';
+import { FederationError, createStrategy, updateDimension, updateLayout } from '@fedlora/federation';
 import type { DataDirLock } from '@fedlora/store';
 import { acquireDataDirLock, openSqliteStore } from '@fedlora/store';
 import { RequestVerifier, insecureServerCredentials, loadServerCredentials, peerCertificateCommonName } from '@fedlora/transport-grpc';
@@ -66,7 +66,8 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
   const ledger: Pick<ConfiguredProtection, 'recordRound'> = { recordRound: async () => undefined };
   const persistence = attachStore(store, log, { strategy, recordLedger: (summary, plan) => ledger.recordRound(summary, plan) });
   const initialAdapter = persistence.resumeAdapter ?? initLoraAdapter(model, lora, seed === undefined ? cryptoRandomBytes : seededRandomBytes(`lora-init:${seed}`));
-  const protection = await configureProtection(cfg, store, numElements(initialAdapter));
+  // The DP dimension is that of an update: with FFA-LoRA only the B matrices travel.
+  const protection = await configureProtection(cfg, store, updateDimension(updateLayout(initialAdapter, lora.variant)));
   ledger.recordRound = protection.recordRound;
 
   const credentials = cfg.tls

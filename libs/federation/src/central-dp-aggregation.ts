@@ -3,6 +3,7 @@ import { addGaussianNoiseToSum } from '@fedlora/privacy';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { l2NormNamed } from '@fedlora/tensor';
 import { FederationError } from './errors.js';
+import { updateTensors } from './lora-variant.js';
 import { CLIP_INDICATOR_METRIC, plannedPrivacy } from './plan-privacy.js';
 import type { RoundAggregationFactory } from './round-aggregation.js';
 
@@ -46,7 +47,8 @@ export function centralDpAggregation(opts: CentralDpOptions): RoundAggregationFa
     if (adaptive && Math.abs(adaptive.clipNorm - clipNorm) > 1e-12 * clipNorm) {
       throw new RangeError(`round ${plan.round}: the plan's clip norm ${clipNorm} is not the adaptive clipper's current ${adaptive.clipNorm}`);
     }
-    const sums = new Map<string, Float64Array>(plan.tensors.map((t) => [t.name, new Float64Array(t.shape.reduce((a, b) => a * b, 1))]));
+    const carried = updateTensors(plan);
+    const sums = new Map<string, Float64Array>(carried.map((t) => [t.name, new Float64Array(t.shape.reduce((a, b) => a * b, 1))]));
     let count = 0;
     let unclipped = 0;
     return {
@@ -72,7 +74,7 @@ export function centralDpAggregation(opts: CentralDpOptions): RoundAggregationFa
       finalize() {
         if (count === 0) throw new RangeError('cannot average zero updates');
         const sum: NamedTensors = new Map();
-        for (const t of plan.tensors) sum.set(t.name, { shape: [...t.shape], data: Float32Array.from(sums.get(t.name)!) });
+        for (const t of carried) sum.set(t.name, { shape: [...t.shape], data: Float32Array.from(sums.get(t.name)!) });
         const noisy = addGaussianNoiseToSum(sum, { clipNorm, noiseMultiplier, rng: opts.rng });
         for (const t of noisy.values()) for (let i = 0; i < t.data.length; i++) t.data[i] = t.data[i]! / count;
         const metrics: Record<string, number> = { aggregated: count, noiseStdOnMean: (noiseMultiplier * clipNorm) / count, clipNorm };

@@ -5,6 +5,7 @@ import { silentLogger, systemClock } from './clock.js';
 import { FederationError } from './errors.js';
 import type { SecAggExchange, SecureClientOptions } from './secure-client.js';
 import { runSecureRound } from './secure-client.js';
+import { checkPlanLayout } from './lora-variant.js';
 import type { ClientUpdate, RoundPlan, Task } from './types.js';
 
 /** The client's view of the coordinator; implemented over gRPC and in-process. */
@@ -127,6 +128,8 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
       if (got !== plan.adapterSha256) {
         throw new FederationError('invalid-argument', `downloaded adapter hash ${got.slice(0, 12)}… does not match the plan's ${plan.adapterSha256.slice(0, 12)}…`);
       }
+      // The plan's LoRA variant must be one this client knows, with a frozen A for every B it trains under FFA-LoRA.
+      checkPlanLayout(plan, global);
       const train = () => whileTraining(conn, plan.round, opts.heartbeatMs ?? 5000, clock, (progress) => opts.trainer.train(plan, global, progress));
       if (plan.secagg) {
         if (!opts.secure) throw new FederationError('failed-precondition', `round ${plan.round} uses secure aggregation but this client has no identity key configured for it`);

@@ -10,6 +10,8 @@ import type { RoundAggregationFactory } from './round-aggregation.js';
 import { weightedFedAvg } from './round-aggregation.js';
 import type { CloseCause, RoundProtocol, RoundProtocolFactory } from './round-protocol.js';
 import { SecureRoundProtocol } from './secure-protocol.js';
+import { combineEvaluations } from './round-evaluation.js';
+import { fullDelta } from './lora-variant.js';
 import type { SecureAggregationOptions } from './secure-round.js';
 import type { ServerStrategy } from './strategy.js';
 import type { ClientRecord, ClientReport, ClientUpdate, PlanParts, RoundPlan, RoundSummary, SecAggReply, Task } from './types.js';
@@ -410,7 +412,9 @@ export class FederationCoordinator {
     const participants = reports.size;
     const numExamples = [...reports.values()].reduce((a, b) => a + b.numExamples, 0);
     const trainLoss = numExamples ? [...reports.values()].reduce((a, b) => a + b.trainLoss * b.numExamples, 0) / numExamples : null;
-    const outcome = { round, attempt, participants, participantNames: [...reports.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt };
+    // Federated evaluation of the global adapter this round started from (round-evaluation.ts).
+    const evaluation = combineEvaluations([...reports.values()].map((v) => v.metrics));
+    const outcome = { round, attempt, participants, participantNames: [...reports.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt, ...(evaluation ? { evaluation } : {}) };
     let summary: RoundSummary;
     let newAdapter: NamedTensors | null = null;
     if (result.failure || participants < this.opts.minClients) {
@@ -420,7 +424,9 @@ export class FederationCoordinator {
     } else {
       try {
         const { delta, metrics, adaptiveClipping } = result.aggregate();
-        newAdapter = this.opts.strategy.apply(this.global, delta);
+        newAdapter = this.opts.strategy.apply(this.global, fullDelta(this.global, delta));
+        // Tensors the round did not carry (FFA-LoRA's frozen A) stay bit for bit what every client trained with.
+        for (const [name, t] of this.global) if (!delta.has(name)) newAdapter.set(name, t);
         summary = { ...outcome, status: 'completed', adapterSha256: sha256Named(newAdapter), endedAt: this.clock.now(), metrics, ...(adaptiveClipping ? { adaptiveClipping } : {}) };
       } catch (err) {
         const reason = `aggregation failed: ${err instanceof Error ? err.message : String(err)}`;
@@ -434,7 +440,7 @@ export class FederationCoordinator {
     if (newAdapter) {
       this.global = newAdapter;
       this.completedRounds = round;
-      this.log.info({ event: 'round.completed', round, attempt, participants, trainLoss, adapterSha256: summary.adapterSha256 });
+      this.log.info({ event: 'round.completed', round, attempt, participants, trainLoss, adapterSha256: summary.adapterSha256, ...(summary.evaluation ? { evaluation: summary.evaluation } : {}) });
     }
     this.previous = r;
     this.current = null;

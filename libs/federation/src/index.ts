@@ -37,6 +37,12 @@ export type { SecureAggregationOptions } from './secure-round.js';
 export { SecureRound, chooseCountScale } from './secure-round.js';
 export type { SecAggExchange, SecureClientOptions, SecureRoundEnd } from './secure-client.js';
 export { runSecureRound, flattenInPlanOrder } from './secure-client.js';
+// LoRA variants: which adapter tensors an update carries (FFA-LoRA: only B).
+export type { LoraVariant } from './lora-variant.js';
+export { travelsInUpdate, loraVariantOf, plannedLoraVariant, updateLayout, updateTensors, updateDimension, checkPlanLayout, planUpdate, fullDelta } from './lora-variant.js';
 // DP parameters of a round as both sides derive them from the plan.
 export type { PlannedPrivacy } from './plan-privacy.js';
 export { plannedPrivacy, roundPrivacyParams, plannedSurvivors, noiseShareFor, reportsClipIndicator, countNoiseShareFor, CLIP_INDICATOR_METRIC } from './plan-privacy.js';
+// Federated evaluation: institutions' held-out metrics combined per round.
+export type { RoundEvaluation } from './round-evaluation.js';
+export { combineEvaluations } from './round-evaluation.js';

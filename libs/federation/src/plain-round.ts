@@ -49,7 +49,7 @@ export class PlainRound implements RoundProtocol {
     if (this.reports.has(client)) throw new FederationError('already-exists', `client ${client} already reported for round ${this.plan.round}`);
     validateUpdate(this.plan, update.header, update.delta);
     this.aggregation.add(client, update);
-    this.reports.set(client, { numExamples: update.header.numExamples, trainLoss: update.header.trainLoss });
+    this.reports.set(client, { numExamples: update.header.numExamples, trainLoss: update.header.trainLoss, metrics: update.header.metrics });
     if (this.reports.size >= this.opts.minClients && this.minReachedAt === undefined) this.minReachedAt = this.opts.clock.now();
   }
 

@@ -1,6 +1,7 @@
 import type { NamedTensors } from '@fedlora/tensor';
 import { WeightedMeanAggregator } from './aggregator.js';
 import type { AdaptiveClippingStep, ClientUpdate, RoundPlan } from './types.js';
+import { updateTensors } from './lora-variant.js';
 
 /** What a round's aggregation produces: the averaged delta, metrics to record, and its adaptive-clipping step if it took one. */
 export interface AggregateResult {
@@ -31,7 +32,7 @@ export type RoundAggregationFactory = (plan: RoundPlan) => RoundAggregation;
 
 /** Example-weighted FedAvg (McMahan et al. 2017): weights are the clients' example counts. */
 export const weightedFedAvg: RoundAggregationFactory = (plan) => {
-  const agg = new WeightedMeanAggregator(plan.tensors);
+  const agg = new WeightedMeanAggregator(updateTensors(plan));
   return {
     add: (_clientId, update) => agg.add(update.delta, update.header.numExamples),
     finalize: () => ({ delta: agg.mean(), metrics: { aggregated: agg.size } }),

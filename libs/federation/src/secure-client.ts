@@ -3,6 +3,7 @@ import { SecAggClient, encodeUpdate } from '@fedlora/secagg';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import type { Clock } from './clock.js';
 import { FederationError } from './errors.js';
+import { updateTensors } from './lora-variant.js';
 import { CLIP_INDICATOR_METRIC, countNoiseShareFor } from './plan-privacy.js';
 import type { ClientReport, RoundPlan, SecAggReply, SecureRoundPlan } from './types.js';
 
@@ -29,12 +30,13 @@ export interface SecureClientOptions {
 /** How a client's secure round ended. */
 export type SecureRoundEnd = 'finished' | 'aborted' | 'excluded' | 'vanished';
 
-/** Flattens tensors in the plan's order into one vector. */
+/** Flattens the tensors an update carries (`updateTensors`: B only with FFA-LoRA) in the plan's order into one vector. */
 export function flattenInPlanOrder(plan: RoundPlan, t: NamedTensors): Float32Array {
-  const d = plan.tensors.reduce((a, x) => a + x.shape.reduce((p, q) => p * q, 1), 0);
+  const carried = updateTensors(plan);
+  const d = carried.reduce((a, x) => a + x.shape.reduce((p, q) => p * q, 1), 0);
   const out = new Float32Array(d);
   let off = 0;
-  for (const { name } of plan.tensors) {
+  for (const { name } of carried) {
     const v = t.get(name);
     if (!v) throw new FederationError('invalid-argument', `update lacks tensor "${name}"`);
     out.set(v.data, off);

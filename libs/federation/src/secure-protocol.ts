@@ -1,5 +1,6 @@
 import type { Stage } from '@fedlora/secagg';
 import { FederationError } from './errors.js';
+import { updateTensors } from './lora-variant.js';
 import type { AggregateResult, RoundAggregation } from './round-aggregation.js';
 import type { CloseCause, ProtocolStart, RoundProtocol, RoundResult, RoundView } from './round-protocol.js';
 import type { SecureAggregationOptions } from './secure-round.js';
@@ -23,7 +24,8 @@ export class SecureRoundProtocol implements RoundProtocol {
   constructor(start: ProtocolStart, opts: SecureAggregationOptions) {
     const { plan } = start;
     try {
-      this.secure = new SecureRound(plan.round, start.cohort, plan.tensors, opts, plan.deadlineUnixMs, start.now);
+      // The secure sum covers what an update carries: every tensor for plain LoRA, only the B matrices for FFA-LoRA.
+      this.secure = new SecureRound(plan.round, start.cohort, updateTensors(plan), opts, plan.deadlineUnixMs, start.now);
     } catch (err) {
       throw new FederationError(err instanceof FederationError ? err.code : 'failed-precondition', `secure aggregation could not start: ${(err as Error).message}`);
     }
@@ -78,7 +80,7 @@ export class SecureRoundProtocol implements RoundProtocol {
       this.ended = null;
       return { survivors: new Map(), failure, aggregate: () => { throw new RangeError(failure); } };
     }
-    const { survivors, delta, centredCount } = this.secure.result(this.plan.tensors);
+    const { survivors, delta, centredCount } = this.secure.result(updateTensors(this.plan));
     this.ended = new Set(survivors);
     // Only the survivors' updates are in the sum: reports of clients that dropped later do not count.
     const reports = new Map(survivors.map((c) => [c, this.reports.get(c)!]));

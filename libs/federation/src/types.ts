@@ -1,6 +1,7 @@
 import type { DpFedAvgConfig } from '@fedlora/privacy';
 import type { EncodingParams, Stage } from '@fedlora/secagg';
 import type { NamedTensors } from '@fedlora/tensor';
+import type { RoundEvaluation } from './round-evaluation.js';
 
 /** Name and shape of one tensor of the global adapter, as announced in a round plan. */
 export interface TensorLayout {
@@ -38,6 +39,8 @@ export interface PlannedLora {
   alpha: number;
   dropout: number;
   targetModules: string[];
+  /** `lora` (default): A and B are trained and sent; `ffa`: only B (A frozen and shared), see lora-variant.ts. */
+  variant?: 'lora' | 'ffa';
 }
 
 /** Local-training parameters of a round beyond steps, learning rate and batch size. */
@@ -50,6 +53,8 @@ export interface PlannedTraining {
    * Networks", Eq. 2); 0 or absent: plain local training.
    */
   proximalMu?: number;
+  /** Rounds the federation plans in all (a DP-SGD client spreads a budget given alone over them). */
+  plannedRounds?: number;
 }
 
 /** Institution-level DP parameters as a round plan carries them (plan.privacy). */
@@ -78,6 +83,8 @@ export interface SecureRoundPlan {
 export interface ClientReport {
   numExamples: number;
   trainLoss: number;
+  /** The plain update header's metrics (federated evaluation, round-evaluation.ts); a secure report carries none. */
+  metrics?: Record<string, number>;
 }
 
 /** What a secure-aggregation exchange answers (see SecureRound.exchange). */
@@ -141,6 +148,11 @@ export interface RoundSummary {
   metrics: Record<string, number>;
   /** The adaptive-clipping step of a completed round with adaptive clipping. */
   adaptiveClipping?: AdaptiveClippingStep;
+  /**
+   * Federated evaluation of the global adapter this round started from: the institutions'
+   * held-out metrics reported with their updates, combined (round-evaluation.ts). Absent when none evaluated.
+   */
+  evaluation?: RoundEvaluation;
   /**
    * Set on rounds that ran before the coordinator's last restart, read back from its store: only
    * the round, attempt, status, participant names, reason and times are kept there (trainLoss null,

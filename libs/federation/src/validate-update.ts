@@ -2,6 +2,7 @@ import type { NamedTensors } from '@fedlora/tensor';
 import { findNonFinite } from '@fedlora/tensor';
 import { FederationError } from './errors.js';
 import type { RoundPlan, UpdateHeader } from './types.js';
+import { updateTensors } from './lora-variant.js';
 
 /** Largest example count a client may claim (guards the FedAvg weights against absurd values). */
 export const MAX_NUM_EXAMPLES = 1e9;
@@ -23,10 +24,12 @@ export function validateUpdate(plan: RoundPlan, header: UpdateHeader, delta: Nam
   if (!Number.isFinite(header.trainLoss)) {
     throw new FederationError('invalid-argument', `trainLoss must be finite, received ${header.trainLoss}`);
   }
-  if (delta.size !== plan.tensors.length) {
-    throw new FederationError('invalid-argument', `update has ${delta.size} tensors, the plan has ${plan.tensors.length}`);
+  // The tensors the plan's LoRA variant trains (FFA-LoRA: only the B matrices).
+  const carried = updateTensors(plan);
+  if (delta.size !== carried.length) {
+    throw new FederationError('invalid-argument', `update has ${delta.size} tensors, the plan has ${carried.length}`);
   }
-  for (const { name, shape } of plan.tensors) {
+  for (const { name, shape } of carried) {
     const t = delta.get(name);
     if (!t) throw new FederationError('invalid-argument', `update lacks tensor "${name}"`);
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {

@@ -32,10 +32,13 @@ export { valueAndGradsFrugal } from './backprop.js';
 // Loading a model directory; the committed base model.
 export { loadModel, DEFAULT_BASE_MODEL_DIR } from './load-model.js';
 // LoRA: config, PEFT names, initialisation, merge.
-export type { LoraConfig } from './lora.js';
+export type { LoraConfig, LoraVariant } from './lora.js';
 export {
+  LORA_VARIANTS,
   defaultLoraConfig,
   validateLoraConfig,
+  isTrainableLoraTensor,
+  loraTrainableDimension,
   loraTargets,
   peftName,
   initLoraAdapter,

@@ -10,13 +10,27 @@ import { uniform01 } from '@fedlora/tensor';
 import type { LinearModule } from './architecture.js';
 import type { CausalLM, LoraRuntime } from './causal-lm.js';
 
-/** LoRA hyper-parameters (PEFT's `LoraConfig` subset). */
+/**
+ * Which LoRA matrices are trained. `lora`: A and B (Hu et al. 2021). `ffa`: FFA-LoRA (Sun et al.
+ * 2024, "Improving LoRA in Privacy-preserving Federated Learning", ICLR, Section 4): A stays at
+ * its (shared, random, non-zero) initialisation and only B is trained, so every client's update
+ * is B_i A with the same A and the mean of the updates is exactly (mean B_i) A; the update, and
+ * with it the DP noise and the secure-aggregation vector, has half the values.
+ */
+export type LoraVariant = 'lora' | 'ffa';
+
+/** The variants fedlora trains. */
+export const LORA_VARIANTS: readonly LoraVariant[] = ['lora', 'ffa'];
+
+/** LoRA hyper-parameters (PEFT's `LoraConfig` subset, plus which matrices are trained). */
 export interface LoraConfig {
   r: number;
   alpha: number;
   dropout: number;
   /** Module names matched as PEFT does: equal to the path or a `.`-separated suffix of it. */
   targetModules: string[];
+  /** Default `lora` (A and B trained); `ffa` freezes A (the adapter file is the same PEFT layout either way). */
+  variant?: LoraVariant;
 }
 
 /** Attention projections (Phi-3: its fused qkv_proj and o_proj), r 8, alpha 16, no dropout. */
@@ -36,6 +50,20 @@ export function validateLoraConfig(cfg: LoraConfig): void {
   if (!Array.isArray(cfg.targetModules) || cfg.targetModules.length === 0) {
     throw new TypeError(`lora.targetModules must be a non-empty array of module names, received ${JSON.stringify(cfg.targetModules)}`);
   }
+  if (cfg.variant !== undefined && !LORA_VARIANTS.includes(cfg.variant)) {
+    throw new RangeError(`lora.variant must be one of ${LORA_VARIANTS.join(', ')}, received ${JSON.stringify(cfg.variant)}`);
+  }
+}
+
+/** Whether training changes the adapter tensor `name` (PEFT name): every tensor for `lora`, only lora_B for `ffa`. */
+export function isTrainableLoraTensor(cfg: Pick<LoraConfig, 'variant'>, name: string): boolean {
+  return (cfg.variant ?? 'lora') === 'lora' || /(^|\.)lora_B(\.|$)/.test(name);
+}
+
+/** Values training changes (the dimension of an update): r (dIn + dOut) per adapted layer, r dOut with `ffa`. */
+export function loraTrainableDimension(model: Pick<CausalLM, 'linears'>, cfg: LoraConfig): number {
+  const ffa = (cfg.variant ?? 'lora') === 'ffa';
+  return loraTargets(model, cfg).reduce((n, m) => n + cfg.r * ((ffa ? 0 : m.inFeatures) + m.outFeatures), 0);
 }
 
 /** The linear modules a config targets, in model order; throws if a target matches nothing. */
@@ -58,6 +86,9 @@ export function peftName(path: string, which: 'A' | 'B'): string {
 /**
  * A fresh adapter as PEFT initialises one (`init_lora_weights=True`): A ~ kaiming_uniform(a=sqrt(5)),
  * i.e. U(-1/sqrt(in), 1/sqrt(in)), and B = 0, so the adapted model starts equal to the base.
+ * FFA-LoRA keeps this A for the whole run: it is random and non-zero (with A = 0 nothing could
+ * be learned through B), and in a federation the coordinator draws it once from the seed and
+ * sends it to every client as part of the global adapter.
  */
 export function initLoraAdapter(model: Pick<CausalLM, 'linears'>, cfg: LoraConfig, rng: RandomBytes): NamedTensors {
   validateLoraConfig(cfg);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { nativeSkipReason, seededTensor } from './testing.js';
 import { registerNativeKernels, unregisterNativeKernels } from './register.js';
-import { bufferPoolStats } from './buffer-pool.js';
+import { bufferPoolStats, sizeClass } from './buffer-pool.js';
 
 const skip = nativeSkipReason();
 if (skip) console.warn(`buffer pool tests skipped: ${skip}`);
@@ -47,5 +47,34 @@ describe.skipIf(skip !== null)('output buffer pool', () => {
     for (let i = 0; i < 5; i++) tf.tidy(() => tf.sub(seededTensor(`r${i}`, [16, 16]), 5));
     expect(Array.from(flat.dataSync())).toEqual(expected);
     flat.dispose();
+  });
+
+  it('serves a request from a freed buffer of the same size class when shapes vary from step to step (Poisson batches)', () => {
+    const expected = Array.from(tf.tidy(() => tf.exp(seededTensor('c', [59, 64]))).dataSync());
+    tf.tidy(() => void tf.exp(seededTensor('b', [60, 64]))); // 3840 values, back to the pool at the end of the tidy
+    const before = bufferPoolStats();
+    const t = tf.exp(seededTensor('c', [59, 64])); // 3776 values: the same class (capacity 3840)
+    const after = bufferPoolStats();
+    expect(after.reused).toBeGreaterThan(before.reused);
+    expect(after.allocated).toBe(before.allocated);
+    expect(t.shape).toEqual([59, 64]);
+    expect(Array.from(t.dataSync())).toEqual(expected);
+    t.dispose();
+  });
+});
+
+describe('sizeClass', () => {
+  it('rounds up to one of 8 classes per octave and is idempotent', () => {
+    expect(sizeClass(3776)).toBe(3840);
+    expect(sizeClass(3840)).toBe(3840);
+    expect(sizeClass(1024)).toBe(1024);
+    expect(sizeClass(1025)).toBe(1152);
+    expect(sizeClass(7)).toBe(7);
+    for (const n of [17, 100, 4097, 123457, 1572864]) {
+      const c = sizeClass(n);
+      expect(c).toBeGreaterThanOrEqual(n);
+      expect(c / n).toBeLessThan(1.125);
+      expect(sizeClass(c)).toBe(c);
+    }
   });
 });

@@ -1,6 +1,7 @@
 import type { Conversion } from './conversion.js';
 import { BudgetExceededError, PrivacyBudget } from './budget.js';
 import { Ledger, type LedgerSigner } from './ledger.js';
+import type { NoiseCalibration } from './calibration.js';
 import type { LedgerEntry } from './ledger-format.js';
 import { unitLabel, validateUnit, type PrivacyUnit } from './privacy-unit.js';
 import { roundEvents, type RoundPrivacyParams } from './round-events.js';
@@ -66,7 +67,7 @@ export class ClientPrivacyGuard {
   }
 
   /** Records a completed release with the parameters actually used (e.g. the real survivors). */
-  async record(round: number, params: RoundPrivacyParams, extra: { time?: string; subject?: string } = {}): Promise<LedgerEntry> {
+  async record(round: number, params: RoundPrivacyParams, extra: { time?: string; subject?: string; calibration?: NoiseCalibration } = {}): Promise<LedgerEntry> {
     for (const e of roundEvents(params)) this.budget.commit(e);
     return this.ledger.append({ kind: 'round', round, unit: this.opts.unit, ...this.unitFieldPart(), params, budget: this.opts.budget, ...extra });
   }
@@ -79,6 +80,11 @@ export class ClientPrivacyGuard {
   /** Records a round that was aborted after the client joined (nothing released). */
   async aborted(round: number, note: string, extra: { time?: string } = {}): Promise<LedgerEntry> {
     return this.ledger.append({ kind: 'aborted', round, unit: this.opts.unit, ...this.unitFieldPart(), budget: this.opts.budget, note, ...extra });
+  }
+
+  /** The (epsilon, delta) budget this guard enforces. */
+  get budgetLimit(): { epsilon: number; delta: number } {
+    return { ...this.opts.budget };
   }
 
   /** Epsilon spent so far at the budget's delta. */

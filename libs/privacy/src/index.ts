@@ -59,6 +59,12 @@ export { PrivacyBudget, BudgetExceededError } from './budget.js';
 /** Budget options and serialised state. */
 export type { PrivacyBudgetOptions, PrivacyBudgetState } from './budget.js';
 
+// Budget first: noise calibrated to a target epsilon over the planned run.
+/** The noise multiplier for a target (epsilon, delta): DP-SGD (with the grid) and DP-FedAvg, through the accountant the ledger uses; delta <= 1/units. */
+export { calibrateDpSgd, calibrateDpFedAvg, assertDeltaForUnits, accountedDpSgdMultiplier, bisectNoiseMultiplier } from './calibration.js';
+/** A calibration's target, result and assumptions. */
+export type { NoiseCalibration, DpSgdCalibrationOptions, DpFedAvgCalibrationOptions } from './calibration.js';
+
 // Privacy units.
 /** Whose data an epsilon protects (institution, document, a field such as patient_id, sequence), and its printed label. */
 export { unitLabel, validateUnit } from './privacy-unit.js';

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { cryptoRandomBytes, type RandomBytes } from '@fedlora/tensor';
 import nacl from 'tweetnacl';
 import type { PrivacyEvent } from './accountant.js';
+import type { NoiseCalibration } from './calibration.js';
 import type { Conversion } from './conversion.js';
 import type { PrivacyUnit } from './privacy-unit.js';
 import type { RoundPrivacyParams } from './round-events.js';
@@ -39,6 +40,11 @@ export interface LedgerRecordInput {
   time?: string;
   /** Free-form note (e.g. why a round was aborted). */
   note?: string;
+  /**
+   * Budget first: how the noise multiplier was chosen (target epsilon, delta, the multiplier found,
+   * the planned steps, sampling rate and units it assumed), when it was calibrated rather than given.
+   */
+  calibration?: NoiseCalibration;
 }
 
 /** A ledger line as written. */

@@ -90,6 +90,11 @@ export interface GhostClipOptions {
    * sequence is its own unit.
    */
   unitOf?: ArrayLike<number>;
+  /**
+   * Adapter tensors that are not trained (FFA-LoRA's A, Sun et al. 2024): they take part in the
+   * forward pass, but each unit's norm, clip and sum cover only the tensors of `vars`.
+   */
+  frozen?: ReadonlyMap<string, tf.Tensor>;
 }
 
 /** Result of `ghostClippedLoraGradSum`. */
@@ -188,7 +193,8 @@ export async function ghostClippedLoraGradSum(
   if (compute !== 'device' && compute !== 'host') throw new RangeError(`compute must be "device" or "host", received ${JSON.stringify(compute)}`);
   const units = groupUnits(sequences.length, o.unitOf);
   const dimension = [...vars.values()].reduce((n, v) => n + v.size, 0);
-  const rt = loraRuntime(model, lora, new Map(vars));
+  const frozen = o.frozen ?? new Map<string, tf.Tensor>();
+  const rt = loraRuntime(model, lora, new Map<string, tf.Tensor>([...frozen, ...vars]));
   const batch = padBatch(sequences);
   const fwd = { training: true, seed: o.dropoutSeed };
   try {
@@ -202,12 +208,12 @@ export async function ghostClippedLoraGradSum(
       lossSum = (await traces.loss.data())[0]!;
       if (compute === 'host') {
         const host = await normInputs(rt, traces.layers, batch.seqLen, units);
-        normsSq = hostNormsSq(host, units.units);
+        normsSq = hostNormsSq(host, units.units, vars);
         checkFinite(normsSq);
         factors = Float64Array.from(normsSq, (n) => certifiedClipFactor(n, dimension, o.clipNorm));
         if (method === 'traces') clippedSum = hostClippedSum(vars, host, factors);
       } else {
-        const perExample = await devicePerExampleGrads(rt, traces.layers, sequences.length, batch.seqLen);
+        const perExample = await devicePerExampleGrads(rt, traces.layers, sequences.length, batch.seqLen, vars);
         const r = sumPerUnit(vars, perExample, units, o.clipNorm, method === 'traces' ? o.gridStep : undefined);
         ({ normsSq, factors } = r);
         if (method === 'traces') ({ clippedSum, gridCounts } = r);
@@ -215,7 +221,7 @@ export async function ghostClippedLoraGradSum(
     } finally {
       disposeLoraTraces(traces);
     }
-    clippedSum ??= await sumByReweightedBackward(model, lora, vars, batch, Float64Array.from(sequences, (_, i) => factors[o.unitOf ? o.unitOf[i]! : i]!), fwd);
+    clippedSum ??= await sumByReweightedBackward(model, lora, vars, frozen, batch, Float64Array.from(sequences, (_, i) => factors[o.unitOf ? o.unitOf[i]! : i]!), fwd);
     if (o.gridStep !== undefined && !gridCounts) gridCounts = [...clippedSum.values()].map((t) => Float64Array.from(t.data, (v) => Math.round(v / o.gridStep!)));
     return { clippedSum, normsSq, factors, lossSum, ...(gridCounts ? { gridCounts } : {}) };
   } finally {
@@ -234,15 +240,28 @@ function checkFinite(normsSq: Float64Array): void {
  * ([B, dOut, r]) and dA_i = s P_i^T X_i ([B, r, dIn]), downloaded as float32 (B r (dIn + dOut)
  * values per layer, the size of B LoRA gradients). Keyed by PEFT tensor name.
  */
-async function devicePerExampleGrads(rt: LoraRuntime, traces: Map<string, LoraLayerTrace>, batch: number, seqLen: number): Promise<Map<string, Float32Array>> {
+async function devicePerExampleGrads(
+  rt: LoraRuntime,
+  traces: Map<string, LoraLayerTrace>,
+  batch: number,
+  seqLen: number,
+  vars: ReadonlyMap<string, tf.Variable>,
+): Promise<Map<string, Float32Array>> {
   const device = tf.tidy(() => {
     const out: Record<string, tf.Tensor> = {}; // a plain object: tidy keeps the tensors of objects, not of Maps
     for (const [path, { input, outputGrad }] of traces) {
       const { a, b } = rt.modules.get(path)!;
-      const h = tf.reshape(tf.matMul(input, a, false, true), [batch, seqLen, a.shape[0]]);
-      const p = tf.reshape(tf.matMul(outputGrad, b), [batch, seqLen, a.shape[0]]);
-      out[peftName(path, 'B')] = tf.mul(tf.matMul(tf.reshape(outputGrad, [batch, seqLen, b.shape[0]]), h, true, false), rt.scale); // [B, dOut, r]
-      out[peftName(path, 'A')] = tf.mul(tf.matMul(p, tf.reshape(input, [batch, seqLen, a.shape[1]]), true, false), rt.scale); // [B, r, dIn]
+      const nameA = peftName(path, 'A');
+      const nameB = peftName(path, 'B');
+      // Only the trained tensors (FFA-LoRA: B alone) get per-example gradients.
+      if (vars.has(nameB)) {
+        const h = tf.reshape(tf.matMul(input, a, false, true), [batch, seqLen, a.shape[0]]);
+        out[nameB] = tf.mul(tf.matMul(tf.reshape(outputGrad, [batch, seqLen, b.shape[0]]), h, true, false), rt.scale); // [B, dOut, r]
+      }
+      if (vars.has(nameA)) {
+        const p = tf.reshape(tf.matMul(outputGrad, b), [batch, seqLen, a.shape[0]]);
+        out[nameA] = tf.mul(tf.matMul(p, tf.reshape(input, [batch, seqLen, a.shape[1]]), true, false), rt.scale); // [B, r, dIn]
+      }
     }
     return out;
   });
@@ -305,11 +324,14 @@ function sumPerUnit(
   return { normsSq, factors, clippedSum };
 }
 
-function hostNormsSq(layers: Map<string, LoraNormInputs>, batch: number): Float64Array {
+/** Each unit's squared gradient norm over the trained tensors (`vars`: B only with FFA-LoRA). */
+function hostNormsSq(layers: Map<string, LoraNormInputs>, batch: number, vars: ReadonlyMap<string, tf.Variable>): Float64Array {
   const normsSq = new Float64Array(batch);
-  for (const x of layers.values()) {
-    const { total } = loraPerExampleGradNormsSq(x);
-    for (let i = 0; i < batch; i++) normsSq[i] = normsSq[i]! + total[i]!;
+  for (const [path, x] of layers) {
+    const { a, b } = loraPerExampleGradNormsSq(x);
+    const withA = vars.has(peftName(path, 'A'));
+    const withB = vars.has(peftName(path, 'B'));
+    for (let i = 0; i < batch; i++) normsSq[i] = normsSq[i]! + (withA ? a[i]! : 0) + (withB ? b[i]! : 0);
   }
   return normsSq;
 }
@@ -371,13 +393,14 @@ async function sumByReweightedBackward(
   model: CausalLM,
   lora: LoraConfig,
   vars: ReadonlyMap<string, tf.Variable>,
+  frozen: ReadonlyMap<string, tf.Tensor>,
   batch: { inputs: tf.Tensor2D; targets: tf.Tensor1D; lengths: number[]; seqLen: number; tokenWeights?: Float32Array },
   factors: Float64Array,
   fwd: { training: boolean; seed: number },
 ): Promise<NamedTensors> {
   const names = [...vars.keys()];
   const { value, grads } = valueAndGradsFrugal((...xs: tf.Tensor[]) => {
-    const rt = loraRuntime(model, lora, new Map(names.map((n, k) => [n, xs[k]!])));
+    const rt = loraRuntime(model, lora, new Map([...frozen, ...names.map((n, k) => [n, xs[k]!] as const)]));
     return weightedExampleLoss(model.forward(batch.inputs, { ...fwd, lora: rt }), batch.targets, batch.lengths, batch.seqLen, factors, batch.tokenWeights);
   })(names.map((n) => vars.get(n)!));
   const out: NamedTensors = new Map();

@@ -23,6 +23,7 @@ export async function perExampleLoraGrads(
   vars: ReadonlyMap<string, tf.Variable>,
   sequences: readonly Int32Array[],
   dropoutSeeds: readonly number[],
+  frozen: ReadonlyMap<string, tf.Tensor> = new Map(),
 ): Promise<{ grads: NamedTensors[]; losses: number[] }> {
   if (dropoutSeeds.length !== sequences.length) throw new RangeError(`dropoutSeeds must have ${sequences.length} values, received ${dropoutSeeds.length}`);
   const names = [...vars.keys()];
@@ -33,7 +34,7 @@ export async function perExampleLoraGrads(
     const seq = sequences[i]!;
     const { inputs, targets, weights } = toTensors([seq], seq.length - 1);
     const { value, grads: g } = tf.valueAndGrads((...xs: tf.Tensor[]) => {
-      const rt = loraRuntime(model, lora, new Map(names.map((n, k) => [n, xs[k]!])));
+      const rt = loraRuntime(model, lora, new Map([...frozen, ...names.map((n, k) => [n, xs[k]!] as const)]));
       const logits = model.forward(inputs, { lora: rt, training: true, seed: dropoutSeeds[i]! });
       return crossEntropy(logits, targets, weights);
     })(varList);
@@ -69,6 +70,8 @@ export interface PrivateGradientOptions {
    * the sum clipped as one (ghost-units.ts). Default: each sequence is its own unit.
    */
   units?: readonly number[];
+  /** Adapter tensors that are not trained (FFA-LoRA's A): used in the forward pass, never clipped, noised or returned. */
+  frozen?: ReadonlyMap<string, tf.Tensor>;
 }
 
 /** Result of `privateLoraGradient`. */
@@ -101,7 +104,7 @@ export async function privateLoraGradient(
   if (!Number.isInteger(o.dropoutSeed)) throw new RangeError(`dropoutSeed must be an integer, received ${o.dropoutSeed}`);
   if (method === 'per-example') {
     const seeds = sequences.map((_, i) => (o.dropoutSeed + i) % 2 ** 31);
-    const { grads: perSequence, losses } = await perExampleLoraGrads(model, lora, vars, sequences, seeds);
+    const { grads: perSequence, losses } = await perExampleLoraGrads(model, lora, vars, sequences, seeds, o.frozen);
     const layout: NamedTensors = new Map([...vars].map(([n, v]) => [n, { shape: [...v.shape], data: new Float32Array(v.size) }]));
     const grads = o.units ? groupGrads(perSequence, layout, o.units) : perSequence;
     const { gradient, clippedFraction } = privatizeGradients(grads, layout, { clipNorm: o.clipNorm, noiseMultiplier: o.noiseMultiplier, expectedBatchSize: o.expectedBatchSize, rng: o.rng });
@@ -112,7 +115,7 @@ export async function privateLoraGradient(
   if (!(o.expectedBatchSize > 0)) throw new RangeError(`expectedBatchSize must be > 0, received ${o.expectedBatchSize}`);
   const std = o.noiseMultiplier * o.clipNorm;
   const gridStep = std > 0 ? std * DEFAULT_GRID_FRACTION : undefined;
-  const g = await ghostClippedLoraGradSum(model, lora, vars, sequences, { clipNorm: o.clipNorm, dropoutSeed: o.dropoutSeed, clippedSum: o.clippedSum, compute: o.compute, gridStep, ...(o.units ? { unitOf: o.units } : {}) });
+  const g = await ghostClippedLoraGradSum(model, lora, vars, sequences, { clipNorm: o.clipNorm, dropoutSeed: o.dropoutSeed, clippedSum: o.clippedSum, compute: o.compute, gridStep, frozen: o.frozen, ...(o.units ? { unitOf: o.units } : {}) });
   const gradient: NamedTensors = new Map();
   if (gridStep !== undefined) {
     const noisy = privatizeGridCounts(g.gridCounts!, { sigma: std, gridStep, rng: o.rng, divisor: o.expectedBatchSize });

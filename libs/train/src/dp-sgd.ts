@@ -29,7 +29,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { uniformInt } from '@fedlora/tensor';
-import { assertAdapterLayout, loraTargets, type CausalLM, type LoraConfig } from '@fedlora/model';
+import { assertAdapterLayout, isTrainableLoraTensor, loraTrainableDimension, type CausalLM, type LoraConfig } from '@fedlora/model';
 import { DEFAULT_GRID_FRACTION, gridSensitivity, poissonSample, type DpSgdParams } from '@fedlora/privacy';
 import { AdamW } from './adamw.js';
 import { privateLoraGradient, type PerExampleMethod } from './dp-sgd-grads.js';
@@ -127,9 +127,9 @@ export function dpSgdParams(o: Pick<DpSgdTrainOptions, 'samplingRate' | 'clipNor
   return { mode: 'dp-sgd', clipNorm: o.clipNorm, noiseMultiplier: z, samplingRate: o.samplingRate, steps: o.steps };
 }
 
-/** Trainable values of a LoRA adapter: r (dIn + dOut) per adapted linear layer. */
+/** Trainable values of a LoRA adapter: r (dIn + dOut) per adapted linear layer, r dOut with FFA-LoRA (A frozen). */
 export function loraDimension(model: Pick<CausalLM, 'linears'>, lora: LoraConfig): number {
-  return loraTargets(model, lora).reduce((n, m) => n + lora.r * (m.inFeatures + m.outFeatures), 0);
+  return loraTrainableDimension(model, lora);
 }
 
 /** Default cap on the sequences of one unit in a step (contribution bounding). */
@@ -148,7 +148,13 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
   assertAdapterLayout(model, lora, adapter);
   const now = opts.now ?? (() => performance.now());
   const vars = new Map<string, tf.Variable>();
+  // FFA-LoRA: A is a constant of the forward pass; only B is clipped, noised and updated.
+  const frozen = new Map<string, tf.Tensor>();
   for (const [name, t] of adapter) {
+    if (!isTrainableLoraTensor(lora, name)) {
+      frozen.set(name, tf.tensor(t.data, t.shape));
+      continue;
+    }
     const init = tf.tensor(t.data, t.shape);
     vars.set(name, tf.variable(init, true, `dpsgd/${name}/${++runCounter}`));
     init.dispose();
@@ -179,6 +185,7 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
         clippedSum: opts.clippedSum,
         compute: opts.ghostCompute,
         units: batch.unitOf,
+        frozen,
       });
       const lr = warmupCosine(s, opts.steps, opts.learningRate, opts.warmupSteps ?? 0);
       const device = new Map<string, tf.Tensor>([...gradient].map(([n, t]) => [n, tf.tensor(t.data, t.shape)]));
@@ -198,7 +205,10 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
       await yieldToEventLoop();
     }
     const out: NamedTensors = new Map();
-    for (const [name, v] of vars) out.set(name, { shape: [...v.shape], data: new Float32Array((await v.data()) as Float32Array) });
+    for (const [name, t] of adapter) {
+      const v = vars.get(name);
+      out.set(name, v ? { shape: [...v.shape], data: new Float32Array((await v.data()) as Float32Array) } : { shape: [...t.shape], data: new Float32Array(t.data) });
+    }
     return {
       adapter: out,
       trainLoss: lossSteps ? lossSum / lossSteps : Number.NaN,
@@ -214,6 +224,7 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
   } finally {
     optimizer.dispose();
     for (const v of vars.values()) v.dispose();
+    for (const t of frozen.values()) t.dispose();
   }
 }
 

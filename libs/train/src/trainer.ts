@@ -1,13 +1,14 @@
 /**
  * Local LoRA training: the base model stays frozen; only the adapter's A and B matrices are
- * tfjs variables. Each optimizer step averages the gradients of `gradAccumulation` micro-batches,
+ * tfjs variables (only B with FFA-LoRA, `lora.variant: 'ffa'`: A is a constant and comes back
+ * bit for bit). Each optimizer step averages the gradients of `gradAccumulation` micro-batches,
  * clips their global L2 norm, and applies AdamW with linear warmup and cosine decay. Batches are
  * drawn by a seeded shuffle, so a run is reproducible from (data, seed).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes, shuffleInPlace, uniformInt } from '@fedlora/tensor';
-import { assertAdapterLayout, crossEntropy, crossEntropySum, loraRuntime, disposeLoraRuntime, valueAndGradsFrugal, type CausalLM, type LoraConfig } from '@fedlora/model';
+import { assertAdapterLayout, crossEntropy, crossEntropySum, isTrainableLoraTensor, loraRuntime, disposeLoraRuntime, valueAndGradsFrugal, type CausalLM, type LoraConfig } from '@fedlora/model';
 import { sumOfSquares } from '@fedlora/native-cpu';
 import { AdamW, type AdamWState } from './adamw.js';
 import { warmupCosine } from './schedule.js';
@@ -92,14 +93,20 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
   const mu = opts.proximalMu ?? 0;
   if (!(mu >= 0)) throw new RangeError(`proximalMu must be >= 0, received ${mu}`);
   const vars = new Map<string, tf.Variable>();
+  // FFA-LoRA: the frozen matrices (A) are constants of the forward pass, never variables.
+  const frozen = new Map<string, tf.Tensor>();
   for (const [name, t] of start) {
+    if (!isTrainableLoraTensor(lora, name)) {
+      frozen.set(name, tf.tensor(t.data, t.shape));
+      continue;
+    }
     // The variable shares the initial tensor's data; dispose the tensor so nothing leaks per run.
     const init = tf.tensor(t.data, t.shape);
     vars.set(name, tf.variable(init, true, `lora/${name}/${++runCounter}`));
     init.dispose();
   }
   const optimizer = new AdamW(vars, { weightDecay: opts.weightDecay ?? 0 }, opts.resume?.optimizer);
-  const anchor = mu > 0 ? new Map([...adapter].map(([name, t]) => [name, tf.tensor(t.data, t.shape)])) : undefined;
+  const anchor = mu > 0 ? new Map([...adapter].filter(([name]) => vars.has(name)).map(([name, t]) => [name, tf.tensor(t.data, t.shape)])) : undefined;
   const firstStep = opts.resume?.optimizer.step ?? 0;
   const totalSteps = opts.totalSteps ?? firstStep + opts.steps;
   const lastStep = Math.min(totalSteps, firstStep + opts.steps);
@@ -139,7 +146,7 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
         stepTokens += targetCount;
         const dropoutSeed = uniformInt(seededRandomBytes(`train:${opts.seed}:dropout:${k}`), 2 ** 31);
         const { value, grads: g } = valueAndGradsFrugal((...xs: tf.Tensor[]) => {
-          const rt = loraRuntime(model, lora, new Map(names.map((n, i) => [n, xs[i]!])));
+          const rt = loraRuntime(model, lora, new Map([...frozen, ...names.map((n, i) => [n, xs[i]!] as const)]));
           const logits = model.forward(inputs, { lora: rt, training: true, seed: dropoutSeed });
           return crossEntropy(logits, targets, weights);
         })(varList);
@@ -170,7 +177,7 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
       tokens += stepTokens;
       const info: StepInfo = { step: s + 1, loss: stepLoss, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr, gradNorm };
       if (opts.evalData && opts.evalData.length > 0 && ((s + 1 - firstStep) % evalEvery === 0 || s + 1 === lastStep)) {
-        const current = await hostAdapter(vars);
+        const current = await hostAdapter(vars, start);
         const ev = await evaluate(model, lora, current, opts.evalData, { batchSize: opts.batchSize });
         info.evalLoss = ev.loss;
         if (!best || ev.loss < best.loss) {
@@ -184,7 +191,7 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
       await yieldToEventLoop();
       if (stoppedEarly) break;
     }
-    const finalAdapter = stoppedEarly && best ? best.adapter : await hostAdapter(vars);
+    const finalAdapter = stoppedEarly && best ? best.adapter : await hostAdapter(vars, start);
     return {
       adapter: finalAdapter,
       trainLoss: lossSum / Math.max(1, stepsRun),
@@ -193,11 +200,12 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
       steps: stepsRun,
       bestEvalLoss: best?.loss,
       stoppedEarly,
-      state: { adapter: await hostAdapter(vars), optimizer: await optimizer.state() },
+      state: { adapter: await hostAdapter(vars, start), optimizer: await optimizer.state() },
     };
   } finally {
     optimizer.dispose();
     for (const v of vars.values()) v.dispose();
+    for (const t of frozen.values()) t.dispose();
     if (anchor) for (const t of anchor.values()) t.dispose();
   }
 }
@@ -273,9 +281,13 @@ function clipFactor(grads: Map<string, tf.Tensor>, scale: number, clip: number):
   return { norm, factor: clip > 0 && norm > clip ? (scale * clip) / (norm + 1e-6) : scale };
 }
 
-async function hostAdapter(vars: Map<string, tf.Variable>): Promise<NamedTensors> {
+/** The adapter in `layout`'s order: trained tensors from `vars`, frozen ones (FFA-LoRA's A) copied bit for bit from `layout`. */
+async function hostAdapter(vars: Map<string, tf.Variable>, layout: NamedTensors): Promise<NamedTensors> {
   const out: NamedTensors = new Map();
-  for (const [name, v] of vars) out.set(name, { shape: [...v.shape], data: new Float32Array((await v.data()) as Float32Array) });
+  for (const [name, t] of layout) {
+    const v = vars.get(name);
+    out.set(name, v ? { shape: [...v.shape], data: new Float32Array((await v.data()) as Float32Array) } : { shape: [...t.shape], data: new Float32Array(t.data) });
+  }
   return out;
 }
 

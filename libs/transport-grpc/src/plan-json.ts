@@ -5,7 +5,7 @@ import type { EncodingParams } from '@fedlora/secagg';
 /**
  * The typed parts of a round plan on the wire: one JSON object (RoundPlan.extra_json) with the
  * keys that fedlora has always used there, so that older peers read newer plans and the reverse:
- * seqLen, lora and proximalMu (plan.training), privacy, secagg, and attempt. Unknown keys are
+ * seqLen, lora, proximalMu and plannedRounds (plan.training), privacy, secagg, and attempt. Unknown keys are
  * ignored (a newer coordinator may add some); known keys are checked and typed here, once.
  */
 
@@ -33,6 +33,7 @@ export function planPartsToJson(p: RoundPlan): Json {
     ...(t.seqLen !== undefined ? { seqLen: t.seqLen } : {}),
     ...(t.lora !== undefined ? { lora: t.lora } : {}),
     ...(t.proximalMu !== undefined ? { proximalMu: t.proximalMu } : {}),
+    ...(t.plannedRounds !== undefined ? { plannedRounds: t.plannedRounds } : {}),
     ...(p.privacy ? { privacy: p.privacy } : {}),
     ...(p.secagg ? { secagg: p.secagg } : {}),
     attempt: p.attempt,
@@ -45,6 +46,7 @@ export function planPartsFromJson(o: Json): PlanParts & Pick<RoundPlan, 'secagg'
   const training: PlannedTraining = {};
   if (o.seqLen !== undefined) training.seqLen = num(o, 'seqLen', 'plan', positiveInt);
   if (o.proximalMu !== undefined) training.proximalMu = num(o, 'proximalMu', 'plan', (x) => Number.isFinite(x) && x >= 0);
+  if (o.plannedRounds !== undefined) training.plannedRounds = num(o, 'plannedRounds', 'plan', positiveInt);
   if (o.lora !== undefined) training.lora = loraFromJson(o.lora);
   return {
     attempt,
@@ -65,7 +67,13 @@ function loraFromJson(v: unknown): PlannedLora {
     alpha: num(v, 'alpha', 'plan.lora', (x) => x > 0)!,
     dropout: num(v, 'dropout', 'plan.lora', (x) => x >= 0 && x < 1)!,
     targetModules: targets as string[],
+    ...(v.variant !== undefined ? { variant: loraVariantFromJson(v.variant) } : {}),
   };
+}
+
+function loraVariantFromJson(v: unknown): 'lora' | 'ffa' {
+  if (v !== 'lora' && v !== 'ffa') throw bad(`plan.lora.variant must be "lora" or "ffa", received ${JSON.stringify(v)?.slice(0, 40)}`);
+  return v;
 }
 
 /** Institution-level DP parameters: the field types here; plannedPrivacy checks their values (validateDpConfig). */

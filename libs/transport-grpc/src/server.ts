@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { FederationCoordinator } from '@fedlora/federation';
-import { FederationError } from '@fedlora/federation';
+import { FederationError, updateTensors } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { DEFAULT_CHUNK_BYTES, chunkTensors } from '@fedlora/tensor';
 import { federationService } from './proto.js';
@@ -214,7 +214,9 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
           // Authenticate and check the layout against the open round before allocating anything.
           coordinator.authenticate(h.clientId, header.sessionToken);
           const plan = coordinator.openPlan(h.round);
-          const expected = JSON.stringify(plan.tensors);
+          // An update carries the tensors the plan's LoRA variant trains (FFA-LoRA: only the B matrices).
+          const carried = updateTensors(plan);
+          const expected = JSON.stringify(carried);
           if (JSON.stringify(h.tensors) !== expected) {
             throw new FederationError('invalid-argument', `update layout does not match the plan of round ${h.round} (tensor names, order and shapes must be the plan's)`);
           }
@@ -222,7 +224,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
             throw new FederationError('failed-precondition', `update nonce does not match round ${plan.round} (attempt ${plan.attempt}); it belongs to an earlier attempt`);
           }
           if (header.uploadId) {
-            const a = uploads.attach(h, header.uploadId, plan.tensors);
+            const a = uploads.attach(h, header.uploadId, carried);
             if (a.completed) {
               alreadyCompleted = true;
             } else {
@@ -230,7 +232,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
               if (a.resumed) opts.onUploadEvent?.({ event: 'upload.resumed', clientId: h.clientId, round: h.round, uploadId: header.uploadId, offset: a.resumedAt });
             }
           } else {
-            const o = uploads.oneShot(plan.tensors);
+            const o = uploads.oneShot(carried);
             session = o.session;
             releaseOneShot = o.release;
           }

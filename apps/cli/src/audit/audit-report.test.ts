@@ -84,6 +84,10 @@ describe('auditLedgers', () => {
     expect(html).toContain('<svg');
     expect(html).toContain('VALID');
     expect(html).toContain('alpha');
+    // One labelled point per released round, with the mechanism on hover; integer round ticks only.
+    expect(html).toMatch(/<title>alpha, round 1: epsilon \d+\.\d{4}[^<]*noise [^<]*<\/title>/);
+    expect(html).not.toMatch(/<text[^>]*>1\.[2468]<\/text>/);
+    expect(html).toContain('Share of each budget spent');
   });
 
   it('the spawned `fedlora audit` exits 0 on valid ledgers and non-zero after a flipped byte, with one JSON document', async () => {

@@ -1,52 +1,30 @@
-import { parse, View } from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { EpsilonSeries } from '@fedlora/coordinator';
+import { budgetChartSpec, epsilonChartSpec, renderSvg } from '@fedlora/coordinator';
 import type { AuditReport, LedgerSummary } from './audit-report.js';
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-/** Vega-Lite spec: cumulative epsilon per round for every ledger, with each budget as a dashed rule. */
-export function epsilonChartSpec(report: AuditReport): TopLevelSpec {
+/**
+ * The audit's ledgers as chart series (the dashboard's charts, apps/coordinator dashboard/charts.ts):
+ * one point per released round at the recomputed cumulative epsilon, with mechanism and noise.
+ */
+export function auditSeries(report: AuditReport): EpsilonSeries[] {
   const ledgers: LedgerSummary[] = [...(report.federation ? [report.federation] : []), ...report.clients];
-  const points = ledgers.flatMap((l) =>
-    l.rounds.filter((r) => r.epsilon !== null).map((r) => ({ ledger: `${l.writer ?? l.ledger}${l === report.federation ? ' (federation)' : ''}`, round: r.round, epsilon: r.epsilon })),
-  );
-  const budgets = ledgers
-    .filter((l) => l.budget)
-    .map((l) => ({ ledger: `${l.writer ?? l.ledger}${l === report.federation ? ' (federation)' : ''}`, budget: l.budget!.epsilon }));
-  return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    width: 640,
-    height: 320,
-    title: 'Cumulative epsilon over rounds (dashed: budgets)',
-    layer: [
-      {
-        data: { values: points },
-        mark: { type: 'line', point: true },
-        encoding: {
-          x: { field: 'round', type: 'quantitative', title: 'round' },
-          y: { field: 'epsilon', type: 'quantitative', title: 'epsilon' },
-          color: { field: 'ledger', type: 'nominal' },
-        },
-      },
-      {
-        data: { values: budgets },
-        mark: { type: 'rule', strokeDash: [6, 4] },
-        encoding: { y: { field: 'budget', type: 'quantitative' }, color: { field: 'ledger', type: 'nominal' } },
-      },
-    ],
-  } as TopLevelSpec;
-}
-
-/** Renders a Vega-Lite spec to an SVG string with vega's headless View. */
-export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const view = new View(parse(compile(spec).spec), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
+  return ledgers.map((l) => {
+    const unit = l.unitLabel ?? l.unit ?? 'unknown';
+    const label = `${l.writer ?? l.ledger}${l === report.federation ? ' (federation)' : l.unit && l.unit !== 'institution' ? ` (${unit})` : ''}`;
+    let previous = 0;
+    const points = l.rounds
+      .filter((r) => r.kind === 'round' && r.epsilon !== null && Number.isFinite(r.epsilon))
+      .map((r) => {
+        const p = { round: r.round, epsilon: r.epsilon, increment: r.epsilon - previous, mechanism: r.mechanism ?? 'unknown', noise: r.noise ?? 'unknown' };
+        previous = r.epsilon;
+        return p;
+      });
+    return { label, unit, delta: l.delta, budget: l.budget?.epsilon ?? null, points };
+  });
 }
 
 function ledgerRow(l: LedgerSummary, role: string): string {
@@ -57,7 +35,10 @@ function ledgerRow(l: LedgerSummary, role: string): string {
 
 /** A self-contained HTML audit report: verdict, per-ledger table, epsilon chart, problems. */
 export async function renderAuditHtml(report: AuditReport, generatedAt: string): Promise<string> {
-  const svg = await renderSvg(epsilonChartSpec(report));
+  const series = auditSeries(report);
+  const svg = await renderSvg(epsilonChartSpec(series));
+  const budget = budgetChartSpec(series);
+  const budgetSvg = budget ? await renderSvg(budget) : '<p>No ledger records a budget.</p>';
   const rows = [...(report.federation ? [ledgerRow(report.federation, 'federation')] : []), ...report.clients.map((c) => ledgerRow(c, 'institution'))];
   const problems = report.problems.length
     ? `<ul>${report.problems.map((p) => `<li><code>${escapeHtml(p.ledger)}</code>: ${escapeHtml(p.message)}</li>`).join('')}</ul>`
@@ -72,7 +53,10 @@ Every epsilon below is recomputed from the parameters recorded in the signed ent
 <table><thead><tr><th>role</th><th>writer</th><th>ledger</th><th>entries</th><th>epsilon</th><th>delta</th><th>budget</th><th>status</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>
 <h2>Epsilon spent over rounds</h2>
+<p>Hover over a point for its round, epsilon, mechanism and noise.</p>
 ${svg}
+<h2>Share of each budget spent</h2>
+${budgetSvg}
 <h2>Problems</h2>
 ${problems}
 </body></html>

@@ -1,14 +1,16 @@
 /**
- * `fedlora model perplexity` on the tiny checkpoint of each RoPE decoder family
- * (libs/model/fixtures, written by scripts/torch/make_family_fixtures.py) against the float64
- * reference's loss over the same windows (scripts/torch/families.py windowed_loss), with and
- * without the fixture's PEFT adapter.
+ * `fedlora model perplexity` and `fedlora model eval` on the tiny checkpoint of each RoPE decoder
+ * family (libs/model/fixtures, written by scripts/torch/make_family_fixtures.py) against the
+ * float64 reference (scripts/torch/families.py): the loss over the same text windows
+ * (windowed_loss) and the completion-only loss of one prompt-completion example, with and without
+ * the fixture's PEFT adapter.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseSafetensors } from '@fedlora/tensor';
 
 const BIN = fileURLToPath(new URL('../../bin/fedlora.mjs', import.meta.url));
@@ -18,11 +20,17 @@ function fedlora(args: string[], backend = process.env.FEDLORA_BACKEND ?? 'wasm'
   return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, FEDLORA_BACKEND: backend } });
 }
 
-/** [mean loss, predicted tokens] of the reference, without and with the adapter. */
-function reference(name: string): { base: Float32Array; lora: Float32Array } {
+/** [mean loss, scored tokens] of the reference, without and with the adapter (text windows or the eval example). */
+function reference(name: string, what: 'text' | 'eval' = 'text'): { base: Float32Array; lora: Float32Array } {
   const t = parseSafetensors(readFileSync(join(FIXTURES, name, 'expected.safetensors'))).tensors;
-  return { base: t.get('text_loss')!.data, lora: t.get('text_loss_lora')!.data };
+  return { base: t.get(`${what}_loss`)!.data, lora: t.get(`${what}_loss_lora`)!.data };
 }
+
+const work = mkdtempSync(join(tmpdir(), 'fedlora-families-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+// The example make_family_fixtures.py scores: completion " Ahab." + EOS after the prompt "Call me".
+const EVAL_DATA = join(work, 'eval.jsonl');
+writeFileSync(EVAL_DATA, `${JSON.stringify({ prompt: 'Call me', completion: ' Ahab.' })}\n`);
 
 describe('fedlora model perplexity matches the float64 reference to 1e-3', () => {
   for (const name of ['llama3', 'qwen2.5', 'mistral', 'gemma2', 'phi3']) {
@@ -42,6 +50,23 @@ describe('fedlora model perplexity matches the float64 reference to 1e-3', () =>
       }
       expect(Math.abs(ref.lora[0]! - ref.base[0]!)).toBeGreaterThan(1e-2); // the adapter matters
     }, 300_000); // two CLI processes; minutes on a loaded machine
+  }
+
+  for (const name of ['llama3', 'qwen2.5', 'mistral', 'gemma2', 'phi3']) {
+    it(`model eval --task loss (completion tokens only) on ${name}, without and with its adapter`, () => {
+      const ref = reference(name, 'eval');
+      const dir = join(FIXTURES, name);
+      for (const [adapter, [loss, tokens]] of [
+        [undefined, ref.base],
+        [join(dir, 'adapter'), ref.lora],
+      ] as const) {
+        const r = fedlora(['model', 'eval', '--model', dir, ...(adapter ? ['--adapter', adapter] : []), '--data', EVAL_DATA, '--format', 'prompt-completion', '--json']);
+        expect(r.status, r.stderr).toBe(0);
+        const doc = JSON.parse(r.stdout) as { loss: number; tokens: number; examples: number };
+        expect(doc).toMatchObject({ examples: 1, tokens });
+        expect(Math.abs(doc.loss - loss!)).toBeLessThan(1e-3);
+      }
+    }, 300_000);
   }
 
   it('names the ops that fall back from the native kernels (Gemma 2: soft-capping, sliding window)', () => {

@@ -9,6 +9,7 @@ import { CliError, formatTable, info, printJson } from '../output.js';
 import { createProgressDisplay } from '../simulate/progress.js';
 import { runSimulation } from '../simulate/run-simulation.js';
 import { intOption, numberOption } from './parse-options.js';
+import { calibrateDpFedAvg } from '@fedlora/privacy';
 
 /** `--dashboard`: a loopback host:port (a simulation has no credentials to protect the dashboard with). */
 function dashboardListen(value: string): string {
@@ -41,22 +42,25 @@ export function register(program: Command): void {
     .option('--server-lr <x>', 'server learning rate (default 1 for fedavg, 0.01 for adaptive)', numberOption('--server-lr', 0, 100))
     .option('--proximal-mu <mu>', 'FedProx proximal coefficient (with --strategy fedprox)', numberOption('--proximal-mu', 0, 1e6), 0.01)
     .option('--lora-r <n>', 'LoRA rank', intOption('--lora-r', 1, 1024))
+    .addOption(new Option('--lora-variant <v>', 'lora: train and average A and B; ffa: FFA-LoRA, A frozen at the shared seeded initialisation, only B trained and sent (exact aggregation, half the update)').choices(['lora', 'ffa']).default('lora'))
     .option('--model <dir>', 'base model directory (Hugging Face layout); default: the bundled tiny model')
     .option('--backend <name>', 'force a tfjs backend (as FEDLORA_BACKEND): tfjs-node-gpu, tfjs-node, native, wasm, cpu')
     .option('--silent-clients <n>', 'extra clients that register and never answer (fault injection)', intOption('--silent-clients', 0, 64), 0)
     .addOption(new Option('--dp-mode <mode>', 'institution-level DP-FedAvg: central (coordinator adds noise) or distributed (needs --secagg)').choices(['central', 'distributed']))
     .option('--dp-clip <C>', 'L2 clip of each update (DP-FedAvg)', numberOption('--dp-clip', 1e-9, 1e9), 0.1)
-    .option('--dp-noise-multiplier <z>', 'noise std / clip (DP-FedAvg)', numberOption('--dp-noise-multiplier', 1e-9, 1e6), 1)
+    .option('--dp-noise-multiplier <z>', 'noise std / clip (DP-FedAvg; default 1, or calibrated from --dp-epsilon)', numberOption('--dp-noise-multiplier', 1e-9, 1e6))
+    .option('--dp-epsilon <e>', 'DP-FedAvg budget first (central mode): calibrate the noise multiplier so --rounds rounds spend this institution-level epsilon at --delta', numberOption('--dp-epsilon', 1e-9, 1e9))
     .option('--dp-adaptive-clip', 'adaptive clipping (Andrew et al. 2021): --dp-clip is the first round\'s C, then C follows a quantile of the update norms')
     .option('--dp-adaptive-quantile <q>', 'with --dp-adaptive-clip: target quantile of unclipped updates', numberOption('--dp-adaptive-quantile', 1e-9, 1 - 1e-9), 0.5)
     .option('--dp-adaptive-lr <x>', 'with --dp-adaptive-clip: learning rate of the geometric clip update', numberOption('--dp-adaptive-lr', 1e-9, 100), 0.2)
     .option('--dp-adaptive-bit-noise <s>', 'with --dp-adaptive-clip: std of the noise on the count of unclipped updates (default max(clients/20, z))', numberOption('--dp-adaptive-bit-noise', 1e-9, 1e9))
     .option('--delta <d>', 'delta of the (epsilon, delta) guarantee', numberOption('--delta', 1e-300, 0.999), 1e-5)
     .option('--client-epsilon <e>', "each institution's own budget (rounds that would exceed it are refused)", numberOption('--client-epsilon', 1e-9, 1e9), 100)
-    .option('--dp-sgd-clip <C>', 'record-level DP-SGD inside each client: per-sequence L2 clip (enables DP-SGD)', numberOption('--dp-sgd-clip', 1e-9, 1e9))
-    .option('--dp-sgd-noise-multiplier <z>', 'record-level DP-SGD: noise std / clip', numberOption('--dp-sgd-noise-multiplier', 0, 1e6), 1)
+    .option('--dp-sgd-clip <C>', 'record-level DP-SGD inside each client: per-unit L2 clip (enables DP-SGD; default 0.1)', numberOption('--dp-sgd-clip', 1e-9, 1e9))
+    .option('--dp-sgd-noise-multiplier <z>', 'record-level DP-SGD: noise std / clip (default: calibrated from --dp-sgd-epsilon, else 1)', numberOption('--dp-sgd-noise-multiplier', 0, 1e6))
+    .option('--dp-sgd-max-sequences <n>', 'record-level DP-SGD: at most this many sequences of a unit per step', intOption('--dp-sgd-max-sequences', 1, 1_000_000))
     .addOption(new Option('--dp-sgd-unit <unit>', 'record-level DP-SGD: the privacy unit, a simulated record of about 400 characters (document) or a training sequence').choices(['document', 'sequence']).default('document'))
-    .option('--dp-sgd-epsilon <e>', "record-level DP-SGD: each client's record-level budget at --delta (rounds that would exceed it are refused)", numberOption('--dp-sgd-epsilon', 1e-9, 1e9))
+    .option('--dp-sgd-epsilon <e>', "record-level DP-SGD: each client's budget per unit at --delta; alone it enables DP-SGD and calibrates the noise to spend it over --rounds (rounds that would exceed it are refused)", numberOption('--dp-sgd-epsilon', 1e-9, 1e9))
     .option('--secagg', 'secure aggregation (SecAgg+): the coordinator sees only the sum of the updates')
     .option('--dropout <p>', 'with --secagg: each client vanishes during a round with probability p, at a random stage', numberOption('--dropout', 0, 0.9), 0)
     .option('--secagg-clip <C>', 'with --secagg and no DP: L2 clip of each update before encoding', numberOption('--secagg-clip', 1e-9, 1e9), 10)
@@ -68,6 +72,13 @@ export function register(program: Command): void {
     .addOption(new Option('--log-level <level>', 'JSON log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('warn'))
     .option('--json', 'print one JSON document on stdout')
     .action(async (o) => {
+      if (o.dpEpsilon !== undefined && o.dpMode !== 'central') throw new CliError(`--dp-epsilon calibrates --dp-mode central; received --dp-mode ${o.dpMode ?? '(none)'}: give --dp-noise-multiplier for distributed noise`);
+      if (o.dpEpsilon !== undefined && o.dpNoiseMultiplier !== undefined) throw new CliError('--dp-epsilon calibrates the noise multiplier: give it or --dp-noise-multiplier, not both');
+      if (o.dpEpsilon !== undefined && o.dpAdaptiveClip) throw new CliError('--dp-epsilon does not calibrate adaptive clipping yet: give --dp-noise-multiplier with --dp-adaptive-clip');
+      const dpCalibration =
+        o.dpEpsilon !== undefined
+          ? calibrateDpFedAvg({ targetEpsilon: o.dpEpsilon, delta: o.delta, institutions: o.clients, rounds: o.rounds, config: { mode: 'central', clipNorm: o.dpClip, samplingRate: 1, secureAggregation: !!o.secagg }, dimension: 1 })
+          : undefined;
       if (o.dpAdaptiveClip && !o.dpMode) throw new CliError('--dp-adaptive-clip needs --dp-mode central (without --secagg) or --dp-mode distributed (with --secagg), received no --dp-mode');
       const progress = o.json ? undefined : createProgressDisplay(o.rounds);
       const report = await runSimulation({
@@ -85,6 +96,7 @@ export function register(program: Command): void {
         strategy: { name: o.strategy, serverLearningRate: o.serverLr },
         proximalMu: o.proximalMu,
         lora: o.loraR ? { r: o.loraR, alpha: 2 * o.loraR } : undefined,
+        loraVariant: o.loraVariant,
         modelDir: o.model,
         backend: o.backend,
         seed: o.seed,
@@ -93,13 +105,25 @@ export function register(program: Command): void {
           ? {
               mode: o.dpMode,
               clipNorm: o.dpClip,
-              noiseMultiplier: o.dpNoiseMultiplier,
+              noiseMultiplier: dpCalibration?.noiseMultiplier ?? o.dpNoiseMultiplier ?? 1,
+              ...(dpCalibration ? { calibration: dpCalibration } : {}),
               delta: o.delta,
               clientEpsilon: o.clientEpsilon,
               ...(o.dpAdaptiveClip ? { adaptiveClipping: { targetQuantile: o.dpAdaptiveQuantile, learningRate: o.dpAdaptiveLr, bitNoiseStd: o.dpAdaptiveBitNoise } } : {}),
             }
           : undefined,
-        dpSgd: o.dpSgdClip !== undefined ? { clipNorm: o.dpSgdClip, noiseMultiplier: o.dpSgdNoiseMultiplier, epsilon: o.dpSgdEpsilon, delta: o.delta, ...(o.dpSgdUnit !== 'document' ? { privacyUnit: o.dpSgdUnit } : {}) } : undefined,
+        dpSgd:
+          o.dpSgdClip !== undefined || o.dpSgdEpsilon !== undefined || o.dpSgdNoiseMultiplier !== undefined
+            ? {
+                ...(o.dpSgdClip !== undefined ? { clipNorm: o.dpSgdClip } : {}),
+                // Budget first: with --dp-sgd-epsilon and no multiplier, each client calibrates one.
+                ...(o.dpSgdNoiseMultiplier !== undefined ? { noiseMultiplier: o.dpSgdNoiseMultiplier } : o.dpSgdEpsilon === undefined ? { noiseMultiplier: 1 } : {}),
+                ...(o.dpSgdEpsilon !== undefined ? { epsilon: o.dpSgdEpsilon } : {}),
+                delta: o.delta,
+                ...(o.dpSgdUnit !== 'document' ? { privacyUnit: o.dpSgdUnit } : {}),
+                ...(o.dpSgdMaxSequences !== undefined ? { maxSequencesPerUnit: o.dpSgdMaxSequences } : {}),
+              }
+            : undefined,
         outDir: o.out,
         secagg: o.secagg ? { dropout: o.dropout, clipNorm: o.dpMode ? o.dpClip : o.secaggClip, stageTimeoutMs: o.stageTimeout * 1000 } : undefined,
         logger: createEventLogger(o.logLevel as LogLevel, { component: 'simulate' }),
@@ -115,7 +139,7 @@ export function register(program: Command): void {
       if (o.json) return printJson(report);
       process.stdout.write(
         `\n${formatTable(
-          ['round', 'status', 'participants', 'trainLoss', 'evalLoss', 'epsilon', 'clip', 'recordEps', 'secAggMaxErr', 'seconds'],
+          ['round', 'status', 'participants', 'trainLoss', 'evalLoss', 'epsilon', 'clip', 'recordEps', report.rounds.some((r) => r.aggregationError !== undefined) ? 'aggErr' : 'secAggMaxErr', 'seconds'],
           report.rounds.map((r) => [
             r.round,
             r.status,
@@ -125,7 +149,7 @@ export function register(program: Command): void {
             r.epsilon ?? '-',
             r.clipNorm ?? '-',
             r.recordEpsilon ?? '-',
-            r.aggregateMaxAbsError ?? '-',
+            r.aggregationError ?? r.aggregateMaxAbsError ?? '-',
             (r.durationMs / 1000).toFixed(1),
           ]),
         )}\n\neval loss ${report.initialEvalLoss.toFixed(4)} before training -> ${report.finalEvalLoss?.toFixed(4) ?? '-'} after ${report.rounds.length} rounds (backend ${report.backend}, ${(report.durationMs / 1000).toFixed(0)} s)\n`,
@@ -134,9 +158,9 @@ export function register(program: Command): void {
         // What the noise does to utility: its norm on the averaged update against the clip (the largest signal).
         const n = report.clients.length;
         const perCoord = report.privacy.mode === 'distributed' ? report.privacy.noiseMultiplier * report.privacy.clipNorm / n : report.privacy.noiseMultiplier * report.privacy.clipNorm / n;
-        const noiseNorm = perCoord * Math.sqrt(report.adapterParameters);
+        const noiseNorm = perCoord * Math.sqrt(report.updateParameters);
         process.stdout.write(
-          `\nDP noise on the averaged update: about ${noiseNorm.toPrecision(3)} in L2 norm (${report.adapterParameters} parameters), against at most ${report.privacy.clipNorm} of signal per update.` +
+          `\nDP noise on the averaged update: about ${noiseNorm.toPrecision(3)} in L2 norm (${report.updateParameters} values per update), against at most ${report.privacy.clipNorm} of signal per update.` +
             (noiseNorm > report.privacy.clipNorm
               ? `\nWith ${n} institutions the noise outweighs the updates; DP-FedAvg needs cohorts of hundreds to thousands (McMahan et al. 2018) or fewer trainable parameters for useful models at this epsilon.\n`
               : '\n'),

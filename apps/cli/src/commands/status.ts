@@ -26,6 +26,8 @@ interface RoundRow {
   startedAt: number;
   endedAt: number;
   reason?: string;
+  /** Federated evaluation of the global adapter the round started from (institutions' held-out sets). */
+  evaluation?: { clients: number; count: number; acc?: number; loss?: number; generalLoss?: number };
 }
 
 /** What `fedlora status --json` prints: the coordinator's operator view plus the address asked. */
@@ -90,8 +92,19 @@ export function formatStatus(r: StatusReport): string {
     `round ${r.currentRound} of ${r.totalRounds}, ${r.connectedClients} client(s) connected`,
   ].join('\n');
   if (r.rounds.length === 0) return `${head}\nno round attempts yet\n`;
-  const rows = r.rounds.map((x) => [x.round, x.attempt, x.status, x.participants, x.cohort, x.trainLoss ?? '-', ((x.endedAt - x.startedAt) / 1000).toFixed(1), x.reason ?? '']);
-  return `${head}\n\n${formatTable(['round', 'attempt', 'status', 'participants', 'cohort', 'trainLoss', 'seconds', 'reason'], rows)}\n`;
+  const rows = r.rounds.map((x) => [
+    x.round,
+    x.attempt,
+    x.status,
+    x.participants,
+    x.cohort,
+    x.trainLoss ?? '-',
+    x.evaluation?.acc ?? '-',
+    x.evaluation?.loss ?? '-',
+    ((x.endedAt - x.startedAt) / 1000).toFixed(1),
+    x.reason ?? '',
+  ]);
+  return `${head}\n\n${formatTable(['round', 'attempt', 'status', 'participants', 'cohort', 'trainLoss', 'evalAcc', 'evalLoss', 'seconds', 'reason'], rows)}\n`;
 }
 
 /** Registers `fedlora status --coordinator HOST:PORT [--ca FILE --cert FILE --key FILE | --insecure] [--json]`. */

@@ -2,20 +2,22 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
-import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel } from '@fedlora/model';
-import { ClientPrivacyGuard, generateLedgerKey, resolveAdaptiveClipping } from '@fedlora/privacy';
+import type { LoraVariant } from '@fedlora/model';
+import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel, validateLoraConfig } from '@fedlora/model';
+import { ClientPrivacyGuard, generateLedgerKey, resolveAdaptiveClipping, type NoiseCalibration } from '@fedlora/privacy';
 import type { EventLogger, LocalTrainer, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
-import { flattenInPlanOrder, plannedPrivacy, runClient, silentLogger } from '@fedlora/federation';
+import { flattenInPlanOrder, plannedPrivacy, runClient, silentLogger, updateDimension, updateLayout } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
 import { evaluate, packUnits, splitRecordsByUnit, tokenizeToSequences, type UnitData } from '@fedlora/train';
 import { GrpcConnection } from '@fedlora/transport-grpc';
 import type { FederationPrivacy } from '@fedlora/coordinator';
 import { createFederationPrivacy, startCoordinatorApp } from '@fedlora/coordinator';
-import { DpSgdTrainer, ModelTrainer, PrivacyGuardedTrainer } from '@fedlora/client';
+import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, ModelTrainer, PrivacyGuardedTrainer } from '@fedlora/client';
 import type { SimulationSecAgg } from './secure-setup.js';
 import { createSecureSimulation } from './secure-setup.js';
 import { partitionSotu, splitIntoRecords } from './sotu-partition.js';
+import { createAggregationProbe } from './aggregation-error.js';
 import type { SimulationDashboard, SimulationDashboardHandle } from './simulation-dashboard.js';
 import { startSimulationDashboard } from './simulation-dashboard.js';
 
@@ -43,6 +45,8 @@ export interface SimulationOptions {
   /** FedProx proximal coefficient mu (with strategy fedprox; default 0.01). */
   proximalMu?: number;
   lora?: Partial<LoraConfig>;
+  /** `ffa`: FFA-LoRA (A frozen at the shared seeded initialisation, only B trained, sent and averaged). Default `lora`. */
+  loraVariant?: LoraVariant;
   modelDir?: string;
   backend?: string;
   seed: string;
@@ -81,15 +85,21 @@ export interface SimulationPrivacy {
    * first round's C; defaults are the paper's (gamma 0.5, eta_C 0.2, sigma_b max(m/20, z)).
    */
   adaptiveClipping?: { targetQuantile?: number; learningRate?: number; bitNoiseStd?: number };
+  /** Budget first: how `noiseMultiplier` was calibrated (recorded in the plans and the federation ledger). */
+  calibration?: NoiseCalibration;
 }
 
 /** Record-level DP-SGD settings of a simulation (every client uses them). */
 export interface SimulationDpSgd {
-  clipNorm: number;
-  noiseMultiplier: number;
+  /** Per-unit clip C; default DEFAULT_DP_SGD_CLIP_NORM. */
+  clipNorm?: number;
+  /** Noise std / C; absent: each client calibrates it from `epsilon` over the planned rounds (budget first). */
+  noiseMultiplier?: number;
   /** The privacy unit: `document` (default: one simulated record) or `sequence`. */
   privacyUnit?: 'document' | 'sequence';
-  /** Each client's record-level budget (epsilon at `delta`); rounds that would exceed it are refused. Default 1e9. */
+  /** At most this many sequences of a unit per step (default 8). */
+  maxSequencesPerUnit?: number;
+  /** Each client's budget per unit (epsilon at `delta`); rounds that would exceed it are refused. Default 1e9. */
   epsilon?: number;
   /** Default: the institution-level delta, else 1e-5. */
   delta?: number;
@@ -126,19 +136,29 @@ export interface SimulationRound {
   /** Distributed DP: measured std of the aggregate's noise (on the average), and the planned one. */
   noiseStd?: number;
   plannedNoiseStd?: number;
+  /**
+   * Without secure aggregation: ||mean(B_i A_i) - mean(B_i) mean(A_i)||_F / ||mean(B_i A_i)||_F over
+   * the aggregated clients' adapters, how far averaging A and B separately is from averaging the
+   * updates (0 up to float rounding with FFA-LoRA, where every A_i is the same A).
+   */
+  aggregationError?: number;
 }
 
 /** What `fedlora simulate --json` prints. */
 export interface SimulationReport {
   backend: string;
   model: string;
-  clients: Array<{ name: string; era: string; trainSequences: number; heldOutSequences: number; trainUnits?: number }>;
+  clients: Array<{ name: string; era: string; trainSequences: number; heldOutSequences: number; trainUnits?: number; dpSgdCalibration?: NoiseCalibration }>;
   initialEvalLoss: number;
   rounds: SimulationRound[];
   finalEvalLoss: number | null;
   finalAdapterSha256: string | null;
-  /** Trainable (LoRA) parameters: the dimension of every update. */
+  /** LoRA variant trained: `lora` (A and B) or `ffa` (B only, A frozen). */
+  loraVariant: LoraVariant;
+  /** Values of the adapter (A and B, what the PEFT file holds). */
   adapterParameters: number;
+  /** Values of every update (what is clipped, noised and securely summed): all of them with `lora`, the B matrices with `ffa`. */
+  updateParameters: number;
   durationMs: number;
   /** DP settings, when enabled. */
   privacy?: SimulationPrivacy;
@@ -159,7 +179,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const backend = await initBackend({ backend: o.backend });
   const modelDir = o.modelDir ?? (process.env.FEDLORA_MODEL_DIR || DEFAULT_BASE_MODEL_DIR);
   const model: CausalLM = await loadModel(modelDir);
-  const lora: LoraConfig = { ...defaultLoraConfig(model), ...o.lora };
+  const lora: LoraConfig = { ...defaultLoraConfig(model), ...o.lora, variant: o.loraVariant ?? o.lora?.variant ?? 'lora' };
+  validateLoraConfig(lora);
   const log = o.logger ?? silentLogger;
 
   const corpora = partitionSotu(o.clients, o.charsPerClient);
@@ -178,6 +199,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const evalLoss = async (adapter: NamedTensors) => (await evaluate(model, lora, adapter, allHeldOut, { batchSize: 8 })).loss;
 
   const initialAdapter = initLoraAdapter(model, lora, seededRandomBytes(`lora-init:${o.seed}`));
+  const updateParameters = updateDimension(updateLayout(initialAdapter, lora.variant!));
   let fedPrivacy: FederationPrivacy | undefined;
   const guards = new Map<string, ClientPrivacyGuard>();
   const ledgers: string[] = [];
@@ -202,10 +224,11 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         ? { mode: 'distributed', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: 1, secureAggregation: true, noise: 'skellam', minSurvivors: minClients }
         : { mode: 'central', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: 1, secureAggregation: !!o.secagg },
       delta: o.privacy.delta,
-      dimension: numElements(initialAdapter),
+      dimension: updateParameters,
       ledgerPath: join(outDir, 'federation-ledger.jsonl'),
       signer: { writer: 'coordinator', secretKey: generateLedgerKey().secretKey },
       rng: cryptoRandomBytes,
+      ...(o.privacy.calibration ? { calibration: o.privacy.calibration } : {}),
       ...(o.privacy.adaptiveClipping
         ? {
             adaptive: resolveAdaptiveClipping({
@@ -233,6 +256,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   }
 
   const recordGuards = new Map<string, ClientPrivacyGuard>();
+  const dpSgdTrainers = new Map<string, DpSgdTrainer>();
   for (const c of o.dpSgd ? clients : []) {
     const guard = await ClientPrivacyGuard.open({
       ledgerPath: join(outDir, 'clients', `${c.name}-record-ledger.jsonl`),
@@ -242,6 +266,26 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     });
     recordGuards.set(c.name, guard);
     ledgers.push(guard.ledgerPath);
+    const dp = o.dpSgd!;
+    const onStep = (round: number, s: { step: number; loss: number; tokensPerSecond: number }) =>
+      o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond });
+    dpSgdTrainers.set(
+      c.name,
+      new DpSgdTrainer({
+        model,
+        lora,
+        train: c.units!,
+        clipNorm: dp.clipNorm ?? DEFAULT_DP_SGD_CLIP_NORM,
+        // Budget first: without a multiplier each client calibrates one that spends its budget over the planned rounds.
+        ...(dp.noiseMultiplier !== undefined ? { noiseMultiplier: dp.noiseMultiplier } : { budget: { ...guard.budgetLimit, rounds: o.rounds } }),
+        ...(dp.maxSequencesPerUnit !== undefined ? { maxSequencesPerUnit: dp.maxSequencesPerUnit } : {}),
+        guard,
+        rng: cryptoRandomBytes,
+        onStep,
+        // Local only (never sent): what the per-unit cap left out of each round.
+        onTrained: (round, r) => log.info({ event: 'dpsgd.trained', client: c.name, round, ...r }),
+      }),
+    );
   }
 
   const secureMetrics = (s: RoundSummary, plan: RoundPlan, before: NamedTensors, after: NamedTensors | null) => {
@@ -257,6 +301,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     };
   };
 
+  // Without secure aggregation the simulator sees every update: it measures plain LoRA's aggregation error.
+  const probe = secure ? undefined : createAggregationProbe({ uniform: !!o.privacy });
   const rounds: SimulationRound[] = [];
   let dash: SimulationDashboardHandle | undefined;
   let initialEvalLoss = Number.NaN;
@@ -279,7 +325,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     initialAdapter,
     aggregation: fedPrivacy?.aggregation,
     secureAggregation: secure?.coordinator,
-    planParts: () => ({ ...(fedPrivacy?.planExtra() ?? {}), ...(o.strategy.name === 'fedprox' ? { training: { proximalMu: o.proximalMu ?? 0.01 } } : {}) }),
+    // The LoRA config (with its variant) travels in the plan, as a configured coordinator sends it.
+    planParts: () => ({ ...(fedPrivacy?.planExtra() ?? {}), training: { lora, ...(o.strategy.name === 'fedprox' ? { proximalMu: o.proximalMu ?? 0.01 } : {}) } }),
     logger: log,
     onRefused: (r) => dash?.refused(r),
     onRoundEnd: async (s, adapter, plan) => {
@@ -297,6 +344,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         ...(recorded ? { epsilon: recorded.epsilon, clipNorm: plannedPrivacy(plan)?.clipNorm } : {}),
         ...(recordGuards.size ? { recordEpsilon: Math.max(...[...recordGuards.values()].map((g) => g.spent())) } : {}),
         ...(secure ? secureMetrics(s, plan, previous!, adapter) : {}),
+        ...(probe && adapter ? optional('aggregationError', probe.measure(s.round, s.participantNames)) : {}),
         ...(s.declined.length ? { declined: s.declined } : {}),
       };
       if (adapter) previous = adapter;
@@ -325,10 +373,10 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       const onStep = (round: number, s: { step: number; loss: number; tokensPerSecond: number }) =>
         o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond });
       const base = o.dpSgd
-        ? new DpSgdTrainer({ model, lora, train: c.units!, clipNorm: o.dpSgd.clipNorm, noiseMultiplier: o.dpSgd.noiseMultiplier, guard: recordGuards.get(c.name), rng: cryptoRandomBytes, onStep })
+        ? dpSgdTrainers.get(c.name)!
         : new ModelTrainer({ model, lora, train: c.train, seed: `${o.seed}:${c.name}`, onStep });
       const guarded = fedPrivacy ? new PrivacyGuardedTrainer(base, guards.get(c.name)) : base;
-      const recorded = secure ? secure.recordUpdates(c.name, guarded) : guarded;
+      const recorded = secure ? secure.recordUpdates(c.name, guarded) : probe!.wrap(c.name, guarded);
       const trainer = o.wrapTrainer ? o.wrapTrainer(c.name, recorded) : recorded;
       return runClient({ name: c.name, connection, trainer, pollMs: 2000, heartbeatMs: 1000, logger: log, secure: secure?.client(c.name), signal: stopClients.signal }).finally(() => connection.close());
     });
@@ -338,12 +386,17 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     return {
       backend: backend.name,
       model: modelDir,
-      clients: clients.map((c) => ({ name: c.name, era: c.era, trainSequences: c.train.length, heldOutSequences: c.heldOut.length, ...(c.units ? { trainUnits: c.units.units.length } : {}) })),
+      clients: clients.map((c) => {
+        const cal = dpSgdTrainers.get(c.name)?.calibration(calibrationPlan(o, lora));
+        return { name: c.name, era: c.era, trainSequences: c.train.length, heldOutSequences: c.heldOut.length, ...(c.units ? { trainUnits: c.units.units.length } : {}), ...(cal ? { dpSgdCalibration: cal } : {}) };
+      }),
       initialEvalLoss,
       rounds,
       finalEvalLoss: rounds.filter((r) => r.evalLoss !== null).at(-1)?.evalLoss ?? null,
       finalAdapterSha256: last?.adapterSha256 ?? null,
+      loraVariant: lora.variant!,
       adapterParameters: numElements(initialAdapter),
+      updateParameters,
       durationMs: Math.round(performance.now() - started),
       ...(o.privacy ? { privacy: o.privacy, ledgers } : {}),
       ...(o.dpSgd ? { dpSgd: o.dpSgd, ledgers } : {}),
@@ -354,6 +407,16 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     model.dispose();
     await dash?.finish();
   }
+}
+
+/** `{key: value}` when value is defined, else `{}`. */
+function optional<K extends string>(key: K, value: number | undefined): Partial<Record<K, number>> {
+  return value === undefined ? {} : ({ [key]: value } as Record<K, number>);
+}
+
+/** The part of a round plan a DP-SGD calibration depends on (batch of units, local steps, the LoRA variant: the dimension). */
+function calibrationPlan(o: SimulationOptions, lora: LoraConfig): RoundPlan {
+  return { round: 1, attempt: 0, adapterSha256: '', tensors: [], localSteps: o.localSteps, learningRate: o.learningRate, batchSize: o.batchSize, deadlineUnixMs: 0, nonce: '', training: { lora } };
 }
 
 /** The noise multiplier applied to the update sum in this round (z_Delta with adaptive clipping). */
