@@ -21,7 +21,7 @@
  * Prints ONE JSON document on stdout; progress on stderr.
  *
  *   npx tsx bench/dp-sgd.ts [--backend native|wasm|cpu] [--models fedlora-tiny,gpt2-small]
- *     [--batches 8,64] [--seq 64] [--steps 2] [--rounds 3] [--variants ghost,perExample] [--no-torch] [--torch-threads 1]
+ *     [--batches 8,64] [--seq 64] [--steps 2] [--gpt2-steps 1] [--gpt2-seq 64] [--rounds 3] [--variants ghost,perExample] [--no-torch] [--torch-threads 1]
  *
  * Tokens are random ids (speed does not depend on the text). The population is 8 x the batch
  * (q = 1/8); every DP-SGD variant draws its Poisson batches from the same seeded generator, so all
@@ -163,6 +163,9 @@ async function main(): Promise<void> {
   const seqLen = positiveInts('seq', '64')[0]!;
   const batches = positiveInts('batches', arg('batch', '8,64'));
   const steps = positiveInts('steps', '2')[0]!;
+  // GPT-2-shaped models: fewer steps per round (a step at batch 64 takes tens of seconds on 2 cores).
+  const bigSteps = positiveInts('gpt2-steps', '1')[0]!;
+  const bigSeq = positiveInts('gpt2-seq', String(seqLen))[0]!;
   const rounds = positiveInts('rounds', '3')[0]!;
   const models = arg('models', 'fedlora-tiny,gpt2-small').split(',');
   const variants = arg('variants', 'ghost').split(',') as Variant[];
@@ -174,13 +177,19 @@ async function main(): Promise<void> {
   const cases: Array<Record<string, unknown>> = [];
   for (const name of models) {
     const model = await buildModel(name);
-    if (seqLen > model.config.maxPositions) throw new RangeError(`--seq must be <= ${model.config.maxPositions} for ${name}, received ${seqLen}`);
+    const tiny = name === 'fedlora-tiny';
+    const caseSteps = tiny ? steps : bigSteps;
+    const caseSeq = tiny ? seqLen : bigSeq;
+    if (caseSeq > model.config.maxPositions) throw new RangeError(`--seq must be <= ${model.config.maxPositions} for ${name}, received ${caseSeq}`);
     for (const batch of batches) {
-      const row = await benchCase(model, name, batch, { seqLen, steps, rounds, variants });
+      const row = await benchCase(model, name, batch, { seqLen: caseSeq, steps: caseSteps, rounds, variants });
+      Object.assign(row, { seqLen: caseSeq, steps: caseSteps });
       if (!process.argv.includes('--no-torch')) {
         log(`${name}, batch ${batch}: PyTorch peer`);
         const c = model.config;
-        row.torch = await torchPeer({ layers: c.numLayers, dModel: c.hiddenSize, heads: c.numHeads, vocab: c.vocabSize, seq: seqLen, batch, rank: 8, threads: torchThreads, steps, rounds });
+        // One torch round for GPT-2 shapes (its single-threaded steps are the slowest part of the run).
+        const torchRounds = tiny ? rounds : 1;
+        row.torch = await torchPeer({ layers: c.numLayers, dModel: c.hiddenSize, heads: c.numHeads, vocab: c.vocabSize, seq: caseSeq, batch, rank: 8, threads: torchThreads, steps: caseSteps, rounds: torchRounds });
       }
       cases.push(row);
     }

@@ -14,7 +14,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { tcpProxy, type TcpProxy } from '../libs/transport-grpc/src/testing/tcp-proxy.js';
+import { tcpProxy, type TcpProxy } from '@fedlora/transport-grpc/testing';
 import { FAST_ENV, exitWithin, freePort, killAll, provision, removeFederation, spawnFedlora, isEvent, unlessExited, type FedloraProcess, type LogEvent } from './process-harness.js';
 
 const ROUNDS = 4;
@@ -68,7 +68,7 @@ describe('kill -9 between rounds and mid-upload, then restart (3 institutions, s
     await first.waitFor(isEvent('coordinator.listening'), 180_000, 'coordinator.listening');
     const clients = NAMES.map((n) => spawnFedlora(n, clientArgs(fedDir, n), ENV));
     procs.push(...clients);
-    await unlessExited(first.waitFor(isEvent('round.completed', 2), 300_000, 'round.completed round 2'), clients);
+    await unlessExited(first.waitFor(isEvent('round.completed', 2), 900_000, 'round.completed round 2'), clients);
     await killNode(first);
     // Precondition: all three were in round 2 (minClients 2 lets round 1 start before a slow starter registers).
     expect(first.events.filter(isEvent('round.started', 2)).map((e) => e.cohort), first.tail()).toEqual([3]);
@@ -91,7 +91,7 @@ describe('kill -9 between rounds and mid-upload, then restart (3 institutions, s
       expect(c.events.some(isEvent('client.finished')), c.tail()).toBe(true);
       expect(c.events.some(isEvent('client.reregistering')), c.tail()).toBe(true);
     }
-  }, 1_200_000);
+  }, 2_400_000);
 
   it('lets an institution killed in the middle of an upload rejoin the same round, and every institution trains rounds 2-4', async () => {
     const { fedDir, port, coordArgs } = await startFederation();
@@ -122,7 +122,7 @@ describe('kill -9 between rounds and mid-upload, then restart (3 institutions, s
     const others = NAMES.filter((n) => n !== victim).map((n) => spawnFedlora(n, clientArgs(fedDir, n), env));
     const first = spawnFedlora(`${victim}#1`, clientArgs(fedDir, victim, `${victim}-proxied.yaml`), env);
     procs.push(...others, first);
-    await unlessExited(coordinator.waitFor(isEvent('round.completed', 1), 300_000, 'round.completed round 1'), [...others, first]);
+    await unlessExited(coordinator.waitFor(isEvent('round.completed', 1), 900_000, 'round.completed round 1'), [...others, first]);
     // Arm as round 2 opens: from here inst-3's upstream bytes are a few small requests, then its upload.
     const tripped = new Promise<void>((resolve) => (armed.onTrip = resolve));
     await unlessExited(coordinator.waitFor(isEvent('round.started', 2), 60_000, 'round.started round 2'), [first]);
@@ -147,5 +147,5 @@ describe('kill -9 between rounds and mid-upload, then restart (3 institutions, s
     expect(roundsOf(second.events, 'update.sent'), second.tail()).toEqual([2, 3, 4]);
     for (const c of others) expect(roundsOf(c.events, 'update.sent'), c.tail()).toEqual([1, 2, 3, 4]);
     for (const c of [...others, second]) expect(c.events.some(isEvent('client.finished')), c.tail()).toBe(true);
-  }, 1_200_000);
+  }, 2_400_000);
 });

@@ -38,5 +38,5 @@ describe('EvaluatingTrainer', () => {
       evalAccNorm: expected.acc_norm,
       generalLoss: (await evaluate(model, lora, global, general)).loss,
     });
-  });
+  }, 300_000);
 });

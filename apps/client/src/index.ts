@@ -14,3 +14,6 @@ export { DpSgdTrainer, DEFAULT_DP_SGD_CLIP_NORM } from './dp-sgd-trainer.js';
 // Federated evaluation: every global adapter scored on the institution's held-out sets, aggregates sent with the update.
 export type { FederatedEvalSets } from './federated-eval.js';
 export { EvaluatingTrainer, evaluateGlobal } from './federated-eval.js';
+// An institution's privacy guards (institution-level and record-level budgets), opened in one place.
+export type { ClientGuardsOptions, GuardSpec } from './client-guards.js';
+export { openClientGuards } from './client-guards.js';

@@ -4,7 +4,6 @@ import type { CausalLM, LoraConfig, TextSegment } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel, validateLoraConfig } from '@fedlora/model';
 import type { EventLogger, LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federation';
 import { noiseShareFor, runClient } from '@fedlora/federation';
-import { ClientPrivacyGuard } from '@fedlora/privacy';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes } from '@fedlora/tensor';
 import { instructTrainingSequences, isInstructFormat, packUnits, readInstructExamples, readJsonl, parseMcqItem, readTextDocuments, readUnitRecords, splitHeldOut, splitRecordsByUnit, tokenizeToSequences, type PerExampleMethod, type PrivacyUnitSpec, type UnitRecord } from '@fedlora/train';
@@ -13,9 +12,11 @@ import { ClientConfigSchema, reconnectRetries, type ClientConfig } from './confi
 import { appliedEnvOverrides } from '@fedlora/config';
 import { ModelTrainer } from './model-trainer.js';
 import { DpSgdTrainer, dpSgdTrainerSettings } from './dp-sgd-trainer.js';
+import type { ClientPrivacyGuard } from '@fedlora/privacy';
 import { DEFAULT_DP_SGD_DELTA } from './config.js';
 import { PrivacyGuardedTrainer } from './privacy-trainer.js';
 import { EvaluatingTrainer, type FederatedEvalSets } from './federated-eval.js';
+import { openClientGuards } from './client-guards.js';
 
 /**
  * A LocalTrainer that follows the coordinator's plan: the LoRA layout and sequence length come
@@ -161,15 +162,14 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     if (identity.name !== cfg.name) throw new RangeError(`identity.secretKeyFile: expected the key of "${cfg.name}", received the key of "${identity.name}"`);
     // Record-level DP-SGD budget: the institution's own ledger for the record unit, signed with its identity key (wiped after the run).
     const recordBudget = cfg.dpSgd?.epsilon !== undefined ? { epsilon: cfg.dpSgd.epsilon, delta: cfg.dpSgd.delta ?? cfg.privacy?.delta ?? DEFAULT_DP_SGD_DELTA } : undefined;
-    const recordGuard = recordBudget
-      ? await ClientPrivacyGuard.open({
-          ledgerPath: join(cfg.dataDir, 'record-ledger.jsonl'),
-          signer: { writer: cfg.name, secretKey: identity.secretKey },
-          budget: recordBudget,
-          unit: unit.unit,
-          ...(unit.field ? { unitField: unit.field } : {}),
-        })
-      : undefined;
+    // Both budgets: the institution's own signed ledgers in dataDir, signed with its identity key (wiped after the run).
+    const guards = await openClientGuards({
+      name: cfg.name,
+      secretKey: identity.secretKey,
+      ...(cfg.privacy ? { institution: { ledgerPath: join(cfg.dataDir, 'privacy-ledger.jsonl'), epsilon: cfg.privacy.epsilon, delta: cfg.privacy.delta } } : {}),
+      ...(recordBudget ? { record: { ledgerPath: join(cfg.dataDir, 'record-ledger.jsonl'), ...recordBudget, unit } } : {}),
+    });
+    const recordGuard = guards.record;
     if (recordGuard) log.info({ event: 'privacy.budget', unit: recordGuard.unitLabel, epsilonSpent: recordGuard.spent(), budget: recordBudget, ledger: recordGuard.ledgerPath });
     const trainer = new PlanFollowingTrainer(model, documents, {
       evalFraction: cfg.data.evalFraction,
@@ -184,15 +184,8 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     const signer = cfg.federationId ? createRequestSigner({ federationId: cfg.federationId, identity, random: cryptoRandomBytes }) : undefined;
     if (!signer) log.warn({ event: 'auth.unsigned', message: 'federationId is not set: requests are not signed and a coordinator with enrolled clients will refuse them' });
     const connection = new GrpcConnection({ address: cfg.coordinator, federationId: cfg.federationId, credentials, serverName: cfg.tls?.serverName, signer });
-    // Institution-level DP: this institution's own budget and signed ledger; every update is clipped to the plan's bound.
-    const guard = cfg.privacy
-      ? await ClientPrivacyGuard.open({
-          ledgerPath: join(cfg.dataDir, 'privacy-ledger.jsonl'),
-          signer: { writer: cfg.name, secretKey: identity.secretKey },
-          budget: { epsilon: cfg.privacy.epsilon, delta: cfg.privacy.delta },
-          unit: 'institution',
-        })
-      : undefined;
+    // Institution-level DP: every update is clipped to the plan's bound and recorded in the institution's ledger.
+    const guard = guards.institution;
     if (guard) log.info({ event: 'privacy.budget', epsilonSpent: guard.spent(), budget: cfg.privacy, ledger: guard.ledgerPath });
     try {
       const r = await runClient({

@@ -6,7 +6,7 @@ import { cryptoRandomBytes } from '@fedlora/tensor';
 import { loadIdentity } from '@fedlora/transport-grpc';
 import type { CoordinatorConfig } from './config.js';
 import type { FederationPrivacy } from './federation-privacy.js';
-import { createFederationPrivacy } from './federation-privacy.js';
+import { createFederationPrivacy, distributedNoiseStddevPerClient } from './federation-privacy.js';
 
 /** Default deadline of each secure-aggregation stage other than masked-input collection. */
 const DEFAULT_STAGE_TIMEOUT_MS = 60_000;
@@ -66,7 +66,7 @@ export async function configureProtection(cfg: CoordinatorConfig, store: Federat
           return c && c.status !== 'revoked' ? new Uint8Array(Buffer.from(c.publicKey, 'base64')) : undefined;
         },
         clipNorm: p.clipNorm ?? 10,
-        noiseStddevPerClient: distributed ? (p.noiseMultiplier! * p.clipNorm!) / Math.sqrt(minSurvivors) : 0,
+        noiseStddevPerClient: distributed ? distributedNoiseStddevPerClient(p.noiseMultiplier!, p.clipNorm!, minSurvivors) : 0,
         stageTimeoutMs: DEFAULT_STAGE_TIMEOUT_MS,
         k: cfg.secagg.neighbours,
         t: cfg.secagg.threshold,

@@ -23,6 +23,21 @@ export interface FederationPrivacy {
 }
 
 /**
+ * The noise standard deviation each client adds to its update in distributed DP: sigma_i =
+ * z C / sqrt(m) for noise multiplier z, clip norm C and at least m survivors, so that the sum of
+ * m survivors' independent shares has the central standard deviation z C (Kairouz, Liu, Steinke
+ * 2021, "The Distributed Discrete Gaussian Mechanism for Federated Learning with Secure
+ * Aggregation", Section 4: each of n clients adds noise of variance sigma^2 / n). With more than
+ * m survivors the sum only gets more noise. The one place this formula is written.
+ */
+export function distributedNoiseStddevPerClient(noiseMultiplier: number, clipNorm: number, minSurvivors: number): number {
+  if (!(noiseMultiplier >= 0) || !(clipNorm > 0) || !Number.isInteger(minSurvivors) || minSurvivors < 1) {
+    throw new RangeError(`distributed noise: expected noiseMultiplier >= 0, clipNorm > 0 and an integer minSurvivors >= 1, received ${noiseMultiplier}, ${clipNorm}, ${minSurvivors}`);
+  }
+  return (noiseMultiplier * clipNorm) / Math.sqrt(minSurvivors);
+}
+
+/**
  * Opens the federation ledger and builds the privacy side of rounds. The ledger records the
  * survivors actually summed (never the planned cohort) and aborted rounds with nothing released.
  *
@@ -66,7 +81,7 @@ export async function createFederationPrivacy(opts: {
   // Distributed: the secure round encodes for this round's C, with per-client update noise z_Delta C / sqrt(minSurvivors) and the bit coordinate's sigma_b.
   const perRound =
     clipper && config.mode === 'distributed'
-      ? () => ({ clipNorm: clipper.clipNorm, noiseStddevPerClient: (config.noiseMultiplier * clipper.clipNorm) / Math.sqrt(minSurvivors), countNoiseStd: adaptive!.countNoiseStd, minSurvivors })
+      ? () => ({ clipNorm: clipper.clipNorm, noiseStddevPerClient: distributedNoiseStddevPerClient(config.noiseMultiplier, clipper.clipNorm, minSurvivors), countNoiseStd: adaptive!.countNoiseStd, minSurvivors })
       : undefined;
   return {
     ledgerPath: opts.ledgerPath,

@@ -29,14 +29,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { uniformInt } from '@fedlora/tensor';
-import { assertAdapterLayout, isTrainableLoraTensor, loraTrainableDimension, type CausalLM, type LoraConfig } from '@fedlora/model';
+import { assertAdapterLayout, loraTrainableDimension, type CausalLM, type LoraConfig } from '@fedlora/model';
 import { DEFAULT_GRID_FRACTION, gridSensitivity, poissonSample, type DpSgdParams } from '@fedlora/privacy';
-import { AdamW } from './adamw.js';
 import { privateLoraGradient, type PerExampleMethod } from './dp-sgd-grads.js';
 import type { ClippedSumMethod, GhostCompute } from './dp-sgd-ghost.js';
 import type { UnitData } from './privacy-units.js';
-import { warmupCosine } from './schedule.js';
-import { yieldToEventLoop } from './event-loop.js';
+import { runTrainingLoop, type GradientSource } from './trainer-loop.js';
 
 /** Progress of one DP-SGD step. */
 export interface DpSgdStepInfo {
@@ -113,8 +111,6 @@ export interface DpSgdTrainResult {
   privacy: DpSgdParams;
 }
 
-let runCounter = 0; // tfjs variable names are process-global
-
 /**
  * The accountant's view of a DP-SGD run over `dimension` trainable values: q, C, `steps`
  * compositions, and the noise multiplier the grid rounding leaves, z C / gridSensitivity(C, d, step)
@@ -146,36 +142,16 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
   const cap = opts.maxSequencesPerUnit ?? DEFAULT_MAX_SEQUENCES_PER_UNIT;
   if (!Number.isInteger(cap) || cap < 1) throw new RangeError(`maxSequencesPerUnit must be a positive integer, received ${cap}`);
   assertAdapterLayout(model, lora, adapter);
-  const now = opts.now ?? (() => performance.now());
-  const vars = new Map<string, tf.Variable>();
-  // FFA-LoRA: A is a constant of the forward pass; only B is clipped, noised and updated.
-  const frozen = new Map<string, tf.Tensor>();
-  for (const [name, t] of adapter) {
-    if (!isTrainableLoraTensor(lora, name)) {
-      frozen.set(name, tf.tensor(t.data, t.shape));
-      continue;
-    }
-    const init = tf.tensor(t.data, t.shape);
-    vars.set(name, tf.variable(init, true, `dpsgd/${name}/${++runCounter}`));
-    init.dispose();
-  }
-  const optimizer = new AdamW(vars, { weightDecay: opts.weightDecay ?? 0 });
   const expectedBatchSize = opts.samplingRate * units.length;
-  let lossSum = 0;
-  let lossSteps = 0;
-  let sampledTotal = 0;
-  let clippedTotal = 0;
-  let tokenTotal = 0;
-  let droppedTotal = 0;
-  let sequencesTotal = 0;
-  try {
-    for (let s = 0; s < opts.steps; s++) {
-      const t0 = now();
+  const totals = { sampled: 0, clipped: 0, dropped: 0, sequences: 0 };
+  // DP-SGD is a gradient source of the one training loop: sample units, clip per unit, add the noise.
+  const source: GradientSource<{ batchSize: number; droppedSequences: number; clippedFraction: number }> = {
+    async gradients(vars, _step, frozen) {
       const sampled = poissonSample(units.length, opts.samplingRate, opts.rng);
       const batch = boundedUnitBatch(sampled.map((u) => units[u]!), cap, opts.rng);
       const dropoutSeed = uniformInt(opts.rng, 2 ** 31);
       const batchSequences = batch.sequences.map((i) => sequences[i]!);
-      const { gradient, clippedFraction, meanLoss: loss } = await privateLoraGradient(model, lora, vars, batchSequences, {
+      const { gradient, clippedFraction, meanLoss } = await privateLoraGradient(model, lora, vars, batchSequences, {
         clipNorm: opts.clipNorm,
         noiseMultiplier: opts.noiseMultiplier,
         expectedBatchSize,
@@ -187,45 +163,39 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
         units: batch.unitOf,
         frozen,
       });
-      const lr = warmupCosine(s, opts.steps, opts.learningRate, opts.warmupSteps ?? 0);
-      const device = new Map<string, tf.Tensor>([...gradient].map(([n, t]) => [n, tf.tensor(t.data, t.shape)]));
-      optimizer.apply(device, lr);
-      for (const g of device.values()) g.dispose();
-      if (batchSequences.length) {
-        lossSum += loss;
-        lossSteps++;
-      }
-      sampledTotal += sampled.length;
-      clippedTotal += clippedFraction * sampled.length;
-      droppedTotal += batch.dropped;
-      sequencesTotal += batchSequences.length;
-      const stepTokens = batchSequences.reduce((n, q) => n + q.length - 1, 0);
-      tokenTotal += stepTokens;
-      await opts.onStep?.({ step: s + 1, batchSize: sampled.length, droppedSequences: batch.dropped, loss, clippedFraction, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr });
-      await yieldToEventLoop();
-    }
-    const out: NamedTensors = new Map();
-    for (const [name, t] of adapter) {
-      const v = vars.get(name);
-      out.set(name, v ? { shape: [...v.shape], data: new Float32Array((await v.data()) as Float32Array) } : { shape: [...t.shape], data: new Float32Array(t.data) });
-    }
-    return {
-      adapter: out,
-      trainLoss: lossSteps ? lossSum / lossSteps : Number.NaN,
-      numExamples: units.length,
-      droppedSequences: droppedTotal,
-      sampledSequences: sequencesTotal,
-      tokens: tokenTotal,
-      steps: opts.steps,
-      meanBatchSize: sampledTotal / opts.steps,
-      clippedFraction: sampledTotal ? clippedTotal / sampledTotal : 0,
-      privacy: dpSgdParams({ ...opts, dimension: loraDimension(model, lora) }),
-    };
-  } finally {
-    optimizer.dispose();
-    for (const v of vars.values()) v.dispose();
-    for (const t of frozen.values()) t.dispose();
-  }
+      totals.sampled += sampled.length;
+      totals.clipped += clippedFraction * sampled.length;
+      totals.dropped += batch.dropped;
+      totals.sequences += batchSequences.length;
+      return {
+        grads: new Map([...gradient].map(([n, t]) => [n, tf.tensor(t.data, t.shape)])),
+        factor: 1,
+        loss: batchSequences.length ? meanLoss : Number.NaN,
+        tokens: batchSequences.reduce((n, q) => n + q.length - 1, 0),
+        info: { batchSize: sampled.length, droppedSequences: batch.dropped, clippedFraction },
+      };
+    },
+  };
+  const r = await runTrainingLoop(model, lora, adapter, source, {
+    steps: opts.steps,
+    learningRate: opts.learningRate,
+    weightDecay: opts.weightDecay ?? 0,
+    warmupSteps: opts.warmupSteps ?? 0,
+    now: opts.now,
+    onStep: opts.onStep,
+  });
+  return {
+    adapter: r.adapter,
+    trainLoss: r.trainLoss,
+    numExamples: units.length,
+    droppedSequences: totals.dropped,
+    sampledSequences: totals.sequences,
+    tokens: r.tokens,
+    steps: opts.steps,
+    meanBatchSize: totals.sampled / opts.steps,
+    clippedFraction: totals.sampled ? totals.clipped / totals.sampled : 0,
+    privacy: dpSgdParams({ ...opts, dimension: loraDimension(model, lora) }),
+  };
 }
 
 /** Bare sequences become one unit each; packed units pass through. */

@@ -9,6 +9,9 @@ export { warmupCosine } from './schedule.js';
 // AdamW over tfjs variables.
 export type { AdamWOptions, AdamWState } from './adamw.js';
 export { AdamW } from './adamw.js';
+// The one training loop, with a pluggable gradient source (plain training and DP-SGD are two sources).
+export type { GradientSource, StepGradients, LoopStepInfo, LoopOptions, LoopResult } from './trainer-loop.js';
+export { runTrainingLoop } from './trainer-loop.js';
 // Local LoRA training and evaluation.
 export type { StepInfo, TrainOptions, TrainResult, TrainState } from './trainer.js';
 export { trainLocal, evaluate, toTensors } from './trainer.js';

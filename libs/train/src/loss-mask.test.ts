@@ -94,7 +94,7 @@ describe('loss masks inside sequences', () => {
     } finally {
       for (const x of v.values()) x.dispose();
     }
-  });
+  }, 300_000);
 
   it('trainLocal trains on the completion tokens: their loss falls and only they are counted', async () => {
     const s = withLossMask(ids, train);
@@ -103,5 +103,5 @@ describe('loss masks inside sequences', () => {
     const after = await evaluate(model, lora, r.adapter, [s]);
     expect(r.tokens).toBe(12 * 2 * 4); // only trained targets are counted
     expect(after.loss).toBeLessThan(before.loss - 0.1);
-  });
+  }, 300_000);
 });

@@ -3,16 +3,16 @@
  * tfjs variables (only B with FFA-LoRA, `lora.variant: 'ffa'`: A is a constant and comes back
  * bit for bit). Each optimizer step averages the gradients of `gradAccumulation` micro-batches,
  * clips their global L2 norm, and applies AdamW with linear warmup and cosine decay. Batches are
- * drawn by a seeded shuffle, so a run is reproducible from (data, seed).
+ * drawn by a seeded shuffle, so a run is reproducible from (data, seed). The loop itself is
+ * trainer-loop.ts, shared with DP-SGD; this file is plain training's gradient source.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes, shuffleInPlace, uniformInt } from '@fedlora/tensor';
 import { assertAdapterLayout, crossEntropy, crossEntropySum, isTrainableLoraTensor, loraRuntime, disposeLoraRuntime, valueAndGradsFrugal, type CausalLM, type LoraConfig } from '@fedlora/model';
 import { sumOfSquares } from '@fedlora/native-cpu';
-import { AdamW, type AdamWState } from './adamw.js';
-import { warmupCosine } from './schedule.js';
-import { yieldToEventLoop } from './event-loop.js';
+import type { AdamWState } from './adamw.js';
+import { runTrainingLoop, type GradientSource } from './trainer-loop.js';
 import { hasLossMask, tokenIdOf } from './loss-mask.js';
 
 /** Progress of one optimizer step. */
@@ -80,39 +80,41 @@ export interface TrainResult {
   state: TrainState;
 }
 
-let runCounter = 0; // tfjs variable names are process-global
-
 /** Trains a LoRA adapter; returns new tensors, leaving `adapter` and the base weights untouched. */
 export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: NamedTensors, data: Int32Array[], opts: TrainOptions): Promise<TrainResult> {
   validateOptions(opts, data);
   assertAdapterLayout(model, lora, adapter);
-  const now = opts.now ?? (() => performance.now());
-  const accum = opts.gradAccumulation ?? 1;
-  const start = opts.resume?.adapter ?? adapter;
   if (opts.resume) assertAdapterLayout(model, lora, opts.resume.adapter, 'resume.adapter');
   const mu = opts.proximalMu ?? 0;
   if (!(mu >= 0)) throw new RangeError(`proximalMu must be >= 0, received ${mu}`);
-  const vars = new Map<string, tf.Variable>();
-  // FFA-LoRA: the frozen matrices (A) are constants of the forward pass, never variables.
-  const frozen = new Map<string, tf.Tensor>();
-  for (const [name, t] of start) {
-    if (!isTrainableLoraTensor(lora, name)) {
-      frozen.set(name, tf.tensor(t.data, t.shape));
-      continue;
-    }
-    // The variable shares the initial tensor's data; dispose the tensor so nothing leaks per run.
-    const init = tf.tensor(t.data, t.shape);
-    vars.set(name, tf.variable(init, true, `lora/${name}/${++runCounter}`));
-    init.dispose();
-  }
-  const optimizer = new AdamW(vars, { weightDecay: opts.weightDecay ?? 0 }, opts.resume?.optimizer);
-  const anchor = mu > 0 ? new Map([...adapter].filter(([name]) => vars.has(name)).map(([name, t]) => [name, tf.tensor(t.data, t.shape)])) : undefined;
-  const firstStep = opts.resume?.optimizer.step ?? 0;
-  const totalSteps = opts.totalSteps ?? firstStep + opts.steps;
-  const lastStep = Math.min(totalSteps, firstStep + opts.steps);
+  const r = await runTrainingLoop(model, lora, adapter, plainGradients(model, lora, adapter, data, opts), {
+    steps: opts.steps,
+    learningRate: opts.learningRate,
+    weightDecay: opts.weightDecay,
+    warmupSteps: opts.warmupSteps,
+    totalSteps: opts.totalSteps,
+    resume: opts.resume,
+    now: opts.now,
+    evalData: opts.evalData,
+    evalEvery: opts.evalEvery,
+    evalBatchSize: opts.batchSize,
+    patience: opts.patience,
+    onStep: opts.onStep,
+  });
+  return { ...r, numExamples: data.length };
+}
+
+/**
+ * The gradient source of plain training: the mean gradient of `gradAccumulation` micro-batches
+ * drawn by a seeded shuffle (batch k of the run holds examples k*B .. k*B+B-1 of the concatenation
+ * of per-epoch shuffles, each a function of (seed, epoch) only, so a resumed run sees exactly the
+ * batches it would have), plus FedProx's proximal term, with the global norm clipped by the factor.
+ */
+function plainGradients(model: CausalLM, lora: LoraConfig, adapter: NamedTensors, data: Int32Array[], opts: TrainOptions): GradientSource<{ gradNorm: number }> {
+  const accum = opts.gradAccumulation ?? 1;
+  const mu = opts.proximalMu ?? 0;
+  const anchor = mu > 0 ? new Map([...adapter].filter(([name]) => isTrainableLoraTensor(lora, name)).map(([name, t]) => [name, tf.tensor(t.data, t.shape)])) : undefined;
   const seqLen = data[0]!.length - 1;
-  // Batch k of the run holds examples k*B .. k*B+B-1 of the concatenation of per-epoch shuffles,
-  // each a function of (seed, epoch) only, so a resumed run sees exactly the batches it would have.
   const epochs = new Map<number, number[]>();
   const example = (p: number): Int32Array => {
     const epoch = Math.floor(p / data.length);
@@ -125,32 +127,24 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
     return data[order[p % data.length]!]!;
   };
   const batchAt = (k: number): Int32Array[] => Array.from({ length: opts.batchSize }, (_, j) => example(k * opts.batchSize + j));
-  const names = [...vars.keys()];
-  const varList = names.map((n) => vars.get(n)!);
-  let lossSum = 0;
-  let tokens = 0;
-  let stepsRun = 0;
-  let best: { loss: number; adapter: NamedTensors } | undefined;
-  let sinceBest = 0;
-  let stoppedEarly = false;
-  const evalEvery = opts.evalEvery ?? Math.max(1, Math.floor(opts.steps / 5));
-  try {
-    for (let s = firstStep; s < lastStep; s++) {
-      const t0 = now();
+  return {
+    async gradients(vars, s, frozen) {
+      const names = [...vars.keys()];
+      const varList = names.map((n) => vars.get(n)!);
       const grads = new Map<string, tf.Tensor>();
-      let stepLoss = 0;
-      let stepTokens = 0;
+      let loss = 0;
+      let tokens = 0;
       for (let micro = 0; micro < accum; micro++) {
         const k = s * accum + micro;
         const { inputs, targets, weights, targetCount } = toTensors(batchAt(k), seqLen);
-        stepTokens += targetCount;
+        tokens += targetCount;
         const dropoutSeed = uniformInt(seededRandomBytes(`train:${opts.seed}:dropout:${k}`), 2 ** 31);
         const { value, grads: g } = valueAndGradsFrugal((...xs: tf.Tensor[]) => {
           const rt = loraRuntime(model, lora, new Map([...frozen, ...names.map((n, i) => [n, xs[i]!] as const)]));
           const logits = model.forward(inputs, { lora: rt, training: true, seed: dropoutSeed });
           return crossEntropy(logits, targets, weights);
         })(varList);
-        stepLoss += (await value.data())[0]! / accum;
+        loss += (await value.data())[0]! / accum;
         tf.dispose([value, inputs, targets, ...(weights ? [weights] : [])]);
         g.forEach((gi, i) => {
           const prev = grads.get(names[i]!);
@@ -169,45 +163,12 @@ export async function trainLocal(model: CausalLM, lora: LoraConfig, adapter: Nam
         }
       }
       const { norm: gradNorm, factor } = clipFactor(grads, 1 / accum, opts.gradClipNorm ?? 0);
-      const lr = warmupCosine(s, totalSteps, opts.learningRate, opts.warmupSteps ?? 0);
-      optimizer.apply(grads, lr, factor);
-      for (const g of grads.values()) g.dispose();
-      lossSum += stepLoss;
-      stepsRun++;
-      tokens += stepTokens;
-      const info: StepInfo = { step: s + 1, loss: stepLoss, tokensPerSecond: stepTokens / Math.max(1e-9, (now() - t0) / 1000), learningRate: lr, gradNorm };
-      if (opts.evalData && opts.evalData.length > 0 && ((s + 1 - firstStep) % evalEvery === 0 || s + 1 === lastStep)) {
-        const current = await hostAdapter(vars, start);
-        const ev = await evaluate(model, lora, current, opts.evalData, { batchSize: opts.batchSize });
-        info.evalLoss = ev.loss;
-        if (!best || ev.loss < best.loss) {
-          best = { loss: ev.loss, adapter: current };
-          sinceBest = 0;
-        } else if (opts.patience !== undefined && ++sinceBest >= opts.patience) {
-          stoppedEarly = true;
-        }
-      }
-      await opts.onStep?.(info);
-      await yieldToEventLoop();
-      if (stoppedEarly) break;
-    }
-    const finalAdapter = stoppedEarly && best ? best.adapter : await hostAdapter(vars, start);
-    return {
-      adapter: finalAdapter,
-      trainLoss: lossSum / Math.max(1, stepsRun),
-      numExamples: data.length,
-      tokens,
-      steps: stepsRun,
-      bestEvalLoss: best?.loss,
-      stoppedEarly,
-      state: { adapter: await hostAdapter(vars, start), optimizer: await optimizer.state() },
-    };
-  } finally {
-    optimizer.dispose();
-    for (const v of vars.values()) v.dispose();
-    for (const t of frozen.values()) t.dispose();
-    if (anchor) for (const t of anchor.values()) t.dispose();
-  }
+      return { grads, factor, loss, tokens, info: { gradNorm } };
+    },
+    dispose() {
+      if (anchor) for (const t of anchor.values()) t.dispose();
+    },
+  };
 }
 
 /** Mean next-token loss (nats per token) of the adapted model over `data`, all trained (unmasked) targets weighted equally. */
@@ -279,16 +240,6 @@ export function toTensors(batch: Int32Array[], seqLen: number): { inputs: tf.Ten
 function clipFactor(grads: Map<string, tf.Tensor>, scale: number, clip: number): { norm: number; factor: number } {
   const norm = Math.sqrt(sumOfSquares([...grads.values()])) * scale;
   return { norm, factor: clip > 0 && norm > clip ? (scale * clip) / (norm + 1e-6) : scale };
-}
-
-/** The adapter in `layout`'s order: trained tensors from `vars`, frozen ones (FFA-LoRA's A) copied bit for bit from `layout`. */
-async function hostAdapter(vars: Map<string, tf.Variable>, layout: NamedTensors): Promise<NamedTensors> {
-  const out: NamedTensors = new Map();
-  for (const [name, t] of layout) {
-    const v = vars.get(name);
-    out.set(name, v ? { shape: [...v.shape], data: new Float32Array((await v.data()) as Float32Array) } : { shape: [...t.shape], data: new Float32Array(t.data) });
-  }
-  return out;
 }
 
 function validateOptions(o: TrainOptions, data: Int32Array[]): void {

@@ -50,20 +50,26 @@ export function register(program: Command): void {
   bench
     .command('dp-sgd')
     .description(
-      'Tokens/s of record-level DP-SGD on the committed tiny base (LoRA r 8): per-example clipping from one batched pass ' +
-        '(ghost; norms and sums on the device or the host, or a re-weighted second pass) against one pass per sequence, ' +
-        'next to non-private training, in the same run',
+      'Tokens/s of record-level DP-SGD (ghost clipping: per-example clipping from one batched pass) against non-private ' +
+        'training in the same run, per round (median and spread), on fedlora-tiny and a GPT-2-small shape (random ' +
+        'weights) at batches 8 and 64, with a PyTorch peer (functorch per-sample gradients); about 20-30 minutes on 2 busy cores',
     )
     .option('--backend <name>', 'tfjs backend (default: the best available)')
+    .option('--models <list>', 'fedlora-tiny, gpt2-small or gpt2-<layers>, comma-separated', 'fedlora-tiny,gpt2-small')
+    .option('--batches <list>', 'expected Poisson batch sizes (q = 1/8 of a population of 8 x batch)', '8,64')
     .option('--seq <n>', 'tokens per sequence', '64')
-    .option('--batch <n>', 'expected Poisson batch size (q = batch / sequences)', '8')
-    .option('--sequences <n>', 'training sequences (the population sampled from)', '64')
-    .option('--steps <n>', 'measured steps per case', '4')
-    .option('--rounds <n>', 'run the cases this many times in turn and keep each one\'s best (the machine may be shared)', '1')
+    .option('--steps <n>', 'steps per round and case on fedlora-tiny', '2')
+    .option('--gpt2-steps <n>', 'steps per round and case on GPT-2 shapes', '1')
+    .option('--gpt2-seq <n>', 'tokens per sequence on GPT-2 shapes (default: --seq)')
+    .option('--rounds <n>', 'rounds (each runs non-private and DP-SGD back to back; ratios per round)', '3')
+    .option('--variants <list>', 'DP-SGD variants: ghost, ghostHost, ghostReweighted, perExample', 'ghost')
+    .option('--no-torch', 'skip the PyTorch peer')
     .option('--json', 'print one JSON document on stdout (always the case)')
-    .action(async (o: { backend?: string; seq: string; batch: string; sequences: string; steps: string; rounds: string }) => {
-      const args = ['--seq', o.seq, '--batch', o.batch, '--sequences', o.sequences, '--steps', o.steps, '--rounds', o.rounds];
+    .action(async (o: { backend?: string; models: string; batches: string; seq: string; steps: string; gpt2Steps: string; gpt2Seq?: string; rounds: string; variants: string; torch: boolean }) => {
+      const args = ['--models', o.models, '--batches', o.batches, '--seq', o.seq, '--steps', o.steps, '--gpt2-steps', o.gpt2Steps, '--rounds', o.rounds, '--variants', o.variants];
+      if (o.gpt2Seq) args.push('--gpt2-seq', o.gpt2Seq);
       if (o.backend) args.push('--backend', o.backend);
+      if (!o.torch) args.push('--no-torch');
       await runBenchScript('dp-sgd', args);
     });
   bench

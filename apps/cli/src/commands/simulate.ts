@@ -68,6 +68,7 @@ export function register(program: Command): void {
     .option('--dashboard <host:port>', 'serve the coordinator\'s web dashboard at http://HOST:PORT/ during the run (loopback only, e.g. 127.0.0.1:8080)', dashboardListen)
     .option('--dashboard-linger <seconds>', 'with --dashboard: keep serving it this long after the run ends', numberOption('--dashboard-linger', 0, 86_400), 0)
     .option('--out <dir>', 'directory for the ledgers (default: a new temporary directory)')
+    .option('--task <task>', 'text (fine-tune on SOTU text) or qa (instruction tuning on SOTU questions with per-round federated MCQ accuracy)', 'text')
     .option('--seed <s>', 'seed of the initial adapter and the clients\' batch order', 'fedlora')
     .addOption(new Option('--log-level <level>', 'JSON log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('warn'))
     .option('--json', 'print one JSON document on stdout')
@@ -101,6 +102,7 @@ export function register(program: Command): void {
         backend: o.backend,
         seed: o.seed,
         silentClients: o.silentClients,
+        ...(o.task === 'qa' ? { task: 'qa' as const } : o.task !== 'text' ? badTask(o.task) : {}),
         privacy: o.dpMode
           ? {
               mode: o.dpMode,
@@ -154,6 +156,13 @@ export function register(program: Command): void {
           ]),
         )}\n\neval loss ${report.initialEvalLoss.toFixed(4)} before training -> ${report.finalEvalLoss?.toFixed(4) ?? '-'} after ${report.rounds.length} rounds (backend ${report.backend}, ${(report.durationMs / 1000).toFixed(0)} s)\n`,
       );
+      if (report.task === 'qa') {
+        const acc = report.rounds.filter((r) => r.evaluation?.acc !== undefined).map((r) => `round ${r.round}: ${r.evaluation!.acc!.toFixed(3)}`);
+        process.stdout.write(
+          `\nfederated MCQ accuracy of the global adapter each round started from (clients' held-out questions, chance 0.25): ${acc.join(', ') || '-'}` +
+            `\nfinal adapter: acc ${report.finalEvaluation?.acc.toFixed(3) ?? '-'}, acc_norm ${report.finalEvaluation?.accNorm.toFixed(3) ?? '-'} over ${report.finalEvaluation?.count ?? 0} questions; eval loss is ${report.evalLossOf}\n`,
+        );
+      }
       if (report.privacy) {
         // What the noise does to utility: its norm on the averaged update against the clip (the largest signal).
         const n = report.clients.length;
@@ -173,4 +182,8 @@ export function register(program: Command): void {
       }
       if (report.finalEvalLoss === null) throw new CliError('no round completed');
     });
+}
+
+function badTask(task: unknown): never {
+  throw new CliError(`--task must be text or qa, received "${String(task)}"`, 2);
 }

@@ -27,7 +27,7 @@ let tiny: CausalLM;
 beforeAll(async () => {
   await initBackend({ backend: process.env.FEDLORA_BACKEND ?? 'wasm' });
   tiny = await loadModel(TINY);
-});
+}, 300_000);
 afterAll(() => tiny?.dispose());
 
 function jsonl(name: string, records: unknown[]): string {
@@ -71,7 +71,7 @@ describe.skipIf(!hasTorch)('fedlora model eval --task loss matches the float64 P
       expect(r).toMatchObject({ format: c.format, examples: 2, tokens: 2 * ref.tokens, truncated: 0, skipped: 0 });
       expect(Math.abs((r.loss as number) - ref.loss)).toBeLessThan(1e-3);
     }
-  });
+  }, 600_000);
 
   it('with a PEFT adapter, and a prompt cut from the left to fit a 16-token context (CLI, --json)', async () => {
     const m = await loadModel(GPT2);
@@ -100,7 +100,7 @@ describe.skipIf(!hasTorch)('fedlora model eval --task loss matches the float64 P
     expect(Math.abs(r.loss - ref.loss)).toBeLessThan(1e-3);
     const base = torchLoss(GPT2, undefined, [{ prompt: ids('the whale'), completion: [...ids(' the sea'), eos] }]);
     expect(Math.abs(base.loss - ref.loss)).toBeGreaterThan(1e-3); // the adapter matters
-  });
+  }, 600_000);
 });
 
 describe.skipIf(!hasTorch)('fedlora model eval --task mcq reproduces accuracy computed by hand', () => {
@@ -124,7 +124,7 @@ describe.skipIf(!hasTorch)('fedlora model eval --task mcq reproduces accuracy co
       if (best(ref.logprobs.map((l, i) => l / it.choices[i]!.length)) === answer) accNorm++;
     }
     expect(r).toMatchObject({ task: 'mcq', examples: 4, skipped: 0, acc: acc / 4, acc_norm: accNorm / 4 });
-  });
+  }, 600_000);
 });
 
 describe('fedlora model eval: bad input', () => {
@@ -133,7 +133,7 @@ describe('fedlora model eval: bad input', () => {
     await expect(runModelEval(tiny, undefined, { data: file, task: 'mcq', format: 'auto', batchSize: 8, maxNewTokens: 8 })).rejects.toThrow(/record 1: field "answer" must be a choice index in \[0, 1\]/);
     const pc = jsonl('bad-pc.jsonl', [{ prompt: 'q', answer: 'a' }]);
     await expect(runModelEval(tiny, undefined, { data: pc, task: 'loss', format: 'auto', batchSize: 8, maxNewTokens: 8 })).rejects.toThrow(/pass --format/);
-  });
+  }, 300_000);
 
   it('exact match scores a greedy generation against the answer', async () => {
     const r = await runModelEval(tiny, undefined, { data: jsonl('em.jsonl', [{ prompt: 'Call me', answer: 'zzz-not-a-continuation' }]), task: 'exact-match', format: 'auto', batchSize: 8, maxNewTokens: 4 });
@@ -141,5 +141,5 @@ describe('fedlora model eval: bad input', () => {
     const pred = (r.predictions as Array<{ prediction: string }>)[0]!.prediction;
     const again = await runModelEval(tiny, undefined, { data: jsonl('em2.jsonl', [{ prompt: 'Call me', answer: ` ${pred} ` }]), task: 'exact-match', format: 'auto', batchSize: 8, maxNewTokens: 4 });
     expect(again.exact_match).toBe(1);
-  });
+  }, 300_000);
 });

@@ -4,19 +4,22 @@ import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import type { LoraVariant } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel, validateLoraConfig } from '@fedlora/model';
-import { ClientPrivacyGuard, generateLedgerKey, resolveAdaptiveClipping, type NoiseCalibration } from '@fedlora/privacy';
-import type { EventLogger, LocalTrainer, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
+import type { ClientPrivacyGuard } from '@fedlora/privacy';
+import { generateLedgerKey, resolveAdaptiveClipping, type NoiseCalibration } from '@fedlora/privacy';
+import type { EventLogger, LocalTrainer, RoundEvaluation, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
 import { flattenInPlanOrder, plannedPrivacy, runClient, silentLogger, updateDimension, updateLayout } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
-import { evaluate, packUnits, splitRecordsByUnit, tokenizeToSequences, type UnitData } from '@fedlora/train';
+import { evaluate, evaluateMcq, instructSegments, instructTrainingSequences, packUnits, splitRecordsByUnit, tokenizeToSequences, type McqItem, type UnitData } from '@fedlora/train';
 import { GrpcConnection } from '@fedlora/transport-grpc';
 import type { FederationPrivacy } from '@fedlora/coordinator';
-import { createFederationPrivacy, startCoordinatorApp } from '@fedlora/coordinator';
-import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, ModelTrainer, PrivacyGuardedTrainer } from '@fedlora/client';
+import { createFederationPrivacy, distributedNoiseStddevPerClient, startCoordinatorApp } from '@fedlora/coordinator';
+import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, EvaluatingTrainer, ModelTrainer, PrivacyGuardedTrainer, openClientGuards } from '@fedlora/client';
 import type { SimulationSecAgg } from './secure-setup.js';
 import { createSecureSimulation } from './secure-setup.js';
 import { partitionSotu, splitIntoRecords } from './sotu-partition.js';
+import { sotuQa } from './sotu-qa.js';
+import { mobyDickSplit } from '../model/pretrain.js';
 import { createAggregationProbe } from './aggregation-error.js';
 import type { SimulationDashboard, SimulationDashboardHandle } from './simulation-dashboard.js';
 import { startSimulationDashboard } from './simulation-dashboard.js';
@@ -66,6 +69,14 @@ export interface SimulationOptions {
   onProgress?: (e: ProgressEvent) => void;
   /** Test hook: wrap each client's trainer (for example to record the deltas it sends). */
   wrapTrainer?: (name: string, trainer: LocalTrainer) => LocalTrainer;
+  /**
+   * `text` (default): each client fine-tunes on its era of SOTU text. `qa`: instruction tuning on
+   * the SOTU QA set (sotu-qa.ts, prompt-completion, loss on the answer only); each client
+   * evaluates every global adapter on its held-out multiple-choice questions (federated
+   * evaluation, reported per round), and the eval loss is that of held-out Moby-Dick chapters
+   * (the bundled model's general text: forgetting).
+   */
+  task?: 'text' | 'qa';
   /** Test hook: called at the end of each round with the previous and new global adapters. */
   onRoundAdapters?: (round: number, before: NamedTensors, after: NamedTensors | null) => void;
 }
@@ -113,6 +124,8 @@ export type ProgressEvent =
 
 /** One round of the report. */
 export interface SimulationRound {
+  /** Task qa: the federated evaluation of the global adapter this round started from (clients' held-out questions). */
+  evaluation?: RoundEvaluation;
   round: number;
   attempt: number;
   status: RoundSummary['status'];
@@ -148,6 +161,12 @@ export interface SimulationRound {
 export interface SimulationReport {
   backend: string;
   model: string;
+  /** Task qa: instruction tuning on SOTU QA (see SimulationOptions.task). */
+  task?: 'qa';
+  /** Task qa: what evalLoss measures (general text, so a rise shows forgetting). */
+  evalLossOf?: string;
+  /** Task qa: the final global adapter's multiple-choice accuracy over all clients' held-out questions (chance 0.25). */
+  finalEvaluation?: { count: number; acc: number; accNorm: number };
   clients: Array<{ name: string; era: string; trainSequences: number; heldOutSequences: number; trainUnits?: number; dpSgdCalibration?: NoiseCalibration }>;
   initialEvalLoss: number;
   rounds: SimulationRound[];
@@ -183,17 +202,19 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   validateLoraConfig(lora);
   const log = o.logger ?? silentLogger;
 
-  const corpora = partitionSotu(o.clients, o.charsPerClient);
+  if (o.task === 'qa' && o.dpSgd) throw new RangeError('simulate: --task qa does not run with DP-SGD yet (drop the --dp-sgd-* options)');
+  const corpora = o.task === 'qa' ? [] : partitionSotu(o.clients, o.charsPerClient);
   // Each address is cut into records (short documents); whole records are held out, so runs with
   // and without DP-SGD train and evaluate on the same text.
-  const clients = corpora.map((c) => {
+  const textClients = corpora.map((c) => {
     const records = c.documents.flatMap((d) => splitIntoRecords(d, SIMULATED_RECORD_CHARS)).map((text) => ({ text }));
     const split = splitRecordsByUnit(records, { unit: 'document' }, o.evalFraction);
     const heldOut = tokenizeToSequences(model, split.heldOut.map((r) => r.text), o.seqLen).slice(0, o.evalSequences);
     const units: UnitData | undefined = o.dpSgd ? packUnits(model, split.train, o.seqLen, { unit: o.dpSgd.privacyUnit ?? 'document' }) : undefined;
     const train = units ? units.sequences : tokenizeToSequences(model, split.train.map((r) => r.text), o.seqLen);
-    return { ...c, train, units, heldOut };
+    return { name: c.name, era: c.era, train, units, heldOut, mcq: undefined as McqItem[] | undefined };
   });
+  const clients = o.task === 'qa' ? qaClients(model, o) : textClients;
   o.onProgress?.({ kind: 'ready', backend: backend.name, clients: clients.map((c) => ({ name: c.name, era: c.era, trainSequences: c.train.length })) });
   const allHeldOut = clients.flatMap((c) => c.heldOut);
   const evalLoss = async (adapter: NamedTensors) => (await evaluate(model, lora, adapter, allHeldOut, { batchSize: 8 })).loss;
@@ -201,7 +222,6 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const initialAdapter = initLoraAdapter(model, lora, seededRandomBytes(`lora-init:${o.seed}`));
   const updateParameters = updateDimension(updateLayout(initialAdapter, lora.variant!));
   let fedPrivacy: FederationPrivacy | undefined;
-  const guards = new Map<string, ClientPrivacyGuard>();
   const ledgers: string[] = [];
   const minClients = o.minClients ?? (o.secagg && o.secagg.dropout > 0 ? Math.max(2, Math.ceil(o.clients / 2)) : o.clients);
   const distributed = o.privacy?.mode === 'distributed';
@@ -211,7 +231,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       'simulate: adaptive clipping with --dp-mode central needs each clipped-indicator bit, which --secagg hides: use --dp-mode distributed with --secagg (the bits ride in the secure sum), or drop --secagg',
     );
   }
-  const noiseStddevPerClient = distributed ? (o.privacy!.noiseMultiplier * o.privacy!.clipNorm) / Math.sqrt(minClients) : 0;
+  const noiseStddevPerClient = distributed ? distributedNoiseStddevPerClient(o.privacy!.noiseMultiplier, o.privacy!.clipNorm, minClients) : 0;
   // Distributed adaptive clipping: every secure round is sized for the clip norm the federation privacy holds at that moment.
   const perRound = distributed && o.privacy?.adaptiveClipping ? () => fedPrivacy!.perRound!() : undefined;
   const secure = o.secagg ? createSecureSimulation(clients.map((c) => c.name), { ...o.secagg, seed: o.seed, noiseStddevPerClient, ...(perRound ? { perRound } : {}) }) : undefined;
@@ -243,29 +263,27 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         : {}),
     });
     ledgers.push(fedPrivacy.ledgerPath);
-    for (const c of clients) {
-      const guard = await ClientPrivacyGuard.open({
-        ledgerPath: join(outDir, 'clients', `${c.name}-ledger.jsonl`),
-        signer: { writer: c.name, secretKey: clientKeys.get(c.name)! },
-        budget: { epsilon: o.privacy.clientEpsilonOverrides?.[c.name] ?? o.privacy.clientEpsilon, delta: o.privacy.delta },
-        unit: 'institution',
-      });
-      guards.set(c.name, guard);
-      ledgers.push(guard.ledgerPath);
-    }
   }
-
+  // Each institution's budgets, opened as `fedlora client` opens them (one ledger key per institution for both).
+  const guards = new Map<string, ClientPrivacyGuard>();
   const recordGuards = new Map<string, ClientPrivacyGuard>();
+  for (const c of o.privacy || o.dpSgd ? clients : []) {
+    const opened = await openClientGuards({
+      name: c.name,
+      secretKey: clientKeys.get(c.name)!,
+      ...(o.privacy
+        ? { institution: { ledgerPath: join(outDir, 'clients', `${c.name}-ledger.jsonl`), epsilon: o.privacy.clientEpsilonOverrides?.[c.name] ?? o.privacy.clientEpsilon, delta: o.privacy.delta } }
+        : {}),
+      ...(o.dpSgd
+        ? { record: { ledgerPath: join(outDir, 'clients', `${c.name}-record-ledger.jsonl`), epsilon: o.dpSgd.epsilon ?? 1e9, delta: o.dpSgd.delta ?? o.privacy?.delta ?? 1e-5, unit: { unit: o.dpSgd.privacyUnit ?? 'document' } } }
+        : {}),
+    });
+    if (opened.institution) guards.set(c.name, opened.institution);
+    if (opened.record) recordGuards.set(c.name, opened.record);
+  }
   const dpSgdTrainers = new Map<string, DpSgdTrainer>();
   for (const c of o.dpSgd ? clients : []) {
-    const guard = await ClientPrivacyGuard.open({
-      ledgerPath: join(outDir, 'clients', `${c.name}-record-ledger.jsonl`),
-      signer: { writer: c.name, secretKey: clientKeys.get(c.name)! },
-      budget: { epsilon: o.dpSgd!.epsilon ?? 1e9, delta: o.dpSgd!.delta ?? o.privacy?.delta ?? 1e-5 },
-      unit: o.dpSgd!.privacyUnit ?? 'document',
-    });
-    recordGuards.set(c.name, guard);
-    ledgers.push(guard.ledgerPath);
+    const guard = recordGuards.get(c.name)!;
     const dp = o.dpSgd!;
     const onStep = (round: number, s: { step: number; loss: number; tokensPerSecond: number }) =>
       o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond });
@@ -287,6 +305,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       }),
     );
   }
+  // Ledger paths: the federation's first, then each client's institution-level ledgers, then the record-level ones.
+  ledgers.push(...[...guards.values(), ...recordGuards.values()].map((g) => g.ledgerPath));
 
   const secureMetrics = (s: RoundSummary, plan: RoundPlan, before: NamedTensors, after: NamedTensors | null) => {
     if (!after || !secure) return { survivors: s.participants };
@@ -346,6 +366,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         ...(secure ? secureMetrics(s, plan, previous!, adapter) : {}),
         ...(probe && adapter ? optional('aggregationError', probe.measure(s.round, s.participantNames)) : {}),
         ...(s.declined.length ? { declined: s.declined } : {}),
+        ...(s.evaluation ? { evaluation: s.evaluation } : {}),
       };
       if (adapter) previous = adapter;
       rounds.push(r);
@@ -375,7 +396,9 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       const base = o.dpSgd
         ? dpSgdTrainers.get(c.name)!
         : new ModelTrainer({ model, lora, train: c.train, seed: `${o.seed}:${c.name}`, onStep });
-      const guarded = fedPrivacy ? new PrivacyGuardedTrainer(base, guards.get(c.name)) : base;
+      // Federated evaluation (task qa): the client scores each global adapter on its own held-out questions.
+      const evaluated = c.mcq ? new EvaluatingTrainer(base, model, { mcq: c.mcq }, () => lora) : base;
+      const guarded = fedPrivacy ? new PrivacyGuardedTrainer(evaluated, guards.get(c.name)) : evaluated;
       const recorded = secure ? secure.recordUpdates(c.name, guarded) : probe!.wrap(c.name, guarded);
       const trainer = o.wrapTrainer ? o.wrapTrainer(c.name, recorded) : recorded;
       return runClient({ name: c.name, connection, trainer, pollMs: 2000, heartbeatMs: 1000, logger: log, secure: secure?.client(c.name), signal: stopClients.signal }).finally(() => connection.close());
@@ -390,8 +413,10 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         const cal = dpSgdTrainers.get(c.name)?.calibration(calibrationPlan(o, lora));
         return { name: c.name, era: c.era, trainSequences: c.train.length, heldOutSequences: c.heldOut.length, ...(c.units ? { trainUnits: c.units.units.length } : {}), ...(cal ? { dpSgdCalibration: cal } : {}) };
       }),
+      ...(o.task === 'qa' ? { task: 'qa' as const, evalLossOf: 'held-out Moby-Dick chapters (general text: forgetting)' } : {}),
       initialEvalLoss,
       rounds,
+      ...(o.task === 'qa' && last ? { finalEvaluation: await finalMcq(model, lora, app.coordinator.adapter, clients.flatMap((c) => c.mcq ?? [])) } : {}),
       finalEvalLoss: rounds.filter((r) => r.evalLoss !== null).at(-1)?.evalLoss ?? null,
       finalAdapterSha256: last?.adapterSha256 ?? null,
       loraVariant: lora.variant!,
@@ -424,4 +449,21 @@ function plannedNoiseMultiplier(plan: RoundPlan): number {
   const p = plannedPrivacy(plan);
   if (!p) throw new RangeError(`round ${plan.round}: the plan carries no privacy parameters`);
   return p.noiseMultiplier;
+}
+
+/** Task qa: each client's QA examples (masked sequences) and held-out questions; the general text is held-out Moby-Dick. */
+function qaClients(model: CausalLM, o: SimulationOptions) {
+  const general = tokenizeToSequences(model, mobyDickSplit().heldOut, o.seqLen);
+  return sotuQa(o.clients, { seed: o.seed }).map((c, i) => {
+    const examples = c.train.map((r) => instructSegments(model.tokenizer, r, 'prompt-completion'));
+    const train = instructTrainingSequences(model.tokenizer, examples, model.config.maxPositions).sequences;
+    const heldOut = general.slice(i * o.evalSequences, (i + 1) * o.evalSequences);
+    return { name: c.name, era: c.era, train, units: undefined as UnitData | undefined, heldOut, mcq: c.heldOut as McqItem[] | undefined };
+  });
+}
+
+/** Task qa: the final adapter's multiple-choice accuracy over every client's held-out questions. */
+async function finalMcq(model: CausalLM, lora: LoraConfig, adapter: NamedTensors, items: McqItem[]) {
+  const r = await evaluateMcq(model, items, { lora, adapter });
+  return { count: r.examples, acc: r.acc, accNorm: r.acc_norm };
 }

@@ -40,6 +40,8 @@ export interface TrainingPoint {
   evalLoss?: number | null;
   perplexity?: number | null;
   mcqAccuracy?: number | null;
+  /** Which adapter the held-out metrics are of: the one the round produced, or the one it started from (federated evaluation). */
+  evaluated?: 'after the round' | 'at the start of the round';
 }
 
 const SCHEMA = 'https://vega.github.io/schema/vega-lite/v6.json';
@@ -61,7 +63,7 @@ export function epsilonChartSpec(series: readonly EpsilonSeries[], title = 'Cumu
   const enc = {
     x: { field: 'round', type: 'quantitative', axis: ROUND_AXIS, scale: ROUND_SCALE },
     y: { field: 'epsilon', type: 'quantitative', title: 'epsilon (cumulative)' },
-    color: { field: 'ledger', type: 'nominal', title: 'ledger' },
+    color: { field: 'ledger', type: 'nominal', title: 'ledger', legend: { labelLimit: 260 } },
   };
   return {
     $schema: SCHEMA,
@@ -90,7 +92,7 @@ export function budgetChartSpec(series: readonly EpsilonSeries[]): TopLevelSpec 
   const enc = {
     x: { field: 'round', type: 'quantitative', axis: ROUND_AXIS, scale: ROUND_SCALE },
     y: { field: 'spent', type: 'quantitative', title: 'share of budget spent', axis: { format: '%' }, scale: { domain: [0, top] } },
-    color: { field: 'ledger', type: 'nominal', title: 'ledger' },
+    color: { field: 'ledger', type: 'nominal', title: 'ledger', legend: { labelLimit: 260 } },
   };
   return {
     $schema: SCHEMA,

@@ -28,7 +28,7 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function summary(round: number, status: RoundSummary['status']): RoundSummary {
-  return { round, attempt: 1, status, participants: status === 'completed' ? 3 : 0, participantNames: status === 'completed' ? ['a', 'b', 'c'] : [], cohort: 3, dropped: [], declined: [], trainLoss: 2 - round / 10, numExamples: 9, adapterSha256: null, startedAt: 0, endedAt: 1500, metrics: { evalLoss: 2.5 - round / 10 } };
+  return { round, attempt: 1, status, participants: status === 'completed' ? 3 : 0, participantNames: status === 'completed' ? ['a', 'b', 'c'] : [], cohort: 3, dropped: [], declined: [], trainLoss: 2 - round / 10, numExamples: 9, adapterSha256: null, startedAt: 0, endedAt: 1500, metrics: {}, evaluation: { clients: 3, count: 9, loss: 2.5 - round / 10, acc: 0.25 * round } };
 }
 
 function source(): DashboardSource {
@@ -126,7 +126,11 @@ describe('dashboard server', () => {
     const operator = JSON.parse((await raw('GET', '/api/state', { authorization: `Bearer ${OPERATOR}` })).body);
     expect(operator.role).toBe('operator');
     expect(operator.security.total).toBe(4);
-    expect(operator.training.map((t: { evalLoss: number }) => t.evalLoss)).toEqual([2.4, 2.3]);
+    expect(operator.training.map((t: { evalLoss: number; mcqAccuracy: number; evaluated: string }) => [t.evalLoss, t.mcqAccuracy, t.evaluated])).toEqual([
+      [2.4, 0.25, 'at the start of the round'],
+      [2.3, 0.5, 'at the start of the round'],
+    ]);
+    expect(operator.charts.mcq).toContain('MCQ accuracy, round 2: 0.5000');
   });
 
   it('survives a fuzz of methods, paths, headers and tokens, and still serves afterwards', async () => {

@@ -66,10 +66,21 @@ function trainingPoints(rounds: readonly RoundSummary[], extra: DashboardSource[
   return rounds
     .filter((r) => r.status === 'completed')
     .map((r) => {
-      const m = { ...r.metrics, ...(extra?.(r.round) ?? {}) };
-      const pick = (...keys: string[]) => keys.map((k) => m[k]).find((v) => typeof v === 'number' && Number.isFinite(v)) ?? null;
-      const evalLoss = pick('evalLoss', 'heldOutLoss');
-      return { round: r.round, trainLoss: r.trainLoss, evalLoss, perplexity: pick('perplexity') ?? (evalLoss !== null ? Math.exp(evalLoss) : null), mcqAccuracy: pick('mcqAccuracy', 'accuracy') };
+      const own = extra?.(r.round);
+      // The app's own evaluation is of the adapter after the round; the institutions' federated
+      // evaluation (RoundSummary.evaluation) is of the adapter the round started from.
+      const fed = r.evaluation;
+      const m: Record<string, number | undefined> = own ?? { evalLoss: fed?.loss, mcqAccuracy: fed?.acc };
+      const pick = (...keys: string[]) => keys.map((k) => m[k]).find((v): v is number => typeof v === 'number' && Number.isFinite(v)) ?? null;
+      const evalLoss = pick('evalLoss');
+      return {
+        round: r.round,
+        trainLoss: r.trainLoss,
+        evalLoss,
+        perplexity: pick('perplexity') ?? (evalLoss !== null ? Math.exp(evalLoss) : null),
+        mcqAccuracy: pick('mcqAccuracy'),
+        ...(evalLoss !== null || m.mcqAccuracy !== undefined ? { evaluated: own ? ('after the round' as const) : ('at the start of the round' as const) } : {}),
+      };
     });
 }
 

@@ -10,12 +10,15 @@
   let timer = null;
 
   // A token can come in the address's fragment (#token=...), which browsers never send to a server.
-  const hash = new URLSearchParams(location.hash.slice(1));
-  if (hash.get('token')) {
-    token = hash.get('token');
+  const takeToken = () => {
+    const given = new URLSearchParams(location.hash.slice(1)).get('token');
+    if (!given) return false;
+    token = given;
     sessionStorage.setItem('fedlora-dashboard-token', token);
     history.replaceState(null, '', location.pathname);
-  }
+    return true;
+  };
+  takeToken();
 
   const el = (tag, text, attrs) => {
     const e = document.createElement(tag);
@@ -72,6 +75,8 @@
   function renderTraining(s) {
     $('training').hidden = !s.training;
     if (!s.training) return;
+    const when = s.training.find((t) => t.evaluated)?.evaluated;
+    $('training-note').textContent = when ? `Held-out metrics are of the shared adapter ${when}${when.startsWith('at') ? ' (reported by the institutions on their own held-out data)' : ''}.` : 'No held-out evaluation reported.';
     showSvg($('loss-chart'), s.charts.loss);
     showSvg($('mcq-chart'), s.charts.mcq);
     fillRows(
@@ -152,6 +157,11 @@
     timer = setTimeout(poll, next);
   }
 
+  window.addEventListener('hashchange', () => {
+    if (!takeToken()) return;
+    etag = null;
+    poll();
+  });
   $('login').addEventListener('submit', (e) => {
     e.preventDefault();
     token = $('token').value.trim();
