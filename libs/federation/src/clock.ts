@@ -1,3 +1,5 @@
+import { onAbort } from './abort-waiters.js';
+
 /** Time as a parameter (STYLE.md 5): protocol logic never reads the wall clock directly. */
 export interface Clock {
   now(): number;
@@ -11,12 +13,12 @@ export const systemClock: Clock = {
     new Promise<void>((resolve) => {
       if (signal?.aborted) return resolve();
       const t = setTimeout(done, ms);
+      const unsubscribe = signal ? onAbort(signal, done) : () => {};
       function done(): void {
         clearTimeout(t);
-        signal?.removeEventListener('abort', done);
+        unsubscribe();
         resolve();
       }
-      signal?.addEventListener('abort', done, { once: true });
     }),
 };
 

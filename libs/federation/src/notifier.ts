@@ -1,3 +1,5 @@
+import { onAbort } from './abort-waiters.js';
+
 /**
  * A condition variable for async code: `wait()` resolves at the next `notify()`, or after a
  * timeout. Used to wake long-polling clients and the round loop when state changes.
@@ -18,12 +20,12 @@ export class Notifier {
       if (signal?.aborted) return resolve();
       const done = (): void => {
         clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
+        unsubscribe();
         this.waiters.delete(done);
         resolve();
       };
       const timer = setTimeout(done, Math.max(0, timeoutMs));
-      signal?.addEventListener('abort', done, { once: true });
+      const unsubscribe = signal ? onAbort(signal, done) : () => {};
       this.waiters.add(done);
     });
   }
