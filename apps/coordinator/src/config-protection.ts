@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { RoundAggregationFactory, RoundPlan, RoundSummary, SecureAggregationOptions } from '@fedlora/federation';
+import type { PlanParts, RoundAggregationFactory, RoundPlan, RoundSummary, SecureAggregationOptions } from '@fedlora/federation';
 import type { FederationStore } from '@fedlora/store';
 import { resolveAdaptiveClipping } from '@fedlora/privacy';
 import { cryptoRandomBytes } from '@fedlora/tensor';
@@ -15,7 +15,7 @@ const DEFAULT_STAGE_TIMEOUT_MS = 60_000;
 export interface ConfiguredProtection {
   aggregation?: RoundAggregationFactory;
   secureAggregation?: SecureAggregationOptions;
-  planExtra(): Record<string, unknown>;
+  planExtra(): PlanParts;
   /** Appends the round's ledger entry (when DP is on) and returns the line for the store. */
   recordRound(summary: RoundSummary, plan: RoundPlan): Promise<string | undefined>;
   ledgerPath?: string;

@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import { initLoraAdapter, savePeftAdapter } from '@fedlora/model';
-import type { CoordinatorOptions, EventLogger, RoundAggregationFactory, SecureAggregationOptions, RoundPlan, RoundSummary, ServerStrategy, StrategyOptions } from '@fedlora/federation';
+import type { CoordinatorOptions, EventLogger, PlanParts, RoundAggregationFactory, SecureAggregationOptions, RoundPlan, RoundSummary, ServerStrategy, StrategyOptions } from '@fedlora/federation';
 import { FederationCoordinator, createStrategy, silentLogger } from '@fedlora/federation';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { cryptoRandomBytes, seededRandomBytes } from '@fedlora/tensor';
@@ -39,7 +39,7 @@ export interface CoordinatorAppOptions {
   rejoin?: CoordinatorOptions['rejoin'];
   aggregation?: RoundAggregationFactory;
   secureAggregation?: SecureAggregationOptions;
-  planExtra?: (round: number) => Record<string, unknown>;
+  planParts?: (round: number) => PlanParts;
   onRoundStart?: (plan: RoundPlan, cohort: string[]) => void;
   onRoundEnd?: (summary: RoundSummary, adapter: NamedTensors | null, plan: RoundPlan) => Promise<void> | void;
   /** Admission check at registration (enrolment, revocation, mTLS identity). */
@@ -90,7 +90,7 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     rejoin: o.rejoin,
     aggregation: o.aggregation,
     secureAggregation: o.secureAggregation,
-    planExtra: o.planExtra,
+    planParts: o.planParts,
     onRoundStart: o.onRoundStart,
     onRoundEnd: o.onRoundEnd,
     logger: log,

@@ -4,7 +4,7 @@ import { roundEvents } from '@fedlora/privacy';
 import { describe, expect, it } from 'vitest';
 import { withAccountedSampling } from './federation-privacy.js';
 
-const plan = (sampling: RoundPlan['sampling']): RoundPlan => ({ round: 1, attempt: 1, adapterSha256: '', tensors: [], localSteps: 1, learningRate: 0, batchSize: 1, deadlineUnixMs: 0, nonce: '', extra: {}, ...(sampling ? { sampling } : {}) });
+const plan = (sampling: RoundPlan['sampling']): RoundPlan => ({ round: 1, attempt: 1, adapterSha256: '', tensors: [], localSteps: 1, learningRate: 0, batchSize: 1, deadlineUnixMs: 0, nonce: '', ...(sampling ? { sampling } : {}) });
 const draw = { mode: 'poisson' as const, population: 1000, expectedCohort: 50, rate: 0.05, drawn: 48 };
 
 describe('the ledger accounts the sampling rate the cohort draw allows', () => {

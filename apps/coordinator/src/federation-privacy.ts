@@ -106,12 +106,10 @@ export async function createFederationPrivacy(opts: {
   };
 }
 
-/** What the round's aggregation released about the clip (its metrics), for the ledger. */
+/** What the round's aggregation released about the clip (its adaptive-clipping step), for the ledger. */
 function adaptiveRecord(a: AdaptiveClippingSettings, s: RoundSummary): AdaptiveClipRecord {
-  const { noisyUnclippedFraction, nextClipNorm } = s.metrics;
-  if (noisyUnclippedFraction === undefined || nextClipNorm === undefined) {
-    throw new RangeError(`round ${s.round}: adaptive clipping is on but the aggregation reported no noisy count (metrics noisyUnclippedFraction, nextClipNorm)`);
-  }
+  if (!s.adaptiveClipping) throw new RangeError(`round ${s.round}: adaptive clipping is on but the aggregation took no adaptive-clipping step (no noisy count)`);
+  const { noisyUnclippedFraction, nextClipNorm } = s.adaptiveClipping;
   return { targetQuantile: a.targetQuantile, learningRate: a.learningRate, expectedClients: a.expectedClients, noisyUnclippedFraction, nextClipNorm };
 }
 

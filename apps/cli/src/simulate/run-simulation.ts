@@ -361,7 +361,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     aggregation: fedPrivacy?.aggregation,
     secureAggregation: secure?.coordinator,
     // The LoRA config (with its variant) travels in the plan, as a configured coordinator sends it.
-    planExtra: () => ({ lora, ...(fedPrivacy?.planExtra() ?? {}), ...(o.strategy.name === 'fedprox' ? { proximalMu: o.proximalMu ?? 0.01 } : {}) }),
+    planParts: () => ({ ...(fedPrivacy?.planExtra() ?? {}), training: { lora, ...(o.strategy.name === 'fedprox' ? { proximalMu: o.proximalMu ?? 0.01 } : {}) } }),
     logger: log,
     onRefused: (r) => dash?.refused(r),
     onRoundEnd: async (s, adapter, plan) => {
@@ -457,7 +457,7 @@ function optional<K extends string>(key: K, value: number | undefined): Partial<
 
 /** The part of a round plan a DP-SGD calibration depends on (batch of units, local steps, the LoRA variant: the dimension). */
 function calibrationPlan(o: SimulationOptions, lora: LoraConfig): RoundPlan {
-  return { round: 1, attempt: 0, adapterSha256: '', tensors: [], localSteps: o.localSteps, learningRate: o.learningRate, batchSize: o.batchSize, deadlineUnixMs: 0, nonce: '', extra: { lora } };
+  return { round: 1, attempt: 0, adapterSha256: '', tensors: [], localSteps: o.localSteps, learningRate: o.learningRate, batchSize: o.batchSize, deadlineUnixMs: 0, nonce: '', training: { lora } };
 }
 
 /** The noise multiplier applied to the update sum in this round (z_Delta with adaptive clipping). */
