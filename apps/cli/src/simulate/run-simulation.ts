@@ -17,7 +17,9 @@ import { createFederationPrivacy, distributedNoiseStddevPerClient, startCoordina
 import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, EvaluatingTrainer, ModelTrainer, PrivacyGuardedTrainer, openClientGuards } from '@fedlora/client';
 import type { SimulationSecAgg } from './secure-setup.js';
 import { createSecureSimulation } from './secure-setup.js';
-import { partitionSotu, splitIntoRecords } from './sotu-partition.js';
+import type { Partition } from './partition.js';
+import { partitionCorpus } from './partition.js';
+import { splitIntoRecords } from './sotu-partition.js';
 import { sotuQa } from './sotu-qa.js';
 import { mobyDickSplit } from '../model/pretrain.js';
 import { createAggregationProbe } from './aggregation-error.js';
@@ -45,6 +47,8 @@ export interface SimulationOptions {
   clientsPerRound?: number;
   /** How the coordinator draws the cohort (default uniform): fixed-size, or Poisson (each institution independently). */
   sampling?: 'uniform' | 'poisson';
+  /** How the SOTU text is split among the clients (default era: today's natural split). */
+  partition?: Partition;
   roundDeadlineMs: number;
   /** Once minClients have reported, close the round after this long even if others have not. */
   waitAfterMinimumMs?: number;
@@ -173,7 +177,8 @@ export interface SimulationReport {
   evalLossOf?: string;
   /** Task qa: the final global adapter's multiple-choice accuracy over all clients' held-out questions (chance 0.25). */
   finalEvaluation?: { count: number; acc: number; accNorm: number };
-  clients: Array<{ name: string; era: string; trainSequences: number; heldOutSequences: number; trainUnits?: number; dpSgdCalibration?: NoiseCalibration }>;
+  /** Per-client sizes: characters of text (task text), training and held-out sequences. */
+  clients: Array<{ name: string; era: string; chars?: number; trainSequences: number; heldOutSequences: number; trainUnits?: number; dpSgdCalibration?: NoiseCalibration }>;
   initialEvalLoss: number;
   rounds: SimulationRound[];
   finalEvalLoss: number | null;
@@ -209,7 +214,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const log = o.logger ?? silentLogger;
 
   if (o.task === 'qa' && o.dpSgd) throw new RangeError('simulate: --task qa does not run with DP-SGD yet (drop the --dp-sgd-* options)');
-  const corpora = o.task === 'qa' ? [] : partitionSotu(o.clients, o.charsPerClient);
+  const corpora = o.task === 'qa' ? [] : partitionCorpus(o.clients, o.charsPerClient, o.partition ?? { kind: 'era' }, { seed: o.seed, recordChars: SIMULATED_RECORD_CHARS });
   // Each address is cut into records (short documents); whole records are held out, so runs with
   // and without DP-SGD train and evaluate on the same text.
   const textClients = corpora.map((c) => {
@@ -218,7 +223,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     const heldOut = tokenizeToSequences(model, split.heldOut.map((r) => r.text), o.seqLen).slice(0, o.evalSequences);
     const units: UnitData | undefined = o.dpSgd ? packUnits(model, split.train, o.seqLen, { unit: o.dpSgd.privacyUnit ?? 'document' }) : undefined;
     const train = units ? units.sequences : tokenizeToSequences(model, split.train.map((r) => r.text), o.seqLen);
-    return { name: c.name, era: c.era, train, units, heldOut, mcq: undefined as McqItem[] | undefined };
+    return { name: c.name, era: c.era, chars: c.documents.reduce((n, d) => n + d.length, 0), train, units, heldOut, mcq: undefined as McqItem[] | undefined };
   });
   const clients = o.task === 'qa' ? qaClients(model, o) : textClients;
   o.onProgress?.({ kind: 'ready', backend: backend.name, clients: clients.map((c) => ({ name: c.name, era: c.era, trainSequences: c.train.length })) });
@@ -427,7 +432,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       model: modelDir,
       clients: clients.map((c) => {
         const cal = dpSgdTrainers.get(c.name)?.calibration(calibrationPlan(o, lora));
-        return { name: c.name, era: c.era, trainSequences: c.train.length, heldOutSequences: c.heldOut.length, ...(c.units ? { trainUnits: c.units.units.length } : {}), ...(cal ? { dpSgdCalibration: cal } : {}) };
+        return { name: c.name, era: c.era, ...('chars' in c && typeof c.chars === 'number' ? { chars: c.chars } : {}), trainSequences: c.train.length, heldOutSequences: c.heldOut.length, ...(c.units ? { trainUnits: c.units.units.length } : {}), ...(cal ? { dpSgdCalibration: cal } : {}) };
       }),
       ...(o.task === 'qa' ? { task: 'qa' as const, evalLossOf: 'held-out Moby-Dick chapters (general text: forgetting)' } : {}),
       initialEvalLoss,
