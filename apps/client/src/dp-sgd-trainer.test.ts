@@ -41,7 +41,6 @@ const plan = (round: number): RoundPlan => ({
   batchSize: 2,
   deadlineUnixMs: 0,
   nonce: 'n',
-  extra: {},
 });
 
 async function guard(epsilon: number): Promise<ClientPrivacyGuard> {
@@ -108,7 +107,7 @@ describe('DpSgdTrainer', () => {
 
   it('is what a client config with dpSgd trains with', async () => {
     const t = new PlanFollowingTrainer(model, [TEXT.repeat(3)], { evalFraction: 0, defaultSeqLen: 12, seed: 'c', log: silentLogger, dpSgd: { clipNorm: 1, noiseMultiplier: 1 } });
-    const r = await t.train({ ...plan(1), localSteps: 1, extra: { seqLen: 12, lora } }, global);
+    const r = await t.train({ ...plan(1), localSteps: 1, training: { seqLen: 12, lora } }, global);
     expect(r.metrics.clippedFraction).toBeGreaterThanOrEqual(0); // only the DP-SGD trainer reports it
   });
 
@@ -127,7 +126,7 @@ describe('DpSgdTrainer', () => {
     const fromConfig = async (dpSgd: Record<string, unknown>) => {
       const cfg = parseClientConfig({ name: 'inst-1', coordinator: 'coord.example.org:7443', insecure: true, identity: { secretKeyFile: 'k.json' }, dataDir: 'd', data: { path: 'train.txt' }, dpSgd });
       const t = new PlanFollowingTrainer(model, docs, { evalFraction: 0, defaultSeqLen: 12, seed: 'c', log: silentLogger, dpSgd: { ...dpSgdTrainerSettings(cfg.dpSgd!), unit: { unit: 'sequence' } } });
-      const r = await t.train({ ...plan(1), localSteps: 1, batchSize: seqs.length, extra: { seqLen: 12, lora } }, global);
+      const r = await t.train({ ...plan(1), localSteps: 1, batchSize: seqs.length, training: { seqLen: 12, lora } }, global);
       return new Map([...r.delta].map(([n, d]) => [n, Float32Array.from(d.data, (x, i) => x + global.get(n)!.data[i]!)]));
     };
     const [ghost, perExample] = [await direct('ghost'), await direct('per-example')];
@@ -157,7 +156,7 @@ describe('DpSgdTrainer', () => {
       batchSize: 2,
       strategy: createStrategy({ name: 'fedavg' }),
       initialAdapter: global,
-      planExtra: () => ({ seqLen: 12, lora }),
+      planParts: () => ({ training: { seqLen: 12, lora } }),
       rng: seededRandomBytes('coord'),
     });
     const run = coordinator.run().catch((e: Error) => e);

@@ -29,7 +29,7 @@ export interface DpSgdTrainerOptions {
    * Budget first: with no `noiseMultiplier`, the multiplier that spends `epsilon` at `delta` over
    * `rounds` rounds of the plan's local steps and batch (q = batchSize / units) is calibrated
    * (calibrateDpSgd) at the first plan, and recorded in the ledger with each round. `rounds`
-   * defaults to what the plan announces (`plan.extra.plannedRounds`). A coordinator that announces
+   * defaults to what the plan announces (`plan.training.plannedRounds`). A coordinator that announces
    * fewer rounds than it runs only makes the budget run out sooner: the guard still refuses any
    * round that would exceed it.
    */
@@ -118,7 +118,7 @@ export class DpSgdTrainer implements LocalTrainer {
   calibration(plan: RoundPlan): NoiseCalibration | undefined {
     const b = this.opts.budget;
     if (this.opts.noiseMultiplier !== undefined || !b) return undefined;
-    const rounds = b.rounds ?? (typeof plan.extra.plannedRounds === 'number' ? plan.extra.plannedRounds : undefined);
+    const rounds = b.rounds ?? plan.training?.plannedRounds;
     if (!(Number.isInteger(rounds) && rounds! >= 1)) {
       throw new RangeError('dpSgd.epsilon without noiseMultiplier needs the planned number of rounds to spread the budget over: set dpSgd.rounds (the coordinator did not announce plannedRounds)');
     }

@@ -29,7 +29,7 @@ describe('EvaluatingTrainer', () => {
     const t = new EvaluatingTrainer(inner, model, { mcq, general }, () => lora);
     expect(t.numExamples).toBe(7);
     expect(await t.accept!({} as RoundPlan)).toEqual({ accept: false, reason: 'budget' });
-    const r = await t.train({ extra: {} } as RoundPlan, global);
+    const r = await t.train({} as RoundPlan, global);
     const expected = await evaluateMcq(model, mcq, { lora, adapter: global });
     expect(r.metrics).toEqual({
       tokens: 3,

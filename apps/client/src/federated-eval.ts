@@ -37,7 +37,7 @@ export class EvaluatingTrainer implements LocalTrainer {
     private readonly model: CausalLM,
     private readonly sets: FederatedEvalSets,
     /** The LoRA layout of a round (the plan's, as the trainer uses it). */
-    private readonly loraOf: (plan: RoundPlan) => LoraConfig = (plan) => (plan.extra.lora as LoraConfig | undefined) ?? defaultLoraConfig(model),
+    private readonly loraOf: (plan: RoundPlan) => LoraConfig = (plan) => plan.training?.lora ?? defaultLoraConfig(model),
   ) {
     if (inner.accept) this.accept = (plan) => inner.accept!(plan);
   }

@@ -42,7 +42,7 @@ export class ModelTrainer implements LocalTrainer {
       seed: `${this.opts.seed}:${plan.round}:${plan.attempt}`,
       weightDecay: this.opts.weightDecay ?? 0,
       gradClipNorm: this.opts.gradClipNorm ?? 1,
-      proximalMu: typeof plan.extra.proximalMu === 'number' ? plan.extra.proximalMu : 0,
+      proximalMu: plan.training?.proximalMu ?? 0,
       onStep: async (s) => {
         this.opts.onStep?.(plan.round, s);
         await progress?.(s.step);

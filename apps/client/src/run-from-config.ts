@@ -120,8 +120,8 @@ export class PlanFollowingTrainer implements LocalTrainer {
   }
 
   private forPlan(plan: RoundPlan): ModelTrainer | DpSgdTrainer {
-    const seqLen = typeof plan.extra.seqLen === 'number' ? plan.extra.seqLen : this.opts.defaultSeqLen;
-    const lora = (plan.extra.lora as LoraConfig | undefined) ?? defaultLoraConfig(this.model);
+    const seqLen = plan.training?.seqLen ?? this.opts.defaultSeqLen;
+    const lora: LoraConfig = plan.training?.lora ?? defaultLoraConfig(this.model);
     validateLoraConfig(lora);
     return this.trainerFor(seqLen, lora);
   }

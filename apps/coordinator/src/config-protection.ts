@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { RoundAggregationFactory, RoundPlan, RoundSummary, SecureAggregationOptions } from '@fedlora/federation';
+import type { PlanParts, RoundAggregationFactory, RoundPlan, RoundSummary, SecureAggregationOptions } from '@fedlora/federation';
 import type { FederationStore } from '@fedlora/store';
 import { resolveAdaptiveClipping } from '@fedlora/privacy';
 import { cryptoRandomBytes } from '@fedlora/tensor';
@@ -15,7 +15,7 @@ const DEFAULT_STAGE_TIMEOUT_MS = 60_000;
 export interface ConfiguredProtection {
   aggregation?: RoundAggregationFactory;
   secureAggregation?: SecureAggregationOptions;
-  planExtra(): Record<string, unknown>;
+  planExtra(): PlanParts;
   /** Appends the round's ledger entry (when DP is on) and returns the line for the store. */
   recordRound(summary: RoundSummary, plan: RoundPlan): Promise<string | undefined>;
   ledgerPath?: string;
@@ -32,7 +32,10 @@ export async function configureProtection(cfg: CoordinatorConfig, store: Federat
   const dp = p.mode !== 'none';
   const distributed = p.mode === 'distributed';
   const minSurvivors = cfg.rounds.minClients;
-  const sampling = cfg.rounds.clientsPerRound !== undefined && cfg.rounds.clientsPerRound < 1 ? cfg.rounds.clientsPerRound : 1;
+  // What clients' budget guards see in the plan: amplification only for a fraction drawn by Poisson
+  // sampling in central mode; distributed mode never claims it (accountedSampling, @fedlora/privacy).
+  const k = cfg.rounds.clientsPerRound;
+  const sampling = !distributed && cfg.rounds.sampling === 'poisson' && k !== undefined && k < 1 ? k : 1;
   let privacy: FederationPrivacy | undefined;
   if (dp) {
     const identity = loadIdentity(cfg.identity.secretKeyFile);

@@ -69,6 +69,8 @@ const RoundsSchema = z
       .union([z.int().min(1), z.number().gt(0).max(1)])
       .optional()
       .describe('a count (integer >= 1) or a fraction in (0, 1]'),
+    /** How clientsPerRound is drawn: a fixed-size uniform subset, or each institution independently (Poisson). */
+    sampling: z.enum(['uniform', 'poisson']).default('uniform'),
     deadlineSeconds: positive().default(600),
     waitAfterMinimumSeconds: nonNegative().default(0),
     /**

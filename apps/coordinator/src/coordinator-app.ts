@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import { initLoraAdapter, savePeftAdapter } from '@fedlora/model';
-import type { CoordinatorOptions, EventLogger, RoundAggregationFactory, SecureAggregationOptions, RoundPlan, RoundSummary, ServerStrategy, StrategyOptions } from '@fedlora/federation';
+import type { CoordinatorOptions, EventLogger, PlanParts, RoundAggregationFactory, SecureAggregationOptions, RoundPlan, RoundSummary, ServerStrategy, StrategyOptions } from '@fedlora/federation';
 import { FederationCoordinator, createStrategy, silentLogger } from '@fedlora/federation';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { cryptoRandomBytes, seededRandomBytes } from '@fedlora/tensor';
@@ -20,6 +20,8 @@ export interface CoordinatorAppOptions {
   minClients: number;
   minAvailableClients?: number;
   clientsPerRound?: number;
+  /** How clientsPerRound is drawn (default uniform). */
+  sampling?: 'uniform' | 'poisson';
   roundDeadlineMs: number;
   waitAfterMinimumMs?: number;
   localSteps: number;
@@ -37,7 +39,7 @@ export interface CoordinatorAppOptions {
   rejoin?: CoordinatorOptions['rejoin'];
   aggregation?: RoundAggregationFactory;
   secureAggregation?: SecureAggregationOptions;
-  planExtra?: (round: number) => Record<string, unknown>;
+  planParts?: (round: number) => PlanParts;
   onRoundStart?: (plan: RoundPlan, cohort: string[]) => void;
   onRoundEnd?: (summary: RoundSummary, adapter: NamedTensors | null, plan: RoundPlan) => Promise<void> | void;
   /** Admission check at registration (enrolment, revocation, mTLS identity). */
@@ -75,6 +77,7 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     minClients: o.minClients,
     minAvailableClients: o.minAvailableClients,
     clientsPerRound: o.clientsPerRound,
+    ...(o.sampling ? { sampling: o.sampling } : {}),
     roundDeadlineMs: o.roundDeadlineMs,
     waitAfterMinimumMs: o.waitAfterMinimumMs,
     localSteps: o.localSteps,
@@ -87,7 +90,7 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     rejoin: o.rejoin,
     aggregation: o.aggregation,
     secureAggregation: o.secureAggregation,
-    planExtra: o.planExtra,
+    planParts: o.planParts,
     onRoundStart: o.onRoundStart,
     onRoundEnd: o.onRoundEnd,
     logger: log,

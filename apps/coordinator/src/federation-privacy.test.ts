@@ -47,7 +47,7 @@ async function federation(ledgerPath: string, key: Uint8Array, rounds: number) {
     initialAdapter: adapter(),
     rng: seededRandomBytes('coord'),
     aggregation: privacy.aggregation,
-    planExtra: () => privacy.planExtra(),
+    planParts: () => privacy.planExtra(),
     onRoundEnd: async (s, _a, plan) => {
       await privacy.recordRound(s, plan, new Date(0).toISOString());
     },

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { AdaptiveClipRecord, AdaptiveClippingSettings, DpFedAvgConfig, LedgerSigner, NoiseCalibration, RoundPrivacyParams } from '@fedlora/privacy';
-import { Ledger, adaptiveClipperFor, validateDpConfig, verifyLedgerFile } from '@fedlora/privacy';
+import { Ledger, accountedSampling, adaptiveClipperFor, validateDpConfig, verifyLedgerFile } from '@fedlora/privacy';
 import type { RoundAggregationFactory, RoundPlan, RoundSummary } from '@fedlora/federation';
 import { centralDpAggregation, roundPrivacyParams, secureAdaptiveClipping } from '@fedlora/federation';
 import type { RandomBytes } from '@fedlora/tensor';
@@ -92,7 +92,7 @@ export async function createFederationPrivacy(opts: {
     async recordRound(s, plan, time) {
       let entry;
       if (s.status === 'completed') {
-        const planned = roundPrivacyParams(plan, s.participants)!;
+        const planned = withAccountedSampling(roundPrivacyParams(plan, s.participants)!, plan);
         const params: RoundPrivacyParams = adaptive && planned.mode !== 'dp-sgd' ? { ...planned, adaptive: adaptiveRecord(adaptive, s) } : planned;
         entry = await ledger.append({ kind: 'round', round: s.round, unit: 'institution', params, time, ...(opts.calibration ? { calibration: opts.calibration } : {}) });
       } else {
@@ -106,12 +106,10 @@ export async function createFederationPrivacy(opts: {
   };
 }
 
-/** What the round's aggregation released about the clip (its metrics), for the ledger. */
+/** What the round's aggregation released about the clip (its adaptive-clipping step), for the ledger. */
 function adaptiveRecord(a: AdaptiveClippingSettings, s: RoundSummary): AdaptiveClipRecord {
-  const { noisyUnclippedFraction, nextClipNorm } = s.metrics;
-  if (noisyUnclippedFraction === undefined || nextClipNorm === undefined) {
-    throw new RangeError(`round ${s.round}: adaptive clipping is on but the aggregation reported no noisy count (metrics noisyUnclippedFraction, nextClipNorm)`);
-  }
+  if (!s.adaptiveClipping) throw new RangeError(`round ${s.round}: adaptive clipping is on but the aggregation took no adaptive-clipping step (no noisy count)`);
+  const { noisyUnclippedFraction, nextClipNorm } = s.adaptiveClipping;
   return { targetQuantile: a.targetQuantile, learningRate: a.learningRate, expectedClients: a.expectedClients, noisyUnclippedFraction, nextClipNorm };
 }
 
@@ -124,4 +122,15 @@ function resumedClip(path: string): number | undefined {
     if (next !== undefined) return next;
   }
   return undefined;
+}
+
+/**
+ * Institution-level rounds account the sampling rate the cohort draw allows (accountedSampling):
+ * q = cohort / population only for a Poisson draw by a trusted (central-mode) coordinator, 1
+ * otherwise; the draw and the reason go in the ledger entry, where `fedlora audit` rechecks them.
+ */
+export function withAccountedSampling(params: RoundPrivacyParams, plan: RoundPlan): RoundPrivacyParams {
+  if (params.mode === 'dp-sgd' || !plan.sampling) return params;
+  const { samplingRate, sampling } = accountedSampling(params.mode, plan.sampling);
+  return { ...params, samplingRate, sampling };
 }

@@ -11,7 +11,7 @@ const adapter = (): NamedTensors =>
     ['lora_B', { shape: [2, 2], data: new Float32Array([0.5, -1, 2, 0]) }],
     ['lora_A', { shape: [3], data: new Float32Array([1, 2, 3]) }],
   ]);
-const plan = (round: number): RoundPlan => ({ round, attempt: 1, adapterSha256: 'x', tensors: [], localSteps: 1, learningRate: 0.1, batchSize: 1, deadlineUnixMs: 0, nonce: 'n', extra: {} });
+const plan = (round: number): RoundPlan => ({ round, attempt: 1, adapterSha256: 'x', tensors: [], localSteps: 1, learningRate: 0.1, batchSize: 1, deadlineUnixMs: 0, nonce: 'n' });
 const summary = (round: number, adapterSha256: string): RoundSummary => ({
   round,
   attempt: 1,

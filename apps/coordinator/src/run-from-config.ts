@@ -99,6 +99,7 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     rounds: cfg.rounds.total,
     minClients: cfg.rounds.minClients,
     clientsPerRound: cfg.rounds.clientsPerRound,
+    sampling: cfg.rounds.sampling,
     roundDeadlineMs: cfg.rounds.deadlineSeconds * 1000,
     waitAfterMinimumMs: cfg.rounds.waitAfterMinimumSeconds > 0 ? cfg.rounds.waitAfterMinimumSeconds * 1000 : undefined,
     localSteps: cfg.rounds.localSteps,
@@ -113,7 +114,7 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     aggregation: protection.aggregation,
     maxUploadBytes: cfg.uploads.maxBufferedMB * 1024 * 1024,
     secureAggregation: protection.secureAggregation,
-    planExtra: () => ({ lora, seqLen: cfg.rounds.seqLen, proximalMu: cfg.strategy.proximalMu ?? 0, ...protection.planExtra() }),
+    planParts: () => ({ training: { lora, seqLen: cfg.rounds.seqLen, proximalMu: cfg.strategy.proximalMu ?? 0 }, ...protection.planExtra() }),
     onRoundStart: (plan, cohort) => persistence.onRoundStart(plan, cohort),
     onRoundEnd: async (summary, adapter, plan) => {
       await persistence.endRound(summary, adapter, plan);

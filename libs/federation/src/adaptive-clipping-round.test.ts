@@ -47,7 +47,7 @@ describe('rounds with adaptive clipping (in-process)', () => {
       initialAdapter: tinyAdapter(0),
       rng: seededRandomBytes('adaptive-coord'),
       aggregation: centralDpAggregation({ clipNorm: settings.initialClip, noiseMultiplier: settings.updateNoiseMultiplier, rng: seededRandomBytes('adaptive-noise'), adaptive: clipper }),
-      planExtra: () => {
+      planParts: () => {
         clips.push(clipper.clipNorm);
         return {
           privacy: { mode: 'central', clipNorm: clipper.clipNorm, noiseMultiplier: settings.updateNoiseMultiplier, countNoiseStd: settings.countNoiseStd, samplingRate: 1, secureAggregation: false, delta: 1e-5, dimension: 12 },
@@ -125,7 +125,7 @@ describe('rounds with adaptive clipping and distributed noise over secure aggreg
         rng,
         perRound: () => ({ clipNorm: clipper.clipNorm, noiseStddevPerClient: (z * clipper.clipNorm) / Math.sqrt(3), countNoiseStd, minSurvivors: 3 }),
       },
-      planExtra: () => ({
+      planParts: () => ({
         privacy: { mode: 'distributed', clipNorm: clipper.clipNorm, noiseMultiplier: z, countNoiseStd, noise: 'skellam', minSurvivors: 3, samplingRate: 1, secureAggregation: true, delta: 1e-5, dimension: 12 },
       }),
     });

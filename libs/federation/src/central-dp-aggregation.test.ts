@@ -16,7 +16,6 @@ const plan: RoundPlan = {
   batchSize: 1,
   deadlineUnixMs: 0,
   nonce: 'n',
-  extra: {},
 };
 const update = (value: number, numExamples = 1, metrics: Record<string, number> = {}) => ({
   header: { clientId: 'c', round: 1, nonce: 'n', numExamples, trainLoss: 0, tensors: plan.tensors, metrics },
@@ -56,7 +55,7 @@ describe('centralDpAggregation', () => {
   });
 
   it("takes the round's clip and noise from its plan", () => {
-    const planned: RoundPlan = { ...plan, extra: { privacy: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, delta: 1e-5, dimension: D, secureAggregation: false } } };
+    const planned: RoundPlan = { ...plan, privacy: { mode: 'central', clipNorm: 0.5, noiseMultiplier: 1, delta: 1e-5, dimension: D, secureAggregation: false } };
     const agg = centralDpAggregation({ clipNorm: 10, noiseMultiplier: 0, rng: seededRandomBytes(4) })(planned);
     expect(() => agg.add('a', update(0.6 / Math.sqrt(D)))).toThrow(/above the round's clip 0.5/);
   });
@@ -84,7 +83,7 @@ describe('centralDpAggregation after secure aggregation', () => {
 describe('centralDpAggregation with adaptive clipping (Andrew et al. 2021)', () => {
   const adaptivePlan = (clipNorm: number): RoundPlan => ({
     ...plan,
-    extra: { privacy: { mode: 'central', clipNorm, noiseMultiplier: 1.2, countNoiseStd: 1, delta: 1e-5, dimension: D, secureAggregation: false } },
+    privacy: { mode: 'central', clipNorm, noiseMultiplier: 1.2, countNoiseStd: 1, delta: 1e-5, dimension: D, secureAggregation: false },
   });
 
   it('sums the clipped-indicator bits and moves the clip towards the target quantile', () => {

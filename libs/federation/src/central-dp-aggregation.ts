@@ -12,9 +12,9 @@ const CLIP_TOLERANCE = 1e-4;
 
 /** Options of centralDpAggregation. */
 export interface CentralDpOptions {
-  /** Clip norm C for plans that carry no privacy parameters (a plan's `extra.privacy.clipNorm` wins). */
+  /** Clip norm C for plans that carry no privacy parameters (a plan's `privacy.clipNorm` wins). */
   clipNorm: number;
-  /** Noise multiplier for plans that carry none (a plan's `extra.privacy.noiseMultiplier` wins). */
+  /** Noise multiplier for plans that carry none (a plan's `privacy.noiseMultiplier` wins). */
   noiseMultiplier: number;
   /** CSPRNG for the noise on the sum and on the count. */
   rng: RandomBytes;
@@ -78,13 +78,11 @@ export function centralDpAggregation(opts: CentralDpOptions): RoundAggregationFa
         const noisy = addGaussianNoiseToSum(sum, { clipNorm, noiseMultiplier, rng: opts.rng });
         for (const t of noisy.values()) for (let i = 0; i < t.data.length; i++) t.data[i] = t.data[i]! / count;
         const metrics: Record<string, number> = { aggregated: count, noiseStdOnMean: (noiseMultiplier * clipNorm) / count, clipNorm };
-        if (adaptive) {
-          // Only the noisy fraction leaves this function; the exact count of unclipped updates does not.
-          const next = adaptive.update({ unclipped, reports: count }, opts.rng);
-          metrics.noisyUnclippedFraction = next.noisyFraction;
-          metrics.nextClipNorm = next.clipNorm;
-        }
-        return { delta: noisy, metrics };
+        if (!adaptive) return { delta: noisy, metrics };
+        // Only the noisy fraction leaves this function; the exact count of unclipped updates does not.
+        const next = adaptive.update({ unclipped, reports: count }, opts.rng);
+        const adaptiveClipping = { noisyUnclippedFraction: next.noisyFraction, nextClipNorm: next.clipNorm };
+        return { delta: noisy, metrics: { ...metrics, ...adaptiveClipping }, adaptiveClipping };
       },
       finalizeSecure(mean, survivors) {
         // Secure aggregation hid the updates (each encoded within C): noise the sum n * mean the same way.

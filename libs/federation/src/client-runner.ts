@@ -131,7 +131,7 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
       // The plan's LoRA variant must be one this client knows, with a frozen A for every B it trains under FFA-LoRA.
       checkPlanLayout(plan, global);
       const train = () => whileTraining(conn, plan.round, opts.heartbeatMs ?? 5000, clock, (progress) => opts.trainer.train(plan, global, progress));
-      if (plan.extra.secagg) {
+      if (plan.secagg) {
         if (!opts.secure) throw new FederationError('failed-precondition', `round ${plan.round} uses secure aggregation but this client has no identity key configured for it`);
         let trained: { trainLoss: number; numExamples: number } | undefined;
         const end = await runSecureRound(

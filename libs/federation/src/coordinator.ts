@@ -1,18 +1,22 @@
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
-import { cryptoRandomBytes, sha256Named, shuffleInPlace } from '@fedlora/tensor';
+import { cryptoRandomBytes, sha256Named } from '@fedlora/tensor';
 import type { Clock, EventLogger } from './clock.js';
 import { silentLogger, systemClock } from './clock.js';
+import type { CohortSampling, SamplingMode } from './cohort-sampling.js';
+import { drawCohort } from './cohort-sampling.js';
 import { FederationError } from './errors.js';
 import { Notifier } from './notifier.js';
-import type { RoundAggregation, RoundAggregationFactory } from './round-aggregation.js';
+import type { Stage } from '@fedlora/secagg';
+import { PlainRound } from './plain-round.js';
+import type { RoundAggregationFactory } from './round-aggregation.js';
 import { weightedFedAvg } from './round-aggregation.js';
+import type { CloseCause, RoundProtocol, RoundProtocolFactory } from './round-protocol.js';
+import { SecureRoundProtocol } from './secure-protocol.js';
 import { combineEvaluations } from './round-evaluation.js';
-import type { ServerStrategy } from './strategy.js';
-import type { ClientRecord, ClientUpdate, RoundPlan, RoundSummary, Task } from './types.js';
-import { validateUpdate } from './validate-update.js';
-import { fullDelta, loraVariantOf, updateLayout, updateTensors } from './lora-variant.js';
+import { fullDelta } from './lora-variant.js';
 import type { SecureAggregationOptions } from './secure-round.js';
-import { SecureRound } from './secure-round.js';
+import type { ServerStrategy } from './strategy.js';
+import type { ClientRecord, ClientReport, ClientUpdate, PlanParts, RoundPlan, RoundSummary, SecAggReply, Task } from './types.js';
 
 /** Everything the coordinator needs; the apps build this from the YAML config. */
 export interface CoordinatorOptions {
@@ -24,6 +28,8 @@ export interface CoordinatorOptions {
   minAvailableClients?: number;
   /** Cohort size per round: a count (>= 1) or a fraction (0, 1) of the live clients; all when unset. */
   clientsPerRound?: number;
+  /** How the cohort is drawn when `clientsPerRound` is set (default uniform); recorded in `RoundPlan.sampling`. */
+  sampling?: SamplingMode;
   roundDeadlineMs: number;
   /** Once minClients have reported, wait at most this long for the rest of the cohort. */
   waitAfterMinimumMs?: number;
@@ -50,8 +56,8 @@ export interface CoordinatorOptions {
   aggregation?: RoundAggregationFactory;
   /** Secure aggregation (SecAgg+): the coordinator sees only the sum of the cohort's encoded updates. */
   secureAggregation?: SecureAggregationOptions;
-  /** Extra plan parameters (privacy, secagg, fedprox mu) for a round. */
-  planExtra?: (round: number) => Record<string, unknown>;
+  /** The configured parts of a round's plan (training, privacy); secure aggregation adds its own. */
+  planParts?: (round: number) => PlanParts;
   /** Called when a round opens, before any client sees it (persistence: the round is recorded first). */
   onRoundStart?: (plan: RoundPlan, cohort: string[]) => void;
   /** Awaited after each round ends, before the next starts (persistence, ledger). */
@@ -64,13 +70,10 @@ export interface CoordinatorOptions {
 interface OpenRound {
   plan: RoundPlan;
   cohort: Set<string>;
-  reported: Map<string, { numExamples: number; trainLoss: number; metrics?: Record<string, number> }>;
   declined: Map<string, string>;
-  aggregation: RoundAggregation;
+  protocol: RoundProtocol;
   closed: boolean;
   startedAt: number;
-  minReachedAt?: number;
-  secure?: SecureRound;
 }
 
 type RunState = 'waiting-for-clients' | 'training' | 'finished' | 'failed' | 'stopped';
@@ -98,8 +101,10 @@ export class FederationCoordinator {
   private pendingRejoin: { clients: readonly string[]; graceMs: number } | undefined;
   /** Why the run failed (told to clients that ask for a task afterwards). */
   private failure: string | undefined;
-  /** Outcome of the last secure round, so clients still polling it learn how it ended. */
-  private lastSecure: { round: number; nonce: string; survivors: Set<string> | null } | undefined;
+  /** The last round that ended, so clients still polling its protocol learn how it ended. */
+  private previous: OpenRound | undefined;
+  /** Opens each round's protocol: secure aggregation or plain updates, chosen once from the options. */
+  private readonly openProtocol: RoundProtocolFactory;
 
   constructor(private readonly opts: CoordinatorOptions) {
     if (!Number.isInteger(opts.rounds) || opts.rounds < 1) throw new RangeError(`rounds must be an integer >= 1, received ${opts.rounds}`);
@@ -111,6 +116,10 @@ export class FederationCoordinator {
     this.completedRounds = opts.startAfterRound ?? 0;
     this.history.push(...(opts.previousRounds ?? []));
     this.pendingRejoin = opts.rejoin && opts.rejoin.clients.length > 0 ? opts.rejoin : undefined;
+    const secure = opts.secureAggregation;
+    this.openProtocol = secure
+      ? (start) => new SecureRoundProtocol(start, secure)
+      : (start) => new PlainRound(start, { minClients: opts.minClients, waitAfterMinimumMs: opts.waitAfterMinimumMs, clock: this.clock });
   }
 
   /** Registers (or re-registers after a reconnect) a client; returns its session token. */
@@ -154,7 +163,7 @@ export class FederationCoordinator {
       return this.state === 'failed' ? { kind: 'finished', failed: this.failure ?? 'the run failed' } : { kind: 'finished' };
     }
     const r = this.current;
-    if (r && !r.closed && r.cohort.has(clientId) && !r.reported.has(clientId) && !r.declined.has(clientId)) {
+    if (r && !r.closed && r.cohort.has(clientId) && !r.protocol.hasReported(clientId) && !r.declined.has(clientId)) {
       return { kind: 'train', plan: r.plan };
     }
     return { kind: 'wait', retryAfterMs: 500 };
@@ -174,12 +183,7 @@ export class FederationCoordinator {
     if (update.header.clientId !== clientId) throw new FederationError('invalid-argument', 'update header names another client');
     const r = this.requireOpenRound(update.header.round);
     if (!r.cohort.has(clientId)) throw new FederationError('permission-denied', `client ${clientId} is not in the cohort of round ${r.plan.round}`);
-    if (r.secure) throw new FederationError('failed-precondition', `round ${r.plan.round} uses secure aggregation: send the update through SecAggExchange`);
-    if (r.reported.has(clientId)) throw new FederationError('already-exists', `client ${clientId} already reported for round ${r.plan.round}`);
-    validateUpdate(r.plan, update.header, update.delta);
-    r.aggregation.add(clientId, update);
-    r.reported.set(clientId, { numExamples: update.header.numExamples, trainLoss: update.header.trainLoss, metrics: update.header.metrics });
-    if (r.reported.size >= this.opts.minClients && r.minReachedAt === undefined) r.minReachedAt = this.clock.now();
+    r.protocol.acceptUpdate(clientId, update);
     this.log.info({ event: 'update.received', round: r.plan.round, client: clientId, numExamples: update.header.numExamples });
     this.changed.notify();
   }
@@ -193,24 +197,19 @@ export class FederationCoordinator {
     token: string,
     round: number,
     nonce: string,
-    stage: string,
+    stage: Stage | '',
     payload: Uint8Array,
-    report?: { numExamples: number; trainLoss: number },
-  ): { kind: string; stage: string; payload: Uint8Array } {
+    report?: ClientReport,
+  ): SecAggReply {
     this.authenticate(clientId, token);
-    const last = this.lastSecure;
-    if (last && last.round === round && last.nonce === nonce && (!this.current || this.current.closed || this.current.plan.nonce !== nonce)) {
-      return { kind: last.survivors?.has(clientId) ? 'finished' : 'aborted', stage: '', payload: new Uint8Array(0) };
-    }
+    // A round that ended still answers its cohort's polls with how it ended.
+    const ended = [this.current, this.previous].find((x) => x && x.closed && x.plan.round === round && x.plan.nonce === nonce && x.cohort.has(clientId));
+    if (ended) return ended.protocol.exchange(clientId, '', new Uint8Array(0));
     const r = this.requireOpenRound(round);
-    if (!r.secure) throw new FederationError('failed-precondition', `round ${round} does not use secure aggregation`);
     if (nonce !== r.plan.nonce) throw new FederationError('failed-precondition', `secure-aggregation message for an earlier attempt of round ${round}`);
     if (!r.cohort.has(clientId)) throw new FederationError('permission-denied', `client ${clientId} is not in the cohort of round ${round}`);
     this.lastActive.set(clientId, this.clock.now());
-    const reply = r.secure.exchange(clientId, stage, payload);
-    if (report && !r.reported.has(clientId) && Number.isFinite(report.trainLoss) && report.numExamples >= 1) {
-      r.reported.set(clientId, { numExamples: Math.floor(report.numExamples), trainLoss: report.trainLoss });
-    }
+    const reply = r.protocol.exchange(clientId, stage, payload, report);
     this.changed.notify();
     return reply;
   }
@@ -219,7 +218,7 @@ export class FederationCoordinator {
   decline(clientId: string, token: string, round: number, reason: string): void {
     this.authenticate(clientId, token);
     const r = this.requireOpenRound(round);
-    if (!r.cohort.has(clientId) || r.reported.has(clientId)) return;
+    if (!r.cohort.has(clientId) || r.protocol.hasReported(clientId)) return;
     r.declined.set(clientId, reason.slice(0, 200));
     this.log.info({ event: 'client.declined', round, client: clientId, reason: reason.slice(0, 200) });
     this.changed.notify();
@@ -268,9 +267,9 @@ export class FederationCoordinator {
     return {
       round: r.plan.round,
       attempt: r.plan.attempt,
-      stage: r.secure ? `secagg ${r.secure.stage}` : 'collecting updates',
+      stage: r.protocol.stage,
       cohort: r.cohort.size,
-      reported: r.reported.size,
+      reported: r.protocol.reportedCount,
       declined: r.declined.size,
       deadlineUnixMs: r.plan.deadlineUnixMs,
       startedAt: r.startedAt,
@@ -361,118 +360,78 @@ export class FederationCoordinator {
     else this.log.info({ event: 'federation.rejoined', clients: rejoin.clients.length });
   }
 
-  private selectCohort(): string[] {
-    const live = this.liveClients();
-    const k = this.opts.clientsPerRound;
-    if (k === undefined) return live;
-    const size = k < 1 ? Math.max(this.opts.minClients, Math.ceil(k * live.length)) : Math.min(live.length, Math.floor(k));
-    return shuffleInPlace(live, this.rng).slice(0, size).sort();
+  private selectCohort(): { cohort: string[]; sampling: CohortSampling } {
+    return drawCohort(this.liveClients(), this.opts.clientsPerRound, this.opts.sampling ?? 'uniform', this.rng, this.opts.minClients);
   }
 
   private async runRound(round: number, attempt: number): Promise<boolean> {
-    const cohort = this.selectCohort();
+    const { cohort, sampling } = this.selectCohort();
     const startedAt = this.clock.now();
-    const extra = this.opts.planExtra?.(round) ?? {};
-    const layout = [...this.global].map(([name, t]) => ({ name, shape: [...t.shape] }));
-    let secure: SecureRound | undefined;
-    if (this.opts.secureAggregation) {
-      try {
-        // The secure sum covers what an update carries: every tensor for plain LoRA, only the B matrices for FFA-LoRA.
-        secure = new SecureRound(round, cohort, updateLayout(this.global, loraVariantOf(extra, round)), this.opts.secureAggregation, startedAt + this.opts.roundDeadlineMs, startedAt);
-      } catch (err) {
-        this.log.warn({ event: 'round.aborted', round, attempt, reason: (err as Error).message });
-        const summary: RoundSummary = {
-          round, attempt, status: 'aborted', participants: 0, participantNames: [], cohort: cohort.length, dropped: [], declined: [], trainLoss: null,
-          numExamples: 0, adapterSha256: null, reason: `secure aggregation could not start: ${(err as Error).message}`, startedAt, endedAt: this.clock.now(), metrics: {},
-        };
-        await this.opts.onRoundEnd?.(summary, null, { round, attempt, adapterSha256: '', tensors: layout, localSteps: 0, learningRate: 0, batchSize: 0, deadlineUnixMs: 0, nonce: '', extra: {} });
-        this.history.push(summary);
-        await this.changed.wait(1000, this.stopController.signal);
-        return false;
-      }
-    }
-    const plan: RoundPlan = {
+    const base: RoundPlan = {
       round,
       attempt,
       adapterSha256: sha256Named(this.global),
-      tensors: layout,
+      tensors: [...this.global].map(([name, t]) => ({ name, shape: [...t.shape] })),
       localSteps: this.opts.localSteps,
       learningRate: this.opts.learningRate,
       batchSize: this.opts.batchSize,
       deadlineUnixMs: startedAt + this.opts.roundDeadlineMs,
       nonce: Buffer.from(this.rng(16)).toString('hex'),
-      extra: { ...extra, ...(secure ? { secagg: secure.plan } : {}) },
+      ...this.opts.planParts?.(round),
+      sampling,
     };
+    let protocol: RoundProtocol;
+    try {
+      protocol = this.openProtocol({ plan: base, cohort, now: startedAt, aggregation: this.opts.aggregation ?? weightedFedAvg });
+    } catch (err) {
+      const reason = (err as Error).message;
+      this.log.warn({ event: 'round.aborted', round, attempt, reason });
+      const summary: RoundSummary = {
+        round, attempt, status: 'aborted', participants: 0, participantNames: [], cohort: cohort.length, dropped: [], declined: [], trainLoss: null,
+        numExamples: 0, adapterSha256: null, reason, startedAt, endedAt: this.clock.now(), metrics: {},
+      };
+      await this.opts.onRoundEnd?.(summary, null, base);
+      this.history.push(summary);
+      await this.changed.wait(1000, this.stopController.signal);
+      return false;
+    }
+    const plan = protocol.plan;
     this.opts.onRoundStart?.(plan, cohort);
-    const r: OpenRound = {
-      plan,
-      cohort: new Set(cohort),
-      reported: new Map(),
-      declined: new Map(),
-      aggregation: (this.opts.aggregation ?? weightedFedAvg)(plan),
-      closed: false,
-      startedAt,
-      secure,
-    };
+    const r: OpenRound = { plan, cohort: new Set(cohort), declined: new Map(), protocol, closed: false, startedAt };
     this.current = r;
     this.state = 'training';
     this.log.info({ event: 'round.started', round, attempt, cohort: cohort.length });
     this.changed.notify();
 
-    await this.waitForReports(r);
+    const cause = await this.waitUntilSettled(r);
     r.closed = true;
-    let secureOutcome: { survivors: string[]; delta: NamedTensors; centredCount?: number } | undefined;
-    let secureFailure: string | undefined;
-    if (r.secure) {
-      if (r.secure.stage !== 'finished') {
-        const why =
-          r.declined.size >= r.cohort.size
-            ? `every client declined the round (${[...new Set(r.declined.values())].join('; ')})`
-            : this.clock.now() >= r.plan.deadlineUnixMs
-              ? 'round deadline passed before secure aggregation finished'
-              : 'the coordinator is stopping';
-        const protocolError = r.secure.abortReason;
-        r.secure.abort(why);
-        secureFailure = protocolError ?? why;
-      } else {
-        secureOutcome = r.secure.result(updateTensors(plan));
-      }
-      // Only the survivors' updates are in the sum: metrics of clients that dropped later do not count.
-      for (const c of [...r.reported.keys()]) if (!secureOutcome?.survivors.includes(c)) r.reported.delete(c);
-      for (const c of secureOutcome?.survivors ?? []) if (!r.reported.has(c)) r.reported.set(c, { numExamples: 1, trainLoss: Number.NaN });
-      this.lastSecure = { round, nonce: plan.nonce, survivors: secureOutcome ? new Set(secureOutcome.survivors) : null };
-    }
-    const dropped = cohort.filter((c) => !r.reported.has(c) && !r.declined.has(c));
+    const result = protocol.close(cause);
+    const reports = result.survivors;
+    const dropped = cohort.filter((c) => !reports.has(c) && !r.declined.has(c));
     for (const c of dropped) this.log.warn({ event: 'client.dropped', round, client: c, reason: 'no update before the deadline' });
 
-    const participants = r.reported.size;
-    const numExamples = [...r.reported.values()].reduce((a, b) => a + b.numExamples, 0);
-    const losses = [...r.reported.values()].filter((v) => Number.isFinite(v.trainLoss));
-    const lossWeight = losses.reduce((a, b) => a + b.numExamples, 0);
-    const trainLoss = lossWeight ? losses.reduce((a, b) => a + b.trainLoss * b.numExamples, 0) / lossWeight : null;
+    const participants = reports.size;
+    const numExamples = [...reports.values()].reduce((a, b) => a + b.numExamples, 0);
+    const trainLoss = numExamples ? [...reports.values()].reduce((a, b) => a + b.trainLoss * b.numExamples, 0) / numExamples : null;
     // Federated evaluation of the global adapter this round started from (round-evaluation.ts).
-    const evaluation = combineEvaluations([...r.reported.values()].map((v) => v.metrics));
-    const base = { round, attempt, participants, participantNames: [...r.reported.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt, ...(evaluation ? { evaluation } : {}) };
+    const evaluation = combineEvaluations([...reports.values()].map((v) => v.metrics));
+    const outcome = { round, attempt, participants, participantNames: [...reports.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt, ...(evaluation ? { evaluation } : {}) };
     let summary: RoundSummary;
     let newAdapter: NamedTensors | null = null;
-    if (secureFailure || participants < this.opts.minClients) {
-      const reason = secureFailure ?? `${participants} of ${cohort.length} clients reported, minClients is ${this.opts.minClients}`;
-      summary = { ...base, status: 'aborted', adapterSha256: null, reason, endedAt: this.clock.now(), metrics: {} };
+    if (result.failure || participants < this.opts.minClients) {
+      const reason = result.failure ?? `${participants} of ${cohort.length} clients reported, minClients is ${this.opts.minClients}`;
+      summary = { ...outcome, status: 'aborted', adapterSha256: null, reason, endedAt: this.clock.now(), metrics: {} };
       this.log.warn({ event: 'round.aborted', round, attempt, reason });
     } else {
       try {
-        const { delta, metrics } = secureOutcome
-          ? r.aggregation.finalizeSecure
-            ? (({ delta: d, metrics: m }) => ({ delta: d, metrics: { ...m, secure: 1 } }))(r.aggregation.finalizeSecure(secureOutcome.delta, participants, { centredCount: secureOutcome.centredCount }))
-            : { delta: secureOutcome.delta, metrics: { aggregated: participants, secure: 1 } }
-          : r.aggregation.finalize();
+        const { delta, metrics, adaptiveClipping } = result.aggregate();
         newAdapter = this.opts.strategy.apply(this.global, fullDelta(this.global, delta));
         // Tensors the round did not carry (FFA-LoRA's frozen A) stay bit for bit what every client trained with.
         for (const [name, t] of this.global) if (!delta.has(name)) newAdapter.set(name, t);
-        summary = { ...base, status: 'completed', adapterSha256: sha256Named(newAdapter), endedAt: this.clock.now(), metrics };
+        summary = { ...outcome, status: 'completed', adapterSha256: sha256Named(newAdapter), endedAt: this.clock.now(), metrics, ...(adaptiveClipping ? { adaptiveClipping } : {}) };
       } catch (err) {
         const reason = `aggregation failed: ${err instanceof Error ? err.message : String(err)}`;
-        summary = { ...base, status: 'aborted', adapterSha256: null, reason, endedAt: this.clock.now(), metrics: {} };
+        summary = { ...outcome, status: 'aborted', adapterSha256: null, reason, endedAt: this.clock.now(), metrics: {} };
         newAdapter = null;
         this.log.error({ event: 'round.aborted', round, attempt, reason });
       }
@@ -484,31 +443,23 @@ export class FederationCoordinator {
       this.completedRounds = round;
       this.log.info({ event: 'round.completed', round, attempt, participants, trainLoss, adapterSha256: summary.adapterSha256, ...(summary.evaluation ? { evaluation: summary.evaluation } : {}) });
     }
+    this.previous = r;
     this.current = null;
     this.changed.notify();
     return newAdapter !== null;
   }
 
-  private async waitForReports(r: OpenRound): Promise<void> {
-    if (r.secure) {
-      for (;;) {
-        const now = this.clock.now();
-        const lastSeen = (name: string) => this.lastActive.get(name) ?? 0;
-        if (r.secure.tick(now, lastSeen) || now >= r.plan.deadlineUnixMs || this.stopController.signal.aborted) return;
-        if (r.declined.size >= r.cohort.size) return;
-        await this.changed.wait(Math.max(1, Math.min(r.secure.nextDeadline() - now, r.plan.deadlineUnixMs - now, 1000)), this.stopController.signal);
-      }
-    }
-    const waitAfterMin = this.opts.waitAfterMinimumMs ?? Number.POSITIVE_INFINITY;
+  /** Waits until the round's protocol has settled, every client declined, the deadline passed, or shutdown. */
+  private async waitUntilSettled(r: OpenRound): Promise<CloseCause> {
     for (;;) {
       const now = this.clock.now();
-      const settled = r.reported.size + r.declined.size;
-      if (settled >= r.cohort.size) return;
-      if (now >= r.plan.deadlineUnixMs) return;
-      if (r.minReachedAt !== undefined && now - r.minReachedAt >= waitAfterMin) return;
-      if (this.stopController.signal.aborted) return;
-      const nextWake = Math.min(r.plan.deadlineUnixMs, r.minReachedAt !== undefined ? r.minReachedAt + waitAfterMin : Infinity);
-      await this.changed.wait(Math.max(1, Math.min(nextWake - now, 1000)), this.stopController.signal);
+      const view = { now, cohort: r.cohort, declined: r.declined, lastActive: (c: string) => this.lastActive.get(c) ?? 0 };
+      if (r.protocol.settle(view)) return { kind: 'settled' };
+      if (r.declined.size >= r.cohort.size) return { kind: 'declined', reasons: [...r.declined.values()] };
+      if (now >= r.plan.deadlineUnixMs) return { kind: 'deadline' };
+      if (this.stopController.signal.aborted) return { kind: 'stopping' };
+      const wake = Math.min(r.protocol.nextWake(now), r.plan.deadlineUnixMs);
+      await this.changed.wait(Math.max(1, Math.min(wake - now, 1000)), this.stopController.signal);
     }
   }
 }

@@ -1,5 +1,5 @@
 // Domain types of a federation round.
-export type { TensorLayout, RoundPlan, Task, UpdateHeader, ClientUpdate, RoundSummary, ClientRecord } from './types.js';
+export type { TensorLayout, RoundPlan, PlanParts, PlannedTraining, PlannedLora, SecureRoundPlan, ClientReport, SecAggReply, AdaptiveClippingStep, Task, UpdateHeader, ClientUpdate, RoundSummary, ClientRecord } from './types.js';
 // Typed errors (the transport maps codes to gRPC statuses in one place).
 export type { FederationErrorCode } from './errors.js';
 export { FederationError } from './errors.js';
@@ -13,7 +13,11 @@ export { createStrategy } from './strategy.js';
 export { decodeStrategyState, encodeStrategyState } from './strategy-state.js';
 // Aggregation of updates within a round.
 export { WeightedMeanAggregator } from './aggregator.js';
-export type { RoundAggregation, RoundAggregationFactory } from './round-aggregation.js';
+export type { RoundAggregation, RoundAggregationFactory, AggregateResult } from './round-aggregation.js';
+// One round as a protocol: plain updates or secure aggregation, behind one interface.
+export type { RoundProtocol, RoundProtocolFactory, RoundResult, RoundView, CloseCause, ProtocolStart } from './round-protocol.js';
+export { PlainRound } from './plain-round.js';
+export { SecureRoundProtocol } from './secure-protocol.js';
 export { weightedFedAvg } from './round-aggregation.js';
 export { validateUpdate, MAX_NUM_EXAMPLES } from './validate-update.js';
 // The coordinator's round loop and the client loop, both transport-agnostic.
@@ -29,7 +33,7 @@ export { centralDpAggregation } from './central-dp-aggregation.js';
 // Adaptive clipping over secure aggregation (distributed noise): the noisy count rides in the secure sum.
 export { secureAdaptiveClipping } from './secure-adaptive-clipping.js';
 // Secure aggregation (SecAgg+) of a round: coordinator side and client side.
-export type { SecureAggregationOptions, SecureRoundPlan } from './secure-round.js';
+export type { SecureAggregationOptions } from './secure-round.js';
 export { SecureRound, chooseCountScale } from './secure-round.js';
 export type { SecAggExchange, SecureClientOptions, SecureRoundEnd } from './secure-client.js';
 export { runSecureRound, flattenInPlanOrder } from './secure-client.js';
@@ -42,3 +46,6 @@ export { plannedPrivacy, roundPrivacyParams, plannedSurvivors, noiseShareFor, re
 // Federated evaluation: institutions' held-out metrics combined per round.
 export type { RoundEvaluation } from './round-evaluation.js';
 export { combineEvaluations } from './round-evaluation.js';
+
+export type { CohortSampling, SamplingMode } from './cohort-sampling.js';
+export { drawCohort } from './cohort-sampling.js';

@@ -24,7 +24,8 @@ const plan = (extra: Record<string, unknown>): RoundPlan => ({
   batchSize: 1,
   deadlineUnixMs: 0,
   nonce: 'n',
-  extra,
+  // The plan's training part as it may arrive (a partial or unknown LoRA variant is what these tests probe).
+  training: extra as RoundPlan['training'],
 });
 
 /** A trainer that moves only B by `value` (as FFA-LoRA training does), and records the updates it sent. */
@@ -75,7 +76,7 @@ describe('LoRA variants in the round plan', () => {
       batchSize: 1,
       strategy: createStrategy({ name: 'fedadam' }), // even an adaptive server optimizer leaves A alone
       initialAdapter: initial,
-      planExtra: () => ({ lora: { variant: 'ffa' } }),
+      planParts: () => ({ training: { lora: { variant: 'ffa' } } as RoundPlan['training'] }),
       rng: seededRandomBytes('coord'),
     });
     const run = c.run();

@@ -6,14 +6,14 @@
  * averaged. Since A is the same for every client, the average of the updates (mean_i B_i) A
  * equals mean_i (B_i A) exactly, while averaging A and B separately (plain LoRA) does not.
  *
- * The variant travels in the plan as `extra.lora.variant` (with the rest of the LoRA config).
+ * The variant travels in the plan as `training.lora.variant` (with the rest of the LoRA config).
  * `plan.tensors` announces the whole global adapter (what a client downloads, A included); an
  * update carries `updateTensors(plan)`, the part of it the variant trains. Each client checks
  * the plan's variant before it trains (`checkPlanLayout`).
  */
 import type { NamedTensors } from '@fedlora/tensor';
 import { FederationError } from './errors.js';
-import type { RoundPlan, TensorLayout } from './types.js';
+import type { PlannedLora, RoundPlan, TensorLayout } from './types.js';
 
 /** `lora`: A and B are trained and sent; `ffa`: only B (A frozen and shared). */
 export type LoraVariant = 'lora' | 'ffa';
@@ -25,12 +25,9 @@ export function travelsInUpdate(variant: LoraVariant, name: string): boolean {
   return variant === 'lora' || /(^|\.)lora_B(\.|$)/.test(name);
 }
 
-/** The LoRA variant of a plan's `extra` (default `lora`); RangeError for anything else. */
-export function loraVariantOf(extra: Record<string, unknown>, round: number): LoraVariant {
-  const lora = extra.lora;
-  if (lora === undefined) return 'lora';
-  if (typeof lora !== 'object' || lora === null) throw new RangeError(`round ${round}: the plan's lora parameters must be an object, received ${JSON.stringify(lora)}`);
-  const v = (lora as { variant?: unknown }).variant;
+/** The LoRA variant of a plan's LoRA settings (default `lora`); RangeError for anything else. */
+export function loraVariantOf(lora: PlannedLora | undefined, round: number): LoraVariant {
+  const v: unknown = lora?.variant;
   if (v === undefined) return 'lora';
   if (typeof v !== 'string' || !VARIANTS.includes(v as LoraVariant)) {
     throw new RangeError(`round ${round}: the plan's lora.variant must be one of ${VARIANTS.join(', ')}, received ${JSON.stringify(v)}`);
@@ -40,7 +37,7 @@ export function loraVariantOf(extra: Record<string, unknown>, round: number): Lo
 
 /** The plan's LoRA variant (default `lora`). */
 export function plannedLoraVariant(plan: RoundPlan): LoraVariant {
-  return loraVariantOf(plan.extra, plan.round);
+  return loraVariantOf(plan.training?.lora, plan.round);
 }
 
 /** Names and shapes of the tensors an update holds under `variant`, in the adapter's order. */

@@ -1,11 +1,9 @@
-import type { DpFedAvgConfig, RoundPrivacyParams } from '@fedlora/privacy';
+import type { RoundPrivacyParams } from '@fedlora/privacy';
 import { distributedNoiseShare, dpRoundParams, perClientCountVariance, perClientNoiseVariance, validateDpConfig } from '@fedlora/privacy';
 import type { RandomBytes } from '@fedlora/tensor';
-import type { SecureRoundPlan } from './secure-round.js';
-import type { RoundPlan } from './types.js';
+import type { PlannedPrivacy, RoundPlan } from './types.js';
 
-/** Institution-level DP parameters as a round plan carries them (plan.extra.privacy). */
-export type PlannedPrivacy = DpFedAvgConfig & { delta: number; dimension: number };
+export type { PlannedPrivacy } from './types.js';
 
 /**
  * The DP-FedAvg parameters of a round, as both sides must derive them: in distributed mode the
@@ -13,13 +11,13 @@ export type PlannedPrivacy = DpFedAvgConfig & { delta: number; dimension: number
  * so the client's budget check, its noise share and the federation ledger use the same numbers.
  */
 export function plannedPrivacy(plan: RoundPlan): PlannedPrivacy | undefined {
-  const p = plan.extra.privacy as PlannedPrivacy | undefined;
+  const p = plan.privacy;
   if (p === undefined) return undefined;
   if (typeof p !== 'object' || p === null || !(p.dimension > 0) || !(p.delta > 0 && p.delta < 1)) {
     throw new RangeError(`round ${plan.round}: the plan's privacy parameters are malformed`);
   }
   if (p.mode === 'distributed') {
-    const sa = plan.extra.secagg as SecureRoundPlan | undefined;
+    const sa = plan.secagg;
     if (!sa) throw new RangeError(`round ${plan.round}: distributed noise without secure aggregation is refused (each update would be visible with only its own share of noise)`);
     const cfg = { ...p, scale: sa.encoding.scale, dimension: sa.encoding.paddedDim, secureAggregation: true, ...(p.countNoiseStd !== undefined ? { countScale: sa.countScale } : {}) };
     validateDpConfig(cfg);

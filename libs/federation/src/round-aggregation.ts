@@ -1,7 +1,14 @@
 import type { NamedTensors } from '@fedlora/tensor';
 import { WeightedMeanAggregator } from './aggregator.js';
-import type { ClientUpdate, RoundPlan } from './types.js';
+import type { AdaptiveClippingStep, ClientUpdate, RoundPlan } from './types.js';
 import { updateTensors } from './lora-variant.js';
+
+/** What a round's aggregation produces: the averaged delta, metrics to record, and its adaptive-clipping step if it took one. */
+export interface AggregateResult {
+  delta: NamedTensors;
+  metrics: Record<string, number>;
+  adaptiveClipping?: AdaptiveClippingStep;
+}
 
 /**
  * How one round turns the accepted updates into one averaged delta. The default is the
@@ -12,12 +19,12 @@ export interface RoundAggregation {
   /** Adds one validated update; called once per accepted client. */
   add(clientId: string, update: ClientUpdate): void;
   /** The averaged delta over the added updates, plus metrics to record for the round. */
-  finalize(): { delta: NamedTensors; metrics: Record<string, number> };
+  finalize(): AggregateResult;
   /**
    * With secure aggregation no update is added: the coordinator only learns the survivors' mean.
    * An aggregation that must still act on the result (central DP noise) does it here.
    */
-  finalizeSecure?(mean: NamedTensors, survivors: number, extra?: { centredCount?: number }): { delta: NamedTensors; metrics: Record<string, number> };
+  finalizeSecure?(mean: NamedTensors, survivors: number, decoded?: { centredCount?: number }): AggregateResult;
 }
 
 /** Creates the aggregation for a round from its plan. */

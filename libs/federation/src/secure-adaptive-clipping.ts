@@ -24,10 +24,11 @@ export function secureAdaptiveClipping(clipper: AdaptiveClipper): RoundAggregati
       finalize() {
         throw notSecure();
       },
-      finalizeSecure(mean, survivors, extra) {
-        if (extra?.centredCount === undefined) throw new RangeError(`round ${plan.round}: secure aggregation returned no noisy count of unclipped updates`);
-        const next = clipper.applyNoisyCentredCount(extra.centredCount);
-        return { delta: mean, metrics: { aggregated: survivors, clipNorm, noisyUnclippedFraction: next.noisyFraction, nextClipNorm: next.clipNorm } };
+      finalizeSecure(mean, survivors, decoded) {
+        if (decoded?.centredCount === undefined) throw new RangeError(`round ${plan.round}: secure aggregation returned no noisy count of unclipped updates`);
+        const next = clipper.applyNoisyCentredCount(decoded.centredCount);
+        const adaptiveClipping = { noisyUnclippedFraction: next.noisyFraction, nextClipNorm: next.clipNorm };
+        return { delta: mean, metrics: { aggregated: survivors, clipNorm, ...adaptiveClipping }, adaptiveClipping };
       },
     };
   };

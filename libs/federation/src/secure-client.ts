@@ -4,18 +4,17 @@ import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import type { Clock } from './clock.js';
 import { FederationError } from './errors.js';
 import { updateTensors } from './lora-variant.js';
-import type { SecureRoundPlan } from './secure-round.js';
 import { CLIP_INDICATOR_METRIC, countNoiseShareFor } from './plan-privacy.js';
-import type { RoundPlan } from './types.js';
+import type { ClientReport, RoundPlan, SecAggReply, SecureRoundPlan } from './types.js';
 
 /** One secure-aggregation exchange, as the connection offers it. */
 export type SecAggExchange = (
   round: number,
   nonce: string,
-  stage: string,
+  stage: Stage | '',
   payload: Uint8Array,
-  report?: { numExamples: number; trainLoss: number },
-) => Promise<{ kind: string; stage: string; payload: Uint8Array }>;
+  report?: ClientReport,
+) => Promise<SecAggReply>;
 
 /** A client's secure-aggregation settings. */
 export interface SecureClientOptions {
@@ -61,13 +60,13 @@ export async function runSecureRound(
   clock: Clock,
   signal?: AbortSignal,
 ): Promise<SecureRoundEnd> {
-  const sp = plan.extra.secagg as SecureRoundPlan | undefined;
+  const sp = plan.secagg;
   const id = sp?.ids[clientName];
   if (!sp || id === undefined) throw new FederationError('invalid-argument', `the plan of round ${plan.round} has no secure-aggregation slot for ${clientName}`);
   const identities = new Map(Object.entries(sp.roster).map(([name, key]) => [sp.ids[name]!, new Uint8Array(Buffer.from(key, 'base64'))]));
   const client = new SecAggClient({ round: plan.round, clientId: id, identitySecretKey: opts.identitySecretKey, identities, rng: opts.rng });
   const dropAt = opts.dropAtFor?.(plan);
-  let report: { numExamples: number; trainLoss: number } | undefined;
+  let report: ClientReport | undefined;
   let inputSet = false;
   const empty = new Uint8Array(0);
   while (!signal?.aborted) {

@@ -1,8 +1,8 @@
-import type { EncodingParams } from '@fedlora/secagg';
+import type { EncodingParams, Stage } from '@fedlora/secagg';
 import { SecAggError, SecAggServer, chooseEncodingParams, chooseSecAggParams, decodeAverage } from '@fedlora/secagg';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { FederationError } from './errors.js';
-import type { TensorLayout } from './types.js';
+import type { SecAggReply, SecureRoundPlan, TensorLayout } from './types.js';
 
 /** Settings of secure aggregation for a federation. */
 export interface SecureAggregationOptions {
@@ -60,25 +60,6 @@ function chooseEncoding(n: number, d: number, clip: number, noiseStddevPerClient
     const v = (noiseStddevPerClient * p.scale) ** 2;
     if (noiseStddevPerClient === 0 || v <= MAX_NOISE_VARIANCE_INT || bits <= 8) return p;
   }
-}
-
-/** What clients need to run their side (carried in plan.extra.secagg). */
-export interface SecureRoundPlan {
-  /** Client name -> protocol id (1-based, in sorted cohort order). */
-  ids: Record<string, number>;
-  /** Client name -> Ed25519 public key (base64). */
-  roster: Record<string, string>;
-  k: number;
-  t: number;
-  encoding: EncodingParams;
-  /** Public per-round seed of the randomized Hadamard rotation (hex). */
-  rotationSeed: string;
-  /**
-   * Adaptive clipping: integer scale S of the extra coordinate after the encoded update, where
-   * each client puts S (2 b_i - 1) plus its share of integer noise; the coordinator learns only
-   * the noisy sum, S (2 sum b_i - n) + noise.
-   */
-  countScale?: number;
 }
 
 /**
@@ -142,19 +123,20 @@ export class SecureRound {
   }
 
   /** The protocol's stage (advertise, share, collect, consistency, unmask, finished, aborted). */
-  get stage(): string {
+  get stage(): Stage | 'finished' | 'aborted' {
     return this.server.stage;
   }
 
   /** One exchange with a client: its message (if any), then what it should receive next. */
-  exchange(clientName: string, stage: string, payload: Uint8Array): { kind: string; stage: string; payload: Uint8Array } {
+  exchange(clientName: string, stage: Stage | '', payload: Uint8Array): SecAggReply {
     const id = this.plan.ids[clientName];
     if (id === undefined) throw new FederationError('permission-denied', `client ${clientName} is not in this round's secure-aggregation cohort`);
     try {
       const reply = payload.length > 0 ? this.server.handle(id, stage, payload) : this.server.poll(id);
       if (reply.kind === 'message') return { kind: 'message', stage: reply.stage, payload: reply.bytes };
       if (reply.kind === 'aborted') return { kind: 'aborted', stage: '', payload: reply.bytes };
-      return { kind: reply.kind, stage: this.server.stage, payload: new Uint8Array(0) };
+      const st = this.server.stage;
+      return { kind: reply.kind, stage: st === 'finished' || st === 'aborted' ? '' : st, payload: new Uint8Array(0) };
     } catch (err) {
       if (err instanceof SecAggError) throw new FederationError('invalid-argument', `secure aggregation refused a message from ${clientName}: ${err.message} (check: ${err.check})`);
       throw err;

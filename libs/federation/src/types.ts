@@ -1,3 +1,6 @@
+import type { DpFedAvgConfig } from '@fedlora/privacy';
+import type { EncodingParams, Stage } from '@fedlora/secagg';
+import type { CohortSampling } from './cohort-sampling.js';
 import type { NamedTensors } from '@fedlora/tensor';
 import type { RoundEvaluation } from './round-evaluation.js';
 
@@ -20,8 +23,88 @@ export interface RoundPlan {
   deadlineUnixMs: number;
   /** Binds uploads to this round attempt: an upload with another nonce is refused. */
   nonce: string;
-  /** Strategy, privacy and secure-aggregation parameters (JSON-serialisable). */
-  extra: Record<string, unknown>;
+  /** Local-training parameters beyond steps, learning rate and batch size. */
+  training?: PlannedTraining;
+  /** Institution-level DP-FedAvg parameters (read them through plannedPrivacy, which completes distributed mode from `secagg`). */
+  privacy?: PlannedPrivacy;
+  /** Secure aggregation (SecAgg+): what clients need to run their side. */
+  secagg?: SecureRoundPlan;
+  /** How the coordinator drew this round's cohort (coordinator side: the ledger accounts from it; not sent to clients over gRPC yet). */
+  sampling?: CohortSampling;
+}
+
+/** The parts of a plan that the federation's configuration supplies for each round. */
+export type PlanParts = Pick<RoundPlan, 'training' | 'privacy'>;
+
+/** LoRA settings the plan asks clients to train with (the shape of @fedlora/model's LoraConfig). */
+export interface PlannedLora {
+  r: number;
+  alpha: number;
+  dropout: number;
+  targetModules: string[];
+  /** `lora` (default): A and B are trained and sent; `ffa`: only B (A frozen and shared), see lora-variant.ts. */
+  variant?: 'lora' | 'ffa';
+}
+
+/** Local-training parameters of a round beyond steps, learning rate and batch size. */
+export interface PlannedTraining {
+  /** Tokens per training sequence. */
+  seqLen?: number;
+  lora?: PlannedLora;
+  /**
+   * FedProx proximal coefficient mu (Li et al. 2020, "Federated Optimization in Heterogeneous
+   * Networks", Eq. 2); 0 or absent: plain local training.
+   */
+  proximalMu?: number;
+  /** Rounds the federation plans in all (a DP-SGD client spreads a budget given alone over them). */
+  plannedRounds?: number;
+}
+
+/** Institution-level DP parameters as a round plan carries them (plan.privacy). */
+export type PlannedPrivacy = DpFedAvgConfig & { delta: number; dimension: number };
+
+/** What clients need to run their side of secure aggregation (plan.secagg). */
+export interface SecureRoundPlan {
+  /** Client name -> protocol id (1-based, in sorted cohort order). */
+  ids: Record<string, number>;
+  /** Client name -> Ed25519 public key (base64). */
+  roster: Record<string, string>;
+  k: number;
+  t: number;
+  encoding: EncodingParams;
+  /** Public per-round seed of the randomized Hadamard rotation (hex). */
+  rotationSeed: string;
+  /**
+   * Adaptive clipping: integer scale S of the extra coordinate after the encoded update, where
+   * each client puts S (2 b_i - 1) plus its share of integer noise; the coordinator learns only
+   * the noisy sum, S (2 sum b_i - n) + noise.
+   */
+  countScale?: number;
+}
+
+/** A client's training report: with its plain update's header, or with its first masked-input message. */
+export interface ClientReport {
+  numExamples: number;
+  trainLoss: number;
+  /** The plain update header's metrics (federated evaluation, round-evaluation.ts); a secure report carries none. */
+  metrics?: Record<string, number>;
+}
+
+/** What a secure-aggregation exchange answers (see SecureRound.exchange). */
+export interface SecAggReply {
+  kind: 'message' | 'wait' | 'excluded' | 'finished' | 'aborted';
+  /** The stage of a 'message' (and of 'wait'/'excluded'), '' otherwise. */
+  stage: Stage | '';
+  payload: Uint8Array;
+}
+
+/**
+ * One adaptive-clipping step (Andrew et al. 2021, Algorithm 1) taken by a round's aggregation:
+ * the released noisy fraction of unclipped updates and the clip norm it sets for the next round.
+ */
+export interface AdaptiveClippingStep {
+  noisyUnclippedFraction: number;
+  nextClipNorm: number;
 }
 
 /** The answer to a client asking what to do next. */
@@ -66,6 +149,8 @@ export interface RoundSummary {
   startedAt: number;
   endedAt: number;
   metrics: Record<string, number>;
+  /** The adaptive-clipping step of a completed round with adaptive clipping. */
+  adaptiveClipping?: AdaptiveClippingStep;
   /**
    * Federated evaluation of the global adapter this round started from: the institutions'
    * held-out metrics reported with their updates, combined (round-evaluation.ts). Absent when none evaluated.

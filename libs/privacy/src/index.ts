@@ -115,3 +115,6 @@ export type { DpFedAvgConfig } from './dp-fedavg.js';
 export { privatizeGradients, poissonSample } from './dp-sgd.js';
 /** Options of privatizeGradients. */
 export type { DpSgdStepOptions } from './dp-sgd.js';
+
+export type { SamplingBasis, SamplingRecord } from './cohort-sampling-accounting.js';
+export { accountedSampling, checkAccountedSampling } from './cohort-sampling-accounting.js';

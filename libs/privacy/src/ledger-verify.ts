@@ -5,6 +5,7 @@ import { canonicalJson, GENESIS_HASH, lineHash, verifyEntrySignature, type Ledge
 import { describeMechanism } from './mechanism-description.js';
 import { unitLabel, validateUnit } from './privacy-unit.js';
 import { roundEvents } from './round-events.js';
+import { checkAccountedSampling } from './cohort-sampling-accounting.js';
 
 /** One finding of the verifier, naming the entry (seq, or line number when the line cannot be parsed). */
 export interface LedgerProblem {
@@ -171,6 +172,11 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
       if (entry.params) {
         const expected = roundEvents(entry.params);
         if (canonicalJson(expected) !== canonicalJson(events)) report('mis-accounted: its events do not follow from its recorded parameters');
+        const p = entry.params;
+        if (p.mode !== 'dp-sgd' && p.sampling) {
+          const wrong = checkAccountedSampling(p.mode, p.samplingRate, p.sampling);
+          if (wrong) report(`mis-accounted: ${wrong}`);
+        }
       }
       if (cumulative.length === 0) cumulative = new Array<number>(first.orders.length).fill(0);
       const add = composeRdp(events, first.orders);

@@ -1,3 +1,4 @@
+import type { SamplingRecord } from './cohort-sampling-accounting.js';
 import type { PrivacyEvent } from './accountant.js';
 
 /**
@@ -15,6 +16,8 @@ export interface CentralParams {
   noiseMultiplier: number;
   /** Poisson client-sampling rate (cohort / population); 1 when every institution takes part. */
   samplingRate: number;
+  /** The cohort draw and why `samplingRate` is what it is (see accountedSampling); absent in older ledgers. */
+  sampling?: SamplingRecord;
   /** Number of updates actually summed (recorded; central noise does not depend on it). */
   survivors: number;
   /**
@@ -57,6 +60,8 @@ export interface DistributedParams {
   l2Sensitivity: number;
   dimension: number;
   samplingRate: number;
+  /** The cohort draw and why `samplingRate` is what it is (distributed: always 1, see accountedSampling); absent in older ledgers. */
+  sampling?: SamplingRecord;
   survivors: number;
   /** True when secure aggregation hid the individual noisy updates. */
   secureAggregation: boolean;

@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import type { ClientUpdate, CoordinatorConnection, RoundPlan, Task } from '@fedlora/federation';
+import type { ClientReport, ClientUpdate, CoordinatorConnection, RoundPlan, SecAggReply, Task } from '@fedlora/federation';
+import type { Stage } from '@fedlora/secagg';
 import { FederationError } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { createHash, randomBytes } from 'node:crypto';
@@ -230,7 +231,7 @@ export class GrpcConnection implements CoordinatorConnection {
     });
   }
 
-  async secAggExchange(round: number, nonce: string, stage: string, payload: Uint8Array, report?: { numExamples: number; trainLoss: number }) {
+  async secAggExchange(round: number, nonce: string, stage: Stage | '', payload: Uint8Array, report?: ClientReport): Promise<SecAggReply> {
     const res = await this.unary<PbSecAggResponse>('SecAggExchange', secAggRequestToProto(this.auth, round, nonce, stage, payload, report));
     return secAggResponseFromProto(res);
   }

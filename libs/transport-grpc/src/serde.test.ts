@@ -10,6 +10,8 @@ import {
   planToProto,
   secAggRequestFromProto,
   secAggRequestToProto,
+  secAggResponseFromProto,
+  stageFromProto,
   taskFromProto,
   taskToProto,
   uploadStatusFromProto,
@@ -29,12 +31,26 @@ const plan: RoundPlan = {
   batchSize: 8,
   deadlineUnixMs: 1_800_000_000_123,
   nonce: 'n0',
-  extra: { clipNorm: 1.5, mode: 'central' },
+  training: { seqLen: 64, proximalMu: 0.01, lora: { r: 8, alpha: 16, dropout: 0, targetModules: ['q_proj', 'v_proj'] } },
+  privacy: { mode: 'central', clipNorm: 1.5, noiseMultiplier: 1, delta: 1e-5, dimension: 40, secureAggregation: false, samplingRate: 1 },
 };
 
 describe('serde round-trips', () => {
   it('plan', () => {
     expect(planFromProto(planToProto(plan))).toEqual(plan);
+  });
+
+  it('a plan with a secure-aggregation part, in the JSON keys older peers read', () => {
+    const encoding = { dim: 40, paddedDim: 64, bits: 32, scale: 1000, clip: 1.5, roundedNormBound2: 3e6, beta: 0.1, noiseStddevInt: 0, overflowProb: 1e-9, quantizationStd: 1e-4, n: 3 };
+    const secure = { ...plan, secagg: { ids: { a: 1, b: 2 }, roster: { a: 'AAAA', b: 'BBBB' }, k: 1, t: 2, encoding, rotationSeed: 'ab01', countScale: 4 } };
+    expect(planFromProto(planToProto(secure))).toEqual(secure);
+    expect(Object.keys(JSON.parse(planToProto(secure).extraJson)).sort()).toEqual(['attempt', 'lora', 'privacy', 'proximalMu', 'secagg', 'seqLen']);
+  });
+
+  it('a secure-aggregation request and reply with typed stages', () => {
+    const req = secAggRequestToProto({ clientId: 'c', sessionToken: 't' }, 1, 'n', 'collect', new Uint8Array([1]), { numExamples: 3, trainLoss: 2 });
+    expect(stageFromProto(req.stage)).toBe('collect');
+    expect(secAggResponseFromProto({ kind: 'message', stage: 'share', payload: new Uint8Array([2]) })).toEqual({ kind: 'message', stage: 'share', payload: new Uint8Array([2]) });
   });
 
   it('every task kind', () => {
@@ -70,6 +86,17 @@ describe('serde round-trips', () => {
 });
 
 describe('serde rejects malformed input', () => {
+  it('a plan whose typed parts have the wrong types', () => {
+    const withJson = (o: object) => ({ ...planToProto(plan), extraJson: JSON.stringify(o) });
+    expect(() => planFromProto(withJson({ privacy: { ...plan.privacy, clipNorm: '1' } }))).toThrow(/plan.privacy.clipNorm must be/);
+    expect(() => planFromProto(withJson({ seqLen: -3 }))).toThrow(/plan.seqLen must be/);
+    expect(() => planFromProto(withJson({ secagg: { ids: { a: 0 }, roster: {}, encoding: {} } }))).toThrow(/plan.secagg.ids\["a"\] must be a positive integer/);
+  });
+
+  it('a secure-aggregation stage that does not exist', () => {
+    expect(() => stageFromProto('bogus')).toThrow(/stage must be one of advertise/);
+  });
+
   it('a plan whose extra JSON is not an object', () => {
     expect(() => planFromProto({ ...planToProto(plan), extraJson: '[1]' })).toThrow(/plan.extraJson must be a JSON object/);
   });

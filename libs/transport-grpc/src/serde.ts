@@ -1,5 +1,8 @@
 import type { NamedTensors, TensorChunkData } from '@fedlora/tensor';
-import type { RoundPlan, Task, TensorLayout, UpdateHeader } from '@fedlora/federation';
+import type { ClientReport, RoundPlan, SecAggReply, Task, TensorLayout, UpdateHeader } from '@fedlora/federation';
+import type { Stage } from '@fedlora/secagg';
+import { STAGES } from '@fedlora/secagg';
+import { planPartsFromJson, planPartsToJson } from './plan-json.js';
 import { FederationError } from '@fedlora/federation';
 import type { PbGetTaskResponse, PbRoundPlan, PbSecAggRequest, PbSecAggResponse, PbTensorChunk, PbTensorSpec, PbUpdateHeader, PbUploadStatusResponse } from './wire-types.js';
 
@@ -53,16 +56,15 @@ export function planToProto(p: RoundPlan): PbRoundPlan {
     batchSize: p.batchSize,
     deadlineUnixMs: p.deadlineUnixMs,
     nonce: p.nonce,
-    extraJson: JSON.stringify({ ...p.extra, attempt: p.attempt }),
+    extraJson: JSON.stringify(planPartsToJson(p)),
   };
 }
 
 export function planFromProto(p: PbRoundPlan): RoundPlan {
-  const extra = parseJsonObject(p.extraJson, 'plan.extraJson');
-  const { attempt, ...rest } = extra;
+  const { attempt, ...parts } = planPartsFromJson(parseJsonObject(p.extraJson, 'plan.extraJson'));
   return {
     round: p.round,
-    attempt: typeof attempt === 'number' ? attempt : 1,
+    attempt,
     adapterSha256: p.adapterSha256,
     tensors: layoutFromProto(p.tensors, 'plan.tensors'),
     localSteps: p.localSteps,
@@ -70,7 +72,7 @@ export function planFromProto(p: PbRoundPlan): RoundPlan {
     batchSize: p.batchSize,
     deadlineUnixMs: p.deadlineUnixMs,
     nonce: p.nonce,
-    extra: rest,
+    ...parts,
   };
 }
 
@@ -239,23 +241,31 @@ export function secAggRequestToProto(
   auth: { clientId: string; sessionToken: string },
   round: number,
   nonce: string,
-  stage: string,
+  stage: Stage | '',
   payload: Uint8Array,
-  report?: { numExamples: number; trainLoss: number },
+  report?: ClientReport,
 ): PbSecAggRequest {
   return { ...auth, round, nonce, stage, payload, reportJson: report ? JSON.stringify(report) : '' };
 }
 
-export function secAggRequestFromProto(r: PbSecAggRequest): { payload: Uint8Array; report?: { numExamples: number; trainLoss: number } } {
+/** A stage name from the wire: one of secagg's stages, or '' (a poll). */
+export function stageFromProto(stage: string, field = 'secure-aggregation stage'): Stage | '' {
+  if (stage === '' || (STAGES as readonly string[]).includes(stage)) return stage as Stage | '';
+  throw bad(`${field} must be one of ${STAGES.join(', ')} (or empty to poll), received ${JSON.stringify(stage.slice(0, 32))}`);
+}
+
+export function secAggRequestFromProto(r: PbSecAggRequest): { payload: Uint8Array; report?: ClientReport } {
   const payload = r.payload instanceof Uint8Array ? new Uint8Array(r.payload) : new Uint8Array(0);
   if (payload.byteLength > MAX_SECAGG_PAYLOAD) throw bad(`secure-aggregation payload of ${payload.byteLength} bytes exceeds ${MAX_SECAGG_PAYLOAD}`);
-  if (r.stage.length > 32) throw bad('secure-aggregation stage name too long');
   if (!r.reportJson) return { payload };
   const o = parseJsonObject(r.reportJson, 'reportJson');
   if (typeof o.numExamples !== 'number' || typeof o.trainLoss !== 'number') throw bad('reportJson must hold numeric numExamples and trainLoss');
   return { payload, report: { numExamples: o.numExamples, trainLoss: o.trainLoss } };
 }
 
-export function secAggResponseFromProto(r: PbSecAggResponse): { kind: string; stage: string; payload: Uint8Array } {
-  return { kind: r.kind, stage: r.stage, payload: r.payload instanceof Uint8Array ? new Uint8Array(r.payload) : new Uint8Array(0) };
+const REPLY_KINDS: ReadonlyArray<SecAggReply['kind']> = ['message', 'wait', 'excluded', 'finished', 'aborted'];
+
+export function secAggResponseFromProto(r: PbSecAggResponse): SecAggReply {
+  if (!(REPLY_KINDS as readonly string[]).includes(r.kind)) throw bad(`unknown secure-aggregation reply kind ${JSON.stringify(String(r.kind).slice(0, 32))}`);
+  return { kind: r.kind as SecAggReply['kind'], stage: stageFromProto(r.stage ?? '', 'secure-aggregation reply stage'), payload: r.payload instanceof Uint8Array ? new Uint8Array(r.payload) : new Uint8Array(0) };
 }

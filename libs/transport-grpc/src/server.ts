@@ -5,7 +5,7 @@ import { FederationError, updateTensors } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { DEFAULT_CHUNK_BYTES, chunkTensors } from '@fedlora/tensor';
 import { federationService } from './proto.js';
-import { chunkFromProto, chunkToProto, headerFromProto, resumeOffsets, secAggRequestFromProto, taskToProto, uploadIdFromProto, uploadStatusToProto } from './serde.js';
+import { chunkFromProto, chunkToProto, headerFromProto, resumeOffsets, secAggRequestFromProto, stageFromProto, taskToProto, uploadIdFromProto, uploadStatusToProto } from './serde.js';
 import type { RequestGate } from './request-auth.js';
 import { RequestRefusedError, createRequestGate, withRequestBodyHashes } from './request-auth.js';
 import type { RequestVerifier } from './security/request-verifier.js';
@@ -153,8 +153,9 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     }),
     SecAggExchange: unary('SecAggExchange', (req: PbSecAggRequest) => {
       const { report, payload } = secAggRequestFromProto(req);
+      const stage = stageFromProto(req.stage ?? '');
       opts.onBytes?.('in', payload.byteLength);
-      const r = coordinator.secAggExchange(req.clientId, req.sessionToken, req.round, req.nonce, req.stage, payload, report);
+      const r = coordinator.secAggExchange(req.clientId, req.sessionToken, req.round, req.nonce, stage, payload, report);
       opts.onBytes?.('out', r.payload.byteLength);
       return { kind: r.kind, stage: r.stage, payload: r.payload };
     }),

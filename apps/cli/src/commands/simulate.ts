@@ -9,6 +9,8 @@ import { CliError, formatTable, info, printJson } from '../output.js';
 import { createProgressDisplay } from '../simulate/progress.js';
 import { runSimulation } from '../simulate/run-simulation.js';
 import { intOption, numberOption } from './parse-options.js';
+import type { Partition } from '../simulate/partition.js';
+import { parsePartition } from '../simulate/partition.js';
 import { calibrateDpFedAvg } from '@fedlora/privacy';
 
 /** `--dashboard`: a loopback host:port (a simulation has no credentials to protect the dashboard with). */
@@ -28,7 +30,7 @@ export function register(program: Command): void {
   program
     .command('simulate')
     .description('Run a federation on this machine: a real coordinator and N real clients over gRPC on 127.0.0.1, each with a different era of the State of the Union addresses')
-    .option('--clients <n>', 'number of clients', intOption('--clients', 1, 64), 3)
+    .option('--clients <n>', 'number of clients', intOption('--clients', 1, 10_000), 3)
     .option('--rounds <n>', 'federated rounds', intOption('--rounds', 1, 10_000), 3)
     .option('--local-steps <n>', 'optimizer steps per client per round', intOption('--local-steps', 1, 1_000_000), 15)
     .option('--batch-size <n>', 'sequences per step', intOption('--batch-size', 1, 4096), 8)
@@ -36,7 +38,10 @@ export function register(program: Command): void {
     .option('--seq-len <n>', 'tokens per training sequence', intOption('--seq-len', 8, 8192), 64)
     .option('--chars-per-client <n>', 'characters of text per client', intOption('--chars-per-client', 1000, 50_000_000), 60_000)
     .option('--eval-sequences <n>', 'held-out sequences per client for the eval loss', intOption('--eval-sequences', 1, 100_000), 16)
-    .option('--min-clients <n>', 'a round completes only if this many clients report (default: all)', intOption('--min-clients', 1, 64))
+    .option('--clients-per-round <n>', 'cohort per round, drawn by the coordinator from its CSPRNG: a count, or a fraction in (0, 1) of --clients (default: all)', numberOption('--clients-per-round', 1e-9, 1_000_000))
+    .option('--sampling <mode>', 'with --clients-per-round: uniform (fixed-size cohort) or poisson (each institution independently; central DP then accounts amplification by sampling)', samplingOption, 'uniform')
+    .option('--partition <how>', 'how the SOTU text is split: era (natural split by period, default), iid (shuffled, even), dirichlet:ALPHA (label skew over the president, Hsu et al. 2019)', partitionOption, { kind: 'era' } as Partition)
+    .option('--min-clients <n>', 'a round completes only if this many clients report (default: all)', intOption('--min-clients', 1, 10_000))
     .option('--deadline <seconds>', 'round deadline', numberOption('--deadline', 1, 86_400), 600)
     .addOption(new Option('--strategy <name>', 'server optimizer').choices(['fedavg', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad']).default('fedavg'))
     .option('--server-lr <x>', 'server learning rate (default 1 for fedavg, 0.01 for adaptive)', numberOption('--server-lr', 0, 100))
@@ -93,6 +98,8 @@ export function register(program: Command): void {
         evalSequences: o.evalSequences,
         evalFraction: 0.1,
         minClients: o.minClients,
+        partition: o.partition,
+        ...(o.clientsPerRound !== undefined ? { clientsPerRound: o.clientsPerRound, sampling: o.sampling } : {}),
         roundDeadlineMs: o.deadline * 1000,
         strategy: { name: o.strategy, serverLearningRate: o.serverLr },
         proximalMu: o.proximalMu,
@@ -186,4 +193,17 @@ export function register(program: Command): void {
 
 function badTask(task: unknown): never {
   throw new CliError(`--task must be text or qa, received "${String(task)}"`, 2);
+}
+
+function samplingOption(v: string): 'uniform' | 'poisson' {
+  if (v !== 'uniform' && v !== 'poisson') throw new CliError(`--sampling must be uniform or poisson, received ${JSON.stringify(v)}`);
+  return v;
+}
+
+function partitionOption(v: string): Partition {
+  try {
+    return parsePartition(v);
+  } catch (err) {
+    throw new CliError(`--partition: ${(err as Error).message}`);
+  }
 }

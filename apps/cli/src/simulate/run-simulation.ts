@@ -6,7 +6,7 @@ import type { LoraVariant } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel, validateLoraConfig } from '@fedlora/model';
 import type { ClientPrivacyGuard } from '@fedlora/privacy';
 import { generateLedgerKey, resolveAdaptiveClipping, type NoiseCalibration } from '@fedlora/privacy';
-import type { EventLogger, LocalTrainer, RoundEvaluation, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
+import type { CohortSampling, EventLogger, LocalTrainer, RoundEvaluation, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
 import { flattenInPlanOrder, plannedPrivacy, runClient, silentLogger, updateDimension, updateLayout } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
@@ -17,7 +17,9 @@ import { createFederationPrivacy, distributedNoiseStddevPerClient, startCoordina
 import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, EvaluatingTrainer, ModelTrainer, PrivacyGuardedTrainer, openClientGuards } from '@fedlora/client';
 import type { SimulationSecAgg } from './secure-setup.js';
 import { createSecureSimulation } from './secure-setup.js';
-import { partitionSotu, splitIntoRecords } from './sotu-partition.js';
+import type { Partition } from './partition.js';
+import { partitionCorpus } from './partition.js';
+import { splitIntoRecords } from './sotu-partition.js';
 import { sotuQa } from './sotu-qa.js';
 import { mobyDickSplit } from '../model/pretrain.js';
 import { createAggregationProbe } from './aggregation-error.js';
@@ -41,6 +43,12 @@ export interface SimulationOptions {
   evalSequences: number;
   evalFraction: number;
   minClients?: number;
+  /** Cohort per round: a count (>= 1) or a fraction (0, 1) of the population; all when unset. */
+  clientsPerRound?: number;
+  /** How the coordinator draws the cohort (default uniform): fixed-size, or Poisson (each institution independently). */
+  sampling?: 'uniform' | 'poisson';
+  /** How the SOTU text is split among the clients (default era: today's natural split). */
+  partition?: Partition;
   roundDeadlineMs: number;
   /** Once minClients have reported, close the round after this long even if others have not. */
   waitAfterMinimumMs?: number;
@@ -142,6 +150,8 @@ export interface SimulationRound {
   recordEpsilon?: number;
   /** Clients that declined the round (for example: privacy budget). */
   declined?: string[];
+  /** How the coordinator drew this round's cohort (population, expected and drawn size). */
+  sampling?: CohortSampling;
   /** Secure aggregation: clients whose updates are in the sum. */
   survivors?: number;
   /** Secure aggregation: largest coordinate difference between the secure and the plain average of the same clipped updates. */
@@ -167,7 +177,8 @@ export interface SimulationReport {
   evalLossOf?: string;
   /** Task qa: the final global adapter's multiple-choice accuracy over all clients' held-out questions (chance 0.25). */
   finalEvaluation?: { count: number; acc: number; accNorm: number };
-  clients: Array<{ name: string; era: string; trainSequences: number; heldOutSequences: number; trainUnits?: number; dpSgdCalibration?: NoiseCalibration }>;
+  /** Per-client sizes: characters of text (task text), training and held-out sequences. */
+  clients: Array<{ name: string; era: string; chars?: number; trainSequences: number; heldOutSequences: number; trainUnits?: number; dpSgdCalibration?: NoiseCalibration }>;
   initialEvalLoss: number;
   rounds: SimulationRound[];
   finalEvalLoss: number | null;
@@ -203,7 +214,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const log = o.logger ?? silentLogger;
 
   if (o.task === 'qa' && o.dpSgd) throw new RangeError('simulate: --task qa does not run with DP-SGD yet (drop the --dp-sgd-* options)');
-  const corpora = o.task === 'qa' ? [] : partitionSotu(o.clients, o.charsPerClient);
+  const corpora = o.task === 'qa' ? [] : partitionCorpus(o.clients, o.charsPerClient, o.partition ?? { kind: 'era' }, { seed: o.seed, recordChars: SIMULATED_RECORD_CHARS });
   // Each address is cut into records (short documents); whole records are held out, so runs with
   // and without DP-SGD train and evaluate on the same text.
   const textClients = corpora.map((c) => {
@@ -212,7 +223,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     const heldOut = tokenizeToSequences(model, split.heldOut.map((r) => r.text), o.seqLen).slice(0, o.evalSequences);
     const units: UnitData | undefined = o.dpSgd ? packUnits(model, split.train, o.seqLen, { unit: o.dpSgd.privacyUnit ?? 'document' }) : undefined;
     const train = units ? units.sequences : tokenizeToSequences(model, split.train.map((r) => r.text), o.seqLen);
-    return { name: c.name, era: c.era, train, units, heldOut, mcq: undefined as McqItem[] | undefined };
+    return { name: c.name, era: c.era, chars: c.documents.reduce((n, d) => n + d.length, 0), train, units, heldOut, mcq: undefined as McqItem[] | undefined };
   });
   const clients = o.task === 'qa' ? qaClients(model, o) : textClients;
   o.onProgress?.({ kind: 'ready', backend: backend.name, clients: clients.map((c) => ({ name: c.name, era: c.era, trainSequences: c.train.length })) });
@@ -223,7 +234,15 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   const updateParameters = updateDimension(updateLayout(initialAdapter, lora.variant!));
   let fedPrivacy: FederationPrivacy | undefined;
   const ledgers: string[] = [];
-  const minClients = o.minClients ?? (o.secagg && o.secagg.dropout > 0 ? Math.max(2, Math.ceil(o.clients / 2)) : o.clients);
+  // The expected cohort: everyone, or clientsPerRound (a count or a fraction of the population).
+  const cohortSize = o.clientsPerRound === undefined ? o.clients : Math.min(o.clients, o.clientsPerRound < 1 ? Math.ceil(o.clientsPerRound * o.clients) : Math.floor(o.clientsPerRound));
+  const minClients =
+    o.minClients ??
+    (o.secagg && o.secagg.dropout > 0 ? Math.max(2, Math.ceil(cohortSize / 2)) : o.sampling === 'poisson' && o.clientsPerRound !== undefined ? Math.max(1, Math.ceil(cohortSize / 2)) : cohortSize);
+  if (minClients > cohortSize) throw new RangeError(`simulate: --min-clients ${minClients} exceeds the cohort of ${cohortSize} per round: lower --min-clients or raise --clients-per-round`);
+  // What the clients' budget guards see in the plan: amplification by sampling only for a Poisson draw
+  // in central mode (the ledger records the draw and why: accountedSampling in @fedlora/privacy).
+  const plannedSamplingRate = o.privacy?.mode !== 'distributed' && o.sampling === 'poisson' && cohortSize < o.clients ? cohortSize / o.clients : 1;
   const distributed = o.privacy?.mode === 'distributed';
   if (distributed && !o.secagg) throw new RangeError('simulate: distributed noise needs secure aggregation (add --secagg): each update would otherwise leave with only its own share of noise');
   if (o.privacy?.adaptiveClipping && !distributed && o.secagg) {
@@ -241,8 +260,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   if (o.privacy) {
     fedPrivacy = await createFederationPrivacy({
       config: distributed
-        ? { mode: 'distributed', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: 1, secureAggregation: true, noise: 'skellam', minSurvivors: minClients }
-        : { mode: 'central', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: 1, secureAggregation: !!o.secagg },
+        ? { mode: 'distributed', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: plannedSamplingRate, secureAggregation: true, noise: 'skellam', minSurvivors: minClients }
+        : { mode: 'central', clipNorm: o.privacy.clipNorm, noiseMultiplier: o.privacy.noiseMultiplier, samplingRate: plannedSamplingRate, secureAggregation: !!o.secagg },
       delta: o.privacy.delta,
       dimension: updateParameters,
       ledgerPath: join(outDir, 'federation-ledger.jsonl'),
@@ -335,6 +354,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     rounds: o.rounds,
     minClients,
     minAvailableClients: o.clients + (o.silentClients ?? 0),
+    ...(o.clientsPerRound !== undefined ? { clientsPerRound: o.clientsPerRound, sampling: o.sampling ?? 'uniform' } : {}),
     roundDeadlineMs: o.roundDeadlineMs,
     waitAfterMinimumMs: o.waitAfterMinimumMs,
     localSteps: o.localSteps,
@@ -346,7 +366,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
     aggregation: fedPrivacy?.aggregation,
     secureAggregation: secure?.coordinator,
     // The LoRA config (with its variant) travels in the plan, as a configured coordinator sends it.
-    planExtra: () => ({ lora, ...(fedPrivacy?.planExtra() ?? {}), ...(o.strategy.name === 'fedprox' ? { proximalMu: o.proximalMu ?? 0.01 } : {}) }),
+    planParts: () => ({ ...(fedPrivacy?.planExtra() ?? {}), training: { lora, ...(o.strategy.name === 'fedprox' ? { proximalMu: o.proximalMu ?? 0.01 } : {}) } }),
     logger: log,
     onRefused: (r) => dash?.refused(r),
     onRoundEnd: async (s, adapter, plan) => {
@@ -367,6 +387,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         ...(probe && adapter ? optional('aggregationError', probe.measure(s.round, s.participantNames)) : {}),
         ...(s.declined.length ? { declined: s.declined } : {}),
         ...(s.evaluation ? { evaluation: s.evaluation } : {}),
+        ...(plan.sampling ? { sampling: plan.sampling } : {}),
       };
       if (adapter) previous = adapter;
       rounds.push(r);
@@ -411,7 +432,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       model: modelDir,
       clients: clients.map((c) => {
         const cal = dpSgdTrainers.get(c.name)?.calibration(calibrationPlan(o, lora));
-        return { name: c.name, era: c.era, trainSequences: c.train.length, heldOutSequences: c.heldOut.length, ...(c.units ? { trainUnits: c.units.units.length } : {}), ...(cal ? { dpSgdCalibration: cal } : {}) };
+        return { name: c.name, era: c.era, ...('chars' in c && typeof c.chars === 'number' ? { chars: c.chars } : {}), trainSequences: c.train.length, heldOutSequences: c.heldOut.length, ...(c.units ? { trainUnits: c.units.units.length } : {}), ...(cal ? { dpSgdCalibration: cal } : {}) };
       }),
       ...(o.task === 'qa' ? { task: 'qa' as const, evalLossOf: 'held-out Moby-Dick chapters (general text: forgetting)' } : {}),
       initialEvalLoss,
@@ -441,7 +462,7 @@ function optional<K extends string>(key: K, value: number | undefined): Partial<
 
 /** The part of a round plan a DP-SGD calibration depends on (batch of units, local steps, the LoRA variant: the dimension). */
 function calibrationPlan(o: SimulationOptions, lora: LoraConfig): RoundPlan {
-  return { round: 1, attempt: 0, adapterSha256: '', tensors: [], localSteps: o.localSteps, learningRate: o.learningRate, batchSize: o.batchSize, deadlineUnixMs: 0, nonce: '', extra: { lora } };
+  return { round: 1, attempt: 0, adapterSha256: '', tensors: [], localSteps: o.localSteps, learningRate: o.learningRate, batchSize: o.batchSize, deadlineUnixMs: 0, nonce: '', training: { lora } };
 }
 
 /** The noise multiplier applied to the update sum in this round (z_Delta with adaptive clipping). */

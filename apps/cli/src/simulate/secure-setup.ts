@@ -1,4 +1,4 @@
-import type { LocalTrainer, RoundPlan, SecureAggregationOptions, SecureClientOptions, SecureRoundPlan } from '@fedlora/federation';
+import type { LocalTrainer, RoundPlan, SecureAggregationOptions, SecureClientOptions } from '@fedlora/federation';
 import { flattenInPlanOrder, noiseShareFor } from '@fedlora/federation';
 import type { Stage } from '@fedlora/secagg';
 import { STAGES, generateIdentity } from '@fedlora/secagg';
@@ -59,7 +59,7 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
     async train(plan, global, progress) {
       const r = await inner.train(plan, global, progress);
       const flat = Float64Array.from(flattenInPlanOrder(plan, r.delta));
-      const clip = (plan.extra.secagg as SecureRoundPlan | undefined)?.encoding.clip ?? o.clipNorm; // the round's (adaptive clipping changes it)
+      const clip = plan.secagg?.encoding.clip ?? o.clipNorm; // the round's (adaptive clipping changes it)
       let norm = 0;
       for (const v of flat) norm += v * v;
       norm = Math.sqrt(norm);
