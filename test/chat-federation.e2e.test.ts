@@ -41,7 +41,7 @@ describe.each(['llama3', 'qwen2.5'])('a 2-client federation instruction-tunes th
       batchSize: 4,
       strategy: { name: 'fedavg' },
       seed: `chat-${name}`,
-      planExtra: () => ({ seqLen: 16 }),
+      planParts: () => ({ training: { seqLen: 16 } }),
       logger: silentLogger,
       onRoundEnd: (s) => {
         rounds.push({ status: s.status, evalLoss: s.evaluation?.loss, clients: s.evaluation?.clients });
