@@ -1,7 +1,7 @@
 import nx from '@nx/eslint-plugin';
 
 /**
- * Layering (DESIGN.md): core libs import no transport and no app; transport turns domain types
+ * Layering (ARCHITECTURE.md): core libs import no transport and no app; transport turns domain types
  * into protobuf; apps wire things together. `@nx/enforce-module-boundaries` makes lint fail when
  * a project imports across these lines.
  */
@@ -39,7 +39,7 @@ export default [
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/no-empty-function': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Use a CSPRNG passed in as a parameter (DESIGN.md: Randomness).' }],
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Use a CSPRNG passed in as a parameter (ARCHITECTURE.md: Decisions, Randomness).' }],
     },
   },
 ];

@@ -5,7 +5,7 @@
  * and `Phi3ForCausalLM`.
  *
  * Internally every linear weight is kept as a kernel of shape [in, out] so the forward pass is a
- * plain `x @ W` (the wasm backend is slow on transposed matmuls, DESIGN.md). GPT-2's `Conv1D`
+ * plain `x @ W` (the wasm backend is slow on transposed matmuls, ARCHITECTURE.md). GPT-2's `Conv1D`
  * stores exactly that; Llama's `nn.Linear` stores [out, in] and is transposed once at load time.
  */
 import type { ModelConfig } from './config.js';

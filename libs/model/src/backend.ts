@@ -1,5 +1,5 @@
 /**
- * The backend ladder (DESIGN.md: Tensors), kept in this one file so a faster path can slot in:
+ * The backend ladder (ARCHITECTURE.md: Decisions, Tensors), kept in this one file so a faster path can slot in:
  * `@tensorflow/tfjs-node-gpu` (CUDA) -> `@tensorflow/tfjs-node` -> cpu + native OpenBLAS kernels
  * (`@fedlora/native-cpu`) -> wasm (SIMD) -> pure-JS cpu. The native packages are optional: they are
  * imported dynamically and never required. `FEDLORA_BACKEND` (or `opts.backend`) forces one rung.

@@ -1,4 +1,4 @@
-// Backend selection (the ladder of DESIGN.md: Tensors).
+// Backend selection (the ladder of ARCHITECTURE.md: Decisions, Tensors).
 export { initBackend, currentBackend, BACKEND_NAMES } from './backend.js';
 export type { BackendName } from './backend.js';
 // Configuration of the supported families (GPT-2; Llama, Mistral, Qwen2, Gemma 2, Phi-3).

@@ -2,7 +2,7 @@
  * Building blocks shared by the decoder families, written for tfjs' wasm and cpu backends: hidden
  * states are kept 2-D ([batch * time, features]) so every projection is one plain matmul, and
  * attention transposes K explicitly instead of asking matMul for `transposeB` (the wasm
- * backend's slow path, DESIGN.md).
+ * backend's slow path, ARCHITECTURE.md).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { causalApply, causalScores, causalSoftmax, geluTanh, layerNorm as fusedLayerNorm, nativeKernelsActive } from '@fedlora/native-cpu';

@@ -1,5 +1,5 @@
 /**
- * Works around the wasm backend's slow transposed matmul (DESIGN.md: "explicit transpose is
+ * Works around the wasm backend's slow transposed matmul (ARCHITECTURE.md: "explicit transpose is
  * ~1.75x faster"): the wasm BatchMatMul kernel is wrapped so that `transposeA`/`transposeB`
  * become an explicit Transpose kernel followed by a plain product. Backpropagation through matMul
  * asks for exactly these transposed products (dA = dY B^T, dB = A^T dY), so this is what makes

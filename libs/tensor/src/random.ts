@@ -2,7 +2,7 @@ import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 
 /**
  * A source of random bytes. Every function that draws randomness takes one as a parameter
- * (DESIGN.md: Randomness), so production code passes `cryptoRandomBytes` and tests a seeded one.
+ * (ARCHITECTURE.md: Decisions, Randomness), so production code passes `cryptoRandomBytes` and tests a seeded one.
  */
 export type RandomBytes = (n: number) => Uint8Array;
 
