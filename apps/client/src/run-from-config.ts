@@ -11,12 +11,36 @@ import { GrpcConnection, createRequestSigner, insecureChannelCredentials, loadCh
 import { ClientConfigSchema, reconnectRetries, type ClientConfig } from './config.js';
 import { appliedEnvOverrides } from '@fedlora/config';
 import { ModelTrainer } from './model-trainer.js';
-import { DpSgdTrainer, dpSgdTrainerSettings } from './dp-sgd-trainer.js';
+import { DpSgdTrainer, dpSgdTrainerSettings, type DpSgdTrainerOptions } from './dp-sgd-trainer.js';
 import type { ClientPrivacyGuard } from '@fedlora/privacy';
 import { DEFAULT_DP_SGD_DELTA } from './config.js';
 import { PrivacyGuardedTrainer } from './privacy-trainer.js';
 import { EvaluatingTrainer, type FederatedEvalSets } from './federated-eval.js';
 import { openClientGuards } from './client-guards.js';
+
+/** Settings of a PlanFollowingTrainer. */
+export interface PlanFollowingTrainerSettings {
+  evalFraction: number;
+  defaultSeqLen: number;
+  seed: string;
+  log: EventLogger;
+  /** Record-level DP-SGD; with `guard`, rounds that would exceed the record-level budget are refused and training stops. */
+  dpSgd?: {
+    clipNorm: number;
+    /** Absent: calibrated from `budget` (budget first). */
+    noiseMultiplier?: number;
+    budget?: { epsilon: number; delta: number; rounds?: number };
+    maxSequencesPerUnit?: number;
+    perExampleGradients?: PerExampleMethod;
+    guard?: ClientPrivacyGuard;
+    unit?: PrivacyUnitSpec;
+  };
+  /**
+   * Instruction data (prompt/completion segments per example) instead of `documents`: one
+   * example per sequence, loss on the completion only; for DP-SGD each example is one unit.
+   */
+  instruct?: TextSegment[][];
+}
 
 /**
  * A LocalTrainer that follows the coordinator's plan: the LoRA layout and sequence length come
@@ -31,31 +55,34 @@ export class PlanFollowingTrainer implements LocalTrainer {
     private readonly model: CausalLM,
     /** Documents for plain training; for DP-SGD, records by privacy unit (`readUnitRecords`). */
     private readonly documents: string[] | UnitRecord[],
-    private readonly opts: {
-      evalFraction: number;
-      defaultSeqLen: number;
-      seed: string;
-      log: EventLogger;
-      /** Record-level DP-SGD; with `guard`, rounds that would exceed the record-level budget are refused and training stops. */
-      dpSgd?: {
-        clipNorm: number;
-        /** Absent: calibrated from `budget` (budget first). */
-        noiseMultiplier?: number;
-        budget?: { epsilon: number; delta: number; rounds?: number };
-        maxSequencesPerUnit?: number;
-        perExampleGradients?: PerExampleMethod;
-        guard?: ClientPrivacyGuard;
-        unit?: PrivacyUnitSpec;
-      };
-      /**
-       * Instruction data (prompt/completion segments per example) instead of `documents`: one
-       * example per sequence, loss on the completion only; for DP-SGD each example is one unit.
-       */
-      instruct?: TextSegment[][];
-    },
+    private readonly opts: PlanFollowingTrainerSettings,
   ) {
     // An estimate for registration: packed sequences at the default length.
     this.numExamples = Math.max(1, this.trainerFor(opts.defaultSeqLen, defaultLoraConfig(model)).numExamples);
+  }
+
+  /** A DP-SGD trainer from the configured settings; `extra` adds what only one data path sets. */
+  private dpSgdTrainer(
+    dp: NonNullable<PlanFollowingTrainerSettings['dpSgd']>,
+    lora: LoraConfig,
+    train: DpSgdTrainerOptions['train'],
+    heldOut: DpSgdTrainerOptions['heldOut'],
+    extra: Pick<DpSgdTrainerOptions, 'maxSequencesPerUnit' | 'onTrained'>,
+  ): DpSgdTrainer {
+    return new DpSgdTrainer({
+      model: this.model,
+      lora,
+      train,
+      heldOut,
+      clipNorm: dp.clipNorm,
+      ...(dp.noiseMultiplier !== undefined ? { noiseMultiplier: dp.noiseMultiplier } : {}),
+      ...(dp.budget ? { budget: dp.budget } : {}),
+      ...extra,
+      perExampleGradients: dp.perExampleGradients,
+      guard: dp.guard,
+      stopOnRefusal: true,
+      rng: cryptoRandomBytes,
+    });
   }
 
   private trainerFor(seqLen: number, lora: LoraConfig): ModelTrainer | DpSgdTrainer {
@@ -68,19 +95,7 @@ export class PlanFollowingTrainer implements LocalTrainer {
         if (r.sequences.length === 0) throw new RangeError(`every instruction example was skipped (${r.skipped}): no completion fits seqLen ${seqLen}; raise training.seqLen`);
         const { train, heldOut } = this.opts.evalFraction > 0 && r.sequences.length >= 2 ? splitHeldOut(r.sequences, this.opts.evalFraction) : { train: r.sequences, heldOut: [] };
         t = dp
-          ? new DpSgdTrainer({
-              model: this.model,
-              lora,
-              train,
-              heldOut,
-              clipNorm: dp.clipNorm,
-              ...(dp.noiseMultiplier !== undefined ? { noiseMultiplier: dp.noiseMultiplier } : {}),
-              ...(dp.budget ? { budget: dp.budget } : {}),
-              perExampleGradients: dp.perExampleGradients,
-              guard: dp.guard,
-              stopOnRefusal: true,
-              rng: cryptoRandomBytes,
-            })
+          ? this.dpSgdTrainer(dp, lora, train, heldOut, {})
           : new ModelTrainer({ model: this.model, lora, train, heldOut, seed: this.opts.seed });
         this.opts.log.info({ event: 'data.prepared', seqLen, format: 'instruction', trainSequences: train.length, heldOutSequences: heldOut.length, truncated: r.truncated, skipped: r.skipped });
       } else if (dp) {
@@ -91,19 +106,8 @@ export class PlanFollowingTrainer implements LocalTrainer {
         const train = packUnits(this.model, split.train, seqLen, unit);
         const heldOut = split.heldOut.length ? tokenizeToSequences(this.model, split.heldOut.map((r) => r.text), seqLen) : [];
         const log = this.opts.log;
-        t = new DpSgdTrainer({
-          model: this.model,
-          lora,
-          train,
-          heldOut,
-          clipNorm: dp.clipNorm,
-          ...(dp.noiseMultiplier !== undefined ? { noiseMultiplier: dp.noiseMultiplier } : {}),
-          ...(dp.budget ? { budget: dp.budget } : {}),
+        t = this.dpSgdTrainer(dp, lora, train, heldOut, {
           ...(dp.maxSequencesPerUnit !== undefined ? { maxSequencesPerUnit: dp.maxSequencesPerUnit } : {}),
-          perExampleGradients: dp.perExampleGradients,
-          guard: dp.guard,
-          stopOnRefusal: true,
-          rng: cryptoRandomBytes,
           // Local only: what the per-unit cap left out never reaches the coordinator.
           onTrained: (round, r) => log.info({ event: 'dpsgd.trained', round, ...r }),
         });
