@@ -5,6 +5,7 @@ import type { Clock } from './clock.js';
 import { FederationError } from './errors.js';
 import { updateTensors } from './lora-variant.js';
 import { CLIP_INDICATOR_METRIC, countNoiseShareFor } from './plan-privacy.js';
+import { DEFAULT_SECURE_MINIMUMS, securePlanProblem, type SecureMinimums } from './secure-membership.js';
 import type { ClientReport, RoundPlan, SecAggReply, SecureRoundPlan } from './types.js';
 
 /** One secure-aggregation exchange, as the connection offers it. */
@@ -21,6 +22,14 @@ export interface SecureClientOptions {
   /** This client's Ed25519 identity secret key (64 bytes, tweetnacl layout). */
   identitySecretKey: Uint8Array;
   rng: RandomBytes;
+  /**
+   * The federation's members (name -> Ed25519 identity key) from the member list the federation
+   * authority signed (member-list.ts), or pinned: a roster naming anyone else, or another key
+   * for a member, is refused. Never taken from the coordinator.
+   */
+  members: ReadonlyMap<string, Uint8Array>;
+  /** This institution's own floors on cohort size, survivors, t and k (defaults DEFAULT_SECURE_MINIMUMS). */
+  minimums?: Partial<SecureMinimums>;
   /** This client's integer noise share for distributed DP, if the plan asks for one. */
   noiseFor?: (plan: RoundPlan) => ((n: number) => Int32Array) | undefined;
   /** Fault injection (simulations): vanish, sending nothing, when the server's message for this stage arrives. */
@@ -63,8 +72,11 @@ export async function runSecureRound(
   const sp = plan.secagg;
   const id = sp?.ids[clientName];
   if (!sp || id === undefined) throw new FederationError('invalid-argument', `the plan of round ${plan.round} has no secure-aggregation slot for ${clientName}`);
+  const problem = securePlanRefusal(plan, clientName, opts);
+  if (problem) throw new FederationError('permission-denied', `${clientName} refuses the secure-aggregation plan of round ${plan.round}: ${problem}`);
+  const minimums = { ...DEFAULT_SECURE_MINIMUMS, ...opts.minimums };
   const identities = new Map(Object.entries(sp.roster).map(([name, key]) => [sp.ids[name]!, new Uint8Array(Buffer.from(key, 'base64'))]));
-  const client = new SecAggClient({ round: plan.round, clientId: id, identitySecretKey: opts.identitySecretKey, identities, rng: opts.rng });
+  const client = new SecAggClient({ round: plan.round, clientId: id, identitySecretKey: opts.identitySecretKey, identities, rng: opts.rng, minSurvivors: minimums.minSurvivors });
   const dropAt = opts.dropAtFor?.(plan);
   let report: ClientReport | undefined;
   let inputSet = false;
@@ -107,6 +119,16 @@ export async function runSecureRound(
     else if (out.kind === 'aborted') return 'aborted';
   }
   return 'vanished';
+}
+
+/**
+ * Why this client refuses a secure plan (roster outside its member list, parameters below its
+ * own minimums), or undefined. The client runner declines such a round before training.
+ */
+export function securePlanRefusal(plan: RoundPlan, clientName: string, opts: Pick<SecureClientOptions, 'identitySecretKey' | 'members' | 'minimums'>): string | undefined {
+  if (!plan.secagg) return undefined;
+  if (!opts.members || opts.members.size === 0) return 'this institution has no member list (membership in its config), so it cannot tell members from identities the coordinator made';
+  return securePlanProblem(plan.secagg, clientName, opts.identitySecretKey.subarray(32, 64), opts.members, { ...DEFAULT_SECURE_MINIMUMS, ...opts.minimums });
 }
 
 /**
