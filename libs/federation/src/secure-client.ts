@@ -4,7 +4,7 @@ import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import type { Clock } from './clock.js';
 import { FederationError } from './errors.js';
 import { updateTensors } from './lora-variant.js';
-import { CLIP_INDICATOR_METRIC, countNoiseShareFor } from './plan-privacy.js';
+import { CLIP_INDICATOR_METRIC, countNoiseShareFor, plannedSurvivors } from './plan-privacy.js';
 import { DEFAULT_SECURE_MINIMUMS, securePlanProblem, type SecureMinimums } from './secure-membership.js';
 import type { ClientReport, RoundPlan, SecAggReply, SecureRoundPlan } from './types.js';
 
@@ -76,7 +76,10 @@ export async function runSecureRound(
   if (problem) throw new FederationError('permission-denied', `${clientName} refuses the secure-aggregation plan of round ${plan.round}: ${problem}`);
   const minimums = { ...DEFAULT_SECURE_MINIMUMS, ...opts.minimums };
   const identities = new Map(Object.entries(sp.roster).map(([name, key]) => [sp.ids[name]!, new Uint8Array(Buffer.from(key, 'base64'))]));
-  const client = new SecAggClient({ round: plan.round, clientId: id, identitySecretKey: opts.identitySecretKey, identities, rng: opts.rng, minSurvivors: minimums.minSurvivors });
+  // Unmask no sum of fewer inputs than this client's noise share was calibrated for (#16 finding 8),
+  // nor than this institution's own floor (its config; a sum of one is that client's input).
+  const minSurvivors = Math.max(plannedSurvivors(plan), minimums.minSurvivors);
+  const client = new SecAggClient({ round: plan.round, clientId: id, identitySecretKey: opts.identitySecretKey, identities, rng: opts.rng, minSurvivors });
   const dropAt = opts.dropAtFor?.(plan);
   let report: ClientReport | undefined;
   let inputSet = false;
