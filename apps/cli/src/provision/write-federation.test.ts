@@ -13,7 +13,7 @@ import { writeFederation } from './write-federation.js';
 
 // The apps' config loaders, loaded by path: the configs provision writes must pass the same validation the apps apply.
 const REPO = new URL('../../../../', import.meta.url);
-type Loader = (path: string, env: Record<string, string>) => Record<string, unknown> & { tls?: { ca: string; cert?: string; key?: string }; clients?: Array<{ name: string; publicKey: string }>; identity: { secretKeyFile: string } };
+type Loader = (path: string, env: Record<string, string>) => Record<string, unknown> & { tls?: { ca: string; cert?: string; key?: string }; clients?: Array<{ name: string; publicKey: string }>; identity: { secretKeyFile: string }; membership?: { file: string; authorityKey: string } };
 const loaders = async (): Promise<{ coordinator: Loader; client: Loader }> => ({
   coordinator: (await import(pathToFileURL(new URL('apps/coordinator/src/config.ts', REPO).pathname).href)).loadCoordinatorConfig,
   client: (await import(pathToFileURL(new URL('apps/client/src/config.ts', REPO).pathname).href)).loadClientConfig,
