@@ -59,7 +59,7 @@ describe('loadClientConfig', () => {
     const parent = join(path, '..', '..');
     expect(c.tls).toEqual({ ca: join(parent, 'pki/ca.crt'), cert: join(parent, 'pki/clients/inst-1.crt'), key: join(parent, 'pki/clients/inst-1.key') });
     expect(c.data).toEqual({ path: join(parent, 'data/inst-1/train.txt'), format: 'auto', evalFraction: 0.1, privacyUnit: 'document' });
-    expect(c.privacy).toEqual({ epsilon: 8, delta: 1e-5 });
+    expect(c.privacy).toEqual({ epsilon: 8, delta: 1e-5, policy: { minMode: 'distributed', unverifiedSampling: 'account-as-one' } });
     expect(c.reconnect).toEqual({ initialBackoffMs: 500, maxBackoffMs: 30_000, giveUpAfterSeconds: 3600 });
     expect(c.training.backend).toBe('auto');
   });
@@ -120,6 +120,18 @@ describe('loadClientConfig', () => {
   it('rejects unknown keys with the list of known ones', () => {
     const p = problems(() => parseClientConfig(base({ dpSgd: { clipNorm: 1, noiseMultiplier: 1, sigma: 2 } })));
     expect(p).toEqual(['client config: dpSgd: unknown key "sigma"; expected one of clipNorm, noiseMultiplier, epsilon, delta, rounds, maxSequencesPerUnit, perExampleGradients']);
+  });
+});
+
+describe('privacy.policy (what the institution demands of every plan)', () => {
+  it('defaults to distributed noise and q = 1 for unverifiable sampling; takes stricter bounds', () => {
+    expect(parseClientConfig(base({ privacy: { epsilon: 8, delta: 1e-5, policy: { minMode: 'central', minNoiseMultiplier: 0.9, maxClipNorm: 1, unverifiedSampling: 'refuse' } } })).privacy!.policy).toEqual({
+      minMode: 'central',
+      minNoiseMultiplier: 0.9,
+      maxClipNorm: 1,
+      unverifiedSampling: 'refuse',
+    });
+    expect(problems(() => parseClientConfig(base({ privacy: { epsilon: 8, delta: 1e-5, policy: { minMode: 'none' } } })))[0]).toMatch(/^client config: privacy\.policy\.minMode: /);
   });
 });
 

@@ -63,10 +63,30 @@ const DataSchema = z.strictObject({
   privacyUnitField: z.string().min(1).optional().describe('a JSON field name'),
 });
 
-/** The privacy budget this institution will not exceed, whatever the coordinator plans. */
+/**
+ * What this institution demands of every round plan (see ClientPrivacyPolicy in @fedlora/federation):
+ * a plan that falls short is refused and the client stops, naming what was wrong.
+ */
+const PolicySchema = z.strictObject({
+  /**
+   * `distributed` (default): noise is added here, before the update leaves, so this institution
+   * need not trust the coordinator. `central`: the coordinator adds the noise (it is trusted with
+   * the clipped update, or with the un-noised sum under secure aggregation).
+   */
+  minMode: z.enum(['central', 'distributed']).default('distributed'),
+  /** Refuse plans with a noise multiplier below this. */
+  minNoiseMultiplier: positive().optional(),
+  /** Refuse plans with a clip norm above this. */
+  maxClipNorm: positive().optional(),
+  /** Plans claiming client sampling (q < 1) are accounted at q = 1 (`account-as-one`) or refused. */
+  unverifiedSampling: z.enum(['account-as-one', 'refuse']).default('account-as-one'),
+});
+
+/** The privacy budget this institution will not exceed, whatever the coordinator plans, and its policy for plans. */
 const BudgetSchema = z.strictObject({
   epsilon: positive(),
   delta: unitOpen(),
+  policy: PolicySchema.prefault({}),
 });
 
 /**

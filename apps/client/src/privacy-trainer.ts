@@ -1,45 +1,63 @@
-import type { LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federation';
-import { CLIP_INDICATOR_METRIC, plannedPrivacy, plannedSurvivors, reportsClipIndicator, roundPrivacyParams } from '@fedlora/federation';
+import type { ClientPrivacyPolicy, LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federation';
+import { CLIP_INDICATOR_METRIC, DEFAULT_CLIENT_PRIVACY_POLICY, FederationError, institutionAccountedParams, planPolicyViolation, plannedPrivacy, reportsClipIndicator, validateClientPrivacyPolicy } from '@fedlora/federation';
 import type { ClientPrivacyGuard } from '@fedlora/privacy';
 import { clipL2 } from '@fedlora/privacy';
 import type { NamedTensors } from '@fedlora/tensor';
 
 /**
- * The data owner's side of institution-level DP: before a round it checks what the plan would
- * cost against this institution's own budget and declines if it would overspend (the coordinator
- * learns only "refused: budget"); it clips the update to the plan's L2 bound before it leaves,
- * and records the release in the institution's own signed ledger. For distributed noise the
- * cost is planned for the fewest survivors that still complete the round (the worst case).
- * With adaptive clipping it also reports its clipped-indicator bit for the round's clip norm.
+ * The data owner's side of institution-level DP. With a budget (`guard`) the coordinator is not
+ * trusted: every plan is first held against this institution's own policy (privacy part present,
+ * mode, minimum noise multiplier, maximum clip, unverifiable sampling; client-privacy-policy.ts)
+ * and refused, with the reason in the local log and the ledger, if it falls short; then against
+ * the budget, accounted at sampling rate 1 (a client never takes q from the plan on trust) and,
+ * for distributed noise, for the fewest survivors that still complete the round (the worst case).
+ * It clips the update to the plan's L2 bound before it leaves and records the release in the
+ * institution's own signed ledger. With adaptive clipping it also reports its clipped-indicator bit.
  */
 export class PrivacyGuardedTrainer implements LocalTrainer {
+  private readonly policy: ClientPrivacyPolicy;
+
   constructor(
     private readonly inner: LocalTrainer,
     private readonly guard: ClientPrivacyGuard | undefined,
     private readonly now: () => Date = () => new Date(),
-  ) {}
+    policy: ClientPrivacyPolicy = DEFAULT_CLIENT_PRIVACY_POLICY,
+  ) {
+    validateClientPrivacyPolicy(policy);
+    this.policy = policy;
+  }
 
   get numExamples(): number {
     return this.inner.numExamples;
   }
 
   async accept(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string; stop?: string; detail?: string }> {
+    if (this.guard) {
+      const violation = planPolicyViolation(plan, this.policy);
+      if (violation) {
+        await this.guard.refuse(plan.round, violation, { time: this.now().toISOString() });
+        // A coordinator that plans below the policy once will do so again: stop loudly rather than decline every round.
+        return { accept: false, reason: 'refused: policy', detail: violation, stop: `the coordinator's plan falls short of this institution's privacy policy: ${violation}` };
+      }
+    }
     const inner = (await this.inner.accept?.(plan)) ?? { accept: true as const };
     if (!inner.accept) return inner;
-    const p = plannedPrivacy(plan);
-    if (!p || !this.guard) return { accept: true };
-    const decision = this.guard.plan(roundPrivacyParams(plan, plannedSurvivors(plan))!);
+    if (!this.guard) return { accept: true };
+    const decision = this.guard.plan(institutionAccountedParams(plan)!);
     if (decision.accept) return { accept: true };
     await this.guard.refuse(plan.round, decision.message, { time: this.now().toISOString() });
     return { accept: false, reason: 'refused: budget', detail: decision.message };
   }
 
   async train(plan: RoundPlan, global: NamedTensors, progress?: TrainingProgress) {
+    // Checked again here: train() must never release an update that accept() would have refused.
+    const violation = this.guard ? planPolicyViolation(plan, this.policy) : undefined;
+    if (violation) throw new FederationError('failed-precondition', violation);
     const r = await this.inner.train(plan, global, progress);
     const p = plannedPrivacy(plan);
     if (!p) return r;
     const { clipped, norm } = clipL2(r.delta, p.clipNorm);
-    await this.guard?.record(plan.round, roundPrivacyParams(plan, plannedSurvivors(plan))!, { time: this.now().toISOString() });
+    await this.guard?.record(plan.round, institutionAccountedParams(plan)!, { time: this.now().toISOString() });
     // The norm before clipping stays here: sent, it would tell the coordinator more than the noisy count releases.
     const metrics: Record<string, number> = { ...r.metrics };
     // Adaptive clipping (Andrew et al. 2021, Algorithm 1): b_i = 1[||Delta_i|| <= C] for this round's C; the coordinator releases only its noisy sum.

@@ -190,12 +190,12 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     const connection = new GrpcConnection({ address: cfg.coordinator, federationId: cfg.federationId, credentials, serverName: cfg.tls?.serverName, signer });
     // Institution-level DP: every update is clipped to the plan's bound and recorded in the institution's ledger.
     const guard = guards.institution;
-    if (guard) log.info({ event: 'privacy.budget', epsilonSpent: guard.spent(), budget: cfg.privacy, ledger: guard.ledgerPath });
+    if (guard) log.info({ event: 'privacy.budget', epsilonSpent: guard.spent(), budget: { epsilon: cfg.privacy!.epsilon, delta: cfg.privacy!.delta }, policy: cfg.privacy!.policy, ledger: guard.ledgerPath });
     try {
       const r = await runClient({
         name: cfg.name,
         connection,
-        trainer: new PrivacyGuardedTrainer(evaluating, guard),
+        trainer: new PrivacyGuardedTrainer(evaluating, guard, undefined, cfg.privacy?.policy),
         // Secure aggregation uses the same enrolled Ed25519 identity that signs requests.
         secure: { identitySecretKey: identity.secretKey, rng: cryptoRandomBytes, noiseFor: (plan) => noiseShareFor(plan, cryptoRandomBytes) },
         logger: log,

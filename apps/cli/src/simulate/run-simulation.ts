@@ -419,7 +419,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
         : new ModelTrainer({ model, lora, train: c.train, seed: `${o.seed}:${c.name}`, onStep });
       // Federated evaluation (task qa): the client scores each global adapter on its own held-out questions.
       const evaluated = c.mcq ? new EvaluatingTrainer(base, model, { mcq: c.mcq }, () => lora) : base;
-      const guarded = fedPrivacy ? new PrivacyGuardedTrainer(evaluated, guards.get(c.name)) : evaluated;
+      // One operator plays every party here: the institutions accept the simulated coordinator's mode (a real institution's policy defaults to distributed).
+      const guarded = fedPrivacy ? new PrivacyGuardedTrainer(evaluated, guards.get(c.name), undefined, { minMode: o.privacy?.mode === 'distributed' ? 'distributed' : 'central' }) : evaluated;
       const recorded = secure ? secure.recordUpdates(c.name, guarded) : probe!.wrap(c.name, guarded);
       const trainer = o.wrapTrainer ? o.wrapTrainer(c.name, recorded) : recorded;
       return runClient({ name: c.name, connection, trainer, pollMs: 2000, heartbeatMs: 1000, logger: log, secure: secure?.client(c.name), signal: stopClients.signal }).finally(() => connection.close());
