@@ -258,6 +258,18 @@ export class FederationCoordinator {
     return this.requireOpenRound(round).plan;
   }
 
+  /**
+   * The plan of the open round `round` if `clientId` may deliver an update for it now (in its
+   * cohort, not reported yet); throws otherwise. The transport asks before it reserves memory for
+   * an upload, so a client outside the cohort (or done) cannot hold any (#16 finding 4).
+   */
+  expectUpdateFrom(clientId: string, round: number): RoundPlan {
+    const r = this.requireOpenRound(round);
+    if (!r.cohort.has(clientId)) throw new FederationError('permission-denied', `client ${clientId} is not in the cohort of round ${round}`);
+    if (r.protocol.hasReported(clientId)) throw new FederationError('already-exists', `client ${clientId} already delivered its update for round ${round}`);
+    return r.plan;
+  }
+
   private requireOpenRound(round: number): OpenRound {
     const r = this.current;
     if (!r || r.plan.round !== round) {
