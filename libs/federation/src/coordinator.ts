@@ -92,6 +92,8 @@ export class FederationCoordinator {
   private readonly clients = new Map<string, ClientRecord & { token: string }>();
   /** Last heartbeat or protocol message per client: proof of work on the open round (polls do not count). */
   private readonly lastActive = new Map<string, number>();
+  /** The attempt (plan nonce) each client was last handed to train: a heartbeat for any other attempt hears that its round closed. */
+  private readonly issued = new Map<string, string>();
   private global: NamedTensors;
   private current: OpenRound | null = null;
   private state: RunState = 'waiting-for-clients';
@@ -176,6 +178,7 @@ export class FederationCoordinator {
     }
     const r = this.current;
     if (r && !r.closed && r.cohort.has(clientId) && !r.protocol.hasReported(clientId) && !r.declined.has(clientId)) {
+      this.issued.set(clientId, r.plan.nonce);
       return { kind: 'train', plan: r.plan };
     }
     return { kind: 'wait', retryAfterMs: 500 };
@@ -236,12 +239,18 @@ export class FederationCoordinator {
     this.changed.notify();
   }
 
-  /** Liveness signal while training; says whether the round is still open. */
+  /**
+   * Liveness signal while training; says whether the attempt this client is working on is still
+   * open. A retry of the same round is another attempt: a client still training the closed one
+   * hears `roundOpen: false`, stops, and asks for the retry's plan (the heartbeat carries only
+   * the round number, so the attempt is the one this client was last handed).
+   */
   heartbeat(clientId: string, token: string, round: number): { roundOpen: boolean } {
     this.authenticate(clientId, token);
-    this.lastActive.set(clientId, this.clock.now());
     const r = this.current;
-    return { roundOpen: !!r && !r.closed && r.plan.round === round };
+    const open = !!r && !r.closed && r.plan.round === round && this.issued.get(clientId) === r.plan.nonce;
+    if (open) this.lastActive.set(clientId, this.clock.now());
+    return { roundOpen: open };
   }
 
   /** The plan of the open round `round`; throws failed-precondition if it is not open. */
