@@ -92,6 +92,8 @@ export class FederationCoordinator {
   private readonly clients = new Map<string, ClientRecord & { token: string }>();
   /** Last heartbeat or protocol message per client: proof of work on the open round (polls do not count). */
   private readonly lastActive = new Map<string, number>();
+  /** The attempt (plan nonce) each client was last handed to train: a heartbeat for any other attempt hears that its round closed. */
+  private readonly issued = new Map<string, string>();
   private global: NamedTensors;
   private current: OpenRound | null = null;
   private state: RunState = 'waiting-for-clients';
@@ -178,6 +180,7 @@ export class FederationCoordinator {
     }
     const r = this.current;
     if (r && !r.closed && r.cohort.has(clientId) && !r.protocol.hasReported(clientId) && !r.declined.has(clientId)) {
+      this.issued.set(clientId, r.plan.nonce);
       return { kind: 'train', plan: r.plan };
     }
     return { kind: 'wait', retryAfterMs: 500 };
@@ -238,17 +241,35 @@ export class FederationCoordinator {
     this.changed.notify();
   }
 
-  /** Liveness signal while training; says whether the round is still open. */
+  /**
+   * Liveness signal while training; says whether the attempt this client is working on is still
+   * open. A retry of the same round is another attempt: a client still training the closed one
+   * hears `roundOpen: false`, stops, and asks for the retry's plan (the heartbeat carries only
+   * the round number, so the attempt is the one this client was last handed).
+   */
   heartbeat(clientId: string, token: string, round: number): { roundOpen: boolean } {
     this.authenticate(clientId, token);
-    this.lastActive.set(clientId, this.clock.now());
     const r = this.current;
-    return { roundOpen: !!r && !r.closed && r.plan.round === round };
+    const open = !!r && !r.closed && r.plan.round === round && this.issued.get(clientId) === r.plan.nonce;
+    if (open) this.lastActive.set(clientId, this.clock.now());
+    return { roundOpen: open };
   }
 
   /** The plan of the open round `round`; throws failed-precondition if it is not open. */
   openPlan(round: number): RoundPlan {
     return this.requireOpenRound(round).plan;
+  }
+
+  /**
+   * The plan of the open round `round` if `clientId` may deliver an update for it now (in its
+   * cohort, not reported yet); throws otherwise. The transport asks before it reserves memory for
+   * an upload, so a client outside the cohort (or done) cannot hold any (#16 finding 4).
+   */
+  expectUpdateFrom(clientId: string, round: number): RoundPlan {
+    const r = this.requireOpenRound(round);
+    if (!r.cohort.has(clientId)) throw new FederationError('permission-denied', `client ${clientId} is not in the cohort of round ${round}`);
+    if (r.protocol.hasReported(clientId)) throw new FederationError('already-exists', `client ${clientId} already delivered its update for round ${round}`);
+    return r.plan;
   }
 
   private requireOpenRound(round: number): OpenRound {
