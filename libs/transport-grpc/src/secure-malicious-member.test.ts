@@ -11,7 +11,7 @@ import { startFederationServer } from './server.js';
 
 /**
  * #16 finding 6 over real gRPC on 127.0.0.1: one malicious cohort member (partial masked upload
- * then silence; garbage share ciphertexts; a bad Shamir share) does not abort the secure round.
+ * then silence; garbage share ciphertexts; a false receipt; a bad Shamir share) does not abort the secure round.
  * The round completes in its first attempt with the four honest institutions, their exact mean,
  * and the culprit named in the round summary. Before the fix each of these aborted the attempt.
  */
@@ -130,6 +130,12 @@ describe('a malicious member cannot abort a secure round (gRPC loopback)', () =>
     );
     expectHonestMean(h, coord);
     expect(h.misbehaved).toEqual([{ client: MALICIOUS, reason: expect.stringMatching(/share ciphertext\(s\) to client\(s\) inst-1, inst-2, inst-4, inst-5 did not open/) }]);
+  }, 120_000);
+
+  it('a receipt falsely rejecting every neighbour: the liar is removed, not the honest four', async () => {
+    const { h, coord } = await secureRoundWith((_stage, m) => (m.type === 'receipt' ? { ...m, rejected: [1, 2, 4, 5] } : m));
+    expectHonestMean(h, coord);
+    expect(h.misbehaved).toEqual([{ client: MALICIOUS, reason: expect.stringMatching(/reported the shares of client\(s\) inst-1, inst-2, inst-4, inst-5 as not opening/) }]);
   }, 120_000);
 
   it('a bad Shamir share: reconstruction finds an honest subset, the sum is exact, the revealer is named', async () => {
