@@ -171,6 +171,11 @@ export class SecAggServer {
     }
   }
 
+  /** Words of client `clientId`'s masked input received so far in the collect stage. */
+  uploadedWords(clientId: number): number {
+    return this.received.get(clientId) ?? 0;
+  }
+
   /** What client `from` should receive now. */
   poll(from: number): ServerReply {
     const st = this.st;

@@ -38,8 +38,8 @@ function trainer(value: number): LocalTrainer {
   };
 }
 
-/** Rewrites or swallows the malicious client's SecAgg+ messages (null: go silent from then on). */
-type Tamper = (stage: string, m: ClientMsg) => ClientMsg | null;
+/** Rewrites or swallows the malicious client's SecAgg+ messages (null: go silent from then on; 'swallow': drop this message but keep polling). */
+type Tamper = (stage: string, m: ClientMsg) => ClientMsg | null | 'swallow';
 
 function tampering(conn: GrpcConnection, tamper: Tamper): CoordinatorConnection {
   let silent = false;
@@ -51,6 +51,7 @@ function tampering(conn: GrpcConnection, tamper: Tamper): CoordinatorConnection 
         silent = true;
         return new Promise(() => {});
       }
+      if (m === 'swallow') return { kind: 'wait', stage, payload: new Uint8Array(0) };
       payload = encodeMessage(m);
     }
     return conn.secAggExchange(round, nonce, stage, payload, report);
@@ -75,14 +76,14 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function secureRoundWith(tamper: Tamper) {
+async function secureRoundWith(tamper: Tamper, roundDeadlineMs = 120_000) {
   const coord = new FederationCoordinator({
     federationId: 'fed-malicious',
     rounds: 1,
     minClients: 3,
     minAvailableClients: NAMES.length,
     maxAttemptsPerRound: 1,
-    roundDeadlineMs: 120_000,
+    roundDeadlineMs,
     localSteps: 1,
     learningRate: 0,
     batchSize: 1,
@@ -122,6 +123,13 @@ describe('a malicious member cannot abort a secure round (gRPC loopback)', () =>
     const { h, coord } = await secureRoundWith((stage, m) => (stage === 'collect' && m.type === 'chunk' && m.offset > 0 ? null : m));
     expectHonestMean(h, coord);
     expect(h.misbehaved).toEqual([{ client: MALICIOUS, reason: expect.stringMatching(/stopped mid-upload \(65536 of 131072 words\)/) }]);
+  }, 120_000);
+
+  it('partial masked upload then polling forever: judged by upload progress, dropped after the liveness window', async () => {
+    // Before the fix its polls kept it "active", so collection waited for the round deadline and the attempt aborted.
+    const { h, coord } = await secureRoundWith((stage, m) => (stage === 'collect' && m.type === 'chunk' && m.offset > 0 ? 'swallow' : m), 60_000);
+    expectHonestMean(h, coord);
+    expect(h.misbehaved).toEqual([{ client: MALICIOUS, reason: expect.stringMatching(/stopped mid-upload/) }]);
   }, 120_000);
 
   it('garbage share ciphertexts: the sender drops out, no receiver aborts', async () => {
