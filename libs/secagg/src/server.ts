@@ -4,6 +4,7 @@ import { deriveGraphSeed } from './graph-seed.js';
 import { hararyNeighbours, type Neighbourhoods } from './harary-graph.js';
 import { advertiseSigningBytes, bytesEqual, computeSessionId, consistencySigningBytes, digest, verify } from './key-agreement.js';
 import { addMasks } from './mask-prg.js';
+import { resolveRejections } from './receipt-conflicts.js';
 import { ReconstructionError, unmaskTerms } from './unmask.js';
 import {
   CLIENT_MSG_STAGE,
@@ -177,6 +178,11 @@ export class SecAggServer {
       default:
         return [];
     }
+  }
+
+  /** Words of client `clientId`'s masked input received so far in the collect stage. */
+  uploadedWords(clientId: number): number {
+    return this.received.get(clientId) ?? 0;
   }
 
   /** What client `from` should receive now. */
@@ -408,15 +414,15 @@ export class SecAggServer {
   }
 
   /**
-   * Keeps the clients that sent a receipt and whose shares nobody rejected; a rejected sender is
-   * out of the round before anyone masks (no one masks with it, its input is refused), exactly as if
-   * it had never shared keys, so its invalid ciphertexts cost the others nothing.
+   * Keeps the clients that sent a receipt, minus those removed so that no rejected share stands
+   * between two kept clients (resolveRejections). A removed client is out of the round before anyone
+   * masks (no one masks with it, its input is refused), exactly as if it had never shared keys, so
+   * invalid ciphertexts, or false reports of them, cost the others nothing.
    */
   private closeReceipt(): void {
-    const accusers = new Map<number, number[]>();
-    for (const [r, list] of this.receipts) for (const x of list) accusers.set(x, [...(accusers.get(x) ?? []), r]);
-    for (const [x, by] of accusers) this.blamed.set(x, `its share ciphertext(s) to client(s) ${by.join(', ')} did not open (reported by them)`);
-    this.uc = sorted(this.receipts.keys()).filter((u) => !accusers.has(u));
+    const removed = resolveRejections(this.receipts);
+    for (const [x, why] of removed) this.blamed.set(x, why);
+    this.uc = sorted(this.receipts.keys()).filter((u) => !removed.has(u));
     ensure(this.uc.length >= this.cfg.t, 'threshold', `${this.uc.length} clients remain after the share receipts (need >= ${this.cfg.t})`);
     this.stageMessages = new Map();
     this.broadcast = encodeMessage({ type: 'peers', round: this.cfg.round, session: this.session, peers: this.uc });
