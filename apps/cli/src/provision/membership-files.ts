@@ -35,18 +35,21 @@ export function createAuthority(w: FileWriter, random: RandomBytes): string {
   return key;
 }
 
-/** Signs `members` with the authority key in `w.outDir` and writes members.json and trusted-keys.json. */
-export function writeMembership(w: FileWriter, federationId: string, members: Member[], coordinatorKey: string, version: number): void {
+/** Signs `members` with the authority key in `w.outDir`, writes members.json and trusted-keys.json, and returns members.json's text. */
+export function writeMembership(w: FileWriter, federationId: string, members: Member[], coordinatorKey: string, version: number): string {
   const authority = loadAuthority(w.outDir);
+  let text: string;
   try {
     const signed = signMemberList({ federationId, version, issuedAt: new Date(w.now()).toISOString(), members }, authority.secretKey);
-    w.put(MEMBERS_FILE, `${JSON.stringify(signed, null, 2)}\n`);
+    text = `${JSON.stringify(signed, null, 2)}\n`;
+    w.put(MEMBERS_FILE, text);
   } finally {
     wipeIdentity(authority);
   }
   const trusted: Record<string, string> = { coordinator: coordinatorKey };
   for (const m of members) trusted[m.name] = m.publicKey;
   w.put(TRUSTED_KEYS_FILE, `${JSON.stringify(trusted, null, 2)}\n`);
+  return text;
 }
 
 /** The current signed member list of the federation in `outDir` (undefined for a federation provisioned before member lists). */
