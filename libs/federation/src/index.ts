@@ -45,7 +45,7 @@ export type { PlannedPrivacy } from './plan-privacy.js';
 export { plannedPrivacy, roundPrivacyParams, plannedSurvivors, noiseShareFor, reportsClipIndicator, countNoiseShareFor, CLIP_INDICATOR_METRIC } from './plan-privacy.js';
 // An institution's own privacy policy, held against every plan (the coordinator is not trusted).
 export type { ClientPrivacyPolicy } from './client-privacy-policy.js';
-export { DEFAULT_CLIENT_PRIVACY_POLICY, validateClientPrivacyPolicy, planPolicyViolation, institutionAccountedParams } from './client-privacy-policy.js';
+export { DEFAULT_CLIENT_PRIVACY_POLICY, validateClientPrivacyPolicy, planPolicyViolation, institutionAccountedParams, attemptId, ledgerHeadViolation } from './client-privacy-policy.js';
 // Federated evaluation: institutions' held-out metrics combined per round.
 export type { RoundEvaluation } from './round-evaluation.js';
 export { combineEvaluations } from './round-evaluation.js';

@@ -5,7 +5,7 @@ import type { CausalLM, LoraConfig } from '@fedlora/model';
 import type { LoraVariant } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel, validateLoraConfig } from '@fedlora/model';
 import type { ClientPrivacyGuard } from '@fedlora/privacy';
-import { generateLedgerKey, resolveAdaptiveClipping, type NoiseCalibration } from '@fedlora/privacy';
+import { TRUSTED_KEYS_FILE, generateLedgerKey, resolveAdaptiveClipping, writeTrustedKeys, type NoiseCalibration } from '@fedlora/privacy';
 import type { CohortSampling, EventLogger, LocalTrainer, RoundEvaluation, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
 import { flattenInPlanOrder, plannedPrivacy, runClient, silentLogger, updateDimension, updateLayout } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
@@ -196,6 +196,8 @@ export interface SimulationReport {
   dpSgd?: SimulationDpSgd;
   /** Paths of every ledger written: the federation's first, then each client's. */
   ledgers?: string[];
+  /** The auditor's trust anchor for those ledgers (writer -> public key; `fedlora audit --trusted-keys`). */
+  trustedKeys?: string;
 }
 
 /**
@@ -257,6 +259,10 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   // One ledger key per institution, shared by its institution-level and record-level ledgers (the audit requires it).
   const clientKeys = new Map(clients.map((c) => [c.name, generateLedgerKey().secretKey]));
   const outDir = o.privacy || o.dpSgd ? (o.outDir ?? (await mkdtemp(join(tmpdir(), 'fedlora-sim-')))) : '';
+  // The public half of every ledger key, for the auditor (this one operator holds them all here).
+  const trustedKeysPath = join(outDir, TRUSTED_KEYS_FILE);
+  const coordinatorLedgerKey = generateLedgerKey();
+  if (outDir) writeTrustedKeys(trustedKeysPath, { coordinator: coordinatorLedgerKey.publicKey, ...Object.fromEntries([...clientKeys].map(([name, k]) => [name, Buffer.from(k.subarray(32)).toString('hex')])) });
   if (o.privacy) {
     fedPrivacy = await createFederationPrivacy({
       config: distributed
@@ -265,7 +271,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       delta: o.privacy.delta,
       dimension: updateParameters,
       ledgerPath: join(outDir, 'federation-ledger.jsonl'),
-      signer: { writer: 'coordinator', secretKey: generateLedgerKey().secretKey },
+      signer: { writer: 'coordinator', secretKey: coordinatorLedgerKey.secretKey },
       rng: cryptoRandomBytes,
       ...(o.privacy.calibration ? { calibration: o.privacy.calibration } : {}),
       ...(o.privacy.adaptiveClipping
@@ -445,8 +451,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       adapterParameters: numElements(initialAdapter),
       updateParameters,
       durationMs: Math.round(performance.now() - started),
-      ...(o.privacy ? { privacy: o.privacy, ledgers } : {}),
-      ...(o.dpSgd ? { dpSgd: o.dpSgd, ledgers } : {}),
+      ...(o.privacy ? { privacy: o.privacy, ledgers, trustedKeys: trustedKeysPath } : {}),
+      ...(o.dpSgd ? { dpSgd: o.dpSgd, ledgers, trustedKeys: trustedKeysPath } : {}),
     };
   } finally {
     stopClients.abort();
