@@ -116,8 +116,9 @@ export function contractViolation(o: CallOutcome): string | undefined {
   if (code === grpc.status.UNKNOWN) return `UNKNOWN status (an exception escaped a handler): ${where}`;
   if (code === grpc.status.UNAVAILABLE) return `server unavailable: ${where}`;
   if (code === grpc.status.CANCELLED && call.cancelAfter === undefined) return `cancelled without being cancelled: ${where}`;
-  // A message that does not parse is INTERNAL in grpc-js; any other INTERNAL is a handler bug.
-  if (code === grpc.status.INTERNAL && !(call.expect === 'raw' && /deserializing request/.test(details))) return `INTERNAL: ${where}`;
+  // INTERNAL is for the coordinator's own bugs only: a message that does not parse is the caller's fault
+  // (INVALID_ARGUMENT, or UNAUTHENTICATED behind the signature gate; transport-grpc request-decoding.ts).
+  if (code === grpc.status.INTERNAL) return `INTERNAL: ${where}`;
   if (call.expect === 'refused' && code === grpc.status.OK) return `accepted a hostile request: ${where}`;
   return undefined;
 }

@@ -112,6 +112,15 @@ describe('loadCoordinatorConfig', () => {
     expect(problems(() => parseCoordinatorConfig({ ...parseYamlLike(GOOD), insecure: true }))).toEqual(['coordinator config: insecure: expected false when tls is configured, received true']);
   });
 
+  it('refuses requireClientCert: false with enrolled clients (it would drop the certificate-name binding), allows it without', () => {
+    const doc = parseYamlLike(GOOD);
+    (doc.tls as Record<string, unknown>).requireClientCert = false;
+    expect(problems(() => parseCoordinatorConfig(doc))).toEqual([
+      "coordinator config: tls.requireClientCert: expected true when clients are enrolled (each institution's requests are bound to the client certificate issued to its name), received false with 2 enrolled client(s); remove the key or set it to true",
+    ]);
+    expect(parseCoordinatorConfig({ ...doc, clients: [] }).tls?.requireClientCert).toBe(false);
+  });
+
   it('checks cross-field rules: distributed DP needs SecAgg, enrolled names are unique', () => {
     const doc = parseYamlLike(GOOD);
     doc.privacy = { mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, delta: 1e-5 };

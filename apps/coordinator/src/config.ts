@@ -194,6 +194,15 @@ export const CoordinatorConfigSchema = z
   .superRefine((c, ctx) => {
     if (!c.tls && !c.insecure) ctx.addIssue({ code: 'custom', path: ['tls'], message: 'expected {ca, cert, key} (or insecure: true for local development), received nothing' });
     if (c.tls && c.insecure) ctx.addIssue({ code: 'custom', path: ['insecure'], message: 'expected false when tls is configured, received true' });
+    if (c.tls && !c.tls.requireClientCert && c.clients.length > 0) {
+      // Without client certificates the coordinator cannot bind a request to the certificate the federation CA issued
+      // to that institution: a stolen signing key alone would do (#16 finding 10). Refused rather than silently weaker.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls', 'requireClientCert'],
+        message: `expected true when clients are enrolled (each institution's requests are bound to the client certificate issued to its name), received false with ${c.clients.length} enrolled client(s); remove the key or set it to true`,
+      });
+    }
     const adaptive = c.privacy.adaptiveClipping;
     if (adaptive) {
       if (c.privacy.mode === 'none') {

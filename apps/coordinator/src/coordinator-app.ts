@@ -37,6 +37,8 @@ export interface CoordinatorAppOptions {
   previousRounds?: RoundSummary[];
   /** After a restart: clients the first round waits for (see CoordinatorOptions.rejoin). */
   rejoin?: CoordinatorOptions['rejoin'];
+  /** Membership asked at every call and cohort draw (revocation takes effect at once; see CoordinatorOptions.isMember). */
+  isMember?: CoordinatorOptions['isMember'];
   aggregation?: RoundAggregationFactory;
   secureAggregation?: SecureAggregationOptions;
   planParts?: (round: number) => PlanParts;
@@ -88,6 +90,7 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     startAfterRound: o.startAfterRound,
     previousRounds: o.previousRounds,
     rejoin: o.rejoin,
+    isMember: o.isMember,
     aggregation: o.aggregation,
     secureAggregation: o.secureAggregation,
     planParts: o.planParts,

@@ -111,6 +111,8 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     startAfterRound: persistence.startAfterRound,
     previousRounds: persistence.previousRounds,
     rejoin: { clients: persistence.rejoinClients, graceMs: cfg.rounds.rejoinGraceSeconds * 1000 },
+    // Revocation (written to the store, also by `fedlora provision --revoke` while this runs) takes the client out of the live set at once.
+    ...(enrolled ? { isMember: (name: string) => store.getClient(name)?.status === 'enrolled' } : {}),
     aggregation: protection.aggregation,
     maxUploadBytes: cfg.uploads.maxBufferedMB * 1024 * 1024,
     secureAggregation: protection.secureAggregation,

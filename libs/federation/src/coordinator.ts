@@ -37,6 +37,12 @@ export interface CoordinatorOptions {
   maxAttemptsPerRound?: number;
   /** A client not heard from for this long is not selected for new rounds. */
   livenessMs?: number;
+  /**
+   * Whether a client is still a member (enrolled, not revoked), asked at every call and every
+   * cohort draw: a revoked institution leaves the live set at once instead of after `livenessMs`,
+   * and its session is refused. Default: every registered client is a member.
+   */
+  isMember?: (clientName: string) => boolean;
   localSteps: number;
   learningRate: number;
   batchSize: number;
@@ -97,6 +103,8 @@ export class FederationCoordinator {
   private readonly stopController = new AbortController();
   private completedRounds: number;
   private readonly toldFinished = new Set<string>();
+  /** Clients seen to have lost membership (logged once). */
+  private readonly notMembers = new Set<string>();
   /** Clients of the last committed round before a restart that the first round still waits for (once). */
   private pendingRejoin: { clients: readonly string[]; graceMs: number } | undefined;
   /** Why the run failed (told to clients that ask for a task afterwards). */
@@ -117,8 +125,11 @@ export class FederationCoordinator {
     this.history.push(...(opts.previousRounds ?? []));
     this.pendingRejoin = opts.rejoin && opts.rejoin.clients.length > 0 ? opts.rejoin : undefined;
     const secure = opts.secureAggregation;
-    this.openProtocol = secure
-      ? (start) => new SecureRoundProtocol(start, secure)
+    // Never unmask a sum of fewer than minClients inputs (#16 finding 8): the secure protocol
+    // aborts at collection instead of unmasking a sum the round would then discard.
+    const secureOpts = secure && { ...secure, minSurvivors: Math.max(secure.minSurvivors ?? 1, opts.minClients) };
+    this.openProtocol = secureOpts
+      ? (start) => new SecureRoundProtocol(start, secureOpts)
       : (start) => new PlainRound(start, { minClients: opts.minClients, waitAfterMinimumMs: opts.waitAfterMinimumMs, clock: this.clock });
   }
 
@@ -140,6 +151,7 @@ export class FederationCoordinator {
   authenticate(clientId: string, token: string): ClientRecord {
     const c = this.clients.get(clientId);
     if (!c || c.token !== token) throw new FederationError('unauthenticated', 'unknown client or expired session: register again');
+    if (this.opts.isMember?.(clientId) === false) throw new FederationError('permission-denied', `client ${clientId} is no longer a member of this federation (revoked)`);
     c.lastSeen = this.clock.now();
     return c;
   }
@@ -255,7 +267,7 @@ export class FederationCoordinator {
       currentRound: this.current?.plan.round ?? this.completedRounds,
       completedRounds: this.completedRounds,
       totalRounds: this.opts.rounds,
-      connectedClients: [...this.clients.values()].filter((c) => now - c.lastSeen <= this.liveness).length,
+      connectedClients: [...this.clients.values()].filter((c) => now - c.lastSeen <= this.liveness && this.isMember(c.clientId)).length,
       rounds: [...this.history],
     };
   }
@@ -336,9 +348,25 @@ export class FederationCoordinator {
     return this.history;
   }
 
+  /**
+   * Clients heard from within the liveness window that are still members. A revoked client leaves
+   * at once (#16 finding 7); under secure aggregation so does one without an identity key, which
+   * the secure round could not place in its roster.
+   */
   private liveClients(): string[] {
     const now = this.clock.now();
-    return [...this.clients.values()].filter((c) => now - c.lastSeen <= this.liveness).map((c) => c.clientId).sort();
+    return [...this.clients.values()].filter((c) => now - c.lastSeen <= this.liveness && this.isMember(c.clientId)).map((c) => c.clientId).sort();
+  }
+
+  private isMember(name: string): boolean {
+    const revoked = this.opts.isMember?.(name) === false;
+    const member = !revoked && (!this.opts.secureAggregation || this.opts.secureAggregation.identityOf(name) !== undefined);
+    if (member) this.notMembers.delete(name);
+    else if (!this.notMembers.has(name)) {
+      this.notMembers.add(name);
+      this.log.warn({ event: 'client.left-live-set', client: name, reason: revoked ? 'revoked' : 'no secure-aggregation identity key (revoked?)' });
+    }
+    return member;
   }
 
   private async waitForClients(): Promise<void> {

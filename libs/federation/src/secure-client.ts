@@ -4,7 +4,7 @@ import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import type { Clock } from './clock.js';
 import { FederationError } from './errors.js';
 import { updateTensors } from './lora-variant.js';
-import { CLIP_INDICATOR_METRIC, countNoiseShareFor } from './plan-privacy.js';
+import { CLIP_INDICATOR_METRIC, countNoiseShareFor, plannedSurvivors } from './plan-privacy.js';
 import type { ClientReport, RoundPlan, SecAggReply, SecureRoundPlan } from './types.js';
 
 /** One secure-aggregation exchange, as the connection offers it. */
@@ -64,7 +64,9 @@ export async function runSecureRound(
   const id = sp?.ids[clientName];
   if (!sp || id === undefined) throw new FederationError('invalid-argument', `the plan of round ${plan.round} has no secure-aggregation slot for ${clientName}`);
   const identities = new Map(Object.entries(sp.roster).map(([name, key]) => [sp.ids[name]!, new Uint8Array(Buffer.from(key, 'base64'))]));
-  const client = new SecAggClient({ round: plan.round, clientId: id, identitySecretKey: opts.identitySecretKey, identities, rng: opts.rng });
+  // Unmask no sum of fewer inputs than this client's noise share was calibrated for (#16 finding 8).
+  const minSurvivors = plannedSurvivors(plan);
+  const client = new SecAggClient({ round: plan.round, clientId: id, identitySecretKey: opts.identitySecretKey, identities, rng: opts.rng, minSurvivors });
   const dropAt = opts.dropAtFor?.(plan);
   let report: ClientReport | undefined;
   let inputSet = false;

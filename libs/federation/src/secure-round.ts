@@ -27,9 +27,15 @@ export interface SecureAggregationOptions {
    * client has vanished, collection ends before the round deadline. Default max(30 s, 3 stage timeouts).
    */
   livenessMs?: number;
-  /** Overrides of the chosen neighbourhood size and threshold. */
+  /** Overrides of the chosen neighbourhood size and threshold (t is raised to minSurvivors - 1 when lower). */
   k?: number;
   t?: number;
+  /**
+   * Fewest inputs a sum may be unmasked with (the coordinator sets max(minClients, the DP plan's
+   * minSurvivors)): collection aborts below it, and the threshold t is at least minSurvivors - 1,
+   * so that no sum of fewer inputs can be unmasked even by reconstruction (#16 finding 8).
+   */
+  minSurvivors?: number;
   rng: RandomBytes;
   /** X25519 keys seen in earlier rounds (keys are never reused across rounds). */
   usedKeys?: Set<string>;
@@ -78,6 +84,23 @@ export function chooseCountScale(n: number, bits: number, countNoiseStd: number,
 }
 
 /**
+ * (k, t) with t >= minSurvivors - 1 (#16 finding 8). Each survivor u's self-mask seed needs t
+ * shares, all held by neighbours of u (never by u itself), so a sum can be unmasked only when it
+ * holds at least t + 1 inputs; t >= minSurvivors - 1 therefore means no sum of fewer than
+ * minSurvivors inputs, each carrying 1/minSurvivors of the noise variance, can be unmasked. k grows
+ * with t when needed (k >= t, even below n - 1); t > k/2 (Bell et al. 2020) is kept. A cohort
+ * smaller than minSurvivors is refused.
+ */
+export function thresholdForSurvivors(n: number, k: number, t: number, minSurvivors: number): { k: number; t: number } {
+  if (n < minSurvivors) throw new RangeError(`a cohort of ${n} cannot reach ${minSurvivors} survivors`);
+  const tt = Math.max(t, minSurvivors - 1);
+  let kk = Math.max(k, tt);
+  if (kk < n - 1 && kk % 2 === 1) kk += 1;
+  kk = Math.min(kk, n - 1);
+  return { k: kk, t: tt };
+}
+
+/**
  * The coordinator's side of one securely aggregated round: the SecAgg+ server state machine,
  * stage deadlines (kept here, from the caller's clock), and the decoding of the summed integer
  * vector back into an averaged float delta. The coordinator never sees an individual update.
@@ -110,15 +133,15 @@ export class SecureRound {
     this.nameOf = new Map(names.map((n, i) => [i + 1, n]));
     const d = layout.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
     const chosen = chooseSecAggParams({ n: names.length, dropoutFraction: opts.dropoutFraction ?? 0.1, corruptFraction: opts.corruptFraction ?? 0 });
-    const k = opts.k ?? chosen.k;
-    const t = opts.t ?? chosen.t;
+    const minSurvivors = Math.max(1, opts.minSurvivors ?? 1, opts.perRound?.().minSurvivors ?? 1);
+    const { k, t } = thresholdForSurvivors(names.length, opts.k ?? chosen.k, opts.t ?? chosen.t, minSurvivors);
     const rc = opts.perRound?.() ?? { clipNorm: opts.clipNorm, noiseStddevPerClient: opts.noiseStddevPerClient ?? 0 };
     const encoding = chooseEncoding(names.length, d, rc.clipNorm, rc.noiseStddevPerClient);
     const countScale = rc.countNoiseStd !== undefined ? chooseCountScale(names.length, encoding.bits, rc.countNoiseStd, rc.minSurvivors ?? names.length) : undefined;
     const rotationSeed = Buffer.from(opts.rng(32)).toString('hex');
     this.plan = { ids, roster, k, t, encoding, rotationSeed, ...(countScale ? { countScale } : {}) };
     const dim = encoding.paddedDim + (countScale ? 1 : 0);
-    this.server = new SecAggServer({ round, cohort: names.map((_, i) => i + 1), identities, k, t, dim, rng: opts.rng, usedKeys: opts.usedKeys });
+    this.server = new SecAggServer({ round, cohort: names.map((_, i) => i + 1), identities, k, t, dim, rng: opts.rng, usedKeys: opts.usedKeys, minSurvivors });
     this.stageDeadline = now + opts.stageTimeoutMs;
   }
 

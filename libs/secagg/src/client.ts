@@ -45,6 +45,13 @@ export type SecAggClientConfig = {
   rng: RandomBytes;
   /** The encoded input in Z_(2^32) words (can also be given later with `setInput`). */
   input?: Uint32Array;
+  /**
+   * Fewest survivors this client lets a sum be unmasked with (default 1): it refuses to sign a
+   * survivor set, or to send unmasking shares for an alive set, smaller than this. With
+   * distributed DP this is the minSurvivors its noise share was calibrated for: a smaller sum
+   * would carry less noise than accounted (#16 finding 8). The coordinator is not trusted to check it.
+   */
+  minSurvivors?: number;
 };
 
 /** What the client wants sent after handling a server message. */
@@ -249,6 +256,8 @@ export class SecAggClient {
     const cohort = new Set(st.cfg.cohort);
     ensure(survivors.every((u) => cohort.has(u)), 'sender', `survivor list names clients outside the cohort`);
     ensure(survivors.includes(me), 'consistency', `survivor list omits client ${me}, which uploaded its input`);
+    const min = this.cfg.minSurvivors ?? 1;
+    ensure(survivors.length >= min, 'threshold', `the survivor set has ${survivors.length} clients; client ${me} unmasks no sum of fewer than ${min} inputs`);
     const aliveHolders = survivors.filter((u) => st.held.has(u)).length;
     ensure(aliveHolders >= st.cfg.t, 'threshold', `only ${aliveHolders} of client ${me}'s neighbours survived, threshold is ${st.cfg.t}`);
     const sig = this.signer(consistencySigningBytes(st.cfg.round, session, survivors));
@@ -262,6 +271,8 @@ export class SecAggClient {
     const dropped = new Set(m.dropped);
     const both = m.alive.filter((u) => dropped.has(u));
     ensure(both.length === 0, 'alive-and-dropped', `unmask request lists client(s) ${both.join(', ')} as both alive and dropped`);
+    const min = this.cfg.minSurvivors ?? 1;
+    ensure(m.alive.length >= min, 'threshold', `the unmask request names ${m.alive.length} survivors; client ${me} sends no unmasking shares for fewer than ${min}`);
     ensure(m.alive.length === st.survivors.length && m.alive.every((u, i) => u === st.survivors[i]), 'consistency', `alive set differs from the survivor set this client signed`);
     const signedBy = new Set<number>();
     const neighbours = new Set(hararyNeighbours(st.cfg.cohort, st.cfg.k, st.cfg.graphSeed).get(me)!);

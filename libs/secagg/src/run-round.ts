@@ -31,6 +31,10 @@ export type RunRoundOptions = {
   vanishMidUpload?: ReadonlyMap<number, number>;
   /** See SecAggServerConfig.stagedUploads. */
   stagedUploads?: number;
+  /** Fewest survivors the clients let a sum be unmasked with (SecAggClientConfig.minSurvivors); the server is not told. */
+  clientMinSurvivors?: number;
+  /** Fewest survivors the server unmasks (SecAggServerConfig.minSurvivors). */
+  serverMinSurvivors?: number;
   /** Keys used in earlier rounds (see SecAggServerConfig.usedKeys). */
   usedKeys?: Set<string>;
   /** Ed25519 identities per client (generated from `rng` when absent). */
@@ -56,9 +60,9 @@ export function runSecAggRound(opts: RunRoundOptions): RunRoundOutcome {
   const dim = opts.dim ?? opts.inputs.get(ids[0]!)!.length;
   const identities = opts.identities ?? new Map(ids.map((id) => [id, generateIdentity(opts.rng)]));
   const roster = new Map([...identities].map(([id, kp]) => [id, kp.publicKey]));
-  const server = new SecAggServer({ round: opts.round, cohort: ids, identities: roster, k: opts.k, t: opts.t, dim, rng: opts.rng, usedKeys: opts.usedKeys, stagedUploads: opts.stagedUploads });
+  const server = new SecAggServer({ round: opts.round, cohort: ids, identities: roster, k: opts.k, t: opts.t, dim, rng: opts.rng, usedKeys: opts.usedKeys, stagedUploads: opts.stagedUploads, minSurvivors: opts.serverMinSurvivors });
   const clients = new Map(
-    ids.map((id) => [id, new SecAggClient({ round: opts.round, clientId: id, identitySecretKey: identities.get(id)!.secretKey, identities: roster, rng: opts.rng })]),
+    ids.map((id) => [id, new SecAggClient({ round: opts.round, clientId: id, identitySecretKey: identities.get(id)!.secretKey, identities: roster, rng: opts.rng, minSurvivors: opts.clientMinSurvivors })]),
   );
   const gone = new Set<number>();
   const clientAborts = new Map<number, SecAggError>();

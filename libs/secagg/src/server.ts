@@ -49,6 +49,12 @@ export type SecAggServerConfig = {
    * the transport retries it later.
    */
   stagedUploads?: number;
+  /**
+   * Fewest survivors a sum may be unmasked with (default 1): below it collection aborts with check
+   * 'threshold' before any unmasking share is requested (#16 finding 8: with distributed DP each
+   * input carries 1/minSurvivors of the noise variance, so a smaller sum is under-noised).
+   */
+  minSurvivors?: number;
   /** Hex of every X25519 public key used in earlier rounds; advertisements reusing one are refused, and this round's are added. */
   usedKeys?: Set<string>;
 };
@@ -371,7 +377,8 @@ export class SecAggServer {
       `client(s) ${partial.join(', ')} stopped mid-upload; their partial inputs are in the running sum and cannot be removed (set stagedUploads to tolerate this)`,
     );
     this.u3 = this.u2.filter((u) => this.received.get(u) === this.cfg.dim);
-    ensure(this.u3.length >= this.cfg.t, 'threshold', `${this.u3.length} clients uploaded inputs (need >= ${this.cfg.t})`);
+    const need = Math.max(this.cfg.t, this.cfg.minSurvivors ?? 1);
+    ensure(this.u3.length >= need, 'threshold', `${this.u3.length} clients uploaded inputs (need >= ${need})`);
     this.requireHolders(this.u2, new Set(this.u3), 'surviving');
     this.stageMessages = new Map();
     this.broadcast = encodeMessage({ type: 'survivors', round: this.cfg.round, session: this.session, survivors: this.u3 });

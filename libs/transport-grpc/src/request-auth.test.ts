@@ -13,6 +13,7 @@ import { encodePublicKey, generateIdentity, type Identity } from './security/ide
 import { MemoryNonceCache } from './security/nonce-cache.js';
 import { createCertificateAuthority, issueCertificate, type PemPair } from './security/pki.js';
 import { createRequestSigner } from './security/request-signer.js';
+import { SignatureFailureLimiter } from './security/peer-rate-limit.js';
 import { RequestVerifier } from './security/request-verifier.js';
 import { channelCredentials, serverCredentials } from './security/tls-credentials.js';
 
@@ -21,12 +22,15 @@ const random = seededRandomBytes('request-auth');
 const alice = generateIdentity('alice', random);
 const bob = generateIdentity('bob', random);
 const mallory = generateIdentity('mallory', random); // holds a CA certificate but was never enrolled
+const carol = generateIdentity('carol', random); // enrolled; her certificate is used to forge signatures
+const carolForger = generateIdentity('carol', random); // carol's name, another key
 const aliceImpostor = generateIdentity('alice', random); // right name, wrong key
 
 // The enrolment directory the verifier reads at every call (the store in production).
 const enrolled = new Map<string, { publicKey: string; status: 'enrolled' | 'revoked' }>([
   ['alice', { publicKey: encodePublicKey(alice.publicKey), status: 'enrolled' }],
   ['bob', { publicKey: encodePublicKey(bob.publicKey), status: 'enrolled' }],
+  ['carol', { publicKey: encodePublicKey(carol.publicKey), status: 'enrolled' }],
 ]);
 const refused: Array<{ method: string; reason: string; code: number; clientId?: string }> = [];
 
@@ -85,7 +89,7 @@ function signRegister(identity: Identity, req: object): grpc.Metadata {
 beforeAll(async () => {
   ca = await createCertificateAuthority('fed-auth CA', { random });
   const serverPem = await issueCertificate(ca, { commonName: 'coordinator', kind: 'server', random });
-  for (const name of ['alice', 'bob', 'mallory']) certs.set(name, await issueCertificate(ca, { commonName: name, kind: 'client', random }));
+  for (const name of ['alice', 'bob', 'mallory', 'carol']) certs.set(name, await issueCertificate(ca, { commonName: name, kind: 'client', random }));
   coordinator = new FederationCoordinator({
     federationId: FED,
     rounds: 1,
@@ -101,7 +105,13 @@ beforeAll(async () => {
   server = await startFederationServer(coordinator, {
     address: '127.0.0.1:0',
     credentials: serverCredentials({ ca: ca.certPem, cert: serverPem.certPem, key: serverPem.keyPem, requireClientCert: true }),
-    verifier: new RequestVerifier({ federationId: FED, identities: { getClient: (n) => enrolled.get(n) }, nonces: new MemoryNonceCache() }),
+    verifier: new RequestVerifier({
+      federationId: FED,
+      identities: { getClient: (n) => enrolled.get(n) },
+      nonces: new MemoryNonceCache(),
+      // Ten failed signatures per peer, then (practically) no refill: the flood test counts refusals, not time.
+      failureLimiter: new SignatureFailureLimiter({ burst: 10, refillPerSecond: 1e-6 }),
+    }),
     onRefused: (r) => refused.push({ method: r.method, reason: r.reason, code: r.code, clientId: r.clientId }),
   });
   run = coordinator.run();
@@ -148,6 +158,24 @@ describe('per-request authentication over mTLS on 127.0.0.1', () => {
     await expect(rawCall('alice', 'Register', { clientName: 'alice', federationId: FED, numExamples: 1 }, new grpc.Metadata())).rejects.toMatchObject({ code: grpc.status.UNAUTHENTICATED });
     expect(refused.at(-1)).toMatchObject({ reason: 'malformed' });
     await expect(rawCall('alice', 'GetStatus', {}, new grpc.Metadata())).resolves.toMatchObject({ federationId: FED });
+  });
+
+  it('GetStatus names the institutions of a round only to a signed enrolled caller (#16 finding 12)', async () => {
+    // Any TLS peer (here mallory: a CA certificate, never enrolled) asking unsigned learns counts, not names.
+    const open = (await rawCall('mallory', 'GetStatus', {}, new grpc.Metadata())) as { roundsJson: string };
+    const rounds = JSON.parse(open.roundsJson) as Array<Record<string, unknown>>;
+    expect(rounds.map((r) => [r.round, r.status, r.participants, r.participantNames, r.dropped, r.declined, r.redacted])).toEqual([[1, 'completed', 2, [], [], [], true]]);
+    expect(open.roundsJson).not.toMatch(/alice|bob/);
+    // An enrolled client that signs sees who took part.
+    const aliceConn = connection(alice);
+    const signedStatus = (await aliceConn.status()) as { rounds: Array<{ participantNames: string[]; redacted?: boolean }> };
+    expect(signedStatus.rounds.map((r) => [r.participantNames, r.redacted])).toEqual([[['alice', 'bob'], undefined]]);
+    aliceConn.close();
+    // A signature that does not verify is refused, not downgraded to the redacted view.
+    const impostor = connection(aliceImpostor, 'alice');
+    await expect(impostor.status()).rejects.toMatchObject({ code: 'unauthenticated' });
+    impostor.close();
+    expect(refused.at(-1)).toMatchObject({ method: 'GetStatus', reason: 'bad-signature' });
   });
 
   it('refuses a signature made with a key other than the enrolled one', async () => {
@@ -197,5 +225,32 @@ describe('per-request authentication over mTLS on 127.0.0.1', () => {
     await expect(conn.heartbeat(1)).rejects.toMatchObject({ code: 'permission-denied', message: expect.stringMatching(/revoked/) });
     conn.close();
     expect(refused.at(-1)).toMatchObject({ method: 'Heartbeat', reason: 'revoked', code: grpc.status.PERMISSION_DENIED });
+  });
+
+  it('a flood of forged requests is refused on the cheap checks and then throttled per peer; honest clients are served (#16 finding 5)', async () => {
+    const def = federationClientCtor().service.Heartbeat!;
+    const req = { clientId: 'carol', sessionToken: 'x', round: 1 };
+    const body = def.requestSerialize(req);
+    const forge = (over: { timestamp?: number }) => {
+      const md = createRequestSigner({ federationId: FED, identity: carolForger, random, now: over.timestamp === undefined ? undefined : () => over.timestamp! })(def.path, 1, body);
+      md.set('fedlora-signature-bin', Buffer.alloc(64)); // zero signature, as in the issue
+      return md;
+    };
+    const before = refused.length;
+    // 1970 timestamps: refused as stale, no signature checked.
+    const stale = await Promise.allSettled(Array.from({ length: 100 }, () => rawCall('carol', 'Heartbeat', req, forge({ timestamp: 1 }))));
+    expect(stale.every((r) => r.status === 'rejected' && (r.reason as grpc.ServiceError).code === grpc.status.UNAUTHENTICATED)).toBe(true);
+    expect(refused.slice(before).map((r) => r.reason)).toEqual(Array(100).fill('stale'));
+    // Fresh forgeries from carol's certificate: the first ten are checked, every later one is throttled.
+    const fresh: Array<number | undefined> = [];
+    for (let i = 0; i < 30; i++) fresh.push(await rawCall('carol', 'Heartbeat', req, forge({})).then(() => undefined, (e: grpc.ServiceError) => e.code));
+    const reasons = refused.slice(before + 100).map((r) => r.reason);
+    expect(reasons.slice(0, 10)).toEqual(Array(10).fill('bad-signature'));
+    expect(reasons.slice(10)).toEqual(Array(20).fill('rate-limited'));
+    expect(fresh.slice(10)).toEqual(Array(20).fill(grpc.status.RESOURCE_EXHAUSTED));
+    // Another institution is not throttled by carol's forgeries.
+    const conn = connection(alice);
+    await expect(conn.register('alice', 1)).resolves.toMatchObject({ clientId: 'alice' });
+    conn.close();
   });
 });

@@ -29,7 +29,7 @@ export class RequestRefusedError extends FederationError {
     readonly reason: AuthFailureReason | 'unsigned',
     message: string,
   ) {
-    super(reason === 'revoked' ? 'permission-denied' : 'unauthenticated', message);
+    super(reason === 'revoked' ? 'permission-denied' : reason === 'rate-limited' ? 'resource-exhausted' : 'unauthenticated', message);
   }
 }
 
@@ -63,35 +63,45 @@ export function withRequestBodyHashes(def: grpc.ServiceDefinition): grpc.Service
 
 /** What a request claims about itself, to be matched against its signature. */
 export interface RequestClaim {
-  /** The round field of the request (0 when it has none). */
-  round: number;
-  /** The client the request names (clientName at Register, clientId otherwise). */
-  client: string;
+  /**
+   * The round field of the request (0 when it has none); undefined only for a body that could not
+   * be decoded (it claims nothing), so the signed round is not checked.
+   */
+  round: number | undefined;
+  /**
+   * The client the request names (clientName at Register, clientId otherwise); undefined when the
+   * request names none (GetStatus, an undecodable body): any enrolled signer is accepted.
+   */
+  client: string | undefined;
   /** The request message the signature's body hash must cover. */
   request: unknown;
 }
 
-/** Verifies one call; throws RequestRefusedError. */
-export type RequestGate = (call: AuthenticatableCall, method: string, claim: RequestClaim) => void;
+/** Verifies one call; throws RequestRefusedError. Returns the verified signer, or undefined when the method is served unsigned. */
+export type RequestGate = (call: AuthenticatableCall, method: string, claim: RequestClaim) => string | undefined;
 
 /** Options of `createRequestGate`. */
 export interface RequestGateOptions {
   verifier: RequestVerifier;
-  /** Short method names served without a signature (default: GetStatus, the read-only operator view). */
+  /**
+   * Short method names served without a signature (default: none). GetStatus is not here: the
+   * server answers it unsigned with names redacted, and in full to a signed caller (status-view.ts).
+   */
   unsignedMethods?: readonly string[];
 }
 
 /** Builds the gate the server runs at the start of every RPC. */
 export function createRequestGate(o: RequestGateOptions): RequestGate {
-  const unsigned = new Set(o.unsignedMethods ?? ['GetStatus']);
+  const unsigned = new Set(o.unsignedMethods ?? []);
   return (call, method, claim) => {
-    if (unsigned.has(method)) return;
+    if (unsigned.has(method)) return undefined;
     const bodyHash = capturedBodyHash(claim.request);
     if (bodyHash === undefined) throw new RequestRefusedError('malformed', `${method}: the request body could not be hashed for verification`);
     const r = authenticateCall(call, o.verifier, { round: claim.round, bodyHash });
     if (!r.ok) throw new RequestRefusedError(r.reason, `${method} refused: ${r.message}`);
-    if (r.clientName !== claim.client) {
+    if (claim.client !== undefined && r.clientName !== claim.client) {
       throw new RequestRefusedError('mismatch', `${method} refused: the request names client ${JSON.stringify(claim.client)} but was signed by ${JSON.stringify(r.clientName)}`);
     }
+    return r.clientName;
   };
 }

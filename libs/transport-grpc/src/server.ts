@@ -8,8 +8,11 @@ import { federationService } from './proto.js';
 import { chunkFromProto, chunkToProto, headerFromProto, resumeOffsets, secAggRequestFromProto, stageFromProto, taskToProto, uploadIdFromProto, uploadStatusToProto } from './serde.js';
 import type { RequestGate } from './request-auth.js';
 import { RequestRefusedError, createRequestGate, withRequestBodyHashes } from './request-auth.js';
+import { undecodableReason, withDecodeGuard } from './request-decoding.js';
+import { AUTH_METADATA_KEYS } from './security/auth-metadata.js';
 import type { RequestVerifier } from './security/request-verifier.js';
 import { toServiceError } from './status-map.js';
+import { statusToProto } from './status-view.js';
 import { UploadRegistry, type UploadLease } from './upload-registry.js';
 import { UploadIntegrityError, type UploadSession } from './upload-session.js';
 import type { PbAuth, PbDownloadRequest, PbSecAggRequest, PbTensorChunk, PbUploadMessage, PbUploadStatusRequest, PbUploadStatusResponse } from './wire-types.js';
@@ -33,7 +36,10 @@ export interface FederationServerOptions {
    * Without a verifier requests are not signed-checked (simulations, unit tests).
    */
   verifier?: RequestVerifier;
-  /** Methods served unsigned even with a verifier (default ['GetStatus'], the read-only operator view). */
+  /**
+   * Methods served unsigned even with a verifier (default none). GetStatus needs no signature but
+   * names institutions only to a signed caller (status-view.ts).
+   */
   unsignedMethods?: readonly string[];
   /**
    * Called for refused requests (audit log / metrics). `reason` is the authentication failure
@@ -104,16 +110,34 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     return se;
   };
   const gate: RequestGate = opts.verifier ? createRequestGate({ verifier: opts.verifier, unsignedMethods: opts.unsignedMethods }) : () => undefined;
-  type Claim = (req: never) => { round: number; client: string };
+  type Claim = (req: never) => { round: number; client: string | undefined };
   const sessionClaim = (req: { clientId?: string; round?: number }) => ({ round: req.round ?? 0, client: req.clientId ?? '' });
+  /**
+   * Authenticates a call's first (or only) request message, then refuses it if it could not be
+   * decoded: with signed requests an undecodable body is UNAUTHENTICATED unless its signature
+   * verifies over those very bytes, and INVALID_ARGUMENT after that. Returns the verified signer.
+   */
+  const admit = (call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown>, method: string, request: unknown, claim: { round: number; client: string | undefined }): string | undefined => {
+    const bad = undecodableReason(request);
+    const signer = gate(call, method, bad === undefined ? { ...claim, request } : { round: undefined, client: undefined, request });
+    if (bad !== undefined) throw new FederationError('invalid-argument', bad);
+    return signer;
+  };
+  /** GetStatus may be called unsigned (names redacted); a call that carries a signature must verify. */
+  const optionallySigned = new Set(['GetStatus']);
 
   const unary =
-    <Req, Res>(method: string, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res, claim: Claim = sessionClaim): Unary<Req, Res> =>
+    <Req, Res>(method: string, fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>, signer: string | undefined) => Promise<Res> | Res, claim: Claim = sessionClaim): Unary<Req, Res> =>
     (call, cb) => {
       Promise.resolve()
         .then(() => {
-          gate(call, method, { ...(claim as (r: Req) => { round: number; client: string })(call.request), request: call.request });
-          return fn(call.request, call);
+          const bad = undecodableReason(call.request);
+          if (optionallySigned.has(method) && call.metadata.get(AUTH_METADATA_KEYS.signature).length === 0) {
+            if (bad !== undefined) throw new FederationError('invalid-argument', bad);
+            return fn(call.request, call, undefined);
+          }
+          const claimed = bad === undefined ? (claim as (r: Req) => { round: number; client: string | undefined })(call.request) : { round: 0, client: undefined };
+          return fn(call.request, call, admit(call, method, call.request, claimed));
         })
         .then(
           (res) => cb(null, res),
@@ -124,7 +148,9 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
         );
     };
 
-  server.addService(opts.verifier ? withRequestBodyHashes(federationService()) : federationService(), {
+  // Deserializers never throw (request-decoding.ts); with a verifier they also capture each body's hash.
+  const service = withDecodeGuard(federationService());
+  server.addService(opts.verifier ? withRequestBodyHashes(service) : service, {
     Register: unary('Register', (req: { clientName: string; federationId: string; numExamples: number }, call) => {
       const federationId = coordinator.status().federationId;
       if (req.federationId && req.federationId !== federationId) {
@@ -140,17 +166,8 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
       return {};
     }),
     Heartbeat: unary('Heartbeat', (req: PbAuth & { round: number }) => coordinator.heartbeat(req.clientId, req.sessionToken, req.round)),
-    GetStatus: unary('GetStatus', () => {
-      const s = coordinator.status();
-      return {
-        federationId: s.federationId,
-        currentRound: s.currentRound,
-        totalRounds: s.totalRounds,
-        state: s.state,
-        connectedClients: s.connectedClients,
-        roundsJson: JSON.stringify(s.rounds),
-      };
-    }),
+    // Institution names only for a caller that proved an enrolled identity (#16 finding 12).
+    GetStatus: unary('GetStatus', (_req: unknown, _call, signer) => statusToProto(coordinator.status(), signer !== undefined), (() => ({ round: 0, client: undefined })) as Claim),
     SecAggExchange: unary('SecAggExchange', (req: PbSecAggRequest) => {
       const { report, payload } = secAggRequestFromProto(req);
       const stage = stageFromProto(req.stage ?? '');
@@ -177,7 +194,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
 
   async function streamAdapter(call: grpc.ServerWritableStream<PbDownloadRequest, PbTensorChunk>): Promise<void> {
     const { clientId, sessionToken, round } = call.request;
-    gate(call, 'DownloadAdapter', { round, client: clientId, request: call.request });
+    admit(call, 'DownloadAdapter', call.request, { round, client: clientId });
     const { adapter } = coordinator.getAdapter(clientId, sessionToken, round);
     const startAt = resumeOffsets(adapter, call.request.resume);
     for (const c of chunkTensors(adapter, chunkBytes, startAt)) {
@@ -204,6 +221,11 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     let alreadyCompleted = false;
     try {
       for await (const msg of call as AsyncIterable<PbUploadMessage>) {
+        if (undecodableReason(msg) !== undefined) {
+          // The first message is the signed one: an undecodable header is refused as unauthenticated unless its signature holds.
+          if (!header) admit(call, 'UploadUpdate', msg, { round: 0, client: undefined });
+          throw new FederationError('invalid-argument', undecodableReason(msg)!);
+        }
         if (msg.header) {
           if (header) throw new FederationError('invalid-argument', 'upload carries two headers');
           header = headerFromProto(msg.header);

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { FederationError } from '@fedlora/federation';
+import { ChunkStreamError } from '@fedlora/tensor';
 import { MAX_STATUS_DETAILS, clipDetails, fromServiceError, toServiceError } from './status-map.js';
 import { UploadIntegrityError } from './upload-session.js';
 
@@ -25,6 +26,17 @@ describe('toServiceError', () => {
 
   it('hides unexpected errors behind INTERNAL', () => {
     expect(toServiceError(new Error('secret path /etc'))).toEqual({ code: grpc.status.INTERNAL, details: 'internal error (see the coordinator log)' });
+  });
+
+  it('does not blame the client for a RangeError or TypeError from our own code: INTERNAL, message hidden', () => {
+    // e.g. "Invalid typed array length" from a coordinator bug; before, any RangeError went out as INVALID_ARGUMENT with its text.
+    expect(toServiceError(new RangeError('Invalid typed array length: -4'))).toEqual({ code: grpc.status.INTERNAL, details: 'internal error (see the coordinator log)' });
+    expect(toServiceError(new TypeError("Cannot read properties of undefined (reading 'data')"))).toEqual({ code: grpc.status.INTERNAL, details: 'internal error (see the coordinator log)' });
+  });
+
+  it('maps the typed validation errors of a bad request to INVALID_ARGUMENT with their message', () => {
+    expect(toServiceError(new FederationError('invalid-argument', 'update layout does not match the plan'))).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'update layout does not match the plan' });
+    expect(toServiceError(new ChunkStreamError('chunk offset 8, expected 4'))).toEqual({ code: grpc.status.INVALID_ARGUMENT, details: 'chunk offset 8, expected 4' });
   });
 
   it('maps bytes that fail their SHA-256 check to DATA_LOSS and back', () => {

@@ -30,15 +30,17 @@ export function clipDetails(details: string): string {
 }
 
 /**
- * The one place where errors become gRPC statuses. Known errors keep their message (they are
- * written not to contain secrets); anything unexpected becomes INTERNAL with a generic message,
- * so stack traces and internal state never reach a client.
+ * The one place where errors become gRPC statuses. Only the project's typed errors say whose
+ * fault a refusal is: a FederationError carries its code (request validation throws
+ * 'invalid-argument'), UploadIntegrityError is DATA_LOSS, ChunkStreamError a malformed chunk
+ * stream. Anything else, a plain RangeError or TypeError included, is our own bug: INTERNAL with a
+ * generic message, so a coordinator bug never reaches a client as the client's fault and stack
+ * traces and internal state never reach it at all (#11 §6).
  */
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
   if (err instanceof FederationError) return { code: TO_STATUS[err.code], details: clipDetails(err.message) };
   if (err instanceof UploadIntegrityError) return { code: grpc.status.DATA_LOSS, details: clipDetails(err.message) };
   if (err instanceof ChunkStreamError) return { code: grpc.status.INVALID_ARGUMENT, details: clipDetails(err.message) };
-  if (err instanceof RangeError || err instanceof TypeError) return { code: grpc.status.INVALID_ARGUMENT, details: clipDetails(err.message) };
   return { code: grpc.status.INTERNAL, details: 'internal error (see the coordinator log)' };
 }
 

@@ -1,8 +1,10 @@
 /**
  * Server side of request authentication for one gRPC call: reads the signed envelope from the
- * call's metadata, takes the method from the call itself, verifies it, and (with mTLS) checks
- * that the certificate the peer presented belongs to the same client that signed. The caller
- * turns a refusal into `authStatusCode(reason)` and an audit record.
+ * call's metadata, takes the method from the call itself and, with mTLS, the name of the
+ * certificate the peer presented, and verifies them together: the certificate must belong to the
+ * client that signed, checked before the signature (#16 finding 5). Failed signatures are counted
+ * per peer (its certificate name, else its address and claimed name) to throttle forgers. The
+ * caller turns a refusal into `authStatusCode(reason)` and an audit record.
  */
 import type { Metadata } from '@grpc/grpc-js';
 import { envelopeFromMetadata } from './auth-metadata.js';
@@ -13,6 +15,8 @@ export interface AuthenticatableCall {
   metadata: Metadata;
   getPath(): string;
   getAuthContext?(): { sslPeerCertificate?: { subject?: unknown } } | null;
+  /** The remote address, e.g. "127.0.0.1:50123" or "[::1]:50123". */
+  getPeer?(): string;
 }
 
 /** Options of `authenticateCall`. */
@@ -26,12 +30,18 @@ export function authenticateCall(call: AuthenticatableCall, verifier: RequestVer
   const method = call.getPath();
   const { envelope, signature } = envelopeFromMetadata(call.metadata, method);
   const { bindTlsIdentity, ...expected } = options;
-  const result = verifier.verify(envelope, signature, { ...expected, method });
-  if (!result.ok) return result;
   const subject = call.getAuthContext?.()?.sslPeerCertificate?.subject as { CN?: string | string[] } | undefined;
   const cn = Array.isArray(subject?.CN) ? subject.CN[0] : subject?.CN;
-  if (cn !== undefined && (bindTlsIdentity ?? true) && cn !== result.clientName) {
-    return { ok: false, reason: 'mismatch', message: `the TLS client certificate belongs to ${JSON.stringify(cn)} but the request was signed by ${JSON.stringify(result.clientName)}`, clientName: result.clientName };
-  }
-  return result;
+  const tlsClientName = cn !== undefined && (bindTlsIdentity ?? true) ? cn : undefined;
+  // The certificate name is the peer when there is one (the binding above makes it the signer);
+  // otherwise the address, with the claimed name so one address cannot throttle every client behind it.
+  const peer = cn !== undefined ? `cert:${cn}` : `addr:${peerHost(call.getPeer?.() ?? '')}/${typeof envelope.clientName === 'string' ? envelope.clientName : ''}`;
+  return verifier.verify(envelope, signature, { ...expected, method, tlsClientName, peer });
+}
+
+/** The host part of a grpc-js peer string ("1.2.3.4:5678", "[::1]:5678", "ipv4:1.2.3.4:5678"). */
+function peerHost(peer: string): string {
+  const p = peer.replace(/^ipv[46]:/, '');
+  const colon = p.lastIndexOf(':');
+  return colon > 0 ? p.slice(0, colon) : p;
 }

@@ -5,6 +5,10 @@ export { generateIdentity, encodePublicKey, decodePublicKey, saveIdentity, loadI
 export { signRequest, verifyRequestSignature, canonicalRequestBytes, envelopeProblem, hashBody, newNonce, type RequestEnvelope } from './request-signing.js';
 /** Replay protection: the NonceCache interface (the store satisfies it) and an in-memory cache. */
 export { MemoryNonceCache, type NonceCache, type MemoryNonceCacheOptions } from './nonce-cache.js';
+/** Ed25519 verification with node:crypto (the coordinator's hot path; signing stays tweetnacl). */
+export { ed25519Verify, ed25519PublicKeyObject } from './ed25519-verify.js';
+/** Per-peer throttle on failed signature checks (a forged-request flood costs a lookup each). */
+export { SignatureFailureLimiter, type SignatureFailureLimiterOptions } from './peer-rate-limit.js';
 /** Server-side verification with typed refusal reasons, and their gRPC status codes. */
 export {
   RequestVerifier,

@@ -8,6 +8,7 @@
 import type { RandomBytes } from '@fedlora/tensor';
 import { createHash } from 'node:crypto';
 import nacl from 'tweetnacl';
+import { ed25519Verify } from './ed25519-verify.js';
 
 /** What a request signature covers. */
 export interface RequestEnvelope {
@@ -73,10 +74,14 @@ export function signRequest(env: RequestEnvelope, secretKey: Uint8Array): Uint8A
   return nacl.sign.detached(canonicalRequestBytes(env), secretKey);
 }
 
-/** True when `signature` is a valid Ed25519 signature of `env` under `publicKey`. Never throws on bad input. */
+/**
+ * True when `signature` is a valid Ed25519 signature of `env` under `publicKey`. Never throws on
+ * bad input. Verified with node:crypto (ed25519-verify.ts): this runs on the coordinator for
+ * every request, and tweetnacl's pure-JS verify would let forged requests block its event loop.
+ */
 export function verifyRequestSignature(env: RequestEnvelope, signature: Uint8Array, publicKey: Uint8Array): boolean {
   if (envelopeProblem(env) !== undefined) return false;
   if (!(signature instanceof Uint8Array) || signature.length !== nacl.sign.signatureLength) return false;
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== nacl.sign.publicKeyLength) return false;
-  return nacl.sign.detached.verify(canonicalRequestBytes(env), signature, publicKey);
+  return ed25519Verify(canonicalRequestBytes(env), signature, publicKey);
 }

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { encodePublicKey, generateIdentity, type Identity } from './identity.js';
 import { MemoryNonceCache } from './nonce-cache.js';
 import { hashBody, newNonce, signRequest, type RequestEnvelope } from './request-signing.js';
+import { SignatureFailureLimiter } from './peer-rate-limit.js';
 import { authStatusCode, RequestVerifier, type IdentityDirectory } from './request-verifier.js';
 
 const rng = seededRandomBytes('verifier');
@@ -116,6 +117,49 @@ describe('RequestVerifier', () => {
     expect(verifier.verify(null, new Uint8Array(64))).toMatchObject({ ok: false, reason: 'malformed' });
     expect(verifier.verify({ ...envelope(alice), nonce: 'xyz' }, new Uint8Array(64))).toMatchObject({ ok: false, reason: 'malformed', message: expect.stringMatching(/nonce: expected/) });
     expect(verifier.verify(envelope(alice), 'sig')).toMatchObject({ ok: false, reason: 'malformed' });
+  });
+});
+
+describe('RequestVerifier against forged-signature floods (#16 finding 5)', () => {
+  it('refuses forgeries on the cheap checks before the signature: stale time, other body, other certificate', () => {
+    const { verifier } = setup();
+    const zero = new Uint8Array(64);
+    // The forgery: zero signature, 1970 timestamp. Before, it cost a full signature check and came back bad-signature.
+    expect(verifier.verify(envelope(alice, { timestamp: 0 }), zero)).toMatchObject({ ok: false, reason: 'stale' });
+    const env = envelope(alice);
+    expect(verifier.verify(env, zero, { bodyHash: hashBody(new Uint8Array([9])) })).toMatchObject({ ok: false, reason: 'mismatch', message: expect.stringMatching(/^bodyHash/) });
+    expect(verifier.verify(env, zero, { method: '/fedlora.v1.Federation/Decline' })).toMatchObject({ ok: false, reason: 'mismatch', message: expect.stringMatching(/^method/) });
+    expect(verifier.verify(env, zero, { tlsClientName: 'bob' })).toMatchObject({ ok: false, reason: 'mismatch', message: expect.stringMatching(/certificate belongs to "bob"/) });
+    // The valid signature with the wrong certificate is refused the same way (the binding holds before verification).
+    expect(verifier.verify(env, signRequest(env, alice.secretKey), { tlsClientName: 'bob' })).toMatchObject({ ok: false, reason: 'mismatch' });
+  });
+
+  it('throttles a peer whose signatures keep failing, without touching other peers or honest requests', () => {
+    let t = 0;
+    const base = 1_700_000_000_000;
+    const verifier = new RequestVerifier({
+      federationId: 'fed-1',
+      identities: directory(),
+      nonces: new MemoryNonceCache({ now: () => base }),
+      now: () => base,
+      maxClockSkewMs: 60_000,
+      failureLimiter: new SignatureFailureLimiter({ burst: 10, refillPerSecond: 1, now: () => t }),
+    });
+    const forged = () => verifier.verify(envelope(alice), new Uint8Array(64), { peer: 'cert:mallory' });
+    const results = Array.from({ length: 1000 }, forged);
+    // 1,000 fresh forgeries cost 10 signature checks; the other 990 are refused before any.
+    expect(results.slice(0, 10).every((r) => !r.ok && r.reason === 'bad-signature')).toBe(true);
+    expect(results.slice(10).every((r) => !r.ok && r.reason === 'rate-limited')).toBe(true);
+    expect(results[10]).toMatchObject({ message: expect.stringMatching(/retry in \d+ ms/) });
+    // Another peer is not throttled: its good request passes, its forgery is checked.
+    const env = envelope(alice);
+    expect(verifier.verify(env, signRequest(env, alice.secretKey), { peer: 'cert:alice' })).toEqual({ ok: true, clientName: 'alice' });
+    expect(verifier.verify(envelope(bob), new Uint8Array(64), { peer: 'cert:bob' })).toMatchObject({ ok: false, reason: 'bad-signature' });
+    // The throttled peer regains one check per second.
+    t += 1000;
+    expect(forged()).toMatchObject({ ok: false, reason: 'bad-signature' });
+    expect(forged()).toMatchObject({ ok: false, reason: 'rate-limited' });
+    expect(authStatusCode('rate-limited')).toBe(status.RESOURCE_EXHAUSTED);
   });
 });
 

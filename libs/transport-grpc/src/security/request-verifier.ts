@@ -1,13 +1,18 @@
 /**
- * Server-side check of a signed request: well-formed envelope, this federation, an enrolled and
- * not revoked identity, a valid Ed25519 signature, a timestamp inside the allowed clock skew,
- * the expected method/round/body, and a nonce never seen before. Results are values, not
+ * Server-side check of a signed request: well-formed envelope, this federation, a timestamp
+ * inside the allowed clock skew, the expected method/round/body, the mTLS certificate name, an
+ * enrolled and not revoked identity, then (unless the peer is throttled) a valid Ed25519
+ * signature, and a nonce never seen before. Every check that costs nothing runs before the
+ * signature (#16 finding 5): a forged request with a stale timestamp, another body or another
+ * client's certificate is refused without any curve arithmetic, and a peer whose signatures keep
+ * failing is refused without checking more of them (peer-rate-limit.ts). Results are values, not
  * exceptions, so the gRPC layer maps each to a status in one place (`authStatusCode`) and the
  * audit log records the reason.
  */
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import { decodePublicKey } from './identity.js';
 import type { NonceCache } from './nonce-cache.js';
+import { SignatureFailureLimiter } from './peer-rate-limit.js';
 import { envelopeProblem, verifyRequestSignature, type RequestEnvelope } from './request-signing.js';
 
 /** Why a request was refused. */
@@ -18,8 +23,9 @@ export type AuthFailureReason =
   | 'revoked' // the client's enrolment was revoked
   | 'bad-signature' // the signature does not verify under the enrolled key
   | 'stale' // timestamp outside the allowed clock skew
-  | 'mismatch' // signed for another method, round or body
-  | 'replay'; // nonce already used
+  | 'mismatch' // signed for another method, round or body, or by another client than the TLS certificate names
+  | 'replay' // nonce already used
+  | 'rate-limited'; // too many failed signatures from this peer: refused before checking another
 
 /** Outcome of `RequestVerifier.verify`. */
 export type AuthResult = { ok: true; clientName: string } | { ok: false; reason: AuthFailureReason; message: string; clientName?: string };
@@ -38,6 +44,8 @@ export interface RequestVerifierOptions {
   now?: () => number;
   /** Largest accepted |server time - request timestamp|, ms (default 5 minutes). */
   maxClockSkewMs?: number;
+  /** Throttles peers whose signatures fail (default: 10 in a burst, then 1 per second per peer). */
+  failureLimiter?: SignatureFailureLimiter;
 }
 
 /** What the server itself knows about the call and the envelope must match. */
@@ -45,15 +53,24 @@ export interface ExpectedRequest {
   method?: string;
   round?: number;
   bodyHash?: string;
+  /** The common name of the peer's mTLS client certificate: the signer must be that client (checked before the signature). */
+  tlsClientName?: string;
+  /**
+   * Who is calling, as the transport (not the request) says: failed signatures are counted per
+   * peer. Without it failures are counted per claimed client name.
+   */
+  peer?: string;
 }
 
 /** Verifies signed request envelopes against the enrolled identities. */
 export class RequestVerifier {
   private readonly now: () => number;
   private readonly skew: number;
+  private readonly limiter: SignatureFailureLimiter;
 
   constructor(private readonly options: RequestVerifierOptions) {
     this.now = options.now ?? Date.now;
+    this.limiter = options.failureLimiter ?? new SignatureFailureLimiter();
     this.skew = options.maxClockSkewMs ?? 5 * 60_000;
     if (!Number.isFinite(this.skew) || this.skew <= 0) throw new RangeError(`maxClockSkewMs: expected a positive number, received ${options.maxClockSkewMs}`);
   }
@@ -72,6 +89,19 @@ export class RequestVerifier {
     if (e.federationId !== this.options.federationId) {
       return fail('wrong-federation', `federationId: expected ${JSON.stringify(this.options.federationId)}, received ${JSON.stringify(e.federationId)}`, e.clientName);
     }
+    // Cheap checks first: none of them needs the key, and each refuses most forgeries outright.
+    const t = this.now();
+    if (Math.abs(t - e.timestamp) > this.skew) {
+      return fail('stale', `timestamp ${e.timestamp} is ${t - e.timestamp} ms from the server clock; allowed skew is ${this.skew} ms`, e.clientName);
+    }
+    for (const key of ['method', 'round', 'bodyHash'] as const) {
+      if (expected[key] !== undefined && expected[key] !== e[key]) {
+        return fail('mismatch', `${key}: the request is for ${JSON.stringify(expected[key])} but was signed for ${JSON.stringify(e[key])}`, e.clientName);
+      }
+    }
+    if (expected.tlsClientName !== undefined && expected.tlsClientName !== e.clientName) {
+      return fail('mismatch', `the TLS client certificate belongs to ${JSON.stringify(expected.tlsClientName)} but the request was signed by ${JSON.stringify(e.clientName)}`, e.clientName);
+    }
     const client = this.options.identities.getClient(e.clientName);
     if (!client) return fail('unknown-identity', `client ${JSON.stringify(e.clientName)} is not enrolled in this federation`, e.clientName);
     if (client.status === 'revoked') return fail('revoked', `client ${JSON.stringify(e.clientName)} has been revoked`, e.clientName);
@@ -81,15 +111,12 @@ export class RequestVerifier {
     } catch {
       return fail('unknown-identity', `client ${JSON.stringify(e.clientName)} has no usable enrolled key`, e.clientName);
     }
-    if (!verifyRequestSignature(e, signature, publicKey)) return fail('bad-signature', `signature does not verify under ${e.clientName}'s enrolled key`, e.clientName);
-    const t = this.now();
-    if (Math.abs(t - e.timestamp) > this.skew) {
-      return fail('stale', `timestamp ${e.timestamp} is ${t - e.timestamp} ms from the server clock; allowed skew is ${this.skew} ms`, e.clientName);
-    }
-    for (const key of ['method', 'round', 'bodyHash'] as const) {
-      if (expected[key] !== undefined && expected[key] !== e[key]) {
-        return fail('mismatch', `${key}: the request is for ${JSON.stringify(expected[key])} but was signed for ${JSON.stringify(e[key])}`, e.clientName);
-      }
+    const peer = expected.peer ?? `name:${e.clientName}`;
+    const wait = this.limiter.retryAfterMs(peer);
+    if (wait > 0) return fail('rate-limited', `too many signatures from this peer failed to verify; retry in ${wait} ms`, e.clientName);
+    if (!verifyRequestSignature(e, signature, publicKey)) {
+      this.limiter.recordFailure(peer);
+      return fail('bad-signature', `signature does not verify under ${e.clientName}'s enrolled key`, e.clientName);
     }
     // Remember the nonce at least as long as a timestamp could still be accepted.
     if (!this.options.nonces.recordNonce(`${e.clientName}:${e.nonce}`, e.timestamp + this.skew + 1)) {
@@ -105,8 +132,10 @@ function fail(reason: AuthFailureReason, message: string, clientName?: string): 
 
 /**
  * The gRPC status for a refusal: PERMISSION_DENIED when the caller is known but not allowed
- * (revoked), UNAUTHENTICATED when the request does not prove who sent it.
+ * (revoked), RESOURCE_EXHAUSTED for a throttled peer, UNAUTHENTICATED when the request does not
+ * prove who sent it.
  */
 export function authStatusCode(reason: AuthFailureReason): GrpcStatus {
-  return reason === 'revoked' ? GrpcStatus.PERMISSION_DENIED : GrpcStatus.UNAUTHENTICATED;
+  if (reason === 'revoked') return GrpcStatus.PERMISSION_DENIED;
+  return reason === 'rate-limited' ? GrpcStatus.RESOURCE_EXHAUSTED : GrpcStatus.UNAUTHENTICATED;
 }
