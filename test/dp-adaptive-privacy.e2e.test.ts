@@ -23,6 +23,7 @@ describe('fedlora simulate --dp-mode central --dp-adaptive-clip (Andrew et al. 2
       rounds: Array<{ round: number; status: string; clipNorm: number; epsilon: number }>;
       privacy: { adaptiveClipping: { targetQuantile: number; learningRate: number } };
       ledgers: string[];
+      trustedKeys: string;
     };
     expect(report.rounds.map((r) => r.status)).toEqual(['completed', 'completed', 'completed']);
     const clips = report.rounds.map((r) => r.clipNorm);
@@ -42,7 +43,7 @@ describe('fedlora simulate --dp-mode central --dp-adaptive-clip (Andrew et al. 2
     }
 
     // The auditor's tool agrees, and the epsilon is that of three Gaussian rounds with z = 1.
-    const audit = await run(process.execPath, [BIN, 'audit', ...report.ledgers, '--json'], { maxBuffer: 8 << 20 });
+    const audit = await run(process.execPath, [BIN, 'audit', ...report.ledgers, '--trusted-keys', report.trustedKeys, '--json'], { maxBuffer: 8 << 20 });
     const a = JSON.parse(audit.stdout) as { valid: boolean; problems: unknown[]; federation: { epsilon: number } };
     expect(a.problems).toEqual([]);
     expect(a.valid).toBe(true);
@@ -59,7 +60,7 @@ describe('fedlora simulate --dp-mode central --dp-adaptive-clip (Andrew et al. 2
         '--dp-mode', 'distributed', '--secagg', '--dp-clip', '0.0001', '--dp-noise-multiplier', '1', '--dp-adaptive-clip', '--dp-adaptive-lr', '0.5', '--out', out, '--json'],
       { maxBuffer: 16 << 20 },
     );
-    const report = JSON.parse(sim.stdout) as { rounds: Array<{ status: string; clipNorm: number; noiseStd: number; plannedNoiseStd: number }>; ledgers: string[] };
+    const report = JSON.parse(sim.stdout) as { rounds: Array<{ status: string; clipNorm: number; noiseStd: number; plannedNoiseStd: number }>; ledgers: string[]; trustedKeys: string };
     expect(report.rounds.map((r) => r.status)).toEqual(['completed', 'completed']);
     expect(report.rounds[0]!.clipNorm).toBe(0.0001);
     expect(report.rounds[1]!.clipNorm).not.toBe(0.0001);
@@ -68,7 +69,7 @@ describe('fedlora simulate --dp-mode central --dp-adaptive-clip (Andrew et al. 2
     const fed = verifyLedgerFile(report.ledgers[0]!);
     expect(fed.parsed.map((e) => (e.params as { clipNorm: number }).clipNorm)).toEqual(report.rounds.map((r) => r.clipNorm));
     expect(fed.parsed[0]!.events.map((e) => e.mechanism)).toEqual(['skellam', 'skellam']); // the update and the count
-    const audit = await run(process.execPath, [BIN, 'audit', ...report.ledgers, '--json'], { maxBuffer: 8 << 20 });
+    const audit = await run(process.execPath, [BIN, 'audit', ...report.ledgers, '--trusted-keys', report.trustedKeys, '--json'], { maxBuffer: 8 << 20 });
     const a = JSON.parse(audit.stdout) as { valid: boolean; problems: unknown[] };
     expect(a.problems).toEqual([]);
     expect(a.valid).toBe(true);

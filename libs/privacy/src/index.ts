@@ -87,7 +87,7 @@ export type { LedgerEntry, LedgerHead, LedgerRecordInput } from './ledger-format
 /** Verifies chains, signatures and recomputes every epsilon from recorded parameters. */
 export { verifyLedger, verifyLedgerText, verifyLedgerFile } from './ledger-verify.js';
 /** The auditor's trust anchor: writer -> Ed25519 public key, written by provisioning. */
-export { TRUSTED_KEYS_FILE, readTrustedKeys, writeTrustedKeys, validateTrustedKeys, trustedKeyHex } from './trusted-keys.js';
+export { TRUSTED_KEYS_FILE, readTrustedKeys, writeTrustedKeys, trustedKeysJson, validateTrustedKeys, trustedKeyHex } from './trusted-keys.js';
 /** A recorded release described for people (mechanism, noise), for charts and reports. */
 export { describeMechanism } from './mechanism-description.js';
 export type { MechanismDescription } from './mechanism-description.js';

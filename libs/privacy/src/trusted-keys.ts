@@ -36,12 +36,18 @@ export function validateTrustedKeys(v: unknown, what = 'trusted keys'): Record<s
   return out;
 }
 
+/** The text of a trusted-keys file (checked, writers sorted), for writers that place files themselves (provisioning). */
+export function trustedKeysJson(keys: Record<string, string>): string {
+  const valid = validateTrustedKeys(keys);
+  const sorted = Object.fromEntries(Object.entries(valid).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return `${JSON.stringify(sorted, null, 2)}\n`;
+}
+
 /** Writes the auditor's trusted keys (public keys only; readable by anyone). */
 export function writeTrustedKeys(path: string, keys: Record<string, string>): void {
-  const valid = validateTrustedKeys(keys, path);
-  const sorted = Object.fromEntries(Object.entries(valid).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const text = trustedKeysJson(keys);
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, `${JSON.stringify(sorted, null, 2)}\n`, { mode: 0o644 });
+  writeFileSync(path, text, { mode: 0o644 });
 }
 
 /** Reads and checks a trusted-keys file; throws naming the file and what is wrong. */

@@ -14,6 +14,7 @@
  * Config paths are relative to the config file, so the directory can be moved as a whole, and
  * for a multi-host federation each institution receives the files listed in its `ship` entry.
  */
+import { TRUSTED_KEYS_FILE, trustedKeysJson } from '@fedlora/privacy';
 import type { RandomBytes } from '@fedlora/tensor';
 import { createCertificateAuthority, describeCertificate, encodePublicKey, generateIdentity, issueCertificate, saveIdentity, wipeIdentity, INSECURE_WARNING } from '@fedlora/transport-grpc';
 import { existsSync, statSync } from 'node:fs';
@@ -104,6 +105,8 @@ export async function writeFederation(plan: FederationPlan, outDir: string, opti
     }),
   );
   const enrolled = clients.map((c) => ({ name: c.name, publicKey: c.publicKey }));
+  // The auditor's trust anchor: the public key of every ledger writer (`fedlora audit --trusted-keys trusted-keys.json`).
+  w.put(TRUSTED_KEYS_FILE, trustedKeysJson({ coordinator: coordinatorKey, ...Object.fromEntries(enrolled.map((c) => [c.name, c.publicKey])) }));
 
   const coordinatorDoc = {
     federationId: plan.federationId,
