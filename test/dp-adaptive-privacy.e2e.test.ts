@@ -42,14 +42,16 @@ describe('fedlora simulate --dp-mode central --dp-adaptive-clip (Andrew et al. 2
       expect(verifyLedgerFile(path).parsed.map((e) => (e.params as { clipNorm: number }).clipNorm)).toEqual(clips);
     }
 
-    // The auditor's tool agrees, and the epsilon is that of three Gaussian rounds with z = 1.
+    // The auditor's tool agrees, and the epsilon is that of three Gaussian rounds with z = 1, a hair more for the
+    // central grid and clip slack (central-grid.ts: z_Delta is accounted as z' = z C / (C (1 + 1e-4) + sqrt(d) h)).
     const audit = await run(process.execPath, [BIN, 'audit', ...report.ledgers, '--trusted-keys', report.trustedKeys, '--json'], { maxBuffer: 8 << 20 });
     const a = JSON.parse(audit.stdout) as { valid: boolean; problems: unknown[]; federation: { epsilon: number } };
     expect(a.problems).toEqual([]);
     expect(a.valid).toBe(true);
     const fixed = epsilonOf([{ mechanism: 'sampled_gaussian', noiseMultiplier: 1, samplingRate: 1, steps: 3 }], { delta: 1e-5 }).epsilon;
-    expect(a.federation.epsilon).toBeCloseTo(fixed, 6);
-    expect(report.rounds[2]!.epsilon).toBeCloseTo(fixed, 6);
+    expect(a.federation.epsilon).toBeGreaterThan(fixed);
+    expect(a.federation.epsilon / fixed).toBeLessThan(1.01);
+    expect(report.rounds[2]!.epsilon).toBeCloseTo(a.federation.epsilon, 6);
   }, 180_000);
 
   it('with distributed noise over SecAgg+: the bits ride in the secure sum, C moves, and the ledgers pass the audit', async () => {
