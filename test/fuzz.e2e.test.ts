@@ -172,7 +172,12 @@ async function fuzzFederation(signing: boolean): Promise<void> {
           const pollFrame = federationService().GetTask!.requestSerialize({ ...session, waitMs: 1000 });
           cases = [...withHostileAuth(dice, SERVICE, mallory, outsiders), ...signed(federationService(), SERVICE, mallory, insider), ...replays('GetTask', pollFrame, usedPoll, 20)];
         }
-        outcomes.push(...(await sendAll(raw, SERVICE, cases, 16, 15_000)));
+        // The coordinator holds one upload per client and round (#16 finding 4): a newer stream of the insider's
+        // replaces the one before, so its uploads go one at a time, each reaching validation.
+        const insiderLabels = new Set(insider.map((c) => c.label));
+        const sequential = cases.filter((c) => c.method === 'UploadUpdate' && insiderLabels.has(c.label));
+        outcomes.push(...(await sendAll(raw, SERVICE, cases.filter((c) => !sequential.includes(c)), 16, 15_000)));
+        outcomes.push(...(await sendAll(raw, SERVICE, sequential, 1, 15_000)));
         fuzzed.get(round)!();
       }
 

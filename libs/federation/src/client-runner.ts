@@ -1,7 +1,10 @@
 import type { NamedTensors } from '@fedlora/tensor';
 import { sha256Named } from '@fedlora/tensor';
+import { AttemptLiveness, type TrainingProgress } from './attempt-liveness.js';
 import type { Clock, EventLogger } from './clock.js';
 import { silentLogger, systemClock } from './clock.js';
+import { onAbort } from './abort-waiters.js';
+import { yieldToEventLoop } from './attempt-liveness.js';
 import { FederationError } from './errors.js';
 import type { SecAggExchange, SecureClientOptions } from './secure-client.js';
 import { runSecureRound } from './secure-client.js';
@@ -35,13 +38,13 @@ export interface LocalTrainer {
    * Trains from the global adapter; returns delta = local - global. A trainer that runs many
    * steps awaits `progress` between them: that proves liveness to the coordinator (a heartbeat,
    * throttled) and yields to the event loop, so the connection (and, in a simulation, the
-   * coordinator sharing this process) keeps running while training.
+   * coordinator sharing this process) keeps running while training. `progress` throws when the
+   * attempt closed at the coordinator or the client is stopping: the trainer lets it propagate.
    */
   train(plan: RoundPlan, global: NamedTensors, progress?: TrainingProgress): Promise<{ delta: NamedTensors; numExamples: number; trainLoss: number; metrics?: Record<string, number> }>;
 }
 
-/** Awaited by a trainer between local steps (see LocalTrainer.train). */
-export type TrainingProgress = (step: number) => Promise<void>;
+export type { TrainingProgress } from './attempt-liveness.js';
 
 /** Options of the client loop. */
 export interface ClientRunnerOptions {
@@ -72,7 +75,8 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
   const log = opts.logger ?? silentLogger;
   const backoff = opts.backoffMs ?? { initial: 250, max: 10_000 };
   const maxRetries = opts.maxRetries ?? 30;
-  const conn = opts.connection;
+  // Every call ends when the client is told to stop, even one waiting on a coordinator that never answers.
+  const conn = opts.signal ? abortableConnection(opts.connection, opts.signal) : opts.connection;
   const roundsTrained: number[] = [];
   let registered = false;
   let failures = 0;
@@ -130,23 +134,34 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
       }
       // The plan's LoRA variant must be one this client knows, with a frozen A for every B it trains under FFA-LoRA.
       checkPlanLayout(plan, global);
-      const train = () => whileTraining(conn, plan.round, opts.heartbeatMs ?? 5000, clock, (progress) => opts.trainer.train(plan, global, progress));
+      // Liveness of this attempt, from the first training step to the masked input (attempt-liveness.ts).
+      let live: AttemptLiveness | undefined;
+      const train = () => {
+        live = new AttemptLiveness(conn, plan, opts.heartbeatMs ?? 5000, clock, opts.signal);
+        return opts.trainer.train(plan, global, live.progress);
+      };
       if (plan.secagg) {
         if (!opts.secure) throw new FederationError('failed-precondition', `round ${plan.round} uses secure aggregation but this client has no identity key configured for it`);
         let trained: { trainLoss: number; numExamples: number } | undefined;
-        const end = await runSecureRound(
-          (round, nonce, stage, payload, report) => conn.secAggExchange(round, nonce, stage, payload, report),
-          plan,
-          opts.name,
-          async () => {
-            const r = await train();
-            trained = r;
-            return r;
-          },
-          opts.secure,
-          clock,
-          opts.signal,
-        );
+        let end;
+        try {
+          end = await runSecureRound(
+            (round, nonce, stage, payload, report) => conn.secAggExchange(round, nonce, stage, payload, report),
+            plan,
+            opts.name,
+            async () => {
+              const r = await train();
+              trained = r;
+              return r;
+            },
+            opts.secure,
+            clock,
+            opts.signal,
+            (step) => (live ? live.progress(step) : yieldToEventLoop()),
+          );
+        } finally {
+          live?.stop();
+        }
         log.info({ event: 'secagg.ended', client: opts.name, round: plan.round, end });
         if (end === 'finished' && trained) {
           roundsTrained.push(plan.round);
@@ -154,7 +169,12 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
         }
         continue;
       }
-      const result = await train();
+      let result;
+      try {
+        result = await train();
+      } finally {
+        live?.stop();
+      }
       await conn.uploadUpdate({
         header: {
           clientId: opts.name,
@@ -171,6 +191,7 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
       opts.onRoundTrained?.({ round: plan.round, trainLoss: result.trainLoss, numExamples: result.numExamples });
       log.info({ event: 'update.sent', client: opts.name, round: plan.round, trainLoss: result.trainLoss });
     } catch (err) {
+      if (opts.signal?.aborted) break; // told to stop: whatever was in flight no longer matters
       const code = err instanceof FederationError ? err.code : undefined;
       if (code === 'unauthenticated' && registered) {
         // The coordinator answered but does not know this session (it restarted, or forgot us).
@@ -205,33 +226,27 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
 }
 
 /**
- * Runs local training with liveness signals: a heartbeat at the start, then one from the
- * training loop between steps (at most every `everyMs`: training that blocks this process's
- * event loop cannot fire timers, but it does reach its next step), and a timer as a fallback for
- * trainers that await I/O but report no steps. Each step also yields to the event loop.
+ * The connection with every call raced against `signal`: when the client is told to stop
+ * (SIGTERM during a reconnect backoff, or during a call to a coordinator that hangs), the loop
+ * returns at once; the caller then closes the connection, which cancels the calls left behind.
  */
-async function whileTraining<T>(conn: CoordinatorConnection, round: number, everyMs: number, clock: Clock, work: (progress: TrainingProgress) => Promise<T>): Promise<T> {
-  let last = clock.now();
-  const beat = (): void => {
-    last = clock.now();
-    conn.heartbeat(round).catch(() => {});
+function abortableConnection(c: CoordinatorConnection, signal: AbortSignal): CoordinatorConnection {
+  const race = <T>(p: Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const stopped = () => reject(new FederationError('unavailable', 'the client is stopping'));
+      if (signal.aborted) return void (p.catch(() => {}), stopped());
+      const unsubscribe = onAbort(signal, stopped);
+      p.then(resolve, reject).finally(unsubscribe);
+    });
+  return {
+    register: (name, n) => race(c.register(name, n)),
+    getTask: (waitMs) => race(c.getTask(waitMs)),
+    downloadAdapter: (round) => race(c.downloadAdapter(round)),
+    uploadUpdate: (update) => race(c.uploadUpdate(update)),
+    decline: (round, reason) => race(c.decline(round, reason)),
+    heartbeat: (round) => race(c.heartbeat(round)),
+    secAggExchange: (round, nonce, stage, payload, report) => race(c.secAggExchange(round, nonce, stage, payload, report)),
+    close: () => c.close(),
   };
-  beat();
-  const timer = setInterval(() => {
-    if (clock.now() - last >= everyMs) beat();
-  }, everyMs);
-  const progress: TrainingProgress = async () => {
-    if (clock.now() - last >= everyMs) beat();
-    await yieldToEventLoop();
-  };
-  try {
-    return await work(progress);
-  } finally {
-    clearInterval(timer);
-  }
 }
 
-/** Lets timers and I/O run (a resolved promise would not: microtasks run before them). */
-export function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}

@@ -92,6 +92,8 @@ export class FederationCoordinator {
   private readonly clients = new Map<string, ClientRecord & { token: string }>();
   /** Last heartbeat or protocol message per client: proof of work on the open round (polls do not count). */
   private readonly lastActive = new Map<string, number>();
+  /** The attempt (plan nonce) each client was last handed to train: a heartbeat for any other attempt hears that its round closed. */
+  private readonly issued = new Map<string, string>();
   private global: NamedTensors;
   private current: OpenRound | null = null;
   private state: RunState = 'waiting-for-clients';
@@ -103,6 +105,8 @@ export class FederationCoordinator {
   private readonly stopController = new AbortController();
   private completedRounds: number;
   private readonly toldFinished = new Set<string>();
+  /** Clients caught misbehaving in an attempt of the round being run: left out of its reruns. */
+  private readonly excludedFromRerun = new Map<string, string>();
   /** Clients seen to have lost membership (logged once). */
   private readonly notMembers = new Set<string>();
   /** Clients of the last committed round before a restart that the first round still waits for (once). */
@@ -176,6 +180,7 @@ export class FederationCoordinator {
     }
     const r = this.current;
     if (r && !r.closed && r.cohort.has(clientId) && !r.protocol.hasReported(clientId) && !r.declined.has(clientId)) {
+      this.issued.set(clientId, r.plan.nonce);
       return { kind: 'train', plan: r.plan };
     }
     return { kind: 'wait', retryAfterMs: 500 };
@@ -236,17 +241,35 @@ export class FederationCoordinator {
     this.changed.notify();
   }
 
-  /** Liveness signal while training; says whether the round is still open. */
+  /**
+   * Liveness signal while training; says whether the attempt this client is working on is still
+   * open. A retry of the same round is another attempt: a client still training the closed one
+   * hears `roundOpen: false`, stops, and asks for the retry's plan (the heartbeat carries only
+   * the round number, so the attempt is the one this client was last handed).
+   */
   heartbeat(clientId: string, token: string, round: number): { roundOpen: boolean } {
     this.authenticate(clientId, token);
-    this.lastActive.set(clientId, this.clock.now());
     const r = this.current;
-    return { roundOpen: !!r && !r.closed && r.plan.round === round };
+    const open = !!r && !r.closed && r.plan.round === round && this.issued.get(clientId) === r.plan.nonce;
+    if (open) this.lastActive.set(clientId, this.clock.now());
+    return { roundOpen: open };
   }
 
   /** The plan of the open round `round`; throws failed-precondition if it is not open. */
   openPlan(round: number): RoundPlan {
     return this.requireOpenRound(round).plan;
+  }
+
+  /**
+   * The plan of the open round `round` if `clientId` may deliver an update for it now (in its
+   * cohort, not reported yet); throws otherwise. The transport asks before it reserves memory for
+   * an upload, so a client outside the cohort (or done) cannot hold any (#16 finding 4).
+   */
+  expectUpdateFrom(clientId: string, round: number): RoundPlan {
+    const r = this.requireOpenRound(round);
+    if (!r.cohort.has(clientId)) throw new FederationError('permission-denied', `client ${clientId} is not in the cohort of round ${round}`);
+    if (r.protocol.hasReported(clientId)) throw new FederationError('already-exists', `client ${clientId} already delivered its update for round ${round}`);
+    return r.plan;
   }
 
   private requireOpenRound(round: number): OpenRound {
@@ -327,6 +350,7 @@ export class FederationCoordinator {
     while (this.completedRounds < this.opts.rounds) {
       const round = this.completedRounds + 1;
       let done = false;
+      this.excludedFromRerun.clear();
       for (let attempt = 1; attempt <= maxAttempts && !done; attempt++) {
         if (this.stopController.signal.aborted) return this.history;
         await this.waitForClients();
@@ -371,8 +395,10 @@ export class FederationCoordinator {
 
   private async waitForClients(): Promise<void> {
     this.state = 'waiting-for-clients';
-    const needed = Math.max(this.opts.minClients, this.opts.minAvailableClients ?? 0);
-    while (this.liveClients().length < needed && !this.stopController.signal.aborted) {
+    // Members left out of this round's reruns neither count nor are waited for.
+    const eligible = () => this.liveClients().filter((c) => !this.excludedFromRerun.has(c)).length;
+    const needed = Math.max(this.opts.minClients, (this.opts.minAvailableClients ?? 0) - this.excludedFromRerun.size);
+    while (eligible() < needed && !this.stopController.signal.aborted) {
       await this.changed.wait(1000, this.stopController.signal);
     }
     const rejoin = this.pendingRejoin;
@@ -389,7 +415,8 @@ export class FederationCoordinator {
   }
 
   private selectCohort(): { cohort: string[]; sampling: CohortSampling } {
-    return drawCohort(this.liveClients(), this.opts.clientsPerRound, this.opts.sampling ?? 'uniform', this.rng, this.opts.minClients);
+    const eligible = this.liveClients().filter((c) => !this.excludedFromRerun.has(c));
+    return drawCohort(eligible, this.opts.clientsPerRound, this.opts.sampling ?? 'uniform', this.rng, this.opts.minClients);
   }
 
   private async runRound(round: number, attempt: number): Promise<boolean> {
@@ -435,15 +462,20 @@ export class FederationCoordinator {
     r.closed = true;
     const result = protocol.close(cause);
     const reports = result.survivors;
+    const misbehaved = [...(result.misbehaved ?? [])].map(([client, reason]) => ({ client, reason }));
+    for (const m of misbehaved) {
+      this.excludedFromRerun.set(m.client, m.reason);
+      this.log.warn({ event: 'client.misbehaved', round, attempt, client: m.client, reason: m.reason, consequence: 'dropped from this attempt and left out of reruns of this round' });
+    }
     const dropped = cohort.filter((c) => !reports.has(c) && !r.declined.has(c));
-    for (const c of dropped) this.log.warn({ event: 'client.dropped', round, client: c, reason: 'no update before the deadline' });
+    for (const c of dropped) this.log.warn({ event: 'client.dropped', round, client: c, reason: misbehaved.find((m) => m.client === c)?.reason ?? 'no update before the deadline' });
 
     const participants = reports.size;
     const numExamples = [...reports.values()].reduce((a, b) => a + b.numExamples, 0);
     const trainLoss = numExamples ? [...reports.values()].reduce((a, b) => a + b.trainLoss * b.numExamples, 0) / numExamples : null;
     // Federated evaluation of the global adapter this round started from (round-evaluation.ts).
     const evaluation = combineEvaluations([...reports.values()].map((v) => v.metrics));
-    const outcome = { round, attempt, participants, participantNames: [...reports.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt, ...(evaluation ? { evaluation } : {}) };
+    const outcome = { round, attempt, participants, participantNames: [...reports.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt, ...(evaluation ? { evaluation } : {}), ...(misbehaved.length > 0 ? { misbehaved } : {}) };
     let summary: RoundSummary;
     let newAdapter: NamedTensors | null = null;
     if (result.failure || participants < this.opts.minClients) {

@@ -2,6 +2,7 @@ import type { Stage } from '@fedlora/secagg';
 import { SecAggClient, encodeUpdate } from '@fedlora/secagg';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import type { Clock } from './clock.js';
+import { yieldToEventLoop } from './attempt-liveness.js';
 import { FederationError } from './errors.js';
 import { updateTensors } from './lora-variant.js';
 import { CLIP_INDICATOR_METRIC, countNoiseShareFor, plannedSurvivors } from './plan-privacy.js';
@@ -49,7 +50,10 @@ export function flattenInPlanOrder(plan: RoundPlan, t: NamedTensors): Float32Arr
  * The client's side of a SecAgg+ round: drives the secagg state machine through the
  * connection's exchange; trains (via `train`) only when the server asks for the masked input,
  * so keys are advertised and shared first; encodes the delta (clip, rotate, scale, round,
- * noise share, wrap) and streams it masked in chunks.
+ * noise share, wrap) and streams it masked in chunks. `progress` (AttemptLiveness.progress) is
+ * awaited between the encoding's phases and between chunks: the encoding is synchronous work
+ * of seconds on a busy machine (the exact integer noise alone ~0.5-2 s for 32k words), during
+ * which the client must still prove liveness and, in a simulation, let the coordinator run.
  */
 export async function runSecureRound(
   exchange: SecAggExchange,
@@ -59,6 +63,7 @@ export async function runSecureRound(
   opts: SecureClientOptions,
   clock: Clock,
   signal?: AbortSignal,
+  progress: (step: number) => Promise<void> = yieldToEventLoop,
 ): Promise<SecureRoundEnd> {
   const sp = plan.secagg;
   const id = sp?.ids[clientName];
@@ -82,11 +87,14 @@ export async function runSecureRound(
     if (reply.stage === dropAt) return 'vanished';
     if (reply.stage === 'collect' && !inputSet) {
       const r = await train();
+      await progress(-1);
+      const noise = await noiseInSlices(opts.noiseFor?.(plan), sp.encoding.paddedDim, progress);
       const words = encodeUpdate(flattenInPlanOrder(plan, r.delta), sp.encoding, {
         rotationSeed: new Uint8Array(Buffer.from(sp.rotationSeed, 'hex')),
         rng: opts.rng,
-        noise: opts.noiseFor?.(plan),
+        noise,
       });
+      await progress(-1);
       client.setInput(sp.countScale ? withCountWord(plan, sp, words, r.metrics, opts.rng) : words);
       inputSet = true;
       report = { numExamples: r.numExamples, trainLoss: r.trainLoss };
@@ -104,11 +112,33 @@ export async function runSecureRound(
       for (const chunk of out.chunks()) {
         await exchange(plan.round, plan.nonce, 'collect', chunk, report);
         report = undefined;
+        await progress(-1);
       }
     } else if (out.kind === 'finished') return 'finished';
     else if (out.kind === 'aborted') return 'aborted';
   }
   return 'vanished';
+}
+
+/** Words of integer noise drawn between two yields (~10-60 ms of sampling on an idle core). */
+const NOISE_SLICE = 4096;
+
+/**
+ * Draws the client's noise share for `n` words in slices, awaiting `progress` between them, and
+ * returns it as the `noise` option of encodeUpdate. The coordinates are independent draws, so
+ * the concatenated slices have exactly the distribution of one draw of `n`.
+ */
+async function noiseInSlices(sample: ((n: number) => Int32Array) | undefined, n: number, progress: (step: number) => Promise<void>): Promise<((n: number) => Int32Array) | undefined> {
+  if (!sample) return undefined;
+  const z = new Int32Array(n);
+  for (let off = 0; off < n; off += NOISE_SLICE) {
+    z.set(sample(Math.min(NOISE_SLICE, n - off)), off);
+    await progress(-1);
+  }
+  return (len) => {
+    if (len !== n) throw new FederationError('invalid-argument', `the encoding asked for ${len} noise words, ${n} were drawn (the plan's paddedDim)`);
+    return z;
+  };
 }
 
 /**

@@ -141,7 +141,9 @@ export class SecureRound {
     const rotationSeed = Buffer.from(opts.rng(32)).toString('hex');
     this.plan = { ids, roster, k, t, encoding, rotationSeed, ...(countScale ? { countScale } : {}) };
     const dim = encoding.paddedDim + (countScale ? 1 : 0);
-    this.server = new SecAggServer({ round, cohort: names.map((_, i) => i + 1), identities, k, t, dim, rng: opts.rng, usedKeys: opts.usedKeys, minSurvivors });
+    // Every upload is staged until complete (memory O(d) per upload in flight, at most n d): a client
+    // that stops mid-upload is dropped like any other instead of aborting the round (#16 finding 6).
+    this.server = new SecAggServer({ round, cohort: names.map((_, i) => i + 1), identities, k, t, dim, rng: opts.rng, usedKeys: opts.usedKeys, minSurvivors, stagedUploads: names.length });
     this.stageDeadline = now + opts.stageTimeoutMs;
   }
 
@@ -196,6 +198,21 @@ export class SecureRound {
   /** When the current stage's deadline passes (for the caller's wait loop). */
   nextDeadline(): number {
     return this.server.stage === 'collect' ? Math.max(this.stageDeadline, this.collectDeadline) : this.stageDeadline;
+  }
+
+  /** Clients that misbehaved in this attempt (share ciphertexts that did not open, a partial upload, inconsistent shares), by name. */
+  misbehaved(): Map<string, string> {
+    return new Map([...this.server.misbehaved()].map(([id, why]) => [this.nameOf.get(id)!, why.replace(/client(\(s\))? (\d+(?:, \d+)*)/g, (_, pl: string | undefined, list: string) => `client${pl ?? ''} ${this.names(list)}`)]));
+  }
+
+  /** "1, 2" -> "inst-a, inst-b" (ids in protocol messages are the roster's 1-based positions). */
+  private names(list: string): string {
+    return list
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '')
+      .map((x) => this.nameOf.get(Number(x)) ?? x)
+      .join(', ');
   }
 
   /** Why the protocol aborted, if it did (names the failed check; no secrets). */

@@ -71,6 +71,7 @@ export type ClientStage =
   | { name: 'awaiting-config' }
   | { name: 'advertised'; cfg: RoundConfigMsg; neighbours: number[]; secrets: Secrets; bCommit: Uint8Array }
   | { name: 'shared'; cfg: RoundConfigMsg; session: Uint8Array; peers: Map<number, PeerKeys>; selfKey: Uint8Array }
+  | { name: 'received'; cfg: RoundConfigMsg; session: Uint8Array; peers: Map<number, PeerKeys>; selfKey: Uint8Array; held: HeldShares }
   | { name: 'masked'; cfg: RoundConfigMsg; session: Uint8Array; held: HeldShares }
   | { name: 'signed'; cfg: RoundConfigMsg; session: Uint8Array; held: HeldShares; survivors: number[] }
   | { name: 'finished' }
@@ -126,6 +127,9 @@ export class SecAggClient {
         case 'shared':
           ensure(m.type === 'shares', 'stage', `expect 'shares' in stage shared, but received '${m.type}'`);
           return this.onShares(st, m.session, m.shares);
+        case 'received':
+          ensure(m.type === 'peers', 'stage', `expect 'peers' in stage received, but received '${m.type}'`);
+          return this.onPeers(st, m.session, m.peers);
         case 'masked':
           ensure(m.type === 'survivors', 'stage', `expect 'survivors' in stage masked, but received '${m.type}'`);
           return this.onSurvivors(st, m.session, m.survivors);
@@ -214,21 +218,48 @@ export class SecAggClient {
     return { kind: 'send', stage: 'share', bytes: encodeMessage({ type: 'share', round: st.cfg.round, session, sender: me, shares }) };
   }
 
+  /**
+   * Opens the shares addressed to this client. A share that does not open, or is bound to another
+   * round, session or pair, is not an abort: its sender is reported in the receipt and the server
+   * removes it from the round before anyone masks (this client then neither holds its shares nor
+   * masks with it). Only too few valid shares (below t) end this client's round.
+   */
   private onShares(st: Extract<ClientStage, { name: 'shared' }>, session: Uint8Array, shares: Array<{ from: number; ct: Uint8Array }>): ClientReply {
     const me = this.cfg.clientId;
     ensure(bytesEqual(session, st.session), 'session', `share delivery is bound to another session`);
-    const input = this.input;
-    ensure(input && input.length === st.cfg.dim, 'params', `input must be ${st.cfg.dim} words before masking, received ${input?.length ?? 'none'}`);
     const held: HeldShares = new Map();
+    const rejected = new Set<number>();
     for (const { from, ct } of shares) {
       const peer = st.peers.get(from);
       ensure(peer, 'sender', `share from client ${from}, which is not an advertised neighbour`);
-      ensure(!held.has(from), 'duplicate', `two shares from client ${from}`);
-      const p = decodeSharePlaintext(boxOpen(ct, peer.boxKey));
-      ensure(p.round === st.cfg.round && bytesEqual(p.session, session) && p.from === from && p.to === me, 'decrypt', `share from client ${from} is bound to another round, session or pair`);
-      held.set(from, { sShare: p.sShare, bShare: p.bShare });
+      ensure(!held.has(from) && !rejected.has(from), 'duplicate', `two shares from client ${from}`);
+      const p = openShare(ct, peer.boxKey);
+      if (p && p.round === st.cfg.round && bytesEqual(p.session, session) && p.from === from && p.to === me) held.set(from, { sShare: p.sShare, bShare: p.bShare });
+      else {
+        if (p) wipeHeld(new Map([[from, p]]));
+        rejected.add(from);
+      }
     }
-    ensure(held.size >= st.cfg.t, 'threshold', `only ${held.size} neighbours shared keys, threshold is ${st.cfg.t}`);
+    ensure(held.size >= st.cfg.t, 'threshold', `only ${held.size} neighbours shared valid keys, threshold is ${st.cfg.t}`);
+    this.st = { name: 'received', cfg: st.cfg, session, peers: st.peers, selfKey: st.selfKey, held };
+    const list = [...rejected].sort((a, b) => a - b);
+    return { kind: 'send', stage: 'receipt', bytes: encodeMessage({ type: 'receipt', round: st.cfg.round, session, sender: me, rejected: list }) };
+  }
+
+  /** Masks the input with the self mask and the pairwise masks of the held neighbours the server kept in the round. */
+  private onPeers(st: Extract<ClientStage, { name: 'received' }>, session: Uint8Array, peerList: number[]): ClientReply {
+    const me = this.cfg.clientId;
+    ensure(bytesEqual(session, st.session), 'session', `peer list is bound to another session`);
+    const kept = new Set(peerList);
+    ensure(kept.has(me), 'consistency', `the peer list omits client ${me}, which sent its receipt`);
+    const input = this.input;
+    ensure(input && input.length === st.cfg.dim, 'params', `input must be ${st.cfg.dim} words before masking, received ${input?.length ?? 'none'}`);
+    const held: HeldShares = new Map();
+    for (const [v, sh] of st.held) {
+      if (kept.has(v)) held.set(v, sh);
+      else wipeHeld(new Map([[v, sh]]));
+    }
+    ensure(held.size >= st.cfg.t, 'threshold', `only ${held.size} neighbours remain in the round, threshold is ${st.cfg.t}`);
     const masked = input.slice();
     const terms: MaskTerm[] = [{ key: st.selfKey, sign: 1 }];
     for (const v of [...held.keys()].sort((a, b) => a - b)) terms.push(st.peers.get(v)!.mask);
@@ -302,8 +333,22 @@ export class SecAggClient {
     const st = this.st;
     if (st.name === 'advertised') wipeSecrets(st.secrets);
     if (st.name === 'shared') wipePeers(st);
+    if (st.name === 'received') {
+      wipePeers(st);
+      wipeHeld(st.held);
+    }
     if (st.name === 'masked' || st.name === 'signed') wipeHeld(st.held);
     this.st = { name: 'aborted', error };
+  }
+}
+
+/** The decrypted share plaintext, or undefined when the ciphertext does not open or decode. */
+function openShare(ct: Uint8Array, boxKey: Uint8Array): ReturnType<typeof decodeSharePlaintext> | undefined {
+  try {
+    return decodeSharePlaintext(boxOpen(ct, boxKey));
+  } catch (e) {
+    if (e instanceof SecAggError) return undefined;
+    throw e;
   }
 }
 
@@ -315,7 +360,7 @@ function wipePeers(st: { peers: Map<number, PeerKeys>; selfKey: Uint8Array }): v
   }
 }
 
-function wipeHeld(held: HeldShares): void {
+function wipeHeld(held: ReadonlyMap<number, { sShare: Uint8Array; bShare: Uint8Array }>): void {
   for (const sh of held.values()) {
     sh.sShare.fill(0);
     sh.bShare.fill(0);

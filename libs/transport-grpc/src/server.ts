@@ -14,6 +14,7 @@ import type { RequestVerifier } from './security/request-verifier.js';
 import { toServiceError } from './status-map.js';
 import { statusToProto } from './status-view.js';
 import { UploadRegistry, type UploadLease } from './upload-registry.js';
+import { DEFAULT_UPLOAD_IDLE_MS, DEFAULT_UPLOAD_STREAM_MAX_MS, guardStream } from './upload-stream-guard.js';
 import { UploadIntegrityError, type UploadSession } from './upload-session.js';
 import type { PbAuth, PbDownloadRequest, PbSecAggRequest, PbTensorChunk, PbUploadMessage, PbUploadStatusRequest, PbUploadStatusResponse } from './wire-types.js';
 
@@ -54,8 +55,12 @@ export interface FederationServerOptions {
    * uploads and streaming one-shot uploads. Beyond it a new upload is refused as RESOURCE_EXHAUSTED.
    */
   maxUploadBytes?: number;
-  /** How often partial uploads of closed rounds are freed (default 2000 ms). */
+  /** How often partial uploads of closed rounds are freed and their streams ended (default 2000 ms). */
   uploadSweepMs?: number;
+  /** An upload stream with no message for this long is ended and its buffers freed (default 60 s). */
+  uploadIdleMs?: number;
+  /** No upload stream stays open longer than this (default 15 minutes). */
+  uploadStreamMaxMs?: number;
   /** A resumable upload resumed at `offset` bytes, or completed (`offset` = its size): logs and metrics. */
   onUploadEvent?: (info: { event: 'upload.resumed' | 'upload.completed'; clientId: string; round: number; uploadId: string; offset: number }) => void;
 }
@@ -84,6 +89,8 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     'grpc.keepalive_permit_without_calls': 1,
   });
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const uploadIdleMs = opts.uploadIdleMs ?? DEFAULT_UPLOAD_IDLE_MS;
+  const uploadStreamMaxMs = opts.uploadStreamMaxMs ?? DEFAULT_UPLOAD_STREAM_MAX_MS;
   const uploads = new UploadRegistry({
     maxBytes: opts.maxUploadBytes,
     isLive: (round, nonce) => {
@@ -217,10 +224,13 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     let header: ReturnType<typeof headerFromProto> | undefined;
     let session: UploadSession | undefined;
     let lease: UploadLease | undefined;
+    let oneShotLease: UploadLease | undefined;
     let releaseOneShot: (() => void) | undefined;
     let alreadyCompleted = false;
+    // Idle and total deadlines; the registry also ends the stream when a newer one replaces it or its round closes.
+    const stream = guardStream(call as AsyncIterable<PbUploadMessage>, { idleMs: uploadIdleMs, maxMs: uploadStreamMaxMs });
     try {
-      for await (const msg of call as AsyncIterable<PbUploadMessage>) {
+      for await (const msg of stream.messages) {
         if (undecodableReason(msg) !== undefined) {
           // The first message is the signed one: an undecodable header is refused as unauthenticated unless its signature holds.
           if (!header) admit(call, 'UploadUpdate', msg, { round: 0, client: undefined });
@@ -245,8 +255,11 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
           if (h.nonce !== plan.nonce) {
             throw new FederationError('failed-precondition', `update nonce does not match round ${plan.round} (attempt ${plan.attempt}); it belongs to an earlier attempt`);
           }
+          // Only a cohort member that has not delivered yet may hold upload memory (a resumable upload that
+          // completed is answered as such below: its client may not have heard the answer).
+          if (!(header.uploadId && uploads.delivered(h, header.uploadId))) coordinator.expectUpdateFrom(h.clientId, h.round);
           if (header.uploadId) {
-            const a = uploads.attach(h, header.uploadId, carried);
+            const a = uploads.attach(h, header.uploadId, carried, stream.end);
             if (a.completed) {
               alreadyCompleted = true;
             } else {
@@ -254,8 +267,9 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
               if (a.resumed) opts.onUploadEvent?.({ event: 'upload.resumed', clientId: h.clientId, round: h.round, uploadId: header.uploadId, offset: a.resumedAt });
             }
           } else {
-            const o = uploads.oneShot(carried);
+            const o = uploads.oneShot(h, carried, stream.end);
             session = o.session;
+            oneShotLease = o.lease;
             releaseOneShot = o.release;
           }
         } else if (msg.chunk) {
@@ -263,7 +277,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
           const c = chunkFromProto(msg.chunk);
           if (c.round !== header.header.round) throw new FederationError('invalid-argument', `chunk for round ${c.round} inside an upload for round ${header.header.round}`);
           if (alreadyCompleted) continue; // the upload was delivered before: nothing is counted twice
-          if (lease) uploads.checkLease(lease);
+          uploads.checkLease((lease ?? oneShotLease)!);
           opts.onBytes?.('in', c.data.byteLength);
           session!.add(c);
         } else {
@@ -274,7 +288,7 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
       const round = header.header.round;
       if (!alreadyCompleted && !session!.complete) await cancellationSettled(call);
       if (alreadyCompleted) return `update for round ${round} accepted (upload ${header.uploadId} was already complete)`;
-      if (lease) uploads.checkLease(lease);
+      uploads.checkLease((lease ?? oneShotLease)!);
       const delta: NamedTensors = session!.finish();
       try {
         coordinator.submitUpdate(header.header.clientId, header.sessionToken, { header: header.header, delta });
@@ -283,10 +297,8 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
         if (lease) uploads.discard(lease);
         throw err;
       }
-      if (lease) {
-        uploads.complete(lease);
-        opts.onUploadEvent?.({ event: 'upload.completed', clientId: header.header.clientId, round, uploadId: header.uploadId, offset: session!.byteSize });
-      }
+      uploads.complete((lease ?? oneShotLease)!);
+      if (lease) opts.onUploadEvent?.({ event: 'upload.completed', clientId: header.header.clientId, round, uploadId: header.uploadId, offset: session!.byteSize });
       return `update for round ${round} accepted`;
     } catch (err) {
       if (lease && err instanceof UploadIntegrityError && err.discardUpload) uploads.discard(lease);

@@ -3,6 +3,7 @@ import type { FederationErrorCode } from '@fedlora/federation';
 import { FederationError } from '@fedlora/federation';
 import { ChunkStreamError } from '@fedlora/tensor';
 import { UploadIntegrityError } from './upload-session.js';
+import { UploadDeadlineError } from './upload-stream-guard.js';
 
 const TO_STATUS: Record<FederationErrorCode, grpc.status> = {
   unauthenticated: grpc.status.UNAUTHENTICATED,
@@ -33,14 +34,16 @@ export function clipDetails(details: string): string {
  * The one place where errors become gRPC statuses. Only the project's typed errors say whose
  * fault a refusal is: a FederationError carries its code (request validation throws
  * 'invalid-argument'), UploadIntegrityError is DATA_LOSS, ChunkStreamError a malformed chunk
- * stream. Anything else, a plain RangeError or TypeError included, is our own bug: INTERNAL with a
- * generic message, so a coordinator bug never reaches a client as the client's fault and stack
+ * stream, UploadDeadlineError an upload stream the coordinator ended (DEADLINE_EXCEEDED).
+ * Anything else, a plain RangeError or TypeError included, is our own bug: INTERNAL with a
+ * generic message, so a coordinator bug never reaches a client as the client's fault, and stack
  * traces and internal state never reach it at all (#11 §6).
  */
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
   if (err instanceof FederationError) return { code: TO_STATUS[err.code], details: clipDetails(err.message) };
   if (err instanceof UploadIntegrityError) return { code: grpc.status.DATA_LOSS, details: clipDetails(err.message) };
   if (err instanceof ChunkStreamError) return { code: grpc.status.INVALID_ARGUMENT, details: clipDetails(err.message) };
+  if (err instanceof UploadDeadlineError) return { code: grpc.status.DEADLINE_EXCEEDED, details: clipDetails(err.message) };
   return { code: grpc.status.INTERNAL, details: 'internal error (see the coordinator log)' };
 }
 

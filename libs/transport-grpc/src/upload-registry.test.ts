@@ -72,7 +72,7 @@ describe('UploadRegistry', () => {
     expect(reg.heldBytes).toBe(2048);
     const err = (() => {
       try {
-        reg.oneShot(layout);
+        reg.oneShot(header('d'), layout);
       } catch (e) {
         return e as { code: string; message: string };
       }
@@ -80,7 +80,7 @@ describe('UploadRegistry', () => {
     expect(err?.code).toBe('resource-exhausted');
     expect(err?.message).toMatch(/hold 2048 of 2048 bytes; an update of 1024 bytes does not fit now: retry later/);
     reg.discard(b.lease);
-    const one = reg.oneShot(layout);
+    const one = reg.oneShot(header('d'), layout);
     expect(reg.heldBytes).toBe(2048);
     one.release();
     one.release();
@@ -90,5 +90,40 @@ describe('UploadRegistry', () => {
   it('refuses an update larger than the whole bound with the setting to raise', () => {
     const { reg } = registry(512);
     expect(() => reg.attach(header('a'), ID, layout)).toThrow(/exceeds the coordinator's upload memory bound \(512 bytes\): the operator can raise it \(uploads.maxBufferedMB/);
+  });
+
+  it('holds one upload per client and round: a newer stream replaces the older one and ends it (#16 finding 4)', () => {
+    const { reg } = registry(4096);
+    const ended: string[] = [];
+    const streams = Array.from({ length: 4 }, (_, i) => reg.oneShot(header('m'), layout, (why) => ended.push(`${i}: ${why.message}`)));
+    expect(reg.heldBytes).toBe(1024);
+    expect(ended).toEqual([0, 1, 2].map((i) => `${i}: a newer upload stream of client m for round 1 replaced this one (one upload per client and round)`));
+    expect(() => reg.checkLease(streams[0]!.lease)).toThrow(/expired or was discarded|newer stream/);
+    // The honest client still finds room, and a resumable upload of m replaces m's one-shot too.
+    attached(reg, header('h'));
+    attached(reg, header('m'));
+    expect(ended).toHaveLength(4);
+    expect(reg.heldBytes).toBe(2048);
+  });
+
+  it('ends the stream of an upload whose round closed, and frees its buffers', () => {
+    const { reg, live } = registry();
+    const ended: string[] = [];
+    reg.oneShot(header('m'), layout, (why) => ended.push(why.code + ': ' + why.message));
+    attached(reg, header('a'));
+    live.nonce = 'n2';
+    reg.sweep();
+    expect(reg.heldBytes).toBe(0);
+    expect(ended).toEqual(['failed-precondition: round 1 closed (or was rerun) while this upload was open: its buffers were freed']);
+  });
+
+  it('refuses a second one-shot upload once the client delivered one for the round, before reserving', () => {
+    const { reg } = registry();
+    const one = reg.oneShot(header('a'), layout);
+    reg.complete(one.lease);
+    one.release();
+    expect(reg.heldBytes).toBe(0);
+    expect(() => reg.oneShot(header('a'), layout)).toThrow(/already delivered an update for round 1$/);
+    expect(reg.heldBytes).toBe(0);
   });
 });

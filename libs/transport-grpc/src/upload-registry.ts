@@ -22,8 +22,15 @@ export interface UploadLease {
   readonly id: number;
 }
 
+/**
+ * Called when the registry takes an upload away from the stream holding it (a newer stream of the
+ * same client and round, the round attempt closed, shutdown): the stream should end with `reason`.
+ */
+export type UploadAbort = (reason: FederationError) => void;
+
 interface Entry {
   key: string;
+  /** The resumable upload's id; '' for a one-shot upload. */
   uploadId: string;
   round: number;
   nonce: string;
@@ -33,6 +40,8 @@ interface Entry {
   completed: boolean;
   /** Lease id of the stream appending now; 0 when no stream is attached. */
   owner: number;
+  /** Ends the owning stream when the upload is taken from it. */
+  abort: UploadAbort | undefined;
   lastActive: number;
 }
 
@@ -41,13 +50,16 @@ function fingerprintOf(h: UpdateHeader): string {
 }
 
 /**
- * Uploads in progress on the coordinator, keyed by (client, round, plan nonce). A resumable
- * upload keeps its verified prefix between streams; it expires when its round attempt closes
- * (completed, aborted, superseded by a rerun with a fresh nonce). All buffers together stay
- * under `maxBytes`: to admit a new upload, the longest-idle detached partial uploads are evicted
- * first (their clients restart from 0), and if that is not enough the upload is refused as
- * RESOURCE_EXHAUSTED for the client to retry later. One-shot uploads count against the same bound
- * while they stream.
+ * Uploads in progress on the coordinator, keyed by (client, round, plan nonce): one upload per
+ * client and round attempt, one-shot or resumable (#16 finding 4). A newer stream of the same
+ * client and round takes the place of an older one, which is ended (`UploadAbort`), so one
+ * institution can hold at most one update's worth of memory however many streams it opens. A
+ * resumable upload keeps its verified prefix between streams; every upload expires when its
+ * round attempt closes (completed, aborted, superseded by a rerun with a fresh nonce), and the
+ * stream still holding it is ended. All buffers together stay under `maxBytes`: to admit a new
+ * upload, the longest-idle detached partial uploads are evicted first (their clients restart from
+ * 0), and if that is not enough the upload is refused as RESOURCE_EXHAUSTED for the client to
+ * retry later. The caller checks that the client belongs to the round's cohort before asking.
  */
 export class UploadRegistry {
   private readonly entries = new Map<string, Entry>();
@@ -67,7 +79,7 @@ export class UploadRegistry {
     return this.held;
   }
 
-  /** Number of resumable uploads known (in progress or completed, not yet expired). */
+  /** Number of uploads known (in progress or completed, not yet expired). */
   get size(): number {
     return this.entries.size;
   }
@@ -82,7 +94,12 @@ export class UploadRegistry {
    * A completed upload answers `completed` (its response may have been lost); another upload id
    * for the same round replaces an unfinished one.
    */
-  attach(header: UpdateHeader, uploadId: string, layout: readonly TensorLayout[]): { completed: true } | { completed: false; session: UploadSession; lease: UploadLease; resumed: boolean; resumedAt: number } {
+  attach(
+    header: UpdateHeader,
+    uploadId: string,
+    layout: readonly TensorLayout[],
+    onAbort?: UploadAbort,
+  ): { completed: true } | { completed: false; session: UploadSession; lease: UploadLease; resumed: boolean; resumedAt: number } {
     this.sweep();
     const key = UploadRegistry.key(header.clientId, header.round, header.nonce);
     const fingerprint = fingerprintOf(header);
@@ -92,35 +109,52 @@ export class UploadRegistry {
       if (e.fingerprint !== fingerprint) {
         throw new FederationError('invalid-argument', `upload ${uploadId} is resumed with a different header (example count, loss, metrics or layout changed): start a new upload with a new id`);
       }
+      this.endOwner(e, new FederationError('failed-precondition', `upload ${uploadId} was resumed by a newer stream; this stream is stale`));
       e.owner = this.nextLease++;
+      e.abort = onAbort;
       e.lastActive = this.now();
       return { completed: false, session: e.session!, lease: { key, id: e.owner }, resumed: true, resumedAt: e.session!.receivedBytes };
     }
-    if (e?.completed) {
-      throw new FederationError('already-exists', `client ${header.clientId} already delivered an update for round ${header.round} (upload ${e.uploadId})`);
-    }
-    if (e) this.drop(key);
-    const session = new UploadSession(layout, true);
-    this.reserve(session.byteSize);
-    const entry: Entry = { key, uploadId, round: header.round, nonce: header.nonce, fingerprint, session, completed: false, owner: this.nextLease++, lastActive: this.now() };
-    this.entries.set(key, entry);
-    return { completed: false, session, lease: { key, id: entry.owner }, resumed: false, resumedAt: 0 };
+    return { completed: false, resumed: false, resumedAt: 0, ...this.admit(header, uploadId, layout, fingerprint, onAbort) };
   }
 
-  /** A one-shot (non-resumable) upload's buffers, counted against the bound until `release()`. */
-  oneShot(layout: readonly TensorLayout[]): { session: UploadSession; release(): void } {
+  /**
+   * A one-shot (non-resumable) upload of this header's client, round and nonce: its buffers count
+   * against the bound until `release()`, or until `complete(lease)` hands the update over. It
+   * replaces an unfinished upload of the same client and round (that stream is ended).
+   */
+  oneShot(header: UpdateHeader, layout: readonly TensorLayout[], onAbort?: UploadAbort): { session: UploadSession; lease: UploadLease; release(): void } {
     this.sweep();
-    const session = new UploadSession(layout, false);
-    this.reserve(session.byteSize);
-    let released = false;
+    const { session, lease } = this.admit(header, '', layout, fingerprintOf(header), onAbort);
     return {
       session,
+      lease,
       release: () => {
-        if (released) return;
-        released = true;
-        this.held -= session.byteSize;
+        const e = this.entries.get(lease.key);
+        if (e && e.owner === lease.id && !e.completed) this.drop(lease.key);
       },
     };
+  }
+
+  /** A new upload for this client and round, in place of an unfinished one (whose stream is ended). */
+  private admit(header: UpdateHeader, uploadId: string, layout: readonly TensorLayout[], fingerprint: string, onAbort: UploadAbort | undefined): { session: UploadSession; lease: UploadLease } {
+    const key = UploadRegistry.key(header.clientId, header.round, header.nonce);
+    const e = this.entries.get(key);
+    if (e?.completed) {
+      throw new FederationError('already-exists', `client ${header.clientId} already delivered an update for round ${header.round}${e.uploadId ? ` (upload ${e.uploadId})` : ''}`);
+    }
+    if (e) this.drop(key, new FederationError('failed-precondition', `a newer upload stream of client ${header.clientId} for round ${header.round} replaced this one (one upload per client and round)`));
+    const session = new UploadSession(layout, uploadId !== '');
+    this.reserve(session.byteSize);
+    const entry: Entry = { key, uploadId, round: header.round, nonce: header.nonce, fingerprint, session, completed: false, owner: this.nextLease++, abort: onAbort, lastActive: this.now() };
+    this.entries.set(key, entry);
+    return { session, lease: { key, id: entry.owner } };
+  }
+
+  /** True when resumable upload `uploadId` of this header's client and round attempt was delivered whole. */
+  delivered(header: UpdateHeader, uploadId: string): boolean {
+    const e = this.entries.get(UploadRegistry.key(header.clientId, header.round, header.nonce));
+    return !!e && e.completed && e.uploadId === uploadId;
   }
 
   /** Throws unless `lease` is still the upload's newest stream (an older stream must not append). */
@@ -136,6 +170,7 @@ export class UploadRegistry {
     const e = this.entries.get(lease.key);
     if (e && e.owner === lease.id) {
       e.owner = 0;
+      e.abort = undefined;
       e.lastActive = this.now();
     }
   }
@@ -148,6 +183,7 @@ export class UploadRegistry {
     e.session = undefined;
     e.completed = true;
     e.owner = 0;
+    e.abort = undefined;
   }
 
   /** Forgets an upload (failed whole-tensor check, update refused by the round). */
@@ -164,21 +200,37 @@ export class UploadRegistry {
     return { state: 'in-progress', tensors: e.session!.progress() };
   }
 
-  /** Drops uploads whose round attempt is no longer open. */
+  /** Drops uploads whose round attempt is no longer open; streams still sending them are ended. */
   sweep(): void {
-    for (const e of [...this.entries.values()]) if (!this.opts.isLive(e.round, e.nonce)) this.drop(e.key);
+    for (const e of [...this.entries.values()]) {
+      if (!this.opts.isLive(e.round, e.nonce)) this.drop(e.key, new FederationError('failed-precondition', `round ${e.round} closed (or was rerun) while this upload was open: its buffers were freed`));
+    }
   }
 
-  /** Drops everything (server shutdown). */
+  /** Drops everything (server shutdown); streams still sending are ended. */
   clear(): void {
-    for (const key of [...this.entries.keys()]) this.drop(key);
+    for (const key of [...this.entries.keys()]) this.drop(key, new FederationError('unavailable', 'the coordinator is shutting down'));
   }
 
-  private drop(key: string): void {
+  /** Forgets an upload and frees its buffers; with `reason`, the stream holding it is ended. */
+  private drop(key: string, reason?: FederationError): void {
     const e = this.entries.get(key);
     if (!e) return;
     if (e.session) this.held -= e.session.byteSize;
     this.entries.delete(key);
+    if (reason) this.endOwner(e, reason);
+  }
+
+  private endOwner(e: Entry, reason: FederationError): void {
+    const abort = e.abort;
+    e.abort = undefined;
+    if (e.owner !== 0 && abort) {
+      try {
+        abort(reason);
+      } catch {
+        // Ending a stream that already ended is nothing to recover from.
+      }
+    }
   }
 
   private reserve(bytes: number): void {

@@ -35,5 +35,8 @@ export function register(program: Command): void {
       if (o.json) printJson({ client: cfg.name, backend: r.backend, roundsTrained: r.roundsTrained, ...(r.stopped ? { stopped: r.stopped } : {}) });
       else if (r.stopped) info(`fedlora client ${cfg.name}: stopped before the federation finished: ${r.stopped}; trained in rounds ${r.roundsTrained.join(', ') || '(none)'}`);
       else info(`fedlora client ${cfg.name}: federation finished; trained in rounds ${r.roundsTrained.join(', ') || '(none)'}`);
+      // Told to stop, the run returned at once (its calls are cancelled); leave now that the result is out:
+      // a TLS handshake with a coordinator that hangs holds a socket grpc-js does not release on close.
+      if (signalled) process.exit(process.exitCode ?? 0);
     });
 }
