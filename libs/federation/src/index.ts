@@ -18,7 +18,7 @@ export type { RoundAggregation, RoundAggregationFactory, AggregateResult } from 
 export type { RoundProtocol, RoundProtocolFactory, RoundResult, RoundView, CloseCause, ProtocolStart } from './round-protocol.js';
 export { PlainRound } from './plain-round.js';
 export { SecureRoundProtocol } from './secure-protocol.js';
-export { weightedFedAvg } from './round-aggregation.js';
+export { weightedFedAvg, exampleWeightCap, MAX_WEIGHT_OVER_MEDIAN } from './round-aggregation.js';
 export { validateUpdate, MAX_NUM_EXAMPLES } from './validate-update.js';
 // The coordinator's round loop and the client loop, both transport-agnostic.
 export type { CoordinatorOptions } from './coordinator.js';

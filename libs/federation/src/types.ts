@@ -37,6 +37,11 @@ export interface RoundPlan {
    * audit catches a later truncation or rewrite, and a client refuses a head that goes backwards.
    */
   ledgerHead?: LedgerHead;
+  /**
+   * Coordinator side only (never sent): the largest FedAvg weight an update may carry, whatever
+   * example count it claims (see exampleWeightCap); absent: no cap.
+   */
+  weightCap?: number;
 }
 
 /** The parts of a plan that the federation's configuration supplies for each round. */
