@@ -81,6 +81,20 @@ describe('a malicious cohort member cannot abort the round (#16 finding 6)', () 
     expect([...server.misbehaved().keys()]).toEqual([2]);
   });
 
+  it('a receipt that falsely rejects every neighbour: the liar is removed, not the honest senders', () => {
+    const { server, clientAborts, honestSum } = round({
+      n: 6,
+      t: 3,
+      seed: 'false-receipt',
+      tamper: (id, _s, m) => (id === 5 && m.type === 'receipt' ? { ...m, rejected: [1, 2, 3, 4, 6] } : m),
+    });
+    expect(clientAborts.size).toBe(0);
+    const { sum, survivors } = server.result();
+    expect(survivors).toEqual([1, 2, 3, 4, 6]);
+    expect(Array.from(sum)).toEqual(Array.from(honestSum(survivors)));
+    expect([...server.misbehaved().keys()]).toEqual([5]);
+  });
+
   it('a bad Shamir share among the first t revealed: reconstruction tries other subsets, verifies, and blames the revealer', () => {
     // Client 1 answers first in every stage, so its shares are the first by arrival.
     const { server, honestSum } = round({

@@ -1,8 +1,10 @@
 import type { RandomBytes } from '@fedlora/tensor';
 import { SecAggError, ensure } from './errors.js';
+import { deriveGraphSeed } from './graph-seed.js';
 import { hararyNeighbours, type Neighbourhoods } from './harary-graph.js';
 import { advertiseSigningBytes, bytesEqual, computeSessionId, consistencySigningBytes, digest, verify } from './key-agreement.js';
 import { addMasks } from './mask-prg.js';
+import { resolveRejections } from './receipt-conflicts.js';
 import { ReconstructionError, unmaskTerms } from './unmask.js';
 import {
   CLIENT_MSG_STAGE,
@@ -56,9 +58,16 @@ export type SecAggServerConfig = {
    * input carries 1/minSurvivors of the noise variance, so a smaller sum is under-noised).
    */
   minSurvivors?: number;
-  /** Hex of every X25519 public key used in earlier rounds; advertisements reusing one are refused, and this round's are added. */
-  usedKeys?: Set<string>;
+  /**
+   * Hex of every X25519 public key used in earlier rounds; advertisements reusing one are refused,
+   * and this round's are added. A Set, or a registry backed by the coordinator's store so that a
+   * restart does not forget them.
+   */
+  usedKeys?: UsedKeyRegistry;
 };
+
+/** Where used X25519 keys are remembered (a Set<string> is one). */
+export type UsedKeyRegistry = { has(publicKeyHex: string): boolean; add(publicKeyHex: string): unknown };
 
 /** What a client should get next. */
 export type ServerReply =
@@ -120,7 +129,8 @@ export class SecAggServer {
     if (!Number.isInteger(cfg.dim) || cfg.dim < 1 || cfg.dim > 2 ** 30) throw new RangeError(`SecAggServer: dim must be an integer 1..2^30, received ${cfg.dim}`);
     for (const id of cfg.cohort) if (!cfg.identities.has(id)) throw new RangeError(`SecAggServer: no identity key for cohort member ${id}`);
     this.cohort = new Set(cfg.cohort);
-    this.graphSeed = cfg.rng(32);
+    // Derived from the cohort's keys and the round, never drawn: clients recompute and check it.
+    this.graphSeed = deriveGraphSeed(cfg.round, cfg.cohort.map((id) => [id, cfg.identities.get(id)!] as const));
     const k = Math.min(cfg.k, n - 1);
     this.graph = hararyNeighbours(cfg.cohort, k, this.graphSeed);
     this.configBytes = encodeMessage({ type: 'config', round: cfg.round, cohort: sorted(cfg.cohort), k, t: cfg.t, dim: cfg.dim, graphSeed: this.graphSeed });
@@ -168,6 +178,11 @@ export class SecAggServer {
       default:
         return [];
     }
+  }
+
+  /** Words of client `clientId`'s masked input received so far in the collect stage. */
+  uploadedWords(clientId: number): number {
+    return this.received.get(clientId) ?? 0;
   }
 
   /** What client `from` should receive now. */
@@ -399,15 +414,15 @@ export class SecAggServer {
   }
 
   /**
-   * Keeps the clients that sent a receipt and whose shares nobody rejected; a rejected sender is
-   * out of the round before anyone masks (no one masks with it, its input is refused), exactly as if
-   * it had never shared keys, so its invalid ciphertexts cost the others nothing.
+   * Keeps the clients that sent a receipt, minus those removed so that no rejected share stands
+   * between two kept clients (resolveRejections). A removed client is out of the round before anyone
+   * masks (no one masks with it, its input is refused), exactly as if it had never shared keys, so
+   * invalid ciphertexts, or false reports of them, cost the others nothing.
    */
   private closeReceipt(): void {
-    const accusers = new Map<number, number[]>();
-    for (const [r, list] of this.receipts) for (const x of list) accusers.set(x, [...(accusers.get(x) ?? []), r]);
-    for (const [x, by] of accusers) this.blamed.set(x, `its share ciphertext(s) to client(s) ${by.join(', ')} did not open (reported by them)`);
-    this.uc = sorted(this.receipts.keys()).filter((u) => !accusers.has(u));
+    const removed = resolveRejections(this.receipts);
+    for (const [x, why] of removed) this.blamed.set(x, why);
+    this.uc = sorted(this.receipts.keys()).filter((u) => !removed.has(u));
     ensure(this.uc.length >= this.cfg.t, 'threshold', `${this.uc.length} clients remain after the share receipts (need >= ${this.cfg.t})`);
     this.stageMessages = new Map();
     this.broadcast = encodeMessage({ type: 'peers', round: this.cfg.round, session: this.session, peers: this.uc });

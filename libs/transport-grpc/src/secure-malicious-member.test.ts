@@ -11,7 +11,7 @@ import { startFederationServer } from './server.js';
 
 /**
  * #16 finding 6 over real gRPC on 127.0.0.1: one malicious cohort member (partial masked upload
- * then silence; garbage share ciphertexts; a bad Shamir share) does not abort the secure round.
+ * then silence; garbage share ciphertexts; a false receipt; a bad Shamir share) does not abort the secure round.
  * The round completes in its first attempt with the four honest institutions, their exact mean,
  * and the culprit named in the round summary. Before the fix each of these aborted the attempt.
  */
@@ -22,6 +22,7 @@ const NAMES = ['inst-1', 'inst-2', 'inst-3', 'inst-4', 'inst-5'];
 const MALICIOUS = 'inst-3';
 const rng = seededRandomBytes('secure-malicious-member');
 const identities = new Map(NAMES.map((n) => [n, generateIdentity(rng)]));
+const members = new Map([...identities].map(([n, id]) => [n, id.publicKey]));
 
 function adapter(): NamedTensors {
   return new Map([['w', { shape: [D], data: new Float32Array(D) }]]);
@@ -38,8 +39,8 @@ function trainer(value: number): LocalTrainer {
   };
 }
 
-/** Rewrites or swallows the malicious client's SecAgg+ messages (null: go silent from then on). */
-type Tamper = (stage: string, m: ClientMsg) => ClientMsg | null;
+/** Rewrites or swallows the malicious client's SecAgg+ messages (null: go silent from then on; 'swallow': drop this message but keep polling). */
+type Tamper = (stage: string, m: ClientMsg) => ClientMsg | null | 'swallow';
 
 function tampering(conn: GrpcConnection, tamper: Tamper): CoordinatorConnection {
   let silent = false;
@@ -51,6 +52,7 @@ function tampering(conn: GrpcConnection, tamper: Tamper): CoordinatorConnection 
         silent = true;
         return new Promise(() => {});
       }
+      if (m === 'swallow') return { kind: 'wait', stage, payload: new Uint8Array(0) };
       payload = encodeMessage(m);
     }
     return conn.secAggExchange(round, nonce, stage, payload, report);
@@ -75,14 +77,14 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function secureRoundWith(tamper: Tamper) {
+async function secureRoundWith(tamper: Tamper, roundDeadlineMs = 120_000) {
   const coord = new FederationCoordinator({
     federationId: 'fed-malicious',
     rounds: 1,
     minClients: 3,
     minAvailableClients: NAMES.length,
     maxAttemptsPerRound: 1,
-    roundDeadlineMs: 120_000,
+    roundDeadlineMs,
     localSteps: 1,
     learningRate: 0,
     batchSize: 1,
@@ -100,7 +102,7 @@ async function secureRoundWith(tamper: Tamper) {
   const conns = NAMES.map(() => new GrpcConnection({ address, federationId: 'fed-malicious' }));
   NAMES.forEach((name, i) => {
     const connection = name === MALICIOUS ? tampering(conns[i]!, tamper) : conns[i]!;
-    void runClient({ name, connection, trainer: trainer(0.01 * (i + 1)), pollMs: 100, heartbeatMs: 100, signal: stop.signal, secure: { identitySecretKey: identities.get(name)!.secretKey, rng } })
+    void runClient({ name, connection, trainer: trainer(0.01 * (i + 1)), pollMs: 100, heartbeatMs: 100, signal: stop.signal, secure: { identitySecretKey: identities.get(name)!.secretKey, members, rng } })
       .catch(() => undefined)
       .finally(() => conns[i]!.close());
   });
@@ -124,12 +126,25 @@ describe('a malicious member cannot abort a secure round (gRPC loopback)', () =>
     expect(h.misbehaved).toEqual([{ client: MALICIOUS, reason: expect.stringMatching(/stopped mid-upload \(65536 of 131072 words\)/) }]);
   }, 120_000);
 
+  it('partial masked upload then polling forever: judged by upload progress, dropped after the liveness window', async () => {
+    // Before the fix its polls kept it "active", so collection waited for the round deadline and the attempt aborted.
+    const { h, coord } = await secureRoundWith((stage, m) => (stage === 'collect' && m.type === 'chunk' && m.offset > 0 ? 'swallow' : m), 60_000);
+    expectHonestMean(h, coord);
+    expect(h.misbehaved).toEqual([{ client: MALICIOUS, reason: expect.stringMatching(/stopped mid-upload/) }]);
+  }, 120_000);
+
   it('garbage share ciphertexts: the sender drops out, no receiver aborts', async () => {
     const { h, coord } = await secureRoundWith((_stage, m) =>
       m.type === 'share' ? { ...m, shares: m.shares.map((s) => ({ ...s, ct: Uint8Array.from(s.ct, (b, i) => (i >= 24 ? b ^ 0x33 : b)) })) } : m,
     );
     expectHonestMean(h, coord);
     expect(h.misbehaved).toEqual([{ client: MALICIOUS, reason: expect.stringMatching(/share ciphertext\(s\) to client\(s\) inst-1, inst-2, inst-4, inst-5 did not open/) }]);
+  }, 120_000);
+
+  it('a receipt falsely rejecting every neighbour: the liar is removed, not the honest four', async () => {
+    const { h, coord } = await secureRoundWith((_stage, m) => (m.type === 'receipt' ? { ...m, rejected: [1, 2, 4, 5] } : m));
+    expectHonestMean(h, coord);
+    expect(h.misbehaved).toEqual([{ client: MALICIOUS, reason: expect.stringMatching(/reported the shares of client\(s\) inst-1, inst-2, inst-4, inst-5 as not opening/) }]);
   }, 120_000);
 
   it('a bad Shamir share: reconstruction finds an honest subset, the sum is exact, the revealer is named', async () => {
