@@ -21,6 +21,7 @@ const D = 70_000; // padded to 131,072 words: two masked-input chunks
 const NAMES = ['c1', 'c2', 'c3', 'c4', 'c5'];
 const rng = seededRandomBytes('misbehaviour-rerun');
 const identities = new Map(NAMES.map((n) => [n, generateIdentity(rng)]));
+const members = new Map([...identities].map(([n, id]) => [n, id.publicKey]));
 
 /** A connection whose client stops answering after the first chunk of its masked input. */
 function partialUploader(conn: CoordinatorConnection, signal: AbortSignal): CoordinatorConnection {
@@ -72,7 +73,7 @@ describe('a misbehaving member is left out of reruns (#16 finding 6)', () => {
         heartbeatMs: 100,
         signal: stop.signal,
         // c5 (honest) vanishes at collection in attempt 1 only, so attempt 1 falls below minClients.
-        secure: { identitySecretKey: identities.get(name)!.secretKey, rng, dropAtFor: (plan) => (name === 'c5' && plan.attempt === 1 ? 'collect' : undefined) },
+        secure: { identitySecretKey: identities.get(name)!.secretKey, members, rng, dropAtFor: (plan) => (name === 'c5' && plan.attempt === 1 ? 'collect' : undefined) },
       }).catch(() => undefined);
     });
     const history = await run;

@@ -1,4 +1,4 @@
-import type { EncodingParams, Stage } from '@fedlora/secagg';
+import type { EncodingParams, Stage, UsedKeyRegistry } from '@fedlora/secagg';
 import { SecAggError, SecAggServer, chooseEncodingParams, chooseSecAggParams, decodeAverage } from '@fedlora/secagg';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { FederationError } from './errors.js';
@@ -37,8 +37,8 @@ export interface SecureAggregationOptions {
    */
   minSurvivors?: number;
   rng: RandomBytes;
-  /** X25519 keys seen in earlier rounds (keys are never reused across rounds). */
-  usedKeys?: Set<string>;
+  /** X25519 keys seen in earlier rounds (keys are never reused across rounds); the coordinator app keeps them in its store. */
+  usedKeys?: UsedKeyRegistry;
   /**
    * Parameters of the round being opened when they change between rounds (adaptive clipping);
    * overrides clipNorm and noiseStddevPerClient. With `countNoiseStd` the summed vector gets one

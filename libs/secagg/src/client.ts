@@ -1,6 +1,7 @@
 import nacl from 'tweetnacl';
 import type { RandomBytes } from '@fedlora/tensor';
 import { SecAggError, ensure } from './errors.js';
+import { deriveGraphSeed } from './graph-seed.js';
 import { hararyNeighbours } from './harary-graph.js';
 import {
   advertiseSigningBytes,
@@ -89,6 +90,7 @@ export class SecAggClient {
   constructor(private readonly cfg: SecAggClientConfig) {
     if (cfg.identitySecretKey.length !== 64) throw new RangeError(`SecAggClient: identitySecretKey must be 64 bytes, received ${cfg.identitySecretKey.length}`);
     if (!Number.isInteger(cfg.clientId) || cfg.clientId < 0 || cfg.clientId >= 2 ** 31) throw new RangeError(`SecAggClient: clientId must be an integer 0..2^31-1, received ${cfg.clientId}`);
+    if (cfg.minSurvivors !== undefined && (!Number.isInteger(cfg.minSurvivors) || cfg.minSurvivors < 1)) throw new RangeError(`SecAggClient: minSurvivors must be an integer >= 1, received ${cfg.minSurvivors}`);
     this.input = cfg.input;
     this.signer = ed25519Signer(cfg.identitySecretKey);
   }
@@ -149,6 +151,11 @@ export class SecAggClient {
     ensure(m.t <= m.k && m.k <= m.cohort.length - 1, 'params', `need t <= k <= n - 1, received t=${m.t}, k=${m.k}, n=${m.cohort.length}`);
     ensure(2 * m.t > m.k, 'params', `threshold t=${m.t} must exceed k/2=${m.k / 2} so a lying server cannot collect both shares of a client`);
     ensure(m.k >= m.cohort.length - 1 || m.k % 2 === 0, 'params', `k must be even below n - 1, received k=${m.k}`);
+    const unknown = m.cohort.filter((id) => !this.cfg.identities.has(id));
+    ensure(unknown.length === 0, 'sender', `the cohort names client(s) ${unknown.join(', ')} without a roster identity key`);
+    // The graph seed is derived from the cohort's keys and the round (Bell et al. assume a random placement the server does not choose).
+    const seed = deriveGraphSeed(m.round, m.cohort.map((id) => [id, this.cfg.identities.get(id)!] as const));
+    ensure(bytesEqual(m.graphSeed, seed), 'graph', `the config's graph seed is not the one derived from the cohort's identity keys and round ${m.round}`);
     const neighbours = hararyNeighbours(m.cohort, m.k, m.graphSeed).get(me)!;
     const secrets: Secrets = { c: generateX25519(this.cfg.rng), s: generateX25519(this.cfg.rng), b: this.cfg.rng(32) };
     const bCommit = commitSeed(secrets.b);

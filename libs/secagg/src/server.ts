@@ -1,5 +1,6 @@
 import type { RandomBytes } from '@fedlora/tensor';
 import { SecAggError, ensure } from './errors.js';
+import { deriveGraphSeed } from './graph-seed.js';
 import { hararyNeighbours, type Neighbourhoods } from './harary-graph.js';
 import { advertiseSigningBytes, bytesEqual, computeSessionId, consistencySigningBytes, digest, verify } from './key-agreement.js';
 import { addMasks } from './mask-prg.js';
@@ -57,9 +58,16 @@ export type SecAggServerConfig = {
    * input carries 1/minSurvivors of the noise variance, so a smaller sum is under-noised).
    */
   minSurvivors?: number;
-  /** Hex of every X25519 public key used in earlier rounds; advertisements reusing one are refused, and this round's are added. */
-  usedKeys?: Set<string>;
+  /**
+   * Hex of every X25519 public key used in earlier rounds; advertisements reusing one are refused,
+   * and this round's are added. A Set, or a registry backed by the coordinator's store so that a
+   * restart does not forget them.
+   */
+  usedKeys?: UsedKeyRegistry;
 };
+
+/** Where used X25519 keys are remembered (a Set<string> is one). */
+export type UsedKeyRegistry = { has(publicKeyHex: string): boolean; add(publicKeyHex: string): unknown };
 
 /** What a client should get next. */
 export type ServerReply =
@@ -121,7 +129,8 @@ export class SecAggServer {
     if (!Number.isInteger(cfg.dim) || cfg.dim < 1 || cfg.dim > 2 ** 30) throw new RangeError(`SecAggServer: dim must be an integer 1..2^30, received ${cfg.dim}`);
     for (const id of cfg.cohort) if (!cfg.identities.has(id)) throw new RangeError(`SecAggServer: no identity key for cohort member ${id}`);
     this.cohort = new Set(cfg.cohort);
-    this.graphSeed = cfg.rng(32);
+    // Derived from the cohort's keys and the round, never drawn: clients recompute and check it.
+    this.graphSeed = deriveGraphSeed(cfg.round, cfg.cohort.map((id) => [id, cfg.identities.get(id)!] as const));
     const k = Math.min(cfg.k, n - 1);
     this.graph = hararyNeighbours(cfg.cohort, k, this.graphSeed);
     this.configBytes = encodeMessage({ type: 'config', round: cfg.round, cohort: sorted(cfg.cohort), k, t: cfg.t, dim: cfg.dim, graphSeed: this.graphSeed });

@@ -22,6 +22,7 @@ const NAMES = ['inst-1', 'inst-2', 'inst-3', 'inst-4', 'inst-5'];
 const MALICIOUS = 'inst-3';
 const rng = seededRandomBytes('secure-malicious-member');
 const identities = new Map(NAMES.map((n) => [n, generateIdentity(rng)]));
+const members = new Map([...identities].map(([n, id]) => [n, id.publicKey]));
 
 function adapter(): NamedTensors {
   return new Map([['w', { shape: [D], data: new Float32Array(D) }]]);
@@ -101,7 +102,7 @@ async function secureRoundWith(tamper: Tamper, roundDeadlineMs = 120_000) {
   const conns = NAMES.map(() => new GrpcConnection({ address, federationId: 'fed-malicious' }));
   NAMES.forEach((name, i) => {
     const connection = name === MALICIOUS ? tampering(conns[i]!, tamper) : conns[i]!;
-    void runClient({ name, connection, trainer: trainer(0.01 * (i + 1)), pollMs: 100, heartbeatMs: 100, signal: stop.signal, secure: { identitySecretKey: identities.get(name)!.secretKey, rng } })
+    void runClient({ name, connection, trainer: trainer(0.01 * (i + 1)), pollMs: 100, heartbeatMs: 100, signal: stop.signal, secure: { identitySecretKey: identities.get(name)!.secretKey, members, rng } })
       .catch(() => undefined)
       .finally(() => conns[i]!.close());
   });
