@@ -12,9 +12,8 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import type { ClientPrivacyPolicy, ClientRunnerOptions, EventLogger, LocalTrainer, RoundPlan, SecureClientOptions } from '@fedlora/federation';
-import { noiseShareFor, runClient } from '@fedlora/federation';
+import { runClient } from '@fedlora/federation';
 import type { ClientPrivacyGuard } from '@fedlora/privacy';
-import { cryptoRandomBytes } from '@fedlora/tensor';
 import type { RequestSigner } from '@fedlora/transport-grpc';
 import { GrpcConnection } from '@fedlora/transport-grpc';
 import type { ClientGuardsOptions } from './client-guards.js';
@@ -34,7 +33,7 @@ export interface ClientSpec {
   name: string;
   /** Where and how to dial the coordinator (plaintext without `credentials`). */
   coordinator: { address: string; federationId?: string; credentials?: grpc.ChannelCredentials; serverName?: string; signer?: RequestSigner };
-  /** The institution's Ed25519 secret key: signs both ledgers and, unless `secure` names another, is its SecAgg identity. */
+  /** The institution's Ed25519 secret key: signs both of its ledgers. */
   secretKey: Uint8Array;
   /** Institution-level and record-level budgets, each with its signed ledger. */
   budgets?: Pick<ClientGuardsOptions, 'institution' | 'record'>;
@@ -44,7 +43,7 @@ export interface ClientSpec {
   trainer: (guards: OpenedGuards) => LocalTrainer;
   /** Federated evaluation: every global adapter scored on these held-out sets before training. */
   evaluation?: { model: CausalLM; sets: FederatedEvalSets; loraOf?: (plan: RoundPlan) => LoraConfig };
-  /** Secure aggregation settings; default: `secretKey` as identity, CSPRNG, the plan's integer noise share. */
+  /** Identity, signed member list, minimums and noise for secure aggregation; without it the node cannot take part in secure rounds. */
   secure?: SecureClientOptions;
   /** Wraps the guarded trainer (simulations record what each institution sent). */
   wrapTrainer?: (trainer: LocalTrainer) => LocalTrainer;
@@ -70,7 +69,6 @@ export async function buildClient(spec: ClientSpec): Promise<BuiltClient> {
   // Institution-level DP: every plan held against the policy and budget, every update clipped and recorded.
   const guarded = new PrivacyGuardedTrainer(evaluated, guards.institution, undefined, spec.privacyPolicy);
   const trainer = spec.wrapTrainer ? spec.wrapTrainer(guarded) : guarded;
-  const secure: SecureClientOptions = spec.secure ?? { identitySecretKey: spec.secretKey, rng: cryptoRandomBytes, noiseFor: (plan) => noiseShareFor(plan, cryptoRandomBytes) };
   return {
     guards,
     trainer,
@@ -78,7 +76,7 @@ export async function buildClient(spec: ClientSpec): Promise<BuiltClient> {
       const c = spec.coordinator;
       const connection = new GrpcConnection({ address: c.address, federationId: c.federationId, credentials: c.credentials, serverName: c.serverName, signer: c.signer });
       try {
-        return await runClient({ name: spec.name, connection, trainer, secure, logger: spec.logger, signal, ...spec.runner });
+        return await runClient({ name: spec.name, connection, trainer, ...(spec.secure ? { secure: spec.secure } : {}), logger: spec.logger, signal, ...spec.runner });
       } finally {
         connection.close();
       }

@@ -141,6 +141,30 @@ const ReconnectSchema = z
   })
   .refine((r) => r.maxBackoffMs >= r.initialBackoffMs, { message: 'expected maxBackoffMs >= initialBackoffMs', path: ['maxBackoffMs'] });
 
+/**
+ * The federation's member list (issue 16, finding 1): members.json, signed by the federation
+ * authority whose public key this institution pins here. Secure-aggregation rounds whose roster
+ * names anyone else, or another key for a member, are declined; without it every secure round is.
+ */
+const MembershipSchema = z.strictObject({
+  /** The signed member list (fedlora provision writes members.json). */
+  file: path(),
+  /** The federation authority's Ed25519 public key (base64), obtained out of band; never the coordinator's. */
+  authorityKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected a 32-byte Ed25519 public key in base64').describe('base64 of a 32-byte Ed25519 public key'),
+});
+
+/** This institution's own floors on secure-aggregation plans (defaults: DEFAULT_SECURE_MINIMUMS of @fedlora/federation). */
+const SecAggMinimumsSchema = z.strictObject({
+  /** Smallest cohort it joins. */
+  minCohort: int(2).default(3),
+  /** Fewest clients its update may be summed with, itself included; it reveals no share below this. */
+  minSurvivors: int(2).default(2),
+  /** Fraction of the cohort it assumes may collude with the coordinator when checking (k, t). */
+  corruptFraction: z.number().min(0).lt(0.5).default(0).describe('a number in [0, 0.5)'),
+  /** sigma of the (k, t) check: colluders succeed with probability <= 2^-sigma. */
+  securityBits: int(1, 128).default(40),
+});
+
 /** The client config file, validated. */
 export const ClientConfigSchema = z
   .strictObject({
@@ -156,6 +180,8 @@ export const ClientConfigSchema = z
     dataDir: path(),
     data: DataSchema,
     privacy: BudgetSchema.optional(),
+    membership: MembershipSchema.optional(),
+    secagg: SecAggMinimumsSchema.prefault({}),
     dpSgd: DpSgdSchema.optional(),
     /** The base model (Hugging Face layout); must be the coordinator's. Default: the bundled tiny model. */
     model: z.strictObject({ baseModelDir: path().optional() }).prefault({}),
@@ -194,7 +220,7 @@ export const ClientConfigSchema = z
 export type ClientConfig = z.infer<typeof ClientConfigSchema>;
 
 /** Keys holding paths, resolved against the config file's directory. */
-export const CLIENT_PATH_KEYS: PathKeys = [['model', 'baseModelDir'], ['tls', 'ca'], ['tls', 'cert'], ['tls', 'key'], ['identity', 'secretKeyFile'], ['dataDir'], ['data', 'path'], ['data', 'evalMcq'], ['data', 'generalText']];
+export const CLIENT_PATH_KEYS: PathKeys = [['model', 'baseModelDir'], ['tls', 'ca'], ['tls', 'cert'], ['tls', 'key'], ['identity', 'secretKeyFile'], ['dataDir'], ['data', 'path'], ['data', 'evalMcq'], ['data', 'generalText'], ['membership', 'file']];
 
 /** Reads, env-overrides and validates a client config file; throws ConfigError listing every problem. */
 export function loadClientConfig(path: string, env: Record<string, string | undefined> = process.env): ClientConfig {

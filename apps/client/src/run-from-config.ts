@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { CausalLM, LoraConfig, TextSegment } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel, validateLoraConfig } from '@fedlora/model';
 import type { EventLogger, LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federation';
+import { loadMemberList, noiseShareFor } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes } from '@fedlora/tensor';
 import { instructTrainingSequences, isInstructFormat, packUnits, readInstructExamples, readJsonl, parseMcqItem, readTextDocuments, readUnitRecords, splitHeldOut, splitRecordsByUnit, tokenizeToSequences, type PerExampleMethod, type PrivacyUnitSpec, type UnitRecord } from '@fedlora/train';
@@ -165,6 +166,14 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     // Record-level DP-SGD budget: the institution's own ledger for the record unit, signed with its identity key (wiped after the run).
     const recordBudget = cfg.dpSgd?.epsilon !== undefined ? { epsilon: cfg.dpSgd.epsilon, delta: cfg.dpSgd.delta ?? cfg.privacy?.delta ?? DEFAULT_DP_SGD_DELTA } : undefined;
     const evalSets = await federatedEvalSets(model, cfg);
+    // Secure-aggregation rosters are checked against the member list the federation authority signed, never the coordinator's word.
+    const members = cfg.membership ? loadMemberList(cfg.membership.file, cfg.membership.authorityKey, cfg.federationId) : new Map<string, Uint8Array>();
+    if (!cfg.membership) log.warn({ event: 'membership.missing', message: 'no membership (signed member list) in the config: every secure-aggregation round will be declined' });
+    else log.info({ event: 'membership.loaded', members: members.size, file: cfg.membership.file });
+    const listed = members.get(cfg.name);
+    if (cfg.membership && (!listed || Buffer.compare(Buffer.from(listed), Buffer.from(identity.publicKey)) !== 0)) {
+      throw new RangeError(`membership.file: the member list ${listed ? 'lists' : 'does not list'} "${cfg.name}"${listed ? ' with another key than identity.secretKeyFile\'s' : ''}; ask the federation authority for the current list`);
+    }
     const signer = cfg.federationId ? createRequestSigner({ federationId: cfg.federationId, identity, random: cryptoRandomBytes }) : undefined;
     if (!signer) log.warn({ event: 'auth.unsigned', message: 'federationId is not set: requests are not signed and a coordinator with enrolled clients will refuse them' });
     // The composition root (build-client.ts): guards, trainer stack and client loop, as `simulate` builds them.
@@ -191,6 +200,8 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
         });
       },
       ...(evalSets ? { evaluation: { model, sets: evalSets } } : {}),
+      // Secure aggregation uses the same enrolled Ed25519 identity that signs requests; rosters are held against the signed member list.
+      secure: { identitySecretKey: identity.secretKey, members, minimums: cfg.secagg, rng: cryptoRandomBytes, noiseFor: (plan) => noiseShareFor(plan, cryptoRandomBytes) },
       runner: {
         backoffMs: { initial: cfg.reconnect.initialBackoffMs, max: cfg.reconnect.maxBackoffMs },
         maxRetries: reconnectRetries(cfg.reconnect.giveUpAfterSeconds * 1000, cfg.reconnect.initialBackoffMs, cfg.reconnect.maxBackoffMs),

@@ -62,6 +62,10 @@ export interface CoordinatorSpec {
   onBytes?: FederationServerOptions['onBytes'];
   /** Bound on the bytes all uploads in progress hold together (default: transport-grpc's 512 MiB). */
   maxUploadBytes?: number;
+  /** An upload stream with no message for this long is ended and its buffers freed (default 60 s). */
+  uploadIdleMs?: number;
+  /** No upload stream stays open longer than this (default 15 minutes). */
+  uploadStreamMaxMs?: number;
   /** Where the final adapter is written in PEFT format when the run finishes. */
   outputDir?: string;
   logger?: EventLogger;
@@ -131,6 +135,8 @@ export async function buildCoordinator(o: CoordinatorSpec): Promise<BuiltCoordin
     verifier: o.verifier,
     onBytes: o.onBytes,
     maxUploadBytes: o.maxUploadBytes,
+    uploadIdleMs: o.uploadIdleMs,
+    uploadStreamMaxMs: o.uploadStreamMaxMs,
     onUploadEvent: (e) => {
       // A completed upload is already logged by the core as update.received.
       if (e.event === 'upload.resumed') log.info({ event: e.event, round: e.round, client: e.clientId, uploadId: e.uploadId, offset: e.offset });

@@ -74,7 +74,8 @@ export async function configureProtection(cfg: CoordinatorConfig, store: Federat
         k: cfg.secagg.neighbours,
         t: cfg.secagg.threshold,
         rng: cryptoRandomBytes,
-        usedKeys: new Set(),
+        // Persisted: a coordinator restart must not forget which X25519 keys were already used (issue 16, finding 13).
+        usedKeys: storeUsedKeys(store),
         ...(privacy?.perRound ? { perRound: privacy.perRound } : {}),
       }
     : undefined;
@@ -86,6 +87,11 @@ export async function configureProtection(cfg: CoordinatorConfig, store: Federat
     ledgerPath: privacy?.ledgerPath,
     epsilon: () => privacy?.epsilon(),
   };
+}
+
+/** The used-X25519-key registry of SecAgg+ kept in the coordinator's store (survives restarts). */
+export function storeUsedKeys(store: Pick<FederationStore, 'isSecAggKeyUsed' | 'recordSecAggKey'>): NonNullable<SecureAggregationOptions['usedKeys']> {
+  return { has: (k) => store.isSecAggKeyUsed(k), add: (k) => store.recordSecAggKey(k) };
 }
 
 /**

@@ -121,6 +121,11 @@ describe('loadCoordinatorConfig', () => {
     expect(parseCoordinatorConfig({ ...doc, clients: [] }).tls?.requireClientCert).toBe(false);
   });
 
+  it('bounds upload streams: idle and total deadlines default to 60 s and 15 min and must be positive', () => {
+    expect(parseCoordinatorConfig(parseYamlLike(GOOD)).uploads).toEqual({ maxBufferedMB: 512, idleSeconds: 60, maxStreamSeconds: 900 });
+    expect(problems(() => parseCoordinatorConfig({ ...parseYamlLike(GOOD), uploads: { idleSeconds: 0 } }))).toEqual(['coordinator config: uploads.idleSeconds: expected a number > 0, received 0']);
+  });
+
   it('checks cross-field rules: distributed DP needs SecAgg, enrolled names are unique', () => {
     const doc = parseYamlLike(GOOD);
     doc.privacy = { mode: 'distributed', clipNorm: 1, noiseMultiplier: 1, delta: 1e-5 };

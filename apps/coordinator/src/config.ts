@@ -185,8 +185,14 @@ export const CoordinatorConfigSchema = z
     strategy: StrategySchema.prefault({}),
     privacy: PrivacySchema.prefault({}),
     secagg: SecAggSchema.prefault({}),
-    /** Memory for updates being uploaded, in MiB (2^20 bytes; all clients together, verified partial uploads kept for resume). */
-    uploads: z.strictObject({ maxBufferedMB: int(1, 1 << 20).default(512) }).prefault({}),
+    /**
+     * Memory for updates being uploaded, in MiB (2^20 bytes; all clients together, verified partial uploads kept for
+     * resume; one upload per client and round). An upload stream silent for idleSeconds, or open for maxStreamSeconds,
+     * is ended and its memory freed (the client resumes).
+     */
+    uploads: z
+      .strictObject({ maxBufferedMB: int(1, 1 << 20).default(512), idleSeconds: positive().default(60), maxStreamSeconds: positive().default(900) })
+      .prefault({}),
     clients: z.array(EnrolledClientSchema).default([]),
     identity: z.strictObject({ secretKeyFile: path() }),
     log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal']).default('info') }).prefault({}),

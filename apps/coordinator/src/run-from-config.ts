@@ -114,6 +114,8 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     ...(enrolled ? { isMember: (name: string) => store.getClient(name)?.status === 'enrolled' } : {}),
     aggregation: protection.aggregation,
     maxUploadBytes: cfg.uploads.maxBufferedMB * 1024 * 1024,
+    uploadIdleMs: cfg.uploads.idleSeconds * 1000,
+    uploadStreamMaxMs: cfg.uploads.maxStreamSeconds * 1000,
     secureAggregation: protection.secureAggregation,
     planParts: () => ({ training: { lora, seqLen: cfg.rounds.seqLen, proximalMu: cfg.strategy.proximalMu ?? 0 }, ...protection.planExtra() }),
     onRoundStart: (plan, cohort) => persistence.onRoundStart(plan, cohort),

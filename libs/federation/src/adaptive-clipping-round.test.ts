@@ -138,7 +138,7 @@ describe('rounds with adaptive clipping and distributed noise over secure aggreg
           trainer: fixedNormClient(norms[i]!),
           pollMs: 100,
           heartbeatMs: 50,
-          secure: { identitySecretKey: identities.get(name)!.secretKey, rng, noiseFor: (plan) => noiseShareFor(plan, rng) },
+          secure: { identitySecretKey: identities.get(name)!.secretKey, members: new Map([...identities].map(([n, id]) => [n, id.publicKey])), rng, noiseFor: (plan) => noiseShareFor(plan, rng) },
         }),
       ),
     );

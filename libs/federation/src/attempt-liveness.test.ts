@@ -14,6 +14,7 @@ import { createStrategy } from './strategy.js';
 const rng = seededRandomBytes('attempt-liveness-test');
 const NAMES = ['c1', 'c2', 'c3'];
 const identities = new Map(NAMES.map((n) => [n, generateIdentity(rng)]));
+const members = new Map([...identities].map(([n, id]) => [n, id.publicKey]));
 
 /** A clock the test moves forward at once (as work that blocks the event loop would), plus real time. */
 function warpClock(): Clock & { warp(ms: number): void } {
@@ -88,7 +89,7 @@ describe('a client whose round attempt closes while it trains', () => {
     });
     const trainers = [quick(0.01, 10), quick(0.02, 20), endless];
     const clients = NAMES.map((name, i) =>
-      runClient({ name, connection: inProcessConnection(coordinator), trainer: trainers[i]!, pollMs: 100, heartbeatMs: 20, clock, secure: { identitySecretKey: identities.get(name)!.secretKey, rng } }),
+      runClient({ name, connection: inProcessConnection(coordinator), trainer: trainers[i]!, pollMs: 100, heartbeatMs: 20, clock, secure: { identitySecretKey: identities.get(name)!.secretKey, members, rng } }),
     );
     const history = await run;
     const ran = await Promise.all(clients);
@@ -161,6 +162,7 @@ describe('a client working on its masked input', () => {
         clock,
         secure: {
           identitySecretKey: identities.get(name)!.secretKey,
+          members,
           rng,
           noiseFor: () => (n) => {
             if (name === SLOW) clock.warp((TOTAL_NOISE_MS * n) / 32_768);

@@ -7,7 +7,7 @@ import { onAbort } from './abort-waiters.js';
 import { yieldToEventLoop } from './attempt-liveness.js';
 import { FederationError } from './errors.js';
 import type { SecAggExchange, SecureClientOptions } from './secure-client.js';
-import { runSecureRound } from './secure-client.js';
+import { runSecureRound, securePlanRefusal } from './secure-client.js';
 import { checkPlanLayout } from './lora-variant.js';
 import type { ClientUpdate, RoundPlan, Task } from './types.js';
 
@@ -116,6 +116,13 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
         continue;
       }
       lastAttempt = key;
+      // A secure plan whose roster or parameters this institution does not accept is declined before anything is trained or sent.
+      const refused = plan.secagg && opts.secure ? securePlanRefusal(plan, opts.name, opts.secure) : undefined;
+      if (refused) {
+        log.error({ event: 'round.refused', client: opts.name, round: plan.round, reason: refused });
+        await conn.decline(plan.round, `refused the secure-aggregation plan: ${refused}`);
+        continue;
+      }
       const verdict = (await opts.trainer.accept?.(plan)) ?? { accept: true as const };
       if (!verdict.accept) {
         // `detail` (e.g. the epsilon the round would reach against the budget) stays in the local log; only `reason` is sent.

@@ -105,6 +105,8 @@ export class FederationCoordinator {
   private readonly stopController = new AbortController();
   private completedRounds: number;
   private readonly toldFinished = new Set<string>();
+  /** Clients caught misbehaving in an attempt of the round being run: left out of its reruns. */
+  private readonly excludedFromRerun = new Map<string, string>();
   /** Clients seen to have lost membership (logged once). */
   private readonly notMembers = new Set<string>();
   /** Clients of the last committed round before a restart that the first round still waits for (once). */
@@ -348,6 +350,7 @@ export class FederationCoordinator {
     while (this.completedRounds < this.opts.rounds) {
       const round = this.completedRounds + 1;
       let done = false;
+      this.excludedFromRerun.clear();
       for (let attempt = 1; attempt <= maxAttempts && !done; attempt++) {
         if (this.stopController.signal.aborted) return this.history;
         await this.waitForClients();
@@ -392,8 +395,10 @@ export class FederationCoordinator {
 
   private async waitForClients(): Promise<void> {
     this.state = 'waiting-for-clients';
-    const needed = Math.max(this.opts.minClients, this.opts.minAvailableClients ?? 0);
-    while (this.liveClients().length < needed && !this.stopController.signal.aborted) {
+    // Members left out of this round's reruns neither count nor are waited for.
+    const eligible = () => this.liveClients().filter((c) => !this.excludedFromRerun.has(c)).length;
+    const needed = Math.max(this.opts.minClients, (this.opts.minAvailableClients ?? 0) - this.excludedFromRerun.size);
+    while (eligible() < needed && !this.stopController.signal.aborted) {
       await this.changed.wait(1000, this.stopController.signal);
     }
     const rejoin = this.pendingRejoin;
@@ -410,7 +415,8 @@ export class FederationCoordinator {
   }
 
   private selectCohort(): { cohort: string[]; sampling: CohortSampling } {
-    return drawCohort(this.liveClients(), this.opts.clientsPerRound, this.opts.sampling ?? 'uniform', this.rng, this.opts.minClients);
+    const eligible = this.liveClients().filter((c) => !this.excludedFromRerun.has(c));
+    return drawCohort(eligible, this.opts.clientsPerRound, this.opts.sampling ?? 'uniform', this.rng, this.opts.minClients);
   }
 
   private async runRound(round: number, attempt: number): Promise<boolean> {
@@ -456,15 +462,20 @@ export class FederationCoordinator {
     r.closed = true;
     const result = protocol.close(cause);
     const reports = result.survivors;
+    const misbehaved = [...(result.misbehaved ?? [])].map(([client, reason]) => ({ client, reason }));
+    for (const m of misbehaved) {
+      this.excludedFromRerun.set(m.client, m.reason);
+      this.log.warn({ event: 'client.misbehaved', round, attempt, client: m.client, reason: m.reason, consequence: 'dropped from this attempt and left out of reruns of this round' });
+    }
     const dropped = cohort.filter((c) => !reports.has(c) && !r.declined.has(c));
-    for (const c of dropped) this.log.warn({ event: 'client.dropped', round, client: c, reason: 'no update before the deadline' });
+    for (const c of dropped) this.log.warn({ event: 'client.dropped', round, client: c, reason: misbehaved.find((m) => m.client === c)?.reason ?? 'no update before the deadline' });
 
     const participants = reports.size;
     const numExamples = [...reports.values()].reduce((a, b) => a + b.numExamples, 0);
     const trainLoss = numExamples ? [...reports.values()].reduce((a, b) => a + b.trainLoss * b.numExamples, 0) / numExamples : null;
     // Federated evaluation of the global adapter this round started from (round-evaluation.ts).
     const evaluation = combineEvaluations([...reports.values()].map((v) => v.metrics));
-    const outcome = { round, attempt, participants, participantNames: [...reports.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt, ...(evaluation ? { evaluation } : {}) };
+    const outcome = { round, attempt, participants, participantNames: [...reports.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt, ...(evaluation ? { evaluation } : {}), ...(misbehaved.length > 0 ? { misbehaved } : {}) };
     let summary: RoundSummary;
     let newAdapter: NamedTensors | null = null;
     if (result.failure || participants < this.opts.minClients) {

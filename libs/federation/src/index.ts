@@ -36,7 +36,12 @@ export { secureAdaptiveClipping } from './secure-adaptive-clipping.js';
 export type { SecureAggregationOptions } from './secure-round.js';
 export { SecureRound, chooseCountScale } from './secure-round.js';
 export type { SecAggExchange, SecureClientOptions, SecureRoundEnd } from './secure-client.js';
-export { runSecureRound, flattenInPlanOrder } from './secure-client.js';
+export { runSecureRound, flattenInPlanOrder, securePlanRefusal } from './secure-client.js';
+// Membership the coordinator cannot forge: the authority-signed member list and each client's own floors on secure plans.
+export type { Member, MemberList, SignedMemberList } from './member-list.js';
+export { MEMBER_LIST_KIND, memberListSigningBytes, signMemberList, verifyMemberList, loadMemberList } from './member-list.js';
+export type { SecureMinimums } from './secure-membership.js';
+export { DEFAULT_SECURE_MINIMUMS, securePlanProblem } from './secure-membership.js';
 // LoRA variants: which adapter tensors an update carries (FFA-LoRA: only B).
 export type { LoraVariant } from './lora-variant.js';
 export { travelsInUpdate, loraVariantOf, plannedLoraVariant, updateLayout, updateTensors, updateDimension, checkPlanLayout, planUpdate, fullDelta } from './lora-variant.js';

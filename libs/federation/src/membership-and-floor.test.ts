@@ -12,6 +12,7 @@ import { constantTrainer, tinyAdapter } from './test-helpers.js';
 const rng = seededRandomBytes('membership-and-floor');
 const NAMES = Array.from({ length: 7 }, (_, i) => `c${i + 1}`);
 const identities = new Map(NAMES.map((n) => [n, generateIdentity(rng)]));
+const members = new Map([...identities].map(([n, id]) => [n, id.publicKey]));
 const layout = [...tinyAdapter()].map(([name, t]) => ({ name, shape: [...t.shape] }));
 
 function federation(o: { names: string[]; rounds: number; minClients: number; maxAttempts: number; revoked?: Set<string>; dropAt?: Record<string, Stage>; k?: number; t?: number; onRoundEnd?: (round: number) => void }) {
@@ -46,7 +47,7 @@ function federation(o: { names: string[]; rounds: number; minClients: number; ma
       pollMs: 50,
       heartbeatMs: 50,
       signal: stop.signal,
-      secure: { identitySecretKey: identities.get(name)!.secretKey, rng, dropAtFor: () => o.dropAt?.[name] },
+      secure: { identitySecretKey: identities.get(name)!.secretKey, members, rng, dropAtFor: () => o.dropAt?.[name] },
     }),
   );
   return { coordinator, run, clients, stop };

@@ -21,6 +21,8 @@ export interface RoundResult {
   survivors: ReadonlyMap<string, ClientReport>;
   /** Why the protocol itself failed (nothing can be aggregated), if it did. */
   failure?: string;
+  /** Clients caught misbehaving (the coordinator leaves them out of this round's reruns), with what they did. */
+  misbehaved?: ReadonlyMap<string, string>;
   /** The survivors' averaged delta (only when there is no failure; call once). */
   aggregate(): AggregateResult;
 }

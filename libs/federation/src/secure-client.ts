@@ -6,6 +6,7 @@ import { yieldToEventLoop } from './attempt-liveness.js';
 import { FederationError } from './errors.js';
 import { updateTensors } from './lora-variant.js';
 import { CLIP_INDICATOR_METRIC, countNoiseShareFor, plannedSurvivors } from './plan-privacy.js';
+import { DEFAULT_SECURE_MINIMUMS, securePlanProblem, type SecureMinimums } from './secure-membership.js';
 import type { ClientReport, RoundPlan, SecAggReply, SecureRoundPlan } from './types.js';
 
 /** One secure-aggregation exchange, as the connection offers it. */
@@ -22,6 +23,14 @@ export interface SecureClientOptions {
   /** This client's Ed25519 identity secret key (64 bytes, tweetnacl layout). */
   identitySecretKey: Uint8Array;
   rng: RandomBytes;
+  /**
+   * The federation's members (name -> Ed25519 identity key) from the member list the federation
+   * authority signed (member-list.ts), or pinned: a roster naming anyone else, or another key
+   * for a member, is refused. Never taken from the coordinator.
+   */
+  members: ReadonlyMap<string, Uint8Array>;
+  /** This institution's own floors on cohort size, survivors, t and k (defaults DEFAULT_SECURE_MINIMUMS). */
+  minimums?: Partial<SecureMinimums>;
   /** This client's integer noise share for distributed DP, if the plan asks for one. */
   noiseFor?: (plan: RoundPlan) => ((n: number) => Int32Array) | undefined;
   /** Fault injection (simulations): vanish, sending nothing, when the server's message for this stage arrives. */
@@ -68,9 +77,13 @@ export async function runSecureRound(
   const sp = plan.secagg;
   const id = sp?.ids[clientName];
   if (!sp || id === undefined) throw new FederationError('invalid-argument', `the plan of round ${plan.round} has no secure-aggregation slot for ${clientName}`);
+  const problem = securePlanRefusal(plan, clientName, opts);
+  if (problem) throw new FederationError('permission-denied', `${clientName} refuses the secure-aggregation plan of round ${plan.round}: ${problem}`);
+  const minimums = { ...DEFAULT_SECURE_MINIMUMS, ...opts.minimums };
   const identities = new Map(Object.entries(sp.roster).map(([name, key]) => [sp.ids[name]!, new Uint8Array(Buffer.from(key, 'base64'))]));
-  // Unmask no sum of fewer inputs than this client's noise share was calibrated for (#16 finding 8).
-  const minSurvivors = plannedSurvivors(plan);
+  // Unmask no sum of fewer inputs than this client's noise share was calibrated for (#16 finding 8),
+  // nor than this institution's own floor (its config; a sum of one is that client's input).
+  const minSurvivors = Math.max(plannedSurvivors(plan), minimums.minSurvivors);
   const client = new SecAggClient({ round: plan.round, clientId: id, identitySecretKey: opts.identitySecretKey, identities, rng: opts.rng, minSurvivors });
   const dropAt = opts.dropAtFor?.(plan);
   let report: ClientReport | undefined;
@@ -139,6 +152,16 @@ async function noiseInSlices(sample: ((n: number) => Int32Array) | undefined, n:
     if (len !== n) throw new FederationError('invalid-argument', `the encoding asked for ${len} noise words, ${n} were drawn (the plan's paddedDim)`);
     return z;
   };
+}
+
+/**
+ * Why this client refuses a secure plan (roster outside its member list, parameters below its
+ * own minimums), or undefined. The client runner declines such a round before training.
+ */
+export function securePlanRefusal(plan: RoundPlan, clientName: string, opts: Pick<SecureClientOptions, 'identitySecretKey' | 'members' | 'minimums'>): string | undefined {
+  if (!plan.secagg) return undefined;
+  if (!opts.members || opts.members.size === 0) return 'this institution has no member list (membership in its config), so it cannot tell members from identities the coordinator made';
+  return securePlanProblem(plan.secagg, clientName, opts.identitySecretKey.subarray(32, 64), opts.members, { ...DEFAULT_SECURE_MINIMUMS, ...opts.minimums });
 }
 
 /**

@@ -78,7 +78,7 @@ export class SecureRoundProtocol implements RoundProtocol {
       const failure = this.secure.abortReason ?? why;
       this.secure.abort(why);
       this.ended = null;
-      return { survivors: new Map(), failure, aggregate: () => { throw new RangeError(failure); } };
+      return { survivors: new Map(), failure, misbehaved: this.secure.misbehaved(), aggregate: () => { throw new RangeError(failure); } };
     }
     const { survivors, delta, centredCount } = this.secure.result(updateTensors(this.plan));
     this.ended = new Set(survivors);
@@ -89,7 +89,7 @@ export class SecureRoundProtocol implements RoundProtocol {
       const r = this.aggregation.finalizeSecure(delta, survivors.length, { centredCount });
       return { ...r, metrics: { ...r.metrics, secure: 1 } };
     };
-    return { survivors: reports, aggregate };
+    return { survivors: reports, misbehaved: this.secure.misbehaved(), aggregate };
   }
 }
 

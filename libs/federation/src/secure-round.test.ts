@@ -11,6 +11,7 @@ import { constantTrainer, tinyAdapter } from './test-helpers.js';
 const rng = seededRandomBytes('secure-round-test');
 const NAMES = Array.from({ length: 8 }, (_, i) => `c${i + 1}`);
 const identities = new Map(NAMES.map((n) => [n, generateIdentity(rng)]));
+const members = new Map([...identities].map(([n, id]) => [n, id.publicKey]));
 
 function federation(dropAt: Record<string, Stage>) {
   const coordinator = new FederationCoordinator({
@@ -40,7 +41,7 @@ function federation(dropAt: Record<string, Stage>) {
       pollMs: 100,
       heartbeatMs: 50,
       signal: stop.signal,
-      secure: { identitySecretKey: identities.get(name)!.secretKey, rng, dropAtFor: () => dropAt[name] },
+      secure: { identitySecretKey: identities.get(name)!.secretKey, members, rng, dropAtFor: () => dropAt[name] },
     }),
   );
   return { coordinator, run, clients, stop };

@@ -1,4 +1,4 @@
-import type { EncodingParams, Stage } from '@fedlora/secagg';
+import type { EncodingParams, Stage, UsedKeyRegistry } from '@fedlora/secagg';
 import { SecAggError, SecAggServer, chooseEncodingParams, chooseSecAggParams, decodeAverage } from '@fedlora/secagg';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { FederationError } from './errors.js';
@@ -37,8 +37,8 @@ export interface SecureAggregationOptions {
    */
   minSurvivors?: number;
   rng: RandomBytes;
-  /** X25519 keys seen in earlier rounds (keys are never reused across rounds). */
-  usedKeys?: Set<string>;
+  /** X25519 keys seen in earlier rounds (keys are never reused across rounds); the coordinator app keeps them in its store. */
+  usedKeys?: UsedKeyRegistry;
   /**
    * Parameters of the round being opened when they change between rounds (adaptive clipping);
    * overrides clipNorm and noiseStddevPerClient. With `countNoiseStd` the summed vector gets one
@@ -110,6 +110,8 @@ export class SecureRound {
   private readonly server: SecAggServer;
   private stageDeadline: number;
   private readonly nameOf: Map<number, string>;
+  /** Per client with an upload under way: its words received, and when tick last saw that number change. */
+  private readonly uploadProgress = new Map<number, { words: number; at: number }>();
 
   constructor(
     round: number,
@@ -141,7 +143,9 @@ export class SecureRound {
     const rotationSeed = Buffer.from(opts.rng(32)).toString('hex');
     this.plan = { ids, roster, k, t, encoding, rotationSeed, ...(countScale ? { countScale } : {}) };
     const dim = encoding.paddedDim + (countScale ? 1 : 0);
-    this.server = new SecAggServer({ round, cohort: names.map((_, i) => i + 1), identities, k, t, dim, rng: opts.rng, usedKeys: opts.usedKeys, minSurvivors });
+    // Every upload is staged until complete (memory O(d) per upload in flight, at most n d): a client
+    // that stops mid-upload is dropped like any other instead of aborting the round (#16 finding 6).
+    this.server = new SecAggServer({ round, cohort: names.map((_, i) => i + 1), identities, k, t, dim, rng: opts.rng, usedKeys: opts.usedKeys, minSurvivors, stagedUploads: names.length });
     this.stageDeadline = now + opts.stageTimeoutMs;
   }
 
@@ -178,7 +182,16 @@ export class SecureRound {
     // While clients train (collect stage) they send heartbeats between training steps; when every
     // client still owed a masked input has been silent for the liveness window, it has vanished:
     // do not wait for the round deadline. Never a stage timeout: training may take far longer.
-    const allSilent = st === 'collect' && lastSeen !== undefined && pending.length > 0 && pending.every((id) => now - lastSeen(this.nameOf.get(id)!) >= this.livenessMs);
+    // A client that started its upload is judged by its upload's progress, not by its polls: one
+    // that sends part of its input and then only polls is as gone as a silent one (#16 finding 6).
+    const active = (id: number) => {
+      const words = this.server.uploadedWords(id);
+      if (words === 0) return lastSeen!(this.nameOf.get(id)!);
+      const p = this.uploadProgress.get(id);
+      if (!p || p.words !== words) this.uploadProgress.set(id, { words, at: now });
+      return this.uploadProgress.get(id)!.at;
+    };
+    const allSilent = st === 'collect' && lastSeen !== undefined && pending.length > 0 && pending.map((id) => now - active(id) >= this.livenessMs).every(Boolean);
     if (pending.length === 0 || now >= deadline || allSilent) {
       this.server.advance();
       this.stageDeadline = now + this.opts.stageTimeoutMs;
@@ -196,6 +209,21 @@ export class SecureRound {
   /** When the current stage's deadline passes (for the caller's wait loop). */
   nextDeadline(): number {
     return this.server.stage === 'collect' ? Math.max(this.stageDeadline, this.collectDeadline) : this.stageDeadline;
+  }
+
+  /** Clients that misbehaved in this attempt (share ciphertexts that did not open, a partial upload, inconsistent shares), by name. */
+  misbehaved(): Map<string, string> {
+    return new Map([...this.server.misbehaved()].map(([id, why]) => [this.nameOf.get(id)!, why.replace(/client(\(s\))? (\d+(?:, \d+)*)/g, (_, pl: string | undefined, list: string) => `client${pl ?? ''} ${this.names(list)}`)]));
+  }
+
+  /** "1, 2" -> "inst-a, inst-b" (ids in protocol messages are the roster's 1-based positions). */
+  private names(list: string): string {
+    return list
+      .split(',')
+      .map((x) => x.trim())
+      .filter((x) => x !== '')
+      .map((x) => this.nameOf.get(Number(x)) ?? x)
+      .join(', ');
   }
 
   /** Why the protocol aborted, if it did (names the failed check; no secrets). */

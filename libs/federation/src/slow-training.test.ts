@@ -75,7 +75,7 @@ describe('a secure round whose clients train longer than every stage timeout', (
         pollMs: 100,
         heartbeatMs: STAGE_TIMEOUT_MS, // clock time: one heartbeat per step (each step takes 2 stage timeouts)
         clock,
-        secure: { identitySecretKey: identities.get(name)!.secretKey, rng },
+        secure: { identitySecretKey: identities.get(name)!.secretKey, members: new Map([...identities].map(([n, id]) => [n, id.publicKey])), rng },
       }),
     );
     const [h] = await run;

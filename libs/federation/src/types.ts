@@ -149,6 +149,12 @@ export interface RoundSummary {
   startedAt: number;
   endedAt: number;
   metrics: Record<string, number>;
+  /**
+   * Cohort members caught misbehaving in this attempt (#16 finding 6: share ciphertexts that did not
+   * open, an upload that stopped part-way, revealed shares inconsistent with a commitment). The round
+   * went on without them; they are left out of this round's later attempts.
+   */
+  misbehaved?: Array<{ client: string; reason: string }>;
   /** The adaptive-clipping step of a completed round with adaptive clipping. */
   adaptiveClipping?: AdaptiveClippingStep;
   /**

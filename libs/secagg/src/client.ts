@@ -1,6 +1,7 @@
 import nacl from 'tweetnacl';
 import type { RandomBytes } from '@fedlora/tensor';
 import { SecAggError, ensure } from './errors.js';
+import { deriveGraphSeed } from './graph-seed.js';
 import { hararyNeighbours } from './harary-graph.js';
 import {
   advertiseSigningBytes,
@@ -71,6 +72,7 @@ export type ClientStage =
   | { name: 'awaiting-config' }
   | { name: 'advertised'; cfg: RoundConfigMsg; neighbours: number[]; secrets: Secrets; bCommit: Uint8Array }
   | { name: 'shared'; cfg: RoundConfigMsg; session: Uint8Array; peers: Map<number, PeerKeys>; selfKey: Uint8Array }
+  | { name: 'received'; cfg: RoundConfigMsg; session: Uint8Array; peers: Map<number, PeerKeys>; selfKey: Uint8Array; held: HeldShares }
   | { name: 'masked'; cfg: RoundConfigMsg; session: Uint8Array; held: HeldShares }
   | { name: 'signed'; cfg: RoundConfigMsg; session: Uint8Array; held: HeldShares; survivors: number[] }
   | { name: 'finished' }
@@ -88,6 +90,7 @@ export class SecAggClient {
   constructor(private readonly cfg: SecAggClientConfig) {
     if (cfg.identitySecretKey.length !== 64) throw new RangeError(`SecAggClient: identitySecretKey must be 64 bytes, received ${cfg.identitySecretKey.length}`);
     if (!Number.isInteger(cfg.clientId) || cfg.clientId < 0 || cfg.clientId >= 2 ** 31) throw new RangeError(`SecAggClient: clientId must be an integer 0..2^31-1, received ${cfg.clientId}`);
+    if (cfg.minSurvivors !== undefined && (!Number.isInteger(cfg.minSurvivors) || cfg.minSurvivors < 1)) throw new RangeError(`SecAggClient: minSurvivors must be an integer >= 1, received ${cfg.minSurvivors}`);
     this.input = cfg.input;
     this.signer = ed25519Signer(cfg.identitySecretKey);
   }
@@ -126,6 +129,9 @@ export class SecAggClient {
         case 'shared':
           ensure(m.type === 'shares', 'stage', `expect 'shares' in stage shared, but received '${m.type}'`);
           return this.onShares(st, m.session, m.shares);
+        case 'received':
+          ensure(m.type === 'peers', 'stage', `expect 'peers' in stage received, but received '${m.type}'`);
+          return this.onPeers(st, m.session, m.peers);
         case 'masked':
           ensure(m.type === 'survivors', 'stage', `expect 'survivors' in stage masked, but received '${m.type}'`);
           return this.onSurvivors(st, m.session, m.survivors);
@@ -145,6 +151,11 @@ export class SecAggClient {
     ensure(m.t <= m.k && m.k <= m.cohort.length - 1, 'params', `need t <= k <= n - 1, received t=${m.t}, k=${m.k}, n=${m.cohort.length}`);
     ensure(2 * m.t > m.k, 'params', `threshold t=${m.t} must exceed k/2=${m.k / 2} so a lying server cannot collect both shares of a client`);
     ensure(m.k >= m.cohort.length - 1 || m.k % 2 === 0, 'params', `k must be even below n - 1, received k=${m.k}`);
+    const unknown = m.cohort.filter((id) => !this.cfg.identities.has(id));
+    ensure(unknown.length === 0, 'sender', `the cohort names client(s) ${unknown.join(', ')} without a roster identity key`);
+    // The graph seed is derived from the cohort's keys and the round (Bell et al. assume a random placement the server does not choose).
+    const seed = deriveGraphSeed(m.round, m.cohort.map((id) => [id, this.cfg.identities.get(id)!] as const));
+    ensure(bytesEqual(m.graphSeed, seed), 'graph', `the config's graph seed is not the one derived from the cohort's identity keys and round ${m.round}`);
     const neighbours = hararyNeighbours(m.cohort, m.k, m.graphSeed).get(me)!;
     const secrets: Secrets = { c: generateX25519(this.cfg.rng), s: generateX25519(this.cfg.rng), b: this.cfg.rng(32) };
     const bCommit = commitSeed(secrets.b);
@@ -214,21 +225,48 @@ export class SecAggClient {
     return { kind: 'send', stage: 'share', bytes: encodeMessage({ type: 'share', round: st.cfg.round, session, sender: me, shares }) };
   }
 
+  /**
+   * Opens the shares addressed to this client. A share that does not open, or is bound to another
+   * round, session or pair, is not an abort: its sender is reported in the receipt and the server
+   * removes it from the round before anyone masks (this client then neither holds its shares nor
+   * masks with it). Only too few valid shares (below t) end this client's round.
+   */
   private onShares(st: Extract<ClientStage, { name: 'shared' }>, session: Uint8Array, shares: Array<{ from: number; ct: Uint8Array }>): ClientReply {
     const me = this.cfg.clientId;
     ensure(bytesEqual(session, st.session), 'session', `share delivery is bound to another session`);
-    const input = this.input;
-    ensure(input && input.length === st.cfg.dim, 'params', `input must be ${st.cfg.dim} words before masking, received ${input?.length ?? 'none'}`);
     const held: HeldShares = new Map();
+    const rejected = new Set<number>();
     for (const { from, ct } of shares) {
       const peer = st.peers.get(from);
       ensure(peer, 'sender', `share from client ${from}, which is not an advertised neighbour`);
-      ensure(!held.has(from), 'duplicate', `two shares from client ${from}`);
-      const p = decodeSharePlaintext(boxOpen(ct, peer.boxKey));
-      ensure(p.round === st.cfg.round && bytesEqual(p.session, session) && p.from === from && p.to === me, 'decrypt', `share from client ${from} is bound to another round, session or pair`);
-      held.set(from, { sShare: p.sShare, bShare: p.bShare });
+      ensure(!held.has(from) && !rejected.has(from), 'duplicate', `two shares from client ${from}`);
+      const p = openShare(ct, peer.boxKey);
+      if (p && p.round === st.cfg.round && bytesEqual(p.session, session) && p.from === from && p.to === me) held.set(from, { sShare: p.sShare, bShare: p.bShare });
+      else {
+        if (p) wipeHeld(new Map([[from, p]]));
+        rejected.add(from);
+      }
     }
-    ensure(held.size >= st.cfg.t, 'threshold', `only ${held.size} neighbours shared keys, threshold is ${st.cfg.t}`);
+    ensure(held.size >= st.cfg.t, 'threshold', `only ${held.size} neighbours shared valid keys, threshold is ${st.cfg.t}`);
+    this.st = { name: 'received', cfg: st.cfg, session, peers: st.peers, selfKey: st.selfKey, held };
+    const list = [...rejected].sort((a, b) => a - b);
+    return { kind: 'send', stage: 'receipt', bytes: encodeMessage({ type: 'receipt', round: st.cfg.round, session, sender: me, rejected: list }) };
+  }
+
+  /** Masks the input with the self mask and the pairwise masks of the held neighbours the server kept in the round. */
+  private onPeers(st: Extract<ClientStage, { name: 'received' }>, session: Uint8Array, peerList: number[]): ClientReply {
+    const me = this.cfg.clientId;
+    ensure(bytesEqual(session, st.session), 'session', `peer list is bound to another session`);
+    const kept = new Set(peerList);
+    ensure(kept.has(me), 'consistency', `the peer list omits client ${me}, which sent its receipt`);
+    const input = this.input;
+    ensure(input && input.length === st.cfg.dim, 'params', `input must be ${st.cfg.dim} words before masking, received ${input?.length ?? 'none'}`);
+    const held: HeldShares = new Map();
+    for (const [v, sh] of st.held) {
+      if (kept.has(v)) held.set(v, sh);
+      else wipeHeld(new Map([[v, sh]]));
+    }
+    ensure(held.size >= st.cfg.t, 'threshold', `only ${held.size} neighbours remain in the round, threshold is ${st.cfg.t}`);
     const masked = input.slice();
     const terms: MaskTerm[] = [{ key: st.selfKey, sign: 1 }];
     for (const v of [...held.keys()].sort((a, b) => a - b)) terms.push(st.peers.get(v)!.mask);
@@ -302,8 +340,22 @@ export class SecAggClient {
     const st = this.st;
     if (st.name === 'advertised') wipeSecrets(st.secrets);
     if (st.name === 'shared') wipePeers(st);
+    if (st.name === 'received') {
+      wipePeers(st);
+      wipeHeld(st.held);
+    }
     if (st.name === 'masked' || st.name === 'signed') wipeHeld(st.held);
     this.st = { name: 'aborted', error };
+  }
+}
+
+/** The decrypted share plaintext, or undefined when the ciphertext does not open or decode. */
+function openShare(ct: Uint8Array, boxKey: Uint8Array): ReturnType<typeof decodeSharePlaintext> | undefined {
+  try {
+    return decodeSharePlaintext(boxOpen(ct, boxKey));
+  } catch (e) {
+    if (e instanceof SecAggError) return undefined;
+    throw e;
   }
 }
 
@@ -315,7 +367,7 @@ function wipePeers(st: { peers: Map<number, PeerKeys>; selfKey: Uint8Array }): v
   }
 }
 
-function wipeHeld(held: HeldShares): void {
+function wipeHeld(held: ReadonlyMap<number, { sShare: Uint8Array; bShare: Uint8Array }>): void {
   for (const sh of held.values()) {
     sh.sShare.fill(0);
     sh.bShare.fill(0);

@@ -20,6 +20,8 @@ export {
   computeSessionId,
   sign,
   verify,
+  advertiseSigningBytes,
+  commitSeed,
   boxSharedKey,
   boxKeyFromShared,
   boxSeal,
@@ -39,7 +41,9 @@ export type { Neighbourhoods } from './harary-graph.js';
 export { hararyNeighbours } from './harary-graph.js';
 export type { SecAggParams, SecAggParamsInput } from './params.js';
 /** Choose neighbourhood size k and threshold t (Bell et al. 2020 conditions, exact tails). */
-export { chooseSecAggParams, binomialUpperTail } from './params.js';
+export { chooseSecAggParams, binomialUpperTail, secAggSecurityFailure } from './params.js';
+/** The graph seed every party derives from the cohort's identity keys and the round. */
+export { deriveGraphSeed } from './graph-seed.js';
 
 // Distributed-DP encoding.
 /** Randomized Hadamard rotation and its inverse. */
@@ -83,7 +87,7 @@ export { WIRE_VERSION } from './wire.js';
 export type { SecAggClientConfig, ClientReply, ClientStage } from './client.js';
 /** Client state machine for one round; Ed25519 identity generator. */
 export { SecAggClient, generateIdentity, DEFAULT_CHUNK_WORDS } from './client.js';
-export type { SecAggServerConfig, ServerReply, ServerStage, SecAggResult } from './server.js';
+export type { SecAggServerConfig, ServerReply, ServerStage, SecAggResult, UsedKeyRegistry } from './server.js';
 /** Server state machine for one round (running O(d) sum, caller-driven deadlines). */
 export { SecAggServer } from './server.js';
 export type { RunRoundOptions, RunRoundOutcome } from './run-round.js';

@@ -10,8 +10,14 @@ import { WIRE_VERSION, array, b64, frameJson, idList, int, readHeader, readJsonB
  * protocol layer then checks stage, round, session and sender.
  */
 
-/** The protocol stages, in order (Bonawitz et al. 2017 rounds 0-4). */
-export const STAGES = ['advertise', 'share', 'collect', 'consistency', 'unmask'] as const;
+/**
+ * The protocol stages, in order (Bonawitz et al. 2017 rounds 0-4), with one addition: 'receipt',
+ * between share and collect, where every client opens the shares addressed to it and reports the
+ * senders whose ciphertext it could not open. The server then removes those senders (and anyone
+ * who sent no receipt) before anyone masks, and tells everyone the set to mask with: an invalid
+ * share ciphertext makes its sender drop out of the round, never makes the receiver abort.
+ */
+export const STAGES = ['advertise', 'share', 'receipt', 'collect', 'consistency', 'unmask'] as const;
 /** One protocol stage. */
 export type Stage = (typeof STAGES)[number];
 
@@ -28,8 +34,10 @@ export type RoundConfigMsg = { type: 'config'; round: number; cohort: number[]; 
 export type SignedKeys = { clientId: number; cPk: Uint8Array; sPk: Uint8Array; bCommit: Uint8Array; sig: Uint8Array };
 /** Stage share: every advertised key set (the session id is computed over all of them). */
 export type KeyListMsg = { type: 'keys'; round: number; keys: SignedKeys[] };
-/** Stage collect: the sealed shares addressed to this client. */
+/** Stage receipt: the sealed shares addressed to this client. */
 export type ShareDeliveryMsg = { type: 'shares'; round: number; session: Uint8Array; shares: Array<{ from: number; ct: Uint8Array }> };
+/** Stage collect: the clients whose inputs may enter the sum; each masks with its neighbours among them. */
+export type MaskPeersMsg = { type: 'peers'; round: number; session: Uint8Array; peers: number[] };
 /** Stage consistency: the survivor set the client is asked to sign. */
 export type SurvivorsMsg = { type: 'survivors'; round: number; session: Uint8Array; survivors: number[] };
 /** Stage unmask: who is alive and who dropped, with the neighbours' consistency signatures. */
@@ -44,7 +52,7 @@ export type UnmaskRequestMsg = {
 /** The round was aborted; `check` names the failed check. */
 export type AbortMsg = { type: 'abort'; round: number; check: string; reason: string };
 /** Any server message. */
-export type ServerMsg = RoundConfigMsg | KeyListMsg | ShareDeliveryMsg | SurvivorsMsg | UnmaskRequestMsg | AbortMsg;
+export type ServerMsg = RoundConfigMsg | KeyListMsg | ShareDeliveryMsg | MaskPeersMsg | SurvivorsMsg | UnmaskRequestMsg | AbortMsg;
 
 // ---- client -> server ----
 
@@ -52,6 +60,8 @@ export type ServerMsg = RoundConfigMsg | KeyListMsg | ShareDeliveryMsg | Survivo
 export type AdvertiseMsg = { type: 'advertise'; round: number; sender: number; cPk: Uint8Array; sPk: Uint8Array; bCommit: Uint8Array; sig: Uint8Array };
 /** Stage share: one sealed share pair per neighbour. */
 export type ShareKeysMsg = { type: 'share'; round: number; session: Uint8Array; sender: number; shares: Array<{ to: number; ct: Uint8Array }> };
+/** Stage receipt: the neighbours whose share ciphertext this client could not open (they drop out). */
+export type ReceiptMsg = { type: 'receipt'; round: number; session: Uint8Array; sender: number; rejected: number[] };
 /** Stage collect: a slice of the masked input. */
 export type MaskedChunkMsg = { type: 'chunk'; round: number; session: Uint8Array; sender: number; offset: number; words: Uint32Array };
 /** Stage consistency: the signature on the survivor set. */
@@ -66,18 +76,19 @@ export type UnmaskSharesMsg = {
   sShares: Array<{ of: number; y: Uint8Array }>;
 };
 /** Any client message. */
-export type ClientMsg = AdvertiseMsg | ShareKeysMsg | MaskedChunkMsg | ConsistencyMsg | UnmaskSharesMsg;
+export type ClientMsg = AdvertiseMsg | ShareKeysMsg | ReceiptMsg | MaskedChunkMsg | ConsistencyMsg | UnmaskSharesMsg;
 
 /** The stage each client message belongs to. */
 export const CLIENT_MSG_STAGE: Record<ClientMsg['type'], Stage> = {
   advertise: 'advertise',
   share: 'share',
+  receipt: 'receipt',
   chunk: 'collect',
   consistency: 'consistency',
   'unmask-shares': 'unmask',
 };
 
-const CODES = { config: 0x10, keys: 0x11, shares: 0x12, survivors: 0x13, unmask: 0x14, abort: 0x1f, advertise: 0x01, share: 0x02, chunk: 0x03, consistency: 0x04, 'unmask-shares': 0x05 } as const;
+const CODES = { config: 0x10, keys: 0x11, shares: 0x12, survivors: 0x13, unmask: 0x14, peers: 0x15, abort: 0x1f, advertise: 0x01, share: 0x02, chunk: 0x03, consistency: 0x04, 'unmask-shares': 0x05, receipt: 0x06 } as const;
 const NAMES = new Map<number, keyof typeof CODES>(Object.entries(CODES).map(([k, v]) => [v, k as keyof typeof CODES]));
 
 const shareY = (v: unknown, what: string) => unb64(v, what, SHAMIR_ELEMENT_BYTES);
@@ -94,6 +105,10 @@ export function encodeMessage(m: ServerMsg | ClientMsg): Uint8Array {
       });
     case 'shares':
       return frameJson(CODES.shares, { round: m.round, session: b64(m.session), shares: m.shares.map((s) => ({ from: s.from, ct: b64(s.ct) })) });
+    case 'peers':
+      return frameJson(CODES.peers, { round: m.round, session: b64(m.session), peers: m.peers });
+    case 'receipt':
+      return frameJson(CODES.receipt, { round: m.round, session: b64(m.session), sender: m.sender, rejected: m.rejected });
     case 'survivors':
       return frameJson(CODES.survivors, { round: m.round, session: b64(m.session), survivors: m.survivors });
     case 'unmask':
@@ -177,6 +192,14 @@ export function parseMessage(bytes: Uint8Array): ServerMsg | ClientMsg {
         return { from: int(r.from, `shares.shares[${i}].from`, 0, 2 ** 31 - 1), ct: unb64(r.ct, `shares.shares[${i}].ct`, SEALED_SHARE_BYTES) };
       });
       return { type: name, round: int(o.round, 'shares.round'), session: unb64(o.session, 'shares.session', 32), shares };
+    }
+    case 'peers': {
+      const o = F(['round', 'session', 'peers']);
+      return { type: name, round: int(o.round, 'peers.round'), session: unb64(o.session, 'peers.session', 32), peers: idList(o.peers, 'peers.peers') };
+    }
+    case 'receipt': {
+      const o = F(['round', 'session', 'sender', 'rejected']);
+      return { type: name, round: int(o.round, 'receipt.round'), session: unb64(o.session, 'receipt.session', 32), sender: int(o.sender, 'receipt.sender', 0, 2 ** 31 - 1), rejected: idList(o.rejected, 'receipt.rejected') };
     }
     case 'survivors': {
       const o = F(['round', 'session', 'survivors']);

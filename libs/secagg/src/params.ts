@@ -70,6 +70,17 @@ export function binomialUpperTail(k: number, p: number, m: number): number {
   return Math.min(1, s);
 }
 
+/**
+ * Upper bound on the probability that a server colluding with a gamma fraction of the cohort
+ * learns both secrets of some honest client, for a plan (n, k, t) chosen by someone else: the
+ * security condition of the rule above, n * P[Bin(k, gamma) >= 2t - k] (semi-honest: >= t).
+ * Clients evaluate it with their own gamma to refuse plans weaker than they accept.
+ */
+export function secAggSecurityFailure(n: number, k: number, t: number, corruptFraction: number, maliciousServer = true): number {
+  const kk = Math.min(k, n - 1);
+  return Math.min(1, n * binomialUpperTail(kk, corruptFraction, maliciousServer ? 2 * t - kk : t));
+}
+
 /** Chooses (k, t) for a cohort of n; see the module comment for the rule and its source. */
 export function chooseSecAggParams(input: SecAggParamsInput): SecAggParams {
   const { n, dropoutFraction: delta } = input;

@@ -1,3 +1,4 @@
+import type { UsedKeyRegistry } from './server.js';
 import type { RandomBytes } from '@fedlora/tensor';
 import { SecAggClient, generateIdentity } from './client.js';
 import { SecAggError } from './errors.js';
@@ -36,7 +37,7 @@ export type RunRoundOptions = {
   /** Fewest survivors the server unmasks (SecAggServerConfig.minSurvivors). */
   serverMinSurvivors?: number;
   /** Keys used in earlier rounds (see SecAggServerConfig.usedKeys). */
-  usedKeys?: Set<string>;
+  usedKeys?: UsedKeyRegistry;
   /** Ed25519 identities per client (generated from `rng` when absent). */
   identities?: ReadonlyMap<number, { publicKey: Uint8Array; secretKey: Uint8Array }>;
   /** Called when every client has had its turn in a stage, just before `advance()` (timing probes). */

@@ -1,14 +1,17 @@
 import type { RandomBytes } from '@fedlora/tensor';
 import { SecAggError, ensure } from './errors.js';
+import { deriveGraphSeed } from './graph-seed.js';
 import { hararyNeighbours, type Neighbourhoods } from './harary-graph.js';
 import { advertiseSigningBytes, bytesEqual, computeSessionId, consistencySigningBytes, digest, verify } from './key-agreement.js';
 import { addMasks } from './mask-prg.js';
-import { unmaskTerms } from './unmask.js';
+import { resolveRejections } from './receipt-conflicts.js';
+import { ReconstructionError, unmaskTerms } from './unmask.js';
 import {
   CLIENT_MSG_STAGE,
   encodeMessage,
   parseMessage,
   type ClientMsg,
+  type ReceiptMsg,
   type ShareKeysMsg,
   type SignedKeys,
   type Stage,
@@ -55,9 +58,16 @@ export type SecAggServerConfig = {
    * input carries 1/minSurvivors of the noise variance, so a smaller sum is under-noised).
    */
   minSurvivors?: number;
-  /** Hex of every X25519 public key used in earlier rounds; advertisements reusing one are refused, and this round's are added. */
-  usedKeys?: Set<string>;
+  /**
+   * Hex of every X25519 public key used in earlier rounds; advertisements reusing one are refused,
+   * and this round's are added. A Set, or a registry backed by the coordinator's store so that a
+   * restart does not forget them.
+   */
+  usedKeys?: UsedKeyRegistry;
 };
+
+/** Where used X25519 keys are remembered (a Set<string> is one). */
+export type UsedKeyRegistry = { has(publicKeyHex: string): boolean; add(publicKeyHex: string): unknown };
 
 /** What a client should get next. */
 export type ServerReply =
@@ -93,6 +103,9 @@ export class SecAggServer {
   private readonly advertPks = new Set<string>();
   private session: Uint8Array = new Uint8Array(32);
   private readonly shareMsgs = new Map<number, ShareKeysMsg>();
+  private readonly receipts = new Map<number, number[]>();
+  /** Who misbehaved in this round and how (the caller leaves them out of reruns). */
+  private readonly blamed = new Map<number, string>();
   private readonly received = new Map<number, number>();
   private sum: Uint32Array | undefined;
   private readonly staging = new Map<number, Uint32Array>();
@@ -100,6 +113,8 @@ export class SecAggServer {
   private readonly unmaskMsgs = new Map<number, UnmaskSharesMsg>();
   private u1: number[] = [];
   private u2: number[] = [];
+  /** Clients whose inputs may enter the sum: sent a receipt and no one rejected their shares (U2 of Bonawitz et al. from here on). */
+  private uc: number[] = [];
   private u3: number[] = [];
   private u4: number[] = [];
   private stageMessages = new Map<number, Uint8Array>();
@@ -114,7 +129,8 @@ export class SecAggServer {
     if (!Number.isInteger(cfg.dim) || cfg.dim < 1 || cfg.dim > 2 ** 30) throw new RangeError(`SecAggServer: dim must be an integer 1..2^30, received ${cfg.dim}`);
     for (const id of cfg.cohort) if (!cfg.identities.has(id)) throw new RangeError(`SecAggServer: no identity key for cohort member ${id}`);
     this.cohort = new Set(cfg.cohort);
-    this.graphSeed = cfg.rng(32);
+    // Derived from the cohort's keys and the round, never drawn: clients recompute and check it.
+    this.graphSeed = deriveGraphSeed(cfg.round, cfg.cohort.map((id) => [id, cfg.identities.get(id)!] as const));
     const k = Math.min(cfg.k, n - 1);
     this.graph = hararyNeighbours(cfg.cohort, k, this.graphSeed);
     this.configBytes = encodeMessage({ type: 'config', round: cfg.round, cohort: sorted(cfg.cohort), k, t: cfg.t, dim: cfg.dim, graphSeed: this.graphSeed });
@@ -151,8 +167,10 @@ export class SecAggServer {
         return sorted(this.cfg.cohort).filter((u) => !this.adverts.has(u));
       case 'share':
         return this.u1.filter((u) => !this.shareMsgs.has(u));
+      case 'receipt':
+        return this.u2.filter((u) => !this.receipts.has(u));
       case 'collect':
-        return this.u2.filter((u) => this.received.get(u) !== this.cfg.dim);
+        return this.uc.filter((u) => this.received.get(u) !== this.cfg.dim);
       case 'consistency':
         return this.u3.filter((u) => !this.consistencySigs.has(u));
       case 'unmask':
@@ -162,12 +180,17 @@ export class SecAggServer {
     }
   }
 
+  /** Words of client `clientId`'s masked input received so far in the collect stage. */
+  uploadedWords(clientId: number): number {
+    return this.received.get(clientId) ?? 0;
+  }
+
   /** What client `from` should receive now. */
   poll(from: number): ServerReply {
     const st = this.st;
     if (st.name === 'aborted') return { kind: 'aborted', bytes: this.abortBytes(st.error) };
     if (st.name === 'finished') return { kind: 'finished' };
-    const eligible = { advertise: [...this.cohort], share: this.u1, collect: this.u2, consistency: this.u3, unmask: this.u4 }[st.name];
+    const eligible = { advertise: [...this.cohort], share: this.u1, receipt: this.u2, collect: this.uc, consistency: this.u3, unmask: this.u4 }[st.name];
     if (!eligible.includes(from)) return { kind: 'excluded' };
     if (!this.pending().includes(from) || (st.name === 'collect' && (this.received.get(from) ?? 0) > 0)) return { kind: 'wait' };
     const bytes = this.broadcast ?? this.stageMessages.get(from)!;
@@ -193,6 +216,9 @@ export class SecAggServer {
       case 'share':
         this.onShare(m);
         break;
+      case 'receipt':
+        this.onReceipt(m);
+        break;
       case 'chunk':
         this.addMaskedChunk(from, m.offset, m.words);
         break;
@@ -209,7 +235,7 @@ export class SecAggServer {
   /** Adds a slice of client `clientId`'s masked input into the running sum (chunks must arrive in order). */
   addMaskedChunk(clientId: number, offset: number, words: Uint32Array): void {
     ensure(this.st.name === 'collect', 'stage', `expect collect stage, but receive a masked chunk in stage ${this.st.name}`);
-    ensure(this.u2.includes(clientId), 'sender', `client ${clientId} did not share keys and cannot upload an input`);
+    ensure(this.uc.includes(clientId), 'sender', `client ${clientId} is not among the clients kept after the share receipts and cannot upload an input`);
     const done = this.received.get(clientId) ?? 0;
     ensure(offset === done, 'chunk', `client ${clientId}'s chunk starts at ${offset}, expected ${done}`);
     ensure(words.length > 0 && offset + words.length <= this.cfg.dim, 'chunk', `client ${clientId}'s chunk [${offset}, ${offset + words.length}) exceeds dim ${this.cfg.dim}`);
@@ -256,6 +282,15 @@ export class SecAggServer {
     this.shareMsgs.set(m.sender, m);
   }
 
+  private onReceipt(m: ReceiptMsg): void {
+    ensure(this.u2.includes(m.sender), 'sender', `client ${m.sender} did not share keys`);
+    ensure(!this.receipts.has(m.sender), 'duplicate', `client ${m.sender} already sent its receipt`);
+    const senders = new Set(this.graph.get(m.sender)!.filter((v) => this.shareMsgs.has(v)));
+    const bad = m.rejected.filter((v) => !senders.has(v));
+    ensure(bad.length === 0, 'graph', `client ${m.sender} rejected shares of client(s) ${bad.join(', ')}, which sent it none`);
+    this.receipts.set(m.sender, m.rejected);
+  }
+
   private onConsistency(sender: number, sig: Uint8Array): void {
     ensure(this.u3.includes(sender), 'sender', `client ${sender} is not a survivor`);
     ensure(!this.consistencySigs.has(sender), 'duplicate', `client ${sender} already signed the survivor set`);
@@ -267,7 +302,8 @@ export class SecAggServer {
     ensure(this.u4.includes(m.sender), 'sender', `client ${m.sender} did not sign the survivor set`);
     ensure(!this.unmaskMsgs.has(m.sender), 'duplicate', `client ${m.sender} already sent unmask shares`);
     const alive = new Set(this.u3);
-    const sharedWithSender = new Set(this.graph.get(m.sender)!.filter((u) => this.shareMsgs.has(u)));
+    const inRound = new Set(this.uc);
+    const sharedWithSender = new Set(this.graph.get(m.sender)!.filter((u) => inRound.has(u)));
     const seen = new Set<number>();
     for (const { of } of m.bShares) {
       ensure(sharedWithSender.has(of) && alive.has(of), 'alive-and-dropped', `client ${m.sender} sent a self-mask share of client ${of}, which is not an alive neighbour`);
@@ -293,6 +329,9 @@ export class SecAggServer {
           break;
         case 'share':
           this.closeShare();
+          break;
+        case 'receipt':
+          this.closeReceipt();
           break;
         case 'collect':
           this.closeCollect();
@@ -325,6 +364,17 @@ export class SecAggServer {
     return this.st.name === 'aborted' ? this.st.error : undefined;
   }
 
+  /**
+   * Clients that misbehaved in this round, with what they did (no secrets): a sender whose share
+   * ciphertexts its neighbours could not open (naming them: a lying receiver can frame a sender, so
+   * both names are kept), an upload that stopped part-way, a revealed share inconsistent with the
+   * commitment its secret reconstructs to. The round went on without them; callers leave them out
+   * of reruns and show them to the operator.
+   */
+  misbehaved(): ReadonlyMap<number, string> {
+    return this.blamed;
+  }
+
   /** The unmasked sum and the survivors; throws SecAggError('aborted' | 'stage') unless the round finished. */
   result(): SecAggResult {
     const st = this.st;
@@ -333,10 +383,11 @@ export class SecAggServer {
     return this.output;
   }
 
-  /** Needs >= t of u's share holders among `holders` for every u in `who`. */
+  /** Needs >= t of u's share holders among `holders` for every u in `who` (holders of u's shares: its neighbours kept in the round). */
   private requireHolders(who: readonly number[], holders: ReadonlySet<number>, what: string): void {
+    const inRound = new Set(this.uc);
     for (const u of who) {
-      const alive = this.graph.get(u)!.filter((v) => holders.has(v) && this.shareMsgs.has(v)).length;
+      const alive = this.graph.get(u)!.filter((v) => holders.has(v) && inRound.has(v)).length;
       ensure(alive >= this.cfg.t, 'threshold', `client ${u} has ${alive} ${what} neighbours holding its shares, threshold is ${this.cfg.t}`);
     }
   }
@@ -359,12 +410,28 @@ export class SecAggServer {
     const inbox = new Map<number, Array<{ from: number; ct: Uint8Array }>>(this.u2.map((v) => [v, []]));
     for (const u of this.u2) for (const s of this.shareMsgs.get(u)!.shares) inbox.get(s.to)?.push({ from: u, ct: s.ct });
     for (const v of this.u2) this.stageMessages.set(v, encodeMessage({ type: 'shares', round: this.cfg.round, session: this.session, shares: inbox.get(v)! }));
+    this.st = { name: 'receipt' };
+  }
+
+  /**
+   * Keeps the clients that sent a receipt, minus those removed so that no rejected share stands
+   * between two kept clients (resolveRejections). A removed client is out of the round before anyone
+   * masks (no one masks with it, its input is refused), exactly as if it had never shared keys, so
+   * invalid ciphertexts, or false reports of them, cost the others nothing.
+   */
+  private closeReceipt(): void {
+    const removed = resolveRejections(this.receipts);
+    for (const [x, why] of removed) this.blamed.set(x, why);
+    this.uc = sorted(this.receipts.keys()).filter((u) => !removed.has(u));
+    ensure(this.uc.length >= this.cfg.t, 'threshold', `${this.uc.length} clients remain after the share receipts (need >= ${this.cfg.t})`);
+    this.stageMessages = new Map();
+    this.broadcast = encodeMessage({ type: 'peers', round: this.cfg.round, session: this.session, peers: this.uc });
     this.sum = new Uint32Array(this.cfg.dim);
     this.st = { name: 'collect' };
   }
 
   private closeCollect(): void {
-    const partial = this.u2.filter((u) => {
+    const partial = this.uc.filter((u) => {
       const r = this.received.get(u) ?? 0;
       return r > 0 && r < this.cfg.dim;
     });
@@ -376,10 +443,11 @@ export class SecAggServer {
       'chunk',
       `client(s) ${partial.join(', ')} stopped mid-upload; their partial inputs are in the running sum and cannot be removed (set stagedUploads to tolerate this)`,
     );
-    this.u3 = this.u2.filter((u) => this.received.get(u) === this.cfg.dim);
+    for (const u of partial) this.blamed.set(u, `stopped mid-upload (${this.received.get(u)} of ${this.cfg.dim} words); counted as dropped`);
+    this.u3 = this.uc.filter((u) => this.received.get(u) === this.cfg.dim);
     const need = Math.max(this.cfg.t, this.cfg.minSurvivors ?? 1);
     ensure(this.u3.length >= need, 'threshold', `${this.u3.length} clients uploaded inputs (need >= ${need})`);
-    this.requireHolders(this.u2, new Set(this.u3), 'surviving');
+    this.requireHolders(this.uc, new Set(this.u3), 'surviving');
     this.stageMessages = new Map();
     this.broadcast = encodeMessage({ type: 'survivors', round: this.cfg.round, session: this.session, survivors: this.u3 });
     this.st = { name: 'consistency' };
@@ -387,8 +455,8 @@ export class SecAggServer {
 
   private closeConsistency(): void {
     this.u4 = sorted(this.consistencySigs.keys());
-    this.requireHolders(this.u2, new Set(this.u4), 'confirming');
-    const dropped = this.u2.filter((u) => !this.u3.includes(u));
+    this.requireHolders(this.uc, new Set(this.u4), 'confirming');
+    const dropped = this.uc.filter((u) => !this.u3.includes(u));
     this.broadcast = undefined;
     this.stageMessages = new Map();
     for (const v of this.u4) {
@@ -400,18 +468,27 @@ export class SecAggServer {
 
   private closeUnmask(): void {
     const alive = new Set(this.u3);
-    const terms = unmaskTerms({
-      t: this.cfg.t,
-      session: this.session,
-      graph: this.graph,
-      adverts: this.adverts,
-      survivors: this.u3,
-      dropped: this.u2.filter((x) => !alive.has(x)),
-      responses: this.unmaskMsgs.values(),
-    });
+    let unmasked: ReturnType<typeof unmaskTerms>;
+    try {
+      unmasked = unmaskTerms({
+        t: this.cfg.t,
+        session: this.session,
+        graph: this.graph,
+        adverts: this.adverts,
+        survivors: this.u3,
+        dropped: this.uc.filter((x) => !alive.has(x)),
+        responses: this.unmaskMsgs.values(),
+      });
+    } catch (e) {
+      if (e instanceof ReconstructionError) this.blamed.set(e.of, 'no subset of its revealed shares reconstructs the secret it committed to: it dealt inconsistent shares (or most revealers lied)');
+      throw e;
+    }
+    for (const { revealer, of } of unmasked.badShares) {
+      this.blamed.set(revealer, `revealed a share of client ${of} inconsistent with client ${of}'s commitment (client ${revealer} or client ${of} lied)`);
+    }
     const sum = this.sum!;
-    addMasks(sum, terms);
-    for (const t of terms) t.key.fill(0);
+    addMasks(sum, unmasked.terms);
+    for (const t of unmasked.terms) t.key.fill(0);
     for (const m of this.unmaskMsgs.values()) for (const sh of [...m.bShares, ...m.sShares]) sh.y.fill(0);
     this.output = { sum, survivors: [...this.u3] };
     this.st = { name: 'finished' };

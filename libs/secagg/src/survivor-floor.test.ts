@@ -46,6 +46,6 @@ describe('survivor floor (minSurvivors)', () => {
     });
     expect(out.aborted?.check).toBe('threshold');
     expect(out.aborted?.message).toMatch(/5 clients uploaded inputs \(need >= 6\)/);
-    expect(stages).toEqual(['share', 'collect', 'aborted']);
+    expect(stages).toEqual(['share', 'receipt', 'collect', 'aborted']);
   });
 });

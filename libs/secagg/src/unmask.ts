@@ -1,10 +1,10 @@
-import { ensure } from './errors.js';
+import { SecAggError, ensure } from './errors.js';
 import type { Neighbourhoods } from './harary-graph.js';
 import { bytesEqual, commitSeed, x25519Agreer, x25519PublicKey } from './key-agreement.js';
 import type { MaskTerm } from './mask-prg.js';
 import { pairMaskKey, pairSign, selfMaskKey, shareX } from './masking.js';
 import type { SignedKeys, UnmaskSharesMsg } from './messages.js';
-import { shamirCombineMany, type ShamirShare } from './shamir.js';
+import { shamirCombine, shamirCombineMany, type ShamirShare } from './shamir.js';
 
 /**
  * The server's unmasking step (Bonawitz et al. 2017, round 4; Bell et al. 2020 with
@@ -28,37 +28,161 @@ export type UnmaskInput = {
   responses: Iterable<UnmaskSharesMsg>;
 };
 
-/** The mask terms whose addition to the running sum leaves exactly the survivors' inputs. */
-export function unmaskTerms(inp: UnmaskInput): MaskTerm[] {
+/** A revealed share that contradicts the secret its owner committed to. */
+export type BadShare = { revealer: number; of: number };
+
+/** No subset of the shares of client `of` verified: it dealt inconsistent shares, or most of their revealers lied. */
+export class ReconstructionError extends SecAggError {
+  constructor(
+    readonly of: number,
+    message: string,
+  ) {
+    super('reconstruction', message);
+  }
+}
+
+/** Most t-subsets tried per secret before giving up (bounds a malicious revealer's cost to the server). */
+export const MAX_RECONSTRUCTION_TRIALS = 256;
+
+type HeldShare = ShamirShare & { revealer: number };
+
+/**
+ * The t-subsets of `m` shares tried, in order: the first t, then the first t without share i for
+ * each i, then without each pair (i, j), up to `MAX_RECONSTRUCTION_TRIALS`. Any single bad share
+ * is therefore found within m + 1 trials and any two within about m^2 / 2 (when m - t >= 2).
+ */
+function* subsets(m: number, t: number): Generator<number[]> {
+  const firstT = (skip: ReadonlySet<number>) => {
+    const out: number[] = [];
+    for (let i = 0; i < m && out.length < t; i++) if (!skip.has(i)) out.push(i);
+    return out.length === t ? out : undefined;
+  };
+  let trials = 0;
+  const skips: Array<Set<number>> = [new Set()];
+  for (let i = 0; i < m; i++) skips.push(new Set([i]));
+  for (let i = 0; i < m; i++) for (let j = i + 1; j < m; j++) skips.push(new Set([i, j]));
+  for (const skip of skips) {
+    if (trials >= MAX_RECONSTRUCTION_TRIALS) return;
+    const pick = firstT(skip);
+    if (!pick) continue;
+    trials++;
+    yield pick;
+  }
+}
+
+function tryCombine(shares: readonly ShamirShare[]): Uint8Array | undefined {
+  try {
+    return shamirCombine(shares, 32);
+  } catch (e) {
+    if (e instanceof RangeError) return undefined; // corrupted shares interpolate to a value that does not fit
+    throw e;
+  }
+}
+
+/**
+ * Reconstructs one secret robustly: t-subsets of the revealed shares (see `subsets`) until one
+ * reconstructs to a secret that passes `check` (its public commitment). Throws
+ * SecAggError('reconstruction') when no subset within the bound verifies.
+ */
+function reconstruct(shares: readonly HeldShare[], t: number, check: (secret: Uint8Array) => boolean, what: string, of: number): { secret: Uint8Array; pick: number[] } {
+  for (const pick of subsets(shares.length, t)) {
+    const secret = tryCombine(pick.map((i) => shares[i]!));
+    if (!secret) continue;
+    if (check(secret)) return { secret, pick };
+    secret.fill(0);
+  }
+  throw new ReconstructionError(of, `no ${t} of the ${shares.length} revealed ${what} shares of client ${of} reconstruct a secret matching its commitment (tried up to ${MAX_RECONSTRUCTION_TRIALS} subsets)`);
+}
+
+/**
+ * The revealed shares off the polynomial of a verified secret: each share outside the verified
+ * subset, with t - 1 of that subset, must reconstruct the same secret. All checks are interpolated
+ * in one batch (one inversion); a set whose value does not fit is off the polynomial too.
+ */
+function inconsistentShares(jobs: ReadonlyArray<{ u: number; shares: readonly HeldShare[]; pick: number[]; secret: Uint8Array }>): BadShare[] {
+  const sets: ShamirShare[][] = [];
+  const owners: Array<{ of: number; revealer: number; secret: Uint8Array }> = [];
+  for (const j of jobs) {
+    const chosen = new Set(j.pick);
+    const base = j.pick.slice(1).map((i) => j.shares[i]!);
+    j.shares.forEach((sh, i) => {
+      if (chosen.has(i)) return;
+      sets.push([...base, sh]);
+      owners.push({ of: j.u, revealer: sh.revealer, secret: j.secret });
+    });
+  }
+  if (sets.length === 0) return [];
+  let values: Array<Uint8Array | undefined>;
+  try {
+    values = shamirCombineMany(sets, 32);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    values = sets.map(tryCombine);
+  }
+  const bad: BadShare[] = [];
+  values.forEach((v, i) => {
+    const o = owners[i]!;
+    if (!v || !bytesEqual(v, o.secret)) bad.push({ revealer: o.revealer, of: o.of });
+    v?.fill(0);
+  });
+  return bad;
+}
+
+/**
+ * The mask terms whose addition to the running sum leaves exactly the survivors' inputs, and the
+ * revealed shares found inconsistent. Fast path: the first t shares of every secret, interpolated
+ * in one batch and checked against the commitments; any secret that fails there is reconstructed
+ * robustly from other subsets, so one bad share no longer aborts the round.
+ */
+export function unmaskTerms(inp: UnmaskInput): { terms: MaskTerm[]; badShares: BadShare[] } {
   const { t, session } = inp;
   const alive = new Set(inp.survivors);
-  const bShares = new Map<number, ShamirShare[]>();
-  const sShares = new Map<number, ShamirShare[]>();
-  const push = (m: Map<number, ShamirShare[]>, of: number, share: ShamirShare) => {
+  const bShares = new Map<number, HeldShare[]>();
+  const sShares = new Map<number, HeldShare[]>();
+  const push = (m: Map<number, HeldShare[]>, of: number, share: HeldShare) => {
     const list = m.get(of);
     if (list) list.push(share);
     else m.set(of, [share]);
   };
   for (const r of inp.responses) {
-    for (const { of, y } of r.bShares) push(bShares, of, { x: shareX(r.sender), y });
-    for (const { of, y } of r.sShares) push(sShares, of, { x: shareX(r.sender), y });
+    for (const { of, y } of r.bShares) push(bShares, of, { x: shareX(r.sender), y, revealer: r.sender });
+    for (const { of, y } of r.sShares) push(sShares, of, { x: shareX(r.sender), y, revealer: r.sender });
   }
-  const need = (u: number, shares: ShamirShare[] | undefined, what: string) => {
+  const need = (u: number, shares: HeldShare[] | undefined, what: string) => {
     ensure((shares?.length ?? 0) >= t, 'threshold', `${shares?.length ?? 0} ${what} shares of client ${u} (need ${t})`);
-    return shares!.slice(0, t);
+    return shares!;
   };
-  const seeds = shamirCombineMany(inp.survivors.map((u) => need(u, bShares.get(u), 'self-mask')), 32);
-  const keys = shamirCombineMany(inp.dropped.map((u) => need(u, sShares.get(u), 'key')), 32);
+  const selfCheck = (u: number) => (b: Uint8Array) => bytesEqual(commitSeed(b), inp.adverts.get(u)!.bCommit);
+  const keyCheck = (u: number) => (sk: Uint8Array) => bytesEqual(x25519PublicKey(sk), inp.adverts.get(u)!.sPk);
+  const jobs = [
+    ...inp.survivors.map((u) => ({ u, shares: need(u, bShares.get(u), 'self-mask'), check: selfCheck(u), what: 'self-mask' })),
+    ...inp.dropped.map((u) => ({ u, shares: need(u, sShares.get(u), 'key'), check: keyCheck(u), what: 'key' })),
+  ];
+  let fast: Array<Uint8Array | undefined>;
+  try {
+    fast = shamirCombineMany(jobs.map((j) => j.shares.slice(0, t)), 32);
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    fast = jobs.map(() => undefined);
+  }
+  const firstT = Array.from({ length: t }, (_, i) => i);
+  const solved = jobs.map((j, i) => {
+    const f = fast[i];
+    if (f && j.check(f)) return { u: j.u, shares: j.shares, pick: firstT, secret: f };
+    f?.fill(0);
+    return { u: j.u, shares: j.shares, ...reconstruct(j.shares, t, j.check, j.what, j.u) };
+  });
+  // Every other revealed share is checked against the verified secret, so a liar is named even when its share was not needed.
+  const badShares = inconsistentShares(solved);
+  const secrets = solved.map((x) => x.secret);
   const terms: MaskTerm[] = [];
   inp.survivors.forEach((u, i) => {
-    const b = seeds[i]!;
-    ensure(bytesEqual(commitSeed(b), inp.adverts.get(u)!.bCommit), 'reconstruction', `reconstructed self-mask seed of client ${u} does not match its commitment`);
+    const b = secrets[i]!;
     terms.push({ key: selfMaskKey(b, session, u), sign: -1 });
     b.fill(0);
   });
   inp.dropped.forEach((u, i) => {
-    const sk = keys[i]!;
-    ensure(bytesEqual(x25519PublicKey(sk), inp.adverts.get(u)!.sPk), 'reconstruction', `reconstructed key of dropped client ${u} does not match its advertised public key`);
+    const sk = secrets[inp.survivors.length + i]!;
     const agree = x25519Agreer(sk);
     for (const v of inp.graph.get(u)!.filter((x) => alive.has(x))) {
       const secret = agree(inp.adverts.get(v)!.sPk);
@@ -68,5 +192,5 @@ export function unmaskTerms(inp: UnmaskInput): MaskTerm[] {
     }
     sk.fill(0);
   });
-  return terms;
+  return { terms, badShares };
 }

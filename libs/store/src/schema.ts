@@ -4,7 +4,7 @@
  */
 
 /** The schema version this code writes and understands. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** Migration n takes the database from version n to n + 1. */
 export const MIGRATIONS: readonly string[] = [
@@ -75,5 +75,12 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE checkpoints ADD COLUMN server_state BLOB;
   ALTER TABLE checkpoints ADD COLUMN server_state_sha256 TEXT;
+  `,
+  // 3: X25519 keys advertised in secure-aggregation rounds, so a restart does not forget them (issue 16, finding 13).
+  `
+  CREATE TABLE secagg_keys (
+    public_key TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL
+  );
   `,
 ];

@@ -334,6 +334,16 @@ export class SqliteFederationStore implements FederationStore {
     });
   }
 
+  isSecAggKeyUsed(publicKeyHex: string): boolean {
+    assertNonEmpty('publicKeyHex', publicKeyHex);
+    return this.conn().prepare('SELECT 1 FROM secagg_keys WHERE public_key = ?').get(publicKeyHex) !== undefined;
+  }
+
+  recordSecAggKey(publicKeyHex: string): void {
+    assertNonEmpty('publicKeyHex', publicKeyHex);
+    this.tx(() => this.conn().prepare('INSERT OR IGNORE INTO secagg_keys (public_key, created_at) VALUES (?, ?)').run(publicKeyHex, this.now()));
+  }
+
   recordNonce(nonce: string, expiresAt: number): boolean {
     assertNonEmpty('nonce', nonce);
     if (!Number.isFinite(expiresAt)) throw new RangeError(`expiresAt: expected a finite time in ms, received ${expiresAt}`);

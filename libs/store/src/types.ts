@@ -198,6 +198,11 @@ export interface FederationStore {
    */
   recordNonce(nonce: string, expiresAt: number): boolean;
 
+  /** Whether this X25519 public key (hex) was advertised in an earlier secure-aggregation round. */
+  isSecAggKeyUsed(publicKeyHex: string): boolean;
+  /** Records an advertised X25519 public key (hex) for good: a key is never accepted in two rounds, across restarts too. */
+  recordSecAggKey(publicKeyHex: string): void;
+
   /** Releases the database; further calls throw StoreError('closed'). */
   close(): void;
 }

@@ -157,5 +157,8 @@ function revokeOne(flags: ProvisionFlags): void {
     throw err;
   }
   if (flags.json) return printJson(manifest);
-  process.stdout.write(`Revoked ${manifest.name} in ${manifest.federationId} (store ${manifest.store}); the coordinator refuses its new registrations from now on.\n`);
+  process.stdout.write(
+    `Revoked ${manifest.name} in ${manifest.federationId} (store ${manifest.store}); the coordinator refuses its new registrations from now on.\n` +
+      (manifest.membersReissued ? 'members.json was re-signed without it: give the new version to every institution.\n' : ''),
+  );
 }

@@ -59,7 +59,7 @@ function credentialsFor(f: StatusFlags) {
   }
 }
 
-/** Asks the coordinator for its operator view (the GetStatus RPC, which needs no signed identity). */
+/** Asks the coordinator for its operator view (the GetStatus RPC: no signed identity needed; unsigned, it names no institutions). */
 export async function fetchStatus(f: StatusFlags): Promise<StatusReport> {
   const serverName = f.serverName ?? (f.ca ? loopbackServerName(f.coordinator) : undefined);
   const conn = new GrpcConnection({ address: f.coordinator, credentials: credentialsFor(f), serverName, callTimeoutMs: f.timeout });

@@ -1,3 +1,4 @@
+import { loadMemberList } from '@fedlora/federation';
 import { seededRandomBytes } from '@fedlora/tensor';
 import { encodePublicKey, loadIdentity } from '@fedlora/transport-grpc';
 import { X509Certificate } from 'node:crypto';
@@ -37,6 +38,17 @@ describe('addClient', () => {
     const client = parse(readFileSync(join(out, 'clients/inst-9.yaml'), 'utf8'));
     expect(client).toMatchObject({ name: 'inst-9', federationId: 'fed-add', coordinator: '127.0.0.1:7555', data: { path: '/srv/inst-9.txt' } });
     expect(m.warnings.join('\n')).toMatch(/restart the coordinator to admit inst-9/);
+    // The authority re-signed the member list with the new institution; every institution needs the new version.
+    const authorityKey = encodePublicKey(loadIdentity(join(out, 'authority/federation-authority.key.json')).publicKey);
+    expect([...loadMemberList(join(out, 'members.json'), authorityKey, 'fed-add').keys()]).toEqual(['inst-1', 'inst-2', 'inst-9']);
+    expect(JSON.parse(readFileSync(join(out, 'members.json'), 'utf8')).version).toBe(2);
+    expect(m.warnings.join('\n')).toMatch(/members.json is now version 2/);
+  });
+
+  it('refuses to enrol without the federation authority key (it alone can add a member to members.json)', async () => {
+    const out = await federation();
+    renameSync(join(out, 'authority/federation-authority.key.json'), join(out, 'authority.offline'));
+    await expect(addClient(out, { name: 'inst-5' }, { random: seededRandomBytes(1) })).rejects.toThrow(/federation authority's key is needed/);
   });
 
   it('refuses a name already enrolled, and enrolment without the CA key', async () => {
@@ -49,7 +61,7 @@ describe('addClient', () => {
   it('works without PKI for an insecure federation and refuses a directory without a federation', async () => {
     const out = await federation(true);
     const m = await addClient(out, { name: 'inst-3' }, { random: seededRandomBytes(3) });
-    expect(m.client.ship).toEqual(['clients/inst-3.yaml', 'identities/inst-3.key.json']);
+    expect(m.client.ship).toEqual(['clients/inst-3.yaml', 'identities/inst-3.key.json', 'members.json']);
     expect(parse(readFileSync(join(out, 'clients/inst-3.yaml'), 'utf8')).insecure).toBe(true);
     await expect(addClient(join(out, 'nope'), { name: 'x' }, { random: seededRandomBytes(4) })).rejects.toThrow(/holds no federation/);
   });

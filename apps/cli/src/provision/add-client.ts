@@ -2,7 +2,8 @@
  * `fedlora provision --add-client NAME --out DIR`: enrols one more institution in a federation
  * provisioned earlier. Issues its client certificate with the federation CA (pki/ca.key must be
  * present again for this), creates its identity and client config, and appends its public key to
- * coordinator.yaml (comments and layout kept). The coordinator picks the enrolment up on its next
+ * coordinator.yaml (comments and layout kept), and re-signs members.json with the federation
+ * authority's key (authority/federation-authority.key.json must be present too). The coordinator picks the enrolment up on its next
  * start; revocation, by contrast, is effective immediately through the store.
  */
 import type { RandomBytes } from '@fedlora/tensor';
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { isMap, isSeq, parse, parseDocument } from 'yaml';
 import type { InstitutionPlan } from './federation-plan.js';
 import { FileWriter, refreshModes, writeInstitution, type ClientManifest, type WrittenFile } from './institution-files.js';
+import { AUTHORITY_KEY_FILE, coordinatorKeyOf, readMembership, writeMembership } from './membership-files.js';
 
 /** Options of `addClient`. */
 export interface AddClientOptions {
@@ -55,6 +57,9 @@ export async function addClient(outDir: string, inst: InstitutionPlan, options: 
   if (!dial) throw new RangeError('--coordinator: expected the host:port clients dial (no existing client config to copy it from)');
 
   let tls;
+  if (readMembership(outDir) && !existsSync(join(outDir, AUTHORITY_KEY_FILE))) {
+    throw new RangeError(`${join(outDir, AUTHORITY_KEY_FILE)}: the federation authority's key is needed to add a member to members.json; copy it back from offline storage`);
+  }
   if (!insecure) {
     const caKey = join(outDir, 'pki/ca.key');
     if (!existsSync(caKey)) throw new RangeError(`${caKey}: the federation CA key is needed to enrol a client; copy it back from offline storage`);
@@ -64,7 +69,15 @@ export async function addClient(outDir: string, inst: InstitutionPlan, options: 
     );
   }
   const w = new FileWriter(outDir, options.now ?? Date.now);
-  const client = writeInstitution(w, inst, { federationId, dial, insecure, random: options.random, tls });
+  const membership = readMembership(outDir);
+  const client = writeInstitution(w, inst, { federationId, dial, insecure, random: options.random, tls, ...(membership ? { authorityKey: membership.authorityKey } : {}) });
+  if (membership) {
+    // A new version of the signed member list: every institution needs it before it accepts the new member in a secure cohort.
+    writeMembership(w, federationId, [...membership.members, { name: inst.name, publicKey: client.publicKey }], coordinatorKeyOf(outDir), membership.version + 1);
+    w.warnings.push(`members.json is now version ${membership.version + 1}: give it to every institution (their clients decline secure rounds that include ${inst.name} until they have it)`);
+  } else {
+    w.warnings.push(`${outDir} has no members.json (provisioned before signed member lists): secure-aggregation rounds will be declined; provision the federation again`);
+  }
 
   clients.add(doc.createNode({ name: inst.name, publicKey: client.publicKey }));
   const tmp = `${coordinatorPath}.tmp-${process.pid}`;

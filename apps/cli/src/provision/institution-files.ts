@@ -74,6 +74,8 @@ export interface InstitutionContext {
   tls?: PemPair;
   /** Sample training text to write when the institution names no data path. */
   sampleText?: string;
+  /** The federation authority's public key (base64): the client config pins it and reads ../members.json. */
+  authorityKey?: string;
 }
 
 /** Writes an institution's identity, certificate, data directory and client config; returns its manifest entry. */
@@ -122,7 +124,9 @@ export function writeInstitution(w: FileWriter, inst: InstitutionPlan, ctx: Inst
     dataDir: `../data/${inst.name}`,
     data: { path: dataPath, ...(inst.jsonField ? { format: 'jsonl', jsonField: inst.jsonField } : {}) },
     ...(inst.budget ? { privacy: inst.budget } : {}),
+    ...(ctx.authorityKey ? { membership: { file: '../members.json', authorityKey: ctx.authorityKey } } : {}),
   };
+  if (ctx.authorityKey) ship.push('members.json');
   const config = `clients/${inst.name}.yaml`;
   w.putYaml(config, doc, [`Client node "${inst.name}" of federation ${ctx.federationId}.`, `Run: fedlora client --config ${config}`], ctx.insecure);
   return { name: inst.name, config, publicKey, dataPath, sampleData, ship };

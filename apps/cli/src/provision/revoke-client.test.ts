@@ -30,7 +30,10 @@ describe('revokeClient', () => {
 
     const m = revokeClient(out, 'inst-2', { reason: 'left the consortium', operator: 'alice' });
 
-    expect(m).toMatchObject({ name: 'inst-2', federationId: 'fed-rv', removedFromConfig: true });
+    expect(m).toMatchObject({ name: 'inst-2', federationId: 'fed-rv', removedFromConfig: true, membersReissued: true });
+    // The authority re-signed members.json without it: institutions that take the new list decline rosters naming it.
+    const members = JSON.parse(readFileSync(join(out, 'members.json'), 'utf8')) as { version: number; members: Array<{ name: string }> };
+    expect({ version: members.version, names: members.members.map((x) => x.name) }).toEqual({ version: 2, names: ['inst-1'] });
     expect(running.getClient('inst-2')).toMatchObject({ status: 'revoked', revokedReason: 'left the consortium' });
     expect(running.listAudit({ event: 'client.revoked' })).toEqual([expect.objectContaining({ client: 'inst-2', detail: { reason: 'left the consortium', by: 'alice' } })]);
     const after = parse(readFileSync(join(out, 'coordinator.yaml'), 'utf8')) as { clients: Array<{ name: string }> };

@@ -10,6 +10,8 @@ import { openSqliteStore } from '@fedlora/store';
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { isMap, isSeq, parseDocument } from 'yaml';
+import { FileWriter } from './institution-files.js';
+import { AUTHORITY_KEY_FILE, coordinatorKeyOf, readMembership, writeMembership } from './membership-files.js';
 
 /** The coordinator's database file inside its data directory (as apps/coordinator opens it). */
 export const STORE_FILE = 'fedlora.db';
@@ -30,6 +32,20 @@ export interface RevokeManifest {
   store: string;
   removedFromConfig: boolean;
   revokedAt: number;
+  /**
+   * Whether members.json was re-signed without the institution (needs the authority key in
+   * authority/; otherwise re-sign it where that key is kept and give it to every institution).
+   */
+  membersReissued: boolean;
+}
+
+/** Re-signs members.json without `name` when the authority key is at hand. */
+function reissueWithout(outDir: string, name: string, federationId: string): boolean {
+  const membership = readMembership(outDir);
+  if (!membership || !existsSync(join(outDir, AUTHORITY_KEY_FILE)) || !membership.members.some((m) => m.name === name)) return false;
+  const w = new FileWriter(outDir, Date.now);
+  writeMembership(w, federationId, membership.members.filter((m) => m.name !== name), coordinatorKeyOf(outDir), membership.version + 1);
+  return true;
 }
 
 /** Revokes `name` in the federation at `outDir`. RangeError when it is not a member. */
@@ -60,7 +76,7 @@ export function revokeClient(outDir: string, name: string, options: RevokeOption
       writeFileSync(tmp, doc.toString(), { mode: statSync(coordinatorPath).mode & 0o777 });
       renameSync(tmp, coordinatorPath);
     }
-    return { name, federationId, store: storePath, removedFromConfig: index >= 0, revokedAt: revoked.revokedAt! };
+    return { name, federationId, store: storePath, removedFromConfig: index >= 0, revokedAt: revoked.revokedAt!, membersReissued: reissueWithout(outDir, name, federationId) };
   } finally {
     store.close();
   }

@@ -1,3 +1,4 @@
+import { loadMemberList } from '@fedlora/federation';
 import { seededRandomBytes } from '@fedlora/tensor';
 import { encodePublicKey, loadChannelCredentials, loadIdentity, loadServerCredentials } from '@fedlora/transport-grpc';
 import { makeGenericClientConstructor, Metadata, Server, type ServiceDefinition, type ServiceError } from '@grpc/grpc-js';
@@ -12,7 +13,7 @@ import { writeFederation } from './write-federation.js';
 
 // The apps' config loaders, loaded by path: the configs provision writes must pass the same validation the apps apply.
 const REPO = new URL('../../../../', import.meta.url);
-type Loader = (path: string, env: Record<string, string>) => Record<string, unknown> & { tls?: { ca: string; cert?: string; key?: string }; clients?: Array<{ name: string; publicKey: string }>; identity: { secretKeyFile: string } };
+type Loader = (path: string, env: Record<string, string>) => Record<string, unknown> & { tls?: { ca: string; cert?: string; key?: string }; clients?: Array<{ name: string; publicKey: string }>; identity: { secretKeyFile: string }; membership?: { file: string; authorityKey: string } };
 const loaders = async (): Promise<{ coordinator: Loader; client: Loader }> => ({
   coordinator: (await import(pathToFileURL(new URL('apps/coordinator/src/config.ts', REPO).pathname).href)).loadCoordinatorConfig,
   client: (await import(pathToFileURL(new URL('apps/client/src/config.ts', REPO).pathname).href)).loadClientConfig,
@@ -50,10 +51,27 @@ describe('writeFederation (local federation)', () => {
     const m = await writeFederation(localPlan({ clients: 2, rounds: 1, federationId: 'fed-t', port: 7443 }), out, { random: seededRandomBytes('perm') });
     const secrets = m.files.filter((f) => f.path.endsWith('.key') || f.path.endsWith('.key.json'));
     expect(secrets.map((f) => f.path).sort()).toEqual(
-      ['identities/coordinator.key.json', 'identities/inst-1.key.json', 'identities/inst-2.key.json', 'pki/ca.key', 'pki/clients/inst-1.key', 'pki/clients/inst-2.key', 'pki/coordinator.key'],
+      ['authority/federation-authority.key.json', 'identities/coordinator.key.json', 'identities/inst-1.key.json', 'identities/inst-2.key.json', 'pki/ca.key', 'pki/clients/inst-1.key', 'pki/clients/inst-2.key', 'pki/coordinator.key'],
     );
     for (const f of secrets) expect(statSync(join(out, f.path)).mode & 0o777).toBe(0o600);
-    for (const d of ['identities', 'pki', 'pki/clients']) expect(statSync(join(out, d)).mode & 0o777).toBe(0o700);
+    for (const d of ['authority', 'identities', 'pki', 'pki/clients']) expect(statSync(join(out, d)).mode & 0o777).toBe(0o700);
+  });
+
+  it('writes members.json signed by the federation authority (not the coordinator), pinned in every client config, and the auditor\'s trusted keys', async () => {
+    const out = tempDir();
+    const m = await writeFederation(localPlan({ clients: 2, rounds: 1, federationId: 'fed-t', port: 7443 }), out, { random: seededRandomBytes('members') });
+    const { client } = await loaders();
+    const authority = encodePublicKey(loadIdentity(join(out, 'authority/federation-authority.key.json')).publicKey);
+    expect(authority).not.toBe(m.coordinator.publicKey);
+    for (const enrolled of m.clients) {
+      const cl = client(join(out, 'clients', `${enrolled.name}.yaml`), {});
+      expect(cl.membership).toEqual({ file: join(out, 'members.json'), authorityKey: authority });
+      const members = loadMemberList(cl.membership!.file, cl.membership!.authorityKey, 'fed-t');
+      expect([...members.keys()]).toEqual(['inst-1', 'inst-2']);
+      expect(encodePublicKey(members.get(enrolled.name)!)).toBe(enrolled.publicKey);
+      expect(enrolled.ship).toContain('members.json');
+    }
+    expect(JSON.parse(readFileSync(join(out, 'trusted-keys.json'), 'utf8'))).toEqual({ coordinator: m.coordinator.publicKey, 'inst-1': m.clients[0]!.publicKey, 'inst-2': m.clients[1]!.publicKey });
   });
 
   it('issues a server certificate for loopback and extra hosts, and client certificates, all under the CA', async () => {

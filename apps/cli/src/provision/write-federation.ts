@@ -7,6 +7,9 @@
  *   DIR/pki/coordinator.crt, .key     TLS server certificate (SANs: loopback and given hosts)
  *   DIR/pki/clients/<name>.crt, .key  mTLS client certificates
  *   DIR/identities/<name>.key.json    Ed25519 request-signing identities (coordinator: ledger signing)
+ *   DIR/authority/federation-authority.key.json  the federation authority (signs members.json; keep offline)
+ *   DIR/members.json                  the signed member list every client checks secure rosters against
+ *   DIR/trusted-keys.json             ledger writer -> key, for fedlora audit --trusted-keys
  *   DIR/data/coordinator/             the coordinator's data directory (SQLite store, checkpoints)
  *   DIR/data/<name>/                  each client's data directory (own ledger; sample text)
  *
@@ -20,6 +23,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostPort, type FederationPlan } from './federation-plan.js';
 import { FileWriter, refreshModes, writeInstitution, type ClientManifest, type WrittenFile } from './institution-files.js';
+import { AUTHORITY_KEY_FILE, createAuthority, writeMembership } from './membership-files.js';
 import { sampleShard } from './sample-data.js';
 
 /** Options of `writeFederation`. */
@@ -92,6 +96,10 @@ export async function writeFederation(plan: FederationPlan, outDir: string, opti
   const coordinatorKey = encodePublicKey(coordinatorId.publicKey);
   wipeIdentity(coordinatorId);
 
+  // The federation authority: signs the member list institutions check every secure roster against (not the coordinator's key).
+  const authorityKey = createAuthority(w, options.random);
+  warnings.push(`${AUTHORITY_KEY_FILE} decides who is a member of the federation: move it offline with pki/ca.key once provisioning is done.`);
+
   const dial = hostPort(plan.coordinatorHost, plan.port);
   const clients: ClientManifest[] = plan.institutions.map((inst, index) =>
     writeInstitution(w, inst, {
@@ -101,9 +109,11 @@ export async function writeFederation(plan: FederationPlan, outDir: string, opti
       random: options.random,
       tls: clientPem.get(inst.name),
       sampleText: plan.sampleData ? sampleShard(index, plan.institutions.length) : undefined,
+      authorityKey,
     }),
   );
   const enrolled = clients.map((c) => ({ name: c.name, publicKey: c.publicKey }));
+  writeMembership(w, plan.federationId, enrolled, coordinatorKey, 1);
 
   const coordinatorDoc = {
     federationId: plan.federationId,

@@ -27,6 +27,7 @@ export interface SimulationSecAgg {
  */
 export function createSecureSimulation(names: string[], o: SimulationSecAgg & { seed: string; noiseStddevPerClient?: number; perRound?: SecureAggregationOptions['perRound'] }) {
   const identities = new Map(names.map((n) => [n, generateIdentity(cryptoRandomBytes)]));
+  const members = new Map([...identities].map(([n, id]) => [n, id.publicKey]));
   const dropRng: RandomBytes = seededRandomBytes(`dropout:${o.seed}`);
   const sent = new Map<number, Map<string, Float64Array>>();
 
@@ -45,6 +46,8 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
 
   const client = (name: string): SecureClientOptions => ({
     identitySecretKey: identities.get(name)!.secretKey,
+    // The simulator plays the federation authority: every simulated institution accepts exactly the simulated members.
+    members,
     rng: cryptoRandomBytes,
     noiseFor: (plan: RoundPlan) => noiseShareFor(plan, cryptoRandomBytes),
     dropAtFor: (): Stage | undefined => o.forcedDrops?.[name] ?? (o.dropout > 0 && uniform01(dropRng) < o.dropout ? STAGES[uniformInt(dropRng, STAGES.length)] : undefined),

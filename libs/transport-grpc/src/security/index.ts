@@ -40,4 +40,14 @@ export {
   type TlsFiles,
 } from './tls-credentials.js';
 /** The federation PKI: CA, server and client certificates (ECDSA P-256), PEM. */
-export { createCertificateAuthority, issueCertificate, describeCertificate, type PemPair, type IssueOptions, type LeafOptions } from './pki.js';
+export { createCertificateAuthority, issueCertificate, signLeafCertificate, describeCertificate, type PemPair, type IssueOptions, type LeafOptions } from './pki.js';
+/** Enrolment requests: an institution's own keys, sent as a CSR plus its Ed25519 public key (the operator never holds its private keys). */
+export {
+  createEnrolmentRequest,
+  verifyEnrolmentRequest,
+  issueFromRequest,
+  enrolmentFingerprint,
+  enrolmentSigningBytes,
+  ENROLMENT_REQUEST_KIND,
+  type EnrolmentRequest,
+} from './certificate-request.js';

@@ -60,12 +60,23 @@ export interface LeafOptions extends IssueOptions {
   hosts?: string[];
 }
 
-/** Issues a leaf certificate signed by `ca`. */
+/** Issues a leaf certificate signed by `ca`, with a fresh key pair generated here. */
 export async function issueCertificate(ca: PemPair, options: LeafOptions): Promise<PemPair> {
+  assertName('commonName', options.commonName);
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
+  const certPem = await signLeafCertificate(ca, keys.publicKey as never, options);
+  return { certPem, keyPem: await keyToPem(keys.privateKey as never) };
+}
+
+/**
+ * Signs a leaf certificate for a public key generated elsewhere (from a certificate request:
+ * the holder keeps its private key). Returns the certificate PEM.
+ */
+export async function signLeafCertificate(ca: PemPair, publicKey: webcrypto.CryptoKey | x509.PublicKey, options: LeafOptions): Promise<string> {
   assertName('commonName', options.commonName);
   const caCert = new x509.X509Certificate(ca.certPem);
   const caKey = await webcrypto.subtle.importKey('pkcs8', pemBody(ca.keyPem), ALG, false, ['sign']);
-  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
+  const keys = { publicKey };
   const { notBefore, notAfter } = validity(options, 825);
   const hosts = options.hosts ?? (options.kind === 'server' ? ['127.0.0.1', '::1', 'localhost'] : []);
   const extensions: x509.Extension[] = [
@@ -91,7 +102,7 @@ export async function issueCertificate(ca: PemPair, options: LeafOptions): Promi
     signingAlgorithm: ALG,
     extensions,
   });
-  return { certPem: cert.toString('pem'), keyPem: await keyToPem(keys.privateKey as never) };
+  return cert.toString('pem');
 }
 
 /** Subject common name, SAN entries, validity and issuer of a PEM certificate (for `provision --json` and checks). */
@@ -123,7 +134,8 @@ function serial(random: RandomBytes): string {
   return Buffer.from(b).toString('hex');
 }
 
-async function keyToPem(key: webcrypto.CryptoKey): Promise<string> {
+/** PKCS#8 PEM of a private key. */
+export async function keyToPem(key: webcrypto.CryptoKey): Promise<string> {
   const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
   const lines = der.toString('base64').match(/.{1,64}/g)!.join('\n');
   return `-----BEGIN PRIVATE KEY-----\n${lines}\n-----END PRIVATE KEY-----\n`;
@@ -135,13 +147,14 @@ function pemBody(pem: string): Buffer {
   return Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
 }
 
-function assertName(name: string, value: unknown): void {
+/** Throws RangeError unless `value` is a string of 1..64 characters. */
+export function assertName(name: string, value: unknown): void {
   if (typeof value !== 'string' || value.length === 0 || value.length > 64) {
     throw new RangeError(`${name}: expected a string of 1..64 characters, received ${JSON.stringify(value)}`);
   }
 }
 
 /** Escapes RFC 4514 special characters in a DN attribute value. */
-function escapeDn(value: string): string {
+export function escapeDn(value: string): string {
   return value.replace(/[,+"\\<>;=]/g, (c) => `\\${c}`).replace(/^[ #]/, (c) => `\\${c}`);
 }
