@@ -46,7 +46,7 @@ describe('a configured federation with privacy.adaptiveClipping (separate proces
     expect(params[0]!.clipNorm).toBe(0.0001);
     for (const p of params) expect(p).toMatchObject({ countNoiseStd: 1, survivors: 2, adaptive: { learningRate: 0.5 } });
     for (let r = 1; r < 3; r++) expect(params[r]!.clipNorm).toBe(params[r - 1]!.adaptive.nextClipNorm);
-    const audit = await run(process.execPath, [BIN, 'audit', ledgerPath, '--json'], { maxBuffer: 8 << 20 });
+    const audit = await run(process.execPath, [BIN, 'audit', ledgerPath, '--trusted-keys', join(fedDir, 'trusted-keys.json'), '--json'], { maxBuffer: 8 << 20 });
     const report = JSON.parse(audit.stdout) as { valid: boolean; problems: unknown[]; entries: number; federation: { rounds: Array<{ clipNorm: number }> } };
     expect(report.problems).toEqual([]);
     expect(report.federation.rounds.map((r) => r.clipNorm)).toEqual(params.map((p) => p.clipNorm)); // the auditor sees C per round

@@ -95,7 +95,7 @@ describe('kill -9 of the coordinator during a round, then restart (separate proc
     expect(existsSync(join(fedDir, 'data', 'coordinator', 'final-adapter', 'adapter_config.json'))).toBe(true);
 
     // The auditor's tool verifies the ledger file (chain, signatures, recomputed epsilons).
-    const audit = await run(process.execPath, [BIN, 'audit', join(fedDir, 'data', 'coordinator', 'federation-ledger.jsonl'), '--json'], { maxBuffer: 8 << 20 });
+    const audit = await run(process.execPath, [BIN, 'audit', join(fedDir, 'data', 'coordinator', 'federation-ledger.jsonl'), '--trusted-keys', join(fedDir, 'trusted-keys.json'), '--json'], { maxBuffer: 8 << 20 });
     const report = JSON.parse(audit.stdout) as { valid: boolean; entries: number; federation: { valid: boolean; publicKey: string } };
     expect(report.valid).toBe(true);
     expect(report.entries).toBe(ROUNDS);

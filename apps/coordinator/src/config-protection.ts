@@ -6,7 +6,7 @@ import { cryptoRandomBytes } from '@fedlora/tensor';
 import { loadIdentity } from '@fedlora/transport-grpc';
 import type { CoordinatorConfig } from './config.js';
 import type { FederationPrivacy } from './federation-privacy.js';
-import { createFederationPrivacy, distributedNoiseStddevPerClient } from './federation-privacy.js';
+import { checkLedgerAgainstStore, createFederationPrivacy, distributedNoiseStddevPerClient } from './federation-privacy.js';
 
 /** Default deadline of each secure-aggregation stage other than masked-input collection. */
 const DEFAULT_STAGE_TIMEOUT_MS = 60_000;
@@ -38,6 +38,8 @@ export async function configureProtection(cfg: CoordinatorConfig, store: Federat
   const sampling = !distributed && cfg.rounds.sampling === 'poisson' && k !== undefined && k < 1 ? k : 1;
   let privacy: FederationPrivacy | undefined;
   if (dp) {
+    // The store's copy of every committed ledger line anchors the file: a cut or rewritten ledger is refused here.
+    const ahead = checkLedgerAgainstStore(join(cfg.dataDir, 'federation-ledger.jsonl'), store.listLedger().map((e) => e.line));
     const identity = loadIdentity(cfg.identity.secretKeyFile);
     const a = p.adaptiveClipping;
     const adaptive = a
@@ -61,6 +63,8 @@ export async function configureProtection(cfg: CoordinatorConfig, store: Federat
       rng: cryptoRandomBytes,
       ...(adaptive ? { adaptive } : {}),
     });
+    // The ledger verified on open: an entry written just before a crash joins the store's copy.
+    for (const line of ahead) store.appendLedger(line);
   }
   const secureAggregation: SecureAggregationOptions | undefined = cfg.secagg.enabled
     ? {

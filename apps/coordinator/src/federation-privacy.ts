@@ -1,14 +1,14 @@
-import { existsSync } from 'node:fs';
-import type { AdaptiveClipRecord, AdaptiveClippingSettings, DpFedAvgConfig, LedgerSigner, NoiseCalibration, RoundPrivacyParams } from '@fedlora/privacy';
+import { existsSync, readFileSync } from 'node:fs';
+import type { AdaptiveClipRecord, AdaptiveClippingSettings, DpFedAvgConfig, LedgerHead, LedgerSigner, NoiseCalibration, RoundPrivacyParams } from '@fedlora/privacy';
 import { Ledger, accountedSampling, adaptiveClipperFor, validateDpConfig, verifyLedgerFile } from '@fedlora/privacy';
 import type { RoundAggregationFactory, RoundPlan, RoundSummary } from '@fedlora/federation';
-import { centralDpAggregation, roundPrivacyParams, secureAdaptiveClipping } from '@fedlora/federation';
+import { attemptId, centralDpAggregation, roundPrivacyParams, secureAdaptiveClipping } from '@fedlora/federation';
 import type { RandomBytes } from '@fedlora/tensor';
 
 /** Institution-level DP of a federation, as the coordinator plans, applies and records it. */
 export interface FederationPrivacy {
   /** The DP-FedAvg parameters every client receives in the plan of the round being opened (they check them against their budgets). */
-  planExtra(): { privacy: DpFedAvgConfig & { delta: number; dimension: number; calibration?: NoiseCalibration } };
+  planExtra(): { privacy: DpFedAvgConfig & { delta: number; dimension: number; calibration?: NoiseCalibration }; ledgerHead: LedgerHead };
   /** Aggregation with central noise (undefined in distributed mode: secure aggregation sums). */
   aggregation: RoundAggregationFactory | undefined;
   /** Appends the round's signed ledger entry; returns the line and the cumulative epsilon. */
@@ -88,15 +88,17 @@ export async function createFederationPrivacy(opts: {
     aggregation,
     planExtra: () => ({
       privacy: { ...config, ...(clipper ? { clipNorm: clipper.clipNorm } : {}), delta: opts.delta, dimension: opts.dimension, ...(opts.calibration ? { calibration: opts.calibration } : {}) },
+      // Institutions record this head with their release: the audit then catches a ledger cut or rewritten later.
+      ledgerHead: ledger.head(),
     }),
     async recordRound(s, plan, time) {
       let entry;
       if (s.status === 'completed') {
         const planned = withAccountedSampling(roundPrivacyParams(plan, s.participants)!, plan);
         const params: RoundPrivacyParams = adaptive && planned.mode !== 'dp-sgd' ? { ...planned, adaptive: adaptiveRecord(adaptive, s) } : planned;
-        entry = await ledger.append({ kind: 'round', round: s.round, unit: 'institution', params, time, ...(opts.calibration ? { calibration: opts.calibration } : {}) });
+        entry = await ledger.append({ kind: 'round', round: s.round, unit: 'institution', params, time, attempt: attemptId(plan), ...(opts.calibration ? { calibration: opts.calibration } : {}) });
       } else {
-        entry = await ledger.append({ kind: 'aborted', round: s.round, unit: 'institution', note: s.reason ?? 'aborted', time });
+        entry = await ledger.append({ kind: 'aborted', round: s.round, unit: 'institution', note: s.reason ?? 'aborted', time, attempt: attemptId(plan) });
       }
       return { line: JSON.stringify(entry), epsilon: ledger.spent().epsilon };
     },
@@ -133,4 +135,31 @@ export function withAccountedSampling(params: RoundPrivacyParams, plan: RoundPla
   if (params.mode === 'dp-sgd' || !plan.sampling) return params;
   const { samplingRate, sampling } = accountedSampling(params.mode, plan.sampling);
   return { ...params, samplingRate, sampling };
+}
+
+/** Thrown when the federation ledger file is not what the store committed (cut, rewritten or forked). */
+export class LedgerAnchorError extends Error {
+  override name = 'LedgerAnchorError';
+}
+
+/**
+ * The store keeps a copy of every federation ledger line, committed with its round; the file
+ * must start with exactly those lines. A file that lacks a committed line, or differs from it,
+ * was cut, restored from an old copy or rewritten: this throws, naming the first difference,
+ * rather than let new entries be signed onto a history that lost releases. Returns the file's
+ * lines beyond the store's (an entry written just before a crash, whose store commit never
+ * happened): the caller adds them to the store once the ledger has verified, so the next
+ * entries stay aligned.
+ */
+export function checkLedgerAgainstStore(ledgerPath: string, storeLines: readonly string[]): string[] {
+  const file = existsSync(ledgerPath) ? readFileSync(ledgerPath, 'utf8').split('\n').filter((l) => l !== '') : [];
+  for (let i = 0; i < storeLines.length; i++) {
+    if (file[i] === undefined) {
+      throw new LedgerAnchorError(`${ledgerPath} has ${file.length} entries but the store committed ${storeLines.length}: the federation ledger was truncated; restore it (the store holds every committed line) before starting`);
+    }
+    if (file[i] !== storeLines[i]) {
+      throw new LedgerAnchorError(`${ledgerPath}: entry ${i} differs from the line the store committed: the federation ledger was rewritten or forked; restore it from the store before starting`);
+    }
+  }
+  return file.slice(storeLines.length);
 }

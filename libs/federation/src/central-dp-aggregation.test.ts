@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes } from '@fedlora/tensor';
-import { AdaptiveClipper } from '@fedlora/privacy';
+import { AdaptiveClipper, privatizeGridCounts } from '@fedlora/privacy';
 import { centralDpAggregation } from './central-dp-aggregation.js';
 import type { RoundPlan } from './types.js';
 
@@ -20,6 +20,24 @@ const plan: RoundPlan = {
 const update = (value: number, numExamples = 1, metrics: Record<string, number> = {}) => ({
   header: { clientId: 'c', round: 1, nonce: 'n', numExamples, trainLoss: 0, tensors: plan.tensors, metrics },
   delta: new Map([['w', { shape: [D], data: new Float32Array(D).fill(value) }]]) as NamedTensors,
+});
+
+describe('centralDpAggregation forms the noisy sum from integers (issue 16, finding 11)', () => {
+  it('releases exactly (K + Z) h / n: updates rounded to the grid, summed as integers, noised, scaled once', () => {
+    const z = 1.3;
+    const C = 1;
+    const h = z * C * 2 ** -16;
+    const rng = () => seededRandomBytes('integer-sum');
+    const rows = [0.3, -0.2, 0.45].map((s, c) => Float32Array.from({ length: D }, (_, i) => (s * Math.sin(i + c)) / Math.sqrt(D)));
+    const agg = centralDpAggregation({ clipNorm: C, noiseMultiplier: z, rng: rng() })(plan);
+    rows.forEach((data, c) => agg.add(`c${c}`, { ...update(0), delta: new Map([['w', { shape: [D], data }]]) }));
+    const got = agg.finalize().delta.get('w')!.data;
+    // The reference: K = sum_i round(Delta_i / h) in integers, then privatizeGridCounts with the same CSPRNG stream.
+    const K = new Float64Array(D);
+    for (const r of rows) for (let i = 0; i < D; i++) K[i] = K[i]! + Math.round(r[i]! / h);
+    const [want] = privatizeGridCounts([K], { sigma: z * C, gridStep: h, rng: rng(), divisor: rows.length });
+    expect(got).toEqual(want);
+  });
 });
 
 describe('centralDpAggregation', () => {

@@ -1,14 +1,11 @@
 import type { AdaptiveClipper } from '@fedlora/privacy';
-import { addGaussianNoiseToSum } from '@fedlora/privacy';
+import { CENTRAL_CLIP_TOLERANCE, CentralGridSum, centralGrid, privatizeGridCounts } from '@fedlora/privacy';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { l2NormNamed } from '@fedlora/tensor';
 import { FederationError } from './errors.js';
 import { updateTensors } from './lora-variant.js';
 import { CLIP_INDICATOR_METRIC, plannedPrivacy } from './plan-privacy.js';
 import type { RoundAggregationFactory } from './round-aggregation.js';
-
-/** Relative slack on the clip check, for float32 rounding on the client. */
-const CLIP_TOLERANCE = 1e-4;
 
 /** Options of centralDpAggregation. */
 export interface CentralDpOptions {
@@ -35,6 +32,12 @@ export interface CentralDpOptions {
  * adds N(0, (zC)^2) per coordinate to the sum, exactly on a fine grid (no floating-point
  * Gaussian: Mironov 2012), and divides by the number of updates summed. C and z are the round's
  * (from its plan), so they may change between rounds (adaptive clipping).
+ *
+ * The sum is formed in integers (central-grid.ts, after Kairouz, Liu, Steinke 2021 and Agarwal,
+ * Kairouz, Liu 2021): each update is rounded to the noise grid h Z as it arrives, the integer
+ * counts K are summed exactly, the integer noise Z is added, and the average is (K + Z) h / n,
+ * computed once from the noisy integers. The rounding (up to sqrt(d) h) and the norm check's
+ * slack (CENTRAL_CLIP_TOLERANCE) are accounted in the ledger through CentralParams.grid.
  */
 export function centralDpAggregation(opts: CentralDpOptions): RoundAggregationFactory {
   if (!(opts.clipNorm > 0)) throw new RangeError(`clipNorm must be > 0, received ${opts.clipNorm}`);
@@ -48,13 +51,21 @@ export function centralDpAggregation(opts: CentralDpOptions): RoundAggregationFa
       throw new RangeError(`round ${plan.round}: the plan's clip norm ${clipNorm} is not the adaptive clipper's current ${adaptive.clipNorm}`);
     }
     const carried = updateTensors(plan);
-    const sums = new Map<string, Float64Array>(carried.map((t) => [t.name, new Float64Array(t.shape.reduce((a, b) => a * b, 1))]));
+    const std = noiseMultiplier * clipNorm;
+    // Without noise (z = 0, tests only) there is no grid: the grid step is then a fine fixed fraction of C.
+    const gridStep = std > 0 ? centralGrid(noiseMultiplier, clipNorm, Math.max(1, carried.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0))).gridStep : clipNorm * 2 ** -30;
+    const grid = new CentralGridSum(carried, gridStep);
     let count = 0;
     let unclipped = 0;
+    /** (K + Z) h / n from the integer counts: the noisy integers first, one rounding to float32 after (privatizeGridCounts). */
+    const noisyAverage = (g: CentralGridSum, n: number): NamedTensors => {
+      const data = std > 0 ? privatizeGridCounts(g.counts, { sigma: std, gridStep, rng: opts.rng, divisor: n }) : g.counts.map((k) => Float32Array.from(k, (v) => (v * gridStep) / n));
+      return new Map(carried.map((t, i) => [t.name, { shape: [...t.shape], data: data[i]! }]));
+    };
     return {
       add(clientId, update) {
         const norm = l2NormNamed(update.delta);
-        if (norm > clipNorm * (1 + CLIP_TOLERANCE)) {
+        if (!(norm <= clipNorm * (1 + CENTRAL_CLIP_TOLERANCE))) {
           throw new FederationError('invalid-argument', `update of ${clientId} has L2 norm ${norm.toPrecision(6)}, above the round's clip ${clipNorm}: clip before sending`);
         }
         const bit = update.header.metrics[CLIP_INDICATOR_METRIC];
@@ -64,19 +75,13 @@ export function centralDpAggregation(opts: CentralDpOptions): RoundAggregationFa
             `round ${plan.round} uses adaptive clipping: the update of ${clientId} must report metrics.${CLIP_INDICATOR_METRIC} = 1 if its norm before clipping was <= ${clipNorm}, else 0; received ${String(bit)}`,
           );
         }
-        for (const [name, sum] of sums) {
-          const d = update.delta.get(name)!.data;
-          for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + d[i]!;
-        }
+        grid.add(update.delta);
         count++;
         if (bit === 1) unclipped++;
       },
       finalize() {
         if (count === 0) throw new RangeError('cannot average zero updates');
-        const sum: NamedTensors = new Map();
-        for (const t of carried) sum.set(t.name, { shape: [...t.shape], data: Float32Array.from(sums.get(t.name)!) });
-        const noisy = addGaussianNoiseToSum(sum, { clipNorm, noiseMultiplier, rng: opts.rng });
-        for (const t of noisy.values()) for (let i = 0; i < t.data.length; i++) t.data[i] = t.data[i]! / count;
+        const noisy = noisyAverage(grid, count);
         const metrics: Record<string, number> = { aggregated: count, noiseStdOnMean: (noiseMultiplier * clipNorm) / count, clipNorm };
         if (!adaptive) return { delta: noisy, metrics };
         // Only the noisy fraction leaves this function; the exact count of unclipped updates does not.
@@ -88,10 +93,11 @@ export function centralDpAggregation(opts: CentralDpOptions): RoundAggregationFa
         // Secure aggregation hid the updates (each encoded within C): noise the sum n * mean the same way.
         if (adaptive) throw new RangeError('adaptive clipping needs each clipped-indicator bit, which secure aggregation hides: not supported with secure aggregation yet');
         if (!Number.isInteger(survivors) || survivors < 1) throw new RangeError(`cannot average ${survivors} updates`);
-        const sum: NamedTensors = new Map();
-        for (const [name, t] of mean) sum.set(name, { shape: [...t.shape], data: Float32Array.from(t.data, (v) => v * survivors) });
-        const noisy = addGaussianNoiseToSum(sum, { clipNorm, noiseMultiplier, rng: opts.rng });
-        for (const t of noisy.values()) for (let i = 0; i < t.data.length; i++) t.data[i] = t.data[i]! / survivors;
+        // Only the sum is known here: it is rounded to the grid as a whole (sensitivity still within ||Delta|| + sqrt(d) h).
+        const sum = new Map([...mean].map(([name, t]) => [name, { data: Float64Array.from(t.data, (v) => v * survivors) }]));
+        const secureGrid = new CentralGridSum(carried, gridStep);
+        secureGrid.add(sum);
+        const noisy = noisyAverage(secureGrid, survivors);
         return { delta: noisy, metrics: { aggregated: survivors, noiseStdOnMean: (noiseMultiplier * clipNorm) / survivors, clipNorm } };
       },
     };

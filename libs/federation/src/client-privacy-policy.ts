@@ -1,4 +1,5 @@
-import type { RoundPrivacyParams } from '@fedlora/privacy';
+import { createHash } from 'node:crypto';
+import type { LedgerHead, RoundPrivacyParams } from '@fedlora/privacy';
 import { plannedPrivacy, plannedSurvivors, roundPrivacyParams } from './plan-privacy.js';
 import type { RoundPlan } from './types.js';
 
@@ -92,4 +93,29 @@ export function institutionAccountedParams(plan: RoundPlan, survivors = plannedS
   if (!params || params.mode === 'dp-sgd') return params;
   const { sampling: _drawByCoordinator, ...rest } = params;
   return { ...rest, samplingRate: 1 };
+}
+
+/**
+ * The id of a round attempt that both ledgers record (`attempt`): a hash of the round and the
+ * plan's nonce, so the audit can tell attempts of one round apart without the nonce itself.
+ */
+export function attemptId(plan: Pick<RoundPlan, 'round' | 'nonce'>): string {
+  return createHash('sha256').update(`fedlora-round-attempt\0${plan.round}\0${plan.nonce}`, 'utf8').digest('hex').slice(0, 32);
+}
+
+/**
+ * Why the federation ledger head a plan announces cannot follow the one this institution last
+ * recorded (`last`), or undefined. A ledger only grows: fewer entries than before means it was
+ * cut, as many with another hash means it was forked, and no head after one was seen means the
+ * coordinator stopped anchoring its ledger.
+ */
+export function ledgerHeadViolation(plan: RoundPlan, last: LedgerHead | undefined): string | undefined {
+  const h = plan.ledgerHead;
+  if (!last) return undefined;
+  const r = `round ${plan.round}`;
+  if (!h) return `${r}: the plan announces no federation ledger head, but an earlier plan announced ${last.entries} entries: the coordinator stopped anchoring its ledger`;
+  if (!(Number.isSafeInteger(h.entries) && h.entries >= 0) || !/^[0-9a-f]{64}$/.test(h.hash)) return `${r}: the plan's federation ledger head is malformed`;
+  if (h.entries < last.entries) return `${r}: the federation ledger went back from ${last.entries} entries (recorded here) to ${h.entries}: it was truncated or replaced`;
+  if (h.entries === last.entries && h.hash !== last.hash) return `${r}: the federation ledger has ${h.entries} entries as before but another last entry: it was forked`;
+  return undefined;
 }

@@ -9,7 +9,7 @@ import { Notifier } from './notifier.js';
 import type { Stage } from '@fedlora/secagg';
 import { PlainRound } from './plain-round.js';
 import type { RoundAggregationFactory } from './round-aggregation.js';
-import { weightedFedAvg } from './round-aggregation.js';
+import { exampleWeightCap, weightedFedAvg } from './round-aggregation.js';
 import type { CloseCause, RoundProtocol, RoundProtocolFactory } from './round-protocol.js';
 import { SecureRoundProtocol } from './secure-protocol.js';
 import { combineEvaluations } from './round-evaluation.js';
@@ -434,6 +434,8 @@ export class FederationCoordinator {
       nonce: Buffer.from(this.rng(16)).toString('hex'),
       ...this.opts.planParts?.(round),
       sampling,
+      // Plain FedAvg weighs updates by claimed example counts: capped at twice the cohort's median registered claim.
+      ...capOf(exampleWeightCap(cohort.map((c) => this.clients.get(c)?.numExamples ?? 0))),
     };
     let protocol: RoundProtocol;
     try {
@@ -522,4 +524,9 @@ export class FederationCoordinator {
       await this.changed.wait(Math.max(1, Math.min(wake - now, 1000)), this.stopController.signal);
     }
   }
+}
+
+/** The plan part carrying a weight cap (none when no count was known). */
+function capOf(cap: number | undefined): { weightCap?: number } {
+  return cap === undefined ? {} : { weightCap: cap };
 }

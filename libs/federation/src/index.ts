@@ -18,7 +18,7 @@ export type { RoundAggregation, RoundAggregationFactory, AggregateResult } from 
 export type { RoundProtocol, RoundProtocolFactory, RoundResult, RoundView, CloseCause, ProtocolStart } from './round-protocol.js';
 export { PlainRound } from './plain-round.js';
 export { SecureRoundProtocol } from './secure-protocol.js';
-export { weightedFedAvg } from './round-aggregation.js';
+export { weightedFedAvg, exampleWeightCap, MAX_WEIGHT_OVER_MEDIAN } from './round-aggregation.js';
 export { validateUpdate, MAX_NUM_EXAMPLES } from './validate-update.js';
 // The coordinator's round loop and the client loop, both transport-agnostic.
 export type { CoordinatorOptions } from './coordinator.js';
@@ -50,7 +50,7 @@ export type { PlannedPrivacy } from './plan-privacy.js';
 export { plannedPrivacy, roundPrivacyParams, plannedSurvivors, noiseShareFor, reportsClipIndicator, countNoiseShareFor, CLIP_INDICATOR_METRIC } from './plan-privacy.js';
 // An institution's own privacy policy, held against every plan (the coordinator is not trusted).
 export type { ClientPrivacyPolicy } from './client-privacy-policy.js';
-export { DEFAULT_CLIENT_PRIVACY_POLICY, validateClientPrivacyPolicy, planPolicyViolation, institutionAccountedParams } from './client-privacy-policy.js';
+export { DEFAULT_CLIENT_PRIVACY_POLICY, validateClientPrivacyPolicy, planPolicyViolation, institutionAccountedParams, attemptId, ledgerHeadViolation } from './client-privacy-policy.js';
 // Federated evaluation: institutions' held-out metrics combined per round.
 export type { RoundEvaluation } from './round-evaluation.js';
 export { combineEvaluations } from './round-evaluation.js';

@@ -1,4 +1,4 @@
-import type { DpFedAvgConfig } from '@fedlora/privacy';
+import type { DpFedAvgConfig, LedgerHead } from '@fedlora/privacy';
 import type { EncodingParams, Stage } from '@fedlora/secagg';
 import type { CohortSampling } from './cohort-sampling.js';
 import type { NamedTensors } from '@fedlora/tensor';
@@ -31,10 +31,21 @@ export interface RoundPlan {
   secagg?: SecureRoundPlan;
   /** How the coordinator drew this round's cohort (coordinator side: the ledger accounts from it; not sent to clients over gRPC yet). */
   sampling?: CohortSampling;
+  /**
+   * The federation privacy ledger's head when the round opened (entries and hash of the last
+   * line). Institutions record it in their own ledgers, which anchors the federation ledger: the
+   * audit catches a later truncation or rewrite, and a client refuses a head that goes backwards.
+   */
+  ledgerHead?: LedgerHead;
+  /**
+   * Coordinator side only (never sent): the largest FedAvg weight an update may carry, whatever
+   * example count it claims (see exampleWeightCap); absent: no cap.
+   */
+  weightCap?: number;
 }
 
 /** The parts of a plan that the federation's configuration supplies for each round. */
-export type PlanParts = Pick<RoundPlan, 'training' | 'privacy'>;
+export type PlanParts = Pick<RoundPlan, 'training' | 'privacy' | 'ledgerHead'>;
 
 /** LoRA settings the plan asks clients to train with (the shape of @fedlora/model's LoraConfig). */
 export interface PlannedLora {

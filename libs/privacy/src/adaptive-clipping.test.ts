@@ -7,6 +7,7 @@ import { epsilonOf } from './accountant.js';
 import { ADAPTIVE_CLIPPING_DEFAULTS, adaptiveClipperFor, resolveAdaptiveClipping } from './adaptive-clipping.js';
 import { dpRoundParams } from './dp-fedavg.js';
 import { roundEvents } from './round-events.js';
+import { centralEffectiveNoiseMultiplier, type CentralGrid } from './central-grid.js';
 import { Ledger } from './ledger.js';
 import { generateLedgerKey } from './ledger-format.js';
 import { verifyLedgerFile } from './ledger-verify.js';
@@ -66,9 +67,13 @@ describe('resolveAdaptiveClipping', () => {
     );
     const [event] = roundEvents(params);
     expect(event).toMatchObject({ mechanism: 'sampled_gaussian', samplingRate: 1, steps: 1 });
-    expect((event as { noiseMultiplier: number }).noiseMultiplier).toBeCloseTo(1.1, 12);
+    // Theorem 1 with z_Delta lowered to the z' the central grid and clip slack leave (central-grid.ts).
+    const zDelta = centralEffectiveNoiseMultiplier(s.updateNoiseMultiplier, 0.2, (params as { grid: CentralGrid }).grid);
+    const z = (zDelta ** -2 + (2 * s.countNoiseStd) ** -2) ** -0.5;
+    expect((event as { noiseMultiplier: number }).noiseMultiplier).toBeCloseTo(z, 12);
+    expect(Math.abs(z / 1.1 - 1)).toBeLessThan(2e-4);
     const adaptive = epsilonOf(roundEvents(params), { delta: 1e-5 }).epsilon;
-    const fixed = epsilonOf([{ mechanism: 'sampled_gaussian', noiseMultiplier: 1.1, samplingRate: 1, steps: 1 }], { delta: 1e-5 }).epsilon;
+    const fixed = epsilonOf([{ mechanism: 'sampled_gaussian', noiseMultiplier: z, samplingRate: 1, steps: 1 }], { delta: 1e-5 }).epsilon;
     expect(adaptive).toBeCloseTo(fixed, 9);
   });
 

@@ -34,7 +34,9 @@ describe('budget-first noise calibration', () => {
 
   it('DP-FedAvg: central and distributed multipliers reproduce the institution-level target to 1e-3', () => {
     const central = calibrateDpFedAvg({ targetEpsilon: 8, delta: 1e-5, institutions: 3, rounds: 3, config: { mode: 'central', clipNorm: 0.1, secureAggregation: true }, dimension: D });
-    const centralEps = epsilonOf([{ mechanism: 'sampled_gaussian', noiseMultiplier: central.noiseMultiplier, samplingRate: 1, steps: 3 }], { delta: 1e-5 }).epsilon;
+    // What the ledger records: the round's events, with the grid's and the clip slack's z' (central-grid.ts).
+    const centralOne = roundEvents(dpRoundParams({ mode: 'central', clipNorm: 0.1, secureAggregation: true, noiseMultiplier: central.noiseMultiplier }, { survivors: 3, dimension: D }));
+    const centralEps = epsilonOf(([] as PrivacyEvent[]).concat(centralOne, centralOne, centralOne), { delta: 1e-5 }).epsilon;
     expect(8 - centralEps).toBeLessThan(1e-3);
     expect(centralEps).toBeLessThanOrEqual(8);
     const cfg = { mode: 'distributed' as const, clipNorm: 0.1, scale: 2000, minSurvivors: 2, noise: 'skellam' as const, secureAggregation: true };

@@ -2,7 +2,10 @@ import type { Conversion } from './conversion.js';
 import { BudgetExceededError, PrivacyBudget } from './budget.js';
 import { Ledger, type LedgerSigner } from './ledger.js';
 import type { NoiseCalibration } from './calibration.js';
-import type { LedgerEntry } from './ledger-format.js';
+import type { LedgerEntry, LedgerHead, LedgerRecordInput } from './ledger-format.js';
+
+/** Where an entry sits in the federation: the round attempt and the federation ledger head its plan announced. */
+export type RoundAnchor = Pick<LedgerRecordInput, 'attempt' | 'federationHead'>;
 import { unitLabel, validateUnit, type PrivacyUnit } from './privacy-unit.js';
 import { roundEvents, type RoundPrivacyParams } from './round-events.js';
 
@@ -67,19 +70,24 @@ export class ClientPrivacyGuard {
   }
 
   /** Records a completed release with the parameters actually used (e.g. the real survivors). */
-  async record(round: number, params: RoundPrivacyParams, extra: { time?: string; subject?: string; calibration?: NoiseCalibration } = {}): Promise<LedgerEntry> {
+  async record(round: number, params: RoundPrivacyParams, extra: { time?: string; subject?: string; calibration?: NoiseCalibration } & RoundAnchor = {}): Promise<LedgerEntry> {
     for (const e of roundEvents(params)) this.budget.commit(e);
     return this.ledger.append({ kind: 'round', round, unit: this.opts.unit, ...this.unitFieldPart(), params, budget: this.opts.budget, ...extra });
   }
 
   /** Records that the client refused a round (nothing released). */
-  async refuse(round: number, note: string, extra: { time?: string } = {}): Promise<LedgerEntry> {
+  async refuse(round: number, note: string, extra: { time?: string } & RoundAnchor = {}): Promise<LedgerEntry> {
     return this.ledger.append({ kind: 'refused', round, unit: this.opts.unit, ...this.unitFieldPart(), budget: this.opts.budget, note, ...extra });
   }
 
   /** Records a round that was aborted after the client joined (nothing released). */
   async aborted(round: number, note: string, extra: { time?: string } = {}): Promise<LedgerEntry> {
     return this.ledger.append({ kind: 'aborted', round, unit: this.opts.unit, ...this.unitFieldPart(), budget: this.opts.budget, note, ...extra });
+  }
+
+  /** The federation ledger head this institution's ledger last recorded (a later plan's head must extend it). */
+  lastFederationHead(): LedgerHead | undefined {
+    return this.ledger.lastAnchoredHead();
   }
 
   /** The (epsilon, delta) budget this guard enforces. */

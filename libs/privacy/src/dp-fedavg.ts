@@ -1,4 +1,5 @@
 import { assertDistributedNoiseIsSafe, type RoundPrivacyParams } from './round-events.js';
+import { centralGrid } from './central-grid.js';
 
 /**
  * Institution-level DP-FedAvg configuration and the per-round privacy parameters it implies
@@ -109,6 +110,8 @@ export function dpRoundParams(cfg: DpFedAvgConfig, round: { survivors: number; d
       samplingRate,
       survivors: round.survivors,
       ...(cfg.countNoiseStd !== undefined ? { countNoiseStd: cfg.countNoiseStd } : {}),
+      // The coordinator forms the noisy sum on this grid (central-grid.ts): its rounding and the norm check's slack are accounted.
+      grid: centralGrid(cfg.noiseMultiplier, cfg.clipNorm, round.dimension),
     };
   }
   const { l1, l2 } = integerSensitivities(cfg.clipNorm, cfg.scale!, round.dimension);

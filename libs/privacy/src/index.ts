@@ -12,6 +12,9 @@ export {
 } from './samplers.js';
 /** DP-SGD clipping whose bound holds in floating point: certified clip factors and exact per-example sums on the noise grid. */
 export { certifiedClipFactor, clipMargin, GridClippedSum, privatizeGridCounts, gridCountsToTensors } from './grid-clipped-sum.js';
+/** Central DP-FedAvg's noisy sum formed in integers, and the sensitivity its grid and clip slack add. */
+export type { CentralGrid } from './central-grid.js';
+export { CENTRAL_CLIP_TOLERANCE, CentralGridSum, centralGrid, centralSensitivity, centralEffectiveNoiseMultiplier } from './central-grid.js';
 /** One example's clip factor and squared norm, as `GridClippedSum.add` reports them. */
 export type { GridContribution } from './grid-clipped-sum.js';
 /** The grid Gaussian as first written (BigInt coins): the bit-for-bit oracle of gaussianOnGrid, for tests and bench/privacy.ts. */
@@ -83,9 +86,11 @@ export type { LedgerSigner, LedgerSettings } from './ledger.js';
 /** Ledger format helpers: canonical JSON, line hashes, signing keys. */
 export { canonicalJson, lineHash, generateLedgerKey, ledgerKeyFromSeed, GENESIS_HASH, LEDGER_VERSION } from './ledger-format.js';
 /** Ledger entry shapes. */
-export type { LedgerEntry, LedgerRecordInput } from './ledger-format.js';
+export type { LedgerEntry, LedgerHead, LedgerRecordInput } from './ledger-format.js';
 /** Verifies chains, signatures and recomputes every epsilon from recorded parameters. */
 export { verifyLedger, verifyLedgerText, verifyLedgerFile } from './ledger-verify.js';
+/** The auditor's trust anchor: writer -> Ed25519 public key, written by provisioning. */
+export { TRUSTED_KEYS_FILE, readTrustedKeys, writeTrustedKeys, trustedKeysJson, validateTrustedKeys, trustedKeyHex } from './trusted-keys.js';
 /** A recorded release described for people (mechanism, noise), for charts and reports. */
 export { describeMechanism } from './mechanism-description.js';
 export type { MechanismDescription } from './mechanism-description.js';
@@ -100,7 +105,7 @@ export type { DistributedNoise } from './noise.js';
 /** A client's budget enforcement backed by its own signed ledger. */
 export { ClientPrivacyGuard } from './client-guard.js';
 /** Guard options and round decisions ("refused: budget"). */
-export type { ClientGuardOptions, RoundDecision } from './client-guard.js';
+export type { ClientGuardOptions, RoundDecision, RoundAnchor } from './client-guard.js';
 /** Per-example LoRA gradient norms without materialising per-example gradients (ghost clipping), and clip factors. */
 export { loraPerExampleGradNormsSq, loraClippedGradSums, gramProductNormSq, clipFactors } from './lora-norms.js';
 /** Inputs of loraPerExampleGradNormsSq. */

@@ -45,6 +45,25 @@ export interface LedgerRecordInput {
    * the planned steps, sampling rate and units it assumed), when it was calibrated rather than given.
    */
   calibration?: NoiseCalibration;
+  /**
+   * Which attempt of the round this entry is about (`attemptId`: a hash of the round and the
+   * plan's nonce). Both the federation's and the institutions' entries carry it, so the audit
+   * matches an institution's release to the federation entry of the same attempt: an aborted
+   * attempt of a round cannot stand in for a completed one that was removed.
+   */
+  attempt?: string;
+  /**
+   * Institutions' entries: the federation ledger's head (entries and hash of its last line) as
+   * the plan announced it. The audit checks that the federation ledger it is given has that
+   * prefix, so a truncated or forked federation ledger is caught by any institution's ledger.
+   */
+  federationHead?: LedgerHead;
+}
+
+/** A ledger's head: how many entries it has and the SHA-256 of its last line (GENESIS_HASH when empty). */
+export interface LedgerHead {
+  entries: number;
+  hash: string;
 }
 
 /** A ledger line as written. */

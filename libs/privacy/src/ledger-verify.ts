@@ -6,6 +6,7 @@ import { describeMechanism } from './mechanism-description.js';
 import { unitLabel, validateUnit } from './privacy-unit.js';
 import { roundEvents } from './round-events.js';
 import { checkAccountedSampling } from './cohort-sampling-accounting.js';
+import { trustedKeyHex } from './trusted-keys.js';
 
 /** One finding of the verifier, naming the entry (seq, or line number when the line cannot be parsed). */
 export interface LedgerProblem {
@@ -53,6 +54,8 @@ export interface LedgerVerification {
   parsed: LedgerEntry[];
   /** Hash of the last complete line (GENESIS_HASH for an empty ledger). */
   lastHash: string;
+  /** SHA-256 of each line, in order: lineHashes[n - 1] is the head hash after n entries (for anchor checks). */
+  lineHashes: string[];
   /** Recomputed cumulative RDP after the last entry. */
   cumulativeRdp: number[];
 }
@@ -63,12 +66,9 @@ export interface VerifyOptions {
   trustedKeys?: Record<string, string>;
 }
 
-/** A trusted key given as hex (64 digits) or base64 (as `fedlora provision` writes them), as hex. */
+/** A trusted key as hex (trusted-keys.ts); a malformed one matches no ledger key. */
 function normalizeKey(k: string | undefined): string | undefined {
-  if (k === undefined) return undefined;
-  if (/^[0-9a-f]{64}$/i.test(k)) return k.toLowerCase();
-  const raw = Buffer.from(k, 'base64');
-  return raw.length === 32 ? raw.toString('hex') : k;
+  return k === undefined ? undefined : (trustedKeyHex(k) ?? `invalid:${k}`);
 }
 
 function isKnownUnit(unit: unknown, unitField: unknown): boolean {
@@ -125,6 +125,7 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
   let cumulative: number[] = [];
   let epsilon = 0;
   let adaptiveClip: number | undefined;
+  const lineHashes: string[] = [];
 
   lines.forEach((line, i) => {
     const lineNo = i + 1;
@@ -133,6 +134,7 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
       problems.push({ line: lineNo, message: `line ${lineNo}: truncated last line (no newline): an interrupted write, entry not accepted` });
       return;
     }
+    lineHashes.push(lineHash(line));
     let entry: LedgerEntry;
     try {
       entry = JSON.parse(line) as LedgerEntry;
@@ -223,6 +225,7 @@ export function verifyLedgerText(text: string, opts: VerifyOptions = {}): Ledger
     problems,
     parsed,
     lastHash: prevHash,
+    lineHashes,
     cumulativeRdp: cumulative,
   };
 }

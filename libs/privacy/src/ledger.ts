@@ -3,7 +3,7 @@ import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { composeRdp, validateEvent } from './accountant.js';
 import { rdpToEpsilon, type Conversion } from './conversion.js';
-import { GENESIS_HASH, LEDGER_VERSION, lineHash, signEntry, toHex, type LedgerEntry, type LedgerRecordInput } from './ledger-format.js';
+import { GENESIS_HASH, LEDGER_VERSION, lineHash, signEntry, toHex, type LedgerEntry, type LedgerHead, type LedgerRecordInput } from './ledger-format.js';
 import { verifyLedgerText } from './ledger-verify.js';
 import { unitLabel, validateUnit } from './privacy-unit.js';
 import { resolveOrders } from './orders.js';
@@ -69,6 +69,8 @@ export class Ledger {
   private queue: Promise<unknown> = Promise.resolve();
   /** The unit's label (`unitLabel`): the unit, or the field's name for `field`. */
   private unit: string | undefined;
+  /** The last `federationHead` this ledger recorded. */
+  private anchored: LedgerHead | undefined;
 
   private constructor(
     readonly path: string,
@@ -104,12 +106,23 @@ export class Ledger {
     const rdp = v.cumulativeRdp.length ? v.cumulativeRdp : new Array<number>(s.orders.length).fill(0);
     const ledger = new Ledger(path, full, s, v.entries, v.lastHash, rdp, publicKey);
     ledger.unit = head ? unitLabel(head.unit, head.unitField) : undefined;
+    ledger.anchored = [...v.parsed].reverse().find((e) => e.federationHead)?.federationHead;
     return ledger;
   }
 
   /** Number of entries written. */
   get length(): number {
     return this.seq;
+  }
+
+  /** The head to anchor elsewhere (round plans, institutions' ledgers): entries written and the hash of the last line. */
+  head(): LedgerHead {
+    return { entries: this.seq, hash: this.prevHash };
+  }
+
+  /** The last entry that anchored another ledger's head (`federationHead`), if any: a later head must extend it. */
+  lastAnchoredHead(): LedgerHead | undefined {
+    return this.anchored;
   }
 
   /** Cumulative epsilon (at the ledger's delta) and RDP curve. */
@@ -161,6 +174,7 @@ export class Ledger {
     this.seq++;
     this.prevHash = lineHash(line);
     this.rdp = cumulative;
+    if (input.federationHead) this.anchored = { ...input.federationHead };
     return entry;
   }
 }

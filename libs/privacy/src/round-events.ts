@@ -1,5 +1,6 @@
 import type { SamplingRecord } from './cohort-sampling-accounting.js';
 import type { PrivacyEvent } from './accountant.js';
+import { centralEffectiveNoiseMultiplier, type CentralGrid } from './central-grid.js';
 
 /**
  * The privacy parameters of one DP-FedAvg round (institution level) or one client's local
@@ -29,6 +30,12 @@ export interface CentralParams {
   countNoiseStd?: number;
   /** Adaptive clipping: what the round released about the clip (federation ledger only; not needed to account). */
   adaptive?: AdaptiveClipRecord;
+  /**
+   * The grid the noisy sum is formed on and the norm check's slack (central-grid.ts): the round is
+   * accounted with z' = z C / (C (1 + tolerance) (1 + clipMargin(d)) + sqrt(d) h). Absent in
+   * ledgers written before it was accounted (then z itself is).
+   */
+  grid?: CentralGrid;
 }
 
 /**
@@ -89,17 +96,20 @@ export interface DpSgdParams {
 /** Accountant events implied by a round's parameters (empty when nothing was released). */
 export function roundEvents(p: RoundPrivacyParams): PrivacyEvent[] {
   switch (p.mode) {
-    case 'central':
+    case 'central': {
       if (p.survivors === 0) return [];
+      // The grid and the norm check's slack raise the sensitivity: z' = z C / Delta_2 (central-grid.ts; KLS21, AKL21 Section 4).
+      const z = p.grid ? centralEffectiveNoiseMultiplier(p.noiseMultiplier, p.clipNorm, p.grid) : p.noiseMultiplier;
       return [
         {
           mechanism: 'sampled_gaussian',
           // Andrew et al. 2021, Section 3, Theorem 1: sum (z_Delta) and centred count (sigma_b, sensitivity 1/2) together.
-          noiseMultiplier: p.countNoiseStd ? (p.noiseMultiplier ** -2 + (2 * p.countNoiseStd) ** -2) ** -0.5 : p.noiseMultiplier,
+          noiseMultiplier: p.countNoiseStd ? (z ** -2 + (2 * p.countNoiseStd) ** -2) ** -0.5 : z,
           samplingRate: p.samplingRate,
           steps: 1,
         },
       ];
+    }
     case 'distributed':
       if (p.survivors === 0) return [];
       return [...distributedEvents(p, p.perClientVariance, p.l1Sensitivity, p.l2Sensitivity, p.dimension), ...(p.count ? distributedEvents(p, p.count.perClientVariance, p.count.scale, p.count.scale, 1) : [])];

@@ -36,6 +36,7 @@ export function planPartsToJson(p: RoundPlan): Json {
     ...(t.plannedRounds !== undefined ? { plannedRounds: t.plannedRounds } : {}),
     ...(p.privacy ? { privacy: p.privacy } : {}),
     ...(p.secagg ? { secagg: p.secagg } : {}),
+    ...(p.ledgerHead ? { ledgerHead: p.ledgerHead } : {}),
     attempt: p.attempt,
   };
 }
@@ -53,7 +54,16 @@ export function planPartsFromJson(o: Json): PlanParts & Pick<RoundPlan, 'secagg'
     ...(Object.keys(training).length ? { training } : {}),
     ...(o.privacy !== undefined ? { privacy: privacyFromJson(o.privacy) } : {}),
     ...(o.secagg !== undefined ? { secagg: secaggFromJson(o.secagg) } : {}),
+    ...(o.ledgerHead !== undefined ? { ledgerHead: ledgerHeadFromJson(o.ledgerHead) } : {}),
   };
+}
+
+/** The federation ledger head a plan announces: a count of entries and the hex SHA-256 of the last line. */
+function ledgerHeadFromJson(v: unknown): NonNullable<RoundPlan['ledgerHead']> {
+  if (!isObject(v)) throw bad('plan.ledgerHead must be a JSON object');
+  const entries = num(v, 'entries', 'plan.ledgerHead', (x) => Number.isSafeInteger(x) && x >= 0)!;
+  if (typeof v.hash !== 'string' || !/^[0-9a-f]{64}$/.test(v.hash)) throw bad('plan.ledgerHead.hash must be 64 hex digits');
+  return { entries, hash: v.hash };
 }
 
 function loraFromJson(v: unknown): PlannedLora {

@@ -44,6 +44,9 @@ describe('serde round-trips', () => {
     const encoding = { dim: 40, paddedDim: 64, bits: 32, scale: 1000, clip: 1.5, roundedNormBound2: 3e6, beta: 0.1, noiseStddevInt: 0, overflowProb: 1e-9, quantizationStd: 1e-4, n: 3 };
     const secure = { ...plan, secagg: { ids: { a: 1, b: 2 }, roster: { a: 'AAAA', b: 'BBBB' }, k: 1, t: 2, encoding, rotationSeed: 'ab01', countScale: 4 } };
     expect(planFromProto(planToProto(secure))).toEqual(secure);
+    // The federation ledger head institutions anchor (issue 16, finding 9).
+    const anchored = { ...plan, ledgerHead: { entries: 3, hash: 'ab'.repeat(32) } };
+    expect(planFromProto(planToProto(anchored))).toEqual(anchored);
     expect(Object.keys(JSON.parse(planToProto(secure).extraJson)).sort()).toEqual(['attempt', 'lora', 'privacy', 'proximalMu', 'secagg', 'seqLen']);
   });
 
@@ -90,6 +93,8 @@ describe('serde rejects malformed input', () => {
     const withJson = (o: object) => ({ ...planToProto(plan), extraJson: JSON.stringify(o) });
     expect(() => planFromProto(withJson({ privacy: { ...plan.privacy, clipNorm: '1' } }))).toThrow(/plan.privacy.clipNorm must be/);
     expect(() => planFromProto(withJson({ seqLen: -3 }))).toThrow(/plan.seqLen must be/);
+    expect(() => planFromProto(withJson({ ledgerHead: { entries: 2, hash: 'zz' } }))).toThrow(/plan.ledgerHead.hash must be 64 hex digits/);
+    expect(() => planFromProto(withJson({ ledgerHead: { entries: -1, hash: '0'.repeat(64) } }))).toThrow(/plan.ledgerHead.entries must be/);
     expect(() => planFromProto(withJson({ secagg: { ids: { a: 0 }, roster: {}, encoding: {} } }))).toThrow(/plan.secagg.ids\["a"\] must be a positive integer/);
   });
 

@@ -1,4 +1,4 @@
-import { verifyLedgerFile, type LedgerRoundSummary, type LedgerVerification, type VerifyOptions } from '@fedlora/privacy';
+import { GENESIS_HASH, verifyLedgerFile, type LedgerHead, type LedgerRoundSummary, type LedgerVerification, type VerifyOptions } from '@fedlora/privacy';
 
 /** One ledger's summary in the audit report. */
 export interface LedgerSummary {
@@ -25,9 +25,26 @@ export interface AuditProblem {
   message: string;
 }
 
+/**
+ * The verdict: VALID only when every ledger verifies AND every writer's key came from the
+ * auditor's trusted keys; UNVERIFIED when nothing is wrong but no trusted keys were given (a
+ * ledger re-signed with a fresh key, its key written inside, would look the same); INVALID otherwise.
+ */
+export type AuditVerdict = 'VALID' | 'INVALID' | 'UNVERIFIED';
+
 /** The `fedlora audit --json` document. */
 export interface AuditReport {
+  /** True only for the VALID verdict. */
   valid: boolean;
+  verdict: AuditVerdict;
+  /** Whether signatures were checked against keys given out of band (`--trusted-keys`). */
+  trustedKeys: boolean;
+  /**
+   * The federation ledger's completeness: the longest head that an institution's ledger (or
+   * `--head`) vouches for, and who vouched. null: nothing anchors it, so a federation ledger cut
+   * after its last entry would look the same (pass the institutions' ledgers or --head).
+   */
+  anchoredHead: { entries: number; by: string[] } | null;
   entries: number;
   federation: LedgerSummary | null;
   clients: LedgerSummary[];
@@ -53,12 +70,13 @@ function summarize(ledger: string, v: LedgerVerification): LedgerSummary {
 /**
  * Verifies every ledger and assembles the audit: the coordinator's ledger is the federation's,
  * the others are the institutions'. Any problem in any ledger makes the audit invalid; two
- * ledgers signed by the same writer with different keys, or two federation ledgers, are problems too.
+ * ledgers signed by the same writer with different keys, or two federation ledgers, are problems
+ * too. Without `trustedKeys` the verdict is at best UNVERIFIED (see AuditVerdict).
  */
-export function auditLedgers(paths: readonly string[], opts: VerifyOptions = {}): AuditReport {
+export function auditLedgers(paths: readonly string[], opts: VerifyOptions & { head?: LedgerHead } = {}): AuditReport {
   const problems: AuditProblem[] = [];
-  const clients: LedgerSummary[] = [];
-  let federation: LedgerSummary | null = null;
+  const clients: { s: LedgerSummary; v: LedgerVerification }[] = [];
+  let federation: { s: LedgerSummary; v: LedgerVerification } | null = null;
   let entries = 0;
   const keys = new Map<string, string>();
   for (const path of paths) {
@@ -79,33 +97,76 @@ export function auditLedgers(paths: readonly string[], opts: VerifyOptions = {})
     }
     const s = summarize(path, v);
     if (v.role === 'coordinator') {
-      if (federation) problems.push({ ledger: path, message: `a second federation ledger (the first is ${federation.ledger})` });
-      else federation = s;
-    } else clients.push(s);
+      if (federation) problems.push({ ledger: path, message: `a second federation ledger (the first is ${federation.s.ledger})` });
+      else federation = { s, v };
+    } else clients.push({ s, v });
   }
-  if (federation) problems.push(...crossCheck(federation, clients));
-  return { valid: problems.length === 0, entries, federation, clients, problems };
+  let anchoredHead: AuditReport['anchoredHead'] = null;
+  if (federation) {
+    const checked = crossCheck(federation, clients, opts.head);
+    problems.push(...checked.problems);
+    anchoredHead = checked.anchoredHead;
+  }
+  const trusted = opts.trustedKeys !== undefined;
+  const verdict: AuditVerdict = problems.length > 0 ? 'INVALID' : trusted ? 'VALID' : 'UNVERIFIED';
+  return { valid: verdict === 'VALID', verdict, trustedKeys: trusted, anchoredHead, entries, federation: federation?.s ?? null, clients: clients.map((c) => c.s), problems };
 }
 
 /**
- * A chain cannot show that its own last entries were cut off; the other ledgers can. Every
- * institution-level release an institution recorded must have a federation entry (round or
- * aborted) for the same round; otherwise the federation ledger has lost entries.
+ * A chain cannot show that its own last entries were cut off, nor that it was rewritten whole;
+ * the institutions' ledgers can. Each institution-level entry records the federation ledger head
+ * its round's plan announced (`federationHead`): the federation ledger must still have that
+ * prefix (same number of lines up to it, same hash), or it was truncated or forked. Each release
+ * records its round attempt (`attempt`): the federation ledger must have an entry (round or
+ * aborted) for that very attempt, so an aborted attempt of the same round cannot stand in for a
+ * removed completed one. Entries written before these fields existed are matched by round only.
  */
-function crossCheck(federation: LedgerSummary, clients: readonly LedgerSummary[]): AuditProblem[] {
-  const known = new Set(federation.rounds.map((r) => r.round));
+function crossCheck(
+  federation: { s: LedgerSummary; v: LedgerVerification },
+  clients: readonly { s: LedgerSummary; v: LedgerVerification }[],
+  head: LedgerHead | undefined,
+): { problems: AuditProblem[]; anchoredHead: AuditReport['anchoredHead'] } {
+  const fed = federation.v;
+  const fedName = federation.s.ledger;
+  const known = new Set(fed.rounds.map((r) => r.round));
+  const attempts = new Set(fed.parsed.filter((e) => e.attempt !== undefined).map((e) => `${e.round}:${e.attempt}`));
   const out: AuditProblem[] = [];
-  for (const c of clients) {
+  let anchored = 0;
+  const by = new Set<string>();
+  /** Why the federation ledger lacks `h` as a prefix, or undefined when it has it. */
+  const missing = (h: LedgerHead, when: string): string | undefined => {
+    const n = h.entries;
+    const at = Number.isInteger(n) && n >= 0 ? (n === 0 ? GENESIS_HASH : fed.lineHashes[n - 1]) : undefined;
+    if (at === undefined) return `saw the federation ledger at ${n} entries${when}, but ${fedName} has only ${fed.lineHashes.length}: the federation ledger was truncated`;
+    if (at !== h.hash) return `saw a federation ledger whose entry ${n - 1} hashes to ${String(h.hash).slice(0, 12)}…, but ${fedName} has ${at.slice(0, 12)}… there: the federation ledger was rewritten or forked`;
+    return undefined;
+  };
+  const vouch = (h: LedgerHead, who: string) => {
+    if (h.entries >= anchored) anchored = h.entries;
+    by.add(who);
+  };
+  if (head) {
+    const wrong = missing(head, ' (--head)');
+    if (wrong) out.push({ ledger: fedName, message: `--head: the auditor ${wrong}` });
+    else vouch(head, '--head');
+  }
+  for (const { s: c, v } of clients) {
     if (c.unit !== 'institution') continue;
-    for (const r of c.rounds) {
-      if (r.kind === 'round' && !known.has(r.round)) {
-        out.push({
-          ledger: c.ledger,
-          seq: r.seq,
-          message: `entry ${r.seq}: ${c.writer ?? 'client'} records a release in round ${r.round} that the federation ledger ${federation.ledger} has no entry for (federation entries missing?)`,
-        });
+    const who = c.writer ?? 'client';
+    for (const e of v.parsed) {
+      const problem = (message: string) => out.push({ ledger: c.ledger, seq: e.seq, message: `entry ${e.seq}: ${who} ${message}` });
+      if (e.federationHead) {
+        const wrong = missing(e.federationHead, ` in round ${e.round}`);
+        if (wrong) problem(wrong);
+        else vouch(e.federationHead, who);
+      }
+      if (e.kind !== 'round') continue;
+      if (e.attempt !== undefined) {
+        if (!attempts.has(`${e.round}:${e.attempt}`)) problem(`records a release in round ${e.round} (attempt ${e.attempt.slice(0, 12)}…) that ${fedName} has no entry for (federation entry removed?)`);
+      } else if (!known.has(e.round)) {
+        problem(`records a release in round ${e.round} that the federation ledger ${fedName} has no entry for (federation entries missing?)`);
       }
     }
   }
-  return out;
+  return { problems: out, anchoredHead: by.size ? { entries: anchored, by: [...by].sort() } : null };
 }

@@ -48,7 +48,7 @@ export async function renderAuditHtml(report: AuditReport, generatedAt: string):
 <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.ok{color:#070}.bad{color:#b00}</style>
 </head><body>
 <h1>fedlora privacy audit</h1>
-<p>Generated ${escapeHtml(generatedAt)}. Verdict: <b class="${report.valid ? 'ok' : 'bad'}">${report.valid ? 'VALID' : 'INVALID'}</b> (${report.entries} entries).
+<p>Generated ${escapeHtml(generatedAt)}. Verdict: <b class="${report.valid ? 'ok' : 'bad'}">${report.verdict}</b>${report.verdict === 'UNVERIFIED' ? ' (no trusted keys: signatures checked only against the keys written in the ledgers)' : ''} (${report.entries} entries).
 Every epsilon below is recomputed from the parameters recorded in the signed entries, not read from the files.</p>
 <table><thead><tr><th>role</th><th>writer</th><th>ledger</th><th>entries</th><th>epsilon</th><th>delta</th><th>budget</th><th>status</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>

@@ -11,7 +11,7 @@ import { runSimulation } from '../simulate/run-simulation.js';
 import { intOption, numberOption } from './parse-options.js';
 import type { Partition } from '../simulate/partition.js';
 import { parsePartition } from '../simulate/partition.js';
-import { calibrateDpFedAvg } from '@fedlora/privacy';
+import { calibrateDpFedAvg, readTrustedKeys } from '@fedlora/privacy';
 
 /** `--dashboard`: a loopback host:port (a simulation has no credentials to protect the dashboard with). */
 function dashboardListen(value: string): string {
@@ -183,8 +183,8 @@ export function register(program: Command): void {
         );
       }
       if (report.ledgers?.length) {
-        const audit = auditLedgers(report.ledgers);
-        process.stdout.write(`\nprivacy audit of ${report.ledgers.length} ledgers (fedlora audit ${report.ledgers.join(' ')}):\n${formatAuditText(audit)}`);
+        const audit = auditLedgers(report.ledgers, report.trustedKeys ? { trustedKeys: readTrustedKeys(report.trustedKeys) } : {});
+        process.stdout.write(`\nprivacy audit of ${report.ledgers.length} ledgers (fedlora audit ${report.ledgers.join(' ')}${report.trustedKeys ? ` --trusted-keys ${report.trustedKeys}` : ''}):\n${formatAuditText(audit)}`);
         if (!audit.valid) throw new CliError('the privacy audit of this simulation failed');
       }
       if (report.finalEvalLoss === null) throw new CliError('no round completed');

@@ -1,3 +1,4 @@
+import { TRUSTED_KEYS_FILE, readTrustedKeys } from '@fedlora/privacy';
 import { loadMemberList } from '@fedlora/federation';
 import { seededRandomBytes } from '@fedlora/tensor';
 import { encodePublicKey, loadChannelCredentials, loadIdentity, loadServerCredentials } from '@fedlora/transport-grpc';
@@ -44,6 +45,13 @@ describe('writeFederation (local federation)', () => {
       expect(readFileSync((cl.data as { path: string }).path, 'utf8').length).toBeGreaterThan(10_000);
     }
     expect(encodePublicKey(loadIdentity(c.identity.secretKeyFile).publicKey)).toBe(m.coordinator.publicKey);
+  });
+
+  it("writes the auditor's trusted keys: the public key of every ledger writer, readable by anyone", async () => {
+    const out = tempDir();
+    const m = await writeFederation(localPlan({ clients: 2, rounds: 1, federationId: 'fed-t', port: 7443 }), out, { random: seededRandomBytes('trust') });
+    expect(readTrustedKeys(join(out, TRUSTED_KEYS_FILE))).toEqual({ coordinator: m.coordinator.publicKey, ...Object.fromEntries(m.clients.map((c) => [c.name, c.publicKey])) });
+    expect(statSync(join(out, TRUSTED_KEYS_FILE)).mode & 0o777).toBe(0o644);
   });
 
   it('writes every private key 0600 inside 0700 directories', async () => {

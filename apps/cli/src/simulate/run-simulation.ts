@@ -5,7 +5,7 @@ import type { CausalLM, LoraConfig } from '@fedlora/model';
 import type { LoraVariant } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel, validateLoraConfig } from '@fedlora/model';
 import type { ClientPrivacyGuard } from '@fedlora/privacy';
-import { generateLedgerKey, resolveAdaptiveClipping, type NoiseCalibration } from '@fedlora/privacy';
+import { TRUSTED_KEYS_FILE, calibrateDpFedAvg, generateLedgerKey, resolveAdaptiveClipping, writeTrustedKeys, type NoiseCalibration } from '@fedlora/privacy';
 import type { CohortSampling, EventLogger, LocalTrainer, RoundEvaluation, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
 import { flattenInPlanOrder, plannedPrivacy, silentLogger, updateDimension, updateLayout } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
@@ -197,6 +197,8 @@ export interface SimulationReport {
   dpSgd?: SimulationDpSgd;
   /** Paths of every ledger written: the federation's first, then each client's. */
   ledgers?: string[];
+  /** The auditor's trust anchor for those ledgers (writer -> public key; `fedlora audit --trusted-keys`). */
+  trustedKeys?: string;
 }
 
 /**
@@ -205,7 +207,8 @@ export interface SimulationReport {
  * addresses and a held-out part of it. Reports, per round, the participants, the mean train loss
  * and the held-out eval loss of the new global adapter.
  */
-export async function runSimulation(o: SimulationOptions): Promise<SimulationReport> {
+export async function runSimulation(options: SimulationOptions): Promise<SimulationReport> {
+  let o = options;
   const started = performance.now();
   const backend = await initBackend({ backend: o.backend });
   const modelDir = o.modelDir ?? (process.env.FEDLORA_MODEL_DIR || DEFAULT_BASE_MODEL_DIR);
@@ -233,6 +236,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
 
   const initialAdapter = initLoraAdapter(model, lora, seededRandomBytes(`lora-init:${o.seed}`));
   const updateParameters = updateDimension(updateLayout(initialAdapter, lora.variant!));
+  o = recalibratedForDimension(o, updateParameters);
   let fedPrivacy: FederationPrivacy | undefined;
   const ledgers: string[] = [];
   // The expected cohort: everyone, or clientsPerRound (a count or a fraction of the population).
@@ -258,6 +262,10 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
   // One ledger key per institution, shared by its institution-level and record-level ledgers (the audit requires it).
   const clientKeys = new Map(clients.map((c) => [c.name, generateLedgerKey().secretKey]));
   const outDir = o.privacy || o.dpSgd ? (o.outDir ?? (await mkdtemp(join(tmpdir(), 'fedlora-sim-')))) : '';
+  // The public half of every ledger key, for the auditor (this one operator holds them all here).
+  const trustedKeysPath = join(outDir, TRUSTED_KEYS_FILE);
+  const coordinatorLedgerKey = generateLedgerKey();
+  if (outDir) writeTrustedKeys(trustedKeysPath, { coordinator: coordinatorLedgerKey.publicKey, ...Object.fromEntries([...clientKeys].map(([name, k]) => [name, Buffer.from(k.subarray(32)).toString('hex')])) });
   if (o.privacy) {
     fedPrivacy = await createFederationPrivacy({
       config: distributed
@@ -266,7 +274,7 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       delta: o.privacy.delta,
       dimension: updateParameters,
       ledgerPath: join(outDir, 'federation-ledger.jsonl'),
-      signer: { writer: 'coordinator', secretKey: generateLedgerKey().secretKey },
+      signer: { writer: 'coordinator', secretKey: coordinatorLedgerKey.secretKey },
       rng: cryptoRandomBytes,
       ...(o.privacy.calibration ? { calibration: o.privacy.calibration } : {}),
       ...(o.privacy.adaptiveClipping
@@ -448,8 +456,8 @@ export async function runSimulation(o: SimulationOptions): Promise<SimulationRep
       adapterParameters: numElements(initialAdapter),
       updateParameters,
       durationMs: Math.round(performance.now() - started),
-      ...(o.privacy ? { privacy: o.privacy, ledgers } : {}),
-      ...(o.dpSgd ? { dpSgd: o.dpSgd, ledgers } : {}),
+      ...(o.privacy ? { privacy: o.privacy, ledgers, trustedKeys: trustedKeysPath } : {}),
+      ...(o.dpSgd ? { dpSgd: o.dpSgd, ledgers, trustedKeys: trustedKeysPath } : {}),
     };
   } finally {
     stopClients.abort();
@@ -492,4 +500,24 @@ function qaClients(model: CausalLM, o: SimulationOptions) {
 async function finalMcq(model: CausalLM, lora: LoraConfig, adapter: NamedTensors, items: McqItem[]) {
   const r = await evaluateMcq(model, items, { lora, adapter });
   return { count: r.examples, acc: r.acc, accNorm: r.acc_norm };
+}
+
+/**
+ * Budget first, central mode: the noise multiplier calibrated before the model was loaded did not
+ * know the update's dimension, which the ledger needs to account the grid (sqrt(d) h of extra
+ * sensitivity, central-grid.ts); recalibrate for it so the ledger's epsilon stays <= the target.
+ */
+function recalibratedForDimension(o: SimulationOptions, dimension: number): SimulationOptions {
+  const p = o.privacy;
+  const c = p?.calibration;
+  if (!p || !c || p.mode !== 'central') return o;
+  const calibration = calibrateDpFedAvg({
+    targetEpsilon: c.targetEpsilon,
+    delta: c.delta,
+    institutions: c.units,
+    rounds: c.steps,
+    config: { mode: 'central', clipNorm: p.clipNorm, samplingRate: c.samplingRate, secureAggregation: !!o.secagg },
+    dimension,
+  });
+  return { ...o, privacy: { ...p, noiseMultiplier: calibration.noiseMultiplier, calibration } };
 }

@@ -82,7 +82,7 @@ export function createLedgerReader(paths: () => readonly string[]): () => Privac
         try {
           v = verifyLedgerFile(path);
         } catch (err) {
-          v = { valid: false, entries: 0, epsilon: Number.NaN, rounds: [], problems: [{ line: 0, message: `cannot read: ${(err as Error).message}` }], parsed: [], lastHash: '', cumulativeRdp: [] };
+          v = { valid: false, entries: 0, epsilon: Number.NaN, rounds: [], problems: [{ line: 0, message: `cannot read: ${(err as Error).message}` }], parsed: [], lastHash: '', lineHashes: [], cumulativeRdp: [] };
         }
         const view = ledgerView(path, v);
         const own = new Map<string, RefusalView>();
