@@ -8,6 +8,7 @@
 import { cryptoRandomBytes } from '@fedlora/tensor';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CliError, info, printJson } from '../output.js';
 import { localPlan, type FederationPlan } from '../provision/federation-plan.js';
@@ -21,6 +22,7 @@ import { intOption } from './parse-options.js';
 interface ProvisionFlags {
   out: string;
   addClient?: string;
+  request?: string;
   coordinator?: string;
   dataPath?: string;
   revoke?: string;
@@ -71,6 +73,7 @@ export function register(program: Command): void {
     .option('--min-clients <n>', 'clients a round needs (default: min(2, clients))', intOption('--min-clients', 1, 1000))
     .option('--add-client <name>', 'enrol one more institution in the federation already in --out (needs pki/ca.key)')
     .option('--coordinator <host:port>', 'with --add-client: address the new client dials (default: as the existing clients)')
+    .option('--request <file>', "with --add-client: the institution's enrolment request (NAME.request.json from fedlora client-init); no key is generated here")
     .option('--data-path <path>', 'with --add-client: the institution\'s training data (relative to its client config)')
     .option('--revoke <name>', 'withdraw an institution: revoked in the coordinator store at once (also while it runs), removed from coordinator.yaml')
     .option('--reason <text>', 'with --revoke: why (kept in the audit log)')
@@ -148,14 +151,28 @@ async function addOne(flags: ProvisionFlags): Promise<void> {
   const outDir = resolve(flags.out);
   let manifest;
   try {
-    manifest = await addClient(outDir, { name: flags.addClient!, ...(flags.dataPath ? { dataPath: flags.dataPath } : {}) }, { random: cryptoRandomBytes, coordinator: flags.coordinator });
+    const request = flags.request ? readJson(flags.request) : undefined;
+    manifest = await addClient(outDir, { name: flags.addClient!, ...(flags.dataPath ? { dataPath: flags.dataPath } : {}) }, { random: cryptoRandomBytes, coordinator: flags.coordinator, ...(request !== undefined ? { request } : {}) });
   } catch (err) {
     if (err instanceof RangeError) throw new CliError(err.message, 2);
     throw err;
   }
   for (const w of manifest.warnings) info(`warning: ${w}`);
   if (flags.json) return printJson(manifest);
-  process.stdout.write(`Enrolled ${manifest.client.name} in ${manifest.federationId}: fedlora client --config ${resolve(outDir, manifest.client.config)}\n`);
+  const c = manifest.client;
+  process.stdout.write(
+    c.requestFingerprint
+      ? `Enrolled ${c.name} in ${manifest.federationId} from its request (fingerprint ${c.requestFingerprint}): send it ${c.ship.join(', ')}\n`
+      : `Enrolled ${c.name} in ${manifest.federationId} (LOCAL/TEST ONLY: its keys were generated here): fedlora client --config ${resolve(outDir, c.config)}\n`,
+  );
+}
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch (err) {
+    throw new RangeError(`--request ${path}: cannot read it as JSON (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
 }
 
 function revokeOne(flags: ProvisionFlags): void {
@@ -170,6 +187,8 @@ function revokeOne(flags: ProvisionFlags): void {
   if (flags.json) return printJson(manifest);
   process.stdout.write(
     `Revoked ${manifest.name} in ${manifest.federationId} (store ${manifest.store}); the coordinator refuses its new registrations from now on.\n` +
-      (manifest.membersReissued ? 'members.json was re-signed without it: give the new version to every institution.\n' : ''),
+      (manifest.membersReissued
+        ? 'members.json was re-signed without it: give the new version to every institution.\n'
+        : 'members.json was NOT re-signed (no authority key in authority/, or no member list): re-sign it where the federation authority key is kept.\n'),
   );
 }

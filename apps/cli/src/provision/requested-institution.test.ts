@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { addClient } from './add-client.js';
 import { clientInit } from './client-init.js';
 import { ProjectFileSchema, projectPlan } from './project-file.js';
 import { loadRequests } from './requested-institution.js';
@@ -101,6 +102,25 @@ describe('provision from enrolment requests', () => {
     const req = JSON.parse(readFileSync(path, 'utf8'));
     writeFileSync(path, JSON.stringify({ ...req, publicKey: JSON.parse(readFileSync(join(requests, 'hospital-a.request.json'), 'utf8')).publicKey }));
     await expect(loadRequests(requests, [...NAMES, 'clinic-c'], 'onc')).rejects.toThrow(/hospital-b.request.json: the signature does not verify[\s\S]*clinic-c.request.json: missing \(the institution creates it with: fedlora client-init --name clinic-c/);
+  });
+
+  it('enrols one more institution later from its request (--add-client --request), again writing none of its keys', async () => {
+    const requests = temp();
+    await enrol(requests);
+    const out = join(temp(), 'fed');
+    await writeFederation({ ...projectPlan(project), requests: await loadRequests(requests, NAMES, 'onc') }, out, { random: seededRandomBytes('prov-add') });
+    const home = join(temp(), 'clinic-c');
+    const init = await clientInit(home, { name: 'clinic-c', federationId: 'onc', random: seededRandomBytes('init-c') });
+    const request = JSON.parse(readFileSync(join(home, init.request), 'utf8')) as unknown;
+    const m = await addClient(out, { name: 'clinic-c' }, { random: seededRandomBytes('add-c'), request });
+    expect(m.client.ship).toEqual(['institutions/clinic-c/client.yaml', 'institutions/clinic-c/members.json', 'institutions/clinic-c/client.crt', 'institutions/clinic-c/ca.crt']);
+    expect(m.files.map((f) => f.path).filter((p) => p.includes('clinic-c') && /\.key/.test(p))).toEqual([]);
+    const seed = JSON.parse(readFileSync(join(home, 'identity.key.json'), 'utf8')).seed as string;
+    expect(walk(out).some((f) => readFileSync(f, 'utf8').includes(seed))).toBe(false);
+    // The bundle's member list is the re-signed version 2 that includes the newcomer.
+    const authorityKey = encodePublicKey(loadIdentity(join(out, 'authority/federation-authority.key.json')).publicKey);
+    expect([...loadMemberList(join(out, 'institutions/clinic-c/members.json'), authorityKey, 'onc').keys()]).toEqual(['clinic-c', 'hospital-a', 'hospital-b']);
+    await expect(addClient(out, { name: 'clinic-d' }, { random: seededRandomBytes(1), request })).rejects.toThrow(/--request: name: expected "clinic-d", received "clinic-c"/);
   });
 
   it('the one-machine mode still generates every key, and says it is for local tests only', async () => {
