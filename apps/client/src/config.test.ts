@@ -151,3 +151,20 @@ describe('dpSgd record-level budget', () => {
     ]);
   });
 });
+
+describe('membership and secure-aggregation floors (issue 16, finding 1)', () => {
+  it('resolves the member list path, keeps the pinned authority key, and fills the floors with their defaults', () => {
+    const key = Buffer.alloc(32, 7).toString('base64');
+    const c = loadClientConfig(writeConfig(`${GOOD}membership:\n  file: ../members.json\n  authorityKey: ${key}\n`), {});
+    expect(c.membership?.authorityKey).toBe(key);
+    expect(c.membership?.file.endsWith('/members.json')).toBe(true);
+    expect(c.secagg).toEqual({ minCohort: 3, minSurvivors: 2, corruptFraction: 0, securityBits: 40 });
+  });
+
+  it('names a malformed authority key and floors outside their range', () => {
+    const p = problems(() => loadClientConfig(writeConfig(`${GOOD}membership:\n  file: ../members.json\n  authorityKey: not-a-key\nsecagg:\n  minSurvivors: 1\n  corruptFraction: 0.5\n`), {}));
+    expect(p.join('\n')).toMatch(/membership\.authorityKey/);
+    expect(p.join('\n')).toMatch(/secagg\.minSurvivors/);
+    expect(p.join('\n')).toMatch(/secagg\.corruptFraction/);
+  });
+});
