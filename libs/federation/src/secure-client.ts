@@ -84,7 +84,7 @@ export async function runSecureRound(
   // Unmask no sum of fewer inputs than this client's noise share was calibrated for (#16 finding 8),
   // nor than this institution's own floor (its config; a sum of one is that client's input).
   const minSurvivors = Math.max(plannedSurvivors(plan), minimums.minSurvivors);
-  const client = new SecAggClient({ round: plan.round, clientId: id, identitySecretKey: opts.identitySecretKey, identities, rng: opts.rng, minSurvivors });
+  const client = new SecAggClient({ round: plan.round, clientId: id, identitySecretKey: opts.identitySecretKey, identities, rng: opts.rng, minSurvivors, expected: { cohort: [...identities.keys()], k: sp.k, t: sp.t } });
   const dropAt = opts.dropAtFor?.(plan);
   let report: ClientReport | undefined;
   let inputSet = false;

@@ -50,8 +50,10 @@ export function securePlanProblem(
   const n = names.length;
   if (n < min.minCohort) return `the cohort has ${n} clients; this institution requires at least ${min.minCohort} (secagg.minCohort)`;
   if (n < min.minSurvivors) return `the cohort has ${n} clients, fewer than the ${min.minSurvivors} survivors this institution requires (secagg.minSurvivors)`;
-  const { k, t } = sp;
-  if (!Number.isInteger(k) || !Number.isInteger(t) || t < 1 || k < t || k > n - 1) return `need integers 1 <= t <= k <= n - 1, received t=${t}, k=${k}, n=${n}`;
+  const { t } = sp;
+  // A configured k above n - 1 means the complete graph (the server sends min(k, n - 1)).
+  const k = Number.isInteger(sp.k) ? Math.min(sp.k, n - 1) : sp.k;
+  if (!Number.isInteger(k) || !Number.isInteger(t) || t < 1 || k < t) return `need integers 1 <= t <= k <= n - 1, received t=${t}, k=${sp.k}, n=${n}`;
   if (k < n - 1 && k % 2 !== 0) return `k must be even below n - 1, received k=${k}`;
   const failure = secAggSecurityFailure(n, k, t, min.corruptFraction, true);
   if (!(failure <= 2 ** -min.securityBits)) {

@@ -53,6 +53,12 @@ export type SecAggClientConfig = {
    * would carry less noise than accounted (#16 finding 8). The coordinator is not trusted to check it.
    */
   minSurvivors?: number;
+  /**
+   * The cohort and (k, t) this client checked in the round plan against its own minimums: a
+   * config naming another cohort (say, a subset smaller than the client's minimum) or other
+   * parameters is refused (check 'params'). k is compared as min(k, n - 1).
+   */
+  expected?: { cohort: readonly number[]; k: number; t: number };
 };
 
 /** What the client wants sent after handling a server message. */
@@ -151,6 +157,12 @@ export class SecAggClient {
     ensure(m.t <= m.k && m.k <= m.cohort.length - 1, 'params', `need t <= k <= n - 1, received t=${m.t}, k=${m.k}, n=${m.cohort.length}`);
     ensure(2 * m.t > m.k, 'params', `threshold t=${m.t} must exceed k/2=${m.k / 2} so a lying server cannot collect both shares of a client`);
     ensure(m.k >= m.cohort.length - 1 || m.k % 2 === 0, 'params', `k must be even below n - 1, received k=${m.k}`);
+    const exp = this.cfg.expected;
+    if (exp) {
+      const want = [...exp.cohort].sort((a, b) => a - b).join(',');
+      ensure([...m.cohort].sort((a, b) => a - b).join(',') === want, 'params', `the config's cohort is not the one in the round plan this client checked`);
+      ensure(m.k === Math.min(exp.k, m.cohort.length - 1) && m.t === exp.t, 'params', `the config's (k=${m.k}, t=${m.t}) differ from the round plan's (k=${exp.k}, t=${exp.t}) this client checked`);
+    }
     const unknown = m.cohort.filter((id) => !this.cfg.identities.has(id));
     ensure(unknown.length === 0, 'sender', `the cohort names client(s) ${unknown.join(', ')} without a roster identity key`);
     // The graph seed is derived from the cohort's keys and the round (Bell et al. assume a random placement the server does not choose).

@@ -71,7 +71,8 @@ describe('a client keeps its own floor on the survivors', () => {
     const r3 = new Map(three.map((id) => [id, roster.get(id)!]));
     const server = new SecAggServer({ round: 9, cohort: three, identities: r3, k: 2, t: 2, dim: 4, rng });
     const clients = new Map(three.map((id) => [id, new SecAggClient({ round: 9, clientId: id, identitySecretKey: identities.get(id)!.secretKey, identities: r3, rng, input: new Uint32Array(4).fill(id), minSurvivors })]));
-    for (let stage = 0; stage < 3; stage++) {
+    // Every stage before the survivor list (advertise, share, receipt, collect), as an honest server runs them.
+    for (let i = 0; i < 6 && server.stage !== 'consistency'; i++) {
       for (const id of three) {
         const r = server.poll(id);
         if (r.kind !== 'message') continue;
@@ -96,5 +97,27 @@ describe('a client keeps its own floor on the survivors', () => {
   it('refuses to sign (and so to reveal shares) when fewer survivors than its own minimum are claimed -> threshold', () => {
     const { client: c, bytes } = survivorsMessage(3, [1, 2]);
     expect(checkOf(() => c.handle(bytes))).toBe('threshold');
+  });
+});
+
+describe('a client refuses a config that differs from the plan it checked', () => {
+  const expected = { cohort: ids, k: 4, t: 3 };
+  const withExpected = (id: number) => new SecAggClient({ round: 9, clientId: id, identitySecretKey: identities.get(id)!.secretKey, identities: roster, rng, input: new Uint32Array(4), expected });
+  const config = (cohort: number[], k: number, t: number) => {
+    const r = new Map(cohort.map((id) => [id, roster.get(id)!]));
+    return encodeMessage({ type: 'config', round: 9, cohort, k, t, dim: 4, graphSeed: deriveGraphSeed(9, r) });
+  };
+
+  it('accepts the plan\'s cohort and parameters', () => {
+    expect(withExpected(1).handle(config(ids, 4, 3)).kind).toBe('send');
+  });
+
+  it('a cohort cut down to the victim and two others (below the minimum the client checked) -> params', () => {
+    expect(checkOf(() => withExpected(1).handle(config([1, 2, 3], 2, 2)))).toBe('params');
+  });
+
+  it('a threshold or neighbourhood other than the plan\'s -> params', () => {
+    expect(checkOf(() => withExpected(1).handle(config(ids, 6, 4)))).toBe('params');
+    expect(checkOf(() => withExpected(1).handle(config(ids, 4, 4)))).toBe('params');
   });
 });
