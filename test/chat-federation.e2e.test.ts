@@ -12,7 +12,7 @@ import { defaultLoraConfig, initBackend, loadModel, type TextSegment } from '@fe
 import { runClient, silentLogger } from '@fedlora/federation';
 import { instructSegments, maskedSequences } from '@fedlora/train';
 import { GrpcConnection } from '@fedlora/transport-grpc';
-import { startCoordinatorApp } from '@fedlora/coordinator';
+import { buildCoordinator } from '@fedlora/coordinator';
 import { EvaluatingTrainer, PlanFollowingTrainer } from '@fedlora/client';
 
 const FIXTURES = fileURLToPath(new URL('../libs/model/fixtures', import.meta.url));
@@ -28,7 +28,7 @@ describe.each(['llama3', 'qwen2.5'])('a 2-client federation instruction-tunes th
     const model = await loadModel(`${FIXTURES}/${name}`);
     const lora = defaultLoraConfig(model);
     const rounds: Array<{ status: string; evalLoss?: number; clients?: number }> = [];
-    const app = await startCoordinatorApp({
+    const app = await buildCoordinator({
       federationId: `chat-${name}`,
       listen: '127.0.0.1:0',
       model,

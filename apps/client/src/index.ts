@@ -17,3 +17,6 @@ export { EvaluatingTrainer, evaluateGlobal } from './federated-eval.js';
 // An institution's privacy guards (institution-level and record-level budgets), opened in one place.
 export type { ClientGuardsOptions, GuardSpec } from './client-guards.js';
 export { openClientGuards } from './client-guards.js';
+// The composition root: one institution's node from an in-memory spec (used by `fedlora client` and `simulate`).
+export type { BuiltClient, ClientSpec, OpenedGuards } from './build-client.js';
+export { buildClient } from './build-client.js';

@@ -3,20 +3,19 @@ import { join } from 'node:path';
 import type { CausalLM, LoraConfig, TextSegment } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, loadModel, validateLoraConfig } from '@fedlora/model';
 import type { EventLogger, LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federation';
-import { loadMemberList, noiseShareFor, runClient } from '@fedlora/federation';
+import { loadMemberList, noiseShareFor } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes } from '@fedlora/tensor';
 import { instructTrainingSequences, isInstructFormat, packUnits, readInstructExamples, readJsonl, parseMcqItem, readTextDocuments, readUnitRecords, splitHeldOut, splitRecordsByUnit, tokenizeToSequences, type PerExampleMethod, type PrivacyUnitSpec, type UnitRecord } from '@fedlora/train';
-import { GrpcConnection, createRequestSigner, insecureChannelCredentials, loadChannelCredentials, loadIdentity, wipeIdentity } from '@fedlora/transport-grpc';
+import { createRequestSigner, insecureChannelCredentials, loadChannelCredentials, loadIdentity, wipeIdentity } from '@fedlora/transport-grpc';
 import { ClientConfigSchema, reconnectRetries, type ClientConfig } from './config.js';
 import { appliedEnvOverrides } from '@fedlora/config';
 import { ModelTrainer } from './model-trainer.js';
 import { DpSgdTrainer, dpSgdTrainerSettings, type DpSgdTrainerOptions } from './dp-sgd-trainer.js';
 import type { ClientPrivacyGuard } from '@fedlora/privacy';
 import { DEFAULT_DP_SGD_DELTA } from './config.js';
-import { PrivacyGuardedTrainer } from './privacy-trainer.js';
-import { EvaluatingTrainer, type FederatedEvalSets } from './federated-eval.js';
-import { openClientGuards } from './client-guards.js';
+import type { FederatedEvalSets } from './federated-eval.js';
+import { buildClient } from './build-client.js';
 
 /** Settings of a PlanFollowingTrainer. */
 export interface PlanFollowingTrainerSettings {
@@ -166,25 +165,7 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     if (identity.name !== cfg.name) throw new RangeError(`identity.secretKeyFile: expected the key of "${cfg.name}", received the key of "${identity.name}"`);
     // Record-level DP-SGD budget: the institution's own ledger for the record unit, signed with its identity key (wiped after the run).
     const recordBudget = cfg.dpSgd?.epsilon !== undefined ? { epsilon: cfg.dpSgd.epsilon, delta: cfg.dpSgd.delta ?? cfg.privacy?.delta ?? DEFAULT_DP_SGD_DELTA } : undefined;
-    // Both budgets: the institution's own signed ledgers in dataDir, signed with its identity key (wiped after the run).
-    const guards = await openClientGuards({
-      name: cfg.name,
-      secretKey: identity.secretKey,
-      ...(cfg.privacy ? { institution: { ledgerPath: join(cfg.dataDir, 'privacy-ledger.jsonl'), epsilon: cfg.privacy.epsilon, delta: cfg.privacy.delta } } : {}),
-      ...(recordBudget ? { record: { ledgerPath: join(cfg.dataDir, 'record-ledger.jsonl'), ...recordBudget, unit } } : {}),
-    });
-    const recordGuard = guards.record;
-    if (recordGuard) log.info({ event: 'privacy.budget', unit: recordGuard.unitLabel, epsilonSpent: recordGuard.spent(), budget: recordBudget, ledger: recordGuard.ledgerPath });
-    const trainer = new PlanFollowingTrainer(model, documents, {
-      evalFraction: cfg.data.evalFraction,
-      defaultSeqLen: cfg.training.seqLen ?? 64,
-      seed: cfg.name,
-      log,
-      dpSgd: cfg.dpSgd ? { ...dpSgdTrainerSettings(cfg.dpSgd), guard: recordGuard, unit, ...(recordBudget ? { budget: { ...recordBudget, ...(cfg.dpSgd.rounds ? { rounds: cfg.dpSgd.rounds } : {}) } } : {}) } : undefined,
-      ...(instruct ? { instruct } : {}),
-    });
     const evalSets = await federatedEvalSets(model, cfg);
-    const evaluating = evalSets ? new EvaluatingTrainer(trainer, model, evalSets) : trainer;
     // Secure-aggregation rosters are checked against the member list the federation authority signed, never the coordinator's word.
     const members = cfg.membership ? loadMemberList(cfg.membership.file, cfg.membership.authorityKey, cfg.federationId) : new Map<string, Uint8Array>();
     if (!cfg.membership) log.warn({ event: 'membership.missing', message: 'no membership (signed member list) in the config: every secure-aggregation round will be declined' });
@@ -195,25 +176,45 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
     }
     const signer = cfg.federationId ? createRequestSigner({ federationId: cfg.federationId, identity, random: cryptoRandomBytes }) : undefined;
     if (!signer) log.warn({ event: 'auth.unsigned', message: 'federationId is not set: requests are not signed and a coordinator with enrolled clients will refuse them' });
-    const connection = new GrpcConnection({ address: cfg.coordinator, federationId: cfg.federationId, credentials, serverName: cfg.tls?.serverName, signer });
-    // Institution-level DP: every update is clipped to the plan's bound and recorded in the institution's ledger.
-    const guard = guards.institution;
-    if (guard) log.info({ event: 'privacy.budget', epsilonSpent: guard.spent(), budget: { epsilon: cfg.privacy!.epsilon, delta: cfg.privacy!.delta }, policy: cfg.privacy!.policy, ledger: guard.ledgerPath });
-    try {
-      const r = await runClient({
-        name: cfg.name,
-        connection,
-        trainer: new PrivacyGuardedTrainer(evaluating, guard, undefined, cfg.privacy?.policy),
-        // Secure aggregation uses the same enrolled Ed25519 identity that signs requests.
-        secure: { identitySecretKey: identity.secretKey, members, minimums: cfg.secagg, rng: cryptoRandomBytes, noiseFor: (plan) => noiseShareFor(plan, cryptoRandomBytes) },
-        logger: log,
-        signal,
+    // The composition root (build-client.ts): guards, trainer stack and client loop, as `simulate` builds them.
+    const node = await buildClient({
+      name: cfg.name,
+      coordinator: { address: cfg.coordinator, federationId: cfg.federationId, credentials, serverName: cfg.tls?.serverName, signer },
+      // One key for everything: it signs requests, both ledgers, and is the SecAgg identity.
+      secretKey: identity.secretKey,
+      budgets: {
+        // Both budgets: the institution's own signed ledgers in dataDir.
+        ...(cfg.privacy ? { institution: { ledgerPath: join(cfg.dataDir, 'privacy-ledger.jsonl'), epsilon: cfg.privacy.epsilon, delta: cfg.privacy.delta } } : {}),
+        ...(recordBudget ? { record: { ledgerPath: join(cfg.dataDir, 'record-ledger.jsonl'), ...recordBudget, unit } } : {}),
+      },
+      ...(cfg.privacy?.policy ? { privacyPolicy: cfg.privacy.policy } : {}),
+      trainer: ({ record }) => {
+        if (record) log.info({ event: 'privacy.budget', unit: record.unitLabel, epsilonSpent: record.spent(), budget: recordBudget, ledger: record.ledgerPath });
+        return new PlanFollowingTrainer(model, documents, {
+          evalFraction: cfg.data.evalFraction,
+          defaultSeqLen: cfg.training.seqLen ?? 64,
+          seed: cfg.name,
+          log,
+          dpSgd: cfg.dpSgd ? { ...dpSgdTrainerSettings(cfg.dpSgd), guard: record, unit, ...(recordBudget ? { budget: { ...recordBudget, ...(cfg.dpSgd.rounds ? { rounds: cfg.dpSgd.rounds } : {}) } } : {}) } : undefined,
+          ...(instruct ? { instruct } : {}),
+        });
+      },
+      ...(evalSets ? { evaluation: { model, sets: evalSets } } : {}),
+      // Secure aggregation uses the same enrolled Ed25519 identity that signs requests; rosters are held against the signed member list.
+      secure: { identitySecretKey: identity.secretKey, members, minimums: cfg.secagg, rng: cryptoRandomBytes, noiseFor: (plan) => noiseShareFor(plan, cryptoRandomBytes) },
+      runner: {
         backoffMs: { initial: cfg.reconnect.initialBackoffMs, max: cfg.reconnect.maxBackoffMs },
         maxRetries: reconnectRetries(cfg.reconnect.giveUpAfterSeconds * 1000, cfg.reconnect.initialBackoffMs, cfg.reconnect.maxBackoffMs),
-      });
+      },
+      logger: log,
+    });
+    // Institution-level DP: every update is clipped to the plan's bound and recorded in the institution's ledger.
+    const guard = node.guards.institution;
+    if (guard) log.info({ event: 'privacy.budget', epsilonSpent: guard.spent(), budget: { epsilon: cfg.privacy!.epsilon, delta: cfg.privacy!.delta }, policy: cfg.privacy!.policy, ledger: guard.ledgerPath });
+    try {
+      const r = await node.run(signal);
       return { ...r, backend: backend.name };
     } finally {
-      connection.close();
       wipeIdentity(identity);
     }
   } finally {

@@ -1,6 +1,7 @@
-// The coordinator process: core + gRPC server + round loop.
-export type { CoordinatorAppOptions, CoordinatorApp } from './coordinator-app.js';
-export { startCoordinatorApp } from './coordinator-app.js';
+// The composition root: core + gRPC server + dashboard + metrics + round loop, from an in-memory spec
+// (used by `fedlora coordinator` through startCoordinatorFromConfig, and by `simulate`).
+export type { CoordinatorSpec, BuiltCoordinator } from './build-coordinator.js';
+export { buildCoordinator } from './build-coordinator.js';
 // Structured logs (pino, stderr).
 export type { LogLevel } from './logger.js';
 export { createEventLogger } from './logger.js';

@@ -11,19 +11,17 @@ import { acquireDataDirLock, openSqliteStore } from '@fedlora/store';
 import { RequestVerifier, insecureServerCredentials, loadServerCredentials, peerCertificateCommonName } from '@fedlora/transport-grpc';
 import { CoordinatorConfigSchema, type CoordinatorConfig } from './config.js';
 import { appliedEnvOverrides } from '@fedlora/config';
-import type { CoordinatorApp } from './coordinator-app.js';
-import { startCoordinatorApp } from './coordinator-app.js';
+import type { BuiltCoordinator } from './build-coordinator.js';
+import { buildCoordinator } from './build-coordinator.js';
 import type { LogLevel } from './logger.js';
 import { createEventLogger } from './logger.js';
 import { createCoordinatorMetrics } from './metrics.js';
-import { coordinatorHealth, startMetricsServer } from './metrics-server.js';
 import { attachStore } from './persistence.js';
 import { createRefusalAudit } from './refusal-audit.js';
-import { startCoordinatorDashboard } from './dashboard/start-dashboard.js';
 
 /** A coordinator started from its config file. */
 export interface ConfiguredCoordinator {
-  app: CoordinatorApp;
+  app: BuiltCoordinator;
   backend: string;
   done: Promise<RoundSummary[]>;
   /** Port of the /metrics + /healthz endpoint when `metrics.listen` is configured. */
@@ -90,7 +88,8 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     }
   };
 
-  const app = await startCoordinatorApp({
+  // The composition root (build-coordinator.ts), as `simulate` builds its coordinator.
+  const app = await buildCoordinator({
     federationId: cfg.federationId,
     listen: cfg.listen,
     credentials,
@@ -135,40 +134,25 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
       metrics.refused(r);
       auditRefusal(r); // throttled per reason and client: a flood cannot become a flood of fsyncs
     },
+    ...(cfg.metrics ? { metrics: { listen: cfg.metrics.listen, registry: metrics.registry, startedAt } } : {}),
+    ...(cfg.dashboard
+      ? {
+          dashboard: {
+            listen: cfg.dashboard.listen,
+            auth: cfg.dashboard.auth,
+            tls: cfg.dashboard.tls && cfg.tls ? { cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key), ca: readFileSync(cfg.tls.ca) } : undefined,
+            ledgerPaths: () => (protection.ledgerPath ? [protection.ledgerPath] : []),
+            auditRecords: () => store.listAudit({ limit: 5000 }),
+            auditRefusal,
+            enrolled: () => (enrolled ? store.listClients().filter((c) => c.status !== 'revoked').map((c) => c.name) : null),
+          },
+        }
+      : {}),
+  }).catch((err: unknown) => {
+    store.close();
+    throw err;
   });
   metrics.observe(() => ({ ...app.coordinator.status(), uploadBufferedBytes: app.server.uploads.heldBytes }));
-  const ops = cfg.metrics
-    ? await startMetricsServer({
-        listen: cfg.metrics.listen,
-        registry: metrics.registry,
-        health: () => coordinatorHealth(app.coordinator.status(), { grpcPort: app.port, startedAt }),
-        onError: (err) => log.error({ event: 'metrics.error', message: String(err) }),
-      }).catch(async (err: unknown) => {
-        await app.close();
-        store.close();
-        throw err;
-      })
-    : undefined;
-  if (ops) log.info({ event: 'metrics.listening', port: ops.port });
-  const dash = cfg.dashboard
-    ? await startCoordinatorDashboard({
-        listen: cfg.dashboard.listen,
-        auth: cfg.dashboard.auth,
-        tls: cfg.dashboard.tls && cfg.tls ? { cert: readFileSync(cfg.tls.cert), key: readFileSync(cfg.tls.key), ca: readFileSync(cfg.tls.ca) } : undefined,
-        coordinator: app.coordinator,
-        ledgerPaths: () => (protection.ledgerPath ? [protection.ledgerPath] : []),
-        auditRecords: () => store.listAudit({ limit: 5000 }),
-        auditRefusal,
-        enrolled: () => (enrolled ? store.listClients().filter((c) => c.status !== 'revoked').map((c) => c.name) : null),
-        uploadBufferedBytes: () => app.server.uploads.heldBytes,
-        logger: log,
-      }).catch(async (err: unknown) => {
-        await ops?.close();
-        await app.close();
-        store.close();
-        throw err;
-      })
-    : undefined;
   const done = app.done.then((h) => {
     store.saveFederation({ id: cfg.federationId, config: cfg, state: 'finished' });
     return h;
@@ -177,11 +161,9 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     app,
     backend: backend.name,
     done,
-    metricsPort: ops?.port,
-    dashboardUrl: dash?.url,
+    metricsPort: app.metrics?.port,
+    dashboardUrl: app.dashboard?.url,
     close: async () => {
-      await dash?.close();
-      await ops?.close();
       await app.close();
       auditRefusal.flush();
       store.close();

@@ -14,19 +14,14 @@ export { decodeStrategyState, encodeStrategyState } from './strategy-state.js';
 // Aggregation of updates within a round.
 export { WeightedMeanAggregator } from './aggregator.js';
 export type { RoundAggregation, RoundAggregationFactory, AggregateResult } from './round-aggregation.js';
-// One round as a protocol: plain updates or secure aggregation, behind one interface.
-export type { RoundProtocol, RoundProtocolFactory, RoundResult, RoundView, CloseCause, ProtocolStart } from './round-protocol.js';
-export { PlainRound } from './plain-round.js';
-export { SecureRoundProtocol } from './secure-protocol.js';
 export { weightedFedAvg, exampleWeightCap, MAX_WEIGHT_OVER_MEDIAN } from './round-aggregation.js';
-export { validateUpdate, MAX_NUM_EXAMPLES } from './validate-update.js';
+export { MAX_NUM_EXAMPLES } from './validate-update.js';
 // The coordinator's round loop and the client loop, both transport-agnostic.
 export type { CoordinatorOptions } from './coordinator.js';
 export { FederationCoordinator } from './coordinator.js';
 export type { CoordinatorConnection, LocalTrainer, TrainingProgress, ClientRunnerOptions } from './client-runner.js';
 export { runClient } from './client-runner.js';
 export { inProcessConnection } from './in-process-connection.js';
-export { Notifier } from './notifier.js';
 // Institution-level DP-FedAvg with central (coordinator-added) noise.
 export type { CentralDpOptions } from './central-dp-aggregation.js';
 export { centralDpAggregation } from './central-dp-aggregation.js';
@@ -34,8 +29,7 @@ export { centralDpAggregation } from './central-dp-aggregation.js';
 export { secureAdaptiveClipping } from './secure-adaptive-clipping.js';
 // Secure aggregation (SecAgg+) of a round: coordinator side and client side.
 export type { SecureAggregationOptions } from './secure-round.js';
-export { SecureRound, chooseCountScale } from './secure-round.js';
-export type { SecAggExchange, SecureClientOptions, SecureRoundEnd } from './secure-client.js';
+export type { SecAggExchange, SecureClientOptions } from './secure-client.js';
 export { runSecureRound, flattenInPlanOrder, securePlanRefusal } from './secure-client.js';
 // Membership the coordinator cannot forge: the authority-signed member list and each client's own floors on secure plans.
 export type { Member, MemberList, SignedMemberList } from './member-list.js';
@@ -44,16 +38,15 @@ export type { SecureMinimums } from './secure-membership.js';
 export { DEFAULT_SECURE_MINIMUMS, securePlanProblem } from './secure-membership.js';
 // LoRA variants: which adapter tensors an update carries (FFA-LoRA: only B).
 export type { LoraVariant } from './lora-variant.js';
-export { travelsInUpdate, loraVariantOf, plannedLoraVariant, updateLayout, updateTensors, updateDimension, checkPlanLayout, planUpdate, fullDelta } from './lora-variant.js';
+export { plannedLoraVariant, updateLayout, updateTensors, updateDimension, planUpdate } from './lora-variant.js';
 // DP parameters of a round as both sides derive them from the plan.
 export type { PlannedPrivacy } from './plan-privacy.js';
-export { plannedPrivacy, roundPrivacyParams, plannedSurvivors, noiseShareFor, reportsClipIndicator, countNoiseShareFor, CLIP_INDICATOR_METRIC } from './plan-privacy.js';
+export { plannedPrivacy, roundPrivacyParams, plannedSurvivors, noiseShareFor, reportsClipIndicator, CLIP_INDICATOR_METRIC } from './plan-privacy.js';
 // An institution's own privacy policy, held against every plan (the coordinator is not trusted).
 export type { ClientPrivacyPolicy } from './client-privacy-policy.js';
 export { DEFAULT_CLIENT_PRIVACY_POLICY, validateClientPrivacyPolicy, planPolicyViolation, institutionAccountedParams, attemptId, ledgerHeadViolation } from './client-privacy-policy.js';
 // Federated evaluation: institutions' held-out metrics combined per round.
 export type { RoundEvaluation } from './round-evaluation.js';
-export { combineEvaluations } from './round-evaluation.js';
 
 export type { CohortSampling, SamplingMode } from './cohort-sampling.js';
 export { drawCohort } from './cohort-sampling.js';

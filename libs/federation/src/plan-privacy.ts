@@ -24,6 +24,8 @@ export function plannedPrivacy(plan: RoundPlan): PlannedPrivacy | undefined {
     return cfg;
   }
   validateDpConfig(p);
+  // Central noise behind secure aggregation: the sum went through the integer encoding (its scale and padded dimension), whose rounding is accounted (central-grid.ts).
+  if (plan.secagg) return { ...p, scale: plan.secagg.encoding.scale, dimension: plan.secagg.encoding.paddedDim };
   return p;
 }
 

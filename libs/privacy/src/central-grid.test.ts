@@ -47,6 +47,16 @@ describe('central DP-FedAvg accounts its grid and its clip slack (issue 16, find
     expect(accountedSensitivity(d, 1, C)).toBeCloseTo(centralSensitivity(C, grid), 12);
   });
 
+  it('behind secure aggregation also accounts the integer encoding: sqrt(d) / scale more sensitivity', () => {
+    const d = 32_768;
+    const scale = 2_000;
+    const p = dpRoundParams({ mode: 'central', clipNorm: 1, noiseMultiplier: 1, samplingRate: 1, secureAggregation: true, scale }, { survivors: 3, dimension: d });
+    expect(p).toMatchObject({ grid: { dimension: d, encodingL2: Math.sqrt(d) / scale } });
+    const z = (roundEvents(p)[0] as { noiseMultiplier: number }).noiseMultiplier;
+    expect(z).toBeCloseTo(1 / ((1 + 1e-4) * (1 + clipMargin(d)) + Math.sqrt(d) * 2 ** -16 + Math.sqrt(d) / scale), 12);
+    expect(z).toBeLessThan((roundEvents(central(d))[0] as { noiseMultiplier: number }).noiseMultiplier);
+  });
+
   it('keeps the counts exact integers and refuses a grid so fine they would not be', () => {
     const sum = new CentralGridSum([{ name: 'w', shape: [2] }], 2 ** -10);
     sum.add(new Map([['w', { data: [0.5, -0.25] }]]));

@@ -44,19 +44,31 @@ export interface CentralGrid {
   gridStep: number;
   /** Relative slack of the norm check (CENTRAL_CLIP_TOLERANCE). */
   clipTolerance: number;
+  /**
+   * Central noise behind secure aggregation: the L2 an update's integer encoding may add,
+   * sqrt(d') / scale for d' encoded values at integer scale `scale` (each rounded by < 1; KLS21,
+   * Section 4, beta = 0). Absent without secure aggregation.
+   */
+  encodingL2?: number;
 }
 
 /** The grid of a central round with noise multiplier z, clip C and d values: h = z C 2^-16. */
-export function centralGrid(noiseMultiplier: number, clipNorm: number, dimension: number): CentralGrid {
+export function centralGrid(noiseMultiplier: number, clipNorm: number, dimension: number, encoding?: { scale: number }): CentralGrid {
   if (!(noiseMultiplier > 0) || !(clipNorm > 0)) throw new RangeError(`central grid: noiseMultiplier and clipNorm must be > 0, received ${noiseMultiplier}, ${clipNorm}`);
   clipMargin(dimension); // validates d
-  return { dimension, gridStep: noiseMultiplier * clipNorm * DEFAULT_GRID_FRACTION, clipTolerance: CENTRAL_CLIP_TOLERANCE };
+  if (encoding && !(encoding.scale > 0)) throw new RangeError(`central grid: the encoding scale must be > 0, received ${encoding.scale}`);
+  return {
+    dimension,
+    gridStep: noiseMultiplier * clipNorm * DEFAULT_GRID_FRACTION,
+    clipTolerance: CENTRAL_CLIP_TOLERANCE,
+    ...(encoding ? { encodingL2: Math.sqrt(dimension) / encoding.scale } : {}),
+  };
 }
 
-/** Delta_2 = C (1 + tolerance) (1 + clipMargin(d)) + sqrt(d) h: the L2 sensitivity of the integer-formed noisy sum (see above). */
+/** Delta_2 = C (1 + tolerance) (1 + clipMargin(d)) + sqrt(d) h (+ encodingL2 behind secure aggregation): the L2 sensitivity of the integer-formed noisy sum (see above). */
 export function centralSensitivity(clipNorm: number, grid: CentralGrid): number {
   if (!(grid.gridStep > 0) || !(grid.clipTolerance >= 0)) throw new RangeError(`central grid: gridStep must be > 0 and clipTolerance >= 0, received ${grid.gridStep}, ${grid.clipTolerance}`);
-  return clipNorm * (1 + grid.clipTolerance) * (1 + clipMargin(grid.dimension)) + Math.sqrt(grid.dimension) * grid.gridStep;
+  return clipNorm * (1 + grid.clipTolerance) * (1 + clipMargin(grid.dimension)) + Math.sqrt(grid.dimension) * grid.gridStep + (grid.encodingL2 ?? 0);
 }
 
 /** z' = z C / Delta_2: the noise multiplier a central round with this grid really has. */

@@ -111,7 +111,8 @@ export function dpRoundParams(cfg: DpFedAvgConfig, round: { survivors: number; d
       survivors: round.survivors,
       ...(cfg.countNoiseStd !== undefined ? { countNoiseStd: cfg.countNoiseStd } : {}),
       // The coordinator forms the noisy sum on this grid (central-grid.ts): its rounding and the norm check's slack are accounted.
-      grid: centralGrid(cfg.noiseMultiplier, cfg.clipNorm, round.dimension),
+      // Behind secure aggregation (cfg.scale from the round's encoding) the integer encoding's rounding is accounted too.
+      grid: centralGrid(cfg.noiseMultiplier, cfg.clipNorm, round.dimension, cfg.secureAggregation && cfg.scale !== undefined ? { scale: cfg.scale } : undefined),
     };
   }
   const { l1, l2 } = integerSensitivities(cfg.clipNorm, cfg.scale!, round.dimension);

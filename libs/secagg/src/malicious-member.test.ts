@@ -131,6 +131,22 @@ describe('a malicious cohort member cannot abort the round (#16 finding 6)', () 
     expect([...server.misbehaved().keys()]).toEqual([1]);
   });
 
+  it('when no subset of a secret verifies, the round aborts and the owner of the secret is named (it dealt inconsistent shares)', () => {
+    // Every revealed self-mask share of client 2 is off its polynomial, as when 2 sealed inconsistent share values.
+    const { server } = round({
+      n: 6,
+      t: 3,
+      seed: 'bad-dealer',
+      tamper: (_id, _s, m) => {
+        if (m.type !== 'unmask-shares') return m;
+        return { ...m, bShares: m.bShares.map((s) => (s.of === 2 ? { ...s, y: Uint8Array.from(s.y, (b, i) => (i === SHAMIR_ELEMENT_BYTES - 1 ? b ^ 1 : b)) } : s)) };
+      },
+    });
+    expect(server.stage).toBe('aborted');
+    expect(server.error?.check).toBe('reconstruction');
+    expect(server.misbehaved().get(2)).toMatch(/no subset of its revealed shares reconstructs the secret it committed to/);
+  });
+
   it('a partial masked upload then silence: with staged uploads the uploader counts as dropped and the others finish', () => {
     const { server, honestSum } = round({
       n: 6,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandomBytes } from '@fedlora/tensor';
-import { SHAMIR_PRIME, bigIntToBytes, bytesToBigInt, shamirCombine, shamirCombineMany, shamirSplit } from './shamir.js';
+import { SHAMIR_ELEMENT_BYTES, SHAMIR_PRIME, bigIntToBytes, bytesToBigInt, shamirCombine, shamirCombineMany, shamirSplit, sharesOnPolynomial } from './shamir.js';
 
 /** All size-`m` subsets of `items` (small inputs only). */
 function subsets<T>(items: T[], m: number): T[][] {
@@ -75,5 +75,19 @@ describe('shamir', () => {
     expect(bytesToBigInt(bigIntToBytes(258n, 4))).toBe(258n);
     expect(bigIntToBytes(258n, 2)).toEqual(new Uint8Array([1, 2]));
     expect(() => bigIntToBytes(65536n, 2)).toThrow(RangeError);
+  });
+
+  it('sharesOnPolynomial: every honest share lies on the polynomial of any t of them; a changed or out-of-field one does not', () => {
+    const rng = seededRandomBytes('on-polynomial');
+    const shares = shamirSplit(rng(32), 4, [3, 5, 8, 9, 11, 20, 21], rng);
+    const bad = { x: shares[5]!.x, y: shares[5]!.y.slice() };
+    bad.y[SHAMIR_ELEMENT_BYTES - 1]! ^= 1;
+    const huge = { x: shares[6]!.x, y: bigIntToBytes(SHAMIR_PRIME, SHAMIR_ELEMENT_BYTES) };
+    const [honest, mixed] = sharesOnPolynomial([
+      { basis: shares.slice(0, 4), others: shares.slice(4) },
+      { basis: shares.slice(1, 5), others: [shares[0]!, bad, huge] },
+    ]);
+    expect(honest).toEqual([true, true, true]);
+    expect(mixed).toEqual([true, false, false]);
   });
 });

@@ -168,6 +168,70 @@ export function shamirCombineMany(sets: ReadonlyArray<readonly ShamirShare[]>, s
   });
 }
 
+/** Inverses of many nonzero field elements with one exponentiation (Montgomery's trick). */
+function batchInverse(values: readonly bigint[]): bigint[] {
+  const prefix: bigint[] = [];
+  let acc = 1n;
+  for (const v of values) {
+    prefix.push(acc);
+    acc = reduce(acc * v);
+  }
+  let inv = modInverse(acc);
+  const out = new Array<bigint>(values.length);
+  for (let i = values.length - 1; i >= 0; i--) {
+    out[i] = reduce(inv * prefix[i]!);
+    inv = reduce(inv * values[i]!);
+  }
+  return out;
+}
+
+/**
+ * For each job, whether each of `others` lies on the polynomial through `basis` (exactly the
+ * threshold's number of shares, all x distinct). Lagrange interpolation in barycentric form
+ * (Berrut and Trefethen 2004, eq. 3.3): P(x) = L(x) sum_i w_i y_i / (x - x_i), with
+ * L(x) = prod_j (x - x_j) and w_i = 1 / prod_{j != i} (x_i - x_j); all inverses of all jobs come
+ * from one batch inversion, so a check costs O(t) multiplications instead of a new O(t^2)
+ * interpolation. A share that is not a field element is off the polynomial.
+ */
+export function sharesOnPolynomial(jobs: ReadonlyArray<{ basis: readonly ShamirShare[]; others: readonly ShamirShare[] }>): boolean[][] {
+  const small = (d: bigint) => (d < 0n ? d + P : d); // |x_a - x_b| < 2^32: no division needed
+  const toInvert: bigint[] = [];
+  const ls: bigint[] = [];
+  for (const { basis, others } of jobs) {
+    assertDistinctXs([...basis, ...others].map((s) => s.x), 'sharesOnPolynomial');
+    const xs = basis.map((s) => BigInt(s.x));
+    for (let i = 0; i < xs.length; i++) {
+      let d = 1n;
+      for (let j = 0; j < xs.length; j++) if (j !== i) d = reduce(d * small(xs[i]! - xs[j]!));
+      toInvert.push(d);
+    }
+    for (const c of others) {
+      const cx = BigInt(c.x);
+      let l = 1n;
+      for (const x of xs) {
+        const d = small(cx - x);
+        toInvert.push(d);
+        l = reduce(l * d);
+      }
+      ls.push(l);
+    }
+  }
+  const inv = toInvert.length > 0 ? batchInverse(toInvert) : [];
+  let k = 0;
+  let o = 0;
+  return jobs.map(({ basis, others }) => {
+    const ys = basis.map((s) => bytesToBigInt(s.y));
+    const basisOk = ys.every((y) => y < P);
+    const wy = ys.map((y) => reduce(inv[k++]! * (y < P ? y : 0n)));
+    return others.map((c) => {
+      let sum = 0n;
+      for (let i = 0; i < wy.length; i++) sum += reduce(wy[i]! * inv[k++]!);
+      const yc = bytesToBigInt(c.y);
+      return basisOk && yc < P && reduce(ls[o++]! * mod(sum)) === yc;
+    });
+  });
+}
+
 function assertDistinctXs(xs: readonly number[], fn: string): void {
   const seen = new Set<number>();
   for (const x of xs) {

@@ -4,7 +4,7 @@ import { bytesEqual, commitSeed, x25519Agreer, x25519PublicKey } from './key-agr
 import type { MaskTerm } from './mask-prg.js';
 import { pairMaskKey, pairSign, selfMaskKey, shareX } from './masking.js';
 import type { SignedKeys, UnmaskSharesMsg } from './messages.js';
-import { shamirCombine, shamirCombineMany, type ShamirShare } from './shamir.js';
+import { shamirCombine, shamirCombineMany, sharesOnPolynomial, type ShamirShare } from './shamir.js';
 
 /**
  * The server's unmasking step (Bonawitz et al. 2017, round 4; Bell et al. 2020 with
@@ -95,36 +95,17 @@ function reconstruct(shares: readonly HeldShare[], t: number, check: (secret: Ui
 }
 
 /**
- * The revealed shares off the polynomial of a verified secret: each share outside the verified
- * subset, with t - 1 of that subset, must reconstruct the same secret. All checks are interpolated
- * in one batch (one inversion); a set whose value does not fit is off the polynomial too.
+ * The revealed shares off the polynomial of a verified secret: every share outside the verified
+ * subset must lie on the polynomial through that subset (sharesOnPolynomial, O(t) per share).
  */
-function inconsistentShares(jobs: ReadonlyArray<{ u: number; shares: readonly HeldShare[]; pick: number[]; secret: Uint8Array }>): BadShare[] {
-  const sets: ShamirShare[][] = [];
-  const owners: Array<{ of: number; revealer: number; secret: Uint8Array }> = [];
-  for (const j of jobs) {
+function inconsistentShares(jobs: ReadonlyArray<{ u: number; shares: readonly HeldShare[]; pick: number[] }>): BadShare[] {
+  const checks = jobs.map((j) => {
     const chosen = new Set(j.pick);
-    const base = j.pick.slice(1).map((i) => j.shares[i]!);
-    j.shares.forEach((sh, i) => {
-      if (chosen.has(i)) return;
-      sets.push([...base, sh]);
-      owners.push({ of: j.u, revealer: sh.revealer, secret: j.secret });
-    });
-  }
-  if (sets.length === 0) return [];
-  let values: Array<Uint8Array | undefined>;
-  try {
-    values = shamirCombineMany(sets, 32);
-  } catch (e) {
-    if (!(e instanceof RangeError)) throw e;
-    values = sets.map(tryCombine);
-  }
-  const bad: BadShare[] = [];
-  values.forEach((v, i) => {
-    const o = owners[i]!;
-    if (!v || !bytesEqual(v, o.secret)) bad.push({ revealer: o.revealer, of: o.of });
-    v?.fill(0);
+    return { u: j.u, basis: j.pick.map((i) => j.shares[i]!), others: j.shares.filter((_, i) => !chosen.has(i)) };
   });
+  const on = sharesOnPolynomial(checks);
+  const bad: BadShare[] = [];
+  checks.forEach((c, i) => c.others.forEach((sh, k) => on[i]![k] || bad.push({ revealer: sh.revealer, of: c.u })));
   return bad;
 }
 

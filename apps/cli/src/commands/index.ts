@@ -16,6 +16,7 @@ export async function loadCommands(): Promise<CommandModule[]> {
     import('./privacy.js'),
     import('./audit.js'),
     import('./provision.js'),
+    import('./client-init.js'),
     import('./model.js'),
     import('./bench.js'),
   ]);

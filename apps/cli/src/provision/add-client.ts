@@ -7,13 +7,14 @@
  * start; revocation, by contrast, is effective immediately through the store.
  */
 import type { RandomBytes } from '@fedlora/tensor';
-import { issueCertificate } from '@fedlora/transport-grpc';
+import { issueCertificate, issueFromRequest, verifyEnrolmentRequest, type PemPair } from '@fedlora/transport-grpc';
 import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMap, isSeq, parse, parseDocument } from 'yaml';
 import type { InstitutionPlan } from './federation-plan.js';
 import { FileWriter, refreshModes, writeInstitution, type ClientManifest, type WrittenFile } from './institution-files.js';
 import { AUTHORITY_KEY_FILE, coordinatorKeyOf, readMembership, writeMembership } from './membership-files.js';
+import { writeRequestedInstitution } from './requested-institution.js';
 
 /** Options of `addClient`. */
 export interface AddClientOptions {
@@ -21,6 +22,8 @@ export interface AddClientOptions {
   now?: () => number;
   /** host:port the new client dials; default: the address existing client configs use. */
   coordinator?: string;
+  /** The institution's enrolment request (parsed JSON from `fedlora client-init`): no key is generated here. */
+  request?: unknown;
 }
 
 /** What `fedlora provision --add-client --json` prints. */
@@ -56,24 +59,34 @@ export async function addClient(outDir: string, inst: InstitutionPlan, options: 
   const dial = options.coordinator ?? existingDial(outDir);
   if (!dial) throw new RangeError('--coordinator: expected the host:port clients dial (no existing client config to copy it from)');
 
-  let tls;
+  let tls: { ca: PemPair; leaf?: PemPair } | undefined;
   if (readMembership(outDir) && !existsSync(join(outDir, AUTHORITY_KEY_FILE))) {
     throw new RangeError(`${join(outDir, AUTHORITY_KEY_FILE)}: the federation authority's key is needed to add a member to members.json; copy it back from offline storage`);
   }
   if (!insecure) {
     const caKey = join(outDir, 'pki/ca.key');
     if (!existsSync(caKey)) throw new RangeError(`${caKey}: the federation CA key is needed to enrol a client; copy it back from offline storage`);
-    tls = await issueCertificate(
-      { certPem: readFileSync(join(outDir, 'pki/ca.crt'), 'utf8'), keyPem: readFileSync(caKey, 'utf8') },
-      { commonName: inst.name, kind: 'client', random: options.random, notBefore: (options.now ?? Date.now)() - 5 * 60_000 },
-    );
+    const ca = { certPem: readFileSync(join(outDir, 'pki/ca.crt'), 'utf8'), keyPem: readFileSync(caKey, 'utf8') };
+    const leaf = options.request === undefined ? await issueCertificate(ca, { commonName: inst.name, kind: 'client', random: options.random, notBefore: (options.now ?? Date.now)() - 5 * 60_000 }) : undefined;
+    tls = { ca, ...(leaf ? { leaf } : {}) };
   }
   const w = new FileWriter(outDir, options.now ?? Date.now);
   const membership = readMembership(outDir);
-  const client = writeInstitution(w, inst, { federationId, dial, insecure, random: options.random, tls, ...(membership ? { authorityKey: membership.authorityKey } : {}) });
+  let client: ClientManifest;
+  if (options.request !== undefined) {
+    // Production: the institution ran client-init; only its public material is used here.
+    if (!membership) throw new RangeError(`--request: ${outDir} has no members.json (provisioned before signed member lists); provision the federation again`);
+    const request = await verifyEnrolmentRequest(options.request, { name: inst.name, federationId }, '--request');
+    const certPem = tls ? await issueFromRequest(tls.ca, request, { random: options.random, notBefore: (options.now ?? Date.now)() - 5 * 60_000 }) : undefined;
+    client = writeRequestedInstitution(w, inst, request, { federationId, dial, insecure, certPem, caPem: tls?.ca.certPem, authorityKey: membership.authorityKey });
+  } else {
+    client = writeInstitution(w, inst, { federationId, dial, insecure, random: options.random, tls: tls?.leaf, ...(membership ? { authorityKey: membership.authorityKey } : {}) });
+    w.warnings.push(`LOCAL/TEST ONLY: ${inst.name}'s private keys were generated on this machine; in production the institution runs fedlora client-init and you pass --request FILE`);
+  }
   if (membership) {
     // A new version of the signed member list: every institution needs it before it accepts the new member in a secure cohort.
-    writeMembership(w, federationId, [...membership.members, { name: inst.name, publicKey: client.publicKey }], coordinatorKeyOf(outDir), membership.version + 1);
+    const text = writeMembership(w, federationId, [...membership.members, { name: inst.name, publicKey: client.publicKey }], coordinatorKeyOf(outDir), membership.version + 1);
+    if (options.request !== undefined) w.put(`institutions/${inst.name}/members.json`, text);
     w.warnings.push(`members.json is now version ${membership.version + 1}: give it to every institution (their clients decline secure rounds that include ${inst.name} until they have it)`);
   } else {
     w.warnings.push(`${outDir} has no members.json (provisioned before signed member lists): secure-aggregation rounds will be declined; provision the federation again`);
@@ -89,12 +102,15 @@ export async function addClient(outDir: string, inst: InstitutionPlan, options: 
   return { federationId, outDir, client, files: w.files, warnings: w.warnings };
 }
 
-/** The `coordinator` address of the first existing client config, if any. */
+/** The `coordinator` address of the first existing client config (clients/NAME.yaml or institutions/NAME/client.yaml), if any. */
 function existingDial(outDir: string): string | undefined {
-  const dir = join(outDir, 'clients');
-  if (!existsSync(dir)) return undefined;
-  for (const f of readdirSync(dir).filter((n) => n.endsWith('.yaml')).sort()) {
-    const c = parse(readFileSync(join(dir, f), 'utf8')) as { coordinator?: unknown } | null;
+  const configs: string[] = [];
+  const clients = join(outDir, 'clients');
+  if (existsSync(clients)) configs.push(...readdirSync(clients).filter((n) => n.endsWith('.yaml')).sort().map((f) => join(clients, f)));
+  const bundles = join(outDir, 'institutions');
+  if (existsSync(bundles)) configs.push(...readdirSync(bundles).sort().map((d) => join(bundles, d, 'client.yaml')).filter((f) => existsSync(f)));
+  for (const f of configs) {
+    const c = parse(readFileSync(f, 'utf8')) as { coordinator?: unknown } | null;
     if (typeof c?.coordinator === 'string') return c.coordinator;
   }
   return undefined;

@@ -3,6 +3,8 @@
  * from a project file (a real federation across hosts). Pure data; writing happens elsewhere.
  */
 
+import type { EnrolmentRequest } from '@fedlora/transport-grpc';
+
 /** One institution to provision. */
 export interface InstitutionPlan {
   name: string;
@@ -30,6 +32,11 @@ export interface FederationPlan {
   insecure: boolean;
   /** Write a disjoint shard of public-domain sample text per institution (local federations). */
   sampleData: boolean;
+  /**
+   * Verified enrolment requests by institution (the production flow: institutions generated their
+   * own keys with `fedlora client-init`). Institutions without one get keys generated here (test only).
+   */
+  requests?: ReadonlyMap<string, EnrolmentRequest>;
 }
 
 /** Flags of `fedlora provision` that shape a local plan. */

@@ -25,6 +25,8 @@ export interface ClientManifest {
   sampleData: boolean;
   /** Files to hand to the institution (paths relative to the federation directory; keep the layout). */
   ship: string[];
+  /** From an enrolment request: its fingerprint, to compare with the one the institution reads out. */
+  requestFingerprint?: string;
 }
 
 /** Writes files under one directory and remembers them. */

@@ -11,6 +11,7 @@
  * never the authority's: a coordinator cannot sign itself new members.
  */
 import { signMemberList, verifyMemberList, type Member } from '@fedlora/federation';
+import { TRUSTED_KEYS_FILE, trustedKeysJson } from '@fedlora/privacy';
 import { encodePublicKey, generateIdentity, loadIdentity, saveIdentity, wipeIdentity, type Identity } from '@fedlora/transport-grpc';
 import type { RandomBytes } from '@fedlora/tensor';
 import { existsSync, readFileSync } from 'node:fs';
@@ -21,8 +22,8 @@ import type { FileWriter } from './institution-files.js';
 export const AUTHORITY_KEY_FILE = 'authority/federation-authority.key.json';
 /** The signed member list. */
 export const MEMBERS_FILE = 'members.json';
-/** The auditor's trusted keys (ledger writer -> Ed25519 public key). */
-export const TRUSTED_KEYS_FILE = 'trusted-keys.json';
+/** The auditor's trusted keys (ledger writer -> Ed25519 public key; format of @fedlora/privacy trusted-keys.ts). */
+export { TRUSTED_KEYS_FILE };
 
 /** Creates the federation authority's key; returns its public key (base64). */
 export function createAuthority(w: FileWriter, random: RandomBytes): string {
@@ -35,18 +36,21 @@ export function createAuthority(w: FileWriter, random: RandomBytes): string {
   return key;
 }
 
-/** Signs `members` with the authority key in `w.outDir` and writes members.json and trusted-keys.json. */
-export function writeMembership(w: FileWriter, federationId: string, members: Member[], coordinatorKey: string, version: number): void {
+/** Signs `members` with the authority key in `w.outDir`, writes members.json and trusted-keys.json, and returns members.json's text. */
+export function writeMembership(w: FileWriter, federationId: string, members: Member[], coordinatorKey: string, version: number): string {
   const authority = loadAuthority(w.outDir);
+  let text: string;
   try {
     const signed = signMemberList({ federationId, version, issuedAt: new Date(w.now()).toISOString(), members }, authority.secretKey);
-    w.put(MEMBERS_FILE, `${JSON.stringify(signed, null, 2)}\n`);
+    text = `${JSON.stringify(signed, null, 2)}\n`;
+    w.put(MEMBERS_FILE, text);
   } finally {
     wipeIdentity(authority);
   }
   const trusted: Record<string, string> = { coordinator: coordinatorKey };
   for (const m of members) trusted[m.name] = m.publicKey;
-  w.put(TRUSTED_KEYS_FILE, `${JSON.stringify(trusted, null, 2)}\n`);
+  w.put(TRUSTED_KEYS_FILE, trustedKeysJson(trusted));
+  return text;
 }
 
 /** The current signed member list of the federation in `outDir` (undefined for a federation provisioned before member lists). */

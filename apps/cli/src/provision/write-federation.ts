@@ -18,12 +18,13 @@
  * for a multi-host federation each institution receives the files listed in its `ship` entry.
  */
 import type { RandomBytes } from '@fedlora/tensor';
-import { createCertificateAuthority, describeCertificate, encodePublicKey, generateIdentity, issueCertificate, saveIdentity, wipeIdentity, INSECURE_WARNING } from '@fedlora/transport-grpc';
+import { createCertificateAuthority, describeCertificate, encodePublicKey, generateIdentity, issueCertificate, issueFromRequest, saveIdentity, wipeIdentity, INSECURE_WARNING } from '@fedlora/transport-grpc';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostPort, type FederationPlan } from './federation-plan.js';
 import { FileWriter, refreshModes, writeInstitution, type ClientManifest, type WrittenFile } from './institution-files.js';
 import { AUTHORITY_KEY_FILE, createAuthority, writeMembership } from './membership-files.js';
+import { writeRequestedInstitution } from './requested-institution.js';
 import { sampleShard } from './sample-data.js';
 
 /** Options of `writeFederation`. */
@@ -75,6 +76,8 @@ export async function writeFederation(plan: FederationPlan, outDir: string, opti
   let certificate: ReturnType<typeof describeCertificate> | undefined;
   let ca: ProvisionManifest['ca'];
   const clientPem = new Map<string, { certPem: string; keyPem: string }>();
+  const requestedCerts = new Map<string, string>();
+  let caCertPem: string | undefined;
   if (!plan.insecure) {
     const caPem = await createCertificateAuthority(`${plan.federationId} federation CA`.slice(0, 64), issue);
     put('pki/ca.crt', caPem.certPem);
@@ -82,7 +85,13 @@ export async function writeFederation(plan: FederationPlan, outDir: string, opti
     const server = await issueCertificate(caPem, { ...issue, commonName: 'coordinator', kind: 'server', hosts: plan.serverNames });
     put('pki/coordinator.crt', server.certPem);
     putSecret('pki/coordinator.key', server.keyPem);
-    for (const inst of plan.institutions) clientPem.set(inst.name, await issueCertificate(caPem, { ...issue, commonName: inst.name, kind: 'client' }));
+    for (const inst of plan.institutions) {
+      const request = plan.requests?.get(inst.name);
+      // From a request: a certificate for the key the institution generated and kept; otherwise (test only) a key made here.
+      if (request) requestedCerts.set(inst.name, await issueFromRequest(caPem, request, issue));
+      else clientPem.set(inst.name, await issueCertificate(caPem, { ...issue, commonName: inst.name, kind: 'client' }));
+    }
+    caCertPem = caPem.certPem;
     certificate = describeCertificate(server.certPem);
     const caInfo = describeCertificate(caPem.certPem);
     ca = { cert: 'pki/ca.crt', key: 'pki/ca.key', fingerprintSha256: caInfo.fingerprintSha256, notAfter: caInfo.notAfter };
@@ -101,8 +110,12 @@ export async function writeFederation(plan: FederationPlan, outDir: string, opti
   warnings.push(`${AUTHORITY_KEY_FILE} decides who is a member of the federation: move it offline with pki/ca.key once provisioning is done.`);
 
   const dial = hostPort(plan.coordinatorHost, plan.port);
-  const clients: ClientManifest[] = plan.institutions.map((inst, index) =>
-    writeInstitution(w, inst, {
+  const clients: ClientManifest[] = plan.institutions.map((inst, index) => {
+    const request = plan.requests?.get(inst.name);
+    if (request) {
+      return writeRequestedInstitution(w, inst, request, { federationId: plan.federationId, dial, insecure: plan.insecure, certPem: requestedCerts.get(inst.name), caPem: caCertPem, authorityKey });
+    }
+    return writeInstitution(w, inst, {
       federationId: plan.federationId,
       dial,
       insecure: plan.insecure,
@@ -110,10 +123,18 @@ export async function writeFederation(plan: FederationPlan, outDir: string, opti
       tls: clientPem.get(inst.name),
       sampleText: plan.sampleData ? sampleShard(index, plan.institutions.length) : undefined,
       authorityKey,
-    }),
-  );
+    });
+  });
   const enrolled = clients.map((c) => ({ name: c.name, publicKey: c.publicKey }));
-  writeMembership(w, plan.federationId, enrolled, coordinatorKey, 1);
+  const membersText = writeMembership(w, plan.federationId, enrolled, coordinatorKey, 1);
+  for (const name of plan.requests?.keys() ?? []) w.put(`institutions/${name}/members.json`, membersText);
+  const generated = plan.institutions.filter((i) => !plan.requests?.has(i.name)).map((i) => i.name);
+  if (generated.length > 0) {
+    warnings.push(
+      `LOCAL/TEST ONLY: the private keys of ${generated.join(', ')} were generated on this machine (identities/, pki/clients/), so whoever ran provision can act as them. ` +
+        'For production each institution runs `fedlora client-init` and the operator provisions with --project FILE --requests DIR (see SECURITY.md).',
+    );
+  }
 
   const coordinatorDoc = {
     federationId: plan.federationId,

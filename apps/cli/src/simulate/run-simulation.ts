@@ -7,14 +7,15 @@ import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter
 import type { ClientPrivacyGuard } from '@fedlora/privacy';
 import { TRUSTED_KEYS_FILE, calibrateDpFedAvg, generateLedgerKey, resolveAdaptiveClipping, writeTrustedKeys, type NoiseCalibration } from '@fedlora/privacy';
 import type { CohortSampling, EventLogger, LocalTrainer, RoundEvaluation, RoundPlan, RoundSummary, StrategyOptions } from '@fedlora/federation';
-import { flattenInPlanOrder, plannedPrivacy, runClient, silentLogger, updateDimension, updateLayout } from '@fedlora/federation';
+import { flattenInPlanOrder, plannedPrivacy, silentLogger, updateDimension, updateLayout } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
 import { evaluate, evaluateMcq, instructSegments, instructTrainingSequences, packUnits, splitRecordsByUnit, tokenizeToSequences, type McqItem, type UnitData } from '@fedlora/train';
 import { GrpcConnection } from '@fedlora/transport-grpc';
-import type { FederationPrivacy } from '@fedlora/coordinator';
-import { createFederationPrivacy, distributedNoiseStddevPerClient, startCoordinatorApp } from '@fedlora/coordinator';
-import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, EvaluatingTrainer, ModelTrainer, PrivacyGuardedTrainer, openClientGuards } from '@fedlora/client';
+import type { FederationPrivacy, RefusalInfo } from '@fedlora/coordinator';
+import { buildCoordinator, createFederationPrivacy, distributedNoiseStddevPerClient } from '@fedlora/coordinator';
+import type { BuiltClient, ClientSpec } from '@fedlora/client';
+import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, ModelTrainer, buildClient } from '@fedlora/client';
 import type { SimulationSecAgg } from './secure-setup.js';
 import { createSecureSimulation } from './secure-setup.js';
 import type { Partition } from './partition.js';
@@ -23,8 +24,8 @@ import { splitIntoRecords } from './sotu-partition.js';
 import { sotuQa } from './sotu-qa.js';
 import { mobyDickSplit } from '../model/pretrain.js';
 import { createAggregationProbe } from './aggregation-error.js';
-import type { SimulationDashboard, SimulationDashboardHandle } from './simulation-dashboard.js';
-import { startSimulationDashboard } from './simulation-dashboard.js';
+import type { SimulationDashboard } from './simulation-dashboard.js';
+import { simulationDashboard } from './simulation-dashboard.js';
 
 /** Characters of one simulated record (a document: DP-SGD's default privacy unit). */
 export const SIMULATED_RECORD_CHARS = 400;
@@ -291,49 +292,58 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     });
     ledgers.push(fedPrivacy.ledgerPath);
   }
-  // Each institution's budgets, opened as `fedlora client` opens them (one ledger key per institution for both).
+  // Each institution's node, built by the client's composition root as `fedlora client` builds one
+  // (build-client.ts): its budgets (one ledger key per institution for both), trainer stack and client loop.
   const guards = new Map<string, ClientPrivacyGuard>();
   const recordGuards = new Map<string, ClientPrivacyGuard>();
-  for (const c of o.privacy || o.dpSgd ? clients : []) {
-    const opened = await openClientGuards({
-      name: c.name,
-      secretKey: clientKeys.get(c.name)!,
-      ...(o.privacy
-        ? { institution: { ledgerPath: join(outDir, 'clients', `${c.name}-ledger.jsonl`), epsilon: o.privacy.clientEpsilonOverrides?.[c.name] ?? o.privacy.clientEpsilon, delta: o.privacy.delta } }
-        : {}),
-      ...(o.dpSgd
-        ? { record: { ledgerPath: join(outDir, 'clients', `${c.name}-record-ledger.jsonl`), epsilon: o.dpSgd.epsilon ?? 1e9, delta: o.dpSgd.delta ?? o.privacy?.delta ?? 1e-5, unit: { unit: o.dpSgd.privacyUnit ?? 'document' } } }
-        : {}),
-    });
-    if (opened.institution) guards.set(c.name, opened.institution);
-    if (opened.record) recordGuards.set(c.name, opened.record);
-  }
   const dpSgdTrainers = new Map<string, DpSgdTrainer>();
-  for (const c of o.dpSgd ? clients : []) {
-    const guard = recordGuards.get(c.name)!;
-    const dp = o.dpSgd!;
+  const nodeSpec = (c: (typeof clients)[number], address: string): ClientSpec => {
     const onStep = (round: number, s: { step: number; loss: number; tokensPerSecond: number }) =>
       o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond });
-    dpSgdTrainers.set(
-      c.name,
-      new DpSgdTrainer({
-        model,
-        lora,
-        train: c.units!,
-        clipNorm: dp.clipNorm ?? DEFAULT_DP_SGD_CLIP_NORM,
-        // Budget first: without a multiplier each client calibrates one that spends its budget over the planned rounds.
-        ...(dp.noiseMultiplier !== undefined ? { noiseMultiplier: dp.noiseMultiplier } : { budget: { ...guard.budgetLimit, rounds: o.rounds } }),
-        ...(dp.maxSequencesPerUnit !== undefined ? { maxSequencesPerUnit: dp.maxSequencesPerUnit } : {}),
-        guard,
-        rng: cryptoRandomBytes,
-        onStep,
-        // Local only (never sent): what the per-unit cap left out of each round.
-        onTrained: (round, r) => log.info({ event: 'dpsgd.trained', client: c.name, round, ...r }),
-      }),
-    );
-  }
-  // Ledger paths: the federation's first, then each client's institution-level ledgers, then the record-level ones.
-  ledgers.push(...[...guards.values(), ...recordGuards.values()].map((g) => g.ledgerPath));
+    const dp = o.dpSgd;
+    return {
+      name: c.name,
+      coordinator: { address },
+      secretKey: clientKeys.get(c.name)!,
+      budgets: {
+        ...(o.privacy
+          ? { institution: { ledgerPath: join(outDir, 'clients', `${c.name}-ledger.jsonl`), epsilon: o.privacy.clientEpsilonOverrides?.[c.name] ?? o.privacy.clientEpsilon, delta: o.privacy.delta } }
+          : {}),
+        ...(dp ? { record: { ledgerPath: join(outDir, 'clients', `${c.name}-record-ledger.jsonl`), epsilon: dp.epsilon ?? 1e9, delta: dp.delta ?? o.privacy?.delta ?? 1e-5, unit: { unit: dp.privacyUnit ?? 'document' } } } : {}),
+      },
+      // One operator plays every party here: the institutions accept the simulated coordinator's mode (a real institution's policy defaults to distributed).
+      ...(o.privacy ? { privacyPolicy: { minMode: o.privacy.mode === 'distributed' ? ('distributed' as const) : ('central' as const) } } : {}),
+      trainer: ({ record }) => {
+        if (!dp) return new ModelTrainer({ model, lora, train: c.train, seed: `${o.seed}:${c.name}`, onStep });
+        const t = new DpSgdTrainer({
+          model,
+          lora,
+          train: c.units!,
+          clipNorm: dp.clipNorm ?? DEFAULT_DP_SGD_CLIP_NORM,
+          // Budget first: without a multiplier each client calibrates one that spends its budget over the planned rounds.
+          ...(dp.noiseMultiplier !== undefined ? { noiseMultiplier: dp.noiseMultiplier } : { budget: { ...record!.budgetLimit, rounds: o.rounds } }),
+          ...(dp.maxSequencesPerUnit !== undefined ? { maxSequencesPerUnit: dp.maxSequencesPerUnit } : {}),
+          guard: record,
+          rng: cryptoRandomBytes,
+          onStep,
+          // Local only (never sent): what the per-unit cap left out of each round.
+          onTrained: (round, r) => log.info({ event: 'dpsgd.trained', client: c.name, round, ...r }),
+        });
+        dpSgdTrainers.set(c.name, t);
+        return t;
+      },
+      // Federated evaluation (task qa): the client scores each global adapter on its own held-out questions.
+      ...(c.mcq ? { evaluation: { model, sets: { mcq: c.mcq }, loraOf: () => lora } } : {}),
+      secure: secure?.client(c.name),
+      // What only a simulator can see: each update sent (secure: the aggregation error; plain: LoRA's aggregation error).
+      wrapTrainer: (guarded) => {
+        const recorded = secure ? secure.recordUpdates(c.name, guarded) : probe!.wrap(c.name, guarded);
+        return o.wrapTrainer ? o.wrapTrainer(c.name, recorded) : recorded;
+      },
+      runner: { pollMs: 2000, heartbeatMs: 1000 },
+      logger: log,
+    };
+  };
 
   const secureMetrics = (s: RoundSummary, plan: RoundPlan, before: NamedTensors, after: NamedTensors | null) => {
     if (!after || !secure) return { survivors: s.participants };
@@ -351,10 +361,12 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   // Without secure aggregation the simulator sees every update: it measures plain LoRA's aggregation error.
   const probe = secure ? undefined : createAggregationProbe({ uniform: !!o.privacy });
   const rounds: SimulationRound[] = [];
-  let dash: SimulationDashboardHandle | undefined;
   let initialEvalLoss = Number.NaN;
   let previous: NamedTensors | undefined;
-  const app = await startCoordinatorApp({
+  const evalOf = (round: number) => rounds.filter((r) => r.round === round && r.status === 'completed').at(-1)?.evalLoss;
+  const dash = o.dashboard ? simulationDashboard(o.dashboard, { ledgers, evalLoss: evalOf }) : undefined;
+  // The coordinator's composition root, as `fedlora coordinator` builds one (its dashboard included).
+  const app = await buildCoordinator({
     federationId: `simulation-${o.seed}`,
     listen: '127.0.0.1:0',
     model,
@@ -376,7 +388,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     // The LoRA config (with its variant) travels in the plan, as a configured coordinator sends it.
     planParts: () => ({ ...(fedPrivacy?.planExtra() ?? {}), training: { lora, ...(o.strategy.name === 'fedprox' ? { proximalMu: o.proximalMu ?? 0.01 } : {}) } }),
     logger: log,
-    onRefused: (r) => dash?.refused(r),
+    ...(dash ? { onRefused: (r: RefusalInfo) => dash.refused(r), dashboard: dash.spec } : {}),
     onRoundEnd: async (s, adapter, plan) => {
       const recorded = fedPrivacy ? await fedPrivacy.recordRound(s, plan, new Date(s.endedAt).toISOString()) : undefined;
       o.onRoundAdapters?.(s.round, previous!, adapter);
@@ -404,13 +416,18 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   });
   const stopClients = new AbortController();
   try {
-    if (o.dashboard) {
-      const evalOf = (round: number) => rounds.filter((r) => r.round === round && r.status === 'completed').at(-1)?.evalLoss;
-      dash = await startSimulationDashboard(o.dashboard, { coordinator: app.coordinator, ledgers, evalLoss: evalOf, logger: log });
-    }
+    if (app.dashboard) o.dashboard?.onListening?.(app.dashboard.url);
     previous = app.coordinator.adapter;
     initialEvalLoss = await evalLoss(previous);
     const address = `127.0.0.1:${app.port}`;
+    const nodes: BuiltClient[] = [];
+    for (const c of clients) nodes.push(await buildClient(nodeSpec(c, address)));
+    for (const [i, n] of nodes.entries()) {
+      if (n.guards.institution) guards.set(clients[i]!.name, n.guards.institution);
+      if (n.guards.record) recordGuards.set(clients[i]!.name, n.guards.record);
+    }
+    // Ledger paths: the federation's first, then each client's institution-level ledgers, then the record-level ones.
+    ledgers.push(...[...guards.values(), ...recordGuards.values()].map((g) => g.ledgerPath));
     const silent = Array.from({ length: o.silentClients ?? 0 }, (_, i) => {
       const conn = new GrpcConnection({ address });
       return conn.register(`silent-${i + 1}`, 1).then(() => conn);
@@ -418,21 +435,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     const silentConns = await Promise.all(silent);
     // If the federation fails (e.g. every client refuses a round on its budget), stop the clients too.
     app.done.catch(() => stopClients.abort());
-    const runs = clients.map((c) => {
-      const connection = new GrpcConnection({ address });
-      const onStep = (round: number, s: { step: number; loss: number; tokensPerSecond: number }) =>
-        o.onProgress?.({ kind: 'step', client: c.name, round, step: s.step, steps: o.localSteps, loss: s.loss, tokensPerSecond: s.tokensPerSecond });
-      const base = o.dpSgd
-        ? dpSgdTrainers.get(c.name)!
-        : new ModelTrainer({ model, lora, train: c.train, seed: `${o.seed}:${c.name}`, onStep });
-      // Federated evaluation (task qa): the client scores each global adapter on its own held-out questions.
-      const evaluated = c.mcq ? new EvaluatingTrainer(base, model, { mcq: c.mcq }, () => lora) : base;
-      // One operator plays every party here: the institutions accept the simulated coordinator's mode (a real institution's policy defaults to distributed).
-      const guarded = fedPrivacy ? new PrivacyGuardedTrainer(evaluated, guards.get(c.name), undefined, { minMode: o.privacy?.mode === 'distributed' ? 'distributed' : 'central' }) : evaluated;
-      const recorded = secure ? secure.recordUpdates(c.name, guarded) : probe!.wrap(c.name, guarded);
-      const trainer = o.wrapTrainer ? o.wrapTrainer(c.name, recorded) : recorded;
-      return runClient({ name: c.name, connection, trainer, pollMs: 2000, heartbeatMs: 1000, logger: log, secure: secure?.client(c.name), signal: stopClients.signal }).finally(() => connection.close());
-    });
+    const runs = nodes.map((n) => n.run(stopClients.signal));
     const [history] = await Promise.all([app.done, ...runs]);
     for (const s of silentConns) s.close();
     const last = [...history].reverse().find((h) => h.status === 'completed');
@@ -458,9 +461,10 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     };
   } finally {
     stopClients.abort();
-    await app.close();
+    await app.stopServing();
     model.dispose();
-    await dash?.finish();
+    await dash?.finish(app.dashboard);
+    await app.close();
   }
 }
 

@@ -7,9 +7,17 @@ import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { cryptoRandomBytes, seededRandomBytes } from '@fedlora/tensor';
 import type { FederationServerOptions, RunningServer } from '@fedlora/transport-grpc';
 import { startFederationServer } from '@fedlora/transport-grpc';
+import type { Registry } from 'prom-client';
+import type { CoordinatorDashboardOptions } from './dashboard/start-dashboard.js';
+import { startCoordinatorDashboard } from './dashboard/start-dashboard.js';
+import type { RunningDashboard } from './dashboard/dashboard-server.js';
+import { coordinatorHealth, startMetricsServer, type RunningMetricsServer } from './metrics-server.js';
 
-/** Everything a coordinator process needs, already validated (the CLI builds it from YAML or flags). */
-export interface CoordinatorAppOptions {
+/**
+ * Everything a coordinator needs, already validated: `fedlora coordinator` builds it from its
+ * YAML (run-from-config.ts: store, privacy, TLS, enrolment), `fedlora simulate` in memory.
+ */
+export interface CoordinatorSpec {
   federationId: string;
   /** host:port to listen on; port 0 picks a free one. */
   listen: string;
@@ -62,19 +70,35 @@ export interface CoordinatorAppOptions {
   outputDir?: string;
   logger?: EventLogger;
   rng?: RandomBytes;
+  /** The read-only web dashboard, started on this coordinator (config key `dashboard`, `simulate --dashboard`). */
+  dashboard?: Omit<CoordinatorDashboardOptions, 'coordinator' | 'uploadBufferedBytes' | 'logger'>;
+  /** The Prometheus /metrics + /healthz endpoint (config key `metrics`); `startedAt` is reported by /healthz. */
+  metrics?: { listen: string; registry: Registry; startedAt: number };
 }
 
 /** A started coordinator: the gRPC server is listening; `done` settles when the run ends. */
-export interface CoordinatorApp {
+export interface BuiltCoordinator {
   port: number;
   coordinator: FederationCoordinator;
   server: RunningServer;
   done: Promise<RoundSummary[]>;
+  /** The dashboard, when the spec asks for one. */
+  dashboard?: RunningDashboard;
+  /** The operations endpoint, when the spec asks for one. */
+  metrics?: RunningMetricsServer;
+  /** Stops the round loop and the gRPC server (the dashboard and metrics stay up until `close`). */
+  stopServing(): Promise<void>;
+  /** Stops everything: dashboard, metrics, round loop, gRPC server. */
   close(): Promise<void>;
 }
 
-/** Builds the coordinator core, puts the gRPC server in front of it and starts the round loop. */
-export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<CoordinatorApp> {
+/**
+ * The coordinator's composition root: builds the core (FederationCoordinator with its strategy,
+ * round protocol and privacy hooks), puts the gRPC server in front of it, starts the dashboard
+ * and the metrics endpoint if asked, and starts the round loop. The one place a coordinator is
+ * constructed, for `fedlora coordinator` and `fedlora simulate` alike.
+ */
+export async function buildCoordinator(o: CoordinatorSpec): Promise<BuiltCoordinator> {
   const log = o.logger ?? silentLogger;
   const initialAdapter = o.initialAdapter ?? initLoraAdapter(o.model, o.lora, o.seed === undefined ? cryptoRandomBytes : seededRandomBytes(`lora-init:${o.seed}`));
   const opts: CoordinatorOptions = {
@@ -123,6 +147,32 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     },
   });
   log.info({ event: 'coordinator.listening', port: server.port, federationId: o.federationId });
+  let serving = true;
+  const stopServing = async (): Promise<void> => {
+    if (!serving) return;
+    serving = false;
+    coordinator.stop();
+    await server.close();
+  };
+  let metrics: RunningMetricsServer | undefined;
+  let dashboard: RunningDashboard | undefined;
+  try {
+    if (o.metrics) {
+      const startedAt = o.metrics.startedAt;
+      metrics = await startMetricsServer({
+        listen: o.metrics.listen,
+        registry: o.metrics.registry,
+        health: () => coordinatorHealth(coordinator.status(), { grpcPort: server.port, startedAt }),
+        onError: (err) => log.error({ event: 'metrics.error', message: String(err) }),
+      });
+      log.info({ event: 'metrics.listening', port: metrics.port });
+    }
+    if (o.dashboard) dashboard = await startCoordinatorDashboard({ ...o.dashboard, coordinator, uploadBufferedBytes: () => server.uploads.heldBytes, logger: log });
+  } catch (err) {
+    await metrics?.close();
+    await stopServing();
+    throw err;
+  }
   const done = coordinator.run().then(async (history) => {
     if (o.outputDir && coordinator.status().state === 'finished') {
       await savePeftAdapter(o.outputDir, o.model, o.lora, coordinator.adapter);
@@ -135,9 +185,13 @@ export async function startCoordinatorApp(o: CoordinatorAppOptions): Promise<Coo
     coordinator,
     server,
     done,
+    ...(dashboard ? { dashboard } : {}),
+    ...(metrics ? { metrics } : {}),
+    stopServing,
     close: async () => {
-      coordinator.stop();
-      await server.close();
+      await dashboard?.close();
+      await metrics?.close();
+      await stopServing();
     },
   };
 }
