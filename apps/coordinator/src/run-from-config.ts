@@ -117,7 +117,8 @@ async function startLocked(cfg: CoordinatorConfig, lock: DataDirLock): Promise<C
     uploadIdleMs: cfg.uploads.idleSeconds * 1000,
     uploadStreamMaxMs: cfg.uploads.maxStreamSeconds * 1000,
     secureAggregation: protection.secureAggregation,
-    planParts: () => ({ training: { lora, seqLen: cfg.rounds.seqLen, proximalMu: cfg.strategy.proximalMu ?? 0 }, ...protection.planExtra() }),
+    // plannedRounds: a client with only a DP-SGD budget (`dpSgd: {epsilon}`) spreads it over these rounds.
+    planParts: () => ({ training: { lora, seqLen: cfg.rounds.seqLen, proximalMu: cfg.strategy.proximalMu ?? 0, plannedRounds: cfg.rounds.total }, ...protection.planExtra() }),
     onRoundStart: (plan, cohort) => persistence.onRoundStart(plan, cohort),
     onRoundEnd: async (summary, adapter, plan) => {
       await persistence.endRound(summary, adapter, plan);

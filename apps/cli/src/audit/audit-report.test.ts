@@ -118,6 +118,9 @@ describe('auditLedgers', () => {
     expect(html).toMatch(/<title>alpha, round 1: epsilon \d+\.\d{4}[^<]*noise [^<]*<\/title>/);
     expect(html).not.toMatch(/<text[^>]*>1\.[2468]<\/text>/);
     expect(html).toContain('Share of each budget spent');
+    // The privacy unit stands beside every epsilon in the table (issue 12 §1).
+    expect(html).toMatch(/<th>epsilon<\/th><th>unit<\/th>/);
+    expect(html).toMatch(/<td>\d+\.\d{4}<\/td><td>per institution<\/td>/);
   });
 
   it('the spawned `fedlora audit` exits 0 on valid ledgers and non-zero after a flipped byte, with one JSON document', async () => {

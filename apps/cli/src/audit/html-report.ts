@@ -30,7 +30,8 @@ export function auditSeries(report: AuditReport): EpsilonSeries[] {
 function ledgerRow(l: LedgerSummary, role: string): string {
   const eps = l.epsilon === null ? '&infin;' : l.epsilon.toFixed(4);
   const budget = l.budget ? `${l.budget.epsilon} (&delta; ${l.budget.delta})` : '&mdash;';
-  return `<tr><td>${role}</td><td>${escapeHtml(l.writer ?? '?')}</td><td>${escapeHtml(l.ledger)}</td><td>${l.entries}</td><td>${eps}</td><td>${l.delta ?? ''}</td><td>${budget}</td><td>${l.valid ? 'valid' : '<b>INVALID</b>'}</td></tr>`;
+  const unit = l.unitLabel ? `per ${escapeHtml(l.unitLabel)}` : '?';
+  return `<tr><td>${role}</td><td>${escapeHtml(l.writer ?? '?')}</td><td>${escapeHtml(l.ledger)}</td><td>${l.entries}</td><td>${eps}</td><td>${unit}</td><td>${l.delta ?? ''}</td><td>${budget}</td><td>${l.valid ? 'valid' : '<b>INVALID</b>'}</td></tr>`;
 }
 
 /** A self-contained HTML audit report: verdict, per-ledger table, epsilon chart, problems. */
@@ -50,7 +51,7 @@ export async function renderAuditHtml(report: AuditReport, generatedAt: string):
 <h1>fedlora privacy audit</h1>
 <p>Generated ${escapeHtml(generatedAt)}. Verdict: <b class="${report.valid ? 'ok' : 'bad'}">${report.verdict}</b>${report.verdict === 'UNVERIFIED' ? ' (no trusted keys: signatures checked only against the keys written in the ledgers)' : ''} (${report.entries} entries).
 Every epsilon below is recomputed from the parameters recorded in the signed entries, not read from the files.</p>
-<table><thead><tr><th>role</th><th>writer</th><th>ledger</th><th>entries</th><th>epsilon</th><th>delta</th><th>budget</th><th>status</th></tr></thead>
+<table><thead><tr><th>role</th><th>writer</th><th>ledger</th><th>entries</th><th>epsilon</th><th>unit</th><th>delta</th><th>budget</th><th>status</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>
 <h2>Epsilon spent over rounds</h2>
 <p>Hover over a point for its round, epsilon, mechanism and noise.</p>
