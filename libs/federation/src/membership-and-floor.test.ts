@@ -50,7 +50,9 @@ function federation(o: { names: string[]; rounds: number; minClients: number; ma
       secure: { identitySecretKey: identities.get(name)!.secretKey, members, rng, dropAtFor: () => o.dropAt?.[name] },
     }),
   );
-  return { coordinator, run, clients, stop };
+  // Settle every client from the start: a revoked client's run rejects while the coordinator still runs.
+  const settled = Promise.allSettled(clients);
+  return { coordinator, run, clients, settled, stop };
 }
 
 describe('#16 finding 7: a revoked institution leaves the live set at once', () => {
@@ -61,7 +63,10 @@ describe('#16 finding 7: a revoked institution leaves the live set at once', () 
     const f = federation({ names, rounds: 2, minClients: 3, maxAttempts: 3, revoked, onRoundEnd: (r) => r === 1 && revoked.add('c4') });
     const history = await f.run;
     f.stop.abort();
-    await Promise.allSettled(f.clients);
+    const outcomes = await f.settled;
+    // The revoked institution is told so and stops; the others finish.
+    expect(outcomes[3]).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/revoked/) } });
+    expect(outcomes.slice(0, 3).map((o) => o.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled']);
     expect(history.map((h) => [h.round, h.attempt, h.status])).toEqual([
       [1, 1, 'completed'],
       [2, 1, 'completed'],
@@ -78,7 +83,7 @@ describe('#16 finding 8: no sum of fewer than minClients inputs is unmasked', ()
     await expect(f.run).rejects.toThrow(/aborted 1 times/);
     f.stop.abort();
     f.coordinator.stop();
-    await Promise.allSettled(f.clients);
+    await f.settled;
     // Before the fix the sum of five was unmasked and only then discarded ("5 of 7 clients reported, minClients is 6").
     expect(f.coordinator.rounds[0]!.reason).toMatch(/secure aggregation aborted \(threshold\): .*5 clients uploaded inputs \(need >= 6\)/);
   }, 60_000);
