@@ -25,12 +25,6 @@ export const DP_SGD_SIMULATE_DEFAULTS = {
   localSteps: 1,
   learningRate: 0.02,
   maxSequencesPerUnit: 1,
-  /**
-   * Seconds per SecAgg+ stage (with --secagg): a round's one large DP-SGD step of three institutions
-   * sharing one process takes longer than the non-private default of 10 s allows on 2 cores (measured:
-   * every attempt of round 1 aborted with "no update before the deadline" at 10 s).
-   */
-  stageTimeout: 60,
 } as const;
 
 export type DpSgdDefaultKey = keyof typeof DP_SGD_SIMULATE_DEFAULTS;
@@ -53,5 +47,5 @@ export function applyDpSgdDefaults<T extends Partial<Record<DpSgdDefaultKey, num
 /** The defaults as `simulate` flags (quoted in the README and printed by simulate). */
 export function dpSgdDefaultsFlags(): string {
   const d = DP_SGD_SIMULATE_DEFAULTS;
-  return `--batch-size ${d.batchSize} --local-steps ${d.localSteps} --lr ${d.learningRate} --dp-sgd-max-sequences ${d.maxSequencesPerUnit} --stage-timeout ${d.stageTimeout}`;
+  return `--batch-size ${d.batchSize} --local-steps ${d.localSteps} --lr ${d.learningRate} --dp-sgd-max-sequences ${d.maxSequencesPerUnit}`;
 }
