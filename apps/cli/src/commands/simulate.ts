@@ -11,7 +11,6 @@ import { runSimulation } from '../simulate/run-simulation.js';
 import { intOption, numberOption } from './parse-options.js';
 import type { Partition } from '../simulate/partition.js';
 import { parsePartition } from '../simulate/partition.js';
-import { applyDpSgdDefaults, dpSgdDefaultsFlags } from '../simulate/dp-defaults.js';
 import { calibrateDpFedAvg, readTrustedKeys } from '@fedlora/privacy';
 
 /** `--dashboard`: a loopback host:port (a simulation has no credentials to protect the dashboard with). */
@@ -78,18 +77,7 @@ export function register(program: Command): void {
     .option('--seed <s>', 'seed of the initial adapter and the clients\' batch order', 'fedlora')
     .addOption(new Option('--log-level <level>', 'JSON log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('warn'))
     .option('--json', 'print one JSON document on stdout')
-    .action(async (given, cmd: Command) => {
-      // With a DP-SGD budget, the training defaults are the DP ones (dp-defaults.ts) unless given on the command line.
-      let o = given;
-      if (given.dpSgdEpsilon !== undefined) {
-        const flag = { batchSize: 'batchSize', localSteps: 'localSteps', learningRate: 'lr', maxSequencesPerUnit: 'dpSgdMaxSequences' } as const;
-        const d = applyDpSgdDefaults(
-          { batchSize: given.batchSize, localSteps: given.localSteps, learningRate: given.lr, maxSequencesPerUnit: given.dpSgdMaxSequences },
-          (k) => given[flag[k]] !== undefined && cmd.getOptionValueSource(flag[k]) !== 'default',
-        );
-        o = { ...given, batchSize: d.options.batchSize, localSteps: d.options.localSteps, lr: d.options.learningRate, dpSgdMaxSequences: d.options.maxSequencesPerUnit };
-        if (d.applied) info(`DP-SGD defaults (README, Privacy: ${dpSgdDefaultsFlags()}); applied: ${d.applied}`);
-      }
+    .action(async (o) => {
       if (o.dpEpsilon !== undefined && o.dpMode !== 'central') throw new CliError(`--dp-epsilon calibrates --dp-mode central; received --dp-mode ${o.dpMode ?? '(none)'}: give --dp-noise-multiplier for distributed noise`);
       if (o.dpEpsilon !== undefined && o.dpNoiseMultiplier !== undefined) throw new CliError('--dp-epsilon calibrates the noise multiplier: give it or --dp-noise-multiplier, not both');
       if (o.dpEpsilon !== undefined && o.dpAdaptiveClip) throw new CliError('--dp-epsilon does not calibrate adaptive clipping yet: give --dp-noise-multiplier with --dp-adaptive-clip');
