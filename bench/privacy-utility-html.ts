@@ -5,19 +5,10 @@
  */
 import { parse, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import type { PrivacyUtilityPoint } from './privacy-utility.js';
 
-interface Point {
-  unit: string;
-  variant: string;
-  epsilon: number | null;
-  spentEpsilon: number | null;
-  noiseMultiplier: number | null;
-  initialEvalLoss: number;
-  finalEvalLoss: number | null;
-  perplexity: number | null;
-  improvementKept: number | null;
-  wallSeconds: number;
-}
+/** What the page shows of each point (the bench's own point type, not a copy of it). */
+type Point = Pick<PrivacyUtilityPoint, 'unit' | 'variant' | 'epsilon' | 'spentEpsilon' | 'noiseMultiplier' | 'initialEvalLoss' | 'finalEvalLoss' | 'perplexity' | 'improvementKept' | 'wallSeconds'>;
 
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
