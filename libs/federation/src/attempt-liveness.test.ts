@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { testCoordinator } from './test-helpers.js';
 import { generateIdentity } from '@fedlora/secagg';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes } from '@fedlora/tensor';
@@ -6,10 +7,8 @@ import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { CoordinatorConnection, LocalTrainer } from './client-runner.js';
 import { runClient } from './client-runner.js';
-import { FederationCoordinator } from './coordinator.js';
 import { FederationError } from './errors.js';
 import { inProcessConnection } from './in-process-connection.js';
-import { createStrategy } from './strategy.js';
 
 const rng = seededRandomBytes('attempt-liveness-test');
 const NAMES = ['c1', 'c2', 'c3'];
@@ -34,17 +33,13 @@ function adapterOf(n: number): NamedTensors {
 }
 
 function secureCoordinator(clock: Clock, o: { roundDeadlineMs: number; stageTimeoutMs: number; livenessMs: number; maxAttempts: number; adapter: NamedTensors }) {
-  return new FederationCoordinator({
+  return testCoordinator({
     federationId: 'liveness',
-    rounds: 1,
     minClients: 3,
     minAvailableClients: 3,
     maxAttemptsPerRound: o.maxAttempts,
     roundDeadlineMs: o.roundDeadlineMs,
-    localSteps: 1,
     learningRate: 0,
-    batchSize: 1,
-    strategy: createStrategy({ name: 'fedavg' }),
     initialAdapter: o.adapter,
     rng,
     clock,
