@@ -336,6 +336,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
           onStep,
           // Local only (never sent): what the per-unit cap left out of each round.
           onTrained: (round, r) => log.info({ event: 'dpsgd.trained', client: c.name, round, ...r }),
+          onReused: (round, attempt) => log.info({ event: 'dpsgd.reused', client: c.name, round, attempt }),
         });
         dpSgdTrainers.set(c.name, t);
         return t;
