@@ -31,6 +31,8 @@ export interface PlanFollowingTrainerSettings {
     budget?: { epsilon: number; delta: number; rounds?: number };
     maxSequencesPerUnit?: number;
     perExampleGradients?: PerExampleMethod;
+    /** Default true: a retry of the same round re-sends the update already accounted (released-update.ts). */
+    reuseOnRetry?: boolean;
     guard?: ClientPrivacyGuard;
     unit?: PrivacyUnitSpec;
   };
@@ -78,6 +80,9 @@ export class PlanFollowingTrainer implements LocalTrainer {
       ...(dp.budget ? { budget: dp.budget } : {}),
       ...extra,
       perExampleGradients: dp.perExampleGradients,
+      ...(dp.reuseOnRetry !== undefined ? { reuseOnRetry: dp.reuseOnRetry } : {}),
+      // Local only: a retry served from the update this institution already paid for.
+      onReused: (round, attempt) => this.opts.log.info({ event: 'dpsgd.reused', round, attempt }),
       guard: dp.guard,
       stopOnRefusal: true,
       rng: cryptoRandomBytes,

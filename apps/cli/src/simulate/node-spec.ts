@@ -117,6 +117,7 @@ export function inProcessTrainer(env: Pick<NodeEnvironment, 'o' | 'model' | 'lor
       onStep: ctx.onStep,
       // Local only (never sent): what the per-unit cap left out of each round.
       onTrained: (round, r) => env.logger.info({ event: 'dpsgd.trained', client: ctx.name, round, ...r }),
+      onReused: (round, attempt) => env.logger.info({ event: 'dpsgd.reused', client: ctx.name, round, attempt }),
     });
     onDpSgd?.(ctx.name, t);
     return t;

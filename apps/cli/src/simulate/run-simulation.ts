@@ -19,11 +19,15 @@ import { createSecureSimulation } from './secure-setup.js';
 import { createAggregationProbe } from './aggregation-error.js';
 import { simulationDashboard } from './simulation-dashboard.js';
 import { populationData } from './client-data.js';
+import type { TrainerContext } from './node-spec.js';
 import { TrainingSlots, clientLedgerPaths, inProcessTrainer, nodeSpec } from './node-spec.js';
 import { runPopulation } from './virtual-population.js';
 import { startMemorySampler } from './memory-sampler.js';
 import { calibrationPlan, checkSimulationPrivacy, plannedNoiseMultiplier, recalibratedForDimension, simulationFederationPrivacy } from './simulation-privacy.js';
 import type { SimulationOptions, SimulationReport, SimulationRound } from './simulation-types.js';
+import type { TrainingWorkerPool } from './workers.js';
+import { startSimulationWorkers } from './workers-sim.js';
+import { SIMULATED_RECORD_CHARS } from './client-data.js';
 
 export type { SimulationOptions, SimulationPrivacy, SimulationDpSgd, ProgressEvent, SimulationRound, SimulationReport } from './simulation-types.js';
 export { SIMULATED_RECORD_CHARS } from './client-data.js';
@@ -160,12 +164,19 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const stopClients = new AbortController();
   const address = `127.0.0.1:${app.port}`;
   const channel = createSharedChannel({ address });
+  let pool: TrainingWorkerPool | undefined;
   try {
+    pool = await startSimulationWorkers(o, { modelDir, backend: backend.name, lora, recordChars: SIMULATED_RECORD_CHARS, logger: log });
     if (app.dashboard) o.dashboard?.onListening?.(app.dashboard.url);
     previous = app.coordinator.adapter;
     initialEvalLoss = await evalLoss(previous);
     const env = { o, model, lora, address, channel, outDir, slots: new TrainingSlots(o.trainingSlots ?? availableParallelism()), ledgerKeyOf: (n: string) => clientKeys.get(n)!, ...(secure ? { secure } : {}), ...(probe ? { probe } : {}), logger: log };
-    const trainerFactory = o.trainerFactory ?? inProcessTrainer(env, (n, t) => dpSgdTrainers.set(n, t));
+    const inProcess = inProcessTrainer(env, (n, t) => dpSgdTrainers.set(n, t));
+    // --workers: the same training in a worker process, the rest of the node (guards, ledger, SecAgg+ noise) here.
+    const workers = pool;
+    const trainerFactory =
+      o.trainerFactory ??
+      (workers && !o.dpSgd ? (ctx: TrainerContext) => workers.trainer({ name: ctx.name, index: ctx.index, numExamples: ctx.sizes.trainSequences, seed: ctx.seed, onStep: ctx.onStep }) : inProcess);
     const silent = Array.from({ length: o.silentClients ?? 0 }, (_, i) => {
       const conn = new GrpcConnection({ address, channel });
       return conn.register(`silent-${i + 1}`, 1).then(() => conn);
@@ -217,12 +228,14 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       population: { size: names.length, cohort: cohortSize, peakMaterialised: seen.peakMaterialised, materialisations: seen.materialisations },
       secondsPerRound,
       memory: memory.peak(),
+      ...(pool ? { workers: { count: pool.pids.length, peakRssBytes: pool.peakRssBytes() } } : {}),
       ...(o.privacy ? { privacy: o.privacy, ledgers, trustedKeys: trustedKeysPath } : {}),
       ...(o.dpSgd ? { dpSgd: o.dpSgd, ledgers, trustedKeys: trustedKeysPath } : {}),
     };
   } finally {
     stopClients.abort();
     memory.stop();
+    await pool?.close();
     await app.stopServing();
     channel.close();
     model.dispose();

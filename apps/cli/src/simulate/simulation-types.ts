@@ -75,6 +75,8 @@ export interface SimulationOptions {
    * (the bundled model's general text: forgetting).
    */
   task?: 'text' | 'qa';
+  /** Local training in this many worker processes (workers.ts; task text without DP-SGD); unset: in this process. */
+  workers?: number;
   /** Test hook: called at the end of each round with the previous and new global adapters. */
   onRoundAdapters?: (round: number, before: NamedTensors, after: NamedTensors | null) => void;
 }
@@ -194,5 +196,7 @@ export interface SimulationReport {
   ledgers?: string[];
   /** The auditor's trust anchor for those ledgers (writer -> public key; `fedlora audit --trusted-keys`). */
   trustedKeys?: string;
+  /** With --workers: how many training processes, and the sum of their peak RSS (bytes). */
+  workers?: { count: number; peakRssBytes: number };
 }
 
