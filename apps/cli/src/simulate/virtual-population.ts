@@ -67,6 +67,9 @@ export async function runPopulation(o: PopulationOptions): Promise<PopulationRes
   let materialised = 0;
   let peakMaterialised = 0;
   let materialisations = 0;
+  let sweep = 0;
+  let fastThrough = -1;
+  let lastNonce = '';
 
   const register = (i: number) => sessions[i]!.register(o.names[i]!, o.numExamplesOf(i));
   await forEachLimited(n, o.concurrency ?? 16, o.signal, register);
@@ -100,7 +103,14 @@ export async function runPopulation(o: PopulationOptions): Promise<PopulationRes
     try {
       const task = await sessions[i]!.getTask(0);
       if (task.kind === 'finished') state[i] = 'done';
-      else if (task.kind === 'train' && state[i] === 'idle') materialise(i);
+      else if (task.kind === 'train' && state[i] === 'idle') {
+        // A new round attempt opened: find the rest of its cohort at full speed (this sweep and the next).
+        if (task.plan.nonce !== lastNonce) {
+          lastNonce = task.plan.nonce;
+          fastThrough = sweep + 1;
+        }
+        materialise(i);
+      }
     } catch (err) {
       if (o.signal.aborted) return;
       // The coordinator forgot this session (it restarted): register again.
@@ -109,12 +119,13 @@ export async function runPopulation(o: PopulationOptions): Promise<PopulationRes
     }
   };
 
-  // Check-ins are spread evenly over a sweep (no bursts that would starve the rounds' own calls).
+  // Check-ins are spread evenly over a sweep (no bursts that would starve the rounds' own calls),
+  // except right after a round opened, when its cohort must arrive before the first stage closes.
   const intervalMs = 1000 / (o.checkInsPerSecond ?? 500);
-  while (!o.signal.aborted && failure === undefined && state.some((s) => s !== 'done')) {
+  for (sweep = 0; !o.signal.aborted && failure === undefined && state.some((s) => s !== 'done'); sweep++) {
     const started = performance.now();
     await forEachLimited(n, o.concurrency ?? 16, o.signal, async (i) => {
-      const wait = started + i * intervalMs - performance.now();
+      const wait = sweep <= fastThrough ? 0 : started + i * intervalMs - performance.now();
       if (wait > 1) await systemClock.sleep(wait, o.signal).catch(() => {});
       await checkIn(i);
     });
