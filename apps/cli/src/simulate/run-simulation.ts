@@ -15,7 +15,7 @@ import type { RefusalInfo } from '@fedlora/coordinator';
 import { buildCoordinator, distributedNoiseStddevPerClient } from '@fedlora/coordinator';
 import type { DpSgdTrainer } from '@fedlora/client';
 import { buildClient } from '@fedlora/client';
-import { createSecureSimulation } from './secure-setup.js';
+import { createSecureSimulation, secureMinClientsCap } from './secure-setup.js';
 import { createAggregationProbe } from './aggregation-error.js';
 import { simulationDashboard } from './simulation-dashboard.js';
 import { populationData } from './client-data.js';
@@ -62,9 +62,10 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   o = recalibratedForDimension(o, updateParameters);
   // The expected cohort: everyone, or clientsPerRound (a count or a fraction of the population).
   const cohortSize = o.clientsPerRound === undefined ? o.clients : Math.min(o.clients, o.clientsPerRound < 1 ? Math.ceil(o.clientsPerRound * o.clients) : Math.floor(o.clientsPerRound));
-  const minClients =
-    o.minClients ??
-    (o.secagg && o.secagg.dropout > 0 ? Math.max(2, Math.ceil(cohortSize / 2)) : o.sampling === 'poisson' && o.clientsPerRound !== undefined ? Math.max(1, Math.ceil(cohortSize / 2)) : cohortSize);
+  const usualMinimum =
+    o.secagg && o.secagg.dropout > 0 ? Math.max(2, Math.ceil(cohortSize / 2)) : o.sampling === 'poisson' && o.clientsPerRound !== undefined ? Math.max(1, Math.ceil(cohortSize / 2)) : cohortSize;
+  // SecAgg+ at scale: no default minimum above t + 1, which would turn the sparse graph into a near-complete one.
+  const minClients = o.minClients ?? (o.secagg ? Math.min(usualMinimum, secureMinClientsCap(cohortSize, o.secagg.dropout)) : usualMinimum);
   if (minClients > cohortSize) throw new RangeError(`simulate: --min-clients ${minClients} exceeds the cohort of ${cohortSize} per round: lower --min-clients or raise --clients-per-round`);
   // What the clients' budget guards see in the plan: amplification by sampling only for a Poisson draw
   // in central mode (the ledger records the draw and why: accountedSampling in @fedlora/privacy).
