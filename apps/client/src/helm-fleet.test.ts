@@ -35,8 +35,14 @@ function renderSubset(template: string, values: Record<string, unknown>, chartNa
     let before = rest.slice(0, at);
     let action = rest.slice(at + 2, end);
     rest = rest.slice(end + 2);
-    if (action.startsWith('-')) (before = before.replace(/\s+$/, '')), (action = action.slice(1));
-    if (action.endsWith('-')) (rest = rest.replace(/^\s+/, '')), (action = action.slice(0, -1));
+    if (action.startsWith('-')) {
+      before = before.replace(/\s+$/, '');
+      action = action.slice(1);
+    }
+    if (action.endsWith('-')) {
+      rest = rest.replace(/^\s+/, '');
+      action = action.slice(0, -1);
+    }
     action = action.trim();
     if (emitting()) out.push(before);
     let m: RegExpExecArray | null;
