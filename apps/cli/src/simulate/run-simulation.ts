@@ -21,7 +21,7 @@ import { createSecureSimulation } from './secure-setup.js';
 import type { Partition } from './partition.js';
 import { partitionCorpus } from './partition.js';
 import { splitIntoRecords } from './sotu-partition.js';
-import { sotuQa } from './sotu-qa.js';
+import { qaLoraTargets, sotuQa } from './sotu-qa.js';
 import { mobyDickSplit } from '../model/pretrain.js';
 import { createAggregationProbe } from './aggregation-error.js';
 import type { SimulationDashboard } from './simulation-dashboard.js';
@@ -82,7 +82,7 @@ export interface SimulationOptions {
    * `text` (default): each client fine-tunes on its era of SOTU text. `qa`: instruction tuning on
    * the SOTU QA set (sotu-qa.ts, prompt-completion, loss on the answer only); each client
    * evaluates every global adapter on its held-out multiple-choice questions (federated
-   * evaluation, reported per round), and the eval loss is that of held-out Moby-Dick chapters
+   * evaluation, reported per round; LoRA on the attention and MLP projections), and the eval loss is that of held-out Moby-Dick chapters
    * (the bundled model's general text: forgetting).
    */
   task?: 'text' | 'qa';
@@ -176,7 +176,7 @@ export interface SimulationReport {
   task?: 'qa';
   /** Task qa: what evalLoss measures (general text, so a rise shows forgetting). */
   evalLossOf?: string;
-  /** Task qa: the final global adapter's multiple-choice accuracy over all clients' held-out questions (chance 0.25). */
+  /** Task qa: the final global adapter's multiple-choice accuracy over all clients' held-out questions (two choices, balanced: chance 0.5). */
   finalEvaluation?: { count: number; acc: number; accNorm: number };
   /** Per-client sizes: characters of text (task text), training and held-out sequences. */
   clients: Array<{ name: string; era: string; chars?: number; trainSequences: number; heldOutSequences: number; trainUnits?: number; dpSgdCalibration?: NoiseCalibration }>;
@@ -213,7 +213,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const backend = await initBackend({ backend: o.backend });
   const modelDir = o.modelDir ?? (process.env.FEDLORA_MODEL_DIR || DEFAULT_BASE_MODEL_DIR);
   const model: CausalLM = await loadModel(modelDir);
-  const lora: LoraConfig = { ...defaultLoraConfig(model), ...o.lora, variant: o.loraVariant ?? o.lora?.variant ?? 'lora' };
+  const lora: LoraConfig = { ...defaultLoraConfig(model), ...(o.task === 'qa' ? { targetModules: qaLoraTargets(model.config.modelType) } : {}), ...o.lora, variant: o.loraVariant ?? o.lora?.variant ?? 'lora' };
   validateLoraConfig(lora);
   const log = o.logger ?? silentLogger;
 
