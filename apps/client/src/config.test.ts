@@ -119,7 +119,7 @@ describe('loadClientConfig', () => {
 
   it('rejects unknown keys with the list of known ones', () => {
     const p = problems(() => parseClientConfig(base({ dpSgd: { clipNorm: 1, noiseMultiplier: 1, sigma: 2 } })));
-    expect(p).toEqual(['client config: dpSgd: unknown key "sigma"; expected one of clipNorm, noiseMultiplier, epsilon, delta, rounds, maxSequencesPerUnit, perExampleGradients']);
+    expect(p).toEqual(['client config: dpSgd: unknown key "sigma"; expected one of clipNorm, noiseMultiplier, epsilon, delta, rounds, maxSequencesPerUnit, perExampleGradients, reuseOnRetry']);
   });
 });
 

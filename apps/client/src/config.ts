@@ -114,6 +114,12 @@ const DpSgdSchema = z.strictObject({
    * reference, slower). Both clip and noise alike; the privacy cost is the same.
    */
   perExampleGradients: z.enum(['ghost', 'per-example']).optional(),
+  /**
+   * A retry of the same round (same global adapter and plan) re-sends the update already trained
+   * and accounted for the attempt that aborted, spending nothing more (default true); false trains
+   * and spends afresh for every attempt (released-update.ts, SECURITY.md: the trade-off).
+   */
+  reuseOnRetry: z.boolean().optional(),
 });
 
 /** delta of the DP-SGD budget when neither dpSgd.delta nor privacy.delta is given. */

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CausalLM, defaultLoraConfig, initBackend, initLoraAdapter, initWeights, parseModelConfig, tokenizerFromJson, trainByteLevelBpe, type LoraConfig } from '@fedlora/model';
-import type { RoundPlan } from '@fedlora/federation';
+import type { CoordinatorConnection, LocalTrainer, RoundPlan } from '@fedlora/federation';
 import { ClientPrivacyGuard, epsilonOf, generateLedgerKey, verifyLedgerFile } from '@fedlora/privacy';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes } from '@fedlora/tensor';
@@ -11,7 +11,7 @@ import { tokenizeToSequences, trainLocalDpSgd } from '@fedlora/train';
 import { parseClientConfig } from './config.js';
 import { DpSgdTrainer, dpSgdTrainerSettings } from './dp-sgd-trainer.js';
 import { PlanFollowingTrainer } from './run-from-config.js';
-import { FederationCoordinator, createStrategy, inProcessConnection, runClient, silentLogger } from '@fedlora/federation';
+import { FederationCoordinator, FederationError, createStrategy, inProcessConnection, runClient, silentLogger } from '@fedlora/federation';
 
 const TEXT = 'Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my purse, I thought I would sail about. ';
 
@@ -175,5 +175,143 @@ describe('DpSgdTrainer', () => {
       ['refused', 2, 'sequence'],
     ]);
     expect(v.epsilon!).toBeLessThanOrEqual(budget);
+  }, 60_000);
+});
+
+describe('DpSgdTrainer: the retry of an aborted attempt (released-update.ts)', () => {
+  const entriesOf = (g: ClientPrivacyGuard) => verifyLedgerFile(g.ledgerPath).parsed.map((e) => [e.kind, e.round]);
+  // A record-level budget that affords one round of plan(1) at z = 1, not two.
+  const oneRoundBudget = () => {
+    const q = { mechanism: 'sampled_gaussian' as const, noiseMultiplier: 1, samplingRate: 2 / 8 };
+    return (epsilonOf([{ ...q, steps: 2 }], { delta: 1e-5 }).epsilon + epsilonOf([{ ...q, steps: 4 }], { delta: 1e-5 }).epsilon) / 2;
+  };
+  const retryOf = (p: RoundPlan): RoundPlan => ({ ...p, attempt: p.attempt + 1, nonce: `${p.nonce}-retry`, deadlineUnixMs: p.deadlineUnixMs + 60_000 });
+
+  it('re-sends the update it already paid for: the retry trains nothing and spends nothing, the ledger shows one spend for the round', async () => {
+    const g = await guard(oneRoundBudget());
+    const t = new DpSgdTrainer({ model, lora, train, clipNorm: 1, noiseMultiplier: 1, guard: g, rng: seededRandomBytes('r') });
+    const first = await t.train(plan(1), global);
+    const spent = g.spent();
+    // A second draw would exceed the budget; the same release again costs nothing (post-processing).
+    expect(await t.accept(retryOf(plan(1)))).toEqual({ accept: true });
+    const again = await t.train(retryOf(plan(1)), global);
+    expect(again.delta).toEqual(first.delta);
+    expect(again.metrics.recordEpsilon).toBe(spent);
+    expect(g.spent()).toBe(spent);
+    expect(entriesOf(g)).toEqual([['round', 1]]);
+    // What the caller got is a copy: changing it does not change what a later retry sends.
+    for (const v of again.delta.values()) v.data.fill(7);
+    expect((await t.train(retryOf(retryOf(plan(1))), global)).delta).toEqual(first.delta);
+  });
+
+  it.each([
+    ['a batch size (sampling rate)', (p: RoundPlan) => ({ ...p, batchSize: 4 })],
+    ['local steps', (p: RoundPlan) => ({ ...p, localSteps: 1 })],
+    ['a learning rate', (p: RoundPlan) => ({ ...p, learningRate: 2e-3 })],
+    ['planned rounds', (p: RoundPlan) => ({ ...p, training: { plannedRounds: 5 } })],
+    ['a global adapter hash', (p: RoundPlan) => ({ ...p, adapterSha256: 'other' })],
+  ])('trains and spends again for a retry that changes %s, and refuses it when the budget cannot pay', async (_what, change) => {
+    const rich = await guard(1e6);
+    const t = new DpSgdTrainer({ model, lora, train, clipNorm: 1, noiseMultiplier: 1, guard: rich, rng: seededRandomBytes('r') });
+    const first = await t.train(plan(1), global);
+    const changed = change(retryOf(plan(1)));
+    const again = await t.train(changed, global);
+    expect(again.delta).not.toEqual(first.delta);
+    expect(entriesOf(rich)).toEqual([['round', 1], ['round', 1]]);
+    const poor = await guard(oneRoundBudget());
+    const u = new DpSgdTrainer({ model, lora, train, clipNorm: 1, noiseMultiplier: 1, guard: poor, rng: seededRandomBytes('r') });
+    await u.train(plan(1), global);
+    expect(await u.accept(changed)).toMatchObject({ accept: false, reason: 'refused: budget' });
+    await expect(u.train(changed, global)).rejects.toThrow(/above this institution's budget/);
+  });
+
+  it('trains and spends again when the global adapter it receives differs from the one it trained from', async () => {
+    const g = await guard(1e6);
+    const t = new DpSgdTrainer({ model, lora, train, clipNorm: 1, noiseMultiplier: 1, guard: g, rng: seededRandomBytes('r') });
+    await t.train(plan(1), global);
+    const other = new Map([...global].map(([n, v]) => [n, { shape: [...v.shape], data: Float32Array.from(v.data, (x) => x + 0.01) }]));
+    await t.train(retryOf(plan(1)), other);
+    expect(entriesOf(g)).toEqual([['round', 1], ['round', 1]]);
+  });
+
+  it('with reuseOnRetry false trains and spends for every attempt', async () => {
+    const g = await guard(1e6);
+    const t = new DpSgdTrainer({ model, lora, train, clipNorm: 1, noiseMultiplier: 1, guard: g, rng: seededRandomBytes('r'), reuseOnRetry: false });
+    const first = await t.train(plan(1), global);
+    const again = await t.train(retryOf(plan(1)), global);
+    expect(again.delta).not.toEqual(first.delta);
+    expect(entriesOf(g)).toEqual([['round', 1], ['round', 1]]);
+  });
+
+  it('an attempt that closes during the last step keeps the accounted update for the retry; one that closes earlier spends nothing', async () => {
+    const closed = new FederationError('failed-precondition', 'round 1 attempt 0 closed at the coordinator');
+    const closesAt = (step: number) => async (s: number) => {
+      if (s === step) throw closed;
+    };
+    const g = await guard(oneRoundBudget());
+    const t = new DpSgdTrainer({ model, lora, train, clipNorm: 1, noiseMultiplier: 1, guard: g, rng: seededRandomBytes('r') });
+    // Closed after step 1 of 2: nothing left the client, nothing is recorded or kept.
+    await expect(t.train(plan(1), global, closesAt(1))).rejects.toBe(closed);
+    expect(g.spent()).toBe(0);
+    // Closed after the last step: the release is accounted and kept; the retry sends it.
+    await expect(t.train(retryOf(plan(1)), global, closesAt(2))).rejects.toBe(closed);
+    expect(entriesOf(g)).toEqual([['round', 1]]);
+    const spent = g.spent();
+    await t.train(retryOf(retryOf(plan(1))), global);
+    expect(g.spent()).toBe(spent);
+    expect(entriesOf(g)).toEqual([['round', 1]]);
+  });
+
+  it('over a real coordinator: an attempt aborted after this client uploaded is retried with the same update, and its budget still pays for the round', async () => {
+    const g = await guard(oneRoundBudget());
+    const dp = new DpSgdTrainer({ model, lora, train, clipNorm: 1, noiseMultiplier: 1, guard: g, rng: seededRandomBytes('r') });
+    const coordinator = new FederationCoordinator({
+      federationId: 'retry-reuse',
+      rounds: 1,
+      minClients: 2,
+      roundDeadlineMs: 600_000,
+      maxAttemptsPerRound: 2,
+      localSteps: 2,
+      learningRate: 1e-3,
+      batchSize: 2,
+      strategy: createStrategy({ name: 'fedavg' }),
+      initialAdapter: global,
+      rng: seededRandomBytes('coord'),
+    });
+    // The DP client's uploads, and a signal when its first one reached the coordinator.
+    const uploads: NamedTensors[] = [];
+    let uploaded!: () => void;
+    const firstUpload = new Promise<void>((resolve) => (uploaded = resolve));
+    const base = inProcessConnection(coordinator);
+    const recording: CoordinatorConnection = {
+      ...base,
+      uploadUpdate: async (u) => {
+        await base.uploadUpdate(u);
+        uploads.push(u.delta);
+        uploaded();
+      },
+    };
+    // The other institution declines attempt 1 once the DP client's update is in (so that attempt aborts), and takes part in attempt 2.
+    const other: LocalTrainer = {
+      numExamples: 8,
+      accept: async (p) => (p.attempt === 1 ? (await firstUpload, { accept: false, reason: 'busy' }) : { accept: true }),
+      train: async (_p, glob) => ({ delta: new Map([...glob].map(([n, v]) => [n, { shape: [...v.shape], data: new Float32Array(v.data.length) }])), numExamples: 8, trainLoss: 1 }),
+    };
+    const run = coordinator.run();
+    const [a, b] = await Promise.all([
+      runClient({ name: 'hospital-a', connection: recording, trainer: dp, pollMs: 100 }),
+      runClient({ name: 'hospital-b', connection: inProcessConnection(coordinator), trainer: other, pollMs: 100 }),
+    ]);
+    await run;
+    expect(coordinator.rounds.map((h) => [h.round, h.attempt, h.status])).toEqual([
+      [1, 1, 'aborted'],
+      [1, 2, 'completed'],
+    ]);
+    expect(a.roundsTrained).toEqual([1, 1]);
+    expect(b.roundsTrained).toEqual([1]);
+    expect(uploads).toHaveLength(2);
+    expect(uploads[1]).toEqual(uploads[0]);
+    expect(entriesOf(g)).toEqual([['round', 1]]);
+    expect(verifyLedgerFile(g.ledgerPath).valid).toBe(true);
   }, 60_000);
 });

@@ -7,6 +7,7 @@ import { planUpdate } from '@fedlora/federation';
 import { assertPlanVariant } from './model-trainer.js';
 import type { DpSgdStepInfo, PerExampleMethod, UnitData } from '@fedlora/train';
 import { dpSgdParams, evaluate, loraDimension, trainLocalDpSgd } from '@fedlora/train';
+import { ReleasedUpdate, type TrainedUpdate } from './released-update.js';
 
 /** Options of DpSgdTrainer. */
 export interface DpSgdTrainerOptions {
@@ -47,6 +48,13 @@ export interface DpSgdTrainerOptions {
    * Simulations leave it off and keep declining, so the coordinator sees every refusal.
    */
   stopOnRefusal?: boolean;
+  /**
+   * A retry of the same round (same global adapter, same training and privacy part of the plan)
+   * gets the update already trained and accounted for an attempt that aborted, without training
+   * or spending again (post-processing; released-update.ts, which also says what a hostile
+   * coordinator can do with it). Default true; false trains and spends afresh for every attempt.
+   */
+  reuseOnRetry?: boolean;
   /** CSPRNG for Poisson sampling and noise (cryptoRandomBytes in production). */
   rng: RandomBytes;
   weightDecay?: number;
@@ -56,6 +64,8 @@ export interface DpSgdTrainerOptions {
    * left out, clipped fraction. For the institution's own log; never sent to the coordinator.
    */
   onTrained?: (round: number, r: { units: number; sampledSequences: number; droppedSequences: number; clippedFraction: number }) => void;
+  /** Local report of a retry served from the update kept for the round (nothing trained or spent). */
+  onReused?: (round: number, attempt: number) => void;
   now?: () => Date;
 }
 
@@ -65,12 +75,14 @@ export function dpSgdTrainerSettings(block: {
   noiseMultiplier?: number;
   perExampleGradients?: PerExampleMethod;
   maxSequencesPerUnit?: number;
-}): Pick<DpSgdTrainerOptions, 'clipNorm' | 'noiseMultiplier' | 'perExampleGradients' | 'maxSequencesPerUnit'> {
+  reuseOnRetry?: boolean;
+}): Pick<DpSgdTrainerOptions, 'clipNorm' | 'noiseMultiplier' | 'perExampleGradients' | 'maxSequencesPerUnit' | 'reuseOnRetry'> {
   return {
     clipNorm: block.clipNorm ?? DEFAULT_DP_SGD_CLIP_NORM,
     ...(block.noiseMultiplier !== undefined ? { noiseMultiplier: block.noiseMultiplier } : {}),
     perExampleGradients: block.perExampleGradients ?? 'ghost',
     ...(block.maxSequencesPerUnit !== undefined ? { maxSequencesPerUnit: block.maxSequencesPerUnit } : {}),
+    ...(block.reuseOnRetry !== undefined ? { reuseOnRetry: block.reuseOnRetry } : {}),
   };
 }
 
@@ -113,6 +125,7 @@ export class DpSgdTrainer implements LocalTrainer {
   }
 
   private readonly calibrations = new Map<string, NoiseCalibration>();
+  private readonly released = new ReleasedUpdate();
 
   /** The calibration behind a plan's noise multiplier (budget first), or undefined when it was given. */
   calibration(plan: RoundPlan): NoiseCalibration | undefined {
@@ -150,6 +163,8 @@ export class DpSgdTrainer implements LocalTrainer {
   async accept(plan: RoundPlan): Promise<{ accept: true } | { accept: false; reason: string; stop?: string; detail?: string }> {
     const guard = this.opts.guard;
     if (!guard) return { accept: true };
+    // A retry this client will serve from the update it already paid for costs nothing more.
+    if (this.reusing() && this.released.covers(plan)) return { accept: true };
     const decision = guard.plan(this.roundParams(plan));
     if (decision.accept) return { accept: true };
     await guard.refuse(plan.round, decision.message, { time: this.time() });
@@ -160,12 +175,20 @@ export class DpSgdTrainer implements LocalTrainer {
     return { accept: false, reason: 'refused: budget', stop, detail: `record-level: ${decision.message}` };
   }
 
-  async train(plan: RoundPlan, global: NamedTensors, progress?: TrainingProgress) {
+  async train(plan: RoundPlan, global: NamedTensors, progress?: TrainingProgress): Promise<TrainedUpdate> {
+    const reused = this.reusing() ? this.released.reuse(plan, global) : undefined;
+    if (reused) {
+      this.opts.onReused?.(plan.round, plan.attempt);
+      return reused;
+    }
     const { model, lora, guard } = this.opts;
     const params = this.roundParams(plan);
     // The check again: train must never overspend, even if a caller skipped accept.
     const decision = guard?.plan(params);
     if (decision && !decision.accept) throw new RangeError(`round ${plan.round}: ${decision.message}`);
+    // An attempt that closes while the last step runs does not waste it: the release is accounted
+    // and kept below, and the retry of the round reuses it; the closure is reported after that.
+    let closedAfterLastStep: unknown;
     const r = await trainLocalDpSgd(model, lora, global, this.opts.train, {
       steps: params.steps,
       samplingRate: params.samplingRate,
@@ -178,7 +201,12 @@ export class DpSgdTrainer implements LocalTrainer {
       ...(this.opts.maxSequencesPerUnit !== undefined ? { maxSequencesPerUnit: this.opts.maxSequencesPerUnit } : {}),
       onStep: async (s) => {
         this.opts.onStep?.(plan.round, s);
-        await progress?.(s.step);
+        try {
+          await progress?.(s.step);
+        } catch (err) {
+          if (s.step < params.steps || !this.reusing()) throw err;
+          closedAfterLastStep = err;
+        }
       },
     });
     const calibration = this.calibration(plan);
@@ -187,7 +215,14 @@ export class DpSgdTrainer implements LocalTrainer {
     const metrics: Record<string, number> = { tokens: r.tokens, steps: r.steps, clippedFraction: r.clippedFraction };
     if (guard) metrics.recordEpsilon = guard.spent();
     if (this.opts.heldOut?.length) metrics.globalEvalLoss = (await evaluate(model, lora, global, this.opts.heldOut)).loss;
-    return { delta: planUpdate(plan, r.adapter, global), numExamples: this.numExamples, trainLoss: Number.isFinite(r.trainLoss) ? r.trainLoss : 0, metrics };
+    const update = { delta: planUpdate(plan, r.adapter, global), numExamples: this.numExamples, trainLoss: Number.isFinite(r.trainLoss) ? r.trainLoss : 0, metrics };
+    if (this.reusing()) this.released.keep(plan, global, update);
+    if (closedAfterLastStep !== undefined) throw closedAfterLastStep;
+    return update;
+  }
+
+  private reusing(): boolean {
+    return this.opts.reuseOnRetry ?? true;
   }
 
   /** Record-level epsilon spent so far (at the budget's delta), when a budget is kept. */

@@ -14,7 +14,7 @@
  */
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import { defaultLoraConfig } from '@fedlora/model';
-import type { LocalTrainer, RoundPlan } from '@fedlora/federation';
+import type { LocalTrainer, RoundPlan, TrainingProgress } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { completionLoss, evaluate, evaluateMcq, type McqItem } from '@fedlora/train';
 
@@ -46,9 +46,10 @@ export class EvaluatingTrainer implements LocalTrainer {
     return this.inner.numExamples;
   }
 
-  async train(plan: RoundPlan, global: NamedTensors) {
+  async train(plan: RoundPlan, global: NamedTensors, progress?: TrainingProgress) {
     const metrics = await evaluateGlobal(this.model, this.loraOf(plan), global, this.sets);
-    const r = await this.inner.train(plan, global);
+    // Liveness reaches the trainer's steps (heartbeats, yields, the attempt's end).
+    const r = await this.inner.train(plan, global, progress);
     return { ...r, metrics: { ...(r.metrics ?? {}), ...metrics } };
   }
 }

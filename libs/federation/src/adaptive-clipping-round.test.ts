@@ -6,12 +6,10 @@ import { generateIdentity } from '@fedlora/secagg';
 import { centralDpAggregation } from './central-dp-aggregation.js';
 import type { LocalTrainer } from './client-runner.js';
 import { runClient } from './client-runner.js';
-import { FederationCoordinator } from './coordinator.js';
 import { inProcessConnection } from './in-process-connection.js';
 import { CLIP_INDICATOR_METRIC, noiseShareFor, plannedPrivacy, reportsClipIndicator } from './plan-privacy.js';
 import { secureAdaptiveClipping } from './secure-adaptive-clipping.js';
-import { createStrategy } from './strategy.js';
-import { tinyAdapter } from './test-helpers.js';
+import { testCoordinator, tinyAdapter } from './test-helpers.js';
 
 /** A client whose raw update has L2 norm `norm`; it clips to the plan's C and reports its bit, as the client app does. */
 function fixedNormClient(norm: number): LocalTrainer {
@@ -35,15 +33,11 @@ describe('rounds with adaptive clipping (in-process)', () => {
     const settings = resolveAdaptiveClipping({ noiseMultiplier: 1, expectedClients: norms.length, initialClip: 0.05, learningRate: 0.5 });
     const clipper = adaptiveClipperFor(settings);
     const clips: number[] = [];
-    const coordinator = new FederationCoordinator({
+    const coordinator = testCoordinator({
       federationId: 'adaptive',
       rounds: 30,
       minClients: norms.length,
       roundDeadlineMs: 5000,
-      localSteps: 1,
-      learningRate: 0.1,
-      batchSize: 1,
-      strategy: createStrategy({ name: 'fedavg' }),
       initialAdapter: tinyAdapter(0),
       rng: seededRandomBytes('adaptive-coord'),
       aggregation: centralDpAggregation({ clipNorm: settings.initialClip, noiseMultiplier: settings.updateNoiseMultiplier, rng: seededRandomBytes('adaptive-noise'), adaptive: clipper }),
@@ -69,16 +63,11 @@ describe('rounds with adaptive clipping (in-process)', () => {
   });
 
   it('a client whose refusal says stop declines the round and stops', async () => {
-    const coordinator = new FederationCoordinator({
+    const coordinator = testCoordinator({
       federationId: 'stop',
-      rounds: 1,
       minClients: 1,
       roundDeadlineMs: 500,
       maxAttemptsPerRound: 1,
-      localSteps: 1,
-      learningRate: 0.1,
-      batchSize: 1,
-      strategy: createStrategy({ name: 'fedavg' }),
       initialAdapter: tinyAdapter(0),
       rng: seededRandomBytes('stop'),
     });
@@ -105,16 +94,12 @@ describe('rounds with adaptive clipping and distributed noise over secure aggreg
     const countNoiseStd = 0.01;
     const z = 1;
     const clipper = new AdaptiveClipper({ initialClip: 1.5, countNoiseStd, expectedClients: 3, learningRate: 0.2, targetQuantile: 0.5 });
-    const coordinator = new FederationCoordinator({
+    const coordinator = testCoordinator({
       federationId: 'secure-adaptive',
       rounds: 2,
       minClients: 3,
       maxAttemptsPerRound: 1,
-      roundDeadlineMs: 20_000,
-      localSteps: 1,
       learningRate: 0,
-      batchSize: 1,
-      strategy: createStrategy({ name: 'fedavg' }),
       initialAdapter: tinyAdapter(0),
       rng,
       aggregation: secureAdaptiveClipping(clipper),

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { testCoordinator } from './test-helpers.js';
 import { generateIdentity } from '@fedlora/secagg';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes } from '@fedlora/tensor';
@@ -6,10 +7,9 @@ import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { CoordinatorConnection, LocalTrainer } from './client-runner.js';
 import { runClient } from './client-runner.js';
-import { FederationCoordinator } from './coordinator.js';
+import { AttemptLiveness } from './attempt-liveness.js';
 import { FederationError } from './errors.js';
 import { inProcessConnection } from './in-process-connection.js';
-import { createStrategy } from './strategy.js';
 
 const rng = seededRandomBytes('attempt-liveness-test');
 const NAMES = ['c1', 'c2', 'c3'];
@@ -34,17 +34,13 @@ function adapterOf(n: number): NamedTensors {
 }
 
 function secureCoordinator(clock: Clock, o: { roundDeadlineMs: number; stageTimeoutMs: number; livenessMs: number; maxAttempts: number; adapter: NamedTensors }) {
-  return new FederationCoordinator({
+  return testCoordinator({
     federationId: 'liveness',
-    rounds: 1,
     minClients: 3,
     minAvailableClients: 3,
     maxAttemptsPerRound: o.maxAttempts,
     roundDeadlineMs: o.roundDeadlineMs,
-    localSteps: 1,
     learningRate: 0,
-    batchSize: 1,
-    strategy: createStrategy({ name: 'fedavg' }),
     initialAdapter: o.adapter,
     rng,
     clock,
@@ -186,5 +182,23 @@ describe('a client working on its masked input', () => {
       expect(Math.max(...gaps)).toBeLessThan(2 * SLICE_MS);
       expect(firstInput.at - from).toBeGreaterThanOrEqual(TOTAL_NOISE_MS);
     }
+  });
+});
+
+describe('heartbeats against a coordinator that does not answer', () => {
+  it('keeps one heartbeat in flight, not one more per interval', async () => {
+    const clock = warpClock();
+    let calls = 0;
+    const hung = { heartbeat: () => (calls++, new Promise<{ roundOpen: boolean }>(() => {})) };
+    const live = new AttemptLiveness(hung, { round: 1, attempt: 1 }, 1000, clock);
+    try {
+      for (let step = 0; step < 20; step++) {
+        clock.warp(5000); // each step outlasts the heartbeat interval
+        await live.progress(step);
+      }
+    } finally {
+      live.stop();
+    }
+    expect(calls).toBe(1);
   });
 });

@@ -1,25 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { seededRandomBytes } from '@fedlora/tensor';
 import { runClient } from './client-runner.js';
 import { FederationCoordinator } from './coordinator.js';
 import type { CoordinatorOptions } from './coordinator.js';
 import { FederationError } from './errors.js';
 import { inProcessConnection } from './in-process-connection.js';
-import { createStrategy } from './strategy.js';
-import { constantTrainer, tinyAdapter } from './test-helpers.js';
+import { constantTrainer, testCoordinator, tinyAdapter } from './test-helpers.js';
 
 function coordinator(over: Partial<CoordinatorOptions> = {}): FederationCoordinator {
-  return new FederationCoordinator({
-    federationId: 'test',
-    rounds: 1,
-    minClients: 2,
+  return testCoordinator({
     roundDeadlineMs: 3000,
-    localSteps: 1,
-    learningRate: 0.1,
-    batchSize: 1,
-    strategy: createStrategy({ name: 'fedavg' }),
-    initialAdapter: tinyAdapter(1),
-    rng: seededRandomBytes('coord'),
     ...over,
   });
 }

@@ -1,12 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { testCoordinator } from './test-helpers.js';
 import type { NamedTensors } from '@fedlora/tensor';
-import { seededRandomBytes } from '@fedlora/tensor';
 import type { LocalTrainer } from './client-runner.js';
 import { runClient } from './client-runner.js';
-import { FederationCoordinator } from './coordinator.js';
 import { inProcessConnection } from './in-process-connection.js';
 import { exampleWeightCap } from './round-aggregation.js';
-import { createStrategy } from './strategy.js';
 
 const adapter = (): NamedTensors => new Map([['w', { shape: [4], data: new Float32Array(4) }]]);
 
@@ -20,17 +18,10 @@ const claiming = (value: number, examples: number): LocalTrainer => ({
 
 describe('plain FedAvg weights (issue 16, finding 13b)', () => {
   it('an institution claiming 1e9 examples weighs at most twice the median claim: it cannot make the average its own update', async () => {
-    const coordinator = new FederationCoordinator({
+    const coordinator = testCoordinator({
       federationId: 'weights',
-      rounds: 1,
       minClients: 3,
-      roundDeadlineMs: 20_000,
-      localSteps: 1,
-      learningRate: 0.1,
-      batchSize: 1,
-      strategy: createStrategy({ name: 'fedavg' }),
       initialAdapter: adapter(),
-      rng: seededRandomBytes('coord'),
     });
     const done = coordinator.run();
     // Two honest institutions with 100 examples send 0; the liar sends 1 and claims 1e9.

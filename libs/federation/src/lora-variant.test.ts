@@ -1,13 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { NamedTensors } from '@fedlora/tensor';
-import { seededRandomBytes } from '@fedlora/tensor';
 import { runClient } from './client-runner.js';
-import { FederationCoordinator } from './coordinator.js';
 import { FederationError } from './errors.js';
 import { inProcessConnection } from './in-process-connection.js';
 import { checkPlanLayout, planUpdate, updateTensors } from './lora-variant.js';
 import { createStrategy } from './strategy.js';
-import { tinyAdapter } from './test-helpers.js';
+import { testCoordinator, tinyAdapter } from './test-helpers.js';
 import type { LocalTrainer } from './client-runner.js';
 import type { RoundPlan } from './types.js';
 
@@ -65,19 +63,12 @@ describe('LoRA variants in the round plan', () => {
 
   it('with ffa the coordinator averages only B, keeps A bit for bit, and refuses an update that carries A', async () => {
     const initial = tinyAdapter(1);
-    const c = new FederationCoordinator({
+    const c = testCoordinator({
       federationId: 'ffa',
-      rounds: 1,
-      minClients: 2,
       minAvailableClients: 3,
-      roundDeadlineMs: 20_000,
-      localSteps: 1,
-      learningRate: 0.1,
-      batchSize: 1,
       strategy: createStrategy({ name: 'fedadam' }), // even an adaptive server optimizer leaves A alone
       initialAdapter: initial,
       planParts: () => ({ training: { lora: { variant: 'ffa' } } as RoundPlan['training'] }),
-      rng: seededRandomBytes('coord'),
     });
     const run = c.run();
     const trainers = [bOnlyTrainer(1, 10), bOnlyTrainer(4, 30)];

@@ -11,11 +11,9 @@ import { generateIdentity } from '@fedlora/secagg';
 import { seededRandomBytes } from '@fedlora/tensor';
 import type { EventLogger } from './clock.js';
 import { runClient } from './client-runner.js';
-import { FederationCoordinator } from './coordinator.js';
 import { inProcessConnection } from './in-process-connection.js';
 import { signMemberList, verifyMemberList } from './member-list.js';
-import { createStrategy } from './strategy.js';
-import { constantTrainer, tinyAdapter } from './test-helpers.js';
+import { constantTrainer, testCoordinator } from './test-helpers.js';
 
 const rng = seededRandomBytes('malicious-coordinator-test');
 const VICTIM_UPDATE = 0.37;
@@ -41,18 +39,13 @@ function capture(): EventLogger & { events: Array<Record<string, unknown>> } {
 describe('a coordinator that rosters the victim with two identities it controls', () => {
   it('learns nothing of the victim\'s update: the victim declines a roster naming keys outside its member list', async () => {
     const keyOf = (n: string) => (honest.get(n) ?? sybils.get(n))?.publicKey;
-    const coordinator = new FederationCoordinator({
+    const coordinator = testCoordinator({
       federationId: 'fed',
-      rounds: 1,
       minClients: 3,
       maxAttemptsPerRound: 1,
       minAvailableClients: 3,
       roundDeadlineMs: 10_000,
-      localSteps: 1,
       learningRate: 0,
-      batchSize: 1,
-      strategy: createStrategy({ name: 'fedavg' }),
-      initialAdapter: tinyAdapter(1),
       rng,
       // Full SecAgg over the three (k = 2, t = 2): the parameters an honest coordinator would choose.
       secureAggregation: { identityOf: keyOf, clipNorm: 10, stageTimeoutMs: 1500, livenessMs: 1500, rng },

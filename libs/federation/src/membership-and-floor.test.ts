@@ -3,11 +3,9 @@ import type { Stage } from '@fedlora/secagg';
 import { chooseSecAggParams, generateIdentity } from '@fedlora/secagg';
 import { seededRandomBytes } from '@fedlora/tensor';
 import { runClient } from './client-runner.js';
-import { FederationCoordinator } from './coordinator.js';
 import { inProcessConnection } from './in-process-connection.js';
 import { SecureRound, thresholdForSurvivors } from './secure-round.js';
-import { createStrategy } from './strategy.js';
-import { constantTrainer, tinyAdapter } from './test-helpers.js';
+import { constantTrainer, testCoordinator, tinyAdapter } from './test-helpers.js';
 
 const rng = seededRandomBytes('membership-and-floor');
 const NAMES = Array.from({ length: 7 }, (_, i) => `c${i + 1}`);
@@ -17,18 +15,13 @@ const layout = [...tinyAdapter()].map(([name, t]) => ({ name, shape: [...t.shape
 
 function federation(o: { names: string[]; rounds: number; minClients: number; maxAttempts: number; revoked?: Set<string>; dropAt?: Record<string, Stage>; k?: number; t?: number; onRoundEnd?: (round: number) => void }) {
   const revoked = o.revoked ?? new Set<string>();
-  const coordinator = new FederationCoordinator({
+  const coordinator = testCoordinator({
     federationId: 'membership',
     rounds: o.rounds,
     minClients: o.minClients,
     maxAttemptsPerRound: o.maxAttempts,
     minAvailableClients: o.minClients,
-    roundDeadlineMs: 20_000,
-    localSteps: 1,
     learningRate: 0,
-    batchSize: 1,
-    strategy: createStrategy({ name: 'fedavg' }),
-    initialAdapter: tinyAdapter(1),
     rng,
     // As apps/coordinator wires it: membership and identity keys are read from the store at each call.
     isMember: (n) => !revoked.has(n),

@@ -5,11 +5,9 @@ import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes } from '@fedlora/tensor';
 import type { CoordinatorConnection } from './client-runner.js';
 import { runClient } from './client-runner.js';
-import { FederationCoordinator } from './coordinator.js';
 import { inProcessConnection } from './in-process-connection.js';
 import type { SecAggExchange } from './secure-client.js';
-import { createStrategy } from './strategy.js';
-import { constantTrainer } from './test-helpers.js';
+import { constantTrainer, testCoordinator } from './test-helpers.js';
 
 /**
  * #16 finding 6, the rerun: a member caught misbehaving (here: a partial masked upload, then
@@ -46,17 +44,13 @@ function partialUploader(conn: CoordinatorConnection, signal: AbortSignal): Coor
 describe('a misbehaving member is left out of reruns (#16 finding 6)', () => {
   it('attempt 2 runs without the member that stopped mid-upload in attempt 1', async () => {
     const adapter: NamedTensors = new Map([['w', { shape: [D], data: new Float32Array(D) }]]);
-    const coordinator = new FederationCoordinator({
+    const coordinator = testCoordinator({
       federationId: 'rerun',
-      rounds: 1,
       minClients: 4,
       minAvailableClients: 5,
       maxAttemptsPerRound: 3,
       roundDeadlineMs: 120_000,
-      localSteps: 1,
       learningRate: 0,
-      batchSize: 1,
-      strategy: createStrategy({ name: 'fedavg' }),
       initialAdapter: adapter,
       rng,
       secureAggregation: { identityOf: (n) => identities.get(n)?.publicKey, clipNorm: 100, stageTimeoutMs: 20_000, livenessMs: 10_000, rng },

@@ -5,7 +5,6 @@
  * finished run waits for each of them to learn that it finished.
  */
 import { describe, expect, it } from 'vitest';
-import { seededRandomBytes } from '@fedlora/tensor';
 import type { Clock } from './clock.js';
 import type { CoordinatorConnection } from './client-runner.js';
 import { runClient } from './client-runner.js';
@@ -13,21 +12,12 @@ import type { CoordinatorOptions } from './coordinator.js';
 import { FederationCoordinator } from './coordinator.js';
 import { FederationError } from './errors.js';
 import { inProcessConnection } from './in-process-connection.js';
-import { createStrategy } from './strategy.js';
-import { constantTrainer, tinyAdapter } from './test-helpers.js';
+import { constantTrainer, testCoordinator } from './test-helpers.js';
 
 function coordinator(over: Partial<CoordinatorOptions> = {}): FederationCoordinator {
-  return new FederationCoordinator({
-    federationId: 'test',
-    rounds: 1,
+  return testCoordinator({
     minClients: 1,
     roundDeadlineMs: 30_000,
-    localSteps: 1,
-    learningRate: 0.1,
-    batchSize: 1,
-    strategy: createStrategy({ name: 'fedavg' }),
-    initialAdapter: tinyAdapter(1),
-    rng: seededRandomBytes('coord'),
     ...over,
   });
 }

@@ -1,11 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { seededRandomBytes } from '@fedlora/tensor';
 import { runClient, type LocalTrainer } from './client-runner.js';
-import { FederationCoordinator } from './coordinator.js';
 import { inProcessConnection } from './in-process-connection.js';
 import { combineEvaluations } from './round-evaluation.js';
-import { createStrategy } from './strategy.js';
-import { constantTrainer, tinyAdapter } from './test-helpers.js';
+import { constantTrainer, testCoordinator } from './test-helpers.js';
 
 describe('combineEvaluations', () => {
   it('weights accuracy by question count and loss by token count: the metric over the union of the held-out sets', () => {
@@ -26,17 +23,9 @@ describe('combineEvaluations', () => {
 
 describe('per-round federated evaluation through the coordinator', () => {
   it("the round summary carries the institutions' combined held-out metrics", async () => {
-    const c = new FederationCoordinator({
+    const c = testCoordinator({
       federationId: 'eval',
-      rounds: 1,
-      minClients: 2,
       roundDeadlineMs: 3000,
-      localSteps: 1,
-      learningRate: 0.1,
-      batchSize: 1,
-      strategy: createStrategy({ name: 'fedavg' }),
-      initialAdapter: tinyAdapter(1),
-      rng: seededRandomBytes('coord'),
     });
     const withEval = (acc: number, count: number): LocalTrainer => {
       const inner = constantTrainer(1, 5);

@@ -3,10 +3,8 @@ import type { Stage } from '@fedlora/secagg';
 import { generateIdentity } from '@fedlora/secagg';
 import { seededRandomBytes } from '@fedlora/tensor';
 import { runClient } from './client-runner.js';
-import { FederationCoordinator } from './coordinator.js';
 import { inProcessConnection } from './in-process-connection.js';
-import { createStrategy } from './strategy.js';
-import { constantTrainer, tinyAdapter } from './test-helpers.js';
+import { constantTrainer, testCoordinator } from './test-helpers.js';
 
 const rng = seededRandomBytes('secure-round-test');
 const NAMES = Array.from({ length: 8 }, (_, i) => `c${i + 1}`);
@@ -14,18 +12,12 @@ const identities = new Map(NAMES.map((n) => [n, generateIdentity(rng)]));
 const members = new Map([...identities].map(([n, id]) => [n, id.publicKey]));
 
 function federation(dropAt: Record<string, Stage>) {
-  const coordinator = new FederationCoordinator({
+  const coordinator = testCoordinator({
     federationId: 'secure',
-    rounds: 1,
     minClients: 3,
     maxAttemptsPerRound: 1,
     minAvailableClients: NAMES.length,
-    roundDeadlineMs: 20_000,
-    localSteps: 1,
     learningRate: 0,
-    batchSize: 1,
-    strategy: createStrategy({ name: 'fedavg' }),
-    initialAdapter: tinyAdapter(1),
     rng,
     // Full SecAgg (k = n - 1) with threshold 4 (> k/2): every survivor keeps >= 4 share holders.
     // A client that vanished at collect is noticed after 3 s of silence (these trainers finish at once).

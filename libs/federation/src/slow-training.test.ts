@@ -6,10 +6,8 @@ import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { LocalTrainer } from './client-runner.js';
 import { runClient } from './client-runner.js';
-import { FederationCoordinator } from './coordinator.js';
 import { inProcessConnection } from './in-process-connection.js';
-import { createStrategy } from './strategy.js';
-import { tinyAdapter } from './test-helpers.js';
+import { testCoordinator } from './test-helpers.js';
 
 const rng = seededRandomBytes('slow-training-test');
 const NAMES = ['c1', 'c2', 'c3'];
@@ -47,18 +45,13 @@ function slowTrainer(clock: ReturnType<typeof warpClock>, steps: number, value: 
 describe('a secure round whose clients train longer than every stage timeout', () => {
   it('completes with every client: training is bounded by the round deadline, liveness by the heartbeats sent between steps', async () => {
     const clock = warpClock();
-    const coordinator = new FederationCoordinator({
+    const coordinator = testCoordinator({
       federationId: 'slow',
-      rounds: 1,
       minClients: 3,
       maxAttemptsPerRound: 1,
       minAvailableClients: 3,
       roundDeadlineMs: 3_600_000,
-      localSteps: 1,
       learningRate: 0,
-      batchSize: 1,
-      strategy: createStrategy({ name: 'fedavg' }),
-      initialAdapter: tinyAdapter(1),
       rng,
       clock,
       secureAggregation: { identityOf: (n) => identities.get(n)?.publicKey, clipNorm: 10, stageTimeoutMs: STAGE_TIMEOUT_MS, livenessMs: LIVENESS_MS, rng },

@@ -1,4 +1,8 @@
 import type { NamedTensors } from '@fedlora/tensor';
+import { seededRandomBytes } from '@fedlora/tensor';
+import type { CoordinatorOptions } from './coordinator.js';
+import { FederationCoordinator } from './coordinator.js';
+import { createStrategy } from './strategy.js';
 import type { LocalTrainer } from './client-runner.js';
 import type { RoundPlan } from './types.js';
 
@@ -24,4 +28,24 @@ export function constantTrainer(value: number, numExamples: number, delayMs = 0)
       return { delta, numExamples, trainLoss: 1 / (plan.round + value) };
     },
   };
+}
+
+/**
+ * A coordinator for tests: one plain FedAvg round over `tinyAdapter(1)` with a seeded rng; `over`
+ * sets what a test is about (clients, deadlines, secure aggregation, privacy parts).
+ */
+export function testCoordinator(over: Partial<CoordinatorOptions> = {}): FederationCoordinator {
+  return new FederationCoordinator({
+    federationId: 'test',
+    rounds: 1,
+    minClients: 2,
+    roundDeadlineMs: 20_000,
+    localSteps: 1,
+    learningRate: 0.1,
+    batchSize: 1,
+    strategy: createStrategy({ name: 'fedavg' }),
+    initialAdapter: tinyAdapter(1),
+    rng: seededRandomBytes('coord'),
+    ...over,
+  });
 }

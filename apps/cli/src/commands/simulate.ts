@@ -11,6 +11,7 @@ import { runSimulation } from '../simulate/run-simulation.js';
 import { intOption, numberOption } from './parse-options.js';
 import type { Partition } from '../simulate/partition.js';
 import { parsePartition } from '../simulate/partition.js';
+import { defaultWorkers, workersUnsupported } from '../simulate/workers-sim.js';
 import { calibrateDpFedAvg, readTrustedKeys } from '@fedlora/privacy';
 
 /** `--dashboard`: a loopback host:port (a simulation has no credentials to protect the dashboard with). */
@@ -74,6 +75,7 @@ export function register(program: Command): void {
     .option('--dashboard-linger <seconds>', 'with --dashboard: keep serving it this long after the run ends', numberOption('--dashboard-linger', 0, 86_400), 0)
     .option('--out <dir>', 'directory for the ledgers (default: a new temporary directory)')
     .option('--task <task>', 'text (fine-tune on SOTU text) or qa (instruction tuning on SOTU questions with per-round federated MCQ accuracy)', 'text')
+    .option('--workers <n>', 'local training in N worker processes (default: one per core; 0: in this process; task text without DP-SGD)', intOption('--workers', 0, 1024))
     .option('--seed <s>', 'seed of the initial adapter and the clients\' batch order', 'fedlora')
     .addOption(new Option('--log-level <level>', 'JSON log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('warn'))
     .option('--json', 'print one JSON document on stdout')
@@ -87,6 +89,7 @@ export function register(program: Command): void {
           : undefined;
       if (o.dpAdaptiveClip && !o.dpMode) throw new CliError('--dp-adaptive-clip needs --dp-mode central (without --secagg) or --dp-mode distributed (with --secagg), received no --dp-mode');
       const progress = o.json ? undefined : createProgressDisplay(o.rounds);
+      const workers = simulateWorkers(o);
       const report = await runSimulation({
         clients: o.clients,
         rounds: o.rounds,
@@ -109,6 +112,7 @@ export function register(program: Command): void {
         backend: o.backend,
         seed: o.seed,
         silentClients: o.silentClients,
+        ...(workers ? { workers } : {}),
         ...(o.task === 'qa' ? { task: 'qa' as const } : o.task !== 'text' ? badTask(o.task) : {}),
         privacy: o.dpMode
           ? {
@@ -189,6 +193,14 @@ export function register(program: Command): void {
       }
       if (report.finalEvalLoss === null) throw new CliError('no round completed');
     });
+}
+
+/** `--workers`: explicit, or one per core (at most one per client) where the simulation can train in workers; 0 or none: in this process. */
+function simulateWorkers(o: { workers?: number; clients: number; task: string; dpSgdClip?: number; dpSgdEpsilon?: number; dpSgdNoiseMultiplier?: number }): number {
+  const why = workersUnsupported({ task: o.task === 'qa' ? 'qa' : 'text', dpSgd: o.dpSgdClip ?? o.dpSgdEpsilon ?? o.dpSgdNoiseMultiplier });
+  if (o.workers === undefined) return why ? 0 : Math.min(defaultWorkers(), o.clients);
+  if (o.workers > 0 && why) throw new CliError(`--workers ${o.workers}: ${why}; use --workers 0`);
+  return o.workers;
 }
 
 function badTask(task: unknown): never {

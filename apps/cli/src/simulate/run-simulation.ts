@@ -26,6 +26,8 @@ import { mobyDickSplit } from '../model/pretrain.js';
 import { createAggregationProbe } from './aggregation-error.js';
 import type { SimulationDashboard } from './simulation-dashboard.js';
 import { simulationDashboard } from './simulation-dashboard.js';
+import type { TrainingWorkerPool } from './workers.js';
+import { startSimulationWorkers } from './workers-sim.js';
 
 /** Characters of one simulated record (a document: DP-SGD's default privacy unit). */
 export const SIMULATED_RECORD_CHARS = 400;
@@ -86,6 +88,8 @@ export interface SimulationOptions {
    * (the bundled model's general text: forgetting).
    */
   task?: 'text' | 'qa';
+  /** Local training in this many worker processes (workers.ts; task text without DP-SGD); unset: in this process. */
+  workers?: number;
   /** Test hook: called at the end of each round with the previous and new global adapters. */
   onRoundAdapters?: (round: number, before: NamedTensors, after: NamedTensors | null) => void;
 }
@@ -199,6 +203,8 @@ export interface SimulationReport {
   ledgers?: string[];
   /** The auditor's trust anchor for those ledgers (writer -> public key; `fedlora audit --trusted-keys`). */
   trustedKeys?: string;
+  /** With --workers: how many training processes, and the sum of their peak RSS (bytes). */
+  workers?: { count: number; peakRssBytes: number };
 }
 
 /**
@@ -314,6 +320,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       // One operator plays every party here: the institutions accept the simulated coordinator's mode (a real institution's policy defaults to distributed).
       ...(o.privacy ? { privacyPolicy: { minMode: o.privacy.mode === 'distributed' ? ('distributed' as const) : ('central' as const) } } : {}),
       trainer: ({ record }) => {
+        // --workers: the same training in a worker process, the rest of the node (guards, ledger, SecAgg+ noise) here.
+        if (!dp && pool) return pool.trainer({ name: c.name, index: clients.indexOf(c), numExamples: c.train.length, seed: `${o.seed}:${c.name}`, onStep });
         if (!dp) return new ModelTrainer({ model, lora, train: c.train, seed: `${o.seed}:${c.name}`, onStep });
         const t = new DpSgdTrainer({
           model,
@@ -328,6 +336,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
           onStep,
           // Local only (never sent): what the per-unit cap left out of each round.
           onTrained: (round, r) => log.info({ event: 'dpsgd.trained', client: c.name, round, ...r }),
+          onReused: (round, attempt) => log.info({ event: 'dpsgd.reused', client: c.name, round, attempt }),
         });
         dpSgdTrainers.set(c.name, t);
         return t;
@@ -415,7 +424,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     },
   });
   const stopClients = new AbortController();
+  let pool: TrainingWorkerPool | undefined;
   try {
+    pool = await startSimulationWorkers(o, { modelDir, backend: backend.name, lora, recordChars: SIMULATED_RECORD_CHARS, logger: log });
     if (app.dashboard) o.dashboard?.onListening?.(app.dashboard.url);
     previous = app.coordinator.adapter;
     initialEvalLoss = await evalLoss(previous);
@@ -458,9 +469,11 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       durationMs: Math.round(performance.now() - started),
       ...(o.privacy ? { privacy: o.privacy, ledgers, trustedKeys: trustedKeysPath } : {}),
       ...(o.dpSgd ? { dpSgd: o.dpSgd, ledgers, trustedKeys: trustedKeysPath } : {}),
+      ...(pool ? { workers: { count: pool.pids.length, peakRssBytes: pool.peakRssBytes() } } : {}),
     };
   } finally {
     stopClients.abort();
+    await pool?.close();
     await app.stopServing();
     model.dispose();
     await dash?.finish(app.dashboard);
