@@ -42,8 +42,8 @@ export function concludeRound(input: RoundConclusionInput): { summary: RoundSumm
     const participants = reports.size;
     const numExamples = [...reports.values()].reduce((a, b) => a + b.numExamples, 0);
     const trainLoss = numExamples ? [...reports.values()].reduce((a, b) => a + b.trainLoss * b.numExamples, 0) / numExamples : null;
-    // Federated evaluation of the global adapter this round started from (round-evaluation.ts).
-    const evaluation = combineEvaluations([...reports.values()].map((v) => v.metrics));
+    // Federated evaluation of the global adapter this round started from (round-evaluation.ts; secure rounds: its sums, secure-evaluation.ts).
+    const evaluation = result.evaluation ?? combineEvaluations([...reports.values()].map((v) => v.metrics));
     const outcome = { round, attempt, participants, participantNames: [...reports.keys()].sort(), cohort: cohort.length, dropped, declined: [...declined.keys()], trainLoss, numExamples, startedAt, ...(evaluation ? { evaluation } : {}), ...(misbehaved.length > 0 ? { misbehaved } : {}) };
     let summary: RoundSummary;
     let newAdapter: NamedTensors | null = null;

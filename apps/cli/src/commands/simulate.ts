@@ -170,7 +170,7 @@ export function register(program: Command): void {
       if (report.task === 'qa') {
         const acc = report.rounds.filter((r) => r.evaluation?.acc !== undefined).map((r) => `round ${r.round}: ${r.evaluation!.acc!.toFixed(3)}`);
         process.stdout.write(
-          `\nfederated MCQ accuracy of the global adapter each round started from (clients' held-out questions, chance 0.25): ${acc.join(', ') || '-'}` +
+          `\nfederated MCQ accuracy of the global adapter each round started from (clients' held-out questions, two balanced choices: chance 0.5): ${acc.join(', ') || '-'}` +
             `\nfinal adapter: acc ${report.finalEvaluation?.acc.toFixed(3) ?? '-'}, acc_norm ${report.finalEvaluation?.accNorm.toFixed(3) ?? '-'} over ${report.finalEvaluation?.count ?? 0} questions; eval loss is ${report.evalLossOf}\n`,
         );
       }

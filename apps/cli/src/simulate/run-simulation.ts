@@ -18,6 +18,7 @@ import { buildClient } from '@fedlora/client';
 import { createSecureSimulation, secureMinClientsCap } from './secure-setup.js';
 import { createAggregationProbe } from './aggregation-error.js';
 import { simulationDashboard } from './simulation-dashboard.js';
+import { qaLoraTargets } from './sotu-qa.js';
 import { populationData } from './client-data.js';
 import type { TrainerContext } from './node-spec.js';
 import { TrainingSlots, clientLedgerPaths, inProcessTrainer, nodeSpec } from './node-spec.js';
@@ -48,7 +49,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const backend = await initBackend({ backend: o.backend });
   const modelDir = o.modelDir ?? (process.env.FEDLORA_MODEL_DIR || DEFAULT_BASE_MODEL_DIR);
   const model: CausalLM = await loadModel(modelDir);
-  const lora: LoraConfig = { ...defaultLoraConfig(model), ...o.lora, variant: o.loraVariant ?? o.lora?.variant ?? 'lora' };
+  const lora: LoraConfig = { ...defaultLoraConfig(model), ...(o.task === 'qa' ? { targetModules: qaLoraTargets(model.config.modelType) } : {}), ...o.lora, variant: o.loraVariant ?? o.lora?.variant ?? 'lora' };
   validateLoraConfig(lora);
   const log = o.logger ?? silentLogger;
 

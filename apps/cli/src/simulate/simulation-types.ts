@@ -71,7 +71,7 @@ export interface SimulationOptions {
    * `text` (default): each client fine-tunes on its era of SOTU text. `qa`: instruction tuning on
    * the SOTU QA set (sotu-qa.ts, prompt-completion, loss on the answer only); each client
    * evaluates every global adapter on its held-out multiple-choice questions (federated
-   * evaluation, reported per round), and the eval loss is that of held-out Moby-Dick chapters
+   * evaluation, reported per round; LoRA on the attention and MLP projections), and the eval loss is that of held-out Moby-Dick chapters
    * (the bundled model's general text: forgetting).
    */
   task?: 'text' | 'qa';
@@ -167,7 +167,7 @@ export interface SimulationReport {
   task?: 'qa';
   /** Task qa: what evalLoss measures (general text, so a rise shows forgetting). */
   evalLossOf?: string;
-  /** Task qa: the final global adapter's multiple-choice accuracy over all clients' held-out questions (chance 0.25). */
+  /** Task qa: the final global adapter's multiple-choice accuracy over all clients' held-out questions (two choices, balanced: chance 0.5). */
   finalEvaluation?: { count: number; acc: number; accNorm: number };
   /** Per-client sizes: characters of text (task text), training and held-out sequences. */
   clients: Array<{ name: string; era: string; chars?: number; trainSequences: number; heldOutSequences: number; trainUnits?: number; dpSgdCalibration?: NoiseCalibration }>;
