@@ -43,7 +43,7 @@ export function register(program: Command): void {
     .option('--sampling <mode>', 'with --clients-per-round: uniform (fixed-size cohort) or poisson (each institution independently; central DP then accounts amplification by sampling)', samplingOption, 'uniform')
     .option('--partition <how>', 'how the SOTU text is split: era (natural split by period, default), iid (shuffled, even), dirichlet:ALPHA (label skew over the president, Hsu et al. 2019)', partitionOption, { kind: 'era' } as Partition)
     .option('--min-clients <n>', 'a round completes only if this many clients report (default: all)', intOption('--min-clients', 1, 10_000))
-    .option('--deadline <seconds>', 'round deadline', numberOption('--deadline', 1, 86_400), 600)
+    .option('--deadline <seconds>', 'round deadline (default: 600, or 1.5 s per member of the cohort if longer: one process trains the whole cohort)', numberOption('--deadline', 1, 86_400))
     .addOption(new Option('--strategy <name>', 'server optimizer').choices(['fedavg', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad']).default('fedavg'))
     .option('--server-lr <x>', 'server learning rate (default 1 for fedavg, 0.01 for adaptive)', numberOption('--server-lr', 0, 100))
     .option('--proximal-mu <mu>', 'FedProx proximal coefficient (with --strategy fedprox)', numberOption('--proximal-mu', 0, 1e6), 0.01)
@@ -70,7 +70,7 @@ export function register(program: Command): void {
     .option('--secagg', 'secure aggregation (SecAgg+): the coordinator sees only the sum of the updates')
     .option('--dropout <p>', 'with --secagg: each client vanishes during a round with probability p, at a random stage', numberOption('--dropout', 0, 0.9), 0)
     .option('--secagg-clip <C>', 'with --secagg and no DP: L2 clip of each update before encoding', numberOption('--secagg-clip', 1e-9, 1e9), 10)
-    .option('--stage-timeout <seconds>', 'with --secagg: deadline of each protocol stage', numberOption('--stage-timeout', 0.1, 3600), 10)
+    .option('--stage-timeout <seconds>', 'with --secagg: deadline of each protocol stage (default: 10, or 0.25 s per member of the cohort if longer: the cohort is materialised when drawn)', numberOption('--stage-timeout', 0.1, 3600))
     .option('--dashboard <host:port>', 'serve the coordinator\'s web dashboard at http://HOST:PORT/ during the run (loopback only, e.g. 127.0.0.1:8080)', dashboardListen)
     .option('--dashboard-linger <seconds>', 'with --dashboard: keep serving it this long after the run ends', numberOption('--dashboard-linger', 0, 86_400), 0)
     .option('--out <dir>', 'directory for the ledgers (default: a new temporary directory)')
@@ -105,7 +105,7 @@ export function register(program: Command): void {
         minClients: o.minClients,
         partition: o.partition,
         ...(o.clientsPerRound !== undefined ? { clientsPerRound: o.clientsPerRound, sampling: o.sampling } : {}),
-        roundDeadlineMs: o.deadline * 1000,
+        roundDeadlineMs: (o.deadline ?? scaledDefault(600, 1.5, o)) * 1000,
         strategy: { name: o.strategy, serverLearningRate: o.serverLr },
         proximalMu: o.proximalMu,
         lora: o.loraR ? { r: o.loraR, alpha: 2 * o.loraR } : undefined,
@@ -140,7 +140,7 @@ export function register(program: Command): void {
               }
             : undefined,
         outDir: o.out,
-        secagg: o.secagg ? { dropout: o.dropout, clipNorm: o.dpMode ? o.dpClip : o.secaggClip, stageTimeoutMs: o.stageTimeout * 1000 } : undefined,
+        secagg: o.secagg ? { dropout: o.dropout, clipNorm: o.dpMode ? o.dpClip : o.secaggClip, stageTimeoutMs: (o.stageTimeout ?? scaledDefault(10, 0.25, o)) * 1000 } : undefined,
         logger: createEventLogger(o.logLevel as LogLevel, { component: 'simulate' }),
         dashboard: o.dashboard
           ? {
@@ -205,8 +205,19 @@ function simulateWorkers(o: { workers?: number; clients: number; task: string; d
   return o.workers;
 }
 
-/** What `--task qa` uses unless the flag is given: enough steps past the plateau of the first ~50 (see sotu-qa.ts). */
+/** What `--task qa` uses unless the flag is given: enough steps past the plateau of the first ~60 (see sotu-qa.ts). */
 const QA_DEFAULTS = { rounds: 8, localSteps: 15, batchSize: 16, lr: 5e-3 } as const;
+
+/**
+ * A deadline default that grows with the cohort: a simulation materialises the cohort when it is
+ * drawn and trains it in one machine's processes, so a thousand take longer to arrive and finish
+ * than ten (seconds: `base`, or `perMember` x cohort if longer).
+ */
+function scaledDefault(base: number, perMember: number, o: { clients: number; clientsPerRound?: number }): number {
+  const q = o.clientsPerRound;
+  const cohort = q === undefined ? o.clients : Math.min(o.clients, q < 1 ? Math.ceil(q * o.clients) : Math.floor(q));
+  return Math.max(base, perMember * cohort);
+}
 
 function badTask(task: unknown): never {
   throw new CliError(`--task must be text or qa, received "${String(task)}"`, 2);
