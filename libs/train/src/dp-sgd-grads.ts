@@ -74,7 +74,7 @@ export interface PrivateGradientOptions {
   /** Adapter tensors that are not trained (FFA-LoRA's A): used in the forward pass, never clipped, noised or returned. */
   frozen?: ReadonlyMap<string, tf.Tensor>;
   /**
-   * Ghost method only: at most this many units per batched pass (default DEFAULT_UNITS_PER_PASS);
+   * Ghost method only: at most this many units per batched pass (default DEFAULT_UNITS_PER_PASS, 32);
    * a larger batch runs in passes over whole units with a turn of the event loop between them.
    */
   unitsPerPass?: number;
@@ -85,7 +85,7 @@ export interface PrivateGradientOptions {
  * so heartbeats and, in a simulation, the coordinator and the other institutions sharing the
  * process keep going during a step over hundreds of units.
  */
-export const DEFAULT_UNITS_PER_PASS = 64;
+export const DEFAULT_UNITS_PER_PASS = 32;
 
 /** Result of `privateLoraGradient`. */
 export interface PrivateGradient {

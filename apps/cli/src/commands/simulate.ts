@@ -82,12 +82,12 @@ export function register(program: Command): void {
       // With a DP-SGD budget, the training defaults are the DP ones (dp-defaults.ts) unless given on the command line.
       let o = given;
       if (given.dpSgdEpsilon !== undefined) {
-        const flag = { batchSize: 'batchSize', localSteps: 'localSteps', learningRate: 'lr', maxSequencesPerUnit: 'dpSgdMaxSequences' } as const;
+        const flag = { batchSize: 'batchSize', localSteps: 'localSteps', learningRate: 'lr', maxSequencesPerUnit: 'dpSgdMaxSequences', stageTimeout: 'stageTimeout' } as const;
         const d = applyDpSgdDefaults(
-          { batchSize: given.batchSize, localSteps: given.localSteps, learningRate: given.lr, maxSequencesPerUnit: given.dpSgdMaxSequences },
+          { batchSize: given.batchSize, localSteps: given.localSteps, learningRate: given.lr, maxSequencesPerUnit: given.dpSgdMaxSequences, stageTimeout: given.stageTimeout },
           (k) => given[flag[k]] !== undefined && cmd.getOptionValueSource(flag[k]) !== 'default',
         );
-        o = { ...given, batchSize: d.options.batchSize, localSteps: d.options.localSteps, lr: d.options.learningRate, dpSgdMaxSequences: d.options.maxSequencesPerUnit };
+        o = { ...given, batchSize: d.options.batchSize, localSteps: d.options.localSteps, lr: d.options.learningRate, dpSgdMaxSequences: d.options.maxSequencesPerUnit, stageTimeout: d.options.stageTimeout };
         if (d.applied) info(`DP-SGD defaults (README, Privacy: ${dpSgdDefaultsFlags()}); applied: ${d.applied}`);
       }
       if (o.dpEpsilon !== undefined && o.dpMode !== 'central') throw new CliError(`--dp-epsilon calibrates --dp-mode central; received --dp-mode ${o.dpMode ?? '(none)'}: give --dp-noise-multiplier for distributed noise`);

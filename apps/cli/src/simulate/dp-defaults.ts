@@ -26,8 +26,14 @@ export const DP_SGD_SIMULATE_DEFAULTS = {
   /** Expected units (documents) per step: q = min(1, batchSize / units). */
   batchSize: 160,
   localSteps: 3,
-  learningRate: 0.005,
+  learningRate: 0.03,
   maxSequencesPerUnit: 1,
+  /**
+   * Seconds (with --secagg). The simulated institutions share one process: while they train, the
+   * heartbeats that show they are alive wait for turns of the event loop between DP-SGD passes, so
+   * on a loaded machine the liveness window (3 stage timeouts, at least 30 s) must be longer.
+   */
+  stageTimeout: 60,
 } as const;
 
 export type DpSgdDefaultKey = keyof typeof DP_SGD_SIMULATE_DEFAULTS;
@@ -50,5 +56,5 @@ export function applyDpSgdDefaults<T extends Partial<Record<DpSgdDefaultKey, num
 /** The defaults as `simulate` flags (quoted in the README and printed by simulate). */
 export function dpSgdDefaultsFlags(): string {
   const d = DP_SGD_SIMULATE_DEFAULTS;
-  return `--batch-size ${d.batchSize} --local-steps ${d.localSteps} --lr ${d.learningRate} --dp-sgd-max-sequences ${d.maxSequencesPerUnit}`;
+  return `--batch-size ${d.batchSize} --local-steps ${d.localSteps} --lr ${d.learningRate} --dp-sgd-max-sequences ${d.maxSequencesPerUnit} --stage-timeout ${d.stageTimeout}`;
 }
