@@ -11,7 +11,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
-import type { ClientPrivacyPolicy, ClientRunnerOptions, EventLogger, LocalTrainer, RoundPlan, SecureClientOptions } from '@fedlora/federation';
+import type { ClientPrivacyPolicy, ClientRunnerOptions, CoordinatorConnection, EventLogger, LocalTrainer, RoundPlan, SecureClientOptions } from '@fedlora/federation';
 import { runClient } from '@fedlora/federation';
 import type { ClientPrivacyGuard } from '@fedlora/privacy';
 import type { RequestSigner } from '@fedlora/transport-grpc';
@@ -32,7 +32,7 @@ export interface OpenedGuards {
 export interface ClientSpec {
   name: string;
   /** Where and how to dial the coordinator (plaintext without `credentials`). */
-  coordinator: { address: string; federationId?: string; credentials?: grpc.ChannelCredentials; serverName?: string; signer?: RequestSigner };
+  coordinator: { address: string; federationId?: string; credentials?: grpc.ChannelCredentials; serverName?: string; signer?: RequestSigner; channel?: grpc.Channel; connection?: CoordinatorConnection };
   /** The institution's Ed25519 secret key: signs both of its ledgers. */
   secretKey: Uint8Array;
   /** Institution-level and record-level budgets, each with its signed ledger. */
@@ -48,7 +48,7 @@ export interface ClientSpec {
   /** Wraps the guarded trainer (simulations record what each institution sent). */
   wrapTrainer?: (trainer: LocalTrainer) => LocalTrainer;
   /** Poll, heartbeat and reconnect settings of the client loop. */
-  runner?: Pick<ClientRunnerOptions, 'pollMs' | 'heartbeatMs' | 'backoffMs' | 'maxRetries' | 'onRoundTrained'>;
+  runner?: Pick<ClientRunnerOptions, 'pollMs' | 'heartbeatMs' | 'backoffMs' | 'maxRetries' | 'onRoundTrained' | 'untilIdle'>;
   logger: EventLogger;
 }
 
@@ -74,11 +74,12 @@ export async function buildClient(spec: ClientSpec): Promise<BuiltClient> {
     trainer,
     run: async (signal) => {
       const c = spec.coordinator;
-      const connection = new GrpcConnection({ address: c.address, federationId: c.federationId, credentials: c.credentials, serverName: c.serverName, signer: c.signer });
+      // A population or fleet hands each node the session it already holds (one shared channel, one token).
+      const connection = c.connection ?? new GrpcConnection({ address: c.address, federationId: c.federationId, credentials: c.credentials, serverName: c.serverName, signer: c.signer, ...(c.channel ? { channel: c.channel } : {}) });
       try {
         return await runClient({ name: spec.name, connection, trainer, ...(spec.secure ? { secure: spec.secure } : {}), logger: spec.logger, signal, ...spec.runner });
       } finally {
-        connection.close();
+        if (!c.connection) connection.close();
       }
     },
   };

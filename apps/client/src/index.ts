@@ -20,3 +20,8 @@ export { openClientGuards } from './client-guards.js';
 // The composition root: one institution's node from an in-memory spec (used by `fedlora client` and `simulate`).
 export type { BuiltClient, ClientSpec, OpenedGuards } from './build-client.js';
 export { buildClient } from './build-client.js';
+// Many institutions from one process (`fedlora client --fleet FILE`), each its own node; one shared base model.
+export type { FleetSlice } from './fleet-config.js';
+export { loadFleetConfig, parseFleetSlice } from './fleet-config.js';
+export type { FleetMemberResult } from './run-fleet.js';
+export { runFleet } from './run-fleet.js';

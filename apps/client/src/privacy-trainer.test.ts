@@ -148,4 +148,22 @@ describe('client-side accounting of client sampling (issue 16, finding 3)', () =
     const t = new PrivacyGuardedTrainer(rawTrainer(), await openGuard(), undefined, { minMode: 'central', unverifiedSampling: 'refuse' });
     expect(await t.accept(plan(1, { samplingRate: 0.2 }))).toMatchObject({ accept: false, detail: expect.stringMatching(/claims client sampling at rate 0.2, which this institution cannot verify/) });
   });
+
+  it("records the draw its plan announced (RoundPlan.sampling) with the basis, still at q = 1, and its ledger verifies", async () => {
+    const poisson = { mode: 'poisson' as const, population: 10_000, expectedCohort: 1000, rate: 0.1, drawn: 987 };
+    const cases = [
+      { draw: poisson, basis: 'not-verifiable-by-institution' },
+      { draw: { ...poisson, mode: 'uniform' as const, drawn: 1000 }, basis: 'fixed-size-not-amplified' },
+    ];
+    for (const c of cases) {
+      const guard = await openGuard();
+      const t = new PrivacyGuardedTrainer(rawTrainer(), guard, () => new Date(0), CENTRAL_OK);
+      const sampled = { ...plan(1, { samplingRate: 0.1 }), sampling: c.draw };
+      await t.train(sampled, GLOBAL);
+      const entry = JSON.parse(readFileSync(guard.ledgerPath, 'utf8').trim()) as { params: { samplingRate: number; sampling: Record<string, unknown> } };
+      expect(entry.params.samplingRate).toBe(1);
+      expect(entry.params.sampling).toEqual({ basis: c.basis, mode: c.draw.mode, population: 10_000, expectedCohort: 1000, drawn: c.draw.drawn });
+      expect(verifyLedgerFile(guard.ledgerPath).valid).toBe(true);
+    }
+  });
 });

@@ -145,13 +145,17 @@ export class PlanFollowingTrainer implements LocalTrainer {
   }
 }
 
-/** Runs an institution's node as its config file says, until the federation finishes. */
-export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, signal?: AbortSignal): Promise<{ roundsTrained: number[]; backend: string; stopped?: string }> {
+/**
+ * Runs an institution's node as its config file says, until the federation finishes. A fleet
+ * (run-fleet.ts) passes `shared`: the base model it loaded once for all its institutions (read
+ * only; it stays loaded), and no environment overrides were applied to its entries.
+ */
+export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, signal?: AbortSignal, shared?: { model: CausalLM }): Promise<{ roundsTrained: number[]; backend: string; stopped?: string }> {
   const backend = await initBackend({ backend: cfg.training.backend === 'auto' ? undefined : cfg.training.backend });
-  const envApplied = appliedEnvOverrides(ClientConfigSchema, process.env, 'CLIENT');
+  const envApplied = shared ? [] : appliedEnvOverrides(ClientConfigSchema, process.env, 'CLIENT');
   if (envApplied.length > 0) log.info({ event: 'config.env', applied: envApplied });
   log.info({ event: 'backend.selected', backend: backend.name });
-  const model = await loadModel(cfg.model.baseModelDir ?? DEFAULT_BASE_MODEL_DIR);
+  const model = shared?.model ?? (await loadModel(cfg.model.baseModelDir ?? DEFAULT_BASE_MODEL_DIR));
   try {
     const format = cfg.data.format === 'text' || cfg.data.format === 'jsonl' ? cfg.data.format : undefined;
     const unit: PrivacyUnitSpec = cfg.data.privacyUnit === 'field' ? { unit: 'field', field: cfg.data.privacyUnitField! } : { unit: cfg.data.privacyUnit };
@@ -223,7 +227,7 @@ export async function runClientFromConfig(cfg: ClientConfig, log: EventLogger, s
       wipeIdentity(identity);
     }
   } finally {
-    model.dispose();
+    if (!shared) model.dispose();
   }
 }
 

@@ -27,6 +27,8 @@ export interface CoordinatorSpec {
   rounds: number;
   minClients: number;
   minAvailableClients?: number;
+  /** A client not heard from for this long is not drawn into new rounds (default 60 s; see CoordinatorOptions.livenessMs). */
+  livenessMs?: number;
   clientsPerRound?: number;
   /** How clientsPerRound is drawn (default uniform). */
   sampling?: 'uniform' | 'poisson';
@@ -106,6 +108,7 @@ export async function buildCoordinator(o: CoordinatorSpec): Promise<BuiltCoordin
     rounds: o.rounds,
     minClients: o.minClients,
     minAvailableClients: o.minAvailableClients,
+    ...(o.livenessMs !== undefined ? { livenessMs: o.livenessMs } : {}),
     clientsPerRound: o.clientsPerRound,
     ...(o.sampling ? { sampling: o.sampling } : {}),
     roundDeadlineMs: o.roundDeadlineMs,

@@ -20,6 +20,7 @@ const random = seededRandomBytes('operations-test');
 const alice = generateIdentity('alice', random);
 const bob = generateIdentity('bob', random);
 const mallory = generateIdentity('mallory', random);
+const carol = generateIdentity('carol', random);
 
 let dir = '';
 let cfg: CoordinatorConfig;
@@ -44,7 +45,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fedlora-ops-'));
   const ca = await createCertificateAuthority('fed-ops CA', { random });
   writeFileSync(join(dir, 'ca.crt'), ca.certPem);
-  for (const [name, kind] of [['coordinator', 'server'], ['alice', 'client'], ['bob', 'client'], ['mallory', 'client']] as const) {
+  for (const [name, kind] of [['coordinator', 'server'], ['alice', 'client'], ['bob', 'client'], ['mallory', 'client'], ['carol', 'client']] as const) {
     const pem = await issueCertificate(ca, { commonName: name, kind, random });
     writeFileSync(join(dir, `${name}.crt`), pem.certPem);
     writeFileSync(join(dir, `${name}.key`), pem.keyPem, { mode: 0o600 });
@@ -58,7 +59,7 @@ beforeAll(async () => {
       dataDir: 'data',
       metrics: { listen: '127.0.0.1:0' },
       rounds: { total: 1, minClients: 2, deadlineSeconds: 30 },
-      clients: [alice, bob].map((c) => ({ name: c.name, publicKey: encodePublicKey(c.publicKey) })),
+      clients: [alice, bob, carol].map((c) => ({ name: c.name, publicKey: encodePublicKey(c.publicKey) })),
       identity: { secretKeyFile: 'coordinator.key.json' },
       log: { level: 'error' },
     },
@@ -126,5 +127,18 @@ describe('coordinator started from its config', () => {
     });
     await expect(conn.status()).resolves.toMatchObject({ federationId: FED, totalRounds: 1, rounds: [] });
     conn.close();
+  });
+
+  // Last: it starts the round. A client configured with only a DP-SGD budget (`dpSgd: {epsilon}`)
+  // spreads it over the rounds the plan announces (dp-sgd-trainer.ts); without them it cannot calibrate.
+  it('announces the planned number of rounds in every plan', async () => {
+    const [a, c] = [connect(alice), connect(carol)];
+    await a.register('alice', 4);
+    await c.register('carol', 4);
+    const task = await a.getTask(20_000);
+    expect(task.kind).toBe('train');
+    expect(task.kind === 'train' && task.plan.training?.plannedRounds).toBe(cfg.rounds.total);
+    a.close();
+    c.close();
   });
 });

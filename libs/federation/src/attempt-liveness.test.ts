@@ -7,6 +7,7 @@ import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { CoordinatorConnection, LocalTrainer } from './client-runner.js';
 import { runClient } from './client-runner.js';
+import { AttemptLiveness } from './attempt-liveness.js';
 import { FederationError } from './errors.js';
 import { inProcessConnection } from './in-process-connection.js';
 
@@ -181,5 +182,23 @@ describe('a client working on its masked input', () => {
       expect(Math.max(...gaps)).toBeLessThan(2 * SLICE_MS);
       expect(firstInput.at - from).toBeGreaterThanOrEqual(TOTAL_NOISE_MS);
     }
+  });
+});
+
+describe('heartbeats against a coordinator that does not answer', () => {
+  it('keeps one heartbeat in flight, not one more per interval', async () => {
+    const clock = warpClock();
+    let calls = 0;
+    const hung = { heartbeat: () => (calls++, new Promise<{ roundOpen: boolean }>(() => {})) };
+    const live = new AttemptLiveness(hung, { round: 1, attempt: 1 }, 1000, clock);
+    try {
+      for (let step = 0; step < 20; step++) {
+        clock.warp(5000); // each step outlasts the heartbeat interval
+        await live.progress(step);
+      }
+    } finally {
+      live.stop();
+    }
+    expect(calls).toBe(1);
   });
 });

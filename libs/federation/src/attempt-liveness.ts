@@ -27,6 +27,8 @@ export type TrainingProgress = (step: number) => Promise<void>;
 export class AttemptLiveness {
   private last: number;
   private closed = false;
+  /** One heartbeat in flight at most: against a coordinator that hangs, beats would otherwise pile up. */
+  private inFlight = false;
   private readonly timer: ReturnType<typeof setInterval>;
 
   constructor(
@@ -73,12 +75,17 @@ export class AttemptLiveness {
 
   private beat(): void {
     this.last = this.clock.now();
-    this.link.heartbeat(this.plan.round).then(
-      (r) => {
-        if (!r.roundOpen) this.closed = true;
-      },
-      () => {}, // a lost heartbeat is retried by the next step; the protocol's own calls report outages
-    );
+    if (this.inFlight) return;
+    this.inFlight = true;
+    this.link
+      .heartbeat(this.plan.round)
+      .then(
+        (r) => {
+          if (!r.roundOpen) this.closed = true;
+        },
+        () => {}, // a lost heartbeat is retried by the next step; the protocol's own calls report outages
+      )
+      .finally(() => (this.inFlight = false));
   }
 }
 

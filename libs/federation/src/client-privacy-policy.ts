@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { LedgerHead, RoundPrivacyParams } from '@fedlora/privacy';
+import { institutionSampling } from '@fedlora/privacy';
 import { plannedPrivacy, plannedSurvivors, roundPrivacyParams } from './plan-privacy.js';
 import type { RoundPlan } from './types.js';
 
@@ -86,13 +87,16 @@ export function planPolicyViolation(plan: RoundPlan, policy: ClientPrivacyPolicy
  * Talwar, Zhang 2019) needs the institution's inclusion to be random and hidden from the
  * adversary; the coordinator draws the cohort and knows who took part, and a client cannot check
  * the draw, so it never takes q from the plan on trust (issue 16, finding 3: a fixed-size draw of
- * max(minClients, ceil(q n)) had inclusion rate 0.6 where the plan said 0.2).
+ * max(minClients, ceil(q n)) had inclusion rate 0.6 where the plan said 0.2). The draw the plan
+ * announces (RoundPlan.sampling, sent over gRPC) is recorded in the entry with its basis, so the
+ * institution's ledger shows what the federation claims and that it did not take it.
  */
 export function institutionAccountedParams(plan: RoundPlan, survivors = plannedSurvivors(plan)): RoundPrivacyParams | undefined {
   const params = roundPrivacyParams(plan, survivors);
   if (!params || params.mode === 'dp-sgd') return params;
   const { sampling: _drawByCoordinator, ...rest } = params;
-  return { ...rest, samplingRate: 1 };
+  // The draw the plan announced is recorded beside q = 1, with why (institutionSampling).
+  return { ...rest, ...(plan.sampling ? institutionSampling(params.mode, plan.sampling) : { samplingRate: 1 }) };
 }
 
 /**

@@ -62,6 +62,12 @@ export interface ClientRunnerOptions {
   clock?: Clock;
   logger?: EventLogger;
   signal?: AbortSignal;
+  /**
+   * Return as soon as the coordinator has nothing for this client (a `wait` task) instead of
+   * polling on: a virtual institution of a simulated population or fleet is materialised for the
+   * round it was drawn into, handles that task with every check, and is dropped again.
+   */
+  untilIdle?: boolean;
   /** Called after each round the client trained in (for progress displays). */
   onRoundTrained?: (info: { round: number; trainLoss: number; numExamples: number }) => void;
 }
@@ -105,6 +111,7 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
         return { roundsTrained };
       }
       if (task.kind === 'wait') {
+        if (opts.untilIdle) return { roundsTrained };
         // GetTask already long-polled; a short pause only guards against a server that answers at once.
         await clock.sleep(Math.min(task.retryAfterMs, 50), opts.signal);
         continue;

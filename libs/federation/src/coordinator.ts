@@ -5,6 +5,8 @@ import { silentLogger, systemClock } from './clock.js';
 import type { CohortSampling, SamplingMode } from './cohort-sampling.js';
 import { drawCohort } from './cohort-sampling.js';
 import { FederationError } from './errors.js';
+import { ClientRegistry } from './client-registry.js';
+import { concludeRound } from './round-conclusion.js';
 import { Notifier } from './notifier.js';
 import type { Stage } from '@fedlora/secagg';
 import { PlainRound } from './plain-round.js';
@@ -12,8 +14,6 @@ import type { RoundAggregationFactory } from './round-aggregation.js';
 import { exampleWeightCap, weightedFedAvg } from './round-aggregation.js';
 import type { CloseCause, RoundProtocol, RoundProtocolFactory } from './round-protocol.js';
 import { SecureRoundProtocol } from './secure-protocol.js';
-import { combineEvaluations } from './round-evaluation.js';
-import { fullDelta } from './lora-variant.js';
 import type { SecureAggregationOptions } from './secure-round.js';
 import type { ServerStrategy } from './strategy.js';
 import type { ClientRecord, ClientReport, ClientUpdate, PlanParts, RoundPlan, RoundSummary, SecAggReply, Task } from './types.js';
@@ -89,7 +89,8 @@ type RunState = 'waiting-for-clients' | 'training' | 'finished' | 'failed' | 'st
  * in-process test) calls register/getTask/getAdapter/submitUpdate/decline/heartbeat.
  */
 export class FederationCoordinator {
-  private readonly clients = new Map<string, ClientRecord & { token: string }>();
+  /** Registered institutions and the live set (client-registry.ts). */
+  private readonly registry: ClientRegistry;
   /** Last heartbeat or protocol message per client: proof of work on the open round (polls do not count). */
   private readonly lastActive = new Map<string, number>();
   /** The attempt (plan nonce) each client was last handed to train: a heartbeat for any other attempt hears that its round closed. */
@@ -107,8 +108,6 @@ export class FederationCoordinator {
   private readonly toldFinished = new Set<string>();
   /** Clients caught misbehaving in an attempt of the round being run: left out of its reruns. */
   private readonly excludedFromRerun = new Map<string, string>();
-  /** Clients seen to have lost membership (logged once). */
-  private readonly notMembers = new Set<string>();
   /** Clients of the last committed round before a restart that the first round still waits for (once). */
   private pendingRejoin: { clients: readonly string[]; graceMs: number } | undefined;
   /** Why the run failed (told to clients that ask for a task afterwards). */
@@ -125,6 +124,8 @@ export class FederationCoordinator {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger ?? silentLogger;
     this.rng = opts.rng ?? cryptoRandomBytes;
+    const secureIdentity = opts.secureAggregation?.identityOf;
+    this.registry = new ClientRegistry({ livenessMs: opts.livenessMs, isMember: opts.isMember, ...(secureIdentity ? { identityOf: secureIdentity } : {}), clock: this.clock, logger: this.log, rng: this.rng });
     this.completedRounds = opts.startAfterRound ?? 0;
     this.history.push(...(opts.previousRounds ?? []));
     this.pendingRejoin = opts.rejoin && opts.rejoin.clients.length > 0 ? opts.rejoin : undefined;
@@ -139,25 +140,15 @@ export class FederationCoordinator {
 
   /** Registers (or re-registers after a reconnect) a client; returns its session token. */
   register(name: string, numExamples: number): { clientId: string; sessionToken: string } {
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(name)) {
-      throw new FederationError('invalid-argument', `client name must be 1-64 characters of [A-Za-z0-9._-], received ${JSON.stringify(name.slice(0, 80))}`);
-    }
-    const token = Buffer.from(this.rng(24)).toString('base64url');
-    const now = this.clock.now();
-    const existing = this.clients.get(name);
-    this.clients.set(name, { clientId: name, name, numExamples, registeredAt: existing?.registeredAt ?? now, lastSeen: now, token });
-    this.log.info({ event: existing ? 'client.rejoined' : 'client.joined', client: name });
+    const r = this.registry.register(name, numExamples);
+    this.log.info({ event: r.rejoined ? 'client.rejoined' : 'client.joined', client: name });
     this.changed.notify();
-    return { clientId: name, sessionToken: token };
+    return { clientId: r.clientId, sessionToken: r.sessionToken };
   }
 
   /** Checks a client's session token; refreshes its liveness. */
   authenticate(clientId: string, token: string): ClientRecord {
-    const c = this.clients.get(clientId);
-    if (!c || c.token !== token) throw new FederationError('unauthenticated', 'unknown client or expired session: register again');
-    if (this.opts.isMember?.(clientId) === false) throw new FederationError('permission-denied', `client ${clientId} is no longer a member of this federation (revoked)`);
-    c.lastSeen = this.clock.now();
-    return c;
+    return this.registry.authenticate(clientId, token);
   }
 
   /** Long-poll: what should this client do now? Waits up to `waitMs` for something to change. */
@@ -283,14 +274,13 @@ export class FederationCoordinator {
 
   /** Operator view. */
   status() {
-    const now = this.clock.now();
     return {
       federationId: this.opts.federationId,
       state: this.state,
       currentRound: this.current?.plan.round ?? this.completedRounds,
       completedRounds: this.completedRounds,
       totalRounds: this.opts.rounds,
-      connectedClients: [...this.clients.values()].filter((c) => now - c.lastSeen <= this.liveness && this.isMember(c.clientId)).length,
+      connectedClients: this.registry.liveCount(),
       rounds: [...this.history],
     };
   }
@@ -321,18 +311,15 @@ export class FederationCoordinator {
     return this.history;
   }
 
-  private get liveness(): number {
-    return this.opts.livenessMs ?? 60_000;
-  }
-
   /**
    * After the run finished: waits until every live client has been told so (they then exit 0),
    * or `timeoutMs` passes, so a coordinator that exits when done does not strand its clients.
    */
   async drain(timeoutMs: number): Promise<void> {
     const until = this.clock.now() + timeoutMs;
-    const expected = () => new Set([...this.liveClients(), ...(this.opts.rejoin?.clients ?? [])]);
-    while (this.clock.now() < until && [...expected()].some((c) => !this.toldFinished.has(c))) {
+    // The clients to tell, fixed once: every wake then checks only those not told yet.
+    let pending = [...new Set([...this.registry.live(), ...(this.opts.rejoin?.clients ?? [])])];
+    while (this.clock.now() < until && (pending = pending.filter((c) => !this.toldFinished.has(c))).length > 0) {
       await this.changed.wait(Math.min(500, until - this.clock.now()));
     }
   }
@@ -372,31 +359,10 @@ export class FederationCoordinator {
     return this.history;
   }
 
-  /**
-   * Clients heard from within the liveness window that are still members. A revoked client leaves
-   * at once (#16 finding 7); under secure aggregation so does one without an identity key, which
-   * the secure round could not place in its roster.
-   */
-  private liveClients(): string[] {
-    const now = this.clock.now();
-    return [...this.clients.values()].filter((c) => now - c.lastSeen <= this.liveness && this.isMember(c.clientId)).map((c) => c.clientId).sort();
-  }
-
-  private isMember(name: string): boolean {
-    const revoked = this.opts.isMember?.(name) === false;
-    const member = !revoked && (!this.opts.secureAggregation || this.opts.secureAggregation.identityOf(name) !== undefined);
-    if (member) this.notMembers.delete(name);
-    else if (!this.notMembers.has(name)) {
-      this.notMembers.add(name);
-      this.log.warn({ event: 'client.left-live-set', client: name, reason: revoked ? 'revoked' : 'no secure-aggregation identity key (revoked?)' });
-    }
-    return member;
-  }
-
   private async waitForClients(): Promise<void> {
     this.state = 'waiting-for-clients';
     // Members left out of this round's reruns neither count nor are waited for.
-    const eligible = () => this.liveClients().filter((c) => !this.excludedFromRerun.has(c)).length;
+    const eligible = () => this.registry.liveCount(this.excludedFromRerun);
     const needed = Math.max(this.opts.minClients, (this.opts.minAvailableClients ?? 0) - this.excludedFromRerun.size);
     while (eligible() < needed && !this.stopController.signal.aborted) {
       await this.changed.wait(1000, this.stopController.signal);
@@ -405,7 +371,7 @@ export class FederationCoordinator {
     if (!rejoin) return;
     this.pendingRejoin = undefined;
     const until = this.clock.now() + rejoin.graceMs;
-    const missing = () => rejoin.clients.filter((c) => !this.liveClients().includes(c));
+    const missing = () => rejoin.clients.filter((c) => !this.registry.isLiveClient(c));
     while (missing().length > 0 && this.clock.now() < until && !this.stopController.signal.aborted) {
       await this.changed.wait(Math.min(1000, until - this.clock.now()), this.stopController.signal);
     }
@@ -415,7 +381,7 @@ export class FederationCoordinator {
   }
 
   private selectCohort(): { cohort: string[]; sampling: CohortSampling } {
-    const eligible = this.liveClients().filter((c) => !this.excludedFromRerun.has(c));
+    const eligible = this.registry.live().filter((c) => !this.excludedFromRerun.has(c));
     return drawCohort(eligible, this.opts.clientsPerRound, this.opts.sampling ?? 'uniform', this.rng, this.opts.minClients);
   }
 
@@ -435,7 +401,7 @@ export class FederationCoordinator {
       ...this.opts.planParts?.(round),
       sampling,
       // Plain FedAvg weighs updates by claimed example counts: capped at twice the cohort's median registered claim.
-      ...capOf(exampleWeightCap(cohort.map((c) => this.clients.get(c)?.numExamples ?? 0))),
+      ...capOf(exampleWeightCap(cohort.map((c) => this.registry.numExamples(c)))),
     };
     let protocol: RoundProtocol;
     try {
@@ -463,41 +429,9 @@ export class FederationCoordinator {
     const cause = await this.waitUntilSettled(r);
     r.closed = true;
     const result = protocol.close(cause);
-    const reports = result.survivors;
-    const misbehaved = [...(result.misbehaved ?? [])].map(([client, reason]) => ({ client, reason }));
-    for (const m of misbehaved) {
-      this.excludedFromRerun.set(m.client, m.reason);
-      this.log.warn({ event: 'client.misbehaved', round, attempt, client: m.client, reason: m.reason, consequence: 'dropped from this attempt and left out of reruns of this round' });
-    }
-    const dropped = cohort.filter((c) => !reports.has(c) && !r.declined.has(c));
-    for (const c of dropped) this.log.warn({ event: 'client.dropped', round, client: c, reason: misbehaved.find((m) => m.client === c)?.reason ?? 'no update before the deadline' });
-
-    const participants = reports.size;
-    const numExamples = [...reports.values()].reduce((a, b) => a + b.numExamples, 0);
-    const trainLoss = numExamples ? [...reports.values()].reduce((a, b) => a + b.trainLoss * b.numExamples, 0) / numExamples : null;
-    // Federated evaluation of the global adapter this round started from (round-evaluation.ts).
-    const evaluation = combineEvaluations([...reports.values()].map((v) => v.metrics));
-    const outcome = { round, attempt, participants, participantNames: [...reports.keys()].sort(), cohort: cohort.length, dropped, declined: [...r.declined.keys()], trainLoss, numExamples, startedAt, ...(evaluation ? { evaluation } : {}), ...(misbehaved.length > 0 ? { misbehaved } : {}) };
-    let summary: RoundSummary;
-    let newAdapter: NamedTensors | null = null;
-    if (result.failure || participants < this.opts.minClients) {
-      const reason = result.failure ?? `${participants} of ${cohort.length} clients reported, minClients is ${this.opts.minClients}`;
-      summary = { ...outcome, status: 'aborted', adapterSha256: null, reason, endedAt: this.clock.now(), metrics: {} };
-      this.log.warn({ event: 'round.aborted', round, attempt, reason });
-    } else {
-      try {
-        const { delta, metrics, adaptiveClipping } = result.aggregate();
-        newAdapter = this.opts.strategy.apply(this.global, fullDelta(this.global, delta));
-        // Tensors the round did not carry (FFA-LoRA's frozen A) stay bit for bit what every client trained with.
-        for (const [name, t] of this.global) if (!delta.has(name)) newAdapter.set(name, t);
-        summary = { ...outcome, status: 'completed', adapterSha256: sha256Named(newAdapter), endedAt: this.clock.now(), metrics, ...(adaptiveClipping ? { adaptiveClipping } : {}) };
-      } catch (err) {
-        const reason = `aggregation failed: ${err instanceof Error ? err.message : String(err)}`;
-        summary = { ...outcome, status: 'aborted', adapterSha256: null, reason, endedAt: this.clock.now(), metrics: {} };
-        newAdapter = null;
-        this.log.error({ event: 'round.aborted', round, attempt, reason });
-      }
-    }
+    const { summary, newAdapter, misbehaved } = concludeRound({ round, attempt, cohort, declined: r.declined, startedAt, result, minClients: this.opts.minClients, global: this.global, strategy: this.opts.strategy, clock: this.clock, log: this.log });
+    for (const m of misbehaved) this.excludedFromRerun.set(m.client, m.reason);
+    const { participants, trainLoss } = summary;
     await this.opts.onRoundEnd?.(summary, newAdapter, plan);
     this.history.push(summary);
     if (newAdapter) {

@@ -47,6 +47,8 @@ export type { ClientPrivacyPolicy } from './client-privacy-policy.js';
 export { DEFAULT_CLIENT_PRIVACY_POLICY, validateClientPrivacyPolicy, planPolicyViolation, institutionAccountedParams, attemptId, ledgerHeadViolation } from './client-privacy-policy.js';
 // Federated evaluation: institutions' held-out metrics combined per round.
 export type { RoundEvaluation } from './round-evaluation.js';
+// ... and under SecAgg+, summed inside the masked inputs (the words after each encoded update).
+export { SECURE_EVAL_WORD_COUNT } from './secure-evaluation.js';
 
 export type { CohortSampling, SamplingMode } from './cohort-sampling.js';
 export { drawCohort } from './cohort-sampling.js';

@@ -20,6 +20,8 @@ export interface RoundEvaluation {
   loss?: number;
   /** Mean of the institutions' general-text losses (forgetting), when reported. */
   generalLoss?: number;
+  /** Summed inside secure aggregation (secure-evaluation.ts): the coordinator saw only these totals. */
+  secure?: true;
 }
 
 const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);

@@ -1,5 +1,6 @@
 import type { Stage } from '@fedlora/secagg';
 import type { AggregateResult, RoundAggregationFactory } from './round-aggregation.js';
+import type { RoundEvaluation } from './round-evaluation.js';
 import type { ClientReport, ClientUpdate, RoundPlan, SecAggReply } from './types.js';
 
 /** What the coordinator knows of an open round that its protocol needs to decide it has settled. */
@@ -23,6 +24,8 @@ export interface RoundResult {
   failure?: string;
   /** Clients caught misbehaving (the coordinator leaves them out of this round's reruns), with what they did. */
   misbehaved?: ReadonlyMap<string, string>;
+  /** The survivors' evaluation when the protocol summed it (secure rounds); else the coordinator combines the reports' metrics. */
+  evaluation?: RoundEvaluation;
   /** The survivors' averaged delta (only when there is no failure; call once). */
   aggregate(): AggregateResult;
 }

@@ -7,6 +7,7 @@ import { FederationError } from './errors.js';
 import { updateTensors } from './lora-variant.js';
 import { CLIP_INDICATOR_METRIC, countNoiseShareFor, plannedSurvivors } from './plan-privacy.js';
 import { DEFAULT_SECURE_MINIMUMS, securePlanProblem, type SecureMinimums } from './secure-membership.js';
+import { SECURE_EVAL_WORD_COUNT, encodeEvalWords } from './secure-evaluation.js';
 import type { ClientReport, RoundPlan, SecAggReply, SecureRoundPlan } from './types.js';
 
 /** One secure-aggregation exchange, as the connection offers it. */
@@ -108,7 +109,8 @@ export async function runSecureRound(
         noise,
       });
       await progress(-1);
-      client.setInput(sp.countScale ? withCountWord(plan, sp, words, r.metrics, opts.rng) : words);
+      const input = sp.countScale ? withCountWord(plan, sp, words, r.metrics, opts.rng) : words;
+      client.setInput(sp.evalScale ? withEvalWords(input, r.metrics, Object.keys(sp.ids).length, sp.evalScale) : input);
       inputSet = true;
       report = { numExamples: r.numExamples, trainLoss: r.trainLoss };
     }
@@ -162,6 +164,19 @@ export function securePlanRefusal(plan: RoundPlan, clientName: string, opts: Pic
   if (!plan.secagg) return undefined;
   if (!opts.members || opts.members.size === 0) return 'this institution has no member list (membership in its config), so it cannot tell members from identities the coordinator made';
   return securePlanProblem(plan.secagg, clientName, opts.identitySecretKey.subarray(32, 64), opts.members, { ...DEFAULT_SECURE_MINIMUMS, ...opts.minimums });
+}
+
+/**
+ * Federated evaluation over secure aggregation: appends this institution's evaluation words
+ * (secure-evaluation.ts), masked with the rest of the input, so that the coordinator learns only
+ * the survivors' sums. The cohort size (for the per-word cap) is the plan's roster, which this
+ * client has already checked against its member list.
+ */
+function withEvalWords(words: Uint32Array, metrics: Record<string, number> | undefined, cohort: number, evalScale: number): Uint32Array {
+  const out = new Uint32Array(words.length + SECURE_EVAL_WORD_COUNT);
+  out.set(words);
+  out.set(encodeEvalWords(metrics, cohort, evalScale), words.length);
+  return out;
 }
 
 /**

@@ -11,7 +11,8 @@ import { MAX_NUM_EXAMPLES } from './validate-update.js';
 /**
  * A round under secure aggregation (SecAgg+, see SecureRound): the plan carries the protocol's
  * roster and encoding, clients send masked inputs (the first one with their training report),
- * and the coordinator learns only the survivors' sum, which the aggregation finalizes.
+ * and the coordinator learns only the survivors' sum, which the aggregation finalizes. The
+ * institutions' evaluation metrics are summed inside the same masked vector (secure-evaluation.ts).
  */
 export class SecureRoundProtocol implements RoundProtocol {
   readonly plan: RoundPlan;
@@ -80,7 +81,7 @@ export class SecureRoundProtocol implements RoundProtocol {
       this.ended = null;
       return { survivors: new Map(), failure, misbehaved: this.secure.misbehaved(), aggregate: () => { throw new RangeError(failure); } };
     }
-    const { survivors, delta, centredCount } = this.secure.result(updateTensors(this.plan));
+    const { survivors, delta, centredCount, evaluation } = this.secure.result(updateTensors(this.plan));
     this.ended = new Set(survivors);
     // Only the survivors' updates are in the sum: reports of clients that dropped later do not count.
     const reports = new Map(survivors.map((c) => [c, this.reports.get(c)!]));
@@ -89,7 +90,7 @@ export class SecureRoundProtocol implements RoundProtocol {
       const r = this.aggregation.finalizeSecure(delta, survivors.length, { centredCount });
       return { ...r, metrics: { ...r.metrics, secure: 1 } };
     };
-    return { survivors: reports, misbehaved: this.secure.misbehaved(), aggregate };
+    return { survivors: reports, misbehaved: this.secure.misbehaved(), aggregate, ...(evaluation ? { evaluation } : {}) };
   }
 }
 

@@ -2,6 +2,8 @@ import type { EncodingParams, Stage, UsedKeyRegistry } from '@fedlora/secagg';
 import { SecAggError, SecAggServer, chooseEncodingParams, chooseSecAggParams, decodeAverage } from '@fedlora/secagg';
 import type { NamedTensors, RandomBytes } from '@fedlora/tensor';
 import { FederationError } from './errors.js';
+import type { RoundEvaluation } from './round-evaluation.js';
+import { SECURE_EVAL_WORD_COUNT, decodeEvalSums, secureEvalScale } from './secure-evaluation.js';
 import type { SecAggReply, SecureRoundPlan, TensorLayout } from './types.js';
 
 /** Settings of secure aggregation for a federation. */
@@ -141,8 +143,10 @@ export class SecureRound {
     const encoding = chooseEncoding(names.length, d, rc.clipNorm, rc.noiseStddevPerClient);
     const countScale = rc.countNoiseStd !== undefined ? chooseCountScale(names.length, encoding.bits, rc.countNoiseStd, rc.minSurvivors ?? names.length) : undefined;
     const rotationSeed = Buffer.from(opts.rng(32)).toString('hex');
-    this.plan = { ids, roster, k, t, encoding, rotationSeed, ...(countScale ? { countScale } : {}) };
-    const dim = encoding.paddedDim + (countScale ? 1 : 0);
+    // Every secure round carries the institutions' evaluation words (zeros from those that do not evaluate).
+    const evalScale = secureEvalScale(names.length);
+    this.plan = { ids, roster, k, t, encoding, rotationSeed, ...(countScale ? { countScale } : {}), evalScale };
+    const dim = encoding.paddedDim + (countScale ? 1 : 0) + SECURE_EVAL_WORD_COUNT;
     // Every upload is staged until complete (memory O(d) per upload in flight, at most n d): a client
     // that stops mid-upload is dropped like any other instead of aborting the round (#16 finding 6).
     this.server = new SecAggServer({ round, cohort: names.map((_, i) => i + 1), identities, k, t, dim, rng: opts.rng, usedKeys: opts.usedKeys, minSurvivors, stagedUploads: names.length });
@@ -238,10 +242,10 @@ export class SecureRound {
   }
 
   /** The survivors' names and their averaged delta, decoded from the unmasked integer sum. */
-  result(layout: TensorLayout[]): { survivors: string[]; delta: NamedTensors; centredCount?: number } {
+  result(layout: TensorLayout[]): { survivors: string[]; delta: NamedTensors; centredCount?: number; evaluation?: RoundEvaluation } {
     const { sum, survivors } = this.server.result();
-    const { encoding, countScale } = this.plan;
-    const flat = decodeAverage(countScale ? sum.subarray(0, encoding.paddedDim) : sum, survivors.length, encoding, Buffer.from(this.plan.rotationSeed, 'hex'));
+    const { encoding, countScale, evalScale } = this.plan;
+    const flat = decodeAverage(sum.subarray(0, encoding.paddedDim), survivors.length, encoding, Buffer.from(this.plan.rotationSeed, 'hex'));
     const delta: NamedTensors = new Map();
     let off = 0;
     for (const { name, shape } of layout) {
@@ -250,11 +254,13 @@ export class SecureRound {
       off += n;
     }
     const names = survivors.map((id) => this.nameOf.get(id)!).sort();
-    if (!countScale) return { survivors: names, delta };
+    const evalAt = encoding.paddedDim + (countScale ? 1 : 0);
+    const evaluation = evalScale ? decodeEvalSums(sum.slice(evalAt, evalAt + SECURE_EVAL_WORD_COUNT), evalScale) : undefined;
+    if (!countScale) return { survivors: names, delta, ...(evaluation ? { evaluation } : {}) };
     // The noisy sum of S (2 b_i - 1): divided by 2S it is sum_i (b_i - 1/2) + noise.
     const modulus = 2 ** encoding.bits;
     const word = encoding.bits === 32 ? sum[encoding.paddedDim]! : sum[encoding.paddedDim]! % modulus;
     const signed = word >= modulus / 2 ? word - modulus : word;
-    return { survivors: names, delta, centredCount: signed / (2 * countScale) };
+    return { survivors: names, delta, centredCount: signed / (2 * countScale), ...(evaluation ? { evaluation } : {}) };
   }
 }

@@ -91,13 +91,19 @@ export interface SecureRoundPlan {
    * the noisy sum, S (2 sum b_i - n) + noise.
    */
   countScale?: number;
+  /**
+   * Federated evaluation summed securely (secure-evaluation.ts): when set, SECURE_EVAL_WORD_COUNT
+   * words of evaluation metrics follow the update (and the count word) in every masked input, the
+   * losses in units of 1/evalScale nat.
+   */
+  evalScale?: number;
 }
 
 /** A client's training report: with its plain update's header, or with its first masked-input message. */
 export interface ClientReport {
   numExamples: number;
   trainLoss: number;
-  /** The plain update header's metrics (federated evaluation, round-evaluation.ts); a secure report carries none. */
+  /** The plain update header's metrics (federated evaluation, round-evaluation.ts); a secure report carries none (its evaluation is summed inside SecAgg+: secure-evaluation.ts). */
   metrics?: Record<string, number>;
 }
 

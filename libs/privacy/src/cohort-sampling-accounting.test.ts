@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { epsilonOf } from './accountant.js';
-import { accountedSampling, checkAccountedSampling } from './cohort-sampling-accounting.js';
+import { accountedSampling, checkAccountedSampling, institutionSampling } from './cohort-sampling-accounting.js';
 import { Ledger } from './ledger.js';
 import { generateLedgerKey } from './ledger-format.js';
 import { verifyLedgerFile } from './ledger-verify.js';
@@ -26,6 +26,19 @@ describe('accountedSampling', () => {
   it('sampling amplifies: the central Poisson round costs far less epsilon than q = 1', () => {
     const at = (q: number): number => epsilonOf([{ mechanism: 'sampled_gaussian', noiseMultiplier: 1, samplingRate: q, steps: 100 }], { delta: 1e-5 }).epsilon;
     expect(at(accountedSampling('central', poisson).samplingRate)).toBeLessThan(at(1) / 5);
+  });
+});
+
+describe('institutionSampling (what an institution records of its plan\'s draw)', () => {
+  it('never takes amplification: where the federation may claim q < 1 it records not-verifiable-by-institution at q = 1', () => {
+    expect(institutionSampling('central', poisson)).toEqual({ samplingRate: 1, sampling: { basis: 'not-verifiable-by-institution', ...poisson } });
+    expect(checkAccountedSampling('central', 1, institutionSampling('central', poisson).sampling)).toBeUndefined();
+    expect(checkAccountedSampling('central', 0.1, institutionSampling('central', poisson).sampling)).toMatch(/accounts q = 1, but the entry accounts 0.1/);
+  });
+  it('keeps the federation\'s basis when that already accounts q = 1, and the audit rejects the institution basis there', () => {
+    expect(institutionSampling('distributed', poisson).sampling.basis).toBe('distributed-not-verifiable');
+    expect(institutionSampling('central', uniform).sampling.basis).toBe('fixed-size-not-amplified');
+    expect(checkAccountedSampling('distributed', 1, { ...poisson, basis: 'not-verifiable-by-institution' })).toMatch(/claims no amplification \(expected distributed-not-verifiable\)/);
   });
 });
 

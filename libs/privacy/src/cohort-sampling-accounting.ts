@@ -12,8 +12,11 @@
  * - distributed mode: institutions do not trust the coordinator and cannot verify its sampling,
  *   so no amplification is claimed (q = 1) whatever was drawn;
  * - no `clientsPerRound`: every institution takes part (q = 1).
+ * An institution's own ledger records the draw its plan announced (RoundPlan.sampling) but never
+ * accounts amplification it cannot check: where the federation may claim q < 1 the institution
+ * records basis `not-verifiable-by-institution` with q = 1 (institutionSampling).
  */
-export type SamplingBasis = 'all-institutions' | 'poisson-by-trusted-coordinator' | 'fixed-size-not-amplified' | 'distributed-not-verifiable';
+export type SamplingBasis = 'all-institutions' | 'poisson-by-trusted-coordinator' | 'fixed-size-not-amplified' | 'distributed-not-verifiable' | 'not-verifiable-by-institution';
 
 /** The cohort draw as the ledger records it, next to the sampling rate it accounted. */
 export interface SamplingRecord {
@@ -41,10 +44,28 @@ export function accountedSampling(
 }
 
 /**
+ * What an institution records of the draw its plan announced: the federation's basis when that
+ * already accounts q = 1, else `not-verifiable-by-institution` (the draw happened at the
+ * coordinator, which knows who took part; the institution accounts q = 1).
+ */
+export function institutionSampling(
+  dpMode: 'central' | 'distributed',
+  draw: { mode: 'all' | 'uniform' | 'poisson'; population: number; expectedCohort: number; drawn: number },
+): { samplingRate: 1; sampling: SamplingRecord } {
+  const federation = accountedSampling(dpMode, draw);
+  return { samplingRate: 1, sampling: federation.samplingRate < 1 ? { ...federation.sampling, basis: 'not-verifiable-by-institution' } : federation.sampling };
+}
+
+/**
  * Auditor's check of a recorded draw: recomputes q and the basis from the DP mode and the draw;
  * returns what is wrong, or undefined when the entry accounts what it may.
  */
 export function checkAccountedSampling(dpMode: 'central' | 'distributed', samplingRate: number, sampling: SamplingRecord): string | undefined {
+  if (sampling.basis === 'not-verifiable-by-institution') {
+    if (samplingRate !== 1) return `sampling basis not-verifiable-by-institution accounts q = 1, but the entry accounts ${samplingRate}`;
+    if (accountedSampling(dpMode, sampling).samplingRate >= 1) return `sampling basis not-verifiable-by-institution for a ${dpMode}-mode ${sampling.mode} draw that claims no amplification (expected ${accountedSampling(dpMode, sampling).sampling.basis})`;
+    return undefined;
+  }
   const expected = accountedSampling(dpMode, sampling);
   if (expected.sampling.basis !== sampling.basis) return `sampling basis ${sampling.basis} does not follow from a ${dpMode}-mode ${sampling.mode} draw (expected ${expected.sampling.basis})`;
   if (Math.abs(expected.samplingRate - samplingRate) > 1e-12) return `accounts sampling rate ${samplingRate} but a ${dpMode}-mode ${sampling.mode} draw of ${sampling.expectedCohort} of ${sampling.population} allows ${expected.samplingRate} (${sampling.basis})`;

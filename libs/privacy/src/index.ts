@@ -122,4 +122,4 @@ export { privatizeGradients, poissonSample } from './dp-sgd.js';
 export type { DpSgdStepOptions } from './dp-sgd.js';
 
 export type { SamplingBasis, SamplingRecord } from './cohort-sampling-accounting.js';
-export { accountedSampling, checkAccountedSampling } from './cohort-sampling-accounting.js';
+export { accountedSampling, checkAccountedSampling, institutionSampling } from './cohort-sampling-accounting.js';

@@ -39,6 +39,30 @@ export interface GrpcConnectionOptions {
   onDownloadResumed?: (info: { round: number; receivedBytes: number }) => void;
   /** gRPC client interceptors (tracing, fault injection in tests). */
   interceptors?: grpc.Interceptor[];
+  /**
+   * One channel shared by many connections (many institutions in one process: a simulated
+   * population or a fleet), so each costs a session, not a channel. The channel's owner closes
+   * it; `close()` of a connection that shares one leaves it open.
+   */
+  channel?: grpc.Channel;
+}
+
+/** The channel settings of every connection (and of a shared channel: createSharedChannel). */
+function connectionChannelOptions(opts: Pick<GrpcConnectionOptions, 'serverName'>): grpc.ChannelOptions {
+  return {
+    'grpc.max_receive_message_length': 8 * 1024 * 1024,
+    'grpc.keepalive_time_ms': 30_000,
+    // grpc-js backs off reconnecting up to 120 s by default: after a coordinator restart the channel
+    // would stay down long after the coordinator is back. The client runner has its own backoff.
+    'grpc.initial_reconnect_backoff_ms': 250,
+    'grpc.max_reconnect_backoff_ms': 2000,
+    ...(opts.serverName ? { 'grpc.ssl_target_name_override': opts.serverName, 'grpc.default_authority': opts.serverName } : {}),
+  };
+}
+
+/** A channel for many connections to one coordinator (GrpcConnectionOptions.channel); the caller closes it. */
+export function createSharedChannel(opts: Pick<GrpcConnectionOptions, 'address' | 'credentials' | 'serverName'>): grpc.Channel {
+  return new grpc.Channel(opts.address, opts.credentials ?? grpc.credentials.createInsecure(), connectionChannelOptions(opts));
 }
 
 type AnyClient = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
@@ -58,14 +82,9 @@ export class GrpcConnection implements CoordinatorConnection {
   constructor(private readonly opts: GrpcConnectionOptions) {
     const Ctor = federationClientCtor();
     this.client = new Ctor(opts.address, opts.credentials ?? grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': 8 * 1024 * 1024,
-      'grpc.keepalive_time_ms': 30_000,
-      // grpc-js backs off reconnecting up to 120 s by default: after a coordinator restart the channel
-      // would stay down long after the coordinator is back. The client runner has its own backoff.
-      'grpc.initial_reconnect_backoff_ms': 250,
-      'grpc.max_reconnect_backoff_ms': 2000,
+      ...connectionChannelOptions(opts),
       ...(opts.interceptors ? { interceptors: opts.interceptors } : {}),
-      ...(opts.serverName ? { 'grpc.ssl_target_name_override': opts.serverName, 'grpc.default_authority': opts.serverName } : {}),
+      ...(opts.channel ? { channelOverride: opts.channel } : {}),
     }) as unknown as AnyClient;
   }
 
@@ -252,6 +271,6 @@ export class GrpcConnection implements CoordinatorConnection {
   }
 
   close(): void {
-    this.client.close();
+    if (!this.opts.channel) this.client.close();
   }
 }

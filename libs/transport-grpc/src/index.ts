@@ -3,7 +3,7 @@ export type { FederationServerOptions, RunningServer } from './server.js';
 export { startFederationServer } from './server.js';
 // Client connection implementing CoordinatorConnection over gRPC.
 export type { GrpcConnectionOptions } from './client.js';
-export { GrpcConnection } from './client.js';
+export { GrpcConnection, createSharedChannel } from './client.js';
 // Resumable, hash-verified uploads: the server's registry of partial uploads and the client's retry policy.
 export { UploadRegistry, DEFAULT_MAX_UPLOAD_BYTES, type UploadRegistryOptions, type UploadLease } from './upload-registry.js';
 export { UploadSession, UploadIntegrityError } from './upload-session.js';

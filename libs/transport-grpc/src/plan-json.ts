@@ -127,6 +127,7 @@ function secaggFromJson(v: unknown): SecureRoundPlan {
   const encoding = Object.fromEntries(ENCODING_KEYS.map((k) => [k, num(enc, k, 'plan.secagg.encoding')])) as EncodingParams;
   if (typeof v.rotationSeed !== 'string' || !/^[0-9a-f]{2,128}$/.test(v.rotationSeed)) throw bad('plan.secagg.rotationSeed must be a hex string');
   const countScale = num(v, 'countScale', 'plan.secagg', positiveInt, true);
+  const evalScale = num(v, 'evalScale', 'plan.secagg', positiveInt, true);
   return {
     ids,
     roster,
@@ -135,5 +136,6 @@ function secaggFromJson(v: unknown): SecureRoundPlan {
     encoding,
     rotationSeed: v.rotationSeed,
     ...(countScale !== undefined ? { countScale } : {}),
+    ...(evalScale !== undefined ? { evalScale } : {}),
   };
 }

@@ -4,7 +4,7 @@ import { encodeMessage, generateIdentity, parseMessage } from '@fedlora/secagg';
 import type { NamedTensors } from '@fedlora/tensor';
 import { seededRandomBytes } from '@fedlora/tensor';
 import type { CoordinatorConnection, LocalTrainer, SecAggExchange } from '@fedlora/federation';
-import { FederationCoordinator, createStrategy, runClient } from '@fedlora/federation';
+import { FederationCoordinator, SECURE_EVAL_WORD_COUNT, createStrategy, runClient } from '@fedlora/federation';
 import { GrpcConnection } from './client.js';
 import type { RunningServer } from './server.js';
 import { startFederationServer } from './server.js';
@@ -123,7 +123,7 @@ describe('a malicious member cannot abort a secure round (gRPC loopback)', () =>
   it('partial masked upload then silence: the uploader is dropped, the honest four finish', async () => {
     const { h, coord } = await secureRoundWith((stage, m) => (stage === 'collect' && m.type === 'chunk' && m.offset > 0 ? null : m));
     expectHonestMean(h, coord);
-    expect(h.misbehaved).toEqual([{ client: MALICIOUS, reason: expect.stringMatching(/stopped mid-upload \(65536 of 131072 words\)/) }]);
+    expect(h.misbehaved).toEqual([{ client: MALICIOUS, reason: expect.stringContaining(`stopped mid-upload (65536 of ${131072 + SECURE_EVAL_WORD_COUNT} words)`) }]);
   }, 120_000);
 
   it('partial masked upload then polling forever: judged by upload progress, dropped after the liveness window', async () => {

@@ -42,7 +42,7 @@ describe('serde round-trips', () => {
 
   it('a plan with a secure-aggregation part, in the JSON keys older peers read', () => {
     const encoding = { dim: 40, paddedDim: 64, bits: 32, scale: 1000, clip: 1.5, roundedNormBound2: 3e6, beta: 0.1, noiseStddevInt: 0, overflowProb: 1e-9, quantizationStd: 1e-4, n: 3 };
-    const secure = { ...plan, secagg: { ids: { a: 1, b: 2 }, roster: { a: 'AAAA', b: 'BBBB' }, k: 1, t: 2, encoding, rotationSeed: 'ab01', countScale: 4 } };
+    const secure = { ...plan, secagg: { ids: { a: 1, b: 2 }, roster: { a: 'AAAA', b: 'BBBB' }, k: 1, t: 2, encoding, rotationSeed: 'ab01', countScale: 4, evalScale: 1073 } };
     expect(planFromProto(planToProto(secure))).toEqual(secure);
     // The federation ledger head institutions anchor (issue 16, finding 9).
     const anchored = { ...plan, ledgerHead: { entries: 3, hash: 'ab'.repeat(32) } };

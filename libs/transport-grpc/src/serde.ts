@@ -1,10 +1,10 @@
 import type { NamedTensors, TensorChunkData } from '@fedlora/tensor';
-import type { ClientReport, RoundPlan, SecAggReply, Task, TensorLayout, UpdateHeader } from '@fedlora/federation';
+import type { ClientReport, CohortSampling, RoundPlan, SecAggReply, Task, TensorLayout, UpdateHeader } from '@fedlora/federation';
 import type { Stage } from '@fedlora/secagg';
 import { STAGES } from '@fedlora/secagg';
 import { planPartsFromJson, planPartsToJson } from './plan-json.js';
 import { FederationError } from '@fedlora/federation';
-import type { PbGetTaskResponse, PbRoundPlan, PbSecAggRequest, PbSecAggResponse, PbTensorChunk, PbTensorSpec, PbUpdateHeader, PbUploadStatusResponse } from './wire-types.js';
+import type { PbCohortSampling, PbGetTaskResponse, PbRoundPlan, PbSecAggRequest, PbSecAggResponse, PbTensorChunk, PbTensorSpec, PbUpdateHeader, PbUploadStatusResponse } from './wire-types.js';
 
 /** Every toProto/fromProto pair of the wire contract lives here (STYLE.md 2). */
 
@@ -57,7 +57,34 @@ export function planToProto(p: RoundPlan): PbRoundPlan {
     deadlineUnixMs: p.deadlineUnixMs,
     nonce: p.nonce,
     extraJson: JSON.stringify(planPartsToJson(p)),
+    ...(p.sampling ? { sampling: samplingToProto(p.sampling) } : {}),
   };
+}
+
+export function samplingToProto(s: CohortSampling): PbCohortSampling {
+  return { mode: s.mode, population: s.population, expectedCohort: s.expectedCohort, rate: s.rate, drawn: s.drawn };
+}
+
+/**
+ * Checks the coordinator's account of its cohort draw: a known mode, counts that are integers
+ * with drawn <= population (poisson may draw any number; uniform and all draw what they asked
+ * for), expectedCohort in [0, population] and rate = expectedCohort / population.
+ */
+export function samplingFromProto(s: PbCohortSampling): CohortSampling {
+  const mode = s.mode;
+  if (mode !== 'all' && mode !== 'uniform' && mode !== 'poisson') throw bad(`plan.sampling.mode must be all, uniform or poisson, received ${JSON.stringify(String(mode).slice(0, 40))}`);
+  const count = (v: number, field: string) => {
+    if (!Number.isSafeInteger(v) || v < 0) throw bad(`plan.sampling.${field} must be an integer >= 0, received ${v}`);
+    return v;
+  };
+  const population = count(s.population, 'population');
+  const drawn = count(s.drawn, 'drawn');
+  if (drawn > population) throw bad(`plan.sampling.drawn ${drawn} exceeds its population ${population}`);
+  if (!(Number.isFinite(s.expectedCohort) && s.expectedCohort >= 0 && s.expectedCohort <= population)) throw bad(`plan.sampling.expectedCohort must be in [0, ${population}], received ${s.expectedCohort}`);
+  if (!(s.rate >= 0 && s.rate <= 1)) throw bad(`plan.sampling.rate must be in [0, 1], received ${s.rate}`);
+  if (population > 0 && Math.abs(s.rate - s.expectedCohort / population) > 1e-9) throw bad(`plan.sampling.rate ${s.rate} is not expectedCohort / population = ${s.expectedCohort} / ${population}`);
+  if (mode !== 'poisson' && drawn !== s.expectedCohort) throw bad(`plan.sampling: a ${mode} draw asked for ${s.expectedCohort} but drew ${drawn}`);
+  return { mode, population, expectedCohort: s.expectedCohort, rate: s.rate, drawn };
 }
 
 export function planFromProto(p: PbRoundPlan): RoundPlan {
@@ -73,6 +100,7 @@ export function planFromProto(p: PbRoundPlan): RoundPlan {
     deadlineUnixMs: p.deadlineUnixMs,
     nonce: p.nonce,
     ...parts,
+    ...(p.sampling ? { sampling: samplingFromProto(p.sampling) } : {}),
   };
 }
 

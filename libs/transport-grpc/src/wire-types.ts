@@ -18,6 +18,16 @@ export interface PbRoundPlan {
   deadlineUnixMs: number;
   nonce: string;
   extraJson: string;
+  /** How the cohort was drawn (absent or null from coordinators that predate cohort sampling). */
+  sampling?: PbCohortSampling | null;
+}
+
+export interface PbCohortSampling {
+  mode: string;
+  population: number;
+  expectedCohort: number;
+  rate: number;
+  drawn: number;
 }
 
 export interface PbGetTaskResponse {

@@ -94,6 +94,27 @@ export function register(program: Command): void {
       await runBenchScript('privacy-utility', args);
     });
   bench
+    .command('scale')
+    .description(
+      'Seconds per round and peak RSS (whole simulation with its workers; the coordinator when the simulator reports it) of fedlora simulate ' +
+        'at populations 100 / 1,000 / 10,000 and cohorts 10 / 100 / 1,000, with and without SecAgg+, then --workers 1 against 2 on a cohort of 100 (long: run it once)',
+    )
+    .option('--quick', 'populations 100 and 1,000, cohorts 10 and 100, workers compared on a cohort of 20')
+    .option('--populations <list>', 'comma-separated populations (default 100,1000,10000)')
+    .option('--cohorts <list>', 'comma-separated cohorts (default 10,100,1000; cohorts above a population are skipped)')
+    .option('--workers <n>', 'training workers of the sweep\'s cases (default: one per core)')
+    .option('--max-seconds <n>', 'time limit per case; a case over it is killed and reported with its error', '1800')
+    .option('--parts <list>', 'sweep and/or workers (the --workers 1 vs 2 comparison)', 'sweep,workers')
+    .option('--json', 'print one JSON document on stdout (always the case)')
+    .action(async (o: { quick?: boolean; populations?: string; cohorts?: string; workers?: string; maxSeconds: string; parts: string }) => {
+      const args = ['--max-seconds', o.maxSeconds, '--parts', o.parts];
+      if (o.quick) args.push('--quick');
+      if (o.populations) args.push('--populations', o.populations);
+      if (o.cohorts) args.push('--cohorts', o.cohorts);
+      if (o.workers) args.push('--workers', o.workers);
+      await runBenchScript('scale', args);
+    });
+  bench
     .command('secagg')
     .description(
       'SecAgg+ client masking (d=1e6, k=16) and server unmasking (n=100, 10% dropped) as ratios to the raw AES-CTR ' +

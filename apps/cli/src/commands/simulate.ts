@@ -12,6 +12,7 @@ import { intOption, numberOption } from './parse-options.js';
 import type { Partition } from '../simulate/partition.js';
 import { parsePartition } from '../simulate/partition.js';
 import { applyDpSgdDefaults, dpSgdDefaultsFlags } from '../simulate/dp-defaults.js';
+import { defaultWorkers, workersUnsupported } from '../simulate/workers-sim.js';
 import { calibrateDpFedAvg, readTrustedKeys } from '@fedlora/privacy';
 
 /** `--dashboard`: a loopback host:port (a simulation has no credentials to protect the dashboard with). */
@@ -43,7 +44,7 @@ export function register(program: Command): void {
     .option('--sampling <mode>', 'with --clients-per-round: uniform (fixed-size cohort) or poisson (each institution independently; central DP then accounts amplification by sampling)', samplingOption, 'uniform')
     .option('--partition <how>', 'how the SOTU text is split: era (natural split by period, default), iid (shuffled, even), dirichlet:ALPHA (label skew over the president, Hsu et al. 2019)', partitionOption, { kind: 'era' } as Partition)
     .option('--min-clients <n>', 'a round completes only if this many clients report (default: all)', intOption('--min-clients', 1, 10_000))
-    .option('--deadline <seconds>', 'round deadline', numberOption('--deadline', 1, 86_400), 600)
+    .option('--deadline <seconds>', 'round deadline (default: 600, or 1.5 s per member of the cohort if longer: one process trains the whole cohort)', numberOption('--deadline', 1, 86_400))
     .addOption(new Option('--strategy <name>', 'server optimizer').choices(['fedavg', 'fedprox', 'fedadam', 'fedyogi', 'fedadagrad']).default('fedavg'))
     .option('--server-lr <x>', 'server learning rate (default 1 for fedavg, 0.01 for adaptive)', numberOption('--server-lr', 0, 100))
     .option('--proximal-mu <mu>', 'FedProx proximal coefficient (with --strategy fedprox)', numberOption('--proximal-mu', 0, 1e6), 0.01)
@@ -70,11 +71,12 @@ export function register(program: Command): void {
     .option('--secagg', 'secure aggregation (SecAgg+): the coordinator sees only the sum of the updates')
     .option('--dropout <p>', 'with --secagg: each client vanishes during a round with probability p, at a random stage', numberOption('--dropout', 0, 0.9), 0)
     .option('--secagg-clip <C>', 'with --secagg and no DP: L2 clip of each update before encoding', numberOption('--secagg-clip', 1e-9, 1e9), 10)
-    .option('--stage-timeout <seconds>', 'with --secagg: deadline of each protocol stage', numberOption('--stage-timeout', 0.1, 3600), 10)
+    .option('--stage-timeout <seconds>', 'with --secagg: deadline of each protocol stage (default: 10, or 0.25 s per member of the cohort if longer: the cohort is materialised when drawn)', numberOption('--stage-timeout', 0.1, 3600))
     .option('--dashboard <host:port>', 'serve the coordinator\'s web dashboard at http://HOST:PORT/ during the run (loopback only, e.g. 127.0.0.1:8080)', dashboardListen)
     .option('--dashboard-linger <seconds>', 'with --dashboard: keep serving it this long after the run ends', numberOption('--dashboard-linger', 0, 86_400), 0)
     .option('--out <dir>', 'directory for the ledgers (default: a new temporary directory)')
     .option('--task <task>', 'text (fine-tune on SOTU text) or qa (instruction tuning on SOTU questions with per-round federated MCQ accuracy)', 'text')
+    .option('--workers <n>', 'local training in N worker processes (default: one per core; 0: in this process; task text without DP-SGD)', intOption('--workers', 0, 1024))
     .option('--seed <s>', 'seed of the initial adapter and the clients\' batch order', 'fedlora')
     .addOption(new Option('--log-level <level>', 'JSON log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('warn'))
     .option('--json', 'print one JSON document on stdout')
@@ -99,6 +101,7 @@ export function register(program: Command): void {
           : undefined;
       if (o.dpAdaptiveClip && !o.dpMode) throw new CliError('--dp-adaptive-clip needs --dp-mode central (without --secagg) or --dp-mode distributed (with --secagg), received no --dp-mode');
       const progress = o.json ? undefined : createProgressDisplay(o.rounds);
+      const workers = simulateWorkers(o);
       const report = await runSimulation({
         clients: o.clients,
         rounds: o.rounds,
@@ -112,7 +115,7 @@ export function register(program: Command): void {
         minClients: o.minClients,
         partition: o.partition,
         ...(o.clientsPerRound !== undefined ? { clientsPerRound: o.clientsPerRound, sampling: o.sampling } : {}),
-        roundDeadlineMs: o.deadline * 1000,
+        roundDeadlineMs: (o.deadline ?? scaledDefault(600, 1.5, o)) * 1000,
         strategy: { name: o.strategy, serverLearningRate: o.serverLr },
         proximalMu: o.proximalMu,
         lora: o.loraR ? { r: o.loraR, alpha: 2 * o.loraR } : undefined,
@@ -121,6 +124,7 @@ export function register(program: Command): void {
         backend: o.backend,
         seed: o.seed,
         silentClients: o.silentClients,
+        ...(workers ? { workers } : {}),
         ...(o.task === 'qa' ? { task: 'qa' as const } : o.task !== 'text' ? badTask(o.task) : {}),
         privacy: o.dpMode
           ? {
@@ -146,7 +150,7 @@ export function register(program: Command): void {
               }
             : undefined,
         outDir: o.out,
-        secagg: o.secagg ? { dropout: o.dropout, clipNorm: o.dpMode ? o.dpClip : o.secaggClip, stageTimeoutMs: o.stageTimeout * 1000 } : undefined,
+        secagg: o.secagg ? { dropout: o.dropout, clipNorm: o.dpMode ? o.dpClip : o.secaggClip, stageTimeoutMs: (o.stageTimeout ?? scaledDefault(10, 0.25, o)) * 1000 } : undefined,
         logger: createEventLogger(o.logLevel as LogLevel, { component: 'simulate' }),
         dashboard: o.dashboard
           ? {
@@ -178,7 +182,7 @@ export function register(program: Command): void {
       if (report.task === 'qa') {
         const acc = report.rounds.filter((r) => r.evaluation?.acc !== undefined).map((r) => `round ${r.round}: ${r.evaluation!.acc!.toFixed(3)}`);
         process.stdout.write(
-          `\nfederated MCQ accuracy of the global adapter each round started from (clients' held-out questions, chance 0.25): ${acc.join(', ') || '-'}` +
+          `\nfederated MCQ accuracy of the global adapter each round started from (clients' held-out questions, two balanced choices: chance 0.5): ${acc.join(', ') || '-'}` +
             `\nfinal adapter: acc ${report.finalEvaluation?.acc.toFixed(3) ?? '-'}, acc_norm ${report.finalEvaluation?.accNorm.toFixed(3) ?? '-'} over ${report.finalEvaluation?.count ?? 0} questions; eval loss is ${report.evalLossOf}\n`,
         );
       }
@@ -201,6 +205,25 @@ export function register(program: Command): void {
       }
       if (report.finalEvalLoss === null) throw new CliError('no round completed');
     });
+}
+
+/** `--workers`: explicit, or one per core (at most one per client) where the simulation can train in workers; 0 or none: in this process. */
+function simulateWorkers(o: { workers?: number; clients: number; task: string; dpSgdClip?: number; dpSgdEpsilon?: number; dpSgdNoiseMultiplier?: number }): number {
+  const why = workersUnsupported({ task: o.task === 'qa' ? 'qa' : 'text', dpSgd: o.dpSgdClip ?? o.dpSgdEpsilon ?? o.dpSgdNoiseMultiplier });
+  if (o.workers === undefined) return why ? 0 : Math.min(defaultWorkers(), o.clients);
+  if (o.workers > 0 && why) throw new CliError(`--workers ${o.workers}: ${why}; use --workers 0`);
+  return o.workers;
+}
+
+/**
+ * A deadline default that grows with the cohort: a simulation materialises the cohort when it is
+ * drawn and trains it in one machine's processes, so a thousand take longer to arrive and finish
+ * than ten (seconds: `base`, or `perMember` x cohort if longer).
+ */
+function scaledDefault(base: number, perMember: number, o: { clients: number; clientsPerRound?: number }): number {
+  const q = o.clientsPerRound;
+  const cohort = q === undefined ? o.clients : Math.min(o.clients, q < 1 ? Math.ceil(q * o.clients) : Math.floor(q));
+  return Math.max(base, perMember * cohort);
 }
 
 function badTask(task: unknown): never {

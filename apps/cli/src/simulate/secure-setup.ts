@@ -1,7 +1,7 @@
 import type { LocalTrainer, RoundPlan, SecureAggregationOptions, SecureClientOptions } from '@fedlora/federation';
 import { flattenInPlanOrder, noiseShareFor } from '@fedlora/federation';
 import type { Stage } from '@fedlora/secagg';
-import { STAGES, generateIdentity } from '@fedlora/secagg';
+import { STAGES, chooseSecAggParams, generateIdentity } from '@fedlora/secagg';
 import type { RandomBytes } from '@fedlora/tensor';
 import { cryptoRandomBytes, seededRandomBytes, uniform01, uniformInt } from '@fedlora/tensor';
 
@@ -20,6 +20,23 @@ export interface SimulationSecAgg {
   t?: number;
 }
 
+/** The dropout fraction the coordinator sizes SecAgg+ for: 1.5x the simulated dropout, within [0.1, 0.5]. */
+export function simulationDropoutFraction(dropout: number): number {
+  return Math.min(0.5, Math.max(0.1, dropout * 1.5));
+}
+
+/**
+ * The most survivors a simulation may require of a secure round without changing its graph: a
+ * secure sum already holds at least t + 1 inputs, and a larger minimum raises t, and k with it,
+ * towards the cohort (thresholdForSurvivors). For a sparse SecAgg+ graph (Bell et al. 2020, k of
+ * O(log n)) that is t + 1 of chooseSecAggParams; a complete graph (small cohorts) sets no cap.
+ */
+export function secureMinClientsCap(cohort: number, dropout: number): number {
+  if (cohort < 3) return cohort;
+  const p = chooseSecAggParams({ n: cohort, dropoutFraction: simulationDropoutFraction(dropout) });
+  return p.full ? cohort : p.t + 1;
+}
+
 /**
  * Identities and per-client options for a simulated SecAgg+ federation, plus what only a
  * simulator can know: every client's clipped update, to measure how far the securely
@@ -35,7 +52,7 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
     identityOf: (n) => identities.get(n)?.publicKey,
     clipNorm: o.clipNorm,
     noiseStddevPerClient: o.noiseStddevPerClient ?? 0,
-    dropoutFraction: Math.min(0.5, Math.max(0.1, o.dropout * 1.5)),
+    dropoutFraction: simulationDropoutFraction(o.dropout),
     stageTimeoutMs: o.stageTimeoutMs,
     ...(o.livenessMs !== undefined ? { livenessMs: o.livenessMs } : {}),
     rng: cryptoRandomBytes,

@@ -1,0 +1,146 @@
+/**
+ * A simulated population of institutions that are identities plus data partitions, not live
+ * processes (as in cross-device FL, Bonawitz et al. 2019, "Towards Federated Learning at Scale",
+ * where devices check in and most are told to come back later).
+ *
+ * Each institution registers once and then only checks in (one GetTask without waiting) from
+ * time to time over one gRPC channel shared by the whole population; the coordinator's liveness
+ * window covers the check-in period. An institution told to train is materialised: its node is
+ * built (budgets reopened from disk, data tokenized, trainer on the shared base model), runs the
+ * round with every client-side check of a real node (plan and roster checks, budget guards,
+ * SecAgg+), and is dropped as soon as the coordinator has nothing more for it.
+ */
+import type { BuiltClient } from '@fedlora/client';
+import type { CoordinatorConnection, EventLogger } from '@fedlora/federation';
+import { FederationError, systemClock } from '@fedlora/federation';
+import type * as grpc from '@grpc/grpc-js';
+import { GrpcConnection } from '@fedlora/transport-grpc';
+
+/** How a population is driven. */
+export interface PopulationOptions {
+  address: string;
+  channel: grpc.Channel;
+  /** Institution names, in partition order. */
+  names: readonly string[];
+  /** The example count each claims at registration (its training sequences). */
+  numExamplesOf: (index: number) => number;
+  /** Builds the node of institution `index` for the round it was drawn into, on the session the population holds for it. */
+  materialise: (index: number, session: CoordinatorConnection) => Promise<BuiltClient>;
+  /** Called when a materialised node is dropped (collect what it spent, say). */
+  onDropped?: (index: number, node: BuiltClient, result: { roundsTrained: number[]; stopped?: string }) => void;
+  /** Check-ins in flight at once (default 16). */
+  concurrency?: number;
+  /**
+   * Check-ins per second over the whole population (default 500): a sweep over n idle
+   * institutions takes at least n / rate seconds, so idle institutions cost the coordinator (and
+   * the trainers sharing this process) a bounded rate of cheap calls, whatever the population.
+   */
+  checkInsPerSecond?: number;
+  signal: AbortSignal;
+  logger: EventLogger;
+}
+
+/** What a population run saw. */
+export interface PopulationResult {
+  /** Most nodes materialised at the same time. */
+  peakMaterialised: number;
+  /** Nodes built over the run (one per institution per round it took part in). */
+  materialisations: number;
+  /** Institutions that stopped themselves (for example: budget exhausted), with why. */
+  stopped: Map<string, string>;
+}
+
+type State = 'idle' | 'materialised' | 'done';
+
+/**
+ * Runs the population until the coordinator has told every institution that the run finished
+ * (or `signal` aborts). Rejects when a materialised node fails, as a real client would exit.
+ */
+export async function runPopulation(o: PopulationOptions): Promise<PopulationResult> {
+  const n = o.names.length;
+  // One session per institution on the shared channel: a token, not a connection.
+  const sessions = o.names.map(() => new GrpcConnection({ address: o.address, channel: o.channel, callTimeoutMs: 60_000 }));
+  const state: State[] = new Array<State>(n).fill('idle');
+  const stopped = new Map<string, string>();
+  const running = new Set<Promise<void>>();
+  let failure: unknown;
+  let materialised = 0;
+  let peakMaterialised = 0;
+  let materialisations = 0;
+  let sweep = 0;
+  let fastThrough = -1;
+  let lastNonce = '';
+
+  const register = (i: number) => sessions[i]!.register(o.names[i]!, o.numExamplesOf(i));
+  await forEachLimited(n, o.concurrency ?? 16, o.signal, register);
+
+  const materialise = (i: number) => {
+    state[i] = 'materialised';
+    materialisations++;
+    peakMaterialised = Math.max(peakMaterialised, ++materialised);
+    const p = (async () => {
+      const node = await o.materialise(i, sessions[i]!);
+      const result = await node.run(o.signal);
+      o.onDropped?.(i, node, result);
+      if (result.stopped) {
+        stopped.set(o.names[i]!, result.stopped);
+        state[i] = 'done';
+      } else state[i] = 'idle';
+    })()
+      .catch((err: unknown) => {
+        if (!o.signal.aborted) failure ??= err;
+        state[i] = 'done';
+      })
+      .finally(() => {
+        materialised--;
+        running.delete(p);
+      });
+    running.add(p);
+  };
+
+  const checkIn = async (i: number) => {
+    if (state[i] !== 'idle') return;
+    try {
+      const task = await sessions[i]!.getTask(0);
+      if (task.kind === 'finished') state[i] = 'done';
+      else if (task.kind === 'train' && state[i] === 'idle') {
+        // A new round attempt opened: find the rest of its cohort at full speed (this sweep and the next).
+        if (task.plan.nonce !== lastNonce) {
+          lastNonce = task.plan.nonce;
+          fastThrough = sweep + 1;
+        }
+        materialise(i);
+      }
+    } catch (err) {
+      if (o.signal.aborted) return;
+      // The coordinator forgot this session (it restarted): register again.
+      if (err instanceof FederationError && err.code === 'unauthenticated') await register(i);
+      else o.logger.warn({ event: 'population.check-in-failed', client: o.names[i], reason: (err as Error).message });
+    }
+  };
+
+  // Check-ins are spread evenly over a sweep (no bursts that would starve the rounds' own calls),
+  // except right after a round opened, when its cohort must arrive before the first stage closes.
+  const intervalMs = 1000 / (o.checkInsPerSecond ?? 500);
+  for (sweep = 0; !o.signal.aborted && failure === undefined && state.some((s) => s !== 'done'); sweep++) {
+    const started = performance.now();
+    await forEachLimited(n, o.concurrency ?? 16, o.signal, async (i) => {
+      const wait = sweep <= fastThrough ? 0 : started + i * intervalMs - performance.now();
+      if (wait > 1) await systemClock.sleep(wait, o.signal).catch(() => {});
+      await checkIn(i);
+    });
+    await systemClock.sleep(50, o.signal).catch(() => {});
+  }
+  await Promise.allSettled([...running]);
+  if (failure !== undefined && !o.signal.aborted) throw failure;
+  return { peakMaterialised, materialisations, stopped };
+}
+
+/** Calls `fn(i)` for i in [0, n) with at most `limit` calls in flight; stops starting new ones when `signal` aborts. */
+async function forEachLimited(n: number, limit: number, signal: AbortSignal, fn: (i: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const lane = async () => {
+    while (next < n && !signal.aborted) await fn(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, n) }, lane));
+}
