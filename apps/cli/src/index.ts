@@ -3,3 +3,4 @@ export type { SimulationOptions, SimulationReport, SimulationRound, ProgressEven
 export { runSimulation } from './simulate/run-simulation.js';
 export { partitionSotu } from './simulate/sotu-partition.js';
 export { buildProgram, main } from './main.js';
+export { sotuQa, qaLoraTargets } from './simulate/sotu-qa.js';
