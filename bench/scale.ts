@@ -121,7 +121,11 @@ async function main(): Promise<void> {
   const cases: ScaleCase[] = [];
   for (const population of parts.includes('sweep') ? populations : []) {
     for (const cohort of cohorts.filter((k) => k <= population)) {
-      for (const secagg of [false, true]) cases.push(await runCase({ population, cohort, secagg, workers, localSteps: 1, rounds: 2 }, maxSeconds));
+      for (const secagg of [false, true]) {
+        cases.push(await runCase({ population, cohort, secagg, workers, localSteps: 1, rounds: 2 }, maxSeconds));
+        // Each case as it ends (stderr), so a sweep cut short still leaves its numbers.
+        process.stderr.write(`bench scale case: ${JSON.stringify(cases.at(-1))}\n`);
+      }
     }
   }
   // Training in worker processes: one against two on a cohort of 100 (enough training to matter: 4 local steps).
