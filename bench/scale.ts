@@ -14,7 +14,7 @@
  * Peer: none runs here (see `peer` in the output). One case at a time; a case over --max-seconds
  * is killed and reported with its error.
  *
- *   node --import tsx bench/scale.ts [--quick] [--max-seconds 1800] [--populations 100,1000,10000] [--cohorts 10,100,1000]
+ *   node --import tsx bench/scale.ts [--quick] [--max-seconds 1800] [--populations 100,1000,10000] [--cohorts 10,100,1000] [--parts sweep,workers]
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -117,17 +117,23 @@ async function main(): Promise<void> {
   const cohorts = list(arg('--cohorts', quick ? '10,100' : '10,100,1000'));
   const maxSeconds = Number(arg('--max-seconds', '1800'));
   const workers = Number(arg('--workers', String(availableParallelism())));
+  const parts = arg('--parts', 'sweep,workers').split(',');
   const cases: ScaleCase[] = [];
-  for (const population of populations) {
+  for (const population of parts.includes('sweep') ? populations : []) {
     for (const cohort of cohorts.filter((k) => k <= population)) {
-      for (const secagg of [false, true]) cases.push(await runCase({ population, cohort, secagg, workers, localSteps: 1, rounds: 2 }, maxSeconds));
+      for (const secagg of [false, true]) {
+        cases.push(await runCase({ population, cohort, secagg, workers, localSteps: 1, rounds: 2 }, maxSeconds));
+        // Each case as it ends (stderr), so a sweep cut short still leaves its numbers.
+        process.stderr.write(`bench scale case: ${JSON.stringify(cases.at(-1))}\n`);
+      }
     }
   }
   // Training in worker processes: one against two on a cohort of 100 (enough training to matter: 4 local steps).
   const cohort = quick ? 20 : 100;
-  const one = await runCase({ population: cohort, cohort, secagg: false, workers: 1, localSteps: 4, rounds: 2 }, maxSeconds);
-  const two = await runCase({ population: cohort, cohort, secagg: false, workers: 2, localSteps: 4, rounds: 2 }, maxSeconds);
-  const speedup = one.secondsPerRound && two.secondsPerRound ? one.secondsPerRound / two.secondsPerRound : null;
+  const compare = parts.includes('workers');
+  const one = compare ? await runCase({ population: cohort, cohort, secagg: false, workers: 1, localSteps: 4, rounds: 2 }, maxSeconds) : undefined;
+  const two = compare ? await runCase({ population: cohort, cohort, secagg: false, workers: 2, localSteps: 4, rounds: 2 }, maxSeconds) : undefined;
+  const speedup = one?.secondsPerRound && two?.secondsPerRound ? one.secondsPerRound / two.secondsPerRound : null;
   process.stdout.write(
     `${JSON.stringify(
       {
@@ -135,7 +141,7 @@ async function main(): Promise<void> {
         machine: { cores: availableParallelism(), loadAverage1m: Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]) },
         settings: { quick, rounds: 2, localSteps: 1, partition: 'iid', workers, maxSeconds },
         cases,
-        workers: { cohort, localSteps: 4, workers1: one, workers2: two, speedup },
+        ...(compare ? { workers: { cohort, localSteps: 4, workers1: one, workers2: two, speedup } } : {}),
         peer: {
           name: null,
           reason:

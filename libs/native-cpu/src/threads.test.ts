@@ -8,8 +8,9 @@ const skip = nativeSkipReason();
 if (skip) console.warn(`threaded kernel tests skipped: ${skip}`);
 
 // Large enough (> 2 x 65536 elements of work; memory-bound element-wise ops > 2 x 2^20) that the
-// kernels split across threads.
-describe.skipIf(skip !== null)('kernels split across 3 threads', () => {
+// kernels split across threads. The pure-JS reference on 2.4M elements takes seconds idle and minutes on a
+// loaded machine: the timeout bounds a hang, not the speed.
+describe.skipIf(skip !== null)('kernels split across 3 threads', { timeout: 600_000 }, () => {
   it('match the pure kernels on large broadcast, unary, softmax and fused ops', async () => {
     expect(loadNativeCpu({ numThreads: 3 }).threads).toBe(3);
     const { native, pure } = await nativeAndPure(() => {

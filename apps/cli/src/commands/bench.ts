@@ -104,9 +104,10 @@ export function register(program: Command): void {
     .option('--cohorts <list>', 'comma-separated cohorts (default 10,100,1000; cohorts above a population are skipped)')
     .option('--workers <n>', 'training workers of the sweep\'s cases (default: one per core)')
     .option('--max-seconds <n>', 'time limit per case; a case over it is killed and reported with its error', '1800')
+    .option('--parts <list>', 'sweep and/or workers (the --workers 1 vs 2 comparison)', 'sweep,workers')
     .option('--json', 'print one JSON document on stdout (always the case)')
-    .action(async (o: { quick?: boolean; populations?: string; cohorts?: string; workers?: string; maxSeconds: string }) => {
-      const args = ['--max-seconds', o.maxSeconds];
+    .action(async (o: { quick?: boolean; populations?: string; cohorts?: string; workers?: string; maxSeconds: string; parts: string }) => {
+      const args = ['--max-seconds', o.maxSeconds, '--parts', o.parts];
       if (o.quick) args.push('--quick');
       if (o.populations) args.push('--populations', o.populations);
       if (o.cohorts) args.push('--cohorts', o.cohorts);

@@ -11,6 +11,7 @@ import { runSimulation } from '../simulate/run-simulation.js';
 import { intOption, numberOption } from './parse-options.js';
 import type { Partition } from '../simulate/partition.js';
 import { parsePartition } from '../simulate/partition.js';
+import { applyDpSgdDefaults, dpSgdDefaultsFlags } from '../simulate/dp-defaults.js';
 import { defaultWorkers, workersUnsupported } from '../simulate/workers-sim.js';
 import { calibrateDpFedAvg, readTrustedKeys } from '@fedlora/privacy';
 
@@ -37,7 +38,7 @@ export function register(program: Command): void {
     .option('--batch-size <n>', 'sequences per step', intOption('--batch-size', 1, 4096), 8)
     .option('--lr <x>', 'client learning rate (AdamW)', numberOption('--lr', 0, 10), 3e-3)
     .option('--seq-len <n>', 'tokens per training sequence', intOption('--seq-len', 8, 8192), 64)
-    .option('--chars-per-client <n>', 'characters of text per client', intOption('--chars-per-client', 1000, 50_000_000), 60_000)
+    .option('--chars-per-client <n>', 'characters of text per client (about 2,800 records of 400 characters at the default; DP-SGD needs many units)', intOption('--chars-per-client', 1000, 50_000_000), 1_000_000)
     .option('--eval-sequences <n>', 'held-out sequences per client for the eval loss', intOption('--eval-sequences', 1, 100_000), 16)
     .option('--clients-per-round <n>', 'cohort per round, drawn by the coordinator from its CSPRNG: a count, or a fraction in (0, 1) of --clients (default: all)', numberOption('--clients-per-round', 1e-9, 1_000_000))
     .option('--sampling <mode>', 'with --clients-per-round: uniform (fixed-size cohort) or poisson (each institution independently; central DP then accounts amplification by sampling)', samplingOption, 'uniform')
@@ -74,12 +75,25 @@ export function register(program: Command): void {
     .option('--dashboard <host:port>', 'serve the coordinator\'s web dashboard at http://HOST:PORT/ during the run (loopback only, e.g. 127.0.0.1:8080)', dashboardListen)
     .option('--dashboard-linger <seconds>', 'with --dashboard: keep serving it this long after the run ends', numberOption('--dashboard-linger', 0, 86_400), 0)
     .option('--out <dir>', 'directory for the ledgers (default: a new temporary directory)')
-    .option('--task <task>', 'text (fine-tune on SOTU text) or qa (instruction tuning on SOTU questions with per-round federated MCQ accuracy)', 'text')
+    .option('--task <task>', 'text (fine-tune on SOTU text) or qa (instruction tuning on SOTU facts with per-round federated MCQ accuracy; defaults then --rounds 8 --local-steps 15 --batch-size 16 --lr 5e-3)', 'text')
     .option('--workers <n>', 'local training in N worker processes (default: one per core; 0: in this process; task text without DP-SGD)', intOption('--workers', 0, 1024))
     .option('--seed <s>', 'seed of the initial adapter and the clients\' batch order', 'fedlora')
     .addOption(new Option('--log-level <level>', 'JSON log level on stderr').choices(['debug', 'info', 'warn', 'error', 'silent']).default('warn'))
     .option('--json', 'print one JSON document on stdout')
-    .action(async (o) => {
+    .action(async (opts, cmd: Command) => {
+      // --task qa has its own defaults (measured: README "Instruction tuning and evaluation"); flags given still win.
+      const given = opts.task === 'qa' ? { ...opts, ...Object.fromEntries(Object.entries(QA_DEFAULTS).filter(([k]) => cmd.getOptionValueSource(k) === 'default')) } : opts;
+      // With a DP-SGD budget, the training defaults are the DP ones (dp-defaults.ts) unless given on the command line.
+      let o = given;
+      if (given.dpSgdEpsilon !== undefined) {
+        const flag = { batchSize: 'batchSize', localSteps: 'localSteps', learningRate: 'lr', maxSequencesPerUnit: 'dpSgdMaxSequences', stageTimeout: 'stageTimeout' } as const;
+        const d = applyDpSgdDefaults(
+          { batchSize: given.batchSize, localSteps: given.localSteps, learningRate: given.lr, maxSequencesPerUnit: given.dpSgdMaxSequences, stageTimeout: given.stageTimeout },
+          (k) => given[flag[k]] !== undefined && cmd.getOptionValueSource(flag[k]) !== 'default',
+        );
+        o = { ...given, batchSize: d.options.batchSize, localSteps: d.options.localSteps, lr: d.options.learningRate, dpSgdMaxSequences: d.options.maxSequencesPerUnit, stageTimeout: d.options.stageTimeout };
+        if (d.applied) info(`DP-SGD defaults (README, Privacy: ${dpSgdDefaultsFlags()}); applied: ${d.applied}`);
+      }
       if (o.dpEpsilon !== undefined && o.dpMode !== 'central') throw new CliError(`--dp-epsilon calibrates --dp-mode central; received --dp-mode ${o.dpMode ?? '(none)'}: give --dp-noise-multiplier for distributed noise`);
       if (o.dpEpsilon !== undefined && o.dpNoiseMultiplier !== undefined) throw new CliError('--dp-epsilon calibrates the noise multiplier: give it or --dp-noise-multiplier, not both');
       if (o.dpEpsilon !== undefined && o.dpAdaptiveClip) throw new CliError('--dp-epsilon does not calibrate adaptive clipping yet: give --dp-noise-multiplier with --dp-adaptive-clip');
@@ -202,6 +216,9 @@ function simulateWorkers(o: { workers?: number; clients: number; task: string; d
   if (o.workers > 0 && why) throw new CliError(`--workers ${o.workers}: ${why}; use --workers 0`);
   return o.workers;
 }
+
+/** What `--task qa` uses unless the flag is given: enough steps past the plateau of the first ~60 (see sotu-qa.ts). */
+const QA_DEFAULTS = { rounds: 8, localSteps: 15, batchSize: 16, lr: 5e-3 } as const;
 
 /**
  * A deadline default that grows with the cohort: a simulation materialises the cohort when it is

@@ -3,7 +3,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel, validateLoraConfig } from '@fedlora/model';
-import type { NoiseCalibration } from '@fedlora/privacy';
+import type { ClientPrivacyGuard, NoiseCalibration } from '@fedlora/privacy';
 import { TRUSTED_KEYS_FILE, generateLedgerKey, writeTrustedKeys } from '@fedlora/privacy';
 import type { RoundPlan, RoundSummary } from '@fedlora/federation';
 import { flattenInPlanOrder, plannedPrivacy, silentLogger, updateDimension, updateLayout } from '@fedlora/federation';
@@ -14,7 +14,7 @@ import { GrpcConnection, createSharedChannel } from '@fedlora/transport-grpc';
 import type { RefusalInfo } from '@fedlora/coordinator';
 import { buildCoordinator, distributedNoiseStddevPerClient } from '@fedlora/coordinator';
 import type { DpSgdTrainer } from '@fedlora/client';
-import { buildClient } from '@fedlora/client';
+import { ReleasedUpdate, buildClient } from '@fedlora/client';
 import { createSecureSimulation, secureMinClientsCap } from './secure-setup.js';
 import { createAggregationProbe } from './aggregation-error.js';
 import { simulationDashboard } from './simulation-dashboard.js';
@@ -90,6 +90,11 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const recordSpent = new Map<string, number>();
   const dpSgdCalibrations = new Map<string, NoiseCalibration>();
   const dpSgdTrainers = new Map<string, DpSgdTrainer>();
+  // Record-level guards of the nodes materialised now (their spend so far), and each institution's update kept for a
+  // retry of the open round: a node is rebuilt for every attempt, the kept update must outlive it (released-update.ts).
+  const liveRecordGuards = new Map<string, ClientPrivacyGuard>();
+  const released = new Map<string, ReleasedUpdate>();
+  const releasedOf = (name: string) => released.get(name) ?? released.set(name, new ReleasedUpdate()).get(name)!;
   const tookPart = new Set<number>();
 
   const secureMetrics = (s: RoundSummary, plan: RoundPlan, before: NamedTensors, after: NamedTensors | null) => {
@@ -140,6 +145,11 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     logger: log,
     ...(dash ? { onRefused: (r: RefusalInfo) => dash.refused(r), dashboard: dash.spec } : {}),
     onRoundEnd: async (s, adapter, plan) => {
+      // A completed round is never retried: the updates kept for its retries go (zeroed).
+      if (s.status === 'completed') {
+        for (const r of released.values()) r.forget();
+        released.clear();
+      }
       const recorded = fedPrivacy ? await fedPrivacy.recordRound(s, plan, new Date(s.endedAt).toISOString()) : undefined;
       o.onRoundAdapters?.(s.round, previous!, adapter);
       const r: SimulationRound = {
@@ -152,7 +162,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         evalLoss: adapter ? await evalLoss(adapter) : null,
         durationMs: Math.round(s.endedAt - s.startedAt),
         ...(recorded ? { epsilon: recorded.epsilon, clipNorm: plannedPrivacy(plan)?.clipNorm } : {}),
-        ...(recordSpent.size ? { recordEpsilon: Math.max(...recordSpent.values()) } : {}),
+        ...recordEpsilonOf(recordSpent, liveRecordGuards),
         ...(secure ? secureMetrics(s, plan, previous!, adapter) : {}),
         ...(probe && adapter ? optional('aggregationError', probe.measure(s.round, s.participantNames)) : {}),
         ...(s.declined.length ? { declined: s.declined } : {}),
@@ -174,7 +184,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     previous = app.coordinator.adapter;
     initialEvalLoss = await evalLoss(previous);
     const env = { o, model, lora, address, channel, outDir, cohort: cohortSize, slots: new TrainingSlots(o.trainingSlots ?? availableParallelism()), ledgerKeyOf: (n: string) => clientKeys.get(n) ?? clientKeys.set(n, generateLedgerKey().secretKey).get(n)!, ...(secure ? { secure } : {}), ...(probe ? { probe } : {}), logger: log };
-    const inProcess = inProcessTrainer(env, (n, t) => dpSgdTrainers.set(n, t));
+    const inProcess = inProcessTrainer(env, (n, t) => dpSgdTrainers.set(n, t), releasedOf);
     // --workers: the same training in a worker process, the rest of the node (guards, ledger, SecAgg+ noise) here.
     const workers = pool;
     const trainerFactory =
@@ -192,13 +202,16 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       channel,
       names,
       numExamplesOf: (i) => data.sizes[i]!.trainSequences,
-      materialise: (i, session) => {
+      materialise: async (i, session) => {
         tookPart.add(i);
-        return buildClient(nodeSpec({ ...env, trainerFactory }, i, session, data.sizes[i]!, data.build, o.onProgress));
+        const node = await buildClient(nodeSpec({ ...env, trainerFactory }, i, session, data.sizes[i]!, data.build, o.onProgress));
+        if (node.guards.record) liveRecordGuards.set(names[i]!, node.guards.record);
+        return node;
       },
       onDropped: (i, node) => {
         const name = names[i]!;
         if (node.guards.record) recordSpent.set(name, node.guards.record.spent());
+        liveRecordGuards.delete(name);
         const cal = dpSgdTrainers.get(name)?.calibration(calibrationPlan(o, lora));
         if (cal) dpSgdCalibrations.set(name, cal);
         dpSgdTrainers.delete(name);
@@ -256,4 +269,10 @@ function optional<K extends string>(key: K, value: number | undefined): Partial<
 async function finalMcq(model: CausalLM, lora: LoraConfig, adapter: NamedTensors, items: McqItem[]) {
   const r = await evaluateMcq(model, items, { lora, adapter });
   return { count: r.examples, acc: r.acc, accNorm: r.acc_norm };
+}
+
+/** The largest record-level epsilon spent so far over the institutions (dropped nodes' last spend, live nodes' guards). */
+function recordEpsilonOf(spent: ReadonlyMap<string, number>, live: ReadonlyMap<string, ClientPrivacyGuard>): { recordEpsilon?: number } {
+  const all = [...spent.values(), ...[...live.values()].map((g) => g.spent())];
+  return all.length ? { recordEpsilon: Math.max(...all) } : {};
 }
