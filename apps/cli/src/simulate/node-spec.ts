@@ -50,6 +50,8 @@ export interface NodeEnvironment {
   trainerFactory: TrainerFactory;
   /** Trainings that may run at once across the population (their tensors and activations are live only then). */
   slots: TrainingSlots;
+  /** Expected cohort per round (paces each node's heartbeats: the whole cohort shares this process). */
+  cohort: number;
   logger: EventLogger;
 }
 
@@ -166,7 +168,8 @@ export function nodeSpec(
       return o.wrapTrainer ? o.wrapTrainer(name, recorded) : recorded;
     },
     // Materialised for one round: no long poll, back to idle as soon as the coordinator has nothing for it.
-    runner: { pollMs: 0, heartbeatMs: 1000, untilIdle: true },
+    // Heartbeats: every second up to a cohort of 100, then 10 ms x cohort (a cohort of 1,000 would otherwise send 1,000 a second).
+    runner: { pollMs: 0, heartbeatMs: Math.max(1000, 10 * env.cohort), untilIdle: true },
     logger: env.logger,
   };
 }

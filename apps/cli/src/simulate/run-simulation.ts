@@ -75,10 +75,11 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const noiseStddevPerClient = distributed ? distributedNoiseStddevPerClient(o.privacy!.noiseMultiplier, o.privacy!.clipNorm, minClients) : 0;
   // Distributed adaptive clipping: every secure round is sized for the clip norm the federation privacy holds at that moment.
   const perRound = distributed && o.privacy?.adaptiveClipping ? () => fedPrivacy!.perRound!() : undefined;
-  const secure = o.secagg ? createSecureSimulation(names, { ...o.secagg, seed: o.seed, noiseStddevPerClient, ...(perRound ? { perRound } : {}) }) : undefined;
+  const secure = o.secagg ? createSecureSimulation(names, { ...o.secagg, seed: o.seed, cohort: cohortSize, noiseStddevPerClient, ...(perRound ? { perRound } : {}) }) : undefined;
   // One ledger key per institution, shared by its institution-level and record-level ledgers (the audit requires it).
-  const clientKeys = new Map(names.map((n) => [n, generateLedgerKey().secretKey]));
+  // Without ledgers (no DP) a key is made only for an institution that is materialised.
   const outDir = o.privacy || o.dpSgd ? (o.outDir ?? (await mkdtemp(join(tmpdir(), 'fedlora-sim-')))) : '';
+  const clientKeys = new Map(outDir ? names.map((n) => [n, generateLedgerKey().secretKey]) : []);
   // The public half of every ledger key, for the auditor (this one operator holds them all here).
   const trustedKeysPath = join(outDir, TRUSTED_KEYS_FILE);
   const coordinatorLedgerKey = generateLedgerKey();
@@ -182,7 +183,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     if (app.dashboard) o.dashboard?.onListening?.(app.dashboard.url);
     previous = app.coordinator.adapter;
     initialEvalLoss = await evalLoss(previous);
-    const env = { o, model, lora, address, channel, outDir, slots: new TrainingSlots(o.trainingSlots ?? availableParallelism()), ledgerKeyOf: (n: string) => clientKeys.get(n)!, ...(secure ? { secure } : {}), ...(probe ? { probe } : {}), logger: log };
+    const env = { o, model, lora, address, channel, outDir, cohort: cohortSize, slots: new TrainingSlots(o.trainingSlots ?? availableParallelism()), ledgerKeyOf: (n: string) => clientKeys.get(n) ?? clientKeys.set(n, generateLedgerKey().secretKey).get(n)!, ...(secure ? { secure } : {}), ...(probe ? { probe } : {}), logger: log };
     const inProcess = inProcessTrainer(env, (n, t) => dpSgdTrainers.set(n, t), releasedOf);
     // --workers: the same training in a worker process, the rest of the node (guards, ledger, SecAgg+ noise) here.
     const workers = pool;
