@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { verifyLedgerFile } from '@fedlora/privacy';
 import { runSimulation } from '@fedlora/cli';
+import type { LocalTrainer } from '@fedlora/federation';
 
 describe('a federation whose clients train with record-level DP-SGD, over gRPC', () => {
   it('keeps one signed record-level ledger per client that verifies and matches the per-round recordEpsilon', async () => {
@@ -50,6 +51,50 @@ describe('a federation whose clients train with record-level DP-SGD, over gRPC',
     });
     expect(Math.max(...spent)).toBeCloseTo(r2!.recordEpsilon!, 6);
   }, 60_000);
+
+  it('a retried round re-sends the update an institution already accounted: one spend for the round, and recordEpsilon in every round', async () => {
+    const outDir = await mkdtemp(join(tmpdir(), 'fedlora-dpsgd-retry-e2e-'));
+    let trained!: () => void;
+    const client1Trained = new Promise<void>((resolve) => (trained = resolve));
+    // client-1 trains attempt 1; client-2 then declines it (so the attempt aborts) and takes part in attempt 2.
+    const wrapTrainer = (name: string, t: LocalTrainer): LocalTrainer => ({
+      get numExamples() {
+        return t.numExamples;
+      },
+      accept: async (plan) => (name === 'client-2' && plan.attempt === 1 ? (await client1Trained, { accept: false, reason: 'busy' }) : ((await t.accept?.(plan)) ?? { accept: true })),
+      train: async (plan, global, progress) => {
+        const r = await t.train(plan, global, progress);
+        if (name === 'client-1') trained();
+        return r;
+      },
+    });
+    const report = await runSimulation({
+      clients: 2,
+      rounds: 1,
+      localSteps: 2,
+      batchSize: 4,
+      learningRate: 5e-3,
+      seqLen: 32,
+      charsPerClient: 6_000,
+      evalSequences: 2,
+      evalFraction: 0.1,
+      roundDeadlineMs: 300_000,
+      strategy: { name: 'fedavg' },
+      seed: 'dp-sgd-retry-e2e',
+      outDir,
+      dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 50, delta: 1e-5 },
+      wrapTrainer,
+    });
+    expect(report.rounds.map((r) => [r.round, r.attempt, r.status])).toEqual([
+      [1, 1, 'aborted'],
+      [1, 2, 'completed'],
+    ]);
+    const entries = (path: string) => verifyLedgerFile(path).parsed.map((e) => [e.kind, e.round]);
+    expect(entries(join(outDir, 'clients', 'client-1-record-ledger.jsonl'))).toEqual([['round', 1]]);
+    expect(entries(join(outDir, 'clients', 'client-2-record-ledger.jsonl'))).toEqual([['round', 1]]);
+    const spent = ['client-1', 'client-2'].map((c) => verifyLedgerFile(join(outDir, 'clients', `${c}-record-ledger.jsonl`)).epsilon!);
+    expect(report.rounds[1]!.recordEpsilon!).toBeCloseTo(Math.max(...spent), 6);
+  }, 120_000);
 
   it('a client refuses the round that would exceed its record-level budget; a federation that every client refuses fails promptly', async () => {
     const outDir = await mkdtemp(join(tmpdir(), 'fedlora-dpsgd-refuse-e2e-'));

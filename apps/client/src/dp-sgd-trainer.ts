@@ -55,6 +55,11 @@ export interface DpSgdTrainerOptions {
    * coordinator can do with it). Default true; false trains and spends afresh for every attempt.
    */
   reuseOnRetry?: boolean;
+  /**
+   * Where the update kept for a retry lives (default: in this trainer). A node rebuilt between
+   * attempts (simulate's virtual population) passes one that outlives it, in memory only.
+   */
+  released?: ReleasedUpdate;
   /** CSPRNG for Poisson sampling and noise (cryptoRandomBytes in production). */
   rng: RandomBytes;
   weightDecay?: number;
@@ -122,10 +127,11 @@ export class DpSgdTrainer implements LocalTrainer {
       throw new RangeError(`dpSgd.perExampleGradients must be "ghost" or "per-example", received ${JSON.stringify(method)}`);
     }
     this.numExamples = units;
+    this.released = opts.released ?? new ReleasedUpdate();
   }
 
   private readonly calibrations = new Map<string, NoiseCalibration>();
-  private readonly released = new ReleasedUpdate();
+  private readonly released: ReleasedUpdate;
 
   /** The calibration behind a plan's noise multiplier (budget first), or undefined when it was given. */
   calibration(plan: RoundPlan): NoiseCalibration | undefined {

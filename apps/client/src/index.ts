@@ -11,6 +11,7 @@ export { PrivacyGuardedTrainer } from './privacy-trainer.js';
 // Record-level DP-SGD on the data owner's side: own record-level budget and ledger.
 export type { DpSgdTrainerOptions } from './dp-sgd-trainer.js';
 export { DpSgdTrainer, DEFAULT_DP_SGD_CLIP_NORM } from './dp-sgd-trainer.js';
+export { ReleasedUpdate, releaseKey } from './released-update.js';
 // Federated evaluation: every global adapter scored on the institution's held-out sets, aggregates sent with the update.
 export type { FederatedEvalSets } from './federated-eval.js';
 export { EvaluatingTrainer, evaluateGlobal } from './federated-eval.js';

@@ -36,6 +36,11 @@ export interface SecureClientOptions {
   noiseFor?: (plan: RoundPlan) => ((n: number) => Int32Array) | undefined;
   /** Fault injection (simulations): vanish, sending nothing, when the server's message for this stage arrives. */
   dropAtFor?: (plan: RoundPlan) => Stage | undefined;
+  /**
+   * Pause between polls while the server's next stage is not ready (default 100 ms). A simulation
+   * running a thousand institutions in one process lengthens it, or their polls alone fill the CPU.
+   */
+  pollMs?: number;
 }
 
 /** How a client's secure round ended. */
@@ -93,7 +98,7 @@ export async function runSecureRound(
   while (!signal?.aborted) {
     const reply = await exchange(plan.round, plan.nonce, '', empty);
     if (reply.kind === 'wait') {
-      await clock.sleep(100, signal);
+      await clock.sleep(opts.pollMs ?? 100, signal);
       continue;
     }
     if (reply.kind === 'excluded' || reply.kind === 'finished') return reply.kind;

@@ -12,6 +12,7 @@ import { crossEntropy, loraRuntime, type CausalLM, type LoraConfig } from '@fedl
 import { ghostClippedLoraGradSum, type ClippedSumMethod, type GhostCompute } from './dp-sgd-ghost.js';
 import { toTensors } from './trainer.js';
 import { groupUnits, unitSlice } from './ghost-units.js';
+import { yieldToEventLoop } from './event-loop.js';
 
 /**
  * The gradient of each sequence's mean next-token loss (over its unmasked targets, loss-mask.ts) with respect to every LoRA tensor in
@@ -72,7 +73,19 @@ export interface PrivateGradientOptions {
   units?: readonly number[];
   /** Adapter tensors that are not trained (FFA-LoRA's A): used in the forward pass, never clipped, noised or returned. */
   frozen?: ReadonlyMap<string, tf.Tensor>;
+  /**
+   * Ghost method only: at most this many units per batched pass (default DEFAULT_UNITS_PER_PASS, 32);
+   * a larger batch runs in passes over whole units with a turn of the event loop between them.
+   */
+  unitsPerPass?: number;
 }
+
+/**
+ * Units per batched ghost pass. A pass is synchronous work; between passes the event loop runs,
+ * so heartbeats and, in a simulation, the coordinator and the other institutions sharing the
+ * process keep going during a step over hundreds of units.
+ */
+export const DEFAULT_UNITS_PER_PASS = 32;
 
 /** Result of `privateLoraGradient`. */
 export interface PrivateGradient {
@@ -115,7 +128,9 @@ export async function privateLoraGradient(
   if (!(o.expectedBatchSize > 0)) throw new RangeError(`expectedBatchSize must be > 0, received ${o.expectedBatchSize}`);
   const std = o.noiseMultiplier * o.clipNorm;
   const gridStep = std > 0 ? std * DEFAULT_GRID_FRACTION : undefined;
-  const g = await ghostClippedLoraGradSum(model, lora, vars, sequences, { clipNorm: o.clipNorm, dropoutSeed: o.dropoutSeed, clippedSum: o.clippedSum, compute: o.compute, gridStep, frozen: o.frozen, ...(o.units ? { unitOf: o.units } : {}) });
+  const g = await ghostInPasses(sequences, o.units, o.unitsPerPass ?? DEFAULT_UNITS_PER_PASS, (seqs, unitOf, first) =>
+    ghostClippedLoraGradSum(model, lora, vars, seqs, { clipNorm: o.clipNorm, dropoutSeed: (o.dropoutSeed + first) % 2 ** 31, clippedSum: o.clippedSum, compute: o.compute, gridStep, frozen: o.frozen, ...(unitOf ? { unitOf } : {}) }),
+  );
   const gradient: NamedTensors = new Map();
   if (gridStep !== undefined) {
     const noisy = privatizeGridCounts(g.gridCounts!, { sigma: std, gridStep, rng: o.rng, divisor: o.expectedBatchSize });
@@ -137,5 +152,46 @@ function groupGrads(perSequence: readonly NamedTensors[], layout: NamedTensors, 
     perSequence.forEach((p, i) => rows.set(p.get(name)?.data ?? new Float32Array(size), i * size));
     out.forEach((m, u) => m.set(name, { shape: [...t.shape], data: unitSlice(rows, size, g.rows[u]!) }));
   }
+  return out;
+}
+
+type GhostSum = Awaited<ReturnType<typeof ghostClippedLoraGradSum>>;
+
+/**
+ * The ghost clipped sum over `sequences` in passes of at most `perPass` whole units, yielding to
+ * the event loop between passes. Each unit is clipped within its own pass exactly as in one pass
+ * (its factor depends on its own gradient only), and the grid counts are integers summed exactly,
+ * so the release and its sensitivity are those of a single pass; the float `clippedSum` (used
+ * without noise) is summed in pass order.
+ */
+async function ghostInPasses(sequences: readonly Int32Array[], units: readonly number[] | undefined, perPass: number, pass: (seqs: Int32Array[], unitOf: number[] | undefined, firstUnit: number) => Promise<GhostSum>): Promise<GhostSum> {
+  if (!Number.isInteger(perPass) || perPass < 1) throw new RangeError(`unitsPerPass must be a positive integer, received ${perPass}`);
+  const grouping = groupUnits(sequences.length, units);
+  if (grouping.units <= perPass) return pass([...sequences], units ? [...units] : undefined, 0);
+  let total: GhostSum | undefined;
+  for (let first = 0; first < grouping.units; first += perPass) {
+    if (total) await yieldToEventLoop();
+    const rows = grouping.rows.slice(first, first + perPass);
+    const seqs = rows.flatMap((r) => [...r].map((i) => sequences[i]!));
+    const unitOf = rows.flatMap((r, u) => [...r].map(() => u));
+    const g = await pass(seqs, units ? unitOf : undefined, first);
+    if (!total) {
+      total = g;
+      continue;
+    }
+    for (const [name, t] of g.clippedSum) {
+      const acc = total.clippedSum.get(name)!.data;
+      t.data.forEach((v, i) => (acc[i]! += v));
+    }
+    total.gridCounts?.forEach((acc, k) => g.gridCounts![k]!.forEach((v, i) => (acc[i]! += v)));
+    total = { ...total, normsSq: concat(total.normsSq, g.normsSq), factors: concat(total.factors, g.factors), lossSum: total.lossSum + g.lossSum };
+  }
+  return total!;
+}
+
+function concat(a: Float64Array, b: Float64Array): Float64Array {
+  const out = new Float64Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
   return out;
 }

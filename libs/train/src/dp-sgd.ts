@@ -69,6 +69,8 @@ export interface DpSgdTrainOptions {
   /** CSPRNG (node:crypto in production, seeded in tests) for sampling, noise and LoRA dropout seeds. */
   rng: RandomBytes;
   weightDecay?: number;
+  /** AdamW's epsilon (default 1e-8); see LoopOptions.adamEps. */
+  adamEps?: number;
   warmupSteps?: number;
   /** Awaited after each step; the loop then yields to the event loop so timers and I/O keep running. */
   onStep?: (s: DpSgdStepInfo) => unknown;
@@ -180,6 +182,7 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
     steps: opts.steps,
     learningRate: opts.learningRate,
     weightDecay: opts.weightDecay ?? 0,
+    ...(opts.adamEps !== undefined ? { adamEps: opts.adamEps } : {}),
     warmupSteps: opts.warmupSteps ?? 0,
     now: opts.now,
     onStep: opts.onStep,

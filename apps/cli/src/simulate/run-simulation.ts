@@ -3,7 +3,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
 import { DEFAULT_BASE_MODEL_DIR, defaultLoraConfig, initBackend, initLoraAdapter, loadModel, validateLoraConfig } from '@fedlora/model';
-import type { NoiseCalibration } from '@fedlora/privacy';
+import type { ClientPrivacyGuard, NoiseCalibration } from '@fedlora/privacy';
 import { TRUSTED_KEYS_FILE, generateLedgerKey, writeTrustedKeys } from '@fedlora/privacy';
 import type { RoundPlan, RoundSummary } from '@fedlora/federation';
 import { flattenInPlanOrder, plannedPrivacy, silentLogger, updateDimension, updateLayout } from '@fedlora/federation';
@@ -14,7 +14,7 @@ import { GrpcConnection, createSharedChannel } from '@fedlora/transport-grpc';
 import type { RefusalInfo } from '@fedlora/coordinator';
 import { buildCoordinator, distributedNoiseStddevPerClient } from '@fedlora/coordinator';
 import type { DpSgdTrainer } from '@fedlora/client';
-import { buildClient } from '@fedlora/client';
+import { ReleasedUpdate, buildClient } from '@fedlora/client';
 import { createSecureSimulation, secureMinClientsCap } from './secure-setup.js';
 import { createAggregationProbe } from './aggregation-error.js';
 import { simulationDashboard } from './simulation-dashboard.js';
@@ -75,10 +75,11 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const noiseStddevPerClient = distributed ? distributedNoiseStddevPerClient(o.privacy!.noiseMultiplier, o.privacy!.clipNorm, minClients) : 0;
   // Distributed adaptive clipping: every secure round is sized for the clip norm the federation privacy holds at that moment.
   const perRound = distributed && o.privacy?.adaptiveClipping ? () => fedPrivacy!.perRound!() : undefined;
-  const secure = o.secagg ? createSecureSimulation(names, { ...o.secagg, seed: o.seed, noiseStddevPerClient, ...(perRound ? { perRound } : {}) }) : undefined;
+  const secure = o.secagg ? createSecureSimulation(names, { ...o.secagg, seed: o.seed, cohort: cohortSize, noiseStddevPerClient, ...(perRound ? { perRound } : {}) }) : undefined;
   // One ledger key per institution, shared by its institution-level and record-level ledgers (the audit requires it).
-  const clientKeys = new Map(names.map((n) => [n, generateLedgerKey().secretKey]));
+  // Without ledgers (no DP) a key is made only for an institution that is materialised.
   const outDir = o.privacy || o.dpSgd ? (o.outDir ?? (await mkdtemp(join(tmpdir(), 'fedlora-sim-')))) : '';
+  const clientKeys = new Map(outDir ? names.map((n) => [n, generateLedgerKey().secretKey]) : []);
   // The public half of every ledger key, for the auditor (this one operator holds them all here).
   const trustedKeysPath = join(outDir, TRUSTED_KEYS_FILE);
   const coordinatorLedgerKey = generateLedgerKey();
@@ -89,6 +90,11 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const recordSpent = new Map<string, number>();
   const dpSgdCalibrations = new Map<string, NoiseCalibration>();
   const dpSgdTrainers = new Map<string, DpSgdTrainer>();
+  // Record-level guards of the nodes materialised now (their spend so far), and each institution's update kept for a
+  // retry of the open round: a node is rebuilt for every attempt, the kept update must outlive it (released-update.ts).
+  const liveRecordGuards = new Map<string, ClientPrivacyGuard>();
+  const released = new Map<string, ReleasedUpdate>();
+  const releasedOf = (name: string) => released.get(name) ?? released.set(name, new ReleasedUpdate()).get(name)!;
   const tookPart = new Set<number>();
 
   const secureMetrics = (s: RoundSummary, plan: RoundPlan, before: NamedTensors, after: NamedTensors | null) => {
@@ -111,7 +117,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   let previous: NamedTensors | undefined;
   const ledgers: string[] = fedPrivacy ? [fedPrivacy.ledgerPath] : [];
   const evalOf = (round: number) => rounds.filter((r) => r.round === round && r.status === 'completed').at(-1)?.evalLoss;
-  const dash = o.dashboard ? simulationDashboard(o.dashboard, { ledgers, evalLoss: evalOf }) : undefined;
+  // The dashboard charts every ledger while the run goes on: an institution's appear once it is first materialised.
+  const liveLedgers: string[] = [...ledgers];
+  const dash = o.dashboard ? simulationDashboard(o.dashboard, { ledgers: liveLedgers, evalLoss: evalOf }) : undefined;
   // The coordinator's composition root, as `fedlora coordinator` builds one (its dashboard included).
   const app = await buildCoordinator({
     federationId: `simulation-${o.seed}`,
@@ -139,6 +147,11 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     logger: log,
     ...(dash ? { onRefused: (r: RefusalInfo) => dash.refused(r), dashboard: dash.spec } : {}),
     onRoundEnd: async (s, adapter, plan) => {
+      // A completed round is never retried: the updates kept for its retries go (zeroed).
+      if (s.status === 'completed') {
+        for (const r of released.values()) r.forget();
+        released.clear();
+      }
       const recorded = fedPrivacy ? await fedPrivacy.recordRound(s, plan, new Date(s.endedAt).toISOString()) : undefined;
       o.onRoundAdapters?.(s.round, previous!, adapter);
       const r: SimulationRound = {
@@ -151,7 +164,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
         evalLoss: adapter ? await evalLoss(adapter) : null,
         durationMs: Math.round(s.endedAt - s.startedAt),
         ...(recorded ? { epsilon: recorded.epsilon, clipNorm: plannedPrivacy(plan)?.clipNorm } : {}),
-        ...(recordSpent.size ? { recordEpsilon: Math.max(...recordSpent.values()) } : {}),
+        ...recordEpsilonOf(recordSpent, liveRecordGuards),
         ...(secure ? secureMetrics(s, plan, previous!, adapter) : {}),
         ...(probe && adapter ? optional('aggregationError', probe.measure(s.round, s.participantNames)) : {}),
         ...(s.declined.length ? { declined: s.declined } : {}),
@@ -172,8 +185,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     if (app.dashboard) o.dashboard?.onListening?.(app.dashboard.url);
     previous = app.coordinator.adapter;
     initialEvalLoss = await evalLoss(previous);
-    const env = { o, model, lora, address, channel, outDir, slots: new TrainingSlots(o.trainingSlots ?? availableParallelism()), ledgerKeyOf: (n: string) => clientKeys.get(n)!, ...(secure ? { secure } : {}), ...(probe ? { probe } : {}), logger: log };
-    const inProcess = inProcessTrainer(env, (n, t) => dpSgdTrainers.set(n, t));
+    const env = { o, model, lora, address, channel, outDir, cohort: cohortSize, slots: new TrainingSlots(o.trainingSlots ?? availableParallelism()), ledgerKeyOf: (n: string) => clientKeys.get(n) ?? clientKeys.set(n, generateLedgerKey().secretKey).get(n)!, ...(secure ? { secure } : {}), ...(probe ? { probe } : {}), logger: log };
+    const inProcess = inProcessTrainer(env, (n, t) => dpSgdTrainers.set(n, t), releasedOf);
     // --workers: the same training in a worker process, the rest of the node (guards, ledger, SecAgg+ noise) here.
     const workers = pool;
     const trainerFactory =
@@ -191,13 +204,22 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       channel,
       names,
       numExamplesOf: (i) => data.sizes[i]!.trainSequences,
-      materialise: (i, session) => {
+      materialise: async (i, session) => {
+        const node = await buildClient(nodeSpec({ ...env, trainerFactory }, i, session, data.sizes[i]!, data.build, o.onProgress));
+        if (!tookPart.has(i)) {
+          // Its ledgers exist once its guards are open (buildClient).
+          const paths = clientLedgerPaths(outDir, names[i]!);
+          if (o.privacy) liveLedgers.push(paths.institution);
+          if (o.dpSgd) liveLedgers.push(paths.record);
+        }
         tookPart.add(i);
-        return buildClient(nodeSpec({ ...env, trainerFactory }, i, session, data.sizes[i]!, data.build, o.onProgress));
+        if (node.guards.record) liveRecordGuards.set(names[i]!, node.guards.record);
+        return node;
       },
       onDropped: (i, node) => {
         const name = names[i]!;
         if (node.guards.record) recordSpent.set(name, node.guards.record.spent());
+        liveRecordGuards.delete(name);
         const cal = dpSgdTrainers.get(name)?.calibration(calibrationPlan(o, lora));
         if (cal) dpSgdCalibrations.set(name, cal);
         dpSgdTrainers.delete(name);
@@ -255,4 +277,10 @@ function optional<K extends string>(key: K, value: number | undefined): Partial<
 async function finalMcq(model: CausalLM, lora: LoraConfig, adapter: NamedTensors, items: McqItem[]) {
   const r = await evaluateMcq(model, items, { lora, adapter });
   return { count: r.examples, acc: r.acc, accNorm: r.acc_norm };
+}
+
+/** The largest record-level epsilon spent so far over the institutions (dropped nodes' last spend, live nodes' guards). */
+function recordEpsilonOf(spent: ReadonlyMap<string, number>, live: ReadonlyMap<string, ClientPrivacyGuard>): { recordEpsilon?: number } {
+  const all = [...spent.values(), ...[...live.values()].map((g) => g.spent())];
+  return all.length ? { recordEpsilon: Math.max(...all) } : {};
 }

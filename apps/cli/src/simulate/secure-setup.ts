@@ -42,7 +42,7 @@ export function secureMinClientsCap(cohort: number, dropout: number): number {
  * simulator can know: every client's clipped update, to measure how far the securely
  * aggregated average is from the plain one.
  */
-export function createSecureSimulation(names: string[], o: SimulationSecAgg & { seed: string; noiseStddevPerClient?: number; perRound?: SecureAggregationOptions['perRound'] }) {
+export function createSecureSimulation(names: string[], o: SimulationSecAgg & { seed: string; cohort?: number; noiseStddevPerClient?: number; perRound?: SecureAggregationOptions['perRound'] }) {
   const identities = new Map(names.map((n) => [n, generateIdentity(cryptoRandomBytes)]));
   const members = new Map([...identities].map(([n, id]) => [n, id.publicKey]));
   const dropRng: RandomBytes = seededRandomBytes(`dropout:${o.seed}`);
@@ -67,6 +67,8 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
     members,
     rng: cryptoRandomBytes,
     noiseFor: (plan: RoundPlan) => noiseShareFor(plan, cryptoRandomBytes),
+    // One process runs the whole cohort: each institution polls about once per cohort-size milliseconds (100 ms up to a cohort of 100).
+    pollMs: Math.max(100, o.cohort ?? 0),
     dropAtFor: (): Stage | undefined => o.forcedDrops?.[name] ?? (o.dropout > 0 && uniform01(dropRng) < o.dropout ? STAGES[uniformInt(dropRng, STAGES.length)] : undefined),
   });
 
