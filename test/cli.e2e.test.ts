@@ -30,7 +30,7 @@ describe('fedlora CLI', () => {
       const h = await run(process.execPath, [BIN, c, '--help']);
       expect(h.stdout).toMatch(/Usage: fedlora/);
     }
-  });
+  }, 600_000); // one process per subcommand: seconds each on a loaded machine
 
   it('rejects a bad flag value with a message naming the flag and a non-zero exit', async () => {
     const err = await run(process.execPath, [BIN, 'simulate', '--clients', 'two']).catch((e) => e);

@@ -34,7 +34,7 @@ describe('a configured federation with privacy.adaptiveClipping (separate proces
     };
     const coordinator = spawnFedlora('coordinator', ['coordinator', '--config', join(fedDir, 'coordinator.yaml'), '--exit-when-done', '--json'], coordEnv);
     procs.push(coordinator);
-    await coordinator.waitFor(isEvent('coordinator.listening'), 60_000, 'coordinator.listening');
+    await coordinator.waitFor(isEvent('coordinator.listening'), 180_000, 'coordinator.listening');
     const clients = ['inst-1', 'inst-2'].map((n) => spawnFedlora(n, ['client', '--config', join(fedDir!, 'clients', `${n}.yaml`)], FAST_ENV));
     procs.push(...clients);
     expect(await exitWithin(coordinator, 150_000), coordinator.tail()).toBe(0);
@@ -52,5 +52,5 @@ describe('a configured federation with privacy.adaptiveClipping (separate proces
     expect(report.federation.rounds.map((r) => r.clipNorm)).toEqual(params.map((p) => p.clipNorm)); // the auditor sees C per round
     expect(report.valid).toBe(true);
     expect(report.entries).toBe(3);
-  }, 240_000);
+  }, 1_200_000);
 });

@@ -71,15 +71,15 @@ describe('production enrolment: institutions keep their keys, provisioning works
     const env = { ...FAST_ENV, FEDLORA_SECAGG_ENABLED: 'true' };
     const coordinator = spawnFedlora('coordinator', ['coordinator', '--config', join(fed, 'coordinator.yaml'), '--exit-when-done', '--json'], env);
     procs.push(coordinator);
-    await coordinator.waitFor(isEvent('coordinator.listening'), 60_000, 'coordinator.listening');
+    await coordinator.waitFor(isEvent('coordinator.listening'), 180_000, 'coordinator.listening');
     const clients = NAMES.map((n) => spawnFedlora(n, ['client', '--config', join(homes.get(n)!, 'client.yaml')], { ...FAST_ENV }));
     procs.push(...clients);
-    await unlessExited(coordinator.waitFor(isEvent('round.completed', 1), 120_000, 'round.completed round 1'), clients);
+    await unlessExited(coordinator.waitFor(isEvent('round.completed', 1), 600_000, 'round.completed round 1'), clients);
     expect(await exitWithin(coordinator, 60_000), coordinator.tail()).toBe(0);
     for (const c of clients) {
       expect(await exitWithin(c, 30_000), c.tail()).toBe(0);
       expect(c.events.some((e) => e.event === 'membership.loaded' && e.members === 3)).toBe(true);
       expect(c.events.some((e) => e.event === 'secagg.ended' && e.end === 'finished')).toBe(true);
     }
-  }, 240_000);
+  }, 1_200_000);
 });

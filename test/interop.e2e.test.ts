@@ -63,7 +63,7 @@ beforeAll(async () => {
   port = await freePort();
   fedDir = await provision({ clients: 1, rounds: ROUNDS, port });
   federationId = /^federationId: (\S+)$/m.exec(readFileSync(join(fedDir, 'coordinator.yaml'), 'utf8'))![1]!;
-}, 60_000);
+}, 1_200_000);
 
 afterAll(() => {
   killAll(procs);
@@ -89,7 +89,7 @@ describe('a Python grpcio client built only from the .proto file', () => {
     const coordinator = spawnFedlora('coordinator', ['coordinator', '--config', join(fedDir, 'coordinator.yaml')], { ...FAST_ENV });
     procs.push(coordinator);
     try {
-      await coordinator.waitFor((e) => e.event === 'coordinator.listening', 60_000, 'coordinator.listening');
+      await coordinator.waitFor((e) => e.event === 'coordinator.listening', 180_000, 'coordinator.listening');
       const forged = join(fedDir, 'forged-inst-1.key.json');
       const real = JSON.parse(readFileSync(join(fedDir, 'identities', 'inst-1.key.json'), 'utf8')) as Record<string, string>;
       writeFileSync(forged, JSON.stringify({ ...real, seed: Buffer.alloc(32, 7).toString('base64') }));
@@ -114,12 +114,12 @@ describe('a Python grpcio client built only from the .proto file', () => {
     } finally {
       store.close();
     }
-  }, 90_000);
+  }, 1_200_000);
 
   it('registers, downloads, uploads zero updates and sees every round complete against a coordinator process over mTLS', async () => {
     const coordinator = spawnFedlora('coordinator', ['coordinator', '--config', join(fedDir, 'coordinator.yaml'), '--exit-when-done', '--json'], { ...FAST_ENV });
     procs.push(coordinator);
-    await coordinator.waitFor((e) => e.event === 'coordinator.listening', 60_000, 'coordinator.listening');
+    await coordinator.waitFor((e) => e.event === 'coordinator.listening', 180_000, 'coordinator.listening');
 
     const py = await run(PYTHON, pyArgs(['--timeout', '60']), { timeout: 75_000 }).catch((err: { stdout?: string; stderr?: string; code?: unknown }) => {
       throw new Error(`python interop client failed (exit ${String(err.code)}): ${err.stderr ?? ''}\n${coordinator.tail()}`);
@@ -163,5 +163,5 @@ describe('a Python grpcio client built only from the .proto file', () => {
     } finally {
       store.close();
     }
-  }, 120_000);
+  }, 1_200_000);
 });

@@ -125,7 +125,7 @@ describe('kill -9 between rounds and mid-upload, then restart (3 institutions, s
     await unlessExited(coordinator.waitFor(isEvent('round.completed', 1), 900_000, 'round.completed round 1'), [...others, first]);
     // Arm as round 2 opens: from here inst-3's upstream bytes are a few small requests, then its upload.
     const tripped = new Promise<void>((resolve) => (armed.onTrip = resolve));
-    await unlessExited(coordinator.waitFor(isEvent('round.started', 2), 60_000, 'round.started round 2'), [first]);
+    await unlessExited(coordinator.waitFor(isEvent('round.started', 2), 600_000, 'round.started round 2'), [first]);
     armed.on = true;
     await unlessExited(tripped, [first]);
     await killNode(first);

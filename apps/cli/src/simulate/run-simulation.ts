@@ -117,7 +117,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   let previous: NamedTensors | undefined;
   const ledgers: string[] = fedPrivacy ? [fedPrivacy.ledgerPath] : [];
   const evalOf = (round: number) => rounds.filter((r) => r.round === round && r.status === 'completed').at(-1)?.evalLoss;
-  const dash = o.dashboard ? simulationDashboard(o.dashboard, { ledgers, evalLoss: evalOf }) : undefined;
+  // The dashboard charts every ledger while the run goes on: an institution's appear once it is first materialised.
+  const liveLedgers: string[] = [...ledgers];
+  const dash = o.dashboard ? simulationDashboard(o.dashboard, { ledgers: liveLedgers, evalLoss: evalOf }) : undefined;
   // The coordinator's composition root, as `fedlora coordinator` builds one (its dashboard included).
   const app = await buildCoordinator({
     federationId: `simulation-${o.seed}`,
@@ -203,8 +205,14 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       names,
       numExamplesOf: (i) => data.sizes[i]!.trainSequences,
       materialise: async (i, session) => {
-        tookPart.add(i);
         const node = await buildClient(nodeSpec({ ...env, trainerFactory }, i, session, data.sizes[i]!, data.build, o.onProgress));
+        if (!tookPart.has(i)) {
+          // Its ledgers exist once its guards are open (buildClient).
+          const paths = clientLedgerPaths(outDir, names[i]!);
+          if (o.privacy) liveLedgers.push(paths.institution);
+          if (o.dpSgd) liveLedgers.push(paths.record);
+        }
+        tookPart.add(i);
         if (node.guards.record) liveRecordGuards.set(names[i]!, node.guards.record);
         return node;
       },
