@@ -7,23 +7,30 @@ import { verifyLedgerFile } from '@fedlora/privacy';
 import { runSimulation } from '@fedlora/cli';
 import type { LocalTrainer } from '@fedlora/federation';
 
+/** Two institutions, two short rounds on small slices of text: the simulation options these tests share. */
+function tinyDpRun(outDir: string, seed: string) {
+  return {
+    clients: 2,
+    rounds: 2,
+    localSteps: 2,
+    batchSize: 4,
+    learningRate: 5e-3,
+    seqLen: 32,
+    charsPerClient: 6_000,
+    evalSequences: 2,
+    evalFraction: 0.1,
+    roundDeadlineMs: 300_000,
+    strategy: { name: 'fedavg' as const },
+    seed,
+    outDir,
+  };
+}
+
 describe('a federation whose clients train with record-level DP-SGD, over gRPC', () => {
   it('keeps one signed record-level ledger per client that verifies and matches the per-round recordEpsilon', async () => {
     const outDir = await mkdtemp(join(tmpdir(), 'fedlora-dpsgd-e2e-'));
     const report = await runSimulation({
-      clients: 2,
-      rounds: 2,
-      localSteps: 2,
-      batchSize: 4,
-      learningRate: 5e-3,
-      seqLen: 32,
-      charsPerClient: 6_000,
-      evalSequences: 2,
-      evalFraction: 0.1,
-      roundDeadlineMs: 300_000,
-      strategy: { name: 'fedavg' },
-      seed: 'dp-sgd-e2e',
-      outDir,
+      ...tinyDpRun(outDir, 'dp-sgd-e2e'),
       dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 50, delta: 1e-5 },
     });
 
@@ -69,19 +76,8 @@ describe('a federation whose clients train with record-level DP-SGD, over gRPC',
       },
     });
     const report = await runSimulation({
-      clients: 2,
+      ...tinyDpRun(outDir, 'dp-sgd-retry-e2e'),
       rounds: 1,
-      localSteps: 2,
-      batchSize: 4,
-      learningRate: 5e-3,
-      seqLen: 32,
-      charsPerClient: 6_000,
-      evalSequences: 2,
-      evalFraction: 0.1,
-      roundDeadlineMs: 300_000,
-      strategy: { name: 'fedavg' },
-      seed: 'dp-sgd-retry-e2e',
-      outDir,
       dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 50, delta: 1e-5 },
       wrapTrainer,
     });
@@ -102,19 +98,7 @@ describe('a federation whose clients train with record-level DP-SGD, over gRPC',
     // With the sequence unit, one round (q about 4/60, 2 steps, z 1) costs about epsilon 2 at delta 1e-5: a budget of 2.1 affords one, not two.
     await expect(
       runSimulation({
-        clients: 2,
-        rounds: 2,
-        localSteps: 2,
-        batchSize: 4,
-        learningRate: 5e-3,
-        seqLen: 32,
-        charsPerClient: 6_000,
-        evalSequences: 2,
-        evalFraction: 0.1,
-        roundDeadlineMs: 300_000,
-        strategy: { name: 'fedavg' },
-        seed: 'dp-sgd-refuse-e2e',
-        outDir,
+        ...tinyDpRun(outDir, 'dp-sgd-refuse-e2e'),
         dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 2.1, privacyUnit: 'sequence' },
       }),
     ).rejects.toThrow(/round 2 aborted/);
