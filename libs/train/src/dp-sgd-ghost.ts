@@ -58,6 +58,7 @@ import {
   type LoraRuntime,
 } from '@fedlora/model';
 import { hasLossMask, tokenIdOf, trainedTargets } from './loss-mask.js';
+import { timed, timedAsync, type DpSgdProfiler } from './dp-sgd-phases.js';
 
 /**
  * How the clipped sum is formed once the clip factors are known: `traces` from the recorded
@@ -95,6 +96,8 @@ export interface GhostClipOptions {
    * forward pass, but each unit's norm, clip and sum cover only the tensors of `vars`.
    */
   frozen?: ReadonlyMap<string, tf.Tensor>;
+  /** Adds the time of each phase (forward/backward, per-example gradients, clipped grid sum) here. */
+  profiler?: DpSgdProfiler;
 }
 
 /** Result of `ghostClippedLoraGradSum`. */
@@ -198,23 +201,28 @@ export async function ghostClippedLoraGradSum(
   const batch = padBatch(sequences);
   const fwd = { training: true, seed: o.dropoutSeed };
   try {
-    const traces = loraLayerTraces(model, batch.inputs, rt, (logits) => weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen, undefined, batch.tokenWeights), fwd);
+    const traces = timed(o.profiler, 'forwardBackward', () =>
+      loraLayerTraces(model, batch.inputs, rt, (logits) => weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen, undefined, batch.tokenWeights), fwd),
+    );
     let lossSum: number;
     let normsSq: Float64Array;
     let factors: Float64Array;
     let clippedSum: NamedTensors | undefined;
     let gridCounts: Float64Array[] | undefined;
     try {
-      lossSum = (await traces.loss.data())[0]!;
+      lossSum = (await timedAsync(o.profiler, 'forwardBackward', () => traces.loss.data()))[0]!;
       if (compute === 'host') {
-        const host = await normInputs(rt, traces.layers, batch.seqLen, units);
-        normsSq = hostNormsSq(host, units.units, vars);
-        checkFinite(normsSq);
-        factors = Float64Array.from(normsSq, (n) => certifiedClipFactor(n, dimension, o.clipNorm));
-        if (method === 'traces') clippedSum = hostClippedSum(vars, host, factors);
+        const host = await timedAsync(o.profiler, 'perExampleGrads', () => normInputs(rt, traces.layers, batch.seqLen, units));
+        const t = timed(o.profiler, 'clipGridSum', () => {
+          const sq = hostNormsSq(host, units.units, vars);
+          checkFinite(sq);
+          const f = Float64Array.from(sq, (n) => certifiedClipFactor(n, dimension, o.clipNorm));
+          return { sq, f, sum: method === 'traces' ? hostClippedSum(vars, host, f) : undefined };
+        });
+        ({ sq: normsSq, f: factors, sum: clippedSum } = t);
       } else {
-        const perExample = await devicePerExampleGrads(rt, traces.layers, sequences.length, batch.seqLen, vars);
-        const r = sumPerUnit(vars, perExample, units, o.clipNorm, method === 'traces' ? o.gridStep : undefined);
+        const perExample = await timedAsync(o.profiler, 'perExampleGrads', () => devicePerExampleGrads(rt, traces.layers, sequences.length, batch.seqLen, vars));
+        const r = timed(o.profiler, 'clipGridSum', () => sumPerUnit(vars, perExample, units, o.clipNorm, method === 'traces' ? o.gridStep : undefined));
         ({ normsSq, factors } = r);
         if (method === 'traces') ({ clippedSum, gridCounts } = r);
       }
