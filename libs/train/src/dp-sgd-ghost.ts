@@ -43,7 +43,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '@fedlora/tensor';
 import { groupRowBlocks, groupUnits, unitSlice, type UnitGrouping } from './ghost-units.js';
-import { certifiedClipFactor, GridClippedSum, loraClippedGradSums, loraPerExampleGradNormsSq, type LoraNormInputs } from '@fedlora/privacy';
+import { certifiedClipFactor, GridClippedSum, jsGridSumKernels, loraClippedGradSums, loraPerExampleGradNormsSq, type LoraNormInputs } from '@fedlora/privacy';
+import { nativeGridSumKernels } from '@fedlora/native-cpu';
 import {
   crossEntropy,
   crossEntropySum,
@@ -113,6 +114,9 @@ export interface GhostClipResult {
   /** With `gridStep`: the clipped sum as integers K on the grid (clippedSum = K h), in the order of `vars`. */
   gridCounts?: Float64Array[];
 }
+
+/** The clipped grid sum's loops: C when the native addon is built (the same bits as the JS loops, tested). */
+const GRID_KERNELS = nativeGridSumKernels() ?? jsGridSumKernels;
 
 /**
  * A right-padded batch: ids [B, T], targets [B*T], and each sequence's number of targets. Masked
@@ -304,17 +308,21 @@ function sumPerUnit(
     return data;
   });
   const batch = units.units;
+  const clippedSum: NamedTensors = new Map();
+  if (gridStep !== undefined) {
+    // Units as rows of one array per tensor: the per-example arrays themselves when each unit is one
+    // sequence in batch order, else each unit's float32 sum of its rows (unitSlice), row u = unit u.
+    const identity = units.maxRows === 1 && units.rows.every((r, u) => r[0] === u) && flat.every((d, t) => d.length === batch * sizes[t]!);
+    const rows = identity ? flat : flat.map((data, t) => packUnits(data, sizes[t]!, units));
+    const sum = new GridClippedSum(sizes, { clipNorm, gridStep });
+    const r = sum.addRows(rows, batch, GRID_KERNELS);
+    names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: Float32Array.from(sum.counts[t]!, (k) => k * gridStep) }));
+    return { normsSq: r.normsSq, factors: r.factors, clippedSum, gridCounts: sum.counts };
+  }
   const example = (u: number) => flat.map((data, t) => unitSlice(data, sizes[t]!, units.rows[u]!));
   const normsSq = new Float64Array(batch);
   const factors = new Float64Array(batch);
   const dimension = sizes.reduce((a, b) => a + b, 0);
-  const clippedSum: NamedTensors = new Map();
-  if (gridStep !== undefined) {
-    const sum = new GridClippedSum(sizes, { clipNorm, gridStep });
-    for (let i = 0; i < batch; i++) ({ normSq: normsSq[i], factor: factors[i] } = sum.add(example(i)));
-    names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: Float32Array.from(sum.counts[t]!, (k) => k * gridStep) }));
-    return { normsSq, factors, clippedSum, gridCounts: sum.counts };
-  }
   const sums = sizes.map((n) => new Float64Array(n));
   for (let i = 0; i < batch; i++) {
     const parts = example(i);
@@ -330,6 +338,13 @@ function sumPerUnit(
   }
   names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: Float32Array.from(sums[t]!) }));
   return { normsSq, factors, clippedSum };
+}
+
+/** Unit u's gradient (`unitSlice`) as row u of one [U, size] array. */
+function packUnits(perRow: Float32Array, size: number, units: UnitGrouping): Float32Array {
+  const out = new Float32Array(units.units * size);
+  units.rows.forEach((rows, u) => out.set(unitSlice(perRow, size, rows), u * size));
+  return out;
 }
 
 /** Each unit's squared gradient norm over the trained tensors (`vars`: B only with FFA-LoRA). */
