@@ -316,7 +316,7 @@ function sumPerUnit(
     const rows = identity ? flat : flat.map((data, t) => packUnits(data, sizes[t]!, units));
     const sum = new GridClippedSum(sizes, { clipNorm, gridStep });
     const r = sum.addRows(rows, batch, GRID_KERNELS);
-    names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: Float32Array.from(sum.counts[t]!, (k) => k * gridStep) }));
+    names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: scaled(sum.counts[t]!, gridStep) }));
     return { normsSq: r.normsSq, factors: r.factors, clippedSum, gridCounts: sum.counts };
   }
   const example = (u: number) => flat.map((data, t) => unitSlice(data, sizes[t]!, units.rows[u]!));
@@ -338,6 +338,13 @@ function sumPerUnit(
   }
   names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: Float32Array.from(sums[t]!) }));
   return { normsSq, factors, clippedSum };
+}
+
+/** K h as float32 (a loop: `Float32Array.from` with a callback costs ~10x more on the 442k values of GPT-2 small). */
+function scaled(counts: Float64Array, h: number): Float32Array {
+  const out = new Float32Array(counts.length);
+  for (let i = 0; i < counts.length; i++) out[i] = counts[i]! * h;
+  return out;
 }
 
 /** Unit u's gradient (`unitSlice`) as row u of one [U, size] array. */
