@@ -450,7 +450,11 @@ export class FederationCoordinator {
     for (;;) {
       const now = this.clock.now();
       const view = { now, cohort: r.cohort, declined: r.declined, lastActive: (c: string) => this.lastActive.get(c) ?? 0 };
-      if (r.protocol.settle(view)) return { kind: 'settled' };
+      const stage = r.protocol.stage;
+      const settled = r.protocol.settle(view);
+      // Stage changes of a multi-stage protocol (SecAgg+), so an operator sees where a long round spends its time.
+      if (r.protocol.stage !== stage) this.log.info({ event: 'round.stage', round: r.plan.round, attempt: r.plan.attempt, stage: r.protocol.stage, elapsedMs: now - r.startedAt });
+      if (settled) return { kind: 'settled' };
       if (r.declined.size >= r.cohort.size) return { kind: 'declined', reasons: [...r.declined.values()] };
       if (now >= r.plan.deadlineUnixMs) return { kind: 'deadline' };
       if (this.stopController.signal.aborted) return { kind: 'stopping' };

@@ -7,6 +7,7 @@ import {
   boxSeal,
   boxSharedKey,
   computeSessionId,
+  consistencySigningBytes,
   generateX25519,
   hkdf,
   sign,
@@ -90,5 +91,19 @@ describe('key agreement', () => {
     expect(a.publicKey).toEqual(nacl.box.keyPair.fromSecretKey(a.secretKey).publicKey);
     sealed[sealed.length - 1]! ^= 1;
     expect(() => boxOpen(sealed, boxSharedKey(a.publicKey, b.secretKey))).toThrow(/decrypt check failed/);
+  });
+
+  it('signs the survivor set as label, round, session, count and ids, big-endian', () => {
+    const session = new Uint8Array(32).fill(7);
+    const expected = Buffer.concat([
+      Buffer.from('fedlora-secagg-v1/consistency', 'utf8'),
+      Buffer.from([0, 0, 1, 2]), // round 258
+      session,
+      Buffer.from([0, 0, 0, 3]), // three survivors
+      Buffer.from([0, 0, 0, 1, 0, 0, 1, 0, 0x7f, 0xff, 0xff, 0xff]), // 1, 256, 2^31 - 1
+    ]);
+    expect(Buffer.from(consistencySigningBytes(258, session, [1, 256, 2 ** 31 - 1]))).toEqual(expected);
+    expect(() => consistencySigningBytes(1, session, [1, -2])).toThrow(RangeError);
+    expect(() => consistencySigningBytes(1, session, [1.5])).toThrow(RangeError);
   });
 });
