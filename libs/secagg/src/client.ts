@@ -1,4 +1,3 @@
-import nacl from 'tweetnacl';
 import type { RandomBytes } from '@fedlora/tensor';
 import { SecAggError, ensure } from './errors.js';
 import { deriveGraphSeed } from './graph-seed.js';
@@ -13,6 +12,7 @@ import {
   computeSessionId,
   consistencySigningBytes,
   digest,
+  ed25519PublicKey,
   generateX25519,
   ed25519Signer,
   verify,
@@ -196,7 +196,7 @@ export class SecAggClient {
         ensure(verify(advertiseSigningBytes(st.cfg.round, k), k.sig, idPk), 'signature', `advertisement of client ${k.clientId} is not signed by its identity key for round ${st.cfg.round}`);
       }
       for (const pk of [k.cPk, k.sPk]) {
-        const h = Buffer.from(pk).toString('hex');
+        const h = Buffer.from(pk.buffer, pk.byteOffset, pk.length).toString('hex');
         ensure(!seenPks.has(h), 'duplicate', `a public key appears twice in the key list (client ${k.clientId})`);
         seenPks.add(h);
       }
@@ -399,7 +399,11 @@ function wipeSecrets(s: Secrets): void {
 /** Fresh Ed25519 identity from `rng` (tests and provisioning helpers). */
 export function generateIdentity(rng: RandomBytes): { publicKey: Uint8Array; secretKey: Uint8Array } {
   const seed = rng(32);
-  const kp = nacl.sign.keyPair.fromSeed(seed);
+  const publicKey = ed25519PublicKey(seed);
+  // tweetnacl's layout (seed || public key), which every signer here takes.
+  const secretKey = new Uint8Array(64);
+  secretKey.set(seed);
+  secretKey.set(publicKey, 32);
   seed.fill(0);
-  return kp;
+  return { publicKey, secretKey };
 }
