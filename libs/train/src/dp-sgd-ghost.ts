@@ -43,7 +43,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '@fedlora/tensor';
 import { groupRowBlocks, groupUnits, unitSlice, type UnitGrouping } from './ghost-units.js';
-import { certifiedClipFactor, GridClippedSum, loraClippedGradSums, loraPerExampleGradNormsSq, type LoraNormInputs } from '@fedlora/privacy';
+import { certifiedClipFactor, GridClippedSum, jsGridSumKernels, loraClippedGradSums, loraPerExampleGradNormsSq, type LoraNormInputs } from '@fedlora/privacy';
+import { nativeGridSumKernels } from '@fedlora/native-cpu';
 import {
   crossEntropy,
   crossEntropySum,
@@ -58,6 +59,7 @@ import {
   type LoraRuntime,
 } from '@fedlora/model';
 import { hasLossMask, tokenIdOf, trainedTargets } from './loss-mask.js';
+import { timed, timedAsync, type DpSgdProfiler } from './dp-sgd-phases.js';
 
 /**
  * How the clipped sum is formed once the clip factors are known: `traces` from the recorded
@@ -95,6 +97,8 @@ export interface GhostClipOptions {
    * forward pass, but each unit's norm, clip and sum cover only the tensors of `vars`.
    */
   frozen?: ReadonlyMap<string, tf.Tensor>;
+  /** Adds the time of each phase (forward/backward, per-example gradients, clipped grid sum) here. */
+  profiler?: DpSgdProfiler;
 }
 
 /** Result of `ghostClippedLoraGradSum`. */
@@ -110,6 +114,9 @@ export interface GhostClipResult {
   /** With `gridStep`: the clipped sum as integers K on the grid (clippedSum = K h), in the order of `vars`. */
   gridCounts?: Float64Array[];
 }
+
+/** The clipped grid sum's loops: C when the native addon is built (the same bits as the JS loops, tested). */
+const GRID_KERNELS = nativeGridSumKernels() ?? jsGridSumKernels;
 
 /**
  * A right-padded batch: ids [B, T], targets [B*T], and each sequence's number of targets. Masked
@@ -198,23 +205,28 @@ export async function ghostClippedLoraGradSum(
   const batch = padBatch(sequences);
   const fwd = { training: true, seed: o.dropoutSeed };
   try {
-    const traces = loraLayerTraces(model, batch.inputs, rt, (logits) => weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen, undefined, batch.tokenWeights), fwd);
+    const traces = timed(o.profiler, 'forwardBackward', () =>
+      loraLayerTraces(model, batch.inputs, rt, (logits) => weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen, undefined, batch.tokenWeights), fwd),
+    );
     let lossSum: number;
     let normsSq: Float64Array;
     let factors: Float64Array;
     let clippedSum: NamedTensors | undefined;
     let gridCounts: Float64Array[] | undefined;
     try {
-      lossSum = (await traces.loss.data())[0]!;
+      lossSum = (await timedAsync(o.profiler, 'forwardBackward', () => traces.loss.data()))[0]!;
       if (compute === 'host') {
-        const host = await normInputs(rt, traces.layers, batch.seqLen, units);
-        normsSq = hostNormsSq(host, units.units, vars);
-        checkFinite(normsSq);
-        factors = Float64Array.from(normsSq, (n) => certifiedClipFactor(n, dimension, o.clipNorm));
-        if (method === 'traces') clippedSum = hostClippedSum(vars, host, factors);
+        const host = await timedAsync(o.profiler, 'perExampleGrads', () => normInputs(rt, traces.layers, batch.seqLen, units));
+        const t = timed(o.profiler, 'clipGridSum', () => {
+          const sq = hostNormsSq(host, units.units, vars);
+          checkFinite(sq);
+          const f = Float64Array.from(sq, (n) => certifiedClipFactor(n, dimension, o.clipNorm));
+          return { sq, f, sum: method === 'traces' ? hostClippedSum(vars, host, f) : undefined };
+        });
+        ({ sq: normsSq, f: factors, sum: clippedSum } = t);
       } else {
-        const perExample = await devicePerExampleGrads(rt, traces.layers, sequences.length, batch.seqLen, vars);
-        const r = sumPerUnit(vars, perExample, units, o.clipNorm, method === 'traces' ? o.gridStep : undefined);
+        const perExample = await timedAsync(o.profiler, 'perExampleGrads', () => devicePerExampleGrads(rt, traces.layers, sequences.length, batch.seqLen, vars));
+        const r = timed(o.profiler, 'clipGridSum', () => sumPerUnit(vars, perExample, units, o.clipNorm, method === 'traces' ? o.gridStep : undefined));
         ({ normsSq, factors } = r);
         if (method === 'traces') ({ clippedSum, gridCounts } = r);
       }
@@ -296,17 +308,21 @@ function sumPerUnit(
     return data;
   });
   const batch = units.units;
+  const clippedSum: NamedTensors = new Map();
+  if (gridStep !== undefined) {
+    // Units as rows of one array per tensor: the per-example arrays themselves when each unit is one
+    // sequence in batch order, else each unit's float32 sum of its rows (unitSlice), row u = unit u.
+    const identity = units.maxRows === 1 && units.rows.every((r, u) => r[0] === u) && flat.every((d, t) => d.length === batch * sizes[t]!);
+    const rows = identity ? flat : flat.map((data, t) => packUnits(data, sizes[t]!, units));
+    const sum = new GridClippedSum(sizes, { clipNorm, gridStep });
+    const r = sum.addRows(rows, batch, GRID_KERNELS);
+    names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: scaled(sum.counts[t]!, gridStep) }));
+    return { normsSq: r.normsSq, factors: r.factors, clippedSum, gridCounts: sum.counts };
+  }
   const example = (u: number) => flat.map((data, t) => unitSlice(data, sizes[t]!, units.rows[u]!));
   const normsSq = new Float64Array(batch);
   const factors = new Float64Array(batch);
   const dimension = sizes.reduce((a, b) => a + b, 0);
-  const clippedSum: NamedTensors = new Map();
-  if (gridStep !== undefined) {
-    const sum = new GridClippedSum(sizes, { clipNorm, gridStep });
-    for (let i = 0; i < batch; i++) ({ normSq: normsSq[i], factor: factors[i] } = sum.add(example(i)));
-    names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: Float32Array.from(sum.counts[t]!, (k) => k * gridStep) }));
-    return { normsSq, factors, clippedSum, gridCounts: sum.counts };
-  }
   const sums = sizes.map((n) => new Float64Array(n));
   for (let i = 0; i < batch; i++) {
     const parts = example(i);
@@ -322,6 +338,20 @@ function sumPerUnit(
   }
   names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: Float32Array.from(sums[t]!) }));
   return { normsSq, factors, clippedSum };
+}
+
+/** K h as float32 (a loop: `Float32Array.from` with a callback costs ~10x more on the 442k values of GPT-2 small). */
+function scaled(counts: Float64Array, h: number): Float32Array {
+  const out = new Float32Array(counts.length);
+  for (let i = 0; i < counts.length; i++) out[i] = counts[i]! * h;
+  return out;
+}
+
+/** Unit u's gradient (`unitSlice`) as row u of one [U, size] array. */
+function packUnits(perRow: Float32Array, size: number, units: UnitGrouping): Float32Array {
+  const out = new Float32Array(units.units * size);
+  units.rows.forEach((rows, u) => out.set(unitSlice(perRow, size, rows), u * size));
+  return out;
 }
 
 /** Each unit's squared gradient norm over the trained tensors (`vars`: B only with FFA-LoRA). */

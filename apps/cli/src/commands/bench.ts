@@ -52,11 +52,12 @@ export function register(program: Command): void {
     .description(
       'Tokens/s of record-level DP-SGD (ghost clipping: per-example clipping from one batched pass) against non-private ' +
         'training in the same run, per round (median and spread), on fedlora-tiny and a GPT-2-small shape (random ' +
-        'weights) at batches 8 and 64, with a PyTorch peer (functorch per-sample gradients); about 20-30 minutes on 2 busy cores',
+        'weights) at batches 8, 64 and 160 (simulate\'s DP default), with a PyTorch peer (functorch per-sample gradients), and the ' +
+        'time of each DP-SGD phase per step; about 30 minutes on 2 busy cores',
     )
     .option('--backend <name>', 'tfjs backend (default: the best available)')
     .option('--models <list>', 'fedlora-tiny, gpt2-small or gpt2-<layers>, comma-separated', 'fedlora-tiny,gpt2-small')
-    .option('--batches <list>', 'expected Poisson batch sizes (q = 1/8 of a population of 8 x batch)', '8,64')
+    .option('--batches <list>', 'expected Poisson batch sizes (q = 1/8 of a population of 8 x batch)', '8,64,160')
     .option('--seq <n>', 'tokens per sequence', '64')
     .option('--steps <n>', 'steps per round and case on fedlora-tiny', '2')
     .option('--gpt2-steps <n>', 'steps per round and case on GPT-2 shapes', '1')
