@@ -99,6 +99,8 @@ export class FederationCoordinator {
   private current: OpenRound | null = null;
   private state: RunState = 'waiting-for-clients';
   private readonly changed = new Notifier();
+  /** Wakes long-polling secure-aggregation clients: fires when a round's protocol stage changes or the round ends. */
+  private readonly stageChanged = new Notifier();
   private readonly history: RoundSummary[] = [];
   private readonly clock: Clock;
   private readonly log: EventLogger;
@@ -239,6 +241,19 @@ export class FederationCoordinator {
     const reply = r.protocol.exchange(clientId, stage, payload, report);
     this.changed.notify();
     return reply;
+  }
+
+  /**
+   * A secure-aggregation poll held, while the answer is 'wait', until the protocol's stage changes
+   * or the round ends, or `waitMs` passed (capped at 30 s): one call per stage per client instead
+   * of one per poll interval, which is what a cohort of a thousand in one simulation costs.
+   */
+  async secAggPoll(clientId: string, token: string, round: number, nonce: string, waitMs: number): Promise<SecAggReply> {
+    const reply = this.secAggExchange(clientId, token, round, nonce, '', new Uint8Array(0));
+    if (reply.kind !== 'wait' || waitMs <= 0 || this.stopController.signal.aborted) return reply;
+    // One wait, then the answer as it stands: after a stage change that is this client's next message.
+    await this.stageChanged.wait(Math.min(waitMs, 30_000), this.stopController.signal);
+    return this.secAggExchange(clientId, token, round, nonce, '', new Uint8Array(0));
   }
 
   /** A client declines the open round (for example: its privacy budget would be exceeded). */
@@ -448,6 +463,7 @@ export class FederationCoordinator {
     const cause = await this.waitUntilSettled(r);
     r.closed = true;
     const result = protocol.close(cause);
+    this.stageChanged.notify();
     const { summary, newAdapter, misbehaved } = concludeRound({ round, attempt, cohort, declined: r.declined, startedAt, result, minClients: this.opts.minClients, global: this.global, strategy: this.opts.strategy, clock: this.clock, log: this.log });
     for (const m of misbehaved) this.excludedFromRerun.set(m.client, m.reason);
     const { participants, trainLoss } = summary;
@@ -469,7 +485,14 @@ export class FederationCoordinator {
     for (;;) {
       const now = this.clock.now();
       const view = { now, cohort: r.cohort, declined: r.declined, lastActive: (c: string) => this.lastActive.get(c) ?? 0 };
-      if (r.protocol.settle(view)) return { kind: 'settled' };
+      const stage = r.protocol.stage;
+      const settled = r.protocol.settle(view);
+      // Stage changes of a multi-stage protocol (SecAgg+), so an operator sees where a long round spends its time.
+      if (r.protocol.stage !== stage) {
+        this.log.info({ event: 'round.stage', round: r.plan.round, attempt: r.plan.attempt, stage: r.protocol.stage, elapsedMs: now - r.startedAt });
+        this.stageChanged.notify();
+      }
+      if (settled) return { kind: 'settled' };
       if (r.declined.size >= r.cohort.size) return { kind: 'declined', reasons: [...r.declined.values()] };
       if (now >= r.plan.deadlineUnixMs) return { kind: 'deadline' };
       if (this.stopController.signal.aborted) return { kind: 'stopping' };

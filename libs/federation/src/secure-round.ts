@@ -102,6 +102,9 @@ export function thresholdForSurvivors(n: number, k: number, t: number, minSurviv
   return { k: kk, t: tt };
 }
 
+/** Least time between two walks of the pending clients looking for silence (tick runs on every message). */
+const SILENCE_CHECK_MS = 1000;
+
 /**
  * The coordinator's side of one securely aggregated round: the SecAgg+ server state machine,
  * stage deadlines (kept here, from the caller's clock), and the decoding of the summed integer
@@ -114,6 +117,8 @@ export class SecureRound {
   private readonly nameOf: Map<number, string>;
   /** Per client with an upload under way: its words received, and when tick last saw that number change. */
   private readonly uploadProgress = new Map<number, { words: number; at: number }>();
+  /** When tick last walked the pending clients for silence (see SILENCE_CHECK_MS). */
+  private silenceCheckedAt = -Infinity;
 
   constructor(
     round: number,
@@ -181,7 +186,7 @@ export class SecureRound {
   tick(now: number, lastSeen?: (clientName: string) => number): boolean {
     const st = this.server.stage;
     if (st === 'finished' || st === 'aborted') return true;
-    const pending = this.server.pending();
+    const pendingCount = this.server.pendingCount();
     const deadline = st === 'collect' ? Math.max(this.stageDeadline, this.collectDeadline) : this.stageDeadline;
     // While clients train (collect stage) they send heartbeats between training steps; when every
     // client still owed a masked input has been silent for the liveness window, it has vanished:
@@ -195,8 +200,11 @@ export class SecureRound {
       if (!p || p.words !== words) this.uploadProgress.set(id, { words, at: now });
       return this.uploadProgress.get(id)!.at;
     };
-    const allSilent = st === 'collect' && lastSeen !== undefined && pending.length > 0 && pending.map((id) => now - active(id) >= this.livenessMs).every(Boolean);
-    if (pending.length === 0 || now >= deadline || allSilent) {
+    // The silence check walks every pending client: tick runs on every message, so it runs at most once a second.
+    const checkSilence = st === 'collect' && lastSeen !== undefined && pendingCount > 0 && now - this.silenceCheckedAt >= SILENCE_CHECK_MS;
+    if (checkSilence) this.silenceCheckedAt = now;
+    const allSilent = checkSilence && this.server.pending().map((id) => now - active(id) >= this.livenessMs).every(Boolean);
+    if (pendingCount === 0 || now >= deadline || allSilent) {
       this.server.advance();
       this.stageDeadline = now + this.opts.stageTimeoutMs;
       const next = this.server.stage;

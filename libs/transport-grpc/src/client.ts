@@ -268,8 +268,8 @@ export class GrpcConnection implements CoordinatorConnection {
     });
   }
 
-  async secAggExchange(round: number, nonce: string, stage: Stage | '', payload: Uint8Array, report?: ClientReport): Promise<SecAggReply> {
-    const res = await this.unary<PbSecAggResponse>('SecAggExchange', secAggRequestToProto(this.auth, round, nonce, stage, payload, report));
+  async secAggExchange(round: number, nonce: string, stage: Stage | '', payload: Uint8Array, report?: ClientReport, waitMs = 0): Promise<SecAggReply> {
+    const res = await this.unary<PbSecAggResponse>('SecAggExchange', secAggRequestToProto(this.auth, round, nonce, stage, payload, report, waitMs));
     return secAggResponseFromProto(res);
   }
 

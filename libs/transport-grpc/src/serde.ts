@@ -289,8 +289,9 @@ export function secAggRequestToProto(
   stage: Stage | '',
   payload: Uint8Array,
   report?: ClientReport,
+  waitMs = 0,
 ): PbSecAggRequest {
-  return { ...auth, round, nonce, stage, payload, reportJson: report ? JSON.stringify(report) : '' };
+  return { ...auth, round, nonce, stage, payload, reportJson: report ? JSON.stringify(report) : '', waitMs };
 }
 
 /** A stage name from the wire: one of secagg's stages, or '' (a poll). */

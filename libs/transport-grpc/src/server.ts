@@ -184,11 +184,14 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     Heartbeat: unary('Heartbeat', (req: PbAuth & { round: number }) => coordinator.heartbeat(req.clientId, req.sessionToken, req.round)),
     // Institution names only for a caller that proved an enrolled identity (#16 finding 12).
     GetStatus: unary('GetStatus', (_req: unknown, _call, signer) => statusToProto(coordinator.status(), signer !== undefined), (() => ({ round: 0, client: undefined })) as Claim),
-    SecAggExchange: unary('SecAggExchange', (req: PbSecAggRequest) => {
+    SecAggExchange: unary('SecAggExchange', async (req: PbSecAggRequest) => {
       const { report, payload } = secAggRequestFromProto(req);
       const stage = stageFromProto(req.stage ?? '');
       opts.onBytes?.('in', payload.byteLength);
-      const r = coordinator.secAggExchange(req.clientId, req.sessionToken, req.round, req.nonce, stage, payload, report);
+      const r =
+        payload.byteLength === 0 && (req.waitMs ?? 0) > 0
+          ? await coordinator.secAggPoll(req.clientId, req.sessionToken, req.round, req.nonce, req.waitMs!)
+          : coordinator.secAggExchange(req.clientId, req.sessionToken, req.round, req.nonce, stage, payload, report);
       opts.onBytes?.('out', r.payload.byteLength);
       return { kind: r.kind, stage: r.stage, payload: r.payload };
     }),

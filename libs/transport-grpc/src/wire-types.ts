@@ -95,6 +95,7 @@ export interface PbSecAggRequest {
   payload: Buffer | Uint8Array;
   nonce: string;
   reportJson: string;
+  waitMs?: number;
 }
 
 export interface PbSecAggResponse {

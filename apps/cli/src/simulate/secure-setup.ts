@@ -37,6 +37,15 @@ export function secureMinClientsCap(cohort: number, dropout: number): number {
   return p.full ? cohort : p.t + 1;
 }
 
+/** One client's update as trained, with the L2 clip the encoding applies to it. */
+type SentUpdate = { flat: Float32Array; clip: number; norm: number };
+
+/** Coordinate i of the clipped update (the clip scales by clip / norm when norm > clip), in float64. */
+function clipped(u: SentUpdate, i: number): number {
+  const v = u.flat[i]!;
+  return u.norm > u.clip ? (v * u.clip) / u.norm : v;
+}
+
 /**
  * Identities and per-client options for a simulated SecAgg+ federation, plus what only a
  * simulator can know: every client's clipped update, to measure how far the securely
@@ -46,7 +55,8 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
   const identities = new Map(names.map((n) => [n, generateIdentity(cryptoRandomBytes)]));
   const members = new Map([...identities].map(([n, id]) => [n, id.publicKey]));
   const dropRng: RandomBytes = seededRandomBytes(`dropout:${o.seed}`);
-  const sent = new Map<number, Map<string, Float64Array>>();
+  /** Per round, each client's update as sent (float32, as trained) and its clip factor: half the memory of float64 copies (a cohort of 1,000 at d = 24,576 kept 197 MB). */
+  const sent = new Map<number, Map<string, SentUpdate>>();
 
   const coordinator: SecureAggregationOptions = {
     identityOf: (n) => identities.get(n)?.publicKey,
@@ -80,14 +90,13 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
     accept: inner.accept?.bind(inner),
     async train(plan, global, progress) {
       const r = await inner.train(plan, global, progress);
-      const flat = Float64Array.from(flattenInPlanOrder(plan, r.delta));
+      const flat = flattenInPlanOrder(plan, r.delta);
       const clip = plan.secagg?.encoding.clip ?? o.clipNorm; // the round's (adaptive clipping changes it)
       let norm = 0;
       for (const v of flat) norm += v * v;
       norm = Math.sqrt(norm);
-      if (norm > clip) for (let i = 0; i < flat.length; i++) flat[i] = (flat[i]! * clip) / norm;
-      const byClient = sent.get(plan.round) ?? new Map<string, Float64Array>();
-      byClient.set(name, flat);
+      const byClient = sent.get(plan.round) ?? new Map<string, SentUpdate>();
+      byClient.set(name, { flat, clip, norm });
       sent.set(plan.round, byClient);
       return r;
     },
@@ -98,14 +107,14 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
    * learning rate 1) with the plain average of the survivors' clipped updates.
    */
   const measure = (round: number, survivors: string[], secureAverage: Float64Array): { aggregateMaxAbsError: number; noiseStd: number } => {
-    const updates = survivors.map((n) => sent.get(round)?.get(n)).filter((u): u is Float64Array => !!u);
+    const updates = survivors.map((n) => sent.get(round)?.get(n)).filter((u): u is SentUpdate => !!u);
     if (updates.length !== survivors.length) return { aggregateMaxAbsError: Number.NaN, noiseStd: Number.NaN };
     let maxErr = 0;
     let s = 0;
     let s2 = 0;
     for (let i = 0; i < secureAverage.length; i++) {
       let plain = 0;
-      for (const u of updates) plain += u[i]!;
+      for (const u of updates) plain += clipped(u, i);
       const e = secureAverage[i]! - plain / updates.length;
       maxErr = Math.max(maxErr, Math.abs(e));
       s += e;
