@@ -16,7 +16,7 @@ import type { CloseCause, RoundProtocol, RoundProtocolFactory } from './round-pr
 import { SecureRoundProtocol } from './secure-protocol.js';
 import type { SecureAggregationOptions } from './secure-round.js';
 import type { ServerStrategy } from './strategy.js';
-import type { ClientRecord, ClientReport, ClientUpdate, PlanParts, RoundPlan, RoundSummary, SecAggReply, Task } from './types.js';
+import type { CheckInAnswer, ClientRecord, ClientReport, ClientUpdate, PlanParts, RoundPlan, RoundSummary, SecAggReply, Task } from './types.js';
 
 /** Everything the coordinator needs; the apps build this from the YAML config. */
 export interface CoordinatorOptions {
@@ -163,6 +163,25 @@ export class FederationCoordinator {
       await this.changed.wait(until - this.clock.now(), this.stopController.signal);
       if (this.stopController.signal.aborted) return { kind: 'wait', retryAfterMs: 1000 };
     }
+  }
+
+  /**
+   * Many sessions check in at once, without waiting (one call from a process that holds many
+   * institutions, such as a simulated population): each is authenticated by its own token and
+   * answered as `getTask(id, token, 0)` would answer it, so a batch carries no authority that
+   * its sessions' separate calls would not. At most MAX_CHECK_IN_BATCH sessions per call.
+   */
+  checkIn(sessions: ReadonlyArray<{ clientId: string; token: string }>): CheckInAnswer[] {
+    if (sessions.length > MAX_CHECK_IN_BATCH) throw new FederationError('invalid-argument', `a check-in carries at most ${MAX_CHECK_IN_BATCH} sessions, received ${sessions.length}`);
+    return sessions.map(({ clientId, token }) => {
+      try {
+        this.authenticate(clientId, token);
+        return { task: this.taskFor(clientId) };
+      } catch (err) {
+        if (err instanceof FederationError) return { refused: err.code, reason: err.message };
+        throw err;
+      }
+    });
   }
 
   private taskFor(clientId: string): Task {
@@ -482,6 +501,9 @@ export class FederationCoordinator {
     }
   }
 }
+
+/** Most sessions one batched check-in may carry (a bound on the work and the answer of one call). */
+export const MAX_CHECK_IN_BATCH = 1024;
 
 /** The plan part carrying a weight cap (none when no count was known). */
 function capOf(cap: number | undefined): { weightCap?: number } {

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import type { RoundPlan, Task, UpdateHeader } from '@fedlora/federation';
 import type { UploadProgress } from './serde.js';
 import {
+  checkInAnswerFromProto,
+  checkInAnswerToProto,
   chunkFromProto,
   chunkToProto,
   headerFromProto,
@@ -144,5 +146,15 @@ describe('secure-aggregation exchange serde', () => {
     expect(() => secAggRequestFromProto(big)).toThrow(/exceeds/);
     const pb = { ...secAggRequestToProto({ clientId: 'c', sessionToken: 't' }, 1, 'n', 'collect', new Uint8Array(1)), reportJson: '{"numExamples":"x"}' };
     expect(() => secAggRequestFromProto(pb)).toThrow(/numeric numExamples/);
+  });
+});
+
+describe('check-in answers', () => {
+  it('round-trip a task or a refusal, and refuse an answer with neither or an unknown code', () => {
+    for (const a of [{ task: { kind: 'train', plan } as Task }, { task: { kind: 'wait', retryAfterMs: 500 } as Task }, { refused: 'unauthenticated' as const, reason: 'register again' }]) {
+      expect(checkInAnswerFromProto(checkInAnswerToProto(a))).toEqual(a);
+    }
+    expect(() => checkInAnswerFromProto({ task: null, refused: '', reason: '' })).toThrow(/neither a task nor a refusal/);
+    expect(() => checkInAnswerFromProto({ task: null, refused: 'teapot', reason: '' })).toThrow(/unknown check-in refusal/);
   });
 });

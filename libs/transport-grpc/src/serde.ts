@@ -1,10 +1,10 @@
 import type { NamedTensors, TensorChunkData } from '@fedlora/tensor';
-import type { ClientReport, CohortSampling, RoundPlan, SecAggReply, Task, TensorLayout, UpdateHeader } from '@fedlora/federation';
+import type { CheckInAnswer, ClientReport, CohortSampling, FederationErrorCode, RoundPlan, SecAggReply, Task, TensorLayout, UpdateHeader } from '@fedlora/federation';
 import type { Stage } from '@fedlora/secagg';
 import { STAGES } from '@fedlora/secagg';
 import { planPartsFromJson, planPartsToJson } from './plan-json.js';
 import { FederationError } from '@fedlora/federation';
-import type { PbCohortSampling, PbGetTaskResponse, PbRoundPlan, PbSecAggRequest, PbSecAggResponse, PbTensorChunk, PbTensorSpec, PbUpdateHeader, PbUploadStatusResponse } from './wire-types.js';
+import type { PbCheckInResult, PbCohortSampling, PbGetTaskResponse, PbRoundPlan, PbSecAggRequest, PbSecAggResponse, PbTensorChunk, PbTensorSpec, PbUpdateHeader, PbUploadStatusResponse } from './wire-types.js';
 
 /** Every toProto/fromProto pair of the wire contract lives here (STYLE.md 2). */
 
@@ -127,6 +127,23 @@ export function taskFromProto(r: PbGetTaskResponse): Task {
     default:
       throw bad(`unknown task kind ${String(r.kind)}`);
   }
+}
+
+/** One session's answer in a CheckIn response. */
+export function checkInAnswerToProto(a: CheckInAnswer): PbCheckInResult {
+  return 'task' in a ? { task: taskToProto(a.task), refused: '', reason: '' } : { task: null, refused: a.refused, reason: a.reason };
+}
+
+const ERROR_CODES: ReadonlySet<string> = new Set<FederationErrorCode>(['unauthenticated', 'permission-denied', 'invalid-argument', 'failed-precondition', 'already-exists', 'resource-exhausted', 'unavailable']);
+
+/** The inverse, checked: a refusal names a known error code, an answer without one carries a task. */
+export function checkInAnswerFromProto(r: PbCheckInResult): CheckInAnswer {
+  if (r.refused) {
+    if (!ERROR_CODES.has(r.refused)) throw bad(`unknown check-in refusal ${JSON.stringify(r.refused.slice(0, 40))}`);
+    return { refused: r.refused as FederationErrorCode, reason: r.reason.slice(0, 1024) };
+  }
+  if (!r.task) throw bad('check-in result with neither a task nor a refusal');
+  return { task: taskFromProto(r.task) };
 }
 
 export function headerToProto(h: UpdateHeader, sessionToken: string, uploadId = ''): PbUpdateHeader {

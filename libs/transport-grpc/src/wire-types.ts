@@ -38,6 +38,13 @@ export interface PbGetTaskResponse {
   failure?: string;
 }
 
+/** One session's answer in a CheckIn: a task, or the FederationError code that refused it. */
+export interface PbCheckInResult {
+  task?: PbGetTaskResponse | null;
+  refused: string;
+  reason: string;
+}
+
 export interface PbTensorChunk {
   round: number;
   tensorName: string;
