@@ -24,6 +24,13 @@ export interface SecureAggregationOptions {
    */
   stageTimeoutMs: number;
   /**
+   * Deadline of the first stage (advertise), default stageTimeoutMs. It also covers the cohort's
+   * arrival (a simulation builds each drawn institution, a device checks in when it can), which
+   * can take far longer than a later stage's protocol work: a long first stage need not make every
+   * stage that waits for a vanished client as long.
+   */
+  advertiseTimeoutMs?: number;
+  /**
    * A client still owed its masked input (it is training) has vanished once silent this long:
    * no heartbeat (trainers send one between steps) and no protocol message. When every such
    * client has vanished, collection ends before the round deadline. Default max(30 s, 3 stage timeouts).
@@ -155,7 +162,7 @@ export class SecureRound {
     // Every upload is staged until complete (memory O(d) per upload in flight, at most n d): a client
     // that stops mid-upload is dropped like any other instead of aborting the round (#16 finding 6).
     this.server = new SecAggServer({ round, cohort: names.map((_, i) => i + 1), identities, k, t, dim, rng: opts.rng, usedKeys: opts.usedKeys, minSurvivors, stagedUploads: names.length });
-    this.stageDeadline = now + opts.stageTimeoutMs;
+    this.stageDeadline = now + (opts.advertiseTimeoutMs ?? opts.stageTimeoutMs);
   }
 
   /** The protocol's stage (advertise, share, collect, consistency, unmask, finished, aborted). */

@@ -12,6 +12,8 @@ export interface SimulationSecAgg {
   dropout: number;
   clipNorm: number;
   stageTimeoutMs: number;
+  /** Deadline of the first stage, which also covers materialising the cohort (default stageTimeoutMs). */
+  advertiseTimeoutMs?: number;
   /** A client owed its masked input counts as vanished after this long without a heartbeat (default max(30 s, 3 stage timeouts)). */
   livenessMs?: number;
   /** Fault injection for tests: these clients vanish at the given stage in every round. */
@@ -66,6 +68,7 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
     noiseStddevPerClient: o.noiseStddevPerClient ?? 0,
     dropoutFraction: simulationDropoutFraction(o.dropout),
     stageTimeoutMs: o.stageTimeoutMs,
+    ...(o.advertiseTimeoutMs !== undefined ? { advertiseTimeoutMs: o.advertiseTimeoutMs } : {}),
     ...(o.livenessMs !== undefined ? { livenessMs: o.livenessMs } : {}),
     rng: cryptoRandomBytes,
     k: o.k,
