@@ -13,7 +13,7 @@
  */
 import type { BuiltClient } from '@fedlora/client';
 import type { CheckInAnswer, CoordinatorConnection, EventLogger, Task } from '@fedlora/federation';
-import { MAX_CHECK_IN_BATCH, systemClock } from '@fedlora/federation';
+import { FederationError, MAX_CHECK_IN_BATCH, systemClock } from '@fedlora/federation';
 import type * as grpc from '@grpc/grpc-js';
 import { GrpcConnection } from '@fedlora/transport-grpc';
 
@@ -73,6 +73,8 @@ export async function runPopulation(o: PopulationOptions): Promise<PopulationRes
   let sweep = 0;
   let fastThrough = -1;
   let lastNonce = '';
+  // Sessions per CheckIn call (halved when an answer would exceed the transport's message limit).
+  let batchSize = Math.min(o.checkInBatch ?? 256, MAX_CHECK_IN_BATCH);
 
   const register = (i: number) => sessions[i]!.register(o.names[i]!, o.numExamplesOf(i));
   await forEachLimited(n, o.concurrency ?? 16, o.signal, register);
@@ -122,6 +124,15 @@ export async function runPopulation(o: PopulationOptions): Promise<PopulationRes
     try {
       answers = await GrpcConnection.checkIn(idle.map((i) => sessions[i]!));
     } catch (err) {
+      // Each 'train' answer carries the round plan, whose roster grows with the cohort: a batch of a
+      // cohort of 1,000 (~78 KB a plan) exceeds the transport's message limit. Halve the batch (for
+      // this call and every later one) and check the halves in.
+      if (err instanceof FederationError && err.code === 'resource-exhausted' && idle.length > 1 && !o.signal.aborted) {
+        batchSize = Math.max(1, Math.min(batchSize, Math.ceil(idle.length / 2)));
+        o.logger.info({ event: 'population.check-in-batch', clients: batchSize, reason: err.message });
+        for (let k = 0; k < idle.length; k += batchSize) await checkIn(idle.slice(k, k + batchSize));
+        return;
+      }
       if (!o.signal.aborted) o.logger.warn({ event: 'population.check-in-failed', clients: idle.length, reason: (err as Error).message });
       return;
     }
@@ -141,7 +152,6 @@ export async function runPopulation(o: PopulationOptions): Promise<PopulationRes
   // cohort must arrive before the first stage closes. The coordinator thus serves n / batch calls
   // per sweep, not n: what idle institutions cost it does not grow with the population.
   const intervalMs = 1000 / (o.checkInsPerSecond ?? 500);
-  const batchSize = Math.min(o.checkInBatch ?? 256, MAX_CHECK_IN_BATCH);
   for (sweep = 0; !o.signal.aborted && failure === undefined && state.some((s) => s !== 'done'); sweep++) {
     const started = performance.now();
     for (let first = 0; first < n && !o.signal.aborted; first += batchSize) {
