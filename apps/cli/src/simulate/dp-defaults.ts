@@ -38,12 +38,15 @@ export const DP_SGD_SIMULATE_DEFAULTS = {
 
 export type DpSgdDefaultKey = keyof typeof DP_SGD_SIMULATE_DEFAULTS;
 
+/** The options the defaults fill, each with its default's type. */
+export type DpSgdDefaultOptions = { -readonly [K in DpSgdDefaultKey]?: (typeof DP_SGD_SIMULATE_DEFAULTS)[K] extends number ? number : string };
+
 /**
  * The simulate options with the DP-SGD defaults in place of every value the user did not give
  * (`given(key)` false), and a one-line description of what was applied (empty when nothing was).
  */
-export function applyDpSgdDefaults<T extends Partial<Record<DpSgdDefaultKey, number>>>(o: T, given: (key: DpSgdDefaultKey) => boolean): { options: T; applied: string } {
-  const out: Partial<Record<DpSgdDefaultKey, number>> = { ...o };
+export function applyDpSgdDefaults<T extends DpSgdDefaultOptions>(o: T, given: (key: DpSgdDefaultKey) => boolean): { options: T; applied: string } {
+  const out: Record<string, unknown> = { ...o };
   const applied: string[] = [];
   for (const key of Object.keys(DP_SGD_SIMULATE_DEFAULTS) as DpSgdDefaultKey[]) {
     if (given(key)) continue;
