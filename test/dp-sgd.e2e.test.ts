@@ -94,15 +94,16 @@ describe('a federation whose clients train with record-level DP-SGD, over gRPC',
 
   it('a client refuses the round that would exceed its record-level budget; a federation that every client refuses fails promptly', async () => {
     const outDir = await mkdtemp(join(tmpdir(), 'fedlora-dpsgd-refuse-e2e-'));
-    const started = performance.now();
     // With the sequence unit, one round (q about 4/60, 2 steps, z 1) costs about epsilon 2 at delta 1e-5: a budget of 2.1 affords one, not two.
     await expect(
       runSimulation({
         ...tinyDpRun(outDir, 'dp-sgd-refuse-e2e'),
+        // "Promptly" without a timing assertion: the round deadline (an hour) is far beyond this test's timeout, so the
+        // test passes only if the coordinator ends the round on the refusals themselves, not on the deadline.
+        roundDeadlineMs: 3_600_000,
         dpSgd: { clipNorm: 1, noiseMultiplier: 1, epsilon: 2.1, privacyUnit: 'sequence' },
       }),
     ).rejects.toThrow(/round 2 aborted/);
-    expect(performance.now() - started).toBeLessThan(30_000);
     for (const name of ['client-1', 'client-2']) {
       const path = join(outDir, 'clients', `${name}-record-ledger.jsonl`);
       expect(verifyLedgerFile(path).valid).toBe(true);
@@ -112,5 +113,5 @@ describe('a federation whose clients train with record-level DP-SGD, over gRPC',
       expect(kinds.slice(1).every((k) => k === 'refused')).toBe(true);
       expect(kinds.length).toBeGreaterThan(1);
     }
-  }, 60_000);
+  }, 900_000);
 });
