@@ -154,6 +154,17 @@ describe('ghostClippedLoraGradSum with privacy units (unitOf)', () => {
     expect(Array.from(withUnit.factors.subarray(1))).toEqual(Array.from(without.factors));
   });
 
+  it('with padTo, an example\'s float32 gradient does not depend on a longer batch-mate (the padded width is fixed)', async () => {
+    const f = fixtures.get('fedlora-tiny')!;
+    const vars = variables(f.adapter);
+    const o = { clipNorm: 1e9, dropoutSeed: 0, padTo: 32 };
+    const short = await ghostClippedLoraGradSum(f.model, f.lora, vars, [f.data[2]!, f.data[4]!], o); // 19 and 8 targets
+    const withLong = await ghostClippedLoraGradSum(f.model, f.lora, vars, [f.data[2]!, f.data[4]!, f.data[0]!], o); // + 32 targets
+    disposeAll(vars);
+    expect(Array.from(withLong.normsSq.subarray(0, 2))).toEqual(Array.from(short.normsSq));
+    expect(() => padBatch([f.data[0]!], 31)).toThrow(/padTo must be an integer >= the longest sequence's 32 targets, received 31/);
+  });
+
   it('rejects unit indices that are not one dense index per sequence', async () => {
     const f = fixtures.get('llama')!;
     const vars = variables(f.adapter);
