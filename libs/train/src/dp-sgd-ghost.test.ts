@@ -227,6 +227,18 @@ describe('ghostClippedLoraGradSum', () => {
     expect([...empty.clippedSum.keys()]).toEqual([...f.adapter.keys()]);
   });
 
+  it('weighs the targets of a padded batch 1 / length (0 on padding): one fused loss equal to the sum of per-example means', () => {
+    const seqs = [Int32Array.of(1, 2, 3, 4), Int32Array.of(5, 6), Int32Array.of(7, 8, 9)];
+    const batch = padBatch(seqs);
+    expect(Array.from(batch.tokenWeights!)).toEqual([1 / 3, 1 / 3, 1 / 3, 1, 0, 0, 1 / 2, 1 / 2, 0].map((v) => Math.fround(v)));
+    expect(padBatch([Int32Array.of(1, 2), Int32Array.of(3, 4)]).tokenWeights).toBeUndefined();
+    const logits = tf.tensor2d(Float32Array.from({ length: 9 * 11 }, (_, k) => Math.sin(k)), [9, 11]);
+    const fused = weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen, undefined, batch.tokenWeights);
+    const perExample = weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen);
+    expect(fused.dataSync()[0]!).toBeCloseTo(perExample.dataSync()[0]!, 5);
+    tf.dispose([logits, fused, perExample, batch.inputs, batch.targets]);
+  });
+
   it('rejects a sequence without a target', () => {
     expect(() => padBatch([Int32Array.of(1, 2), Int32Array.of(3)])).toThrow(/sequence 1 holds 1/);
   });
