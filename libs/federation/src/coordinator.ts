@@ -168,15 +168,19 @@ export class FederationCoordinator {
   /**
    * Many sessions check in at once, without waiting (one call from a process that holds many
    * institutions, such as a simulated population): each is authenticated by its own token and
-   * answered as `getTask(id, token, 0)` would answer it, so a batch carries no authority that
-   * its sessions' separate calls would not. At most MAX_CHECK_IN_BATCH sessions per call.
+   * answered as `getTask(id, token, 0)` would answer it, except that a session drawn into the open
+   * round hears only the attempt (round and nonce), not the plan: it asks GetTask for the plan,
+   * so an answer stays a few bytes per session whatever the cohort's roster weighs. A batch
+   * carries no authority that its sessions' separate calls would not. At most MAX_CHECK_IN_BATCH
+   * sessions per call.
    */
   checkIn(sessions: ReadonlyArray<{ clientId: string; token: string }>): CheckInAnswer[] {
     if (sessions.length > MAX_CHECK_IN_BATCH) throw new FederationError('invalid-argument', `a check-in carries at most ${MAX_CHECK_IN_BATCH} sessions, received ${sessions.length}`);
     return sessions.map(({ clientId, token }) => {
       try {
         this.authenticate(clientId, token);
-        return { task: this.taskFor(clientId) };
+        const r = this.roundToTrain(clientId);
+        return r ? { drawn: { round: r.plan.round, nonce: r.plan.nonce } } : { task: this.idleTask(clientId) };
       } catch (err) {
         if (err instanceof FederationError) return { refused: err.code, reason: err.message };
         throw err;
@@ -184,16 +188,26 @@ export class FederationCoordinator {
     });
   }
 
+  /** The open round `clientId` is to train in now (in its cohort, not reported, not declined), if any. */
+  private roundToTrain(clientId: string): OpenRound | undefined {
+    if (this.state === 'finished' || this.state === 'failed') return undefined;
+    const r = this.current;
+    return r && !r.closed && r.cohort.has(clientId) && !r.protocol.hasReported(clientId) && !r.declined.has(clientId) ? r : undefined;
+  }
+
   private taskFor(clientId: string): Task {
+    const r = this.roundToTrain(clientId);
+    if (!r) return this.idleTask(clientId);
+    this.issued.set(clientId, r.plan.nonce);
+    return { kind: 'train', plan: r.plan };
+  }
+
+  /** The task of a client with nothing to train: the run is over, or wait. */
+  private idleTask(clientId: string): Exclude<Task, { kind: 'train' }> {
     if (this.state === 'finished' || this.state === 'failed') {
       this.toldFinished.add(clientId);
       this.changed.notify();
       return this.state === 'failed' ? { kind: 'finished', failed: this.failure ?? 'the run failed' } : { kind: 'finished' };
-    }
-    const r = this.current;
-    if (r && !r.closed && r.cohort.has(clientId) && !r.protocol.hasReported(clientId) && !r.declined.has(clientId)) {
-      this.issued.set(clientId, r.plan.nonce);
-      return { kind: 'train', plan: r.plan };
     }
     return { kind: 'wait', retryAfterMs: 500 };
   }

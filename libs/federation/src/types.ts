@@ -132,8 +132,12 @@ export type Task =
   /** The run is over; `failed` (why the run failed at the coordinator) when it did not complete. */
   | { kind: 'finished'; failed?: string };
 
-/** One session's answer to a batched check-in: its task, or the error code that refused it (and why). */
-export type CheckInAnswer = { task: Task } | { refused: FederationErrorCode; reason: string };
+/**
+ * One session's answer to a batched check-in: a wait or finished task; `drawn` when it is in the
+ * cohort of the open round attempt (its own GetTask returns the plan); or the error code that
+ * refused it (and why).
+ */
+export type CheckInAnswer = { task: Exclude<Task, { kind: 'train' }> } | { drawn: { round: number; nonce: string } } | { refused: FederationErrorCode; reason: string };
 
 /** Metadata that precedes a client's update tensors. */
 export interface UpdateHeader {

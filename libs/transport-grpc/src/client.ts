@@ -133,21 +133,18 @@ export class GrpcConnection implements CoordinatorConnection {
   }
 
   /**
-   * Checks in many sessions at once (CheckIn), as `getTask(0)` would for each: one call for a
-   * process that holds many institutions on one shared channel (GrpcConnectionOptions.channel).
-   * Returns one answer per connection, in order; a refused session says why (for example
-   * 'unauthenticated': register it again).
+   * Checks in many sessions at once (CheckIn), as `getTask(0)` would for each, except that a
+   * session drawn into the open round hears only the attempt (`drawn`) and asks `getTask` for the
+   * plan: one call for a process that holds many institutions on one shared channel
+   * (GrpcConnectionOptions.channel). Returns one answer per connection, in order; a refused
+   * session says why (for example 'unauthenticated': register it again).
    */
   static async checkIn(connections: readonly GrpcConnection[]): Promise<CheckInAnswer[]> {
     const first = connections[0];
     if (!first) return [];
     const res = await first.unary<{ results: PbCheckInResult[] }>('CheckIn', { sessions: connections.map((c) => c.auth) });
     if (res.results.length !== connections.length) throw new FederationError('invalid-argument', `a check-in of ${connections.length} sessions was answered with ${res.results.length} results`);
-    return res.results.map((r, i) => {
-      const answer = checkInAnswerFromProto(r);
-      if ('task' in answer && answer.task.kind === 'train') connections[i]!.lastPlan = answer.task.plan;
-      return answer;
-    });
+    return res.results.map(checkInAnswerFromProto);
   }
 
   async downloadAdapter(round: number): Promise<NamedTensors> {

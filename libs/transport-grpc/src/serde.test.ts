@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { RoundPlan, Task, UpdateHeader } from '@fedlora/federation';
+import type { CheckInAnswer, RoundPlan, Task, UpdateHeader } from '@fedlora/federation';
 import type { UploadProgress } from './serde.js';
 import {
   checkInAnswerFromProto,
@@ -150,11 +150,13 @@ describe('secure-aggregation exchange serde', () => {
 });
 
 describe('check-in answers', () => {
-  it('round-trip a task or a refusal, and refuse an answer with neither or an unknown code', () => {
-    for (const a of [{ task: { kind: 'train', plan } as Task }, { task: { kind: 'wait', retryAfterMs: 500 } as Task }, { refused: 'unauthenticated' as const, reason: 'register again' }]) {
-      expect(checkInAnswerFromProto(checkInAnswerToProto(a))).toEqual(a);
-    }
-    expect(() => checkInAnswerFromProto({ task: null, refused: '', reason: '' })).toThrow(/neither a task nor a refusal/);
-    expect(() => checkInAnswerFromProto({ task: null, refused: 'teapot', reason: '' })).toThrow(/unknown check-in refusal/);
+  it('round-trip a wait or finished task, a draw or a refusal, and refuse an answer with none, an unknown code or a plan', () => {
+    const answers: CheckInAnswer[] = [{ task: { kind: 'wait', retryAfterMs: 500 } }, { task: { kind: 'finished' } }, { drawn: { round: 3, nonce: 'ab'.repeat(16) } }, { refused: 'unauthenticated', reason: 'register again' }];
+    for (const a of answers) expect(checkInAnswerFromProto(checkInAnswerToProto(a))).toEqual(a);
+    const none = { task: null, refused: '', reason: '', drawnRound: 0, drawnNonce: '' };
+    expect(() => checkInAnswerFromProto(none)).toThrow(/neither a task, a draw nor a refusal/);
+    expect(() => checkInAnswerFromProto({ ...none, refused: 'teapot' })).toThrow(/unknown check-in refusal/);
+    expect(() => checkInAnswerFromProto({ ...none, drawnRound: 0, drawnNonce: 'ab' })).toThrow(/check-in draw/);
+    expect(() => checkInAnswerFromProto({ ...none, task: taskToProto({ kind: 'train', plan }) })).toThrow(/TRAIN task/);
   });
 });

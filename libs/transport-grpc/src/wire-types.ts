@@ -38,11 +38,13 @@ export interface PbGetTaskResponse {
   failure?: string;
 }
 
-/** One session's answer in a CheckIn: a task, or the FederationError code that refused it. */
+/** One session's answer in a CheckIn: a task, the attempt it is drawn into, or the FederationError code that refused it. */
 export interface PbCheckInResult {
   task?: PbGetTaskResponse | null;
   refused: string;
   reason: string;
+  drawnRound: number;
+  drawnNonce: string;
 }
 
 export interface PbTensorChunk {

@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
@@ -17,6 +17,7 @@ import type { DpSgdTrainer } from '@fedlora/client';
 import { ReleasedUpdate, buildClient } from '@fedlora/client';
 import { generateIdentity } from '@fedlora/secagg';
 import { createSecureSimulation, secureMinClientsCap } from './secure-setup.js';
+import { PopulationKeys } from './key-store.js';
 import { createAggregationProbe } from './aggregation-error.js';
 import { simulationDashboard } from './simulation-dashboard.js';
 import { qaLoraTargets } from './sotu-qa.js';
@@ -76,16 +77,20 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const noiseStddevPerClient = distributed ? distributedNoiseStddevPerClient(o.privacy!.noiseMultiplier, o.privacy!.clipNorm, minClients) : 0;
   // Distributed adaptive clipping: every secure round is sized for the clip norm the federation privacy holds at that moment.
   const perRound = distributed && o.privacy?.adaptiveClipping ? () => fedPrivacy!.perRound!() : undefined;
-  const secure = o.secagg ? createSecureSimulation(names, { ...o.secagg, seed: o.seed, cohort: cohortSize, noiseStddevPerClient, ...(perRound ? { perRound } : {}) }) : undefined;
-  // One ledger key per institution, shared by its institution-level and record-level ledgers (the audit requires it).
-  // Without ledgers (no DP) a key is made only for an institution that is materialised.
   const outDir = o.privacy || o.dpSgd ? (o.outDir ?? (await mkdtemp(join(tmpdir(), 'fedlora-sim-')))) : '';
-  // Ledger keys in tweetnacl's Ed25519 layout (seed || public key), as generateLedgerKey makes them, from node:crypto: ~50x faster at 10,000 institutions.
-  const clientKeys = new Map(outDir ? names.map((n) => [n, generateIdentity(cryptoRandomBytes).secretKey]) : []);
+  // The population's private keys live on disk (key-store.ts: a 0600 file of 32-byte seeds per purpose), under
+  // the out dir with the ledgers they sign, else in a private temporary directory removed at the end.
+  const keyDir = outDir ? join(outDir, 'keys') : o.secagg ? await mkdtemp(join(tmpdir(), 'fedlora-sim-keys-')) : '';
+  const secure = o.secagg ? createSecureSimulation(names, { ...o.secagg, seed: o.seed, keyDir, cohort: cohortSize, noiseStddevPerClient, ...(perRound ? { perRound } : {}) }) : undefined;
+  // One ledger key per institution, shared by its institution-level and record-level ledgers (the audit requires it),
+  // in tweetnacl's Ed25519 layout (seed || public key) as generateLedgerKey makes them.
+  const ledgerKeys = outDir ? PopulationKeys.create(keyDir, 'ledger', names.length, cryptoRandomBytes) : undefined;
+  // Without ledgers (no DP) a key is made only for an institution that is materialised.
+  const unrecordedKeys = new Map<string, Uint8Array>();
   // The public half of every ledger key, for the auditor (this one operator holds them all here).
   const trustedKeysPath = join(outDir, TRUSTED_KEYS_FILE);
   const coordinatorLedgerKey = generateLedgerKey();
-  if (outDir) writeTrustedKeys(trustedKeysPath, { coordinator: coordinatorLedgerKey.publicKey, ...Object.fromEntries([...clientKeys].map(([name, k]) => [name, Buffer.from(k.subarray(32)).toString('hex')])) });
+  if (ledgerKeys) writeTrustedKeys(trustedKeysPath, { coordinator: coordinatorLedgerKey.publicKey, ...Object.fromEntries(names.map((name, i) => [name, Buffer.from(ledgerKeys.publicKey(i)).toString('hex')])) });
   const fedPrivacy = await simulationFederationPrivacy(o, { outDir, dimension: updateParameters, minClients, samplingRate: plannedSamplingRate, signerSecretKey: coordinatorLedgerKey.secretKey });
 
   // What survives a node being dropped: the record-level epsilon spent, DP-SGD's calibration, who ever took part (has ledgers).
@@ -187,7 +192,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     if (app.dashboard) o.dashboard?.onListening?.(app.dashboard.url);
     previous = app.coordinator.adapter;
     initialEvalLoss = await evalLoss(previous);
-    const env = { o, model, lora, address, channel, outDir, cohort: cohortSize, slots: new TrainingSlots(o.trainingSlots ?? availableParallelism()), ledgerKeyOf: (n: string) => clientKeys.get(n) ?? clientKeys.set(n, generateIdentity(cryptoRandomBytes).secretKey).get(n)!, ...(secure ? { secure } : {}), ...(probe ? { probe } : {}), logger: log };
+    const env = { o, model, lora, address, channel, outDir, cohort: cohortSize, slots: new TrainingSlots(o.trainingSlots ?? availableParallelism()), ledgerKeyOf: (n: string, i: number) => ledgerKeys?.secretKey(i) ?? unrecordedKeys.get(n) ?? unrecordedKeys.set(n, generateIdentity(cryptoRandomBytes).secretKey).get(n)!, ...(secure ? { secure } : {}), ...(probe ? { probe } : {}), logger: log };
     const inProcess = inProcessTrainer(env, (n, t) => dpSgdTrainers.set(n, t), releasedOf);
     // --workers: the same training in a worker process, the rest of the node (guards, ledger, SecAgg+ noise) here.
     const workers = pool;
@@ -269,6 +274,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     model.dispose();
     await dash?.finish(app.dashboard);
     await app.close();
+    ledgerKeys?.close();
+    secure?.close();
+    if (keyDir && !outDir) await rm(keyDir, { recursive: true, force: true });
   }
 }
 

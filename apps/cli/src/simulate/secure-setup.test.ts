@@ -1,5 +1,8 @@
 import type { RoundPlan } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createSecureSimulation } from './secure-setup.js';
 
@@ -8,7 +11,7 @@ const plan = { round: 3, tensors: [{ name: 'w', shape: [1, 4] }] } as unknown as
 const delta = (data: number[]): NamedTensors => new Map([['w', { shape: [1, 4], data: Float32Array.from(data) }]]);
 
 describe('createSecureSimulation: the aggregation error it measures', () => {
-  const sim = createSecureSimulation(['a', 'b', 'c'], { dropout: 0, clipNorm: 1, stageTimeoutMs: 1000, seed: 't' });
+  const sim = createSecureSimulation(['a', 'b', 'c'], { dropout: 0, clipNorm: 1, stageTimeoutMs: 1000, seed: 't', keyDir: mkdtempSync(join(tmpdir(), 'fedlora-secure-setup-')) });
   const trainer = (data: number[]) => ({ numExamples: 1, train: async () => ({ delta: delta(data), numExamples: 1, trainLoss: 0 }) });
 
   it('compares with the plain mean of the survivors clipped updates only, and forgets the round', async () => {

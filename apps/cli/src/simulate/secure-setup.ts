@@ -1,9 +1,10 @@
 import type { LocalTrainer, RoundPlan, SecureAggregationOptions, SecureClientOptions } from '@fedlora/federation';
 import { flattenInPlanOrder, noiseShareFor } from '@fedlora/federation';
 import type { Stage } from '@fedlora/secagg';
-import { STAGES, chooseSecAggParams, generateIdentity } from '@fedlora/secagg';
+import { STAGES, chooseSecAggParams } from '@fedlora/secagg';
 import type { RandomBytes } from '@fedlora/tensor';
 import { cryptoRandomBytes, seededRandomBytes, uniform01, uniformInt } from '@fedlora/tensor';
+import { PopulationKeys } from './key-store.js';
 
 /** Secure-aggregation settings of a simulation. */
 export interface SimulationSecAgg {
@@ -54,15 +55,16 @@ function addClipped(acc: Float64Array, u: SentUpdate): void {
  * simulator can know: every client's clipped update, to measure how far the securely
  * aggregated average is from the plain one.
  */
-export function createSecureSimulation(names: string[], o: SimulationSecAgg & { seed: string; cohort?: number; noiseStddevPerClient?: number; perRound?: SecureAggregationOptions['perRound'] }) {
-  const identities = new Map(names.map((n) => [n, generateIdentity(cryptoRandomBytes)]));
-  const members = new Map([...identities].map(([n, id]) => [n, id.publicKey]));
+export function createSecureSimulation(names: string[], o: SimulationSecAgg & { seed: string; keyDir: string; cohort?: number; noiseStddevPerClient?: number; perRound?: SecureAggregationOptions['perRound'] }) {
+  // Identity seeds on disk (key-store.ts), public keys in memory: the roster and every institution's members list need them all.
+  const keys = PopulationKeys.create(o.keyDir, 'secagg', names.length, cryptoRandomBytes);
+  const members = new Map(names.map((n, i) => [n, keys.publicKey(i)]));
   const dropRng: RandomBytes = seededRandomBytes(`dropout:${o.seed}`);
   /** Per round, each client's update as sent (float32, as trained) and its clip factor: half the memory of float64 copies (a cohort of 1,000 at d = 24,576 kept 197 MB). */
   const sent = new Map<number, Map<string, SentUpdate>>();
 
   const coordinator: SecureAggregationOptions = {
-    identityOf: (n) => identities.get(n)?.publicKey,
+    identityOf: (n) => members.get(n),
     clipNorm: o.clipNorm,
     noiseStddevPerClient: o.noiseStddevPerClient ?? 0,
     dropoutFraction: simulationDropoutFraction(o.dropout),
@@ -75,8 +77,9 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
     ...(o.perRound ? { perRound: o.perRound } : {}),
   };
 
-  const client = (name: string): SecureClientOptions => ({
-    identitySecretKey: identities.get(name)!.secretKey,
+  /** Institution `index` (named `name`)'s options: its identity key is read from disk when it is materialised. */
+  const client = (name: string, index: number): SecureClientOptions => ({
+    identitySecretKey: keys.secretKey(index),
     // The simulator plays the federation authority: every simulated institution accepts exactly the simulated members.
     members,
     rng: cryptoRandomBytes,
@@ -131,5 +134,5 @@ export function createSecureSimulation(names: string[], o: SimulationSecAgg & { 
     return { aggregateMaxAbsError: maxErr, noiseStd: Math.sqrt(Math.max(0, s2 / n - (s / n) ** 2)) };
   };
 
-  return { coordinator, client, recordUpdates, measure };
+  return { coordinator, client, recordUpdates, measure, close: () => keys.close() };
 }

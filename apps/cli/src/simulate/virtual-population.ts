@@ -12,8 +12,8 @@
  * SecAgg+), and is dropped as soon as the coordinator has nothing more for it.
  */
 import type { BuiltClient } from '@fedlora/client';
-import type { CheckInAnswer, CoordinatorConnection, EventLogger, Task } from '@fedlora/federation';
-import { FederationError, MAX_CHECK_IN_BATCH, systemClock } from '@fedlora/federation';
+import type { CheckInAnswer, CoordinatorConnection, EventLogger } from '@fedlora/federation';
+import { MAX_CHECK_IN_BATCH, systemClock } from '@fedlora/federation';
 import type * as grpc from '@grpc/grpc-js';
 import { GrpcConnection } from '@fedlora/transport-grpc';
 
@@ -80,8 +80,8 @@ export async function runPopulation(o: PopulationOptions): Promise<PopulationRes
   let sweep = 0;
   let fastThrough = -1;
   let lastNonce = '';
-  // Sessions per CheckIn call (halved when an answer would exceed the transport's message limit).
-  let batchSize = Math.min(o.checkInBatch ?? 256, MAX_CHECK_IN_BATCH);
+  // Sessions per CheckIn call: an answer is a few bytes per session (a drawn one hears its attempt, not the plan).
+  const batchSize = Math.min(o.checkInBatch ?? 256, MAX_CHECK_IN_BATCH);
 
   const register = (i: number) => sessions[i]!.register(o.names[i]!, o.numExamplesOf(i));
   await forEachLimited(n, o.concurrency ?? 16, o.signal, register);
@@ -110,17 +110,14 @@ export async function runPopulation(o: PopulationOptions): Promise<PopulationRes
     running.add(p);
   };
 
-  /** One train/finished/wait answer for institution `i`. */
-  const heard = (i: number, task: Task) => {
-    if (task.kind === 'finished') state[i] = 'done';
-    else if (task.kind === 'train' && state[i] === 'idle') {
-      // A new round attempt opened: find the rest of its cohort at full speed (this sweep and the next).
-      if (task.plan.nonce !== lastNonce) {
-        lastNonce = task.plan.nonce;
-        fastThrough = sweep + 1;
-      }
-      materialise(i);
+  /** Institution `i` is drawn into the round attempt `nonce`: materialise it (its node asks GetTask for the plan). */
+  const drawn = (i: number, nonce: string) => {
+    // A new round attempt opened: find the rest of its cohort at full speed (this sweep and the next).
+    if (nonce !== lastNonce) {
+      lastNonce = nonce;
+      fastThrough = sweep + 1;
     }
+    materialise(i);
   };
 
   /** Checks in the idle institutions among `batch` with one call (GrpcConnection.checkIn). */
@@ -131,22 +128,15 @@ export async function runPopulation(o: PopulationOptions): Promise<PopulationRes
     try {
       answers = await GrpcConnection.checkIn(idle.map((i) => sessions[i]!));
     } catch (err) {
-      // Each 'train' answer carries the round plan, whose roster grows with the cohort: a batch of a
-      // cohort of 1,000 (~78 KB a plan) exceeds the transport's message limit. Halve the batch (for
-      // this call and every later one) and check the halves in.
-      if (err instanceof FederationError && err.code === 'resource-exhausted' && idle.length > 1 && !o.signal.aborted) {
-        batchSize = Math.max(1, Math.min(batchSize, Math.ceil(idle.length / 2)));
-        o.logger.info({ event: 'population.check-in-batch', clients: batchSize, reason: err.message });
-        for (let k = 0; k < idle.length; k += batchSize) await checkIn(idle.slice(k, k + batchSize));
-        return;
-      }
       if (!o.signal.aborted) o.logger.warn({ event: 'population.check-in-failed', clients: idle.length, reason: (err as Error).message });
       return;
     }
     for (const [k, a] of answers.entries()) {
       const i = idle[k]!;
-      if ('task' in a) {
-        if (state[i] === 'idle') heard(i, a.task);
+      if (state[i] !== 'idle') continue;
+      if ('drawn' in a) drawn(i, a.drawn.nonce);
+      else if ('task' in a) {
+        if (a.task.kind === 'finished') state[i] = 'done';
       } else if (o.signal.aborted) return;
       // The coordinator forgot this session (it restarted): register again.
       else if (a.refused === 'unauthenticated') await register(i).catch((err: unknown) => o.logger.warn({ event: 'population.register-failed', client: o.names[i], reason: (err as Error).message }));
