@@ -6,6 +6,7 @@ import { ClientRegistry } from './client-registry.js';
 import { runClient } from './client-runner.js';
 import { FederationError } from './errors.js';
 import { inProcessConnection } from './in-process-connection.js';
+import { MAX_CHECK_IN_BATCH } from './coordinator.js';
 import { constantTrainer, testCoordinator } from './test-helpers.js';
 
 /** A clock the test moves by hand. */
@@ -41,6 +42,21 @@ describe('ClientRegistry (the coordinator\'s live set)', () => {
     expect(r.authenticate('a', second.sessionToken).numExamples).toBe(5);
     expect(r.numExamples('a')).toBe(5);
     expect(() => r.register('bad name', 1)).toThrow(/client name must be/);
+  });
+});
+
+describe('batched check-ins (FederationCoordinator.checkIn)', () => {
+  it('keeps a session live like its own poll does, refuses a wrong token per session, and bounds the batch', () => {
+    const clock = manualClock();
+    const c = testCoordinator({ livenessMs: 1000, clock });
+    const a = c.register('a', 1);
+    c.register('b', 1);
+    clock.advance(900);
+    const answers = c.checkIn([{ clientId: 'a', token: a.sessionToken }, { clientId: 'b', token: 'forged' }]);
+    expect(answers).toEqual([{ task: { kind: 'wait', retryAfterMs: 500 } }, { refused: 'unauthenticated', reason: expect.stringMatching(/register again/) }]);
+    clock.advance(900); // a checked in 900 ms ago, b 1,800 ms ago
+    expect(c.status().connectedClients).toBe(1);
+    expect(() => c.checkIn(Array.from({ length: MAX_CHECK_IN_BATCH + 1 }, () => ({ clientId: 'a', token: a.sessionToken })))).toThrow(/at most 1024 sessions/);
   });
 });
 

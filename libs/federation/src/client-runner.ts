@@ -160,7 +160,7 @@ export async function runClient(opts: ClientRunnerOptions): Promise<{ roundsTrai
         let end;
         try {
           end = await runSecureRound(
-            (round, nonce, stage, payload, report) => conn.secAggExchange(round, nonce, stage, payload, report),
+            (round, nonce, stage, payload, report, waitMs) => conn.secAggExchange(round, nonce, stage, payload, report, waitMs),
             plan,
             opts.name,
             async () => {
@@ -259,7 +259,7 @@ function abortableConnection(c: CoordinatorConnection, signal: AbortSignal): Coo
     uploadUpdate: (update) => race(c.uploadUpdate(update)),
     decline: (round, reason) => race(c.decline(round, reason)),
     heartbeat: (round) => race(c.heartbeat(round)),
-    secAggExchange: (round, nonce, stage, payload, report) => race(c.secAggExchange(round, nonce, stage, payload, report)),
+    secAggExchange: (round, nonce, stage, payload, report, waitMs) => race(c.secAggExchange(round, nonce, stage, payload, report, waitMs)),
     close: () => c.close(),
   };
 }

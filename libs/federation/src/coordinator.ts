@@ -16,7 +16,7 @@ import type { CloseCause, RoundProtocol, RoundProtocolFactory } from './round-pr
 import { SecureRoundProtocol } from './secure-protocol.js';
 import type { SecureAggregationOptions } from './secure-round.js';
 import type { ServerStrategy } from './strategy.js';
-import type { ClientRecord, ClientReport, ClientUpdate, PlanParts, RoundPlan, RoundSummary, SecAggReply, Task } from './types.js';
+import type { CheckInAnswer, ClientRecord, ClientReport, ClientUpdate, PlanParts, RoundPlan, RoundSummary, SecAggReply, Task } from './types.js';
 
 /** Everything the coordinator needs; the apps build this from the YAML config. */
 export interface CoordinatorOptions {
@@ -99,6 +99,8 @@ export class FederationCoordinator {
   private current: OpenRound | null = null;
   private state: RunState = 'waiting-for-clients';
   private readonly changed = new Notifier();
+  /** Wakes long-polling secure-aggregation clients: fires when a round's protocol stage changes or the round ends. */
+  private readonly stageChanged = new Notifier();
   private readonly history: RoundSummary[] = [];
   private readonly clock: Clock;
   private readonly log: EventLogger;
@@ -163,16 +165,49 @@ export class FederationCoordinator {
     }
   }
 
+  /**
+   * Many sessions check in at once, without waiting (one call from a process that holds many
+   * institutions, such as a simulated population): each is authenticated by its own token and
+   * answered as `getTask(id, token, 0)` would answer it, except that a session drawn into the open
+   * round hears only the attempt (round and nonce), not the plan: it asks GetTask for the plan,
+   * so an answer stays a few bytes per session whatever the cohort's roster weighs. A batch
+   * carries no authority that its sessions' separate calls would not. At most MAX_CHECK_IN_BATCH
+   * sessions per call.
+   */
+  checkIn(sessions: ReadonlyArray<{ clientId: string; token: string }>): CheckInAnswer[] {
+    if (sessions.length > MAX_CHECK_IN_BATCH) throw new FederationError('invalid-argument', `a check-in carries at most ${MAX_CHECK_IN_BATCH} sessions, received ${sessions.length}`);
+    return sessions.map(({ clientId, token }) => {
+      try {
+        this.authenticate(clientId, token);
+        const r = this.roundToTrain(clientId);
+        return r ? { drawn: { round: r.plan.round, nonce: r.plan.nonce } } : { task: this.idleTask(clientId) };
+      } catch (err) {
+        if (err instanceof FederationError) return { refused: err.code, reason: err.message };
+        throw err;
+      }
+    });
+  }
+
+  /** The open round `clientId` is to train in now (in its cohort, not reported, not declined), if any. */
+  private roundToTrain(clientId: string): OpenRound | undefined {
+    if (this.state === 'finished' || this.state === 'failed') return undefined;
+    const r = this.current;
+    return r && !r.closed && r.cohort.has(clientId) && !r.protocol.hasReported(clientId) && !r.declined.has(clientId) ? r : undefined;
+  }
+
   private taskFor(clientId: string): Task {
+    const r = this.roundToTrain(clientId);
+    if (!r) return this.idleTask(clientId);
+    this.issued.set(clientId, r.plan.nonce);
+    return { kind: 'train', plan: r.plan };
+  }
+
+  /** The task of a client with nothing to train: the run is over, or wait. */
+  private idleTask(clientId: string): Exclude<Task, { kind: 'train' }> {
     if (this.state === 'finished' || this.state === 'failed') {
       this.toldFinished.add(clientId);
       this.changed.notify();
       return this.state === 'failed' ? { kind: 'finished', failed: this.failure ?? 'the run failed' } : { kind: 'finished' };
-    }
-    const r = this.current;
-    if (r && !r.closed && r.cohort.has(clientId) && !r.protocol.hasReported(clientId) && !r.declined.has(clientId)) {
-      this.issued.set(clientId, r.plan.nonce);
-      return { kind: 'train', plan: r.plan };
     }
     return { kind: 'wait', retryAfterMs: 500 };
   }
@@ -220,6 +255,19 @@ export class FederationCoordinator {
     const reply = r.protocol.exchange(clientId, stage, payload, report);
     this.changed.notify();
     return reply;
+  }
+
+  /**
+   * A secure-aggregation poll held, while the answer is 'wait', until the protocol's stage changes
+   * or the round ends, or `waitMs` passed (capped at 30 s): one call per stage per client instead
+   * of one per poll interval, which is what a cohort of a thousand in one simulation costs.
+   */
+  async secAggPoll(clientId: string, token: string, round: number, nonce: string, waitMs: number): Promise<SecAggReply> {
+    const reply = this.secAggExchange(clientId, token, round, nonce, '', new Uint8Array(0));
+    if (reply.kind !== 'wait' || waitMs <= 0 || this.stopController.signal.aborted) return reply;
+    // One wait, then the answer as it stands: after a stage change that is this client's next message.
+    await this.stageChanged.wait(Math.min(waitMs, 30_000), this.stopController.signal);
+    return this.secAggExchange(clientId, token, round, nonce, '', new Uint8Array(0));
   }
 
   /** A client declines the open round (for example: its privacy budget would be exceeded). */
@@ -429,6 +477,7 @@ export class FederationCoordinator {
     const cause = await this.waitUntilSettled(r);
     r.closed = true;
     const result = protocol.close(cause);
+    this.stageChanged.notify();
     const { summary, newAdapter, misbehaved } = concludeRound({ round, attempt, cohort, declined: r.declined, startedAt, result, minClients: this.opts.minClients, global: this.global, strategy: this.opts.strategy, clock: this.clock, log: this.log });
     for (const m of misbehaved) this.excludedFromRerun.set(m.client, m.reason);
     const { participants, trainLoss } = summary;
@@ -450,7 +499,14 @@ export class FederationCoordinator {
     for (;;) {
       const now = this.clock.now();
       const view = { now, cohort: r.cohort, declined: r.declined, lastActive: (c: string) => this.lastActive.get(c) ?? 0 };
-      if (r.protocol.settle(view)) return { kind: 'settled' };
+      const stage = r.protocol.stage;
+      const settled = r.protocol.settle(view);
+      // Stage changes of a multi-stage protocol (SecAgg+), so an operator sees where a long round spends its time.
+      if (r.protocol.stage !== stage) {
+        this.log.info({ event: 'round.stage', round: r.plan.round, attempt: r.plan.attempt, stage: r.protocol.stage, elapsedMs: now - r.startedAt });
+        this.stageChanged.notify();
+      }
+      if (settled) return { kind: 'settled' };
       if (r.declined.size >= r.cohort.size) return { kind: 'declined', reasons: [...r.declined.values()] };
       if (now >= r.plan.deadlineUnixMs) return { kind: 'deadline' };
       if (this.stopController.signal.aborted) return { kind: 'stopping' };
@@ -459,6 +515,9 @@ export class FederationCoordinator {
     }
   }
 }
+
+/** Most sessions one batched check-in may carry (a bound on the work and the answer of one call). */
+export const MAX_CHECK_IN_BATCH = 1024;
 
 /** The plan part carrying a weight cap (none when no count was known). */
 function capOf(cap: number | undefined): { weightCap?: number } {

@@ -30,8 +30,11 @@ export function inProcessConnection(coordinator: FederationCoordinator): Coordin
     async heartbeat(round) {
       return coordinator.heartbeat(id, token, round);
     },
-    async secAggExchange(round, nonce, stage, payload, report) {
-      const r = coordinator.secAggExchange(id, token, round, nonce, stage, new Uint8Array(payload), report);
+    async secAggExchange(round, nonce, stage, payload, report, waitMs) {
+      const r =
+        payload.length === 0 && (waitMs ?? 0) > 0
+          ? await coordinator.secAggPoll(id, token, round, nonce, waitMs!)
+          : coordinator.secAggExchange(id, token, round, nonce, stage, new Uint8Array(payload), report);
       return { ...r, payload: new Uint8Array(r.payload) };
     },
     close() {},

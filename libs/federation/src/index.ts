@@ -1,5 +1,5 @@
 // Domain types of a federation round.
-export type { TensorLayout, RoundPlan, PlanParts, PlannedTraining, PlannedLora, SecureRoundPlan, ClientReport, SecAggReply, AdaptiveClippingStep, Task, UpdateHeader, ClientUpdate, RoundSummary, ClientRecord } from './types.js';
+export type { TensorLayout, RoundPlan, PlanParts, PlannedTraining, PlannedLora, SecureRoundPlan, ClientReport, SecAggReply, AdaptiveClippingStep, Task, CheckInAnswer, UpdateHeader, ClientUpdate, RoundSummary, ClientRecord } from './types.js';
 // Typed errors (the transport maps codes to gRPC statuses in one place).
 export type { FederationErrorCode } from './errors.js';
 export { FederationError } from './errors.js';
@@ -18,7 +18,7 @@ export { weightedFedAvg, exampleWeightCap, MAX_WEIGHT_OVER_MEDIAN } from './roun
 export { MAX_NUM_EXAMPLES } from './validate-update.js';
 // The coordinator's round loop and the client loop, both transport-agnostic.
 export type { CoordinatorOptions } from './coordinator.js';
-export { FederationCoordinator } from './coordinator.js';
+export { FederationCoordinator, MAX_CHECK_IN_BATCH } from './coordinator.js';
 export type { CoordinatorConnection, LocalTrainer, TrainingProgress, ClientRunnerOptions } from './client-runner.js';
 export { runClient } from './client-runner.js';
 export { inProcessConnection } from './in-process-connection.js';

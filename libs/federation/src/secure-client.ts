@@ -17,6 +17,8 @@ export type SecAggExchange = (
   stage: Stage | '',
   payload: Uint8Array,
   report?: ClientReport,
+  /** With an empty payload: let the coordinator hold the poll up to this long until the reply is not 'wait' (0: answer at once). */
+  waitMs?: number,
 ) => Promise<SecAggReply>;
 
 /** A client's secure-aggregation settings. */
@@ -41,6 +43,12 @@ export interface SecureClientOptions {
    * running a thousand institutions in one process lengthens it, or their polls alone fill the CPU.
    */
   pollMs?: number;
+  /**
+   * Long poll (default 20 s): each poll asks the coordinator to hold it until the next stage (or
+   * this long), so a waiting client costs one call per stage instead of one per pollMs. A
+   * coordinator that answers at once (0, or one that predates long polls) falls back to pollMs.
+   */
+  longPollMs?: number;
 }
 
 /** How a client's secure round ended. */
@@ -96,7 +104,7 @@ export async function runSecureRound(
   let inputSet = false;
   const empty = new Uint8Array(0);
   while (!signal?.aborted) {
-    const reply = await exchange(plan.round, plan.nonce, '', empty);
+    const reply = await exchange(plan.round, plan.nonce, '', empty, undefined, opts.longPollMs ?? DEFAULT_LONG_POLL_MS);
     if (reply.kind === 'wait') {
       await clock.sleep(opts.pollMs ?? 100, signal);
       continue;
@@ -139,6 +147,9 @@ export async function runSecureRound(
   }
   return 'vanished';
 }
+
+/** Longest a secure-aggregation poll is held (well under the transport's 60 s call deadline). */
+export const DEFAULT_LONG_POLL_MS = 20_000;
 
 /** Words of integer noise drawn between two yields (~10-60 ms of sampling on an idle core). */
 const NOISE_SLICE = 4096;

@@ -24,6 +24,13 @@ export interface SecureAggregationOptions {
    */
   stageTimeoutMs: number;
   /**
+   * Deadline of the first stage (advertise), default stageTimeoutMs. It also covers the cohort's
+   * arrival (a simulation builds each drawn institution, a device checks in when it can), which
+   * can take far longer than a later stage's protocol work: a long first stage need not make every
+   * stage that waits for a vanished client as long.
+   */
+  advertiseTimeoutMs?: number;
+  /**
    * A client still owed its masked input (it is training) has vanished once silent this long:
    * no heartbeat (trainers send one between steps) and no protocol message. When every such
    * client has vanished, collection ends before the round deadline. Default max(30 s, 3 stage timeouts).
@@ -102,6 +109,9 @@ export function thresholdForSurvivors(n: number, k: number, t: number, minSurviv
   return { k: kk, t: tt };
 }
 
+/** Least time between two walks of the pending clients looking for silence (tick runs on every message). */
+const SILENCE_CHECK_MS = 1000;
+
 /**
  * The coordinator's side of one securely aggregated round: the SecAgg+ server state machine,
  * stage deadlines (kept here, from the caller's clock), and the decoding of the summed integer
@@ -114,6 +124,8 @@ export class SecureRound {
   private readonly nameOf: Map<number, string>;
   /** Per client with an upload under way: its words received, and when tick last saw that number change. */
   private readonly uploadProgress = new Map<number, { words: number; at: number }>();
+  /** When tick last walked the pending clients for silence (see SILENCE_CHECK_MS). */
+  private silenceCheckedAt = -Infinity;
 
   constructor(
     round: number,
@@ -150,7 +162,7 @@ export class SecureRound {
     // Every upload is staged until complete (memory O(d) per upload in flight, at most n d): a client
     // that stops mid-upload is dropped like any other instead of aborting the round (#16 finding 6).
     this.server = new SecAggServer({ round, cohort: names.map((_, i) => i + 1), identities, k, t, dim, rng: opts.rng, usedKeys: opts.usedKeys, minSurvivors, stagedUploads: names.length });
-    this.stageDeadline = now + opts.stageTimeoutMs;
+    this.stageDeadline = now + (opts.advertiseTimeoutMs ?? opts.stageTimeoutMs);
   }
 
   /** The protocol's stage (advertise, share, collect, consistency, unmask, finished, aborted). */
@@ -181,7 +193,7 @@ export class SecureRound {
   tick(now: number, lastSeen?: (clientName: string) => number): boolean {
     const st = this.server.stage;
     if (st === 'finished' || st === 'aborted') return true;
-    const pending = this.server.pending();
+    const pendingCount = this.server.pendingCount();
     const deadline = st === 'collect' ? Math.max(this.stageDeadline, this.collectDeadline) : this.stageDeadline;
     // While clients train (collect stage) they send heartbeats between training steps; when every
     // client still owed a masked input has been silent for the liveness window, it has vanished:
@@ -195,8 +207,11 @@ export class SecureRound {
       if (!p || p.words !== words) this.uploadProgress.set(id, { words, at: now });
       return this.uploadProgress.get(id)!.at;
     };
-    const allSilent = st === 'collect' && lastSeen !== undefined && pending.length > 0 && pending.map((id) => now - active(id) >= this.livenessMs).every(Boolean);
-    if (pending.length === 0 || now >= deadline || allSilent) {
+    // The silence check walks every pending client: tick runs on every message, so it runs at most once a second.
+    const checkSilence = st === 'collect' && lastSeen !== undefined && pendingCount > 0 && now - this.silenceCheckedAt >= SILENCE_CHECK_MS;
+    if (checkSilence) this.silenceCheckedAt = now;
+    const allSilent = checkSilence && this.server.pending().map((id) => now - active(id) >= this.livenessMs).every(Boolean);
+    if (pendingCount === 0 || now >= deadline || allSilent) {
       this.server.advance();
       this.stageDeadline = now + this.opts.stageTimeoutMs;
       const next = this.server.stage;

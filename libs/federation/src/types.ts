@@ -3,6 +3,7 @@ import type { EncodingParams, Stage } from '@fedlora/secagg';
 import type { CohortSampling } from './cohort-sampling.js';
 import type { NamedTensors } from '@fedlora/tensor';
 import type { RoundEvaluation } from './round-evaluation.js';
+import type { FederationErrorCode } from './errors.js';
 
 /** Name and shape of one tensor of the global adapter, as announced in a round plan. */
 export interface TensorLayout {
@@ -130,6 +131,13 @@ export type Task =
   | { kind: 'train'; plan: RoundPlan }
   /** The run is over; `failed` (why the run failed at the coordinator) when it did not complete. */
   | { kind: 'finished'; failed?: string };
+
+/**
+ * One session's answer to a batched check-in: a wait or finished task; `drawn` when it is in the
+ * cohort of the open round attempt (its own GetTask returns the plan); or the error code that
+ * refused it (and why).
+ */
+export type CheckInAnswer = { task: Exclude<Task, { kind: 'train' }> } | { drawn: { round: number; nonce: string } } | { refused: FederationErrorCode; reason: string };
 
 /** Metadata that precedes a client's update tensors. */
 export interface UpdateHeader {

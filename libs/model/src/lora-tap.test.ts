@@ -87,6 +87,29 @@ for (const kind of ['gpt2', 'llama'] as const) {
   });
 }
 
+describe('loraLayerTraces repeated over batch sizes (on the cpu backend its probes view one shared zero buffer)', () => {
+  it('gives the same traces before and after passes of other batch sizes', async () => {
+    const { model, lora, vars, ids, targets } = setup('gpt2', 0.1);
+    const rt = loraRuntime(model, lora, vars);
+    const grads = async (x: tf.Tensor2D, y: tf.Tensor1D) => {
+      const t = loraLayerTraces(model, x, rt, (l) => crossEntropy(l, y), { training: true, seed: 3 });
+      const out = await Promise.all([...t.layers.values()].flatMap((l) => [l.input.data(), l.outputGrad.data()]));
+      disposeLoraTraces(t);
+      return out.map((d) => Float32Array.from(d as Float32Array));
+    };
+    const first = await grads(ids, targets);
+    // A smaller batch (a view of the start of the buffer), then a larger one (a new buffer).
+    const small = [tf.slice(ids, [0, 0], [1, 7]) as tf.Tensor2D, tf.slice(targets, [0], [7]) as tf.Tensor1D] as const;
+    const large = [tf.concat([ids, ids]) as tf.Tensor2D, tf.concat([targets, targets]) as tf.Tensor1D] as const;
+    await grads(...small);
+    await grads(...large);
+    const again = await grads(ids, targets);
+    again.forEach((d, i) => expect(Buffer.from(d.buffer).equals(Buffer.from(first[i]!.buffer))).toBe(true));
+    expect(first.some((d) => d.some((v) => v !== 0))).toBe(true);
+    tf.dispose([...small, ...large, ids, targets, ...vars.values()]);
+  });
+});
+
 describe('loraLayerTraces arguments', () => {
   it('rejects a runtime that adapts no module', () => {
     const { model, vars, ids, targets } = setup('gpt2', 0);

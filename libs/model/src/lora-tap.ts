@@ -44,7 +44,7 @@ export function loraLayerTraces(
   const paths = [...runtime.modules.keys()];
   if (paths.length === 0) throw new RangeError('loraLayerTraces: the LoRA runtime adapts no module; check lora.targetModules');
   const rows = ids.shape[0] * ids.shape[1];
-  const probes = paths.map((p) => tf.zeros([rows, runtime.modules.get(p)!.b.shape[0]]) as tf.Tensor2D);
+  const probes = paths.map((p) => zeroProbe(rows, runtime.modules.get(p)!.b.shape[0]));
   const inputs = new Map<string, tf.Tensor2D>();
   try {
     const { value, grads } = valueAndGradsFrugal((...zs: tf.Tensor[]) => {
@@ -64,6 +64,20 @@ export function loraLayerTraces(
   } finally {
     tf.dispose(probes);
   }
+}
+
+/** Zeros that the cpu backend's probes view (grown as needed; nothing writes a tensor's values). */
+let zeros = new Float32Array(0);
+
+/**
+ * A zero probe [rows, cols]. On the cpu backend (the native kernels' host) a tensor keeps the
+ * array it is given, so every probe views one shared zero buffer: a DP-SGD step otherwise fills
+ * and frees rows x dOut fresh floats per adapted layer (32 MB a step for fedlora-tiny at batch 64).
+ */
+function zeroProbe(rows: number, cols: number): tf.Tensor2D {
+  if (tf.getBackend() !== 'cpu') return tf.zeros([rows, cols]);
+  if (zeros.length < rows * cols) zeros = new Float32Array(rows * cols);
+  return tf.tensor2d(zeros.subarray(0, rows * cols), [rows, cols]);
 }
 
 /** Frees the tensors of `loraLayerTraces`' result. */

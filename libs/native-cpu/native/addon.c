@@ -3,6 +3,7 @@
  * plain arrays of small integers for shapes. The JS layer (src/native-binding.ts) validates shapes;
  * this layer checks types and buffer lengths so a wrong call throws instead of corrupting memory. */
 #include <node_api.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +38,9 @@ static int64_t typed(napi_env env, napi_value v, napi_typedarray_type want, void
   size_t len;
   napi_get_typedarray_info(env, v, &t, &len, data, NULL, NULL);
   if (t != want) {
-    napi_throw_type_error(env, NULL, want == napi_float32_array ? "fedlora-native: expected a Float32Array"
-                                                                : "fedlora-native: expected an Int32Array");
+    napi_throw_type_error(env, NULL, want == napi_float32_array   ? "fedlora-native: expected a Float32Array"
+                                     : want == napi_float64_array ? "fedlora-native: expected a Float64Array"
+                                                                  : "fedlora-native: expected an Int32Array");
     return -1;
   }
   return (int64_t)len;
@@ -46,6 +48,7 @@ static int64_t typed(napi_env env, napi_value v, napi_typedarray_type want, void
 
 static int64_t f32(napi_env env, napi_value v, float **p) { return typed(env, v, napi_float32_array, (void **)p); }
 static int64_t i32(napi_env env, napi_value v, int32_t **p) { return typed(env, v, napi_int32_array, (void **)p); }
+static int64_t f64(napi_env env, napi_value v, double **p) { return typed(env, v, napi_float64_array, (void **)p); }
 
 static int64_t num(napi_env env, napi_value v) {
   int64_t x = 0;
@@ -425,6 +428,42 @@ static napi_value SumSquares(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* rowsSumSquares(x, rowLength, rows, acc): acc[u] += the float64 sum of squares of row u. */
+static napi_value RowsSumSquares(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) FAIL(type_error, "rowsSumSquares(x, rowLength, rows, acc)");
+  float *x;
+  double *acc;
+  const int64_t lx = f32(env, argv[0], &x);
+  if (lx < 0) return NULL;
+  const int64_t la = f64(env, argv[3], &acc);
+  if (la < 0) return NULL;
+  const int64_t len = num(env, argv[1]), rows = num(env, argv[2]);
+  if (len < 0 || rows < 0 || len * rows > lx || rows > la) FAIL(range_error, "rowsSumSquares: buffers smaller than rows x rowLength");
+  fl_rows_sum_squares(x, len, rows, acc);
+  return NULL;
+}
+
+/* gridRoundAccumulate(x, rowLength, rows, factors, h, counts): counts[k] += round(factors[u] x[u][k] / h). */
+static napi_value GridRoundAccumulate(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) FAIL(type_error, "gridRoundAccumulate(x, rowLength, rows, factors, h, counts)");
+  float *x;
+  double *factors, *counts, h = 0;
+  const int64_t lx = f32(env, argv[0], &x);
+  if (lx < 0) return NULL;
+  const int64_t lf = f64(env, argv[3], &factors);
+  if (lf < 0) return NULL;
+  const int64_t lc = f64(env, argv[5], &counts);
+  if (lc < 0) return NULL;
+  napi_get_value_double(env, argv[4], &h);
+  const int64_t len = num(env, argv[1]), rows = num(env, argv[2]);
+  if (len < 0 || rows < 0 || len * rows > lx || rows > lf || len > lc) FAIL(range_error, "gridRoundAccumulate: buffers smaller than rows x rowLength");
+  if (!(h > 0) || !isfinite(h)) FAIL(range_error, "gridRoundAccumulate: h must be a finite number > 0");
+  fl_grid_round_accumulate(x, len, rows, factors, h, counts);
+  return NULL;
+}
+
 /* copy2d(src, srcOffset, srcStride, dst, dstOffset, dstStride, rows, cols): rows runs of cols
  * floats (Slice/SplitV/Concat without a JS subarray per run). */
 static napi_value Copy2d(napi_env env, napi_callback_info info) {
@@ -489,6 +528,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"copy2d", NULL, Copy2d, NULL, NULL, NULL, napi_default, NULL},
       {"gatherRows", NULL, GatherRows, NULL, NULL, NULL, napi_default, NULL},
       {"sumSquares", NULL, SumSquares, NULL, NULL, NULL, napi_default, NULL},
+      {"rowsSumSquares", NULL, RowsSumSquares, NULL, NULL, NULL, napi_default, NULL},
+      {"gridRoundAccumulate", NULL, GridRoundAccumulate, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
   return exports;

@@ -70,6 +70,13 @@ void fl_sparse_xent_fwd(const float *logits, const int32_t *labels, float *loss,
 void fl_sparse_xent_bwd(const float *probs, const int32_t *labels, const float *dloss,
                         float *dlogits, int64_t rows, int64_t cols);
 
+/* ---- DP-SGD's clipped sum on the noise grid (grid.c) ---- */
+/* acc[u] += sum_k x[u][k]^2 for rows u of rowLength floats, in float64, one by one in k order. */
+void fl_rows_sum_squares(const float *x, int64_t rowLength, int64_t rows, double *acc);
+/* counts[k] += round(factors[u] x[u][k] / h) over rows u in order, rounding as JS Math.round. */
+void fl_grid_round_accumulate(const float *x, int64_t rowLength, int64_t rows, const double *factors,
+                              double h, double *counts);
+
 /* ---- optimizer (optim.c) ---- */
 typedef struct {
   float lr, beta1, oneMinusBeta1, beta2, oneMinusBeta2, biasCorrection1, biasCorrection2, eps;

@@ -36,3 +36,6 @@ export type { AdamWStep } from './optim-ops.js';
 export { sumOfSquares } from './optim-ops.js';
 /** Kernel names of the fused ops. */
 export { FusedKernelName } from './fused-kernels.js';
+/** Host loops of DP-SGD's clipped sum on the noise grid in C, or null without the addon (libs/privacy has the JS ones). */
+export { nativeGridSumKernels } from './grid-sum-ops.js';
+export type { GridSumKernels } from './grid-sum-ops.js';

@@ -44,6 +44,10 @@ export interface NativeAddon {
   ): void;
   /** sum(x^2), accumulated in double. */
   sumSquares(x: Float32Array): number;
+  /** acc[u] += float64 sum of squares of row u (one by one); absent from addons built before it (grid-sum-ops.ts). */
+  rowsSumSquares?(x: Float32Array, rowLength: number, rows: number, acc: Float64Array): void;
+  /** counts[k] += Math.round(factors[u] x[u][k] / h) over rows u; absent from addons built before it (grid-sum-ops.ts). */
+  gridRoundAccumulate?(x: Float32Array, rowLength: number, rows: number, factors: Float64Array, h: number, counts: Float64Array): void;
   /** Copies `rows` runs of `cols` floats from src (every srcStride) to dst (every dstStride). */
   copy2d(src: Float32Array, srcOffset: number, srcStride: number, dst: Float32Array, dstOffset: number, dstStride: number, rows: number, cols: number): void;
   /** out[i] = rows indices[i] of x (rows of rowLength floats); throws a RangeError naming an index out of range. */

@@ -1,6 +1,6 @@
 import { seededRandomBytes, uniform01 } from '@fedlora/tensor';
 import { describe, expect, it } from 'vitest';
-import { certifiedClipFactor, clipMargin, GridClippedSum, privatizeGridCounts } from './grid-clipped-sum.js';
+import { certifiedClipFactor, clipMargin, GridClippedSum, jsGridSumKernels, privatizeGridCounts, type GridSumKernels } from './grid-clipped-sum.js';
 import { gaussianOnGrid, gridSensitivity } from './samplers.js';
 
 /** x = m 2^e exactly (m a BigInt) for a finite double. */
@@ -114,6 +114,64 @@ describe('GridClippedSum', () => {
     const tiny = new GridClippedSum([1], { clipNorm: 1, gridStep: 2 ** -50 });
     tiny.add([Float32Array.of(1)]);
     expect(() => { for (let i = 0; i < 10; i++) tiny.add([Float32Array.of(1)]); }).toThrow(/could overflow exact integer sums; use a coarser grid or a smaller batch/);
+  });
+});
+
+describe('GridClippedSum.addRows (a batch of examples as rows of typed arrays)', () => {
+  const sizes = [600, 400];
+  const clipNorm = 0.7;
+  const gridStep = 2 ** -17; // a power of two, so that example 5's values are float32 ties exactly
+  const rows = 7;
+  // Row u of each tensor is example u; example 3 is scaled so far down that it is not clipped, example 5 lands on grid ties.
+  const parts = sizes.map((n, t) => {
+    const x = vector(rows * n, `rows-${t}`, 2);
+    x.subarray(3 * n, 4 * n).forEach((v, k, a) => (a[k] = v * 1e-7));
+    x.subarray(5 * n, 6 * n).forEach((_, k, a) => (a[k] = ((k % 9) - 4 + 0.5) * gridStep));
+    return x;
+  });
+  const sameBits = (a: Float64Array, b: Float64Array) => Buffer.from(a.buffer).equals(Buffer.from(b.buffer));
+
+  it('gives the counts, norms and factors of add() called on each row in order, bit for bit', () => {
+    const one = new GridClippedSum(sizes, { clipNorm, gridStep });
+    const byAdd = Array.from({ length: rows }, (_, u) => one.add(parts.map((p, t) => p.subarray(u * sizes[t]!, (u + 1) * sizes[t]!))));
+    const batch = new GridClippedSum(sizes, { clipNorm, gridStep });
+    batch.add(parts.map((p, t) => p.subarray(0, sizes[t]!))); // a sum already holding an example continues from it
+    const rest = new GridClippedSum(sizes, { clipNorm, gridStep });
+    const r = rest.addRows(parts, rows);
+    expect(sameBits(r.normsSq, Float64Array.from(byAdd, (c) => c.normSq))).toBe(true);
+    expect(sameBits(r.factors, Float64Array.from(byAdd, (c) => c.factor))).toBe(true);
+    expect(r.factors[3]).toBe(1);
+    expect(r.factors[5]).toBe(1);
+    const ties = new GridClippedSum(sizes, { clipNorm, gridStep });
+    ties.addRows(parts.map((p, t) => p.subarray(5 * sizes[t]!, 6 * sizes[t]!)), 1);
+    expect(Array.from(ties.counts[0]!.subarray(0, 9))).toEqual([-3, -2, -1, 0, 1, 2, 3, 4, 5]); // (j + 1/2) rounds up, as Math.round
+    expect(r.factors.filter((f) => f < 1).length).toBeGreaterThan(3);
+    rest.counts.forEach((c, t) => expect(sameBits(c, one.counts[t]!)).toBe(true));
+    expect(rest.examples).toBe(rows);
+    batch.addRows(parts.map((p, t) => p.subarray(sizes[t]!)), rows - 1);
+    batch.counts.forEach((c, t) => expect(sameBits(c, one.counts[t]!)).toBe(true));
+  });
+
+  it('runs its loops in the kernels given', () => {
+    const calls: string[] = [];
+    const spy: GridSumKernels = {
+      rowsSumSquares: (...a) => (calls.push(`squares ${a[1]}`), jsGridSumKernels.rowsSumSquares(...a)),
+      gridRoundAccumulate: (...a) => (calls.push(`round ${a[1]}`), jsGridSumKernels.gridRoundAccumulate(...a)),
+    };
+    new GridClippedSum(sizes, { clipNorm, gridStep }).addRows(parts, rows, spy);
+    expect(calls).toEqual(['squares 600', 'squares 400', 'round 600', 'round 400']);
+  });
+
+  it('refuses a wrong number of tensors or values, non-float32 rows and non-finite gradients, adding nothing', () => {
+    const s = new GridClippedSum(sizes, { clipNorm, gridStep });
+    expect(() => s.addRows([parts[0]!], rows)).toThrow(/must have 2 tensors, received 1/);
+    expect(() => s.addRows([parts[0]!, parts[1]!.subarray(1)], rows)).toThrow(/tensor 1 must hold 7 x 400 values, received 2799/);
+    expect(() => s.addRows([Float64Array.from(parts[0]!) as unknown as Float32Array, parts[1]!], rows)).toThrow(TypeError);
+    const inf = Float32Array.from(parts[1]!);
+    inf[2 * 400 + 5] = Number.NaN;
+    expect(() => s.addRows([parts[0]!, inf], rows)).toThrow(/example 2 has a non-finite gradient/);
+    expect(s.examples).toBe(0);
+    expect(s.counts.every((c) => c.every((k) => k === 0))).toBe(true);
   });
 });
 

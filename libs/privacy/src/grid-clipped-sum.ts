@@ -48,6 +48,40 @@ export function certifiedClipFactor(normSq: number, dimension: number, clipNorm:
   return n > target ? target / n : 1;
 }
 
+/**
+ * The two loops of `GridClippedSum.addRows`, injectable so that a faster implementation (C, in
+ * libs/native-cpu `nativeGridSumKernels`) can run them; any implementation must give the bits of
+ * `jsGridSumKernels`, which are those of `add` (the proof above assumes that arithmetic).
+ */
+export interface GridSumKernels {
+  /** acc[u] += sum_k x[u rowLength + k]^2 in float64, added one by one in k order (continuing acc[u]). */
+  rowsSumSquares(x: Float32Array, rowLength: number, rows: number, acc: Float64Array): void;
+  /** counts[k] += Math.round((factors[u] * x[u rowLength + k]) / h) for u = 0 .. rows - 1 in order. */
+  gridRoundAccumulate(x: Float32Array, rowLength: number, rows: number, factors: Float64Array, h: number, counts: Float64Array): void;
+}
+
+/** The loops of `add`, over rows of typed arrays (monomorphic loops: the form V8 compiles best). */
+export const jsGridSumKernels: GridSumKernels = {
+  rowsSumSquares(x, rowLength, rows, acc) {
+    for (let u = 0; u < rows; u++) {
+      const off = u * rowLength;
+      let s = acc[u]!;
+      for (let k = 0; k < rowLength; k++) {
+        const v = x[off + k]!;
+        s += v * v;
+      }
+      acc[u] = s;
+    }
+  },
+  gridRoundAccumulate(x, rowLength, rows, factors, h, counts) {
+    for (let u = 0; u < rows; u++) {
+      const off = u * rowLength;
+      const f = factors[u]!;
+      for (let k = 0; k < rowLength; k++) counts[k] = counts[k]! + Math.round((f * x[off + k]!) / h);
+    }
+  },
+};
+
 /** Result of adding one example to a `GridClippedSum`. */
 export interface GridContribution {
   /** The clip factor applied (1: not clipped). */
@@ -105,6 +139,32 @@ export class GridClippedSum {
     });
     this.examples++;
     return { factor, normSq };
+  }
+
+  /**
+   * Adds `rows` examples at once, example u being row u of every tensor: `parts[t]` holds rows x
+   * sizes[t] float32 values (example u's at u * sizes[t]). The same sums, norms and factors as
+   * `add` called on each row in order; the loops run in `kernels` (default: JS). Throws before
+   * adding anything if an example's gradient is not finite.
+   */
+  addRows(parts: readonly Float32Array[], rows: number, kernels: GridSumKernels = jsGridSumKernels): { normsSq: Float64Array; factors: Float64Array } {
+    if (parts.length !== this.sizes.length) throw new RangeError(`an example must have ${this.sizes.length} tensors, received ${parts.length}`);
+    if (!Number.isInteger(rows) || rows < 0) throw new RangeError(`rows must be an integer >= 0, received ${rows}`);
+    if ((this.examples + rows) * this.maxPerCoordinate > 2 ** 52) {
+      throw new RangeError(`${this.examples + rows} examples of up to ${this.maxPerCoordinate} grid steps each could overflow exact integer sums; use a coarser grid or a smaller batch`);
+    }
+    parts.forEach((p, t) => {
+      if (!(p instanceof Float32Array)) throw new TypeError(`tensor ${t} must be a Float32Array, received ${Object.prototype.toString.call(p)}`);
+      if (p.length !== rows * this.sizes[t]!) throw new RangeError(`tensor ${t} must hold ${rows} x ${this.sizes[t]} values, received ${p.length}`);
+    });
+    const normsSq = new Float64Array(rows);
+    parts.forEach((p, t) => kernels.rowsSumSquares(p, this.sizes[t]!, rows, normsSq));
+    const bad = normsSq.findIndex((n) => !Number.isFinite(n));
+    if (bad >= 0) throw new RangeError(`example ${this.examples + bad} has a non-finite gradient (squared norm ${normsSq[bad]}); lower the learning rate or check the data`);
+    const factors = Float64Array.from(normsSq, (n) => certifiedClipFactor(n, this.dimension, this.opts.clipNorm));
+    parts.forEach((p, t) => kernels.gridRoundAccumulate(p, this.sizes[t]!, rows, factors, this.opts.gridStep, this.counts[t]!));
+    this.examples += rows;
+    return { normsSq, factors };
   }
 }
 

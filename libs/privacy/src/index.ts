@@ -11,12 +11,14 @@ export {
   DEFAULT_GRID_FRACTION,
 } from './samplers.js';
 /** DP-SGD clipping whose bound holds in floating point: certified clip factors and exact per-example sums on the noise grid. */
-export { certifiedClipFactor, clipMargin, GridClippedSum, privatizeGridCounts, gridCountsToTensors } from './grid-clipped-sum.js';
+export { certifiedClipFactor, clipMargin, GridClippedSum, jsGridSumKernels, privatizeGridCounts, gridCountsToTensors } from './grid-clipped-sum.js';
 /** Central DP-FedAvg's noisy sum formed in integers, and the sensitivity its grid and clip slack add. */
 export type { CentralGrid } from './central-grid.js';
 export { CENTRAL_CLIP_TOLERANCE, CentralGridSum, centralGrid, centralSensitivity, centralEffectiveNoiseMultiplier } from './central-grid.js';
 /** One example's clip factor and squared norm, as `GridClippedSum.add` reports them. */
 export type { GridContribution } from './grid-clipped-sum.js';
+/** The two loops of `GridClippedSum.addRows` (JS by default; native ones must give the same bits). */
+export type { GridSumKernels } from './grid-clipped-sum.js';
 /** The grid Gaussian as first written (BigInt coins): the bit-for-bit oracle of gaussianOnGrid, for tests and bench/privacy.ts. */
 export { gaussianOnGridReference } from './grid-gaussian-reference.js';
 /** Exact Bernoulli / uniform primitives over a RandomBytes source (for other exact samplers). */

@@ -1,8 +1,7 @@
-import nacl from 'tweetnacl';
 import type { RandomBytes } from '@fedlora/tensor';
 import { SecAggError, ensure } from './errors.js';
 import { deriveGraphSeed } from './graph-seed.js';
-import { hararyNeighbours } from './harary-graph.js';
+import { hararyNeighboursOf } from './harary-graph.js';
 import {
   advertiseSigningBytes,
   boxKeyFromShared,
@@ -13,6 +12,7 @@ import {
   computeSessionId,
   consistencySigningBytes,
   digest,
+  ed25519PublicKey,
   generateX25519,
   ed25519Signer,
   verify,
@@ -91,6 +91,8 @@ export const DEFAULT_CHUNK_WORDS = 65_536;
 export class SecAggClient {
   private st: ClientStage = { name: 'awaiting-config' };
   private input: Uint32Array | undefined;
+  /** This client's neighbours in the round's graph (fixed by the config; computed once). */
+  private neighbourSet: ReadonlySet<number> = new Set();
   private readonly signer: (message: Uint8Array) => Uint8Array;
 
   constructor(private readonly cfg: SecAggClientConfig) {
@@ -168,7 +170,8 @@ export class SecAggClient {
     // The graph seed is derived from the cohort's keys and the round (Bell et al. assume a random placement the server does not choose).
     const seed = deriveGraphSeed(m.round, m.cohort.map((id) => [id, this.cfg.identities.get(id)!] as const));
     ensure(bytesEqual(m.graphSeed, seed), 'graph', `the config's graph seed is not the one derived from the cohort's identity keys and round ${m.round}`);
-    const neighbours = hararyNeighbours(m.cohort, m.k, m.graphSeed).get(me)!;
+    const neighbours = hararyNeighboursOf(m.cohort, m.k, m.graphSeed, me);
+    this.neighbourSet = new Set(neighbours);
     const secrets: Secrets = { c: generateX25519(this.cfg.rng), s: generateX25519(this.cfg.rng), b: this.cfg.rng(32) };
     const bCommit = commitSeed(secrets.b);
     const keys = { clientId: me, cPk: secrets.c.publicKey, sPk: secrets.s.publicKey, bCommit };
@@ -193,7 +196,7 @@ export class SecAggClient {
         ensure(verify(advertiseSigningBytes(st.cfg.round, k), k.sig, idPk), 'signature', `advertisement of client ${k.clientId} is not signed by its identity key for round ${st.cfg.round}`);
       }
       for (const pk of [k.cPk, k.sPk]) {
-        const h = Buffer.from(pk).toString('hex');
+        const h = Buffer.from(pk.buffer, pk.byteOffset, pk.length).toString('hex');
         ensure(!seenPks.has(h), 'duplicate', `a public key appears twice in the key list (client ${k.clientId})`);
         seenPks.add(h);
       }
@@ -325,17 +328,18 @@ export class SecAggClient {
     ensure(m.alive.length >= min, 'threshold', `the unmask request names ${m.alive.length} survivors; client ${me} sends no unmasking shares for fewer than ${min}`);
     ensure(m.alive.length === st.survivors.length && m.alive.every((u, i) => u === st.survivors[i]), 'consistency', `alive set differs from the survivor set this client signed`);
     const signedBy = new Set<number>();
-    const neighbours = new Set(hararyNeighbours(st.cfg.cohort, st.cfg.k, st.cfg.graphSeed).get(me)!);
+    const alive = new Set(m.alive);
+    // One message for every signature: the survivor set this client signed (checked equal to m.alive above).
+    const signed = consistencySigningBytes(st.cfg.round, st.session, st.survivors);
     for (const { clientId, sig } of m.signatures) {
-      ensure(m.alive.includes(clientId), 'consistency', `signature from client ${clientId}, which is not a survivor`);
-      ensure(neighbours.has(clientId), 'graph', `signature from client ${clientId}, which is not a neighbour`);
+      ensure(alive.has(clientId), 'consistency', `signature from client ${clientId}, which is not a survivor`);
+      ensure(this.neighbourSet.has(clientId), 'graph', `signature from client ${clientId}, which is not a neighbour`);
       ensure(!signedBy.has(clientId), 'duplicate', `two consistency signatures from client ${clientId}`);
       const idPk = this.cfg.identities.get(clientId);
-      ensure(idPk && verify(consistencySigningBytes(st.cfg.round, st.session, st.survivors), sig, idPk), 'signature', `consistency signature of client ${clientId} does not verify on the survivor set`);
+      ensure(idPk && verify(signed, sig, idPk), 'signature', `consistency signature of client ${clientId} does not verify on the survivor set`);
       signedBy.add(clientId);
     }
     ensure(signedBy.size >= st.cfg.t, 'consistency', `only ${signedBy.size} neighbours confirmed the survivor set, threshold is ${st.cfg.t}`);
-    const alive = new Set(m.alive);
     const bShares: Array<{ of: number; y: Uint8Array }> = [];
     const sShares: Array<{ of: number; y: Uint8Array }> = [];
     for (const [u, sh] of [...st.held.entries()].sort((a, b) => a[0] - b[0])) {
@@ -395,7 +399,11 @@ function wipeSecrets(s: Secrets): void {
 /** Fresh Ed25519 identity from `rng` (tests and provisioning helpers). */
 export function generateIdentity(rng: RandomBytes): { publicKey: Uint8Array; secretKey: Uint8Array } {
   const seed = rng(32);
-  const kp = nacl.sign.keyPair.fromSeed(seed);
+  const publicKey = ed25519PublicKey(seed);
+  // tweetnacl's layout (seed || public key), which every signer here takes.
+  const secretKey = new Uint8Array(64);
+  secretKey.set(seed);
+  secretKey.set(publicKey, 32);
   seed.fill(0);
-  return kp;
+  return { publicKey, secretKey };
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { seededRandomBytes, uniformInt } from '@fedlora/tensor';
 import { STAGES, type Stage } from './messages.js';
 import { runSecAggRound } from './run-round.js';
+import type { SecAggServer } from './server.js';
 
 /**
  * Property: on a sparse SecAgg+ graph, whatever the dropout pattern (who, at which stage, how
@@ -20,7 +21,9 @@ describe('SecAgg+ under random dropouts (n = 24, k = 8, t = 5)', () => {
       const dropCount = uniformInt(rng, 11); // 0..10 clients vanish
       const dropAt = new Map<number, Stage>();
       while (dropAt.size < dropCount) dropAt.set(uniformInt(rng, n), STAGES[uniformInt(rng, STAGES.length)]!);
-      const out = runSecAggRound({ round: 1000 + trial, inputs, k: 8, t: 5, rng, dropAt });
+      // pendingCount() (O(1), read on every message) must agree with the list pending() walks, at every stage's end and start.
+      const countAgrees = (_: Stage, server: SecAggServer) => expect(server.pendingCount()).toBe(server.pending().length);
+      const out = runSecAggRound({ round: 1000 + trial, inputs, k: 8, t: 5, rng, dropAt, onBeforeAdvance: countAgrees, onStage: countAgrees });
       if (out.result) {
         const expected = new Uint32Array(dim);
         for (const id of out.result.survivors) for (let j = 0; j < dim; j++) expected[j] += inputs.get(id)![j]!;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandomBytes } from '@fedlora/tensor';
-import { hararyNeighbours } from './harary-graph.js';
+import { hararyNeighbours, hararyNeighboursOf } from './harary-graph.js';
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => 10 + 3 * i);
 
@@ -46,5 +46,15 @@ describe('hararyNeighbours', () => {
   it('rejects odd k below n - 1 and duplicate ids', () => {
     expect(() => hararyNeighbours(ids(10), 3, seed)).toThrow(/even/);
     expect(() => hararyNeighbours([1, 1, 2], 2, seed)).toThrow(/distinct/);
+  });
+
+  it('gives each member the same neighbourhood alone as in the whole graph (sparse and complete)', () => {
+    for (const [n, k] of [[50, 8], [31, 30], [7, 2]] as const) {
+      const cohort = ids(n);
+      const g = hararyNeighbours(cohort, k, seed);
+      for (const u of cohort) expect(hararyNeighboursOf([...cohort].reverse(), k, seed, u)).toEqual(g.get(u));
+    }
+    expect(() => hararyNeighboursOf(ids(50), 8, seed, 11)).toThrow(/not in the cohort/);
+    expect(() => hararyNeighboursOf(ids(5), 8, seed, 11)).toThrow(/not in the cohort/);
   });
 });

@@ -38,7 +38,7 @@ export { simdAvailable } from './simd-add.js';
 // SecAgg+ graph and parameters.
 export type { Neighbourhoods } from './harary-graph.js';
 /** Random k-regular Harary graph over a cohort (k >= n-1: complete graph). */
-export { hararyNeighbours } from './harary-graph.js';
+export { hararyNeighbours, hararyNeighboursOf } from './harary-graph.js';
 export type { SecAggParams, SecAggParamsInput } from './params.js';
 /** Choose neighbourhood size k and threshold t (Bell et al. 2020 conditions, exact tails). */
 export { chooseSecAggParams, binomialUpperTail, secAggSecurityFailure } from './params.js';

@@ -1,12 +1,16 @@
+import { createHash } from 'node:crypto';
 import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
 import { seededRandomBytes } from '@fedlora/tensor';
+import { generateIdentity } from './client.js';
 import { SecAggError } from './errors.js';
 import {
   boxOpen,
   boxSeal,
   boxSharedKey,
   computeSessionId,
+  consistencySigningBytes,
+  ed25519PublicKey,
   generateX25519,
   hkdf,
   sign,
@@ -59,6 +63,10 @@ describe('key agreement', () => {
     const rng = seededRandomBytes('session');
     const keys = [0, 1, 2].map((clientId) => ({ clientId, cPk: rng(32), sPk: rng(32), bCommit: rng(32) }));
     const s = computeSessionId(7, keys);
+    // SHA-256 over the label, round, config digest and each (id, cPk, sPk, bCommit) by ascending id, ids as u32 big-endian.
+    const h = createHash('sha256').update('fedlora-secagg-v1/session').update(Buffer.from([0, 0, 0, 7])).update(new Uint8Array(32));
+    for (const k of [...keys].sort((x, y) => x.clientId - y.clientId)) h.update(Buffer.from([0, 0, 0, k.clientId])).update(k.cPk).update(k.sPk).update(k.bCommit);
+    expect(Buffer.from(s)).toEqual(h.digest());
     expect(computeSessionId(7, [...keys].reverse())).toEqual(s);
     expect(computeSessionId(8, keys)).not.toEqual(s);
     const tampered = keys.map((k) => ({ ...k }));
@@ -90,5 +98,34 @@ describe('key agreement', () => {
     expect(a.publicKey).toEqual(nacl.box.keyPair.fromSecretKey(a.secretKey).publicKey);
     sealed[sealed.length - 1]! ^= 1;
     expect(() => boxOpen(sealed, boxSharedKey(a.publicKey, b.secretKey))).toThrow(/decrypt check failed/);
+  });
+
+  it('signs the survivor set as label, round, session, count and ids, big-endian', () => {
+    const session = new Uint8Array(32).fill(7);
+    const expected = Buffer.concat([
+      Buffer.from('fedlora-secagg-v1/consistency', 'utf8'),
+      Buffer.from([0, 0, 1, 2]), // round 258
+      session,
+      Buffer.from([0, 0, 0, 3]), // three survivors
+      Buffer.from([0, 0, 0, 1, 0, 0, 1, 0, 0x7f, 0xff, 0xff, 0xff]), // 1, 256, 2^31 - 1
+    ]);
+    expect(Buffer.from(consistencySigningBytes(258, session, [1, 256, 2 ** 31 - 1]))).toEqual(expected);
+    expect(() => consistencySigningBytes(1, session, [1, -2])).toThrow(RangeError);
+    expect(() => consistencySigningBytes(1, session, [1.5])).toThrow(RangeError);
+  });
+
+  it('derives the Ed25519 public key of a seed exactly as tweetnacl does (RFC 8032 Sec. 7.1 test 1)', () => {
+    const seed = Buffer.from('9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60', 'hex');
+    expect(Buffer.from(ed25519PublicKey(seed)).toString('hex')).toBe('d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a');
+    const rng = seededRandomBytes('ed25519');
+    for (let i = 0; i < 5; i++) {
+      const s = rng(32);
+      expect(ed25519PublicKey(s)).toEqual(nacl.sign.keyPair.fromSeed(s).publicKey);
+    }
+    expect(() => ed25519PublicKey(new Uint8Array(31))).toThrow(RangeError);
+    const id = generateIdentity(seededRandomBytes('identity'));
+    const ref = nacl.sign.keyPair.fromSeed(seededRandomBytes('identity')(32));
+    expect(id.publicKey).toEqual(ref.publicKey);
+    expect(id.secretKey).toEqual(ref.secretKey);
   });
 });

@@ -4,9 +4,13 @@ import { WIRE_VERSION, array, b64, frameJson, idList, int, readHeader, readJsonB
 
 /**
  * Every SecAgg+ message as plain data, with a strict deterministic serializer and parser each.
- * Control messages are [version][type][canonical JSON with base64 fields]; masked-input chunks,
- * the only bulky message, are binary: [version][type][round u32][session 32][sender u32]
- * [offset u32][words little-endian u32...]. Parsers check every field's type and length; the
+ * Control messages are [version][type][canonical JSON with base64 fields]. Two are binary: the
+ * masked-input chunks, the bulkiest, [version][type][round u32][session 32][sender u32]
+ * [offset u32][words little-endian u32...], and the key list, the only control message that
+ * grows with the cohort and that every client parses whole, [version][type][round u32][count u32]
+ * then per entry [clientId u32][cPk 32][sPk 32][bCommit 32][sig 64] (big-endian integers): at a
+ * cohort of 1,000, JSON and base64 made each client's parse cost more than its own key agreement.
+ * Parsers check every field's type and length; the
  * protocol layer then checks stage, round, session and sender.
  */
 
@@ -99,10 +103,7 @@ export function encodeMessage(m: ServerMsg | ClientMsg): Uint8Array {
     case 'config':
       return frameJson(CODES.config, { round: m.round, cohort: m.cohort, k: m.k, t: m.t, dim: m.dim, graphSeed: b64(m.graphSeed) });
     case 'keys':
-      return frameJson(CODES.keys, {
-        round: m.round,
-        keys: m.keys.map((k) => ({ clientId: k.clientId, cPk: b64(k.cPk), sPk: b64(k.sPk), bCommit: b64(k.bCommit), sig: b64(k.sig) })),
-      });
+      return encodeKeyList(m);
     case 'shares':
       return frameJson(CODES.shares, { round: m.round, session: b64(m.session), shares: m.shares.map((s) => ({ from: s.from, ct: b64(s.ct) })) });
     case 'peers':
@@ -140,6 +141,50 @@ export function encodeMessage(m: ServerMsg | ClientMsg): Uint8Array {
   }
 }
 
+const KEYS_HEADER = 2 + 4 + 4;
+const KEY_ENTRY = 4 + 32 + 32 + 32 + 64;
+const KEY_FIELDS = [['cPk', 32], ['sPk', 32], ['bCommit', 32], ['sig', 64]] as const;
+
+function encodeKeyList(m: KeyListMsg): Uint8Array {
+  const out = new Uint8Array(KEYS_HEADER + KEY_ENTRY * m.keys.length);
+  const dv = new DataView(out.buffer);
+  out[0] = WIRE_VERSION;
+  out[1] = CODES.keys;
+  dv.setUint32(2, m.round);
+  dv.setUint32(6, m.keys.length);
+  m.keys.forEach((k, i) => {
+    let o = KEYS_HEADER + KEY_ENTRY * i;
+    dv.setUint32(o, k.clientId);
+    o += 4;
+    for (const [field, len] of KEY_FIELDS) {
+      if (k[field].length !== len) throw new RangeError(`keys[${i}].${field} must be ${len} bytes, received ${k[field].length}`);
+      out.set(k[field], o);
+      o += len;
+    }
+  });
+  return out;
+}
+
+function parseKeyList(bytes: Uint8Array): KeyListMsg {
+  if (bytes.length < KEYS_HEADER) throw new SecAggError('format', `keys: length ${bytes.length} is shorter than the ${KEYS_HEADER}-byte header`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const count = dv.getUint32(6);
+  if (bytes.length !== KEYS_HEADER + KEY_ENTRY * count) throw new SecAggError('format', `keys: length ${bytes.length} is not the header plus ${count} entries of ${KEY_ENTRY} bytes`);
+  const keys: SignedKeys[] = [];
+  for (let i = 0; i < count; i++) {
+    let o = KEYS_HEADER + KEY_ENTRY * i;
+    const clientId = int(dv.getUint32(o), `keys.keys[${i}].clientId`, 0, 2 ** 31 - 1);
+    o += 4;
+    const f: Record<string, Uint8Array> = {};
+    for (const [field, len] of KEY_FIELDS) {
+      f[field] = bytes.slice(o, o + len);
+      o += len;
+    }
+    keys.push({ clientId, cPk: f.cPk!, sPk: f.sPk!, bCommit: f.bCommit!, sig: f.sig! });
+  }
+  return { type: 'keys', round: dv.getUint32(2), keys };
+}
+
 const CHUNK_HEADER = 2 + 4 + 32 + 4 + 4;
 
 function encodeChunk(m: MaskedChunkMsg): Uint8Array {
@@ -171,19 +216,12 @@ export function parseMessage(bytes: Uint8Array): ServerMsg | ClientMsg {
   const name = NAMES.get(type);
   if (!name) throw new SecAggError('format', `unknown message type byte ${type}`);
   if (name === 'chunk') return parseChunk(bytes);
+  if (name === 'keys') return parseKeyList(bytes);
   const F = (keys: string[]) => readJsonBody(bytes, name, keys);
   switch (name) {
     case 'config': {
       const o = F(['round', 'cohort', 'k', 't', 'dim', 'graphSeed']);
       return { type: name, round: int(o.round, 'config.round'), cohort: idList(o.cohort, 'config.cohort'), k: int(o.k, 'config.k', 1), t: int(o.t, 'config.t', 1), dim: int(o.dim, 'config.dim', 1, 2 ** 30), graphSeed: unb64(o.graphSeed, 'config.graphSeed', 32) };
-    }
-    case 'keys': {
-      const o = F(['round', 'keys']);
-      const keys = array(o.keys, 'keys.keys').map((e, i) => {
-        const r = record(e, `keys.keys[${i}]`, ['clientId', 'cPk', 'sPk', 'bCommit', 'sig']);
-        return { clientId: int(r.clientId, `keys.keys[${i}].clientId`, 0, 2 ** 31 - 1), cPk: unb64(r.cPk, `keys.keys[${i}].cPk`, 32), sPk: unb64(r.sPk, `keys.keys[${i}].sPk`, 32), bCommit: unb64(r.bCommit, `keys.keys[${i}].bCommit`, 32), sig: unb64(r.sig, `keys.keys[${i}].sig`, 64) };
-      });
-      return { type: name, round: int(o.round, 'keys.round'), keys };
     }
     case 'shares': {
       const o = F(['round', 'session', 'shares']);

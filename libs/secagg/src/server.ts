@@ -117,6 +117,15 @@ export class SecAggServer {
   private uc: number[] = [];
   private u3: number[] = [];
   private u4: number[] = [];
+  /** Who may answer in the current stage (the set behind the stage's list above), for O(1) checks per message. */
+  private eligible: Set<number>;
+  /** Eligible clients that have answered in the current stage (completed upload in collect). */
+  private answered = 0;
+  /** Set forms of u3 (alive) and uc, fixed once collection closes. */
+  private aliveSet = new Set<number>();
+  private ucSet = new Set<number>();
+  /** The survivor set's signing bytes (consistencySigningBytes of u3), fixed once collection closes. */
+  private consistencyBytes: Uint8Array | undefined;
   private stageMessages = new Map<number, Uint8Array>();
   private broadcast: Uint8Array | undefined;
   private output: SecAggResult | undefined;
@@ -129,6 +138,7 @@ export class SecAggServer {
     if (!Number.isInteger(cfg.dim) || cfg.dim < 1 || cfg.dim > 2 ** 30) throw new RangeError(`SecAggServer: dim must be an integer 1..2^30, received ${cfg.dim}`);
     for (const id of cfg.cohort) if (!cfg.identities.has(id)) throw new RangeError(`SecAggServer: no identity key for cohort member ${id}`);
     this.cohort = new Set(cfg.cohort);
+    this.eligible = this.cohort;
     // Derived from the cohort's keys and the round, never drawn: clients recompute and check it.
     this.graphSeed = deriveGraphSeed(cfg.round, cfg.cohort.map((id) => [id, cfg.identities.get(id)!] as const));
     const k = Math.min(cfg.k, n - 1);
@@ -162,22 +172,42 @@ export class SecAggServer {
 
   /** Clients expected to answer in the current stage that have not yet (the caller's deadline decides how long to wait). */
   pending(): number[] {
+    const st = this.st.name;
+    if (st === 'finished' || st === 'aborted') return [];
+    return sorted(this.eligible).filter((u) => this.isPending(u));
+  }
+
+  /** How many clients `pending()` would list, in O(1) (callers check it on every message). */
+  pendingCount(): number {
+    const st = this.st.name;
+    return st === 'finished' || st === 'aborted' ? 0 : this.eligible.size - this.answered;
+  }
+
+  /** Whether eligible client `u` still owes its message for the current stage. */
+  private isPending(u: number): boolean {
     switch (this.st.name) {
       case 'advertise':
-        return sorted(this.cfg.cohort).filter((u) => !this.adverts.has(u));
+        return !this.adverts.has(u);
       case 'share':
-        return this.u1.filter((u) => !this.shareMsgs.has(u));
+        return !this.shareMsgs.has(u);
       case 'receipt':
-        return this.u2.filter((u) => !this.receipts.has(u));
+        return !this.receipts.has(u);
       case 'collect':
-        return this.uc.filter((u) => this.received.get(u) !== this.cfg.dim);
+        return this.received.get(u) !== this.cfg.dim;
       case 'consistency':
-        return this.u3.filter((u) => !this.consistencySigs.has(u));
+        return !this.consistencySigs.has(u);
       case 'unmask':
-        return this.u4.filter((u) => !this.unmaskMsgs.has(u));
+        return !this.unmaskMsgs.has(u);
       default:
-        return [];
+        return false;
     }
+  }
+
+  /** Enters `stage`, where the clients in `eligible` are expected to answer. */
+  private enter(stage: Stage, eligible: readonly number[]): void {
+    this.eligible = new Set(eligible);
+    this.answered = 0;
+    this.st = { name: stage };
   }
 
   /** Words of client `clientId`'s masked input received so far in the collect stage. */
@@ -190,9 +220,8 @@ export class SecAggServer {
     const st = this.st;
     if (st.name === 'aborted') return { kind: 'aborted', bytes: this.abortBytes(st.error) };
     if (st.name === 'finished') return { kind: 'finished' };
-    const eligible = { advertise: [...this.cohort], share: this.u1, receipt: this.u2, collect: this.uc, consistency: this.u3, unmask: this.u4 }[st.name];
-    if (!eligible.includes(from)) return { kind: 'excluded' };
-    if (!this.pending().includes(from) || (st.name === 'collect' && (this.received.get(from) ?? 0) > 0)) return { kind: 'wait' };
+    if (!this.eligible.has(from)) return { kind: 'excluded' };
+    if (!this.isPending(from) || (st.name === 'collect' && (this.received.get(from) ?? 0) > 0)) return { kind: 'wait' };
     const bytes = this.broadcast ?? this.stageMessages.get(from)!;
     return { kind: 'message', stage: st.name, bytes };
   }
@@ -235,7 +264,7 @@ export class SecAggServer {
   /** Adds a slice of client `clientId`'s masked input into the running sum (chunks must arrive in order). */
   addMaskedChunk(clientId: number, offset: number, words: Uint32Array): void {
     ensure(this.st.name === 'collect', 'stage', `expect collect stage, but receive a masked chunk in stage ${this.st.name}`);
-    ensure(this.uc.includes(clientId), 'sender', `client ${clientId} is not among the clients kept after the share receipts and cannot upload an input`);
+    ensure(this.eligible.has(clientId), 'sender', `client ${clientId} is not among the clients kept after the share receipts and cannot upload an input`);
     const done = this.received.get(clientId) ?? 0;
     ensure(offset === done, 'chunk', `client ${clientId}'s chunk starts at ${offset}, expected ${done}`);
     ensure(words.length > 0 && offset + words.length <= this.cfg.dim, 'chunk', `client ${clientId}'s chunk [${offset}, ${offset + words.length}) exceeds dim ${this.cfg.dim}`);
@@ -257,6 +286,7 @@ export class SecAggServer {
       }
     }
     this.received.set(clientId, offset + words.length);
+    if (offset + words.length === this.cfg.dim) this.answered++;
   }
 
   private onAdvertise(m: Extract<ClientMsg, { type: 'advertise' }>): void {
@@ -271,38 +301,42 @@ export class SecAggServer {
     }
     pks.forEach((pk) => this.advertPks.add(pk));
     this.adverts.set(m.sender, { clientId: m.sender, cPk: m.cPk, sPk: m.sPk, bCommit: m.bCommit, sig: m.sig });
+    this.answered++;
   }
 
   private onShare(m: ShareKeysMsg): void {
-    ensure(this.u1.includes(m.sender), 'sender', `client ${m.sender} did not advertise keys`);
+    ensure(this.eligible.has(m.sender), 'sender', `client ${m.sender} did not advertise keys`);
     ensure(!this.shareMsgs.has(m.sender), 'duplicate', `client ${m.sender} already shared keys`);
     const expected = this.graph.get(m.sender)!.filter((v) => this.adverts.has(v));
     const tos = m.shares.map((s) => s.to);
     ensure(tos.length === expected.length && tos.every((v, i) => v === expected[i]), 'graph', `client ${m.sender} must send one share to each advertised neighbour in ascending order (${expected.length}), received ${tos.length}`);
     this.shareMsgs.set(m.sender, m);
+    this.answered++;
   }
 
   private onReceipt(m: ReceiptMsg): void {
-    ensure(this.u2.includes(m.sender), 'sender', `client ${m.sender} did not share keys`);
+    ensure(this.eligible.has(m.sender), 'sender', `client ${m.sender} did not share keys`);
     ensure(!this.receipts.has(m.sender), 'duplicate', `client ${m.sender} already sent its receipt`);
     const senders = new Set(this.graph.get(m.sender)!.filter((v) => this.shareMsgs.has(v)));
     const bad = m.rejected.filter((v) => !senders.has(v));
     ensure(bad.length === 0, 'graph', `client ${m.sender} rejected shares of client(s) ${bad.join(', ')}, which sent it none`);
     this.receipts.set(m.sender, m.rejected);
+    this.answered++;
   }
 
   private onConsistency(sender: number, sig: Uint8Array): void {
-    ensure(this.u3.includes(sender), 'sender', `client ${sender} is not a survivor`);
+    ensure(this.eligible.has(sender), 'sender', `client ${sender} is not a survivor`);
     ensure(!this.consistencySigs.has(sender), 'duplicate', `client ${sender} already signed the survivor set`);
-    ensure(verify(consistencySigningBytes(this.cfg.round, this.session, this.u3), sig, this.cfg.identities.get(sender)!), 'signature', `consistency signature of client ${sender} does not verify`);
+    ensure(verify(this.consistencyBytes!, sig, this.cfg.identities.get(sender)!), 'signature', `consistency signature of client ${sender} does not verify`);
     this.consistencySigs.set(sender, sig);
+    this.answered++;
   }
 
   private onUnmaskShares(m: UnmaskSharesMsg): void {
-    ensure(this.u4.includes(m.sender), 'sender', `client ${m.sender} did not sign the survivor set`);
+    ensure(this.eligible.has(m.sender), 'sender', `client ${m.sender} did not sign the survivor set`);
     ensure(!this.unmaskMsgs.has(m.sender), 'duplicate', `client ${m.sender} already sent unmask shares`);
-    const alive = new Set(this.u3);
-    const inRound = new Set(this.uc);
+    const alive = this.aliveSet;
+    const inRound = this.ucSet;
     const sharedWithSender = new Set(this.graph.get(m.sender)!.filter((u) => inRound.has(u)));
     const seen = new Set<number>();
     for (const { of } of m.bShares) {
@@ -316,6 +350,7 @@ export class SecAggServer {
       seen.add(of);
     }
     this.unmaskMsgs.set(m.sender, m);
+    this.answered++;
   }
 
   /** Closes the current stage and prepares the next (or aborts with check 'threshold'); returns the new stage. */
@@ -399,7 +434,7 @@ export class SecAggServer {
     for (const pk of this.advertPks) this.cfg.usedKeys?.add(pk);
     this.session = computeSessionId(this.cfg.round, [...this.adverts.values()], digest(this.configBytes));
     this.broadcast = encodeMessage({ type: 'keys', round: this.cfg.round, keys: this.u1.map((u) => this.adverts.get(u)!) });
-    this.st = { name: 'share' };
+    this.enter('share', this.u1);
   }
 
   private closeShare(): void {
@@ -410,7 +445,7 @@ export class SecAggServer {
     const inbox = new Map<number, Array<{ from: number; ct: Uint8Array }>>(this.u2.map((v) => [v, []]));
     for (const u of this.u2) for (const s of this.shareMsgs.get(u)!.shares) inbox.get(s.to)?.push({ from: u, ct: s.ct });
     for (const v of this.u2) this.stageMessages.set(v, encodeMessage({ type: 'shares', round: this.cfg.round, session: this.session, shares: inbox.get(v)! }));
-    this.st = { name: 'receipt' };
+    this.enter('receipt', this.u2);
   }
 
   /**
@@ -427,7 +462,9 @@ export class SecAggServer {
     this.stageMessages = new Map();
     this.broadcast = encodeMessage({ type: 'peers', round: this.cfg.round, session: this.session, peers: this.uc });
     this.sum = new Uint32Array(this.cfg.dim);
-    this.st = { name: 'collect' };
+    this.ucSet = new Set(this.uc);
+    this.enter('collect', this.uc);
+
   }
 
   private closeCollect(): void {
@@ -450,20 +487,22 @@ export class SecAggServer {
     this.requireHolders(this.uc, new Set(this.u3), 'surviving');
     this.stageMessages = new Map();
     this.broadcast = encodeMessage({ type: 'survivors', round: this.cfg.round, session: this.session, survivors: this.u3 });
-    this.st = { name: 'consistency' };
+    this.aliveSet = new Set(this.u3);
+    this.consistencyBytes = consistencySigningBytes(this.cfg.round, this.session, this.u3);
+    this.enter('consistency', this.u3);
   }
 
   private closeConsistency(): void {
     this.u4 = sorted(this.consistencySigs.keys());
     this.requireHolders(this.uc, new Set(this.u4), 'confirming');
-    const dropped = this.uc.filter((u) => !this.u3.includes(u));
+    const dropped = this.uc.filter((u) => !this.aliveSet.has(u));
     this.broadcast = undefined;
     this.stageMessages = new Map();
     for (const v of this.u4) {
       const signatures = this.graph.get(v)!.filter((u) => this.consistencySigs.has(u)).map((u) => ({ clientId: u, sig: this.consistencySigs.get(u)! }));
       this.stageMessages.set(v, encodeMessage({ type: 'unmask', round: this.cfg.round, session: this.session, alive: this.u3, dropped, signatures }));
     }
-    this.st = { name: 'unmask' };
+    this.enter('unmask', this.u4);
   }
 
   private closeUnmask(): void {

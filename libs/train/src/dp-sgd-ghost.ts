@@ -17,9 +17,11 @@
  * Precision (issue 4): with the defaults (`traces` on the `device`) and a noise grid (`gridStep`)
  * the sensitivity holds in floating point, not only in real numbers. Example i's downloaded
  * float32 gradient g_i depends on example i alone (given kernels that compute each row of a
- * batched op from that row, in an order that does not depend on the batch size: true of the wasm
- * and cpu kernels; a backend that changes its reduction order with the batch size would move
- * other examples' g_j by float32 rounding, an assumption stated here); its clip factor is certified
+ * batched op from that row, in an order that does not depend on the batch size, and a padded width
+ * that does not depend on the batch either: `padTo`, which trainLocalDpSgd fixes for the run. True
+ * of the wasm kernels; measured NOT to hold on the native backend, where OpenBLAS's products round
+ * a row differently at some batch sizes (e.g. 8 vs 4 sequences), moving other examples' g_j by
+ * float32 rounding: an assumption stated here, open); its clip factor is certified
  * (`certifiedClipFactor`: float64 norm, margin (3 d + 16) 2^-53) and c_i g_i is rounded to the grid
  * before the exact integer sum (`GridClippedSum`), so neighbouring batches differ by one integer
  * vector of norm <= C + sqrt(d) h / 2, within the C + sqrt(d) h that `dpSgdParams` accounts (proof
@@ -43,7 +45,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NamedTensors } from '@fedlora/tensor';
 import { groupRowBlocks, groupUnits, unitSlice, type UnitGrouping } from './ghost-units.js';
-import { certifiedClipFactor, GridClippedSum, loraClippedGradSums, loraPerExampleGradNormsSq, type LoraNormInputs } from '@fedlora/privacy';
+import { certifiedClipFactor, GridClippedSum, jsGridSumKernels, loraClippedGradSums, loraPerExampleGradNormsSq, type LoraNormInputs } from '@fedlora/privacy';
+import { nativeGridSumKernels } from '@fedlora/native-cpu';
 import {
   crossEntropy,
   crossEntropySum,
@@ -58,6 +61,7 @@ import {
   type LoraRuntime,
 } from '@fedlora/model';
 import { hasLossMask, tokenIdOf, trainedTargets } from './loss-mask.js';
+import { timed, timedAsync, type DpSgdProfiler } from './dp-sgd-phases.js';
 
 /**
  * How the clipped sum is formed once the clip factors are known: `traces` from the recorded
@@ -95,6 +99,10 @@ export interface GhostClipOptions {
    * forward pass, but each unit's norm, clip and sum cover only the tensors of `vars`.
    */
   frozen?: ReadonlyMap<string, tf.Tensor>;
+  /** Adds the time of each phase (forward/backward, per-example gradients, clipped grid sum) here. */
+  profiler?: DpSgdProfiler;
+  /** Pad every batch to this many positions (>= the longest sequence's targets; `padBatch`). */
+  padTo?: number;
 }
 
 /** Result of `ghostClippedLoraGradSum`. */
@@ -111,26 +119,39 @@ export interface GhostClipResult {
   gridCounts?: Float64Array[];
 }
 
+/** The clipped grid sum's loops: C when the native addon is built (the same bits as the JS loops, tested). */
+const GRID_KERNELS = nativeGridSumKernels() ?? jsGridSumKernels;
+
 /**
- * A right-padded batch: ids [B, T], targets [B*T], and each sequence's number of targets. Masked
- * targets (loss-mask.ts) are decoded: `tokenWeights` [B*T] then holds 1 / (example's trained
- * targets) at each trained target and 0 elsewhere (padding, prompt), so the weighted sum of token
- * losses is sum_i L_i with L_i example i's mean over its own trained targets.
+ * A right-padded batch: ids [B, T], targets [B*T], and each sequence's number of targets; T is the
+ * longest sequence's targets, or `padTo` (a length fixed for the whole run, so that T, and with it
+ * the float32 rounding of every example's gradient, does not depend on which examples share the
+ * batch: the rounding of reductions over T changes with T on both the wasm and native kernels). When
+ * any sequence is shorter than T, or targets are masked (loss-mask.ts, decoded here), `tokenWeights`
+ * [B*T] holds 1 / (example's trained targets) at each trained target and 0 elsewhere (padding,
+ * prompt), so the weighted sum of token losses is sum_i L_i with L_i example i's mean over its own
+ * trained targets, in one fused loss (a loss per example cost ~2.8x the ghost pass's CPU time for 32
+ * sequences of unequal length on fedlora-tiny).
  */
-export function padBatch(sequences: readonly Int32Array[]): { inputs: tf.Tensor2D; targets: tf.Tensor1D; lengths: number[]; seqLen: number; tokenWeights?: Float32Array } {
+export function padBatch(sequences: readonly Int32Array[], padTo?: number): { inputs: tf.Tensor2D; targets: tf.Tensor1D; lengths: number[]; seqLen: number; tokenWeights?: Float32Array } {
   const lengths = sequences.map((s, i) => {
     if (s.length < 2) throw new RangeError(`every sequence needs at least 2 tokens (an input and a target), sequence ${i} holds ${s.length}`);
     return s.length - 1;
   });
-  const T = Math.max(...lengths);
+  const longest = Math.max(...lengths);
+  if (padTo !== undefined && !(Number.isInteger(padTo) && padTo >= longest)) throw new RangeError(`padTo must be an integer >= the longest sequence's ${longest} targets, received ${padTo}`);
+  const T = padTo ?? longest;
   const inp = new Int32Array(sequences.length * T);
   const tgt = new Int32Array(sequences.length * T);
   const masked = hasLossMask(sequences);
-  const w = masked ? new Float32Array(sequences.length * T) : undefined;
+  // Padded rows weigh their targets too (1 / length, 0 on padding): one fused loss instead of one per example.
+  const padded = lengths.some((l) => l !== T);
+  const w = masked || padded ? new Float32Array(sequences.length * T) : undefined;
   sequences.forEach((s, i) => {
     if (!masked) {
       inp.set(s.subarray(0, lengths[i]), i * T);
       tgt.set(s.subarray(1), i * T);
+      if (w) w.fill(1 / lengths[i]!, i * T, i * T + lengths[i]!);
       return;
     }
     const n = trainedTargets(s);
@@ -195,26 +216,31 @@ export async function ghostClippedLoraGradSum(
   const dimension = [...vars.values()].reduce((n, v) => n + v.size, 0);
   const frozen = o.frozen ?? new Map<string, tf.Tensor>();
   const rt = loraRuntime(model, lora, new Map<string, tf.Tensor>([...frozen, ...vars]));
-  const batch = padBatch(sequences);
+  const batch = padBatch(sequences, o.padTo);
   const fwd = { training: true, seed: o.dropoutSeed };
   try {
-    const traces = loraLayerTraces(model, batch.inputs, rt, (logits) => weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen, undefined, batch.tokenWeights), fwd);
+    const traces = timed(o.profiler, 'forwardBackward', () =>
+      loraLayerTraces(model, batch.inputs, rt, (logits) => weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen, undefined, batch.tokenWeights), fwd),
+    );
     let lossSum: number;
     let normsSq: Float64Array;
     let factors: Float64Array;
     let clippedSum: NamedTensors | undefined;
     let gridCounts: Float64Array[] | undefined;
     try {
-      lossSum = (await traces.loss.data())[0]!;
+      lossSum = (await timedAsync(o.profiler, 'forwardBackward', () => traces.loss.data()))[0]!;
       if (compute === 'host') {
-        const host = await normInputs(rt, traces.layers, batch.seqLen, units);
-        normsSq = hostNormsSq(host, units.units, vars);
-        checkFinite(normsSq);
-        factors = Float64Array.from(normsSq, (n) => certifiedClipFactor(n, dimension, o.clipNorm));
-        if (method === 'traces') clippedSum = hostClippedSum(vars, host, factors);
+        const host = await timedAsync(o.profiler, 'perExampleGrads', () => normInputs(rt, traces.layers, batch.seqLen, units));
+        const t = timed(o.profiler, 'clipGridSum', () => {
+          const sq = hostNormsSq(host, units.units, vars);
+          checkFinite(sq);
+          const f = Float64Array.from(sq, (n) => certifiedClipFactor(n, dimension, o.clipNorm));
+          return { sq, f, sum: method === 'traces' ? hostClippedSum(vars, host, f) : undefined };
+        });
+        ({ sq: normsSq, f: factors, sum: clippedSum } = t);
       } else {
-        const perExample = await devicePerExampleGrads(rt, traces.layers, sequences.length, batch.seqLen, vars);
-        const r = sumPerUnit(vars, perExample, units, o.clipNorm, method === 'traces' ? o.gridStep : undefined);
+        const perExample = await timedAsync(o.profiler, 'perExampleGrads', () => devicePerExampleGrads(rt, traces.layers, sequences.length, batch.seqLen, vars));
+        const r = timed(o.profiler, 'clipGridSum', () => sumPerUnit(vars, perExample, units, o.clipNorm, method === 'traces' ? o.gridStep : undefined));
         ({ normsSq, factors } = r);
         if (method === 'traces') ({ clippedSum, gridCounts } = r);
       }
@@ -296,17 +322,21 @@ function sumPerUnit(
     return data;
   });
   const batch = units.units;
+  const clippedSum: NamedTensors = new Map();
+  if (gridStep !== undefined) {
+    // Units as rows of one array per tensor: the per-example arrays themselves when each unit is one
+    // sequence in batch order, else each unit's float32 sum of its rows (unitSlice), row u = unit u.
+    const identity = units.maxRows === 1 && units.rows.every((r, u) => r[0] === u) && flat.every((d, t) => d.length === batch * sizes[t]!);
+    const rows = identity ? flat : flat.map((data, t) => packUnits(data, sizes[t]!, units));
+    const sum = new GridClippedSum(sizes, { clipNorm, gridStep });
+    const r = sum.addRows(rows, batch, GRID_KERNELS);
+    names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: scaled(sum.counts[t]!, gridStep) }));
+    return { normsSq: r.normsSq, factors: r.factors, clippedSum, gridCounts: sum.counts };
+  }
   const example = (u: number) => flat.map((data, t) => unitSlice(data, sizes[t]!, units.rows[u]!));
   const normsSq = new Float64Array(batch);
   const factors = new Float64Array(batch);
   const dimension = sizes.reduce((a, b) => a + b, 0);
-  const clippedSum: NamedTensors = new Map();
-  if (gridStep !== undefined) {
-    const sum = new GridClippedSum(sizes, { clipNorm, gridStep });
-    for (let i = 0; i < batch; i++) ({ normSq: normsSq[i], factor: factors[i] } = sum.add(example(i)));
-    names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: Float32Array.from(sum.counts[t]!, (k) => k * gridStep) }));
-    return { normsSq, factors, clippedSum, gridCounts: sum.counts };
-  }
   const sums = sizes.map((n) => new Float64Array(n));
   for (let i = 0; i < batch; i++) {
     const parts = example(i);
@@ -322,6 +352,20 @@ function sumPerUnit(
   }
   names.forEach((n, t) => clippedSum.set(n, { shape: [...vars.get(n)!.shape], data: Float32Array.from(sums[t]!) }));
   return { normsSq, factors, clippedSum };
+}
+
+/** K h as float32 (a loop: `Float32Array.from` with a callback costs ~10x more on the 442k values of GPT-2 small). */
+function scaled(counts: Float64Array, h: number): Float32Array {
+  const out = new Float32Array(counts.length);
+  for (let i = 0; i < counts.length; i++) out[i] = counts[i]! * h;
+  return out;
+}
+
+/** Unit u's gradient (`unitSlice`) as row u of one [U, size] array. */
+function packUnits(perRow: Float32Array, size: number, units: UnitGrouping): Float32Array {
+  const out = new Float32Array(units.units * size);
+  units.rows.forEach((rows, u) => out.set(unitSlice(perRow, size, rows), u * size));
+  return out;
 }
 
 /** Each unit's squared gradient norm over the trained tensors (`vars`: B only with FFA-LoRA). */

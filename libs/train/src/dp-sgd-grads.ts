@@ -13,6 +13,7 @@ import { ghostClippedLoraGradSum, type ClippedSumMethod, type GhostCompute } fro
 import { toTensors } from './trainer.js';
 import { groupUnits, unitSlice } from './ghost-units.js';
 import { yieldToEventLoop } from './event-loop.js';
+import { timed, type DpSgdProfiler } from './dp-sgd-phases.js';
 
 /**
  * The gradient of each sequence's mean next-token loss (over its unmasked targets, loss-mask.ts) with respect to every LoRA tensor in
@@ -78,6 +79,10 @@ export interface PrivateGradientOptions {
    * a larger batch runs in passes over whole units with a turn of the event loop between them.
    */
   unitsPerPass?: number;
+  /** Ghost method only: adds the time of each phase of the step here (dp-sgd-phases.ts). */
+  profiler?: DpSgdProfiler;
+  /** Ghost method only: pad every pass to this many positions (`padBatch`), fixed for the run. */
+  padTo?: number;
 }
 
 /**
@@ -129,11 +134,11 @@ export async function privateLoraGradient(
   const std = o.noiseMultiplier * o.clipNorm;
   const gridStep = std > 0 ? std * DEFAULT_GRID_FRACTION : undefined;
   const g = await ghostInPasses(sequences, o.units, o.unitsPerPass ?? DEFAULT_UNITS_PER_PASS, (seqs, unitOf, first) =>
-    ghostClippedLoraGradSum(model, lora, vars, seqs, { clipNorm: o.clipNorm, dropoutSeed: (o.dropoutSeed + first) % 2 ** 31, clippedSum: o.clippedSum, compute: o.compute, gridStep, frozen: o.frozen, ...(unitOf ? { unitOf } : {}) }),
+    ghostClippedLoraGradSum(model, lora, vars, seqs, { clipNorm: o.clipNorm, dropoutSeed: (o.dropoutSeed + first) % 2 ** 31, clippedSum: o.clippedSum, compute: o.compute, gridStep, frozen: o.frozen, profiler: o.profiler, padTo: o.padTo, ...(unitOf ? { unitOf } : {}) }),
   );
   const gradient: NamedTensors = new Map();
   if (gridStep !== undefined) {
-    const noisy = privatizeGridCounts(g.gridCounts!, { sigma: std, gridStep, rng: o.rng, divisor: o.expectedBatchSize });
+    const noisy = timed(o.profiler, 'noise', () => privatizeGridCounts(g.gridCounts!, { sigma: std, gridStep, rng: o.rng, divisor: o.expectedBatchSize }));
     [...g.clippedSum].forEach(([name, t], i) => gradient.set(name, { shape: t.shape, data: noisy[i]! }));
   } else {
     for (const [name, t] of g.clippedSum) gradient.set(name, { shape: t.shape, data: t.data.map((v) => v / o.expectedBatchSize) });
@@ -179,14 +184,16 @@ async function ghostInPasses(sequences: readonly Int32Array[], units: readonly n
       total = g;
       continue;
     }
-    for (const [name, t] of g.clippedSum) {
-      const acc = total.clippedSum.get(name)!.data;
-      t.data.forEach((v, i) => (acc[i]! += v));
-    }
-    total.gridCounts?.forEach((acc, k) => g.gridCounts![k]!.forEach((v, i) => (acc[i]! += v)));
+    for (const [name, t] of g.clippedSum) addInto(total.clippedSum.get(name)!.data, t.data);
+    total.gridCounts?.forEach((acc, k) => addInto(acc, g.gridCounts![k]!));
     total = { ...total, normsSq: concat(total.normsSq, g.normsSq), factors: concat(total.factors, g.factors), lossSum: total.lossSum + g.lossSum };
   }
   return total!;
+}
+
+/** acc[i] += v[i] (a loop: forEach with a closure is several times slower on large tensors). */
+function addInto(acc: Float32Array | Float64Array, v: Float32Array | Float64Array): void {
+  for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + v[i]!;
 }
 
 function concat(a: Float64Array, b: Float64Array): Float64Array {

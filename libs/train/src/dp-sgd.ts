@@ -35,6 +35,7 @@ import { privateLoraGradient, type PerExampleMethod } from './dp-sgd-grads.js';
 import type { ClippedSumMethod, GhostCompute } from './dp-sgd-ghost.js';
 import type { UnitData } from './privacy-units.js';
 import { runTrainingLoop, type GradientSource } from './trainer-loop.js';
+import { timed, type DpSgdProfiler } from './dp-sgd-phases.js';
 
 /** Progress of one DP-SGD step. */
 export interface DpSgdStepInfo {
@@ -89,6 +90,8 @@ export interface DpSgdTrainOptions {
    * exact in floating point (dp-sgd-ghost.ts).
    */
   ghostCompute?: GhostCompute;
+  /** Adds the wall-clock time of each phase of every step here (profiling; dp-sgd-phases.ts). */
+  profiler?: DpSgdProfiler;
 }
 
 /** Result of `trainLocalDpSgd`. */
@@ -145,13 +148,25 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
   if (!Number.isInteger(cap) || cap < 1) throw new RangeError(`maxSequencesPerUnit must be a positive integer, received ${cap}`);
   assertAdapterLayout(model, lora, adapter);
   const expectedBatchSize = opts.samplingRate * units.length;
+  // One padded length for every step and pass: which units share a batch must not change the others' float32 gradients.
+  const padTo = sequences.reduce((n, q) => Math.max(n, q.length - 1), 1);
   const totals = { sampled: 0, clipped: 0, dropped: 0, sequences: 0 };
+  // The loop applies AdamW between the end of `gradients` and `onStep`: that interval is the optimizer's.
+  let gradientsDone = 0;
+  const profiler = opts.profiler;
+  const onStep = profiler
+    ? (s: DpSgdStepInfo) => {
+        profiler.times.optimizer += profiler.now() - gradientsDone;
+        return opts.onStep?.(s);
+      }
+    : opts.onStep;
   // DP-SGD is a gradient source of the one training loop: sample units, clip per unit, add the noise.
   const source: GradientSource<{ batchSize: number; droppedSequences: number; clippedFraction: number }> = {
     async gradients(vars, _step, frozen) {
-      const sampled = poissonSample(units.length, opts.samplingRate, opts.rng);
-      const batch = boundedUnitBatch(sampled.map((u) => units[u]!), cap, opts.rng);
-      const dropoutSeed = uniformInt(opts.rng, 2 ** 31);
+      const { sampled, batch, dropoutSeed } = timed(opts.profiler, 'sample', () => {
+        const s = poissonSample(units.length, opts.samplingRate, opts.rng);
+        return { sampled: s, batch: boundedUnitBatch(s.map((u) => units[u]!), cap, opts.rng), dropoutSeed: uniformInt(opts.rng, 2 ** 31) };
+      });
       const batchSequences = batch.sequences.map((i) => sequences[i]!);
       const { gradient, clippedFraction, meanLoss } = await privateLoraGradient(model, lora, vars, batchSequences, {
         clipNorm: opts.clipNorm,
@@ -164,11 +179,14 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
         compute: opts.ghostCompute,
         units: batch.unitOf,
         frozen,
+        profiler: opts.profiler,
+        padTo,
       });
       totals.sampled += sampled.length;
       totals.clipped += clippedFraction * sampled.length;
       totals.dropped += batch.dropped;
       totals.sequences += batchSequences.length;
+      if (opts.profiler) gradientsDone = opts.profiler.now();
       return {
         grads: new Map([...gradient].map(([n, t]) => [n, tf.tensor(t.data, t.shape)])),
         factor: 1,
@@ -185,7 +203,7 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
     ...(opts.adamEps !== undefined ? { adamEps: opts.adamEps } : {}),
     warmupSteps: opts.warmupSteps ?? 0,
     now: opts.now,
-    onStep: opts.onStep,
+    onStep,
   });
   return {
     adapter: r.adapter,

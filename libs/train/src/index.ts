@@ -16,6 +16,9 @@ export { textPerplexity } from './perplexity.js';
 // Record-level DP-SGD for LoRA (Poisson sampling, per-example clipping, exact grid Gaussian noise).
 export type { DpSgdStepInfo, DpSgdTrainOptions } from './dp-sgd.js';
 export { trainLocalDpSgd, dpSgdParams, loraDimension, DEFAULT_MAX_SEQUENCES_PER_UNIT } from './dp-sgd.js';
+/** Wall-clock time per phase of DP-SGD steps (profiling). */
+export type { DpSgdPhase, DpSgdPhaseTimes, DpSgdProfiler } from './dp-sgd-phases.js';
+export { DP_SGD_PHASES, emptyPhaseTimes } from './dp-sgd-phases.js';
 /** How per-example gradients are clipped: ghost clipping from one batched pass (default) or per example. */
 export type { PerExampleMethod } from './dp-sgd-grads.js';
 // Instruction data: prompt-completion, chat messages (chat templates), Alpaca.

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { ClientReport, ClientUpdate, CoordinatorConnection, RoundPlan, SecAggReply, Task } from '@fedlora/federation';
+import type { CheckInAnswer, ClientReport, ClientUpdate, CoordinatorConnection, RoundPlan, SecAggReply, Task } from '@fedlora/federation';
 import type { Stage } from '@fedlora/secagg';
 import { FederationError } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
@@ -7,12 +7,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { DEFAULT_CHUNK_BYTES, TensorAssembler } from '@fedlora/tensor';
 import { federationClientCtor } from './proto.js';
 import type { UploadProgress } from './serde.js';
-import { chunkFromProto, chunkToProto, headerToProto, secAggRequestToProto, secAggResponseFromProto, taskFromProto, uploadStatusFromProto } from './serde.js';
+import { checkInAnswerFromProto, chunkFromProto, chunkToProto, headerToProto, secAggRequestToProto, secAggResponseFromProto, taskFromProto, uploadStatusFromProto } from './serde.js';
 import type { UploadRetryPolicy } from './resumable-upload.js';
 import { DEFAULT_UPLOAD_RETRY, chunksToSend, isRetryableUploadError, tensorDigests, uploadBackoffMs } from './resumable-upload.js';
 import type { RequestSigner } from './security/request-signer.js';
 import { fromServiceError } from './status-map.js';
-import type { PbGetTaskResponse, PbSecAggResponse, PbTensorChunk, PbUploadStatusResponse } from './wire-types.js';
+import type { PbCheckInResult, PbGetTaskResponse, PbSecAggResponse, PbTensorChunk, PbUploadStatusResponse } from './wire-types.js';
 
 /** Options of a client's connection to the coordinator. */
 export interface GrpcConnectionOptions {
@@ -130,6 +130,21 @@ export class GrpcConnection implements CoordinatorConnection {
     const task = taskFromProto(res);
     if (task.kind === 'train') this.lastPlan = task.plan;
     return task;
+  }
+
+  /**
+   * Checks in many sessions at once (CheckIn), as `getTask(0)` would for each, except that a
+   * session drawn into the open round hears only the attempt (`drawn`) and asks `getTask` for the
+   * plan: one call for a process that holds many institutions on one shared channel
+   * (GrpcConnectionOptions.channel). Returns one answer per connection, in order; a refused
+   * session says why (for example 'unauthenticated': register it again).
+   */
+  static async checkIn(connections: readonly GrpcConnection[]): Promise<CheckInAnswer[]> {
+    const first = connections[0];
+    if (!first) return [];
+    const res = await first.unary<{ results: PbCheckInResult[] }>('CheckIn', { sessions: connections.map((c) => c.auth) });
+    if (res.results.length !== connections.length) throw new FederationError('invalid-argument', `a check-in of ${connections.length} sessions was answered with ${res.results.length} results`);
+    return res.results.map(checkInAnswerFromProto);
   }
 
   async downloadAdapter(round: number): Promise<NamedTensors> {
@@ -250,8 +265,8 @@ export class GrpcConnection implements CoordinatorConnection {
     });
   }
 
-  async secAggExchange(round: number, nonce: string, stage: Stage | '', payload: Uint8Array, report?: ClientReport): Promise<SecAggReply> {
-    const res = await this.unary<PbSecAggResponse>('SecAggExchange', secAggRequestToProto(this.auth, round, nonce, stage, payload, report));
+  async secAggExchange(round: number, nonce: string, stage: Stage | '', payload: Uint8Array, report?: ClientReport, waitMs = 0): Promise<SecAggReply> {
+    const res = await this.unary<PbSecAggResponse>('SecAggExchange', secAggRequestToProto(this.auth, round, nonce, stage, payload, report, waitMs));
     return secAggResponseFromProto(res);
   }
 

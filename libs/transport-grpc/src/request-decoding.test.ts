@@ -81,7 +81,7 @@ function rawUpload(port: number, frames: Buffer[], metadata = new grpc.Metadata(
 
 describe('undecodable request bodies (gRPC on 127.0.0.1)', () => {
   it('answers garbage bytes on every unary method with INVALID_ARGUMENT naming the method and the message expected, not INTERNAL', async () => {
-    for (const method of ['Register', 'GetTask', 'Heartbeat', 'Decline', 'UploadStatus', 'SecAggExchange', 'GetStatus']) {
+    for (const method of ['Register', 'GetTask', 'CheckIn', 'Heartbeat', 'Decline', 'UploadStatus', 'SecAggExchange', 'GetStatus']) {
       for (const body of GARBAGE) {
         const r = await rawUnary(open.port, method, body);
         expect(r.code, `${method} ${body.toString('hex')}`).toBe(grpc.status.INVALID_ARGUMENT);

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { RoundPlan, Task, UpdateHeader } from '@fedlora/federation';
+import type { CheckInAnswer, RoundPlan, Task, UpdateHeader } from '@fedlora/federation';
 import type { UploadProgress } from './serde.js';
 import {
+  checkInAnswerFromProto,
+  checkInAnswerToProto,
   chunkFromProto,
   chunkToProto,
   headerFromProto,
@@ -144,5 +146,17 @@ describe('secure-aggregation exchange serde', () => {
     expect(() => secAggRequestFromProto(big)).toThrow(/exceeds/);
     const pb = { ...secAggRequestToProto({ clientId: 'c', sessionToken: 't' }, 1, 'n', 'collect', new Uint8Array(1)), reportJson: '{"numExamples":"x"}' };
     expect(() => secAggRequestFromProto(pb)).toThrow(/numeric numExamples/);
+  });
+});
+
+describe('check-in answers', () => {
+  it('round-trip a wait or finished task, a draw or a refusal, and refuse an answer with none, an unknown code or a plan', () => {
+    const answers: CheckInAnswer[] = [{ task: { kind: 'wait', retryAfterMs: 500 } }, { task: { kind: 'finished' } }, { drawn: { round: 3, nonce: 'ab'.repeat(16) } }, { refused: 'unauthenticated', reason: 'register again' }];
+    for (const a of answers) expect(checkInAnswerFromProto(checkInAnswerToProto(a))).toEqual(a);
+    const none = { task: null, refused: '', reason: '', drawnRound: 0, drawnNonce: '' };
+    expect(() => checkInAnswerFromProto(none)).toThrow(/neither a task, a draw nor a refusal/);
+    expect(() => checkInAnswerFromProto({ ...none, refused: 'teapot' })).toThrow(/unknown check-in refusal/);
+    expect(() => checkInAnswerFromProto({ ...none, drawnRound: 0, drawnNonce: 'ab' })).toThrow(/check-in draw/);
+    expect(() => checkInAnswerFromProto({ ...none, task: taskToProto({ kind: 'train', plan }) })).toThrow(/TRAIN task/);
   });
 });

@@ -1,10 +1,10 @@
 import type { NamedTensors, TensorChunkData } from '@fedlora/tensor';
-import type { ClientReport, CohortSampling, RoundPlan, SecAggReply, Task, TensorLayout, UpdateHeader } from '@fedlora/federation';
+import type { CheckInAnswer, ClientReport, CohortSampling, FederationErrorCode, RoundPlan, SecAggReply, Task, TensorLayout, UpdateHeader } from '@fedlora/federation';
 import type { Stage } from '@fedlora/secagg';
 import { STAGES } from '@fedlora/secagg';
 import { planPartsFromJson, planPartsToJson } from './plan-json.js';
 import { FederationError } from '@fedlora/federation';
-import type { PbCohortSampling, PbGetTaskResponse, PbRoundPlan, PbSecAggRequest, PbSecAggResponse, PbTensorChunk, PbTensorSpec, PbUpdateHeader, PbUploadStatusResponse } from './wire-types.js';
+import type { PbCheckInResult, PbCohortSampling, PbGetTaskResponse, PbRoundPlan, PbSecAggRequest, PbSecAggResponse, PbTensorChunk, PbTensorSpec, PbUpdateHeader, PbUploadStatusResponse } from './wire-types.js';
 
 /** Every toProto/fromProto pair of the wire contract lives here (STYLE.md 2). */
 
@@ -127,6 +127,32 @@ export function taskFromProto(r: PbGetTaskResponse): Task {
     default:
       throw bad(`unknown task kind ${String(r.kind)}`);
   }
+}
+
+/** One session's answer in a CheckIn response. */
+export function checkInAnswerToProto(a: CheckInAnswer): PbCheckInResult {
+  const none = { task: null, refused: '', reason: '', drawnRound: 0, drawnNonce: '' };
+  if ('task' in a) return { ...none, task: taskToProto(a.task) };
+  if ('drawn' in a) return { ...none, drawnRound: a.drawn.round, drawnNonce: a.drawn.nonce };
+  return { ...none, refused: a.refused, reason: a.reason };
+}
+
+const ERROR_CODES: ReadonlySet<string> = new Set<FederationErrorCode>(['unauthenticated', 'permission-denied', 'invalid-argument', 'failed-precondition', 'already-exists', 'resource-exhausted', 'unavailable']);
+
+/** The inverse, checked: a refusal names a known error code, a draw names its attempt, anything else carries a wait or finished task. */
+export function checkInAnswerFromProto(r: PbCheckInResult): CheckInAnswer {
+  if (r.refused) {
+    if (!ERROR_CODES.has(r.refused)) throw bad(`unknown check-in refusal ${JSON.stringify(r.refused.slice(0, 40))}`);
+    return { refused: r.refused as FederationErrorCode, reason: r.reason.slice(0, 1024) };
+  }
+  if (r.drawnNonce) {
+    if (!/^[0-9a-f]{1,64}$/.test(r.drawnNonce) || !Number.isInteger(r.drawnRound) || r.drawnRound < 1) throw bad(`check-in draw with round ${r.drawnRound} and nonce ${JSON.stringify(r.drawnNonce.slice(0, 70))}`);
+    return { drawn: { round: r.drawnRound, nonce: r.drawnNonce } };
+  }
+  if (!r.task) throw bad('check-in result with neither a task, a draw nor a refusal');
+  const task = taskFromProto(r.task);
+  if (task.kind === 'train') throw bad('check-in result with a TRAIN task (a drawn session asks GetTask for its plan)');
+  return { task };
 }
 
 export function headerToProto(h: UpdateHeader, sessionToken: string, uploadId = ''): PbUpdateHeader {
@@ -272,8 +298,9 @@ export function secAggRequestToProto(
   stage: Stage | '',
   payload: Uint8Array,
   report?: ClientReport,
+  waitMs = 0,
 ): PbSecAggRequest {
-  return { ...auth, round, nonce, stage, payload, reportJson: report ? JSON.stringify(report) : '' };
+  return { ...auth, round, nonce, stage, payload, reportJson: report ? JSON.stringify(report) : '', waitMs };
 }
 
 /** A stage name from the wire: one of secagg's stages, or '' (a poll). */

@@ -5,7 +5,7 @@ import { FederationError, updateTensors } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
 import { DEFAULT_CHUNK_BYTES, chunkTensors } from '@fedlora/tensor';
 import { federationService } from './proto.js';
-import { chunkFromProto, chunkToProto, headerFromProto, resumeOffsets, secAggRequestFromProto, stageFromProto, taskToProto, uploadIdFromProto, uploadStatusToProto } from './serde.js';
+import { checkInAnswerToProto, chunkFromProto, chunkToProto, headerFromProto, resumeOffsets, secAggRequestFromProto, stageFromProto, taskToProto, uploadIdFromProto, uploadStatusToProto } from './serde.js';
 import type { RequestGate } from './request-auth.js';
 import { RequestRefusedError, createRequestGate, withRequestBodyHashes } from './request-auth.js';
 import { undecodableReason, withDecodeGuard } from './request-decoding.js';
@@ -87,6 +87,9 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     'grpc.max_receive_message_length': maxRecv,
     'grpc.max_send_message_length': 8 * 1024 * 1024,
     'grpc.keepalive_permit_without_calls': 1,
+    // No channelz service is registered, and its per-call tracking doubled the garbage each call
+    // leaves for the old generation (heap sampling at 10,000 institutions: 158 -> 78 MB per run).
+    'grpc.enable_channelz': 0,
   });
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   const uploadIdleMs = opts.uploadIdleMs ?? DEFAULT_UPLOAD_IDLE_MS;
@@ -168,6 +171,12 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
       return { clientId: r.clientId, sessionToken: r.sessionToken, federationId };
     }, ((req: { clientName: string }) => ({ round: 0, client: req.clientName })) as Claim),
     GetTask: unary('GetTask', async (req: PbAuth & { waitMs: number }) => taskToProto(await coordinator.getTask(req.clientId, req.sessionToken, req.waitMs))),
+    CheckIn: unary('CheckIn', (req: { sessions: PbAuth[] }) => {
+      // A signed request acts for the one institution that signed it: a batch of others' sessions is not served.
+      if (opts.verifier) throw new FederationError('permission-denied', 'this coordinator verifies signed requests: each institution checks in with its own GetTask');
+      const answers = coordinator.checkIn(req.sessions.map((x) => ({ clientId: x.clientId, token: x.sessionToken })));
+      return { results: answers.map(checkInAnswerToProto) };
+    }, (() => ({ round: 0, client: undefined })) as Claim),
     Decline: unary('Decline', (req: PbAuth & { round: number; reason: string }) => {
       coordinator.decline(req.clientId, req.sessionToken, req.round, req.reason);
       return {};
@@ -175,11 +184,14 @@ export async function startFederationServer(coordinator: FederationCoordinator, 
     Heartbeat: unary('Heartbeat', (req: PbAuth & { round: number }) => coordinator.heartbeat(req.clientId, req.sessionToken, req.round)),
     // Institution names only for a caller that proved an enrolled identity (#16 finding 12).
     GetStatus: unary('GetStatus', (_req: unknown, _call, signer) => statusToProto(coordinator.status(), signer !== undefined), (() => ({ round: 0, client: undefined })) as Claim),
-    SecAggExchange: unary('SecAggExchange', (req: PbSecAggRequest) => {
+    SecAggExchange: unary('SecAggExchange', async (req: PbSecAggRequest) => {
       const { report, payload } = secAggRequestFromProto(req);
       const stage = stageFromProto(req.stage ?? '');
       opts.onBytes?.('in', payload.byteLength);
-      const r = coordinator.secAggExchange(req.clientId, req.sessionToken, req.round, req.nonce, stage, payload, report);
+      const r =
+        payload.byteLength === 0 && (req.waitMs ?? 0) > 0
+          ? await coordinator.secAggPoll(req.clientId, req.sessionToken, req.round, req.nonce, req.waitMs!)
+          : coordinator.secAggExchange(req.clientId, req.sessionToken, req.round, req.nonce, stage, payload, report);
       opts.onBytes?.('out', r.payload.byteLength);
       return { kind: r.kind, stage: r.stage, payload: r.payload };
     }),

@@ -38,6 +38,15 @@ export interface PbGetTaskResponse {
   failure?: string;
 }
 
+/** One session's answer in a CheckIn: a task, the attempt it is drawn into, or the FederationError code that refused it. */
+export interface PbCheckInResult {
+  task?: PbGetTaskResponse | null;
+  refused: string;
+  reason: string;
+  drawnRound: number;
+  drawnNonce: string;
+}
+
 export interface PbTensorChunk {
   round: number;
   tensorName: string;
@@ -88,6 +97,7 @@ export interface PbSecAggRequest {
   payload: Buffer | Uint8Array;
   nonce: string;
   reportJson: string;
+  waitMs?: number;
 }
 
 export interface PbSecAggResponse {

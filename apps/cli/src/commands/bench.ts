@@ -52,11 +52,12 @@ export function register(program: Command): void {
     .description(
       'Tokens/s of record-level DP-SGD (ghost clipping: per-example clipping from one batched pass) against non-private ' +
         'training in the same run, per round (median and spread), on fedlora-tiny and a GPT-2-small shape (random ' +
-        'weights) at batches 8 and 64, with a PyTorch peer (functorch per-sample gradients); about 20-30 minutes on 2 busy cores',
+        'weights) at batches 8, 64 and 160 (simulate\'s DP default), with a PyTorch peer (functorch per-sample gradients), and the ' +
+        'time of each DP-SGD phase per step; about 30 minutes on 2 busy cores',
     )
     .option('--backend <name>', 'tfjs backend (default: the best available)')
     .option('--models <list>', 'fedlora-tiny, gpt2-small or gpt2-<layers>, comma-separated', 'fedlora-tiny,gpt2-small')
-    .option('--batches <list>', 'expected Poisson batch sizes (q = 1/8 of a population of 8 x batch)', '8,64')
+    .option('--batches <list>', 'expected Poisson batch sizes (q = 1/8 of a population of 8 x batch)', '8,64,160')
     .option('--seq <n>', 'tokens per sequence', '64')
     .option('--steps <n>', 'steps per round and case on fedlora-tiny', '2')
     .option('--gpt2-steps <n>', 'steps per round and case on GPT-2 shapes', '1')
@@ -101,18 +102,21 @@ export function register(program: Command): void {
   bench
     .command('scale')
     .description(
-      'Seconds per round and peak RSS (whole simulation with its workers; the coordinator when the simulator reports it) of fedlora simulate ' +
-        'at populations 100 / 1,000 / 10,000 and cohorts 10 / 100 / 1,000, with and without SecAgg+, then --workers 1 against 2 on a cohort of 100 (long: run it once)',
+      'Seconds per round and peak RSS (whole simulation with its workers; the coordinator alone, in a process of its own) of fedlora simulate ' +
+        'at populations 100 / 1,000 / 10,000 and cohorts 10 / 100 / 1,000, with and without SecAgg+, then --workers 1 against 2 on a cohort of 100, ' +
+        'interleaved, round 1 a reported warm-up, CPU time per process (long: run it once)',
     )
     .option('--quick', 'populations 100 and 1,000, cohorts 10 and 100, workers compared on a cohort of 20')
     .option('--populations <list>', 'comma-separated populations (default 100,1000,10000)')
     .option('--cohorts <list>', 'comma-separated cohorts (default 10,100,1000; cohorts above a population are skipped)')
     .option('--workers <n>', 'training workers of the sweep\'s cases (default: one per core)')
     .option('--max-seconds <n>', 'time limit per case; a case over it is killed and reported with its error', '1800')
-    .option('--parts <list>', 'sweep and/or workers (the --workers 1 vs 2 comparison)', 'sweep,workers')
+    .option('--parts <list>', 'sweep, coordinator (its peak RSS alone) and/or workers (the --workers 1 vs 2 comparison)', 'sweep,coordinator,workers')
+    .option('--repeat <n>', 'repetitions of the --workers 1 vs 2 comparison, interleaved 1, 2, 1, 2, ...', '2')
+    .option('--workers-rounds <n>', 'rounds of each comparison run (round 1 is the warm-up)', '3')
     .option('--json', 'print one JSON document on stdout (always the case)')
-    .action(async (o: { quick?: boolean; populations?: string; cohorts?: string; workers?: string; maxSeconds: string; parts: string }) => {
-      const args = ['--max-seconds', o.maxSeconds, '--parts', o.parts];
+    .action(async (o: { quick?: boolean; populations?: string; cohorts?: string; workers?: string; maxSeconds: string; parts: string; repeat: string; workersRounds: string }) => {
+      const args = ['--max-seconds', o.maxSeconds, '--parts', o.parts, '--repeat', o.repeat, '--workers-rounds', o.workersRounds];
       if (o.quick) args.push('--quick');
       if (o.populations) args.push('--populations', o.populations);
       if (o.cohorts) args.push('--cohorts', o.cohorts);

@@ -71,7 +71,7 @@ export function register(program: Command): void {
     .option('--secagg', 'secure aggregation (SecAgg+): the coordinator sees only the sum of the updates')
     .option('--dropout <p>', 'with --secagg: each client vanishes during a round with probability p, at a random stage', numberOption('--dropout', 0, 0.9), 0)
     .option('--secagg-clip <C>', 'with --secagg and no DP: L2 clip of each update before encoding', numberOption('--secagg-clip', 1e-9, 1e9), 10)
-    .option('--stage-timeout <seconds>', 'with --secagg: deadline of each protocol stage (default: 10, or 0.25 s per member of the cohort if longer: the cohort is materialised when drawn)', numberOption('--stage-timeout', 0.1, 3600))
+    .option('--stage-timeout <seconds>', 'with --secagg: deadline of each protocol stage (default: 10, or 0.1 s per member of the cohort if longer; the first stage, which also materialises the cohort, 0.25 s per member)', numberOption('--stage-timeout', 0.1, 3600))
     .option('--dashboard <host:port>', 'serve the coordinator\'s web dashboard at http://HOST:PORT/ during the run (loopback only, e.g. 127.0.0.1:8080)', dashboardListen)
     .option('--dashboard-linger <seconds>', 'with --dashboard: keep serving it this long after the run ends', numberOption('--dashboard-linger', 0, 86_400), 0)
     .option('--out <dir>', 'directory for the ledgers (default: a new temporary directory)')
@@ -152,7 +152,11 @@ export function register(program: Command): void {
               }
             : undefined,
         outDir: o.out,
-        secagg: o.secagg ? { dropout: o.dropout, clipNorm: o.dpMode ? o.dpClip : o.secaggClip, stageTimeoutMs: (o.stageTimeout ?? scaledDefault(10, 0.25, o)) * 1000 } : undefined,
+        // A stage waits its whole deadline for a member that vanished: later stages get 0.1 s per member (protocol work), the
+        // first 0.25 s (it also builds the cohort), so that 10% dropping at every stage still fits the round deadline.
+        secagg: o.secagg
+          ? { dropout: o.dropout, clipNorm: o.dpMode ? o.dpClip : o.secaggClip, stageTimeoutMs: (o.stageTimeout ?? scaledDefault(10, 0.1, o)) * 1000, advertiseTimeoutMs: (o.stageTimeout ?? scaledDefault(10, 0.25, o)) * 1000 }
+          : undefined,
         logger: createEventLogger(o.logLevel as LogLevel, { component: 'simulate' }),
         dashboard: o.dashboard
           ? {

@@ -44,7 +44,8 @@ export interface NodeEnvironment {
   /** The one gRPC channel every institution of the population shares. */
   channel: grpc.Channel;
   outDir: string;
-  ledgerKeyOf: (name: string) => Uint8Array;
+  /** Institution `index`'s ledger key (read from the population's key file when it has ledgers). */
+  ledgerKeyOf: (name: string, index: number) => Uint8Array;
   secure?: ReturnType<typeof createSecureSimulation>;
   probe?: ReturnType<typeof createAggregationProbe>;
   trainerFactory: TrainerFactory;
@@ -151,7 +152,7 @@ export function nodeSpec(
   return {
     name,
     coordinator: { address: env.address, channel: env.channel, connection: session },
-    secretKey: env.ledgerKeyOf(name),
+    secretKey: env.ledgerKeyOf(name, index),
     budgets: {
       ...(o.privacy ? { institution: { ledgerPath: ledgers.institution, epsilon: o.privacy.clientEpsilonOverrides?.[name] ?? o.privacy.clientEpsilon, delta: o.privacy.delta } } : {}),
       ...(dp ? { record: { ledgerPath: ledgers.record, epsilon: dp.epsilon ?? 1e9, delta: dp.delta ?? o.privacy?.delta ?? 1e-5, unit: { unit: dp.privacyUnit ?? 'document' } } } : {}),
@@ -161,7 +162,7 @@ export function nodeSpec(
     trainer: (guards) => env.slots.wrap(env.trainerFactory({ name, index, sizes, data: () => (data ??= build(index)), seed: `${o.seed}:${name}`, guards, onStep })),
     // Federated evaluation (task qa): the client scores each global adapter on its own held-out questions.
     ...(o.task === 'qa' ? { evaluation: { model: env.model, sets: { mcq: (data ??= build(index)).mcq ?? [] }, loraOf: () => env.lora } } : {}),
-    secure: secure?.client(name),
+    secure: secure?.client(name, index),
     // What only a simulator can see: each update sent (secure: the aggregation error; plain: LoRA's aggregation error).
     wrapTrainer: (guarded) => {
       const recorded = secure ? secure.recordUpdates(name, guarded) : probe!.wrap(name, guarded);

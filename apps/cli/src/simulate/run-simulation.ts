@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CausalLM, LoraConfig } from '@fedlora/model';
@@ -8,14 +8,16 @@ import { TRUSTED_KEYS_FILE, generateLedgerKey, writeTrustedKeys } from '@fedlora
 import type { RoundPlan, RoundSummary } from '@fedlora/federation';
 import { flattenInPlanOrder, plannedPrivacy, silentLogger, updateDimension, updateLayout } from '@fedlora/federation';
 import type { NamedTensors } from '@fedlora/tensor';
-import { numElements, seededRandomBytes } from '@fedlora/tensor';
+import { cryptoRandomBytes, numElements, seededRandomBytes } from '@fedlora/tensor';
 import { evaluate, evaluateMcq, type McqItem } from '@fedlora/train';
 import { GrpcConnection, createSharedChannel } from '@fedlora/transport-grpc';
 import type { RefusalInfo } from '@fedlora/coordinator';
 import { buildCoordinator, distributedNoiseStddevPerClient } from '@fedlora/coordinator';
 import type { DpSgdTrainer } from '@fedlora/client';
 import { ReleasedUpdate, buildClient } from '@fedlora/client';
+import { generateIdentity } from '@fedlora/secagg';
 import { createSecureSimulation, secureMinClientsCap } from './secure-setup.js';
+import { PopulationKeys } from './key-store.js';
 import { createAggregationProbe } from './aggregation-error.js';
 import { simulationDashboard } from './simulation-dashboard.js';
 import { qaLoraTargets } from './sotu-qa.js';
@@ -75,15 +77,20 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   const noiseStddevPerClient = distributed ? distributedNoiseStddevPerClient(o.privacy!.noiseMultiplier, o.privacy!.clipNorm, minClients) : 0;
   // Distributed adaptive clipping: every secure round is sized for the clip norm the federation privacy holds at that moment.
   const perRound = distributed && o.privacy?.adaptiveClipping ? () => fedPrivacy!.perRound!() : undefined;
-  const secure = o.secagg ? createSecureSimulation(names, { ...o.secagg, seed: o.seed, cohort: cohortSize, noiseStddevPerClient, ...(perRound ? { perRound } : {}) }) : undefined;
-  // One ledger key per institution, shared by its institution-level and record-level ledgers (the audit requires it).
-  // Without ledgers (no DP) a key is made only for an institution that is materialised.
   const outDir = o.privacy || o.dpSgd ? (o.outDir ?? (await mkdtemp(join(tmpdir(), 'fedlora-sim-')))) : '';
-  const clientKeys = new Map(outDir ? names.map((n) => [n, generateLedgerKey().secretKey]) : []);
+  // The population's private keys live on disk (key-store.ts: a 0600 file of 32-byte seeds per purpose), under
+  // the out dir with the ledgers they sign, else in a private temporary directory removed at the end.
+  const keyDir = outDir ? join(outDir, 'keys') : o.secagg ? await mkdtemp(join(tmpdir(), 'fedlora-sim-keys-')) : '';
+  const secure = o.secagg ? createSecureSimulation(names, { ...o.secagg, seed: o.seed, keyDir, cohort: cohortSize, noiseStddevPerClient, ...(perRound ? { perRound } : {}) }) : undefined;
+  // One ledger key per institution, shared by its institution-level and record-level ledgers (the audit requires it),
+  // in tweetnacl's Ed25519 layout (seed || public key) as generateLedgerKey makes them.
+  const ledgerKeys = outDir ? PopulationKeys.create(keyDir, 'ledger', names.length, cryptoRandomBytes) : undefined;
+  // Without ledgers (no DP) a key is made only for an institution that is materialised.
+  const unrecordedKeys = new Map<string, Uint8Array>();
   // The public half of every ledger key, for the auditor (this one operator holds them all here).
   const trustedKeysPath = join(outDir, TRUSTED_KEYS_FILE);
   const coordinatorLedgerKey = generateLedgerKey();
-  if (outDir) writeTrustedKeys(trustedKeysPath, { coordinator: coordinatorLedgerKey.publicKey, ...Object.fromEntries([...clientKeys].map(([name, k]) => [name, Buffer.from(k.subarray(32)).toString('hex')])) });
+  if (ledgerKeys) writeTrustedKeys(trustedKeysPath, { coordinator: coordinatorLedgerKey.publicKey, ...Object.fromEntries(names.map((name, i) => [name, Buffer.from(ledgerKeys.publicKey(i)).toString('hex')])) });
   const fedPrivacy = await simulationFederationPrivacy(o, { outDir, dimension: updateParameters, minClients, samplingRate: plannedSamplingRate, signerSecretKey: coordinatorLedgerKey.secretKey });
 
   // What survives a node being dropped: the record-level epsilon spent, DP-SGD's calibration, who ever took part (has ledgers).
@@ -185,7 +192,7 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     if (app.dashboard) o.dashboard?.onListening?.(app.dashboard.url);
     previous = app.coordinator.adapter;
     initialEvalLoss = await evalLoss(previous);
-    const env = { o, model, lora, address, channel, outDir, cohort: cohortSize, slots: new TrainingSlots(o.trainingSlots ?? availableParallelism()), ledgerKeyOf: (n: string) => clientKeys.get(n) ?? clientKeys.set(n, generateLedgerKey().secretKey).get(n)!, ...(secure ? { secure } : {}), ...(probe ? { probe } : {}), logger: log };
+    const env = { o, model, lora, address, channel, outDir, cohort: cohortSize, slots: new TrainingSlots(o.trainingSlots ?? availableParallelism()), ledgerKeyOf: (n: string, i: number) => ledgerKeys?.secretKey(i) ?? unrecordedKeys.get(n) ?? unrecordedKeys.set(n, generateIdentity(cryptoRandomBytes).secretKey).get(n)!, ...(secure ? { secure } : {}), ...(probe ? { probe } : {}), logger: log };
     const inProcess = inProcessTrainer(env, (n, t) => dpSgdTrainers.set(n, t), releasedOf);
     // --workers: the same training in a worker process, the rest of the node (guards, ledger, SecAgg+ noise) here.
     const workers = pool;
@@ -204,6 +211,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       channel,
       names,
       numExamplesOf: (i) => data.sizes[i]!.trainSequences,
+      // 60 s, or 0.2 s per member of the cohort (a cohort's stage work shares this process's event loop).
+      callTimeoutMs: Math.max(60_000, 200 * cohortSize),
       materialise: async (i, session) => {
         const node = await buildClient(nodeSpec({ ...env, trainerFactory }, i, session, data.sizes[i]!, data.build, o.onProgress));
         if (!tookPart.has(i)) {
@@ -265,6 +274,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     model.dispose();
     await dash?.finish(app.dashboard);
     await app.close();
+    ledgerKeys?.close();
+    secure?.close();
+    if (keyDir && !outDir) await rm(keyDir, { recursive: true, force: true });
   }
 }
 

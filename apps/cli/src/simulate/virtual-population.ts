@@ -3,16 +3,17 @@
  * processes (as in cross-device FL, Bonawitz et al. 2019, "Towards Federated Learning at Scale",
  * where devices check in and most are told to come back later).
  *
- * Each institution registers once and then only checks in (one GetTask without waiting) from
- * time to time over one gRPC channel shared by the whole population; the coordinator's liveness
+ * Each institution registers once and then only checks in from time to time, in batches (one
+ * CheckIn call answers many institutions' sessions, each by its own token) over one gRPC channel
+ * shared by the whole population; the coordinator's liveness
  * window covers the check-in period. An institution told to train is materialised: its node is
  * built (budgets reopened from disk, data tokenized, trainer on the shared base model), runs the
  * round with every client-side check of a real node (plan and roster checks, budget guards,
  * SecAgg+), and is dropped as soon as the coordinator has nothing more for it.
  */
 import type { BuiltClient } from '@fedlora/client';
-import type { CoordinatorConnection, EventLogger } from '@fedlora/federation';
-import { FederationError, systemClock } from '@fedlora/federation';
+import type { CheckInAnswer, CoordinatorConnection, EventLogger } from '@fedlora/federation';
+import { MAX_CHECK_IN_BATCH, systemClock } from '@fedlora/federation';
 import type * as grpc from '@grpc/grpc-js';
 import { GrpcConnection } from '@fedlora/transport-grpc';
 
@@ -28,8 +29,17 @@ export interface PopulationOptions {
   materialise: (index: number, session: CoordinatorConnection) => Promise<BuiltClient>;
   /** Called when a materialised node is dropped (collect what it spent, say). */
   onDropped?: (index: number, node: BuiltClient, result: { roundsTrained: number[]; stopped?: string }) => void;
-  /** Check-ins in flight at once (default 16). */
+  /**
+   * Deadline of each call of the population's sessions (default 60 s). A whole cohort in one
+   * process shares one event loop: when a stage opens, a cohort of 1,000 parses its key lists and
+   * agrees keys at once, and calls queued behind that burst passed 60 s and cost their
+   * institutions the round (they reconnect and lose their SecAgg+ state). Simulations scale it.
+   */
+  callTimeoutMs?: number;
+  /** Registrations in flight at once (default 16). */
   concurrency?: number;
+  /** Institutions per check-in call (default 256, at most MAX_CHECK_IN_BATCH). */
+  checkInBatch?: number;
   /**
    * Check-ins per second over the whole population (default 500): a sweep over n idle
    * institutions takes at least n / rate seconds, so idle institutions cost the coordinator (and
@@ -59,7 +69,7 @@ type State = 'idle' | 'materialised' | 'done';
 export async function runPopulation(o: PopulationOptions): Promise<PopulationResult> {
   const n = o.names.length;
   // One session per institution on the shared channel: a token, not a connection.
-  const sessions = o.names.map(() => new GrpcConnection({ address: o.address, channel: o.channel, callTimeoutMs: 60_000 }));
+  const sessions = o.names.map(() => new GrpcConnection({ address: o.address, channel: o.channel, callTimeoutMs: o.callTimeoutMs ?? 60_000 }));
   const state: State[] = new Array<State>(n).fill('idle');
   const stopped = new Map<string, string>();
   const running = new Set<Promise<void>>();
@@ -70,6 +80,8 @@ export async function runPopulation(o: PopulationOptions): Promise<PopulationRes
   let sweep = 0;
   let fastThrough = -1;
   let lastNonce = '';
+  // Sessions per CheckIn call: an answer is a few bytes per session (a drawn one hears its attempt, not the plan).
+  const batchSize = Math.min(o.checkInBatch ?? 256, MAX_CHECK_IN_BATCH);
 
   const register = (i: number) => sessions[i]!.register(o.names[i]!, o.numExamplesOf(i));
   await forEachLimited(n, o.concurrency ?? 16, o.signal, register);
@@ -98,37 +110,52 @@ export async function runPopulation(o: PopulationOptions): Promise<PopulationRes
     running.add(p);
   };
 
-  const checkIn = async (i: number) => {
-    if (state[i] !== 'idle') return;
+  /** Institution `i` is drawn into the round attempt `nonce`: materialise it (its node asks GetTask for the plan). */
+  const drawn = (i: number, nonce: string) => {
+    // A new round attempt opened: find the rest of its cohort at full speed (this sweep and the next).
+    if (nonce !== lastNonce) {
+      lastNonce = nonce;
+      fastThrough = sweep + 1;
+    }
+    materialise(i);
+  };
+
+  /** Checks in the idle institutions among `batch` with one call (GrpcConnection.checkIn). */
+  const checkIn = async (batch: number[]) => {
+    const idle = batch.filter((i) => state[i] === 'idle');
+    if (idle.length === 0) return;
+    let answers: CheckInAnswer[];
     try {
-      const task = await sessions[i]!.getTask(0);
-      if (task.kind === 'finished') state[i] = 'done';
-      else if (task.kind === 'train' && state[i] === 'idle') {
-        // A new round attempt opened: find the rest of its cohort at full speed (this sweep and the next).
-        if (task.plan.nonce !== lastNonce) {
-          lastNonce = task.plan.nonce;
-          fastThrough = sweep + 1;
-        }
-        materialise(i);
-      }
+      answers = await GrpcConnection.checkIn(idle.map((i) => sessions[i]!));
     } catch (err) {
-      if (o.signal.aborted) return;
+      if (!o.signal.aborted) o.logger.warn({ event: 'population.check-in-failed', clients: idle.length, reason: (err as Error).message });
+      return;
+    }
+    for (const [k, a] of answers.entries()) {
+      const i = idle[k]!;
+      if (state[i] !== 'idle') continue;
+      if ('drawn' in a) drawn(i, a.drawn.nonce);
+      else if ('task' in a) {
+        if (a.task.kind === 'finished') state[i] = 'done';
+      } else if (o.signal.aborted) return;
       // The coordinator forgot this session (it restarted): register again.
-      if (err instanceof FederationError && err.code === 'unauthenticated') await register(i);
-      else o.logger.warn({ event: 'population.check-in-failed', client: o.names[i], reason: (err as Error).message });
+      else if (a.refused === 'unauthenticated') await register(i).catch((err: unknown) => o.logger.warn({ event: 'population.register-failed', client: o.names[i], reason: (err as Error).message }));
+      else o.logger.warn({ event: 'population.check-in-refused', client: o.names[i], reason: a.reason });
     }
   };
 
-  // Check-ins are spread evenly over a sweep (no bursts that would starve the rounds' own calls),
-  // except right after a round opened, when its cohort must arrive before the first stage closes.
+  // One call checks in a batch of institutions; batches are spread evenly over a sweep (no
+  // bursts that would starve the rounds' own calls), except right after a round opened, when its
+  // cohort must arrive before the first stage closes. The coordinator thus serves n / batch calls
+  // per sweep, not n: what idle institutions cost it does not grow with the population.
   const intervalMs = 1000 / (o.checkInsPerSecond ?? 500);
   for (sweep = 0; !o.signal.aborted && failure === undefined && state.some((s) => s !== 'done'); sweep++) {
     const started = performance.now();
-    await forEachLimited(n, o.concurrency ?? 16, o.signal, async (i) => {
-      const wait = sweep <= fastThrough ? 0 : started + i * intervalMs - performance.now();
+    for (let first = 0; first < n && !o.signal.aborted; first += batchSize) {
+      const wait = sweep <= fastThrough ? 0 : started + first * intervalMs - performance.now();
       if (wait > 1) await systemClock.sleep(wait, o.signal).catch(() => {});
-      await checkIn(i);
-    });
+      await checkIn(Array.from({ length: Math.min(batchSize, n - first) }, (_, k) => first + k));
+    }
     await systemClock.sleep(50, o.signal).catch(() => {});
   }
   await Promise.allSettled([...running]);
