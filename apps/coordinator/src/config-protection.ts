@@ -6,7 +6,7 @@ import { cryptoRandomBytes } from '@fedlora/tensor';
 import { loadIdentity } from '@fedlora/transport-grpc';
 import type { CoordinatorConfig } from './config.js';
 import type { FederationPrivacy } from './federation-privacy.js';
-import { checkLedgerAgainstStore, createFederationPrivacy, distributedNoiseStddevPerClient } from './federation-privacy.js';
+import { calibrateCentralDpFedAvg, checkLedgerAgainstStore, createFederationPrivacy, distributedNoiseStddevPerClient } from './federation-privacy.js';
 
 /** Default deadline of each secure-aggregation stage other than masked-input collection. */
 const DEFAULT_STAGE_TIMEOUT_MS = 60_000;
@@ -41,10 +41,25 @@ export async function configureProtection(cfg: CoordinatorConfig, store: Federat
     // The store's copy of every committed ledger line anchors the file: a cut or rewritten ledger is refused here.
     const ahead = checkLedgerAgainstStore(join(cfg.dataDir, 'federation-ledger.jsonl'), store.listLedger().map((e) => e.line));
     const identity = loadIdentity(cfg.identity.secretKeyFile);
+    // Budget first: the multiplier that spends privacy.epsilon over rounds.total (config.ts allows it for central noise only).
+    const calibration =
+      p.epsilon !== undefined
+        ? calibrateCentralDpFedAvg({
+            targetEpsilon: p.epsilon,
+            delta: p.delta!,
+            institutions: Math.max(cfg.clients.length, minSurvivors),
+            rounds: cfg.rounds.total,
+            clipNorm: p.clipNorm!,
+            samplingRate: sampling,
+            dimension,
+            ...(cfg.secagg.enabled ? { secureAggregation: { maxCohort: Math.max(cfg.clients.length, minSurvivors) } } : {}),
+          })
+        : undefined;
+    const noiseMultiplier = calibration?.noiseMultiplier ?? p.noiseMultiplier!;
     const a = p.adaptiveClipping;
     const adaptive = a
       ? resolveAdaptiveClipping({
-          noiseMultiplier: p.noiseMultiplier!,
+          noiseMultiplier,
           expectedClients: expectedClientsPerRound(cfg),
           initialClip: a.initialClip ?? p.clipNorm!,
           targetQuantile: a.targetQuantile,
@@ -54,14 +69,15 @@ export async function configureProtection(cfg: CoordinatorConfig, store: Federat
       : undefined;
     privacy = await createFederationPrivacy({
       config: distributed
-        ? { mode: 'distributed', clipNorm: p.clipNorm!, noiseMultiplier: p.noiseMultiplier!, samplingRate: sampling, secureAggregation: cfg.secagg.enabled, noise: 'skellam', minSurvivors }
-        : { mode: 'central', clipNorm: p.clipNorm!, noiseMultiplier: p.noiseMultiplier!, samplingRate: sampling, secureAggregation: cfg.secagg.enabled },
+        ? { mode: 'distributed', clipNorm: p.clipNorm!, noiseMultiplier, samplingRate: sampling, secureAggregation: cfg.secagg.enabled, noise: 'skellam', minSurvivors }
+        : { mode: 'central', clipNorm: p.clipNorm!, noiseMultiplier, samplingRate: sampling, secureAggregation: cfg.secagg.enabled },
       delta: p.delta!,
       dimension,
       ledgerPath: join(cfg.dataDir, 'federation-ledger.jsonl'),
       signer: { writer: identity.name || 'coordinator', secretKey: identity.secretKey },
       rng: cryptoRandomBytes,
       ...(adaptive ? { adaptive } : {}),
+      ...(calibration ? { calibration } : {}),
     });
     // The ledger verified on open: an entry written just before a crash joins the store's copy.
     for (const line of ahead) store.appendLedger(line);

@@ -149,7 +149,7 @@ describe('loadCoordinatorConfig', () => {
     const p = problems(() => parseCoordinatorConfig(doc));
     expect(p).toContain('coordinator config: clients.0.publicKey: expected an Ed25519 public key (32 bytes, base64), received "bm90LWEta2V5"');
     expect(p).toContain('coordinator config: strategy.name: expected one of "fedavg", "fedadam", "fedyogi", "fedadagrad", "fedprox", received "fedsgd"');
-    expect(p).toContain('coordinator config: privacy.mode: expected clipNorm, noiseMultiplier and delta to be set for a "central" or "distributed" mode, received a mode without them');
+    expect(p).toContain('coordinator config: privacy.mode: expected clipNorm, delta and either noiseMultiplier or epsilon (the budget) to be set for a "central" or "distributed" mode, received a mode without them');
   });
 
   it('explains unreadable files and YAML syntax errors with a position', () => {

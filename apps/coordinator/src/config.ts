@@ -131,10 +131,23 @@ const PrivacySchema = z
       .describe('false or an object {targetQuantile, learningRate, bitNoiseStd?, initialClip?}'),
     /** Stop the run before the federation's epsilon would exceed this. */
     targetEpsilon: positive().optional(),
+    /**
+     * Budget first (central mode): the federation's epsilon at `delta` over `rounds.total`; the
+     * coordinator calibrates the noise multiplier for it (recorded in the plans and the ledger).
+     */
+    epsilon: positive().optional(),
   })
-  .refine((p) => p.mode === 'none' || (p.clipNorm !== undefined && p.noiseMultiplier !== undefined && p.delta !== undefined), {
-    message: 'expected clipNorm, noiseMultiplier and delta to be set for a "central" or "distributed" mode, received a mode without them',
+  .refine((p) => p.mode === 'none' || (p.clipNorm !== undefined && (p.noiseMultiplier !== undefined || p.epsilon !== undefined) && p.delta !== undefined), {
+    message: 'expected clipNorm, delta and either noiseMultiplier or epsilon (the budget) to be set for a "central" or "distributed" mode, received a mode without them',
     path: ['mode'],
+  })
+  .refine((p) => p.epsilon === undefined || p.noiseMultiplier === undefined, {
+    message: 'epsilon calibrates the noise multiplier: give epsilon or noiseMultiplier, not both',
+    path: ['epsilon'],
+  })
+  .refine((p) => p.epsilon === undefined || (p.mode === 'central' && !p.adaptiveClipping), {
+    message: 'epsilon (budget first) calibrates central noise with a fixed clipNorm: for distributed noise or adaptive clipping give noiseMultiplier (size it with `fedlora privacy noise`)',
+    path: ['epsilon'],
   });
 
 const SecAggSchema = z.strictObject({

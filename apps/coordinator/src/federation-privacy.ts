@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { AdaptiveClipRecord, AdaptiveClippingSettings, DpFedAvgConfig, LedgerHead, LedgerSigner, NoiseCalibration, RoundPrivacyParams } from '@fedlora/privacy';
-import { Ledger, accountedSampling, adaptiveClipperFor, validateDpConfig, verifyLedgerFile } from '@fedlora/privacy';
+import { Ledger, accountedSampling, adaptiveClipperFor, calibrateDpFedAvg, validateDpConfig, verifyLedgerFile } from '@fedlora/privacy';
+import { chooseEncodingParams } from '@fedlora/secagg';
 import type { RoundAggregationFactory, RoundPlan, RoundSummary } from '@fedlora/federation';
 import { attemptId, centralDpAggregation, roundPrivacyParams, secureAdaptiveClipping } from '@fedlora/federation';
 import type { RandomBytes } from '@fedlora/tensor';
@@ -35,6 +36,37 @@ export function distributedNoiseStddevPerClient(noiseMultiplier: number, clipNor
     throw new RangeError(`distributed noise: expected noiseMultiplier >= 0, clipNorm > 0 and an integer minSurvivors >= 1, received ${noiseMultiplier}, ${clipNorm}, ${minSurvivors}`);
   }
   return (noiseMultiplier * clipNorm) / Math.sqrt(minSurvivors);
+}
+
+/**
+ * Budget first for central DP-FedAvg (as Opacus's make_private_with_epsilon): the noise multiplier
+ * that spends `targetEpsilon` at `delta` over `rounds`, calibrated by bisection through the RDP
+ * accountant for exactly what the ledger will account. The coordinator forms the noisy sum on a
+ * grid whose rounding is accounted over the update's `dimension` (central-grid.ts); behind secure
+ * aggregation, over the padded Hadamard dimension and with the encoding's rounding, sqrt(D) / scale
+ * (plannedPrivacy, libs/federation). The scale is chosen as a secure round chooses it for central
+ * noise (chooseEncodingParams, 32 bits, no noise share) for `maxCohort` members: a smaller cohort
+ * gets a larger scale and so spends less than calibrated for, never more.
+ */
+export function calibrateCentralDpFedAvg(o: {
+  targetEpsilon: number;
+  delta: number;
+  institutions: number;
+  rounds: number;
+  clipNorm: number;
+  samplingRate: number;
+  dimension: number;
+  secureAggregation?: { maxCohort: number };
+}): NoiseCalibration {
+  const encoding = o.secureAggregation ? chooseEncodingParams({ n: o.secureAggregation.maxCohort, d: o.dimension, clip: o.clipNorm, bits: 32 }) : undefined;
+  return calibrateDpFedAvg({
+    targetEpsilon: o.targetEpsilon,
+    delta: o.delta,
+    institutions: o.institutions,
+    rounds: o.rounds,
+    config: { mode: 'central', clipNorm: o.clipNorm, samplingRate: o.samplingRate, secureAggregation: !!encoding, ...(encoding ? { scale: encoding.scale } : {}) },
+    dimension: encoding ? encoding.paddedDim : o.dimension,
+  });
 }
 
 /**

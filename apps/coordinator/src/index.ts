@@ -23,7 +23,7 @@ export type { PersistenceHooks } from './persistence.js';
 export { attachStore } from './persistence.js';
 // Institution-level DP on the coordinator: plan parameters, central noise, federation ledger.
 export type { FederationPrivacy } from './federation-privacy.js';
-export { createFederationPrivacy, distributedNoiseStddevPerClient } from './federation-privacy.js';
+export { calibrateCentralDpFedAvg, createFederationPrivacy, distributedNoiseStddevPerClient } from './federation-privacy.js';
 // The read-only web dashboard (config key `dashboard`) and the charts it shares with `fedlora audit --html`.
 export type { DashboardRole, AuthVerdict, DashboardAuthOptions } from './dashboard/dashboard-auth.js';
 export { createDashboardAuth } from './dashboard/dashboard-auth.js';

@@ -154,6 +154,17 @@ describe('ghostClippedLoraGradSum with privacy units (unitOf)', () => {
     expect(Array.from(withUnit.factors.subarray(1))).toEqual(Array.from(without.factors));
   });
 
+  it('with padTo, an example\'s float32 gradient does not depend on a longer batch-mate (the padded width is fixed)', async () => {
+    const f = fixtures.get('fedlora-tiny')!;
+    const vars = variables(f.adapter);
+    const o = { clipNorm: 1e9, dropoutSeed: 0, padTo: 32 };
+    const short = await ghostClippedLoraGradSum(f.model, f.lora, vars, [f.data[2]!, f.data[4]!], o); // 19 and 8 targets
+    const withLong = await ghostClippedLoraGradSum(f.model, f.lora, vars, [f.data[2]!, f.data[4]!, f.data[0]!], o); // + 32 targets
+    disposeAll(vars);
+    expect(Array.from(withLong.normsSq.subarray(0, 2))).toEqual(Array.from(short.normsSq));
+    expect(() => padBatch([f.data[0]!], 31)).toThrow(/padTo must be an integer >= the longest sequence's 32 targets, received 31/);
+  });
+
   it('rejects unit indices that are not one dense index per sequence', async () => {
     const f = fixtures.get('llama')!;
     const vars = variables(f.adapter);
@@ -214,6 +225,18 @@ describe('ghostClippedLoraGradSum', () => {
     disposeAll(vars);
     expect(normSq(flat(empty.clippedSum))).toBe(0);
     expect([...empty.clippedSum.keys()]).toEqual([...f.adapter.keys()]);
+  });
+
+  it('weighs the targets of a padded batch 1 / length (0 on padding): one fused loss equal to the sum of per-example means', () => {
+    const seqs = [Int32Array.of(1, 2, 3, 4), Int32Array.of(5, 6), Int32Array.of(7, 8, 9)];
+    const batch = padBatch(seqs);
+    expect(Array.from(batch.tokenWeights!)).toEqual([1 / 3, 1 / 3, 1 / 3, 1, 0, 0, 1 / 2, 1 / 2, 0].map((v) => Math.fround(v)));
+    expect(padBatch([Int32Array.of(1, 2), Int32Array.of(3, 4)]).tokenWeights).toBeUndefined();
+    const logits = tf.tensor2d(Float32Array.from({ length: 9 * 11 }, (_, k) => Math.sin(k)), [9, 11]);
+    const fused = weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen, undefined, batch.tokenWeights);
+    const perExample = weightedExampleLoss(logits, batch.targets, batch.lengths, batch.seqLen);
+    expect(fused.dataSync()[0]!).toBeCloseTo(perExample.dataSync()[0]!, 5);
+    tf.dispose([logits, fused, perExample, batch.inputs, batch.targets]);
   });
 
   it('rejects a sequence without a target', () => {

@@ -17,9 +17,11 @@
  * Precision (issue 4): with the defaults (`traces` on the `device`) and a noise grid (`gridStep`)
  * the sensitivity holds in floating point, not only in real numbers. Example i's downloaded
  * float32 gradient g_i depends on example i alone (given kernels that compute each row of a
- * batched op from that row, in an order that does not depend on the batch size: true of the wasm
- * and cpu kernels; a backend that changes its reduction order with the batch size would move
- * other examples' g_j by float32 rounding, an assumption stated here); its clip factor is certified
+ * batched op from that row, in an order that does not depend on the batch size, and a padded width
+ * that does not depend on the batch either: `padTo`, which trainLocalDpSgd fixes for the run. True
+ * of the wasm kernels; measured NOT to hold on the native backend, where OpenBLAS's products round
+ * a row differently at some batch sizes (e.g. 8 vs 4 sequences), moving other examples' g_j by
+ * float32 rounding: an assumption stated here, open); its clip factor is certified
  * (`certifiedClipFactor`: float64 norm, margin (3 d + 16) 2^-53) and c_i g_i is rounded to the grid
  * before the exact integer sum (`GridClippedSum`), so neighbouring batches differ by one integer
  * vector of norm <= C + sqrt(d) h / 2, within the C + sqrt(d) h that `dpSgdParams` accounts (proof
@@ -99,6 +101,8 @@ export interface GhostClipOptions {
   frozen?: ReadonlyMap<string, tf.Tensor>;
   /** Adds the time of each phase (forward/backward, per-example gradients, clipped grid sum) here. */
   profiler?: DpSgdProfiler;
+  /** Pad every batch to this many positions (>= the longest sequence's targets; `padBatch`). */
+  padTo?: number;
 }
 
 /** Result of `ghostClippedLoraGradSum`. */
@@ -119,25 +123,35 @@ export interface GhostClipResult {
 const GRID_KERNELS = nativeGridSumKernels() ?? jsGridSumKernels;
 
 /**
- * A right-padded batch: ids [B, T], targets [B*T], and each sequence's number of targets. Masked
- * targets (loss-mask.ts) are decoded: `tokenWeights` [B*T] then holds 1 / (example's trained
- * targets) at each trained target and 0 elsewhere (padding, prompt), so the weighted sum of token
- * losses is sum_i L_i with L_i example i's mean over its own trained targets.
+ * A right-padded batch: ids [B, T], targets [B*T], and each sequence's number of targets; T is the
+ * longest sequence's targets, or `padTo` (a length fixed for the whole run, so that T, and with it
+ * the float32 rounding of every example's gradient, does not depend on which examples share the
+ * batch: the rounding of reductions over T changes with T on both the wasm and native kernels). When
+ * any sequence is shorter than T, or targets are masked (loss-mask.ts, decoded here), `tokenWeights`
+ * [B*T] holds 1 / (example's trained targets) at each trained target and 0 elsewhere (padding,
+ * prompt), so the weighted sum of token losses is sum_i L_i with L_i example i's mean over its own
+ * trained targets, in one fused loss (a loss per example cost ~2.8x the ghost pass's CPU time for 32
+ * sequences of unequal length on fedlora-tiny).
  */
-export function padBatch(sequences: readonly Int32Array[]): { inputs: tf.Tensor2D; targets: tf.Tensor1D; lengths: number[]; seqLen: number; tokenWeights?: Float32Array } {
+export function padBatch(sequences: readonly Int32Array[], padTo?: number): { inputs: tf.Tensor2D; targets: tf.Tensor1D; lengths: number[]; seqLen: number; tokenWeights?: Float32Array } {
   const lengths = sequences.map((s, i) => {
     if (s.length < 2) throw new RangeError(`every sequence needs at least 2 tokens (an input and a target), sequence ${i} holds ${s.length}`);
     return s.length - 1;
   });
-  const T = Math.max(...lengths);
+  const longest = Math.max(...lengths);
+  if (padTo !== undefined && !(Number.isInteger(padTo) && padTo >= longest)) throw new RangeError(`padTo must be an integer >= the longest sequence's ${longest} targets, received ${padTo}`);
+  const T = padTo ?? longest;
   const inp = new Int32Array(sequences.length * T);
   const tgt = new Int32Array(sequences.length * T);
   const masked = hasLossMask(sequences);
-  const w = masked ? new Float32Array(sequences.length * T) : undefined;
+  // Padded rows weigh their targets too (1 / length, 0 on padding): one fused loss instead of one per example.
+  const padded = lengths.some((l) => l !== T);
+  const w = masked || padded ? new Float32Array(sequences.length * T) : undefined;
   sequences.forEach((s, i) => {
     if (!masked) {
       inp.set(s.subarray(0, lengths[i]), i * T);
       tgt.set(s.subarray(1), i * T);
+      if (w) w.fill(1 / lengths[i]!, i * T, i * T + lengths[i]!);
       return;
     }
     const n = trainedTargets(s);
@@ -202,7 +216,7 @@ export async function ghostClippedLoraGradSum(
   const dimension = [...vars.values()].reduce((n, v) => n + v.size, 0);
   const frozen = o.frozen ?? new Map<string, tf.Tensor>();
   const rt = loraRuntime(model, lora, new Map<string, tf.Tensor>([...frozen, ...vars]));
-  const batch = padBatch(sequences);
+  const batch = padBatch(sequences, o.padTo);
   const fwd = { training: true, seed: o.dropoutSeed };
   try {
     const traces = timed(o.profiler, 'forwardBackward', () =>

@@ -81,6 +81,8 @@ export interface PrivateGradientOptions {
   unitsPerPass?: number;
   /** Ghost method only: adds the time of each phase of the step here (dp-sgd-phases.ts). */
   profiler?: DpSgdProfiler;
+  /** Ghost method only: pad every pass to this many positions (`padBatch`), fixed for the run. */
+  padTo?: number;
 }
 
 /**
@@ -132,7 +134,7 @@ export async function privateLoraGradient(
   const std = o.noiseMultiplier * o.clipNorm;
   const gridStep = std > 0 ? std * DEFAULT_GRID_FRACTION : undefined;
   const g = await ghostInPasses(sequences, o.units, o.unitsPerPass ?? DEFAULT_UNITS_PER_PASS, (seqs, unitOf, first) =>
-    ghostClippedLoraGradSum(model, lora, vars, seqs, { clipNorm: o.clipNorm, dropoutSeed: (o.dropoutSeed + first) % 2 ** 31, clippedSum: o.clippedSum, compute: o.compute, gridStep, frozen: o.frozen, profiler: o.profiler, ...(unitOf ? { unitOf } : {}) }),
+    ghostClippedLoraGradSum(model, lora, vars, seqs, { clipNorm: o.clipNorm, dropoutSeed: (o.dropoutSeed + first) % 2 ** 31, clippedSum: o.clippedSum, compute: o.compute, gridStep, frozen: o.frozen, profiler: o.profiler, padTo: o.padTo, ...(unitOf ? { unitOf } : {}) }),
   );
   const gradient: NamedTensors = new Map();
   if (gridStep !== undefined) {

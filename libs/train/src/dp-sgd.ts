@@ -148,6 +148,8 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
   if (!Number.isInteger(cap) || cap < 1) throw new RangeError(`maxSequencesPerUnit must be a positive integer, received ${cap}`);
   assertAdapterLayout(model, lora, adapter);
   const expectedBatchSize = opts.samplingRate * units.length;
+  // One padded length for every step and pass: which units share a batch must not change the others' float32 gradients.
+  const padTo = sequences.reduce((n, q) => Math.max(n, q.length - 1), 1);
   const totals = { sampled: 0, clipped: 0, dropped: 0, sequences: 0 };
   // The loop applies AdamW between the end of `gradients` and `onStep`: that interval is the optimizer's.
   let gradientsDone = 0;
@@ -178,6 +180,7 @@ export async function trainLocalDpSgd(model: CausalLM, lora: LoraConfig, adapter
         units: batch.unitOf,
         frozen,
         profiler: opts.profiler,
+        padTo,
       });
       totals.sampled += sampled.length;
       totals.clipped += clippedFraction * sampled.length;

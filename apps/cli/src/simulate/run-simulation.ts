@@ -211,6 +211,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       channel,
       names,
       numExamplesOf: (i) => data.sizes[i]!.trainSequences,
+      // 60 s, or 0.2 s per member of the cohort (a cohort's stage work shares this process's event loop).
+      callTimeoutMs: Math.max(60_000, 200 * cohortSize),
       materialise: async (i, session) => {
         const node = await buildClient(nodeSpec({ ...env, trainerFactory }, i, session, data.sizes[i]!, data.build, o.onProgress));
         if (!tookPart.has(i)) {

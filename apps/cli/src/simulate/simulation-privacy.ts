@@ -4,12 +4,12 @@
  */
 import { join } from 'node:path';
 import type { LoraConfig } from '@fedlora/model';
-import { calibrateDpFedAvg, resolveAdaptiveClipping } from '@fedlora/privacy';
+import { resolveAdaptiveClipping } from '@fedlora/privacy';
 import type { RoundPlan } from '@fedlora/federation';
 import { plannedPrivacy } from '@fedlora/federation';
 import { cryptoRandomBytes } from '@fedlora/tensor';
 import type { FederationPrivacy } from '@fedlora/coordinator';
-import { createFederationPrivacy } from '@fedlora/coordinator';
+import { calibrateCentralDpFedAvg, createFederationPrivacy } from '@fedlora/coordinator';
 import type { SimulationOptions } from './simulation-types.js';
 
 /** The federation's institution-level DP (its ledger under `outDir`), or undefined without --dp-mode. */
@@ -73,20 +73,23 @@ export function plannedNoiseMultiplier(plan: RoundPlan): number {
 
 /**
  * Budget first, central mode: the noise multiplier calibrated before the model was loaded did not
- * know the update's dimension, which the ledger needs to account the grid (sqrt(d) h of extra
- * sensitivity, central-grid.ts); recalibrate for it so the ledger's epsilon stays <= the target.
+ * know the update's dimension, which the ledger needs (calibrateCentralDpFedAvg: the grid, and behind
+ * secure aggregation the padded dimension and the encoding's scale); recalibrate for it so the
+ * ledger's epsilon stays <= the target. No round's cohort exceeds the population.
  */
 export function recalibratedForDimension(o: SimulationOptions, dimension: number): SimulationOptions {
   const p = o.privacy;
   const c = p?.calibration;
   if (!p || !c || p.mode !== 'central') return o;
-  const calibration = calibrateDpFedAvg({
+  const calibration = calibrateCentralDpFedAvg({
     targetEpsilon: c.targetEpsilon,
     delta: c.delta,
     institutions: c.units,
     rounds: c.steps,
-    config: { mode: 'central', clipNorm: p.clipNorm, samplingRate: c.samplingRate, secureAggregation: !!o.secagg },
+    clipNorm: p.clipNorm,
+    samplingRate: c.samplingRate,
     dimension,
+    ...(o.secagg ? { secureAggregation: { maxCohort: o.clients } } : {}),
   });
   return { ...o, privacy: { ...p, noiseMultiplier: calibration.noiseMultiplier, calibration } };
 }

@@ -29,6 +29,13 @@ export interface PopulationOptions {
   materialise: (index: number, session: CoordinatorConnection) => Promise<BuiltClient>;
   /** Called when a materialised node is dropped (collect what it spent, say). */
   onDropped?: (index: number, node: BuiltClient, result: { roundsTrained: number[]; stopped?: string }) => void;
+  /**
+   * Deadline of each call of the population's sessions (default 60 s). A whole cohort in one
+   * process shares one event loop: when a stage opens, a cohort of 1,000 parses its key lists and
+   * agrees keys at once, and calls queued behind that burst passed 60 s and cost their
+   * institutions the round (they reconnect and lose their SecAgg+ state). Simulations scale it.
+   */
+  callTimeoutMs?: number;
   /** Registrations in flight at once (default 16). */
   concurrency?: number;
   /** Institutions per check-in call (default 256, at most MAX_CHECK_IN_BATCH). */
@@ -62,7 +69,7 @@ type State = 'idle' | 'materialised' | 'done';
 export async function runPopulation(o: PopulationOptions): Promise<PopulationResult> {
   const n = o.names.length;
   // One session per institution on the shared channel: a token, not a connection.
-  const sessions = o.names.map(() => new GrpcConnection({ address: o.address, channel: o.channel, callTimeoutMs: 60_000 }));
+  const sessions = o.names.map(() => new GrpcConnection({ address: o.address, channel: o.channel, callTimeoutMs: o.callTimeoutMs ?? 60_000 }));
   const state: State[] = new Array<State>(n).fill('idle');
   const stopped = new Map<string, string>();
   const running = new Set<Promise<void>>();
