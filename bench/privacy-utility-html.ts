@@ -5,10 +5,10 @@
  */
 import { parse, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import type { PrivacyUtilityPoint } from './privacy-utility.js';
+import type { PrivacyUtilityPoint } from './privacy-utility-points.js';
 
 /** What the page shows of each point (the bench's own point type, not a copy of it). */
-type Point = Pick<PrivacyUtilityPoint, 'unit' | 'variant' | 'epsilon' | 'spentEpsilon' | 'noiseMultiplier' | 'initialEvalLoss' | 'finalEvalLoss' | 'perplexity' | 'improvementKept' | 'wallSeconds'>;
+type Point = Pick<PrivacyUtilityPoint, 'unit' | 'variant' | 'epsilon' | 'spentEpsilon' | 'noiseMultiplier' | 'initialEvalLoss' | 'evalLossPerRound' | 'finalEvalLoss' | 'perplexity' | 'improvementKept' | 'wallSeconds' | 'load' | 'command' | 'error'>;
 
 const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
@@ -16,7 +16,8 @@ const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => ({ '&': '
 export function privacyUtilitySpec(points: readonly Point[]): TopLevelSpec {
   const dp = points.filter((p) => p.epsilon !== null && p.perplexity !== null).map((p) => ({ series: `${p.unit}-level, ${p.variant}`, epsilon: p.epsilon, perplexity: p.perplexity }));
   const clear = points.filter((p) => p.epsilon === null && p.perplexity !== null).map((p) => ({ series: `no DP, ${p.variant}`, perplexity: p.perplexity }));
-  const base = points.length ? [{ perplexity: Math.exp(points[0]!.initialEvalLoss) }] : [];
+  const first = points.find((p) => Number.isFinite(p.initialEvalLoss));
+  const base = first ? [{ perplexity: Math.exp(first.initialEvalLoss) }] : [];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: 640,
@@ -54,16 +55,16 @@ export async function privacyUtilityHtml(report: { settings: object; points: Poi
   const svg = await renderSvg(privacyUtilitySpec(report.points));
   const rows = report.points.map(
     (p) =>
-      `<tr><td>${escapeHtml(p.unit)}</td><td>${escapeHtml(p.variant)}</td><td>${p.epsilon ?? '&infin;'}</td><td>${num(p.spentEpsilon, 3)}</td><td>${num(p.noiseMultiplier, 3)}</td><td>${num(p.finalEvalLoss, 4)}</td><td>${num(p.perplexity, 2)}</td><td>${num(p.improvementKept, 2)}</td><td>${p.wallSeconds}</td></tr>`,
+      `<tr><td>${escapeHtml(p.unit)}</td><td>${escapeHtml(p.variant)}</td><td>${p.epsilon ?? '&infin;'}</td><td>${num(p.spentEpsilon, 3)}</td><td>${num(p.noiseMultiplier, 3)}</td><td>${escapeHtml(p.evalLossPerRound.map((x) => x.toFixed(4)).join(', '))}</td><td>${num(p.perplexity, 2)}</td><td>${num(p.improvementKept, 2)}</td><td>${p.wallSeconds}</td><td>${p.load.start} / ${p.load.end}</td><td style="text-align:left"><code>fedlora ${escapeHtml(p.command.join(' '))}</code>${p.error ? `<br>${escapeHtml(p.error)}` : ''}</td></tr>`,
   );
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fedlora privacy-utility</title>
-<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:64em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}</style>
+<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:90em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:right}</style>
 </head><body>
 <h1>fedlora privacy-utility</h1>
 <p>Generated ${escapeHtml(generatedAt)}. Settings: <code>${escapeHtml(JSON.stringify(report.settings))}</code></p>
 ${svg}
-<table><thead><tr><th>unit</th><th>variant</th><th>target &epsilon;</th><th>spent &epsilon;</th><th>noise multiplier</th><th>eval loss</th><th>perplexity</th><th>improvement kept</th><th>seconds</th></tr></thead>
+<table><thead><tr><th>unit</th><th>variant</th><th>target &epsilon;</th><th>spent &epsilon;</th><th>noise multiplier</th><th>held-out loss per round</th><th>final perplexity</th><th>improvement kept</th><th>seconds</th><th>load (start / end)</th><th>command</th></tr></thead>
 <tbody>${rows.join('\n')}</tbody></table>
 </body></html>
 `;

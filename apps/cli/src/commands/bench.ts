@@ -77,20 +77,25 @@ export function register(program: Command): void {
     .command('privacy-utility')
     .description(
       'Held-out loss and perplexity against epsilon (1, 2, 4, 8 and no DP at delta 1e-5) for record-level DP-SGD (document unit, ' +
-        'noise calibrated from the budget) with LoRA and with FFA-LoRA, and institution-level DP-FedAvg, each a simulated ' +
-        '3-institution federation over gRPC with the same data; small settings (a few minutes on an idle 2-core machine)',
+        'noise calibrated from the budget, simulate\'s DP-SGD defaults) with LoRA and with FFA-LoRA, and institution-level DP-FedAvg; ' +
+        'each point is `fedlora simulate --clients 3 --rounds 3 --secagg` with its budget flag, same seed and data (long: about 30-50 minutes on 2 busy cores)',
     )
     .option('--epsilons <list>', 'record-level target epsilons, comma-separated; inf = no DP', '1,2,4,8,inf')
     .option('--variants <list>', 'lora and/or ffa', 'lora,ffa')
     .option('--institution <list>', 'institution-level (central DP-FedAvg) target epsilons; empty for none', '8')
-    .option('--rounds <n>', 'federated rounds', '2')
-    .option('--local-steps <n>', 'local steps per round', '4')
-    .option('--batch <n>', 'expected units (documents) per DP-SGD step / sequences per step', '16')
-    .option('--chars <n>', 'characters of text per institution', '40000')
+    .option('--clients <n>', 'institutions', '3')
+    .option('--rounds <n>', 'federated rounds', '3')
+    .option('--seed <s>', 'simulate seed (initial adapter, batch order, data split)', 'fedlora')
+    .option('--no-secagg', 'run the points without secure aggregation')
+    .option('--extra <flags>', 'extra simulate flags for every point, space-separated (e.g. "--chars-per-client 200000")', '')
+    .option('--point-timeout <seconds>', 'give up a point after this long (it is reported with its error)', '1800')
+    .option('--out <dir>', 'keep each point\'s ledgers under DIR/<unit>-<variant>-<epsilon> (default: a temporary directory, removed)')
     .option('--html <file>', 'also write the curves as a self-contained HTML page (vega-lite)')
     .option('--json', 'print one JSON document on stdout (always the case)')
-    .action(async (o: { epsilons: string; variants: string; institution: string; rounds: string; localSteps: string; batch: string; chars: string; html?: string }) => {
-      const args = ['--epsilons', o.epsilons, '--variants', o.variants, '--institution', o.institution, '--rounds', o.rounds, '--local-steps', o.localSteps, '--batch', o.batch, '--chars', o.chars];
+    .action(async (o: { epsilons: string; variants: string; institution: string; clients: string; rounds: string; seed: string; secagg: boolean; extra: string; pointTimeout: string; out?: string; html?: string }) => {
+      const args = ['--epsilons', o.epsilons, '--variants', o.variants, '--institution', o.institution, '--clients', o.clients, '--rounds', o.rounds, '--seed', o.seed, '--extra', o.extra, '--point-timeout', o.pointTimeout];
+      if (!o.secagg) args.push('--no-secagg');
+      if (o.out) args.push('--out', o.out);
       if (o.html) args.push('--html', o.html);
       await runBenchScript('privacy-utility', args);
     });
