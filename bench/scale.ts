@@ -57,10 +57,11 @@ function arg(name: string, fallback: string): string {
 const list = (s: string) => s.split(',').map(Number);
 
 /** Runs one `fedlora simulate` case and measures it. */
-async function runCase(c: { population: number; cohort: number; secagg: boolean; workers: number; localSteps: number; rounds: number }, maxSeconds: number): Promise<ScaleCase> {
+async function runCase(c: { population: number; cohort: number; secagg: boolean; workers: number; localSteps: number; rounds: number; charsPerClient?: number }, maxSeconds: number): Promise<ScaleCase> {
   const args = [BIN, 'simulate', '--clients', String(c.population), '--clients-per-round', String(c.cohort), '--rounds', String(c.rounds), '--local-steps', String(c.localSteps)];
   args.push('--partition', 'iid', '--eval-sequences', '1', '--workers', String(c.workers), '--seed', `scale-${c.population}-${c.cohort}`, '--json');
   if (c.secagg) args.push('--secagg', '--stage-timeout', '600');
+  if (c.charsPerClient !== undefined) args.push('--chars-per-client', String(c.charsPerClient));
   process.stderr.write(`bench scale: population ${c.population}, cohort ${c.cohort}${c.secagg ? ', SecAgg+' : ''}, workers ${c.workers}...\n`);
   const started = performance.now();
   const loadBefore = loadavg()[0]!;
@@ -100,6 +101,13 @@ async function runCase(c: { population: number; cohort: number; secagg: boolean;
   };
 }
 
+/**
+ * Text per client in the workers comparison: what is compared is training, so each client's share
+ * is kept small enough that tokenizing it (once in the simulator for its size, once in the worker
+ * that trains it) does not swamp the rounds; 4 local steps of the default batch still fit in it.
+ */
+const WORKERS_CHARS_PER_CLIENT = 60_000;
+
 /** Mean of `xs` (null when empty). */
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 
@@ -114,7 +122,7 @@ async function compareWorkers(cohort: number, rounds: number, repeat: number, ma
   const runs: Array<ScaleCase & { repetition: number }> = [];
   for (let r = 1; r <= repeat; r++) {
     for (const workers of [1, 2]) {
-      runs.push({ repetition: r, ...(await runCase({ population: cohort, cohort, secagg: false, workers, localSteps: 4, rounds }, maxSeconds)) });
+      runs.push({ repetition: r, ...(await runCase({ population: cohort, cohort, secagg: false, workers, localSteps: 4, rounds, charsPerClient: WORKERS_CHARS_PER_CLIENT }, maxSeconds)) });
       process.stderr.write(`bench scale workers: ${JSON.stringify(runs.at(-1))}\n`);
     }
   }
@@ -132,7 +140,7 @@ async function compareWorkers(cohort: number, rounds: number, repeat: number, ma
       loadAverage: { workers1: one!.loadAverage, workers2: two!.loadAverage },
     };
   });
-  return { cohort, localSteps: 4, rounds, warmUpRounds: 1, runs, repetitions, speedupMean: mean(repetitions.map((r) => r.speedup).filter((x): x is number => x !== null)) };
+  return { cohort, localSteps: 4, charsPerClient: WORKERS_CHARS_PER_CLIENT, rounds, warmUpRounds: 1, runs, repetitions, speedupMean: mean(repetitions.map((r) => r.speedup).filter((x): x is number => x !== null)) };
 }
 
 /** The coordinator alone, in its own process, for each case of the sweep (bench/coordinator-memory.ts). */
