@@ -23,9 +23,9 @@
  * signal. Measured (README, Privacy): lr 0.05 diverges (with plain LoRA and with FFA-LoRA), and so
  * does lr 0.03 with almost no noise (z 0.05), where each step becomes a sign step of lr on every
  * value. A batch of 320 (z ~ 0.68, 1.7x the signal-to-noise per step) keeps more at the same lr:
- * 67%, 83% and 86% of the non-private improvement in three runs of plain LoRA, against 51-73% over
- * eight runs at 160; since the faster DP-SGD step (main 87262f2) a run at 320 costs about the CPU a
- * run at 160 cost before (116-120 s), so the demo keeps its time budget.
+ * 60-86% of the non-private improvement in six runs of plain LoRA (67, 83, 86, 84, 65 and, in the
+ * idle demo, 60%), against 51-73% over eight runs at 160; since the faster DP-SGD step (main
+ * 87262f2) a run at 320 costs about the CPU a run at 160 cost before, and the whole demo ran in 80 s idle.
  *
  * The guarantee is unchanged: the unit stays the document, every step is accounted, and the noise
  * is calibrated to spend the budget over the planned rounds. Any of these given on the command
